@@ -1,0 +1,1 @@
+//! Loading objects and archives, resolving symbols, the section graph and what it keeps.

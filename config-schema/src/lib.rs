@@ -1,0 +1,1 @@
+//! The uniklink manifest: model, profiles, validation, JSON Schema.

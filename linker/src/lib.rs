@@ -1,0 +1,1 @@
+//! Layout, relocation per architecture, glue generation and image writers.

@@ -1,0 +1,4 @@
+//! uniklink: the link pipeline and the API build scripts use.
+//!
+//! The pipeline reads top to bottom: load → resolve → graph → weave → layout → relocate →
+//! write → report. Each phase borrows the previous phase's output; none reaches back.
