@@ -1,0 +1,10 @@
+//! Logic of the uniklink library OS that touches no hardware.
+//!
+//! Everything here works on plain bytes and integers so that it can be unit-tested on the
+//! host; `unik-rt` reads the hardware and hands the raw data to these functions.
+#![no_std]
+
+pub mod clock;
+pub mod cmdline;
+pub mod memory;
+pub mod pvh;

@@ -1,0 +1,299 @@
+//! Physical address arithmetic: which parts of RAM the heap may take.
+
+use core::fmt;
+
+use crate::pvh::{MemoryRegion, RegionKind};
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A half-open physical address range `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Span {
+    pub const EMPTY: Span = Span { start: 0, end: 0 };
+
+    pub const fn new(start: u64, end: u64) -> Self {
+        Span { start, end }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// The largest page-aligned span inside this one.
+    pub fn page_aligned(&self) -> Span {
+        let start = self
+            .start
+            .checked_next_multiple_of(PAGE_SIZE)
+            .unwrap_or(u64::MAX);
+        let end = self.end - self.end % PAGE_SIZE;
+        Span {
+            start,
+            end: end.max(start),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapacityError {
+    pub capacity: usize,
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "more than {} disjoint memory spans", self.capacity)
+    }
+}
+
+/// A fixed-capacity set of disjoint, non-empty spans kept sorted by address; fixed
+/// capacity because it is computed before any heap exists.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanSet<const N: usize> {
+    spans: [Span; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for SpanSet<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> SpanSet<N> {
+    pub const fn new() -> Self {
+        SpanSet {
+            spans: [Span::EMPTY; N],
+            len: 0,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[Span] {
+        &self.spans[..self.len]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.as_slice().iter().map(Span::len).sum()
+    }
+
+    /// Adds `span`; overlaps with spans already present are merged away so nothing is
+    /// ever handed out twice.
+    pub fn insert(&mut self, span: Span) -> Result<(), CapacityError> {
+        if span.is_empty() {
+            return Ok(());
+        }
+        self.remove(span)?;
+        if self.len == N {
+            return Err(CapacityError { capacity: N });
+        }
+        let at = self.as_slice().partition_point(|s| s.start < span.start);
+        self.spans.copy_within(at..self.len, at + 1);
+        self.spans[at] = span;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Takes `hole` out of every span it overlaps, splitting a span when the hole is
+    /// strictly inside it.
+    pub fn remove(&mut self, hole: Span) -> Result<(), CapacityError> {
+        if hole.is_empty() {
+            return Ok(());
+        }
+        let mut i = 0;
+        while i < self.len {
+            let span = self.spans[i];
+            if hole.end <= span.start || span.end <= hole.start {
+                i += 1;
+                continue;
+            }
+            let below = Span::new(span.start, hole.start.max(span.start));
+            let above = Span::new(hole.end.min(span.end), span.end);
+            match (below.is_empty(), above.is_empty()) {
+                (true, true) => {
+                    self.spans.copy_within(i + 1..self.len, i);
+                    self.len -= 1;
+                }
+                (false, true) => {
+                    self.spans[i] = below;
+                    i += 1;
+                }
+                (true, false) => {
+                    self.spans[i] = above;
+                    i += 1;
+                }
+                (false, false) => {
+                    if self.len == N {
+                        return Err(CapacityError { capacity: N });
+                    }
+                    self.spans.copy_within(i + 1..self.len, i + 2);
+                    self.spans[i] = below;
+                    self.spans[i + 1] = above;
+                    self.len += 1;
+                    i += 2;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The RAM a heap may claim: RAM regions below `limit` (the end of the identity mapping),
+/// minus `reserved` (image, boot data, modules), shrunk to whole pages, dropping pieces
+/// smaller than `min_len`.
+pub fn heap_spans<const N: usize>(
+    regions: impl IntoIterator<Item = MemoryRegion>,
+    reserved: &[Span],
+    limit: u64,
+    min_len: u64,
+) -> Result<SpanSet<N>, CapacityError> {
+    let mut set = SpanSet::<N>::new();
+    for region in regions {
+        if region.kind == RegionKind::Ram {
+            set.insert(Span::new(region.base.min(limit), region.end().min(limit)))?;
+        }
+    }
+    for &hole in reserved {
+        set.remove(hole)?;
+    }
+    let mut usable = SpanSet::<N>::new();
+    for span in set.as_slice() {
+        let aligned = span.page_aligned();
+        if aligned.len() >= min_len {
+            usable.insert(aligned)?;
+        }
+    }
+    Ok(usable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ram(base: u64, size: u64) -> MemoryRegion {
+        MemoryRegion {
+            base,
+            size,
+            kind: RegionKind::Ram,
+        }
+    }
+
+    #[test]
+    fn insert_keeps_order_and_merges_overlaps() {
+        let mut set = SpanSet::<4>::new();
+        set.insert(Span::new(0x5000, 0x6000)).unwrap();
+        set.insert(Span::new(0x1000, 0x2000)).unwrap();
+        set.insert(Span::new(0x1800, 0x3000)).unwrap();
+        assert_eq!(
+            set.as_slice(),
+            [
+                Span::new(0x1000, 0x1800),
+                Span::new(0x1800, 0x3000),
+                Span::new(0x5000, 0x6000)
+            ]
+        );
+        assert_eq!(set.total(), 0x3000);
+    }
+
+    #[test]
+    fn remove_trims_splits_and_deletes() {
+        let mut set = SpanSet::<4>::new();
+        set.insert(Span::new(0, 0x10000)).unwrap();
+        set.insert(Span::new(0x20000, 0x30000)).unwrap();
+        set.remove(Span::new(0x4000, 0x5000)).unwrap();
+        set.remove(Span::new(0xf000, 0x21000)).unwrap();
+        set.remove(Span::new(0x2f000, 0x40000)).unwrap();
+        assert_eq!(
+            set.as_slice(),
+            [
+                Span::new(0, 0x4000),
+                Span::new(0x5000, 0xf000),
+                Span::new(0x21000, 0x2f000)
+            ]
+        );
+        set.remove(Span::new(0, 0x100000)).unwrap();
+        assert!(set.as_slice().is_empty());
+    }
+
+    #[test]
+    fn split_beyond_capacity_is_an_error() {
+        let mut set = SpanSet::<1>::new();
+        set.insert(Span::new(0, 0x10000)).unwrap();
+        assert_eq!(
+            set.remove(Span::new(0x1000, 0x2000)),
+            Err(CapacityError { capacity: 1 })
+        );
+        assert_eq!(
+            set.insert(Span::new(0x20000, 0x30000)),
+            Err(CapacityError { capacity: 1 })
+        );
+    }
+
+    #[test]
+    fn page_alignment_shrinks_inward() {
+        assert_eq!(
+            Span::new(0x1001, 0x3fff).page_aligned(),
+            Span::new(0x2000, 0x3000)
+        );
+        assert!(Span::new(0x1001, 0x1fff).page_aligned().is_empty());
+    }
+
+    #[test]
+    fn heap_spans_of_a_qemu_like_map() {
+        let regions = [
+            ram(0, 0x9fc00),
+            MemoryRegion {
+                base: 0x9fc00,
+                size: 0x400,
+                kind: RegionKind::Reserved,
+            },
+            ram(0x10_0000, 0x7f0_0000),
+            MemoryRegion {
+                base: 0xfeff_c000,
+                size: 0x4000,
+                kind: RegionKind::Reserved,
+            },
+            ram(0x1_0000_0000, 0x1000_0000),
+        ];
+        let image_end = 0x13_2a18;
+        let module = Span::new(0x40_0000, 0x40_8000);
+        let spans = heap_spans::<8>(
+            regions,
+            &[Span::new(0, image_end), module],
+            0x1_0000_0000,
+            0x1000,
+        )
+        .unwrap();
+        assert_eq!(
+            spans.as_slice(),
+            [
+                Span::new(0x13_3000, 0x40_0000),
+                Span::new(0x40_8000, 0x800_0000)
+            ]
+        );
+    }
+
+    #[test]
+    fn heap_spans_drop_small_pieces_and_overlapping_ram_entries_count_once() {
+        let regions = [
+            ram(0x10_0000, 0x10_0000),
+            ram(0x18_0000, 0x10_0000),
+            ram(0x30_0000, 0x800),
+        ];
+        let spans = heap_spans::<4>(regions, &[], u64::MAX, 0x1000).unwrap();
+        assert_eq!(
+            spans.as_slice(),
+            [
+                Span::new(0x10_0000, 0x18_0000),
+                Span::new(0x18_0000, 0x28_0000)
+            ]
+        );
+        assert_eq!(spans.total(), 0x18_0000);
+    }
+}
