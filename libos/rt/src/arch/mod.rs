@@ -1,0 +1,8 @@
+//! The per-architecture half of the runtime. Generic code uses only what is re-exported
+//! here; a new architecture provides the same names.
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::{power_off, serial, ticks, tsc_frequency};

@@ -1,0 +1,89 @@
+//! The GDT (flat 64-bit code and data) and the TSS, which exists only to give exception
+//! handlers their own stack: a stack overflow faults on the guard page, and the CPU could
+//! not push the exception frame onto the overflowed stack.
+
+use core::arch::asm;
+
+pub(super) const KERNEL_CODE: u16 = 0x08;
+pub(super) const KERNEL_DATA: u16 = 0x10;
+const TSS_SELECTOR: u16 = 0x18;
+/// Interrupt stack table slot used by every exception gate.
+pub(super) const EXCEPTION_IST: u8 = 1;
+const EXCEPTION_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+pub(super) struct Gdt([u64; 5]);
+
+pub(super) const GDT_LIMIT: u16 = (size_of::<Gdt>() - 1) as u16;
+
+/// Loaded by the 32-bit entry code to enter long mode; the TSS descriptor (entries 3 and 4)
+/// needs the TSS address split across bit fields, which no relocation expresses, so
+/// `load_tss` fills it in at run time.
+pub(super) static mut GDT: Gdt = Gdt([
+    0,
+    0x00af_9a00_0000_ffff, // KERNEL_CODE: present, ring 0, code, long mode
+    0x00cf_9200_0000_ffff, // KERNEL_DATA: present, ring 0, data, writable
+    0,
+    0,
+]);
+
+#[repr(C, packed(4))]
+struct Tss {
+    _reserved0: u32,
+    privilege_stacks: [u64; 3],
+    _reserved1: u64,
+    interrupt_stacks: [u64; 7],
+    _reserved2: u64,
+    _reserved3: u16,
+    io_map_base: u16,
+}
+
+static mut TSS: Tss = Tss {
+    _reserved0: 0,
+    privilege_stacks: [0; 3],
+    _reserved1: 0,
+    interrupt_stacks: [0; 7],
+    _reserved2: 0,
+    _reserved3: 0,
+    io_map_base: 0,
+};
+
+#[repr(C, align(16))]
+struct ExceptionStack([u8; EXCEPTION_STACK_SIZE]);
+
+static mut EXCEPTION_STACK: ExceptionStack = ExceptionStack([0; EXCEPTION_STACK_SIZE]);
+
+pub(super) fn load_tss() {
+    let stack_top = (&raw mut EXCEPTION_STACK) as u64 + EXCEPTION_STACK_SIZE as u64;
+    let mut interrupt_stacks = [0; 7];
+    interrupt_stacks[usize::from(EXCEPTION_IST) - 1] = stack_top;
+    let tss = &raw mut TSS;
+    // SAFETY: boot runs single-threaded and nothing else has touched the TSS yet.
+    unsafe {
+        tss.write(Tss {
+            _reserved0: 0,
+            privilege_stacks: [0; 3],
+            _reserved1: 0,
+            interrupt_stacks,
+            _reserved2: 0,
+            _reserved3: 0,
+            // Past the limit: no I/O permission bitmap, which ring 0 never consults.
+            io_map_base: size_of::<Tss>() as u16,
+        });
+    }
+    let base = tss as u64;
+    let limit = size_of::<Tss>() as u64 - 1;
+    let available_tss = 0x89;
+    let low = (limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (available_tss << 40)
+        | (((limit >> 16) & 0xf) << 48)
+        | (((base >> 24) & 0xff) << 56);
+    let gdt = &raw mut GDT;
+    // SAFETY: the GDT is loaded but its TSS entries are unused until `ltr` below.
+    unsafe {
+        (*gdt).0[3] = low;
+        (*gdt).0[4] = base >> 32;
+        asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack, preserves_flags));
+    }
+}

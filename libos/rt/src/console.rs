@@ -1,0 +1,60 @@
+//! The serial console behind `print!`/`println!`.
+//!
+//! Lines end in "\r\n" on the wire, as on any serial console, so terminals show them
+//! properly; `str::lines` on the host strips the "\r".
+//!
+//! There is no lock: the runtime is single-core and never enables interrupts, so nothing
+//! can interleave with a write, and a panic in the middle of a line can still print.
+
+use core::fmt::{self, Write};
+
+use crate::arch::serial;
+
+/// A handle to the console; `core::fmt::Write` for `write!`.
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for line in s.split_inclusive('\n') {
+            match line.strip_suffix('\n') {
+                Some(text) => {
+                    serial::write_bytes(text.as_bytes());
+                    serial::write_bytes(b"\r\n");
+                }
+                None => serial::write_bytes(line.as_bytes()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    // Console::write_str never fails.
+    let _ = Console.write_fmt(args);
+}
+
+#[doc(hidden)]
+pub fn _print_line(args: fmt::Arguments<'_>) {
+    let _ = Console.write_fmt(args);
+    let _ = Console.write_str("\n");
+}
+
+/// Prints to the serial console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::console::_print(::core::format_args!($($arg)*))
+    };
+}
+
+/// Prints a line to the serial console.
+#[macro_export]
+macro_rules! println {
+    () => {
+        $crate::console::_print_line(::core::format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::console::_print_line(::core::format_args!($($arg)*))
+    };
+}

@@ -1,0 +1,18 @@
+//! The uniklink library OS runtime.
+//!
+//! Boot (PVH entry, page tables, exception handlers), the serial console, the heap, the
+//! TSC clock, panics and exit. Apps do not use this crate directly but through the `unik`
+//! facade. Architecture-specific code lives under `arch/<name>/`; everything else talks to
+//! it through the functions `arch/mod.rs` re-exports.
+#![no_std]
+
+#[cfg(not(all(target_os = "none", target_arch = "x86_64")))]
+compile_error!("unik-rt runs on x86_64-unknown-none only (aarch64 is not ported yet)");
+
+mod arch;
+pub mod console;
+pub mod exit;
+mod heap;
+mod panic;
+mod start;
+pub mod time;

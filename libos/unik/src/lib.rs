@@ -1,0 +1,43 @@
+//! What a uniklink application depends on.
+//!
+//! An app is a `#![no_std]` `staticlib` crate that names its entry point with
+//! [`entry!`]; uniklink links it with the library OS into a bootable image.
+//!
+//! ```ignore
+//! #![no_std]
+//!
+//! unik::entry!(main);
+//!
+//! fn main() {
+//!     unik::println!("Hello from uniklink!");
+//! }
+//! ```
+//!
+//! Returning from `main` exits with code 0; [`exit`] ends the unikernel with any code.
+#![no_std]
+
+pub use unik_rt::exit::{BOOT_FAILURE, EXCEPTION, PANIC, SUCCESS, exit};
+pub use unik_rt::{print, println};
+
+/// The serial console, for `write!`.
+pub mod console {
+    pub use unik_rt::console::Console;
+}
+
+/// Monotonic time from the calibrated TSC.
+pub mod time {
+    pub use core::time::Duration;
+    pub use unik_rt::time::{Instant, now};
+}
+
+/// Declares the app's entry point: a path to a `fn()` (or `fn() -> !`) the runtime calls
+/// once boot is done, right after printing the `uniklink:ready` marker.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        fn __unik_main() {
+            $main()
+        }
+    };
+}
