@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod run;
+
 /// Link an application and library-OS components into a minimal bootable unikernel image.
 #[derive(Debug, Parser)]
 #[command(name = "cargo-uniklink", bin_name = "cargo uniklink", version, about)]
@@ -15,11 +17,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Run(run::RunArgs),
 }
 
 impl Cli {
     pub fn run(self) -> miette::Result<ExitCode> {
         match self.command {
+            Command::Run(args) => run::run(args),
         }
     }
 }

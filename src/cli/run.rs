@@ -1,0 +1,209 @@
+//! `cargo uniklink run`: boot an image in QEMU, stream its console, report boot times and exit
+//! with the guest's exit code.
+//!
+//! The console goes to stdout, the boot summary to stderr. With `--json` the console goes to
+//! stderr instead so that stdout carries nothing but the one JSON object.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use miette::IntoDiagnostic;
+use serde::Serialize;
+use uniklink::run::{self, Accel, BootOutcome, ConsoleSink, Platform, RunOptions};
+
+/// Exit status when the timeout killed QEMU, as timeout(1) uses.
+const EXIT_TIMEOUT: u8 = 124;
+/// Exit status when Ctrl-C killed QEMU, as a shell reports death by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Boot an image in QEMU, stream its serial console and exit with the guest's exit code.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The image to boot (an ELF file; its architecture picks the QEMU binary).
+    image: PathBuf,
+    /// Machine to boot on: qemu-microvm or qemu-q35 (x86_64), qemu-virt (aarch64).
+    /// Default: qemu-microvm for x86_64 images, qemu-virt for aarch64 ones.
+    #[arg(long)]
+    platform: Option<Platform>,
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MIB")]
+    memory: Option<u64>,
+    /// Kernel command line passed to the guest.
+    #[arg(long, value_name = "CMDLINE")]
+    append: Option<String>,
+    /// Accelerator: auto uses KVM only on bare metal (a usable /dev/kvm and no `hypervisor`
+    /// CPU flag), TCG otherwise; kvm and tcg force one.
+    #[arg(long, default_value = "auto")]
+    accel: Accel,
+    /// Kill QEMU after this many seconds and exit with status 124.
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+    /// Print one JSON object with the outcome and times on stdout; the console goes to stderr.
+    #[arg(long)]
+    json: bool,
+    /// Extra arguments for QEMU, after `--`.
+    #[arg(last = true, value_name = "QEMU-ARGS")]
+    qemu_args: Vec<OsString>,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if secs <= 0.0 {
+        return Err("the timeout must be more than 0 seconds".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
+    let info = run::inspect(&args.image).into_diagnostic()?;
+    let platform = args
+        .platform
+        .unwrap_or_else(|| info.arch.default_platform());
+    let opts = RunOptions {
+        image: args.image.clone(),
+        arch: info.arch,
+        platform,
+        memory: args.memory.map(|mib| mib.saturating_mul(1024 * 1024)),
+        cmdline: args.append,
+        ports: Vec::new(),
+        accel: args.accel,
+        timeout: args.timeout,
+        extra_args: args.qemu_args,
+        console: if args.json {
+            ConsoleSink::Stderr
+        } else {
+            ConsoleSink::Stdout
+        },
+    };
+    let outcome = run::boot(&opts).into_diagnostic()?;
+
+    if !outcome.qemu_messages.is_empty() {
+        eprint!("{}", outcome.qemu_messages);
+    }
+    if let Some(timeout) = args.timeout.filter(|_| outcome.timed_out) {
+        eprintln!(
+            "uniklink: timeout after {}s, QEMU killed",
+            timeout.as_secs_f64()
+        );
+    }
+    if outcome.interrupted {
+        eprintln!("uniklink: interrupted, QEMU killed");
+    }
+    eprintln!("uniklink: boot: {}", summary(&outcome));
+    let status = exit_status(&outcome);
+    if args.json {
+        let report = JsonReport::new(&opts, &outcome, status);
+        println!("{}", serde_json::to_string(&report).into_diagnostic()?);
+    }
+    Ok(ExitCode::from(status))
+}
+
+fn exit_status(outcome: &BootOutcome) -> u8 {
+    match outcome.guest_exit_code {
+        Some(code) => code.clamp(0, 255) as u8,
+        None if outcome.timed_out => EXIT_TIMEOUT,
+        None => EXIT_INTERRUPTED,
+    }
+}
+
+/// `first byte 28.1 ms, ready 30.4 ms, guest entry→main 41 µs; exit 0`
+fn summary(outcome: &BootOutcome) -> String {
+    let t = &outcome.times;
+    let mut parts = vec![match t.first_byte {
+        Some(d) => format!("first byte {}", human(d)),
+        None => "no console output".to_owned(),
+    }];
+    if let Some(d) = t.ready {
+        parts.push(format!("ready {}", human(d)));
+    } else if t.first_byte.is_some() {
+        parts.push("no ready marker".to_owned());
+    }
+    if let Some(d) = t.entry_to_main {
+        parts.push(format!("guest entry→main {}", human(d)));
+    }
+    parts.push(format!("total {}", human(t.total)));
+    let end = match outcome.guest_exit_code {
+        Some(code) => format!("exit {code}"),
+        None if outcome.timed_out => "timed out".to_owned(),
+        None => "interrupted".to_owned(),
+    };
+    format!("{}; {end} ({})", parts.join(", "), outcome.accel.name())
+}
+
+fn human(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2} s", ns as f64 / 1e9)
+    }
+}
+
+/// The `--json` report: one object, times in nanoseconds, `null` for what did not happen.
+#[derive(Debug, Serialize)]
+struct JsonReport<'a> {
+    reason: &'static str,
+    image: &'a std::path::Path,
+    arch: &'static str,
+    platform: &'static str,
+    accel: &'static str,
+    first_byte_ns: Option<u128>,
+    ready_ns: Option<u128>,
+    entry_to_main_ns: Option<u128>,
+    total_ns: u128,
+    guest_exit_code: Option<i32>,
+    timed_out: bool,
+    interrupted: bool,
+    exit_status: u8,
+}
+
+impl<'a> JsonReport<'a> {
+    fn new(opts: &'a RunOptions, outcome: &BootOutcome, exit_status: u8) -> Self {
+        let t = &outcome.times;
+        JsonReport {
+            reason: "booted",
+            image: &opts.image,
+            arch: opts.arch.name(),
+            platform: opts.platform.name(),
+            accel: outcome.accel.name(),
+            first_byte_ns: t.first_byte.map(|d| d.as_nanos()),
+            ready_ns: t.ready.map(|d| d.as_nanos()),
+            entry_to_main_ns: t.entry_to_main.map(|d| d.as_nanos()),
+            total_ns: t.total.as_nanos(),
+            guest_exit_code: outcome.guest_exit_code,
+            timed_out: outcome.timed_out,
+            interrupted: outcome.interrupted,
+            exit_status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_nanos(850)), "850 ns");
+        assert_eq!(human(Duration::from_nanos(41_250)), "41.2 µs");
+        assert_eq!(human(Duration::from_micros(28_140)), "28.1 ms");
+        assert_eq!(human(Duration::from_millis(4_500)), "4.50 s");
+    }
+
+    #[test]
+    fn timeouts_parse_as_seconds() {
+        assert_eq!(parse_timeout("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+}

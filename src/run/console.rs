@@ -1,0 +1,199 @@
+//! The guest's serial console: copied to the caller's sink as it arrives, timed, and scanned
+//! for the ready marker the library OS prints right before the app's `main`.
+
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+/// The line the library OS prints once, just before the app's `main`, followed by the
+/// nanoseconds from guest entry to that point as the guest's TSC measured them.
+pub const READY_MARKER: &str = "uniklink:ready entry_to_main_ns=";
+
+/// Where the guest's console goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsoleSink {
+    #[default]
+    Stdout,
+    /// For callers whose stdout carries something else, such as a JSON report.
+    Stderr,
+    Discard,
+}
+
+/// The ready marker, as the guest printed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyMarker {
+    pub at: Instant,
+    /// `None` when the number after `=` does not parse.
+    pub entry_to_main_ns: Option<u64>,
+}
+
+/// What streaming the console saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConsoleReport {
+    pub first_byte: Option<Instant>,
+    pub ready: Option<ReadyMarker>,
+    /// When the console reached end of file, which QEMU causes by exiting.
+    pub closed: Option<Instant>,
+}
+
+/// Finds the ready marker in a byte stream that arrives in arbitrary pieces.
+#[derive(Debug, Default)]
+pub(crate) struct MarkerScanner {
+    line: Vec<u8>,
+    /// Set once the current line has grown past any marker, so a guest printing one endless
+    /// line costs no memory.
+    overlong: bool,
+    found: Option<ReadyMarker>,
+}
+
+/// Longest line that can still be a marker: the prefix, a u64 and a carriage return.
+const MAX_MARKER_LINE: usize = READY_MARKER.len() + 20 + 1;
+
+impl MarkerScanner {
+    pub(crate) fn feed(&mut self, bytes: &[u8], at: Instant) {
+        for &byte in bytes {
+            if byte == b'\n' {
+                if !self.overlong && self.found.is_none() {
+                    self.found = parse_marker(&self.line).map(|entry_to_main_ns| ReadyMarker {
+                        at,
+                        entry_to_main_ns,
+                    });
+                }
+                self.line.clear();
+                self.overlong = false;
+            } else if self.line.len() < MAX_MARKER_LINE {
+                self.line.push(byte);
+            } else {
+                self.overlong = true;
+            }
+        }
+    }
+
+    pub(crate) fn found(&self) -> Option<ReadyMarker> {
+        self.found
+    }
+}
+
+/// `Some(number)` for a marker line, `Some(None)` for a marker whose number is garbled.
+fn parse_marker(line: &[u8]) -> Option<Option<u64>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let value = line.strip_prefix(READY_MARKER.as_bytes())?;
+    Some(std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()))
+}
+
+/// Copies `reader` to `sink` until end of file, noting when the first byte and the ready
+/// marker arrived.
+///
+/// A sink that fails (a closed stdout, say) stops being written to but the console is still
+/// read to its end: QEMU blocks once the pipe fills, and the exit status is still wanted.
+pub(crate) fn stream(mut reader: impl Read, sink: ConsoleSink) -> io::Result<ConsoleReport> {
+    let mut report = ConsoleReport::default();
+    let mut scanner = MarkerScanner::default();
+    let mut out: Option<Box<dyn Write>> = match sink {
+        ConsoleSink::Stdout => Some(Box::new(io::stdout())),
+        ConsoleSink::Stderr => Some(Box::new(io::stderr())),
+        ConsoleSink::Discard => None,
+    };
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let now = Instant::now();
+        report.first_byte.get_or_insert(now);
+        scanner.feed(&buf[..n], now);
+        if let Some(w) = out.as_mut()
+            && w.write_all(&buf[..n]).and_then(|()| w.flush()).is_err()
+        {
+            out = None;
+        }
+    }
+    report.ready = scanner.found();
+    report.closed = Some(Instant::now());
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(pieces: &[&[u8]]) -> Option<Option<u64>> {
+        let mut scanner = MarkerScanner::default();
+        let at = Instant::now();
+        for piece in pieces {
+            scanner.feed(piece, at);
+        }
+        scanner.found().map(|m| m.entry_to_main_ns)
+    }
+
+    #[test]
+    fn marker_on_its_own_line() {
+        assert_eq!(
+            scan(&[b"hello\nuniklink:ready entry_to_main_ns=41250\n"]),
+            Some(Some(41250))
+        );
+    }
+
+    #[test]
+    fn marker_split_across_reads_and_crlf() {
+        assert_eq!(
+            scan(&[b"uniklink:rea", b"dy entry_to_m", b"ain_ns=7\r", b"\n"]),
+            Some(Some(7))
+        );
+    }
+
+    #[test]
+    fn first_marker_wins() {
+        assert_eq!(
+            scan(&[b"uniklink:ready entry_to_main_ns=1\nuniklink:ready entry_to_main_ns=2\n"]),
+            Some(Some(1))
+        );
+    }
+
+    #[test]
+    fn garbled_number_still_marks_ready() {
+        assert_eq!(
+            scan(&[b"uniklink:ready entry_to_main_ns=12x\n"]),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn unterminated_or_embedded_marker_is_not_ready() {
+        assert_eq!(scan(&[b"uniklink:ready entry_to_main_ns=5"]), None);
+        assert_eq!(scan(&[b"say uniklink:ready entry_to_main_ns=5\n"]), None);
+    }
+
+    #[test]
+    fn overlong_line_is_not_a_marker() {
+        let mut line = READY_MARKER.as_bytes().to_vec();
+        line.extend(std::iter::repeat_n(b'9', 100));
+        line.push(b'\n');
+        assert_eq!(scan(&[&line]), None);
+        assert_eq!(
+            scan(&[&line, b"uniklink:ready entry_to_main_ns=3\n"]),
+            Some(Some(3))
+        );
+    }
+
+    #[test]
+    fn stream_notes_first_byte_and_marker() {
+        let input: &[u8] = b"boot\nuniklink:ready entry_to_main_ns=99\nbye\n";
+        let report = stream(input, ConsoleSink::Discard).unwrap();
+        let first = report.first_byte.unwrap();
+        let ready = report.ready.unwrap();
+        assert!(ready.at >= first);
+        assert!(report.closed.unwrap() >= ready.at);
+        assert_eq!(ready.entry_to_main_ns, Some(99));
+    }
+
+    #[test]
+    fn silent_console_has_no_times() {
+        let report = stream(&b""[..], ConsoleSink::Discard).unwrap();
+        assert_eq!(report.first_byte, None);
+        assert_eq!(report.ready, None);
+        assert!(report.closed.is_some());
+    }
+}

@@ -1,0 +1,378 @@
+//! Booting an image under QEMU: the guest's serial console streams to the caller, the boot is
+//! timed on the host, and QEMU's exit status is mapped back to the guest's exit code.
+//!
+//! Times are taken from QEMU's launch: to the first console byte, to the end of the ready
+//! marker line the library OS prints before the app's `main`, and to QEMU's exit. The marker
+//! also carries the guest's own TSC measurement from entry to `main`.
+
+mod accel;
+mod console;
+mod image;
+mod process;
+mod qemu;
+
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use accel::{Accel, ResolvedAccel, UnknownAccel};
+pub use console::{ConsoleSink, READY_MARKER};
+pub use image::{ImageError, ImageInfo, inspect};
+pub use qemu::{Arch, DEFAULT_MEMORY, Platform, UnknownPlatform};
+
+use console::ConsoleReport;
+use process::{InterruptScope, Qemu};
+use qemu::Invocation;
+
+/// How to boot one image.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub image: PathBuf,
+    pub arch: Arch,
+    pub platform: Platform,
+    /// Guest memory in bytes, rounded up to whole MiB; `DEFAULT_MEMORY` when `None`.
+    pub memory: Option<u64>,
+    /// The kernel command line (`-append`).
+    pub cmdline: Option<String>,
+    /// TCP forwards as (host port on 127.0.0.1, guest port).
+    pub ports: Vec<(u16, u16)>,
+    pub accel: Accel,
+    /// Kill QEMU when the guest runs longer than this.
+    pub timeout: Option<Duration>,
+    /// Appended to QEMU's command line as given.
+    pub extra_args: Vec<OsString>,
+    pub console: ConsoleSink,
+}
+
+impl RunOptions {
+    /// Boots `image` on the default platform for `arch` with every other option at its
+    /// default: 128 MiB, no command line, no ports, `Accel::Auto`, no timeout, console to
+    /// stdout.
+    pub fn new(image: impl Into<PathBuf>, arch: Arch) -> RunOptions {
+        RunOptions {
+            image: image.into(),
+            arch,
+            platform: arch.default_platform(),
+            memory: None,
+            cmdline: None,
+            ports: Vec::new(),
+            accel: Accel::Auto,
+            timeout: None,
+            extra_args: Vec::new(),
+            console: ConsoleSink::Stdout,
+        }
+    }
+}
+
+/// Host-side times, all from QEMU's launch, plus the guest's own measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootTimes {
+    /// Launch to the first byte on the serial console; `None` if the guest printed nothing.
+    pub first_byte: Option<Duration>,
+    /// Launch to the end of the ready marker line; `None` if the guest never printed it.
+    pub ready: Option<Duration>,
+    /// Guest entry to the app's `main`, as the guest measured it and printed in the marker.
+    pub entry_to_main: Option<Duration>,
+    /// Launch to QEMU's exit (or its kill, on timeout or interruption) with the console
+    /// read to its end.
+    pub total: Duration,
+}
+
+/// How a boot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootOutcome {
+    /// The code the guest exited with; `None` when QEMU was killed.
+    pub guest_exit_code: Option<i32>,
+    pub timed_out: bool,
+    /// Ctrl-C arrived and QEMU was killed.
+    pub interrupted: bool,
+    pub times: BootTimes,
+    /// The accelerator QEMU ran with, after `Accel::Auto` was decided.
+    pub accel: ResolvedAccel,
+    /// What QEMU itself printed on stderr (warnings, mostly), for the caller to show.
+    pub qemu_messages: String,
+}
+
+/// Why a boot could not run to an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{} is an {found} image but {expected} was asked for", image.display())]
+    ArchMismatch {
+        image: PathBuf,
+        found: Arch,
+        expected: Arch,
+    },
+    #[error("platform {platform} runs {} images, not {arch}", platform.arch())]
+    PlatformArch { platform: Platform, arch: Arch },
+    #[error(
+        "{} has no PVH entry note (an ELF note named \"Xen\" of type 18), so QEMU cannot boot it on {platform}",
+        image.display()
+    )]
+    NoPvhNote { image: PathBuf, platform: Platform },
+    #[error("cannot start {binary}; is QEMU installed (Debian: apt-get install {package})?")]
+    QemuMissing {
+        binary: &'static str,
+        package: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start {binary}")]
+    Spawn {
+        binary: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{binary} failed ({status}): {}", messages.trim_end())]
+    QemuFailed {
+        binary: &'static str,
+        status: String,
+        messages: String,
+    },
+    #[error("lost track of the QEMU process")]
+    Wait(#[source] io::Error),
+    #[error("cannot read the guest's console")]
+    Console(#[source] io::Error),
+}
+
+/// How often the runner checks the timeout and Ctrl-C while QEMU runs.
+const TICK: Duration = Duration::from_millis(20);
+/// How much of QEMU's stderr is kept; past this it is read and dropped.
+const MAX_QEMU_MESSAGES: usize = 64 * 1024;
+
+/// Boots `opts.image` in QEMU and waits until the guest exits, the timeout passes or Ctrl-C
+/// arrives. QEMU is never left running when this returns.
+pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
+    let spec = opts.platform.spec();
+    if spec.arch != opts.arch {
+        return Err(RunError::PlatformArch {
+            platform: opts.platform,
+            arch: opts.arch,
+        });
+    }
+    let info = inspect(&opts.image)?;
+    if info.arch != opts.arch {
+        return Err(RunError::ArchMismatch {
+            image: opts.image.clone(),
+            found: info.arch,
+            expected: opts.arch,
+        });
+    }
+    if spec.needs_pvh_note && info.pvh_entry.is_none() {
+        return Err(RunError::NoPvhNote {
+            image: opts.image.clone(),
+            platform: opts.platform,
+        });
+    }
+    let accel = opts.accel.resolve();
+    let args = qemu::command_line(
+        spec,
+        &Invocation {
+            image: &opts.image,
+            accel,
+            memory: opts.memory.unwrap_or(DEFAULT_MEMORY),
+            cmdline: opts.cmdline.as_deref(),
+            ports: &opts.ports,
+            extra_args: &opts.extra_args,
+        },
+    );
+    let mut command = Command::new(spec.qemu);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+
+    let scope = InterruptScope::enter();
+    let launch = Instant::now();
+    let mut qemu = Qemu::spawn(command).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            RunError::QemuMissing {
+                binary: spec.qemu,
+                package: spec.debian_package,
+                source,
+            }
+        } else {
+            RunError::Spawn {
+                binary: spec.qemu,
+                source,
+            }
+        }
+    })?;
+    let stdout = qemu
+        .child()
+        .stdout
+        .take()
+        .ok_or_else(|| RunError::Console(io::Error::other("QEMU's stdout was not captured")))?;
+    let stderr = qemu
+        .child()
+        .stderr
+        .take()
+        .ok_or_else(|| RunError::Console(io::Error::other("QEMU's stderr was not captured")))?;
+    let sink = opts.console;
+    let (console_tx, console_rx) = mpsc::channel();
+    let console_thread = thread::spawn(move || {
+        // The receiver outlives the loop below unless boot returned early, when nobody
+        // needs the report.
+        let _ = console_tx.send(console::stream(stdout, sink));
+    });
+    let stderr_thread = thread::spawn(move || read_capped(stderr, MAX_QEMU_MESSAGES));
+
+    let deadline = opts.timeout.map(|t| launch + t);
+    let mut console_report = None;
+    let end = loop {
+        // Waiting on the console first wakes us the moment QEMU closes it on exit; once it
+        // has, the exit itself follows at once.
+        if console_report.is_none() {
+            match console_rx.recv_timeout(TICK) {
+                Ok(report) => console_report = Some(report),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    console_report = Some(Ok(ConsoleReport::default()));
+                }
+            }
+        } else {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(status) = qemu.try_wait().map_err(RunError::Wait)? {
+            break End::Exited(status, Instant::now());
+        }
+        if scope.interrupted() {
+            qemu.kill().map_err(RunError::Wait)?;
+            break End::Interrupted(Instant::now());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            qemu.kill().map_err(RunError::Wait)?;
+            break End::TimedOut(Instant::now());
+        }
+    };
+    drop(scope);
+
+    let console_report = match console_report {
+        Some(report) => report,
+        None => console_rx.recv().unwrap_or(Ok(ConsoleReport::default())),
+    }
+    .map_err(RunError::Console)?;
+    join(console_thread);
+    let messages = String::from_utf8_lossy(&join(stderr_thread)).into_owned();
+
+    let times = |ended: Instant| BootTimes {
+        first_byte: console_report.first_byte.map(|t| t - launch),
+        ready: console_report.ready.map(|m| m.at - launch),
+        entry_to_main: console_report
+            .ready
+            .and_then(|m| m.entry_to_main_ns)
+            .map(Duration::from_nanos),
+        total: console_report
+            .closed
+            .map_or(ended, |closed| closed.max(ended))
+            - launch,
+    };
+    let outcome = |guest_exit_code, timed_out, interrupted, ended| BootOutcome {
+        guest_exit_code,
+        timed_out,
+        interrupted,
+        times: times(ended),
+        accel,
+        qemu_messages: messages.clone(),
+    };
+    match end {
+        End::TimedOut(at) => Ok(outcome(None, true, false, at)),
+        End::Interrupted(at) => Ok(outcome(None, false, true, at)),
+        End::Exited(status, at) => {
+            let failed = || RunError::QemuFailed {
+                binary: spec.qemu,
+                status: status.to_string(),
+                messages: messages.clone(),
+            };
+            let code = status.code().ok_or_else(failed)?;
+            // Status 1 is both "guest wrote 0 to isa-debug-exit" and QEMU's own failure
+            // status; QEMU failing says why on stderr, a guest exiting does not.
+            if code == 1 && has_error_line(&messages) {
+                return Err(failed());
+            }
+            let guest = spec.exit.guest_code(code).ok_or_else(failed)?;
+            Ok(outcome(Some(guest), false, false, at))
+        }
+    }
+}
+
+enum End {
+    Exited(std::process::ExitStatus, Instant),
+    TimedOut(Instant),
+    Interrupted(Instant),
+}
+
+fn join<T>(handle: thread::JoinHandle<T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Reads `reader` to its end, keeping the first `cap` bytes. Read errors end the read: what
+/// QEMU says on stderr is advice, and the exit status still decides the outcome.
+fn read_capped(mut reader: impl Read, cap: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    kept
+}
+
+/// Whether QEMU's stderr holds a line that is not a warning.
+fn has_error_line(messages: &str) -> bool {
+    messages
+        .lines()
+        .any(|line| !line.trim().is_empty() && !line.contains("warning:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_alone_are_not_failure() {
+        assert!(!has_error_line(""));
+        assert!(!has_error_line(
+            "qemu-system-x86_64: warning: host doesn't support requested feature\n"
+        ));
+        assert!(has_error_line("qemu: invalid kernel header\n"));
+        assert!(has_error_line(
+            "qemu-system-x86_64: warning: x\nqemu-system-x86_64: -accel kvm: failed\n"
+        ));
+    }
+
+    #[test]
+    fn read_capped_keeps_the_head_and_drains_the_rest() {
+        let data = vec![b'x'; 10_000];
+        assert_eq!(read_capped(&data[..], 100).len(), 100);
+        assert_eq!(read_capped(&data[..], 20_000).len(), 10_000);
+    }
+
+    #[test]
+    fn platform_must_match_arch() {
+        let mut opts = RunOptions::new("/nonexistent.elf", Arch::X86_64);
+        opts.platform = Platform::QemuVirt;
+        assert!(matches!(
+            boot(&opts),
+            Err(RunError::PlatformArch {
+                platform: Platform::QemuVirt,
+                arch: Arch::X86_64
+            })
+        ));
+    }
+}

@@ -1,0 +1,348 @@
+//! The QEMU command line for each platform. Everything that differs between platforms is a row
+//! of `PLATFORMS`; `command_line` only assembles a row with the caller's options.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use super::accel::ResolvedAccel;
+
+/// Instruction set of an image, read from its ELF header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The platform an image of this architecture boots on when none is asked for.
+    pub fn default_platform(self) -> Platform {
+        match self {
+            Arch::X86_64 => Platform::QemuMicrovm,
+            Arch::Aarch64 => Platform::QemuVirt,
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A QEMU machine an image can be booted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    QemuMicrovm,
+    QemuQ35,
+    QemuVirt,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 3] = [Platform::QemuMicrovm, Platform::QemuQ35, Platform::QemuVirt];
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn arch(self) -> Arch {
+        self.spec().arch
+    }
+
+    pub(crate) fn spec(self) -> &'static PlatformSpec {
+        PLATFORMS
+            .iter()
+            .find(|spec| spec.platform == self)
+            .expect("every Platform has a row in PLATFORMS")
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A platform name that is not in `PLATFORMS`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown platform `{0}` (expected one of: qemu-microvm, qemu-q35, qemu-virt)")]
+pub struct UnknownPlatform(pub String);
+
+impl FromStr for Platform {
+    type Err = UnknownPlatform;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PLATFORMS
+            .iter()
+            .find(|spec| spec.name == s)
+            .map(|spec| spec.platform)
+            .ok_or_else(|| UnknownPlatform(s.to_owned()))
+    }
+}
+
+/// How the guest tells QEMU its exit code, and so how QEMU's exit status maps back to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitConvention {
+    /// x86: the guest writes v to the isa-debug-exit port and QEMU exits with (v << 1) | 1.
+    /// A clean power-off exits with 0. An even non-zero status cannot come from the guest.
+    IsaDebugExit,
+    /// Arm semihosting SYS_EXIT_EXTENDED passes the code through; PSCI SYSTEM_OFF exits 0.
+    Semihosting,
+}
+
+impl ExitConvention {
+    /// The guest's exit code for a QEMU exit status, or `None` when the status cannot have
+    /// come from the guest.
+    pub(crate) fn guest_code(self, status: i32) -> Option<i32> {
+        match self {
+            ExitConvention::IsaDebugExit if status == 0 => Some(0),
+            ExitConvention::IsaDebugExit if status % 2 == 1 => Some((status - 1) / 2),
+            ExitConvention::IsaDebugExit => None,
+            ExitConvention::Semihosting => Some(status),
+        }
+    }
+}
+
+/// One platform: the QEMU binary and the arguments that make it boot an image the way the
+/// library OS expects.
+#[derive(Debug)]
+pub(crate) struct PlatformSpec {
+    pub platform: Platform,
+    pub name: &'static str,
+    pub arch: Arch,
+    pub qemu: &'static str,
+    /// The Debian package that ships `qemu`, named when it is missing.
+    pub debian_package: &'static str,
+    pub machine: &'static str,
+    /// `-cpu` under TCG. `max` gives the guest every feature TCG emulates (SSE included).
+    pub cpu_tcg: &'static str,
+    /// `-cpu` under KVM: the host's own CPU, the only model real virtualisation runs at speed.
+    pub cpu_kvm: &'static str,
+    /// Arguments every boot on this platform needs (the exit device among them).
+    pub fixed: &'static [&'static str],
+    /// The virtio-net device that matches the platform's bus.
+    pub net_device: &'static str,
+    /// Whether the image must carry a PVH entry note, without which QEMU cannot boot an ELF.
+    pub needs_pvh_note: bool,
+    pub exit: ExitConvention,
+}
+
+const PLATFORMS: &[PlatformSpec] = &[
+    PlatformSpec {
+        platform: Platform::QemuMicrovm,
+        name: "qemu-microvm",
+        arch: Arch::X86_64,
+        qemu: "qemu-system-x86_64",
+        debian_package: "qemu-system-x86",
+        machine: "microvm,acpi=off",
+        cpu_tcg: "max",
+        cpu_kvm: "host",
+        fixed: &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+        net_device: "virtio-net-device",
+        needs_pvh_note: true,
+        exit: ExitConvention::IsaDebugExit,
+    },
+    PlatformSpec {
+        platform: Platform::QemuQ35,
+        name: "qemu-q35",
+        arch: Arch::X86_64,
+        qemu: "qemu-system-x86_64",
+        debian_package: "qemu-system-x86",
+        machine: "q35",
+        cpu_tcg: "max",
+        cpu_kvm: "host",
+        fixed: &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+        net_device: "virtio-net-pci",
+        needs_pvh_note: true,
+        exit: ExitConvention::IsaDebugExit,
+    },
+    PlatformSpec {
+        platform: Platform::QemuVirt,
+        name: "qemu-virt",
+        arch: Arch::Aarch64,
+        qemu: "qemu-system-aarch64",
+        debian_package: "qemu-system-arm",
+        machine: "virt",
+        cpu_tcg: "cortex-a57",
+        cpu_kvm: "host",
+        fixed: &["-semihosting"],
+        net_device: "virtio-net-device",
+        needs_pvh_note: false,
+        exit: ExitConvention::Semihosting,
+    },
+];
+
+/// The memory a guest gets when the caller does not say: enough for the library OS heap.
+pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
+
+/// What varies from one boot to the next on a given platform.
+#[derive(Debug)]
+pub(crate) struct Invocation<'a> {
+    pub image: &'a Path,
+    pub accel: ResolvedAccel,
+    pub memory: u64,
+    pub cmdline: Option<&'a str>,
+    pub ports: &'a [(u16, u16)],
+    pub extra_args: &'a [OsString],
+}
+
+/// The arguments after the QEMU binary's name.
+///
+/// The serial port is QEMU's stdout and nothing else is: `-nodefaults` drops the default
+/// VGA, parallel port and monitor, `-display none` keeps QEMU from wanting a window and
+/// `-monitor none` keeps the monitor off stdio, so the pipe carries exactly the guest's
+/// console. `-no-reboot` turns a guest reset (a triple fault) into QEMU exiting.
+pub(crate) fn command_line(spec: &PlatformSpec, inv: &Invocation<'_>) -> Vec<OsString> {
+    let cpu = match inv.accel {
+        ResolvedAccel::Tcg => spec.cpu_tcg,
+        ResolvedAccel::Kvm => spec.cpu_kvm,
+    };
+    let mut args: Vec<OsString> = [
+        "-M",
+        spec.machine,
+        "-accel",
+        inv.accel.name(),
+        "-cpu",
+        cpu,
+        "-nodefaults",
+        "-no-reboot",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push("-m".into());
+    args.push(format!("{}M", inv.memory.div_ceil(1024 * 1024)).into());
+    args.extend(spec.fixed.iter().map(OsString::from));
+    if !inv.ports.is_empty() {
+        let forwards: String = inv
+            .ports
+            .iter()
+            .map(|(host, guest)| format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"))
+            .collect();
+        args.push("-netdev".into());
+        args.push(format!("user,id=n0{forwards}").into());
+        args.push("-device".into());
+        args.push(format!("{},netdev=n0", spec.net_device).into());
+    }
+    args.push("-kernel".into());
+    args.push(inv.image.into());
+    if let Some(cmdline) = inv.cmdline {
+        args.push("-append".into());
+        args.push(cmdline.into());
+    }
+    args.extend(inv.extra_args.iter().cloned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(args: &[OsString]) -> String {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn microvm_under_tcg() {
+        let inv = Invocation {
+            image: Path::new("/img/app-x86_64.elf"),
+            accel: ResolvedAccel::Tcg,
+            memory: DEFAULT_MEMORY,
+            cmdline: None,
+            ports: &[],
+            extra_args: &[],
+        };
+        assert_eq!(
+            render(&command_line(Platform::QemuMicrovm.spec(), &inv)),
+            "-M microvm,acpi=off -accel tcg -cpu max -nodefaults -no-reboot -display none \
+             -monitor none -serial stdio -m 128M -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+             -kernel /img/app-x86_64.elf"
+        );
+    }
+
+    #[test]
+    fn q35_under_kvm_with_ports_cmdline_and_extra_args() {
+        let extra = [OsString::from("-s"), OsString::from("-S")];
+        let inv = Invocation {
+            image: Path::new("app.elf"),
+            accel: ResolvedAccel::Kvm,
+            memory: 3 * 1024 * 1024 + 1,
+            cmdline: Some("verbose quiet"),
+            ports: &[(8080, 80), (2222, 22)],
+            extra_args: &extra,
+        };
+        assert_eq!(
+            render(&command_line(Platform::QemuQ35.spec(), &inv)),
+            "-M q35 -accel kvm -cpu host -nodefaults -no-reboot -display none -monitor none \
+             -serial stdio -m 4M -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+             -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22 \
+             -device virtio-net-pci,netdev=n0 -kernel app.elf -append verbose quiet -s -S"
+        );
+    }
+
+    #[test]
+    fn virt_uses_semihosting_and_mmio_net() {
+        let inv = Invocation {
+            image: Path::new("app.elf"),
+            accel: ResolvedAccel::Tcg,
+            memory: DEFAULT_MEMORY,
+            cmdline: None,
+            ports: &[(8080, 80)],
+            extra_args: &[],
+        };
+        let line = render(&command_line(Platform::QemuVirt.spec(), &inv));
+        assert!(
+            line.starts_with("-M virt -accel tcg -cpu cortex-a57 "),
+            "{line}"
+        );
+        assert!(line.contains(" -semihosting "), "{line}");
+        assert!(
+            line.contains("-device virtio-net-device,netdev=n0"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn platform_names_round_trip() {
+        for platform in Platform::ALL {
+            assert_eq!(platform.name().parse::<Platform>(), Ok(platform));
+        }
+        assert_eq!(
+            "firecracker".parse::<Platform>(),
+            Err(UnknownPlatform("firecracker".into()))
+        );
+    }
+
+    #[test]
+    fn isa_debug_exit_statuses_map_back_to_guest_codes() {
+        let exit = ExitConvention::IsaDebugExit;
+        assert_eq!(exit.guest_code(0), Some(0));
+        assert_eq!(exit.guest_code(1), Some(0));
+        assert_eq!(exit.guest_code(7), Some(3));
+        assert_eq!(exit.guest_code(255), Some(127));
+        assert_eq!(exit.guest_code(2), None);
+    }
+
+    #[test]
+    fn semihosting_statuses_are_guest_codes() {
+        assert_eq!(ExitConvention::Semihosting.guest_code(0), Some(0));
+        assert_eq!(ExitConvention::Semihosting.guest_code(42), Some(42));
+    }
+}
