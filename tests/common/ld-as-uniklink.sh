@@ -1,0 +1,17 @@
+#!/bin/sh
+# Stands in for `cargo-uniklink` so the differential harness can be checked against a known
+# linker: `UNIKLINK_TEST_LINKER=tests/common/ld-as-uniklink.sh cargo test --test differential`
+# must pass. Takes uniklink's command line and runs GNU ld; the inputs go in one group
+# because uniklink accepts archives before the objects that need them.
+set -eu
+[ "${1:-}" = link ] && shift
+out=
+entry=_start
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-o) out=$2; shift 2 ;;
+	--entry) entry=$2; shift 2 ;;
+	*) break ;;
+	esac
+done
+exec ld -static -e "$entry" -o "$out" --start-group "$@" --end-group

@@ -1,0 +1,141 @@
+//! The two linkers under comparison. GNU ld is the reference; uniklink is this package's
+//! binary, or whatever `UNIKLINK_TEST_LINKER` names: a program taking uniklink's command line
+//! (`link --entry SYM -o OUT INPUTS...`), which is how the harness itself can be checked
+//! against a known-good linker (see `tests/common/ld-as-uniklink.sh`).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use xtask::toolchain::{Toolchain, describe};
+
+pub struct Linkers {
+    pub toolchain: Toolchain,
+    uniklink: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Linked {
+    pub command: String,
+    /// `None` when the linker was killed by a signal.
+    pub code: Option<i32>,
+    pub stderr: String,
+}
+
+impl Linked {
+    pub fn succeeded(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for Linked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` exited with {:?}; stderr:\n{}",
+            self.command, self.code, self.stderr
+        )
+    }
+}
+
+pub fn linkers() -> &'static Linkers {
+    static LINKERS: OnceLock<Linkers> = OnceLock::new();
+    LINKERS.get_or_init(|| Linkers {
+        toolchain: Toolchain::discover().unwrap_or_else(|error| panic!("{error}")),
+        uniklink: std::env::var_os("UNIKLINK_TEST_LINKER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cargo-uniklink"))),
+    })
+}
+
+impl Linkers {
+    /// The reference link: objects before the archives that serve them, the C libraries in
+    /// a group.
+    pub fn gnu_ld(&self, objects: &[PathBuf], archives: &[PathBuf], out: &Path) -> Linked {
+        let inputs: Vec<PathBuf> = objects.iter().chain(archives).cloned().collect();
+        linked(self.toolchain.gnu_ld("ld", &inputs, out, &[]))
+    }
+
+    /// The same program through uniklink, with the archives deliberately placed before the
+    /// objects that need them and no grouping: uniklink resolves in any order, like lld.
+    pub fn uniklink_program(
+        &self,
+        archives: &[PathBuf],
+        objects: &[PathBuf],
+        out: &Path,
+    ) -> Linked {
+        let mut args: Vec<&OsStr> = vec!["--entry".as_ref(), "_start".as_ref()];
+        args.extend(self.toolchain.start_files().map(Path::as_os_str));
+        args.extend(archives.iter().map(|p| p.as_os_str()));
+        args.extend(objects.iter().map(|p| p.as_os_str()));
+        args.extend(self.toolchain.libraries().map(Path::as_os_str));
+        args.extend(self.toolchain.end_files().map(Path::as_os_str));
+        self.uniklink(out, args)
+    }
+
+    /// `uniklink link -o OUT ARGS...`.
+    pub fn uniklink<I, S>(&self, out: &Path, args: I) -> Linked
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(&self.uniklink);
+        cmd.arg("link").arg("-o").arg(out).args(args);
+        linked(cmd)
+    }
+}
+
+fn linked(mut cmd: Command) -> Linked {
+    let command = describe(&cmd);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run `{command}`: {error}"));
+    Linked {
+        command,
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The names in a directory, to show that a failed link left nothing behind, not even a
+/// temporary file.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", dir.display()))
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a failed uniklink link must look like: exit status 1, a message, no panic, and no
+/// file left in the output directory.
+pub fn failure_problems(linked: &Linked, out: &Path, before: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if linked.code != Some(1) {
+        problems.push(format!("exit status {:?}, expected 1", linked.code));
+    }
+    if linked.stderr.contains("panicked") {
+        problems.push("stderr reports a panic".to_string());
+    }
+    if linked.stderr.trim().is_empty() {
+        problems.push("stderr is empty".to_string());
+    }
+    if out.exists() {
+        problems.push(format!("output {} exists", out.display()));
+    }
+    let after = listing(out.parent().expect("output has a directory"));
+    if after != before {
+        problems.push(format!(
+            "output directory changed from {before:?} to {after:?}"
+        ));
+    }
+    problems
+}

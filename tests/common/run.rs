@@ -1,0 +1,71 @@
+//! Running a linked program and capturing everything observable about it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A program that misbehaves after a bad link may spin forever; this bounds the wait. It is a
+/// guard, not a measurement: nothing is asserted about how long a run takes.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    /// "exit N", "signal N" or "killed: still running after ..."; compared as a whole.
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(program: &Path, stdin: &[u8]) -> Ran {
+    let mut child = Command::new(program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {}: {error}", program.display()));
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let stdin = stdin.to_vec();
+    // A program that exits without reading its input closes the pipe; that is not an error.
+    let writer = std::thread::spawn(move || drop(input.write_all(&stdin)));
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        drop(stdout.read_to_end(&mut bytes));
+        bytes
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        drop(stderr.read_to_end(&mut bytes));
+        bytes
+    });
+
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait().expect("waiting for a child process") {
+            Some(status) => break describe(status),
+            None if started.elapsed() > HANG_GUARD => {
+                drop(child.kill());
+                drop(child.wait());
+                break format!("killed: still running after {HANG_GUARD:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    writer.join().expect("stdin writer");
+    Ran {
+        status,
+        stdout: String::from_utf8_lossy(&out_reader.join().expect("stdout reader")).into_owned(),
+        stderr: String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned(),
+    }
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => format!("{status}"),
+    }
+}

@@ -1,0 +1,263 @@
+//! Differential linking: the same objects linked by GNU ld and by uniklink must give programs
+//! that behave identically (stdout, stderr, exit status). Fixtures live in `fixtures/link/`,
+//! one directory each; the real programs (SQLite, Lua, zlib) are the C sources crates.io
+//! packages vendor, with drivers from `fixtures/real/`. Every executable is also checked with
+//! goblin, independently of the code that wrote it.
+
+#[path = "common/fixture.rs"]
+mod fixture;
+#[path = "common/image_check.rs"]
+mod image_check;
+#[path = "common/linkers.rs"]
+mod linkers;
+#[path = "common/run.rs"]
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fixture::Fixture;
+use linkers::{failure_problems, linkers, listing};
+use xtask::real::{self, Program};
+
+/// What the GNU-ld-linked program must do: fixed fragments keep a test from passing on two
+/// equally broken programs.
+struct Reference<'a> {
+    stdin: &'a [u8],
+    exit: i32,
+    stdout_contains: &'a [String],
+    stderr_contains: &'a [String],
+    max_image_bytes: Option<u64>,
+}
+
+/// Links with both linkers, checks both images, runs both programs and compares them.
+fn link_run_compare(
+    label: &str,
+    work: &Path,
+    archives: &[PathBuf],
+    objects: &[PathBuf],
+    reference: &Reference,
+) {
+    let tools = linkers();
+    let gnu_exe = work.join("gnu-ld.out");
+    let uni_exe = work.join("uniklink.out");
+
+    let gnu = tools.gnu_ld(objects, archives, &gnu_exe);
+    assert!(gnu.succeeded(), "{label}: the reference link failed: {gnu}");
+    let gnu_problems = image_check::problems(&gnu_exe);
+    assert!(
+        gnu_problems.is_empty(),
+        "{label}: the image check rejects GNU ld's output, so the check itself is wrong: {gnu_problems:#?}"
+    );
+    let expected = run::run(&gnu_exe, reference.stdin);
+    let expected_status = format!("exit {}", reference.exit);
+    assert_eq!(
+        expected.status, expected_status,
+        "{label}: GNU ld build: {expected:#?}"
+    );
+    for fragment in reference.stdout_contains {
+        assert!(
+            expected.stdout.contains(fragment.as_str()),
+            "{label}: GNU ld build's stdout lacks {fragment:?}:\n{}",
+            expected.stdout
+        );
+    }
+    for fragment in reference.stderr_contains {
+        assert!(
+            expected.stderr.contains(fragment.as_str()),
+            "{label}: GNU ld build's stderr lacks {fragment:?}:\n{}",
+            expected.stderr
+        );
+    }
+
+    let uni = tools.uniklink_program(archives, objects, &uni_exe);
+    assert!(uni.succeeded(), "{label}: uniklink failed: {uni}");
+    let problems = image_check::problems(&uni_exe);
+    assert!(
+        problems.is_empty(),
+        "{label}: uniklink's image: {problems:#?}"
+    );
+    if let Some(limit) = reference.max_image_bytes {
+        let size = std::fs::metadata(&uni_exe).expect("uniklink's image").len();
+        assert!(
+            size <= limit,
+            "{label}: uniklink's image is {size} bytes, limit {limit}"
+        );
+    }
+    let got = run::run(&uni_exe, reference.stdin);
+    assert_eq!(
+        got, expected,
+        "{label}: the uniklink-linked program (left) differs from the GNU-ld-linked one (right)"
+    );
+}
+
+fn compile_fixture(fixture: &Fixture, work: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let toolchain = &linkers().toolchain;
+    let mut objects = Vec::new();
+    let mut members = Vec::new();
+    for source in &fixture.sources {
+        let object = work
+            .join(source.file_stem().expect("file"))
+            .with_extension("o");
+        toolchain
+            .compile(source, &object, &fixture.flags_for(source))
+            .unwrap_or_else(|error| panic!("{}: {error}", fixture.name));
+        if fixture.in_archive(source) {
+            members.push(object);
+        } else {
+            objects.push(object);
+        }
+    }
+    let mut archives = Vec::new();
+    if !members.is_empty() {
+        let archive = work.join(format!("lib{}.a", fixture.name));
+        let status = Command::new("ar")
+            .arg("rcs")
+            .arg(&archive)
+            .args(&members)
+            .status()
+            .unwrap_or_else(|error| panic!("cannot run ar (binutils): {error}"));
+        assert!(status.success(), "{}: ar failed", fixture.name);
+        archives.push(archive);
+    }
+    (archives, objects)
+}
+
+fn differential(name: &str) {
+    let fixture = Fixture::load(name);
+    let work = tempfile::tempdir().expect("temporary directory");
+    let (archives, objects) = compile_fixture(&fixture, work.path());
+    let expect = &fixture.expect;
+
+    if !expect.link_error.is_empty() {
+        let tools = linkers();
+        let gnu = tools.gnu_ld(&objects, &archives, &work.path().join("gnu-ld.out"));
+        assert!(
+            !gnu.succeeded(),
+            "{name}: GNU ld accepted a fixture that must fail"
+        );
+        let out = work.path().join("uniklink.out");
+        let before = listing(work.path());
+        let uni = tools.uniklink_program(&archives, &objects, &out);
+        let mut problems = failure_problems(&uni, &out, &before);
+        for fragment in &expect.link_error {
+            if !uni.stderr.contains(fragment.as_str()) {
+                problems.push(format!("stderr does not name {fragment:?}"));
+            }
+        }
+        assert!(problems.is_empty(), "{name}: {problems:#?}\n{uni}");
+        return;
+    }
+
+    link_run_compare(
+        name,
+        work.path(),
+        &archives,
+        &objects,
+        &Reference {
+            stdin: expect.stdin.as_bytes(),
+            exit: expect.exit.expect("checked when loading"),
+            stdout_contains: &expect.stdout_contains,
+            stderr_contains: &expect.stderr_contains,
+            max_image_bytes: expect.max_image_bytes,
+        },
+    );
+}
+
+macro_rules! fixtures {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                differential(stringify!($name));
+            }
+        )*
+        const FIXTURES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+fixtures!(
+    archive_order,
+    ctors_dtors,
+    duplicate_symbol,
+    func_ptrs,
+    got_extern,
+    hello,
+    jump_table,
+    large_bss,
+    merged_strings,
+    tls,
+    undefined_symbol,
+    weak_common,
+);
+
+#[test]
+fn every_fixture_directory_has_a_test() {
+    let on_disk = listing(&fixture::root());
+    assert_eq!(
+        on_disk, FIXTURES,
+        "list each directory of fixtures/link in fixtures!()"
+    );
+}
+
+fn real_program(program: Program, stdout_contains: &[&str]) {
+    let toolchain = &linkers().toolchain;
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-objects");
+    let built = real::build(program, toolchain, &cache).unwrap_or_else(|error| panic!("{error}"));
+    let work = tempfile::tempdir().expect("temporary directory");
+    let stdout_contains: Vec<String> = stdout_contains.iter().map(|s| s.to_string()).collect();
+    link_run_compare(
+        program.name(),
+        work.path(),
+        &[],
+        &built.objects(),
+        &Reference {
+            stdin: b"",
+            exit: 0,
+            stdout_contains: &stdout_contains,
+            stderr_contains: &[],
+            max_image_bytes: None,
+        },
+    );
+}
+
+#[test]
+fn real_sqlite() {
+    real_program(
+        Program::Sqlite,
+        &[
+            "sqlite 3.",
+            "count: n=14000",
+            "broken: error: no such column: nosuchcolumn",
+            "integrity: integrity_check=ok",
+            "mprintf: it''s|NULL|1234567890123",
+        ],
+    );
+}
+
+#[test]
+fn real_lua() {
+    real_program(
+        Program::Lua,
+        &[
+            "closure\t3",
+            "coroutine\t0,1,1,2,3,5,8,13,21,34",
+            "metatable\t(4.5, 2.25)",
+            "pcall\tfalse\ttable\t42",
+            "Lua 5.4",
+        ],
+    );
+}
+
+#[test]
+fn real_zlib() {
+    real_program(
+        Program::Zlib,
+        &[
+            "oneshot level=9",
+            "stream level=9 bits=31",
+            "inflate=1 same=1",
+            "corrupt uncompress=-3",
+        ],
+    );
+}

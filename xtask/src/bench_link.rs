@@ -1,0 +1,236 @@
+//! `cargo xtask bench link`: the largest real input (SQLite with its driver, musl's libc and
+//! libgcc) linked by each linker with section garbage collection, timed over several
+//! interleaved runs so that a slow moment of the machine hurts every linker alike.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xtask::Error;
+use xtask::real::{self, Program};
+use xtask::toolchain::{self, Toolchain};
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Timed runs per linker, after one untimed warm-up run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+    /// The uniklink binary to measure; by default a release build of this workspace's.
+    #[arg(long)]
+    uniklink: Option<PathBuf>,
+}
+
+struct Linker {
+    name: &'static str,
+    /// The command for one link into the given output.
+    command: Box<dyn Fn(&Path) -> Command>,
+}
+
+enum Outcome {
+    Missing(String),
+    Failed(String),
+    Linked {
+        times: Vec<Duration>,
+        size: u64,
+        stdout: Vec<u8>,
+    },
+}
+
+pub fn run(options: &Options) -> Result<(), Error> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+        .no_deps()
+        .exec()
+        .map_err(|source| Error::Metadata {
+            manifest: Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"),
+            source,
+        })?;
+    let target_dir = metadata.target_directory.as_std_path().to_path_buf();
+    let work = target_dir.join("xtask/bench-link");
+    fs::create_dir_all(&work).map_err(Error::io(&work))?;
+
+    let toolchain = Toolchain::discover()?;
+    eprintln!(
+        "building the SQLite driver (cached under {})",
+        target_dir.join("xtask/real").display()
+    );
+    let objects =
+        real::build(Program::Sqlite, &toolchain, &target_dir.join("xtask/real"))?.objects();
+
+    let uniklink = match &options.uniklink {
+        Some(path) => path.clone(),
+        None => {
+            eprintln!("building cargo-uniklink (release)");
+            toolchain::run(Command::new(env!("CARGO")).args([
+                "build",
+                "--release",
+                "--quiet",
+                "--package",
+                "cargo-uniklink",
+                "--bin",
+                "cargo-uniklink",
+            ]))?;
+            target_dir.join("release/cargo-uniklink")
+        }
+    };
+
+    let gc_linker = |name: &'static str, program: &'static str| {
+        let toolchain = toolchain.clone();
+        let objects = objects.clone();
+        Linker {
+            name,
+            command: Box::new(move |out| {
+                toolchain.gnu_ld(program, &objects, out, &["--gc-sections"])
+            }),
+        }
+    };
+    let linkers = [
+        gc_linker("GNU ld", "ld"),
+        gc_linker("ld.lld", "ld.lld"),
+        gc_linker("mold", "mold"),
+        {
+            let toolchain = toolchain.clone();
+            let objects = objects.clone();
+            Linker {
+                name: "uniklink",
+                command: Box::new(move |out| {
+                    let mut cmd = Command::new(&uniklink);
+                    cmd.args(["link", "--entry", "_start", "-o"])
+                        .arg(out)
+                        .args(toolchain.start_files())
+                        .args(&objects)
+                        .args(toolchain.libraries())
+                        .args(toolchain.end_files());
+                    cmd
+                }),
+            }
+        },
+    ];
+
+    let outputs: Vec<PathBuf> = linkers
+        .iter()
+        .map(|linker| work.join(linker.name.replace([' ', '.'], "_")))
+        .collect();
+    let mut outcomes: Vec<Outcome> = linkers
+        .iter()
+        .zip(&outputs)
+        .map(|(linker, out)| warm_up(linker, out))
+        .collect();
+
+    eprintln!("timing {} runs per linker", options.runs);
+    for _ in 0..options.runs {
+        for ((linker, out), outcome) in linkers.iter().zip(&outputs).zip(&mut outcomes) {
+            if let Outcome::Linked { times, .. } = outcome {
+                let started = Instant::now();
+                let status = (linker.command)(out).output();
+                let elapsed = started.elapsed();
+                match status {
+                    Ok(output) if output.status.success() => times.push(elapsed),
+                    Ok(output) => {
+                        *outcome = Outcome::Failed(first_line(&output.stderr));
+                    }
+                    Err(error) => *outcome = Outcome::Failed(error.to_string()),
+                }
+            }
+        }
+    }
+
+    print_table(&linkers, &outcomes, options.runs);
+    Ok(())
+}
+
+/// Links once untimed, then runs the executable: a linker whose output does not behave like
+/// GNU ld's is reported, not ranked as if it had done the same job.
+fn warm_up(linker: &Linker, out: &Path) -> Outcome {
+    let mut cmd = (linker.command)(out);
+    let output = match cmd.output() {
+        Ok(output) => output,
+        Err(error) => return Outcome::Missing(format!("{}: {error}", toolchain::describe(&cmd))),
+    };
+    if !output.status.success() {
+        return Outcome::Failed(first_line(&output.stderr));
+    }
+    let size = fs::metadata(out).map_or(0, |m| m.len());
+    let stdout = match Command::new(out).output() {
+        Ok(ran) if ran.status.success() => ran.stdout,
+        Ok(ran) => return Outcome::Failed(format!("its executable exited with {}", ran.status)),
+        Err(error) => return Outcome::Failed(format!("its executable did not start: {error}")),
+    };
+    Outcome::Linked {
+        times: Vec::new(),
+        size,
+        stdout,
+    }
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no message")
+        .trim()
+        .to_string()
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2
+    } else {
+        sorted[mid]
+    }
+}
+
+fn print_table(linkers: &[Linker], outcomes: &[Outcome], runs: u16) {
+    let reference_stdout = match &outcomes[0] {
+        Outcome::Linked { stdout, .. } => Some(stdout),
+        _ => None,
+    };
+    let uniklink_median = outcomes
+        .iter()
+        .zip(linkers)
+        .find(|(_, linker)| linker.name == "uniklink")
+        .and_then(|(outcome, _)| match outcome {
+            Outcome::Linked { times, .. } if !times.is_empty() => Some(median(times)),
+            _ => None,
+        });
+
+    println!("SQLite driver + musl libc, --gc-sections, median of {runs} runs");
+    println!();
+    println!(
+        "| linker | median ms | min ms | max ms | time / uniklink | output bytes | output as GNU ld's |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+    for (linker, outcome) in linkers.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Missing(why) => println!("| {} | not run: {why} | | | | | |", linker.name),
+            Outcome::Failed(why) => println!("| {} | failed: {why} | | | | | |", linker.name),
+            Outcome::Linked {
+                times,
+                size,
+                stdout,
+            } => {
+                let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+                let med = median(times);
+                let ratio = uniklink_median.map_or("n/a".to_string(), |u| {
+                    format!("{:.2}", med.as_secs_f64() / u.as_secs_f64())
+                });
+                let same = match reference_stdout {
+                    Some(reference) if reference == stdout => "same",
+                    Some(_) => "DIFFERS",
+                    None => "n/a",
+                };
+                println!(
+                    "| {} | {} | {} | {} | {ratio} | {size} | {same} |",
+                    linker.name,
+                    ms(med),
+                    ms(*times.iter().min().expect("every run timed")),
+                    ms(*times.iter().max().expect("every run timed")),
+                );
+            }
+        }
+    }
+}
