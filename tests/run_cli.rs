@@ -1,4 +1,4 @@
-//! `cargo uniklink run` against the hand-written PVH guests in `fixtures/boot/`, which are
+//! `cargo uniklink run` against the hand-written guests in `fixtures/boot/ARCH/`, which are
 //! assembled and linked here at test time. Each guest's `.expect.json` lists the runs to make
 //! and what they must give; the tests below cover what a table cannot (Ctrl-C, bad paths).
 //! Every run uses TCG: KVM on these machines is not trustworthy (see `uniklink::run`).
@@ -30,28 +30,67 @@ struct Case {
     json: Option<serde_json::Map<String, Value>>,
 }
 
-/// Assembles and links `fixtures/boot/NAME.S` into `dir/NAME.elf`.
-fn build_guest(name: &str, dir: &Path) -> PathBuf {
-    let source = Path::new(FIXTURES).join(format!("{name}.S"));
-    let object = dir.join(format!("{name}.o"));
-    let image = dir.join(format!("{name}.elf"));
-    let status = Command::new("as")
-        .args(["--64", "-I", FIXTURES, "-o"])
-        .arg(&object)
-        .arg(&source)
-        .status()
-        .expect("GNU as is installed");
-    assert!(status.success(), "assembling {}", source.display());
-    let status = Command::new("ld")
-        .args(["-m", "elf_x86_64", "-T"])
-        .arg(Path::new(FIXTURES).join("pvh.ld"))
-        .arg("-o")
-        .arg(&image)
-        .arg(&object)
-        .status()
-        .expect("GNU ld is installed");
-    assert!(status.success(), "linking {}", image.display());
-    image
+/// How the fixtures of one architecture are assembled and linked.
+struct Toolchain {
+    arch: &'static str,
+    assembler: &'static str,
+    as_flags: &'static [&'static str],
+    linker: &'static str,
+    ld_flags: &'static [&'static str],
+    script: &'static str,
+}
+
+const X86_64: Toolchain = Toolchain {
+    arch: "x86_64",
+    assembler: "as",
+    as_flags: &["--64"],
+    linker: "ld",
+    ld_flags: &["-m", "elf_x86_64"],
+    script: "pvh.ld",
+};
+
+const AARCH64: Toolchain = Toolchain {
+    arch: "aarch64",
+    assembler: "aarch64-linux-gnu-as",
+    as_flags: &[],
+    linker: "aarch64-linux-gnu-ld",
+    ld_flags: &[],
+    script: "virt.ld",
+};
+
+impl Toolchain {
+    fn dir(&self) -> PathBuf {
+        Path::new(FIXTURES).join(self.arch)
+    }
+
+    /// Assembles and links `fixtures/boot/ARCH/NAME.S` into `out/ARCH-NAME.elf`.
+    fn build(&self, name: &str, out: &Path) -> PathBuf {
+        let dir = self.dir();
+        let source = dir.join(format!("{name}.S"));
+        let object = out.join(format!("{}-{name}.o", self.arch));
+        let image = out.join(format!("{}-{name}.elf", self.arch));
+        let status = Command::new(self.assembler)
+            .args(self.as_flags)
+            .arg("-I")
+            .arg(&dir)
+            .arg("-o")
+            .arg(&object)
+            .arg(&source)
+            .status()
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.assembler));
+        assert!(status.success(), "assembling {}", source.display());
+        let status = Command::new(self.linker)
+            .args(self.ld_flags)
+            .arg("-T")
+            .arg(dir.join(self.script))
+            .arg("-o")
+            .arg(&image)
+            .arg(&object)
+            .status()
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.linker));
+        assert!(status.success(), "linking {}", image.display());
+        image
+    }
 }
 
 fn uniklink() -> Command {
@@ -187,16 +226,16 @@ fn check_times(report: &Value) -> Vec<String> {
     problems
 }
 
-#[test]
-fn fixtures_boot_as_expected() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut expectations: Vec<PathBuf> = std::fs::read_dir(FIXTURES)
+/// Runs every case of every `*.expect.json` of one architecture; returns how many runs it
+/// made and what went wrong.
+fn run_expectations(toolchain: &Toolchain) -> (usize, Vec<String>) {
+    let out = tempfile::tempdir().unwrap();
+    let mut expectations: Vec<PathBuf> = std::fs::read_dir(toolchain.dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(".expect.json"))
         .collect();
     expectations.sort();
-    assert!(!expectations.is_empty(), "no expectations in {FIXTURES}");
     let mut failures = Vec::new();
     let mut runs = 0;
     for path in expectations {
@@ -204,33 +243,47 @@ fn fixtures_boot_as_expected() {
         let guest = file.trim_end_matches(".expect.json");
         let cases: Vec<Case> = serde_json::from_slice(&std::fs::read(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let image = build_guest(guest, dir.path());
+        let image = toolchain.build(guest, out.path());
         for case in &cases {
             for json in [false, true] {
                 if json && case.json.is_none() {
                     continue;
                 }
                 runs += 1;
-                let out = run_case(&image, case, json);
-                for problem in check(case, &image, &out, json) {
+                let output = run_case(&image, case, json);
+                for problem in check(case, &image, &output, json) {
                     failures.push(format!(
-                        "{guest}: {}{}: {problem}\n--- stderr:\n{}",
+                        "{}/{guest}: {}{}: {problem}\n--- stderr:\n{}",
+                        toolchain.arch,
                         case.name,
                         if json { " (--json)" } else { "" },
-                        String::from_utf8_lossy(&out.stderr)
+                        String::from_utf8_lossy(&output.stderr)
                     ));
                 }
             }
         }
     }
+    (runs, failures)
+}
+
+#[test]
+fn x86_64_fixtures_boot_as_expected() {
+    let (runs, failures) = run_expectations(&X86_64);
     assert!(runs >= 10, "only {runs} runs");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn aarch64_fixtures_boot_as_expected() {
+    let (runs, failures) = run_expectations(&AARCH64);
+    assert!(runs >= 4, "only {runs} runs");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]
 fn ctrl_c_kills_qemu_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
-    let image = build_guest("hang", dir.path());
+    let image = X86_64.build("hang", dir.path());
     let mut child = uniklink()
         .arg(&image)
         .stdin(Stdio::null())
@@ -303,7 +356,7 @@ fn non_elf_image_is_a_clear_error() {
 #[test]
 fn unknown_platform_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let image = build_guest("hello_exit3", dir.path());
+    let image = X86_64.build("hello_exit3", dir.path());
     let out = uniklink()
         .args(["--platform", "firecracker"])
         .arg(&image)
