@@ -1,7 +1,7 @@
 //! The serial console behind `print!`/`println!`.
 //!
-//! Lines end in "\r\n" on the wire, as on any serial console, so terminals show them
-//! properly; `str::lines` on the host strips the "\r".
+//! Lines end in a bare "\n": the console is read through a pipe (`cargo uniklink run`,
+//! test harnesses), and a terminal in cooked mode adds the "\r" itself.
 //!
 //! There is no lock: the runtime is single-core and never enables interrupts, so nothing
 //! can interleave with a write, and a panic in the middle of a line can still print.
@@ -15,15 +15,7 @@ pub struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for line in s.split_inclusive('\n') {
-            match line.strip_suffix('\n') {
-                Some(text) => {
-                    serial::write_bytes(text.as_bytes());
-                    serial::write_bytes(b"\r\n");
-                }
-                None => serial::write_bytes(line.as_bytes()),
-            }
-        }
+        serial::write_bytes(s.as_bytes());
         Ok(())
     }
 }
