@@ -13,12 +13,33 @@ mod linkers;
 #[path = "common/run.rs"]
 mod run;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fixture::Fixture;
-use linkers::{failure_problems, linkers, listing};
+use linkers::{Linked, failure_problems, linked, linkers, listing};
 use xtask::real::{self, Program};
+
+/// The reference link: objects before the archives that serve them, the C libraries in a
+/// group.
+fn gnu_ld(objects: &[PathBuf], archives: &[PathBuf], out: &Path) -> Linked {
+    let inputs: Vec<PathBuf> = objects.iter().chain(archives).cloned().collect();
+    linked(linkers().toolchain.gnu_ld("ld", &inputs, out, &[]))
+}
+
+/// The same program through uniklink, with the archives deliberately placed before the
+/// objects that need them and no grouping: uniklink resolves in any order, like lld.
+fn uniklink_program(archives: &[PathBuf], objects: &[PathBuf], out: &Path) -> Linked {
+    let toolchain = &linkers().toolchain;
+    let mut args: Vec<&OsStr> = vec!["--entry".as_ref(), "_start".as_ref()];
+    args.extend(toolchain.start_files().map(Path::as_os_str));
+    args.extend(archives.iter().map(|p| p.as_os_str()));
+    args.extend(objects.iter().map(|p| p.as_os_str()));
+    args.extend(toolchain.libraries().map(Path::as_os_str));
+    args.extend(toolchain.end_files().map(Path::as_os_str));
+    linkers().uniklink(out, args)
+}
 
 /// What the GNU-ld-linked program must do: fixed fragments keep a test from passing on two
 /// equally broken programs.
@@ -38,11 +59,10 @@ fn link_run_compare(
     objects: &[PathBuf],
     reference: &Reference,
 ) {
-    let tools = linkers();
     let gnu_exe = work.join("gnu-ld.out");
     let uni_exe = work.join("uniklink.out");
 
-    let gnu = tools.gnu_ld(objects, archives, &gnu_exe);
+    let gnu = gnu_ld(objects, archives, &gnu_exe);
     assert!(gnu.succeeded(), "{label}: the reference link failed: {gnu}");
     let gnu_problems = image_check::problems(&gnu_exe);
     assert!(
@@ -70,7 +90,7 @@ fn link_run_compare(
         );
     }
 
-    let uni = tools.uniklink_program(archives, objects, &uni_exe);
+    let uni = uniklink_program(archives, objects, &uni_exe);
     assert!(uni.succeeded(), "{label}: uniklink failed: {uni}");
     let problems = image_check::problems(&uni_exe);
     assert!(
@@ -130,15 +150,14 @@ fn differential(name: &str) {
     let expect = &fixture.expect;
 
     if !expect.link_error.is_empty() {
-        let tools = linkers();
-        let gnu = tools.gnu_ld(&objects, &archives, &work.path().join("gnu-ld.out"));
+        let gnu = gnu_ld(&objects, &archives, &work.path().join("gnu-ld.out"));
         assert!(
             !gnu.succeeded(),
             "{name}: GNU ld accepted a fixture that must fail"
         );
         let out = work.path().join("uniklink.out");
         let before = listing(work.path());
-        let uni = tools.uniklink_program(&archives, &objects, &out);
+        let uni = uniklink_program(&archives, &objects, &out);
         let mut problems = failure_problems(&uni, &out, &before);
         for fragment in &expect.link_error {
             if !uni.stderr.contains(fragment.as_str()) {

@@ -50,30 +50,6 @@ pub fn linkers() -> &'static Linkers {
 }
 
 impl Linkers {
-    /// The reference link: objects before the archives that serve them, the C libraries in
-    /// a group.
-    pub fn gnu_ld(&self, objects: &[PathBuf], archives: &[PathBuf], out: &Path) -> Linked {
-        let inputs: Vec<PathBuf> = objects.iter().chain(archives).cloned().collect();
-        linked(self.toolchain.gnu_ld("ld", &inputs, out, &[]))
-    }
-
-    /// The same program through uniklink, with the archives deliberately placed before the
-    /// objects that need them and no grouping: uniklink resolves in any order, like lld.
-    pub fn uniklink_program(
-        &self,
-        archives: &[PathBuf],
-        objects: &[PathBuf],
-        out: &Path,
-    ) -> Linked {
-        let mut args: Vec<&OsStr> = vec!["--entry".as_ref(), "_start".as_ref()];
-        args.extend(self.toolchain.start_files().map(Path::as_os_str));
-        args.extend(archives.iter().map(|p| p.as_os_str()));
-        args.extend(objects.iter().map(|p| p.as_os_str()));
-        args.extend(self.toolchain.libraries().map(Path::as_os_str));
-        args.extend(self.toolchain.end_files().map(Path::as_os_str));
-        self.uniklink(out, args)
-    }
-
     /// `uniklink link -o OUT ARGS...`.
     pub fn uniklink<I, S>(&self, out: &Path, args: I) -> Linked
     where
@@ -86,7 +62,7 @@ impl Linkers {
     }
 }
 
-fn linked(mut cmd: Command) -> Linked {
+pub fn linked(mut cmd: Command) -> Linked {
     let command = describe(&cmd);
     let output = cmd
         .output()

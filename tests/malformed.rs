@@ -1,0 +1,471 @@
+//! Malformed inputs: objects and archives generated at test time from a valid object
+//! (`fixtures/malformed/valid.c`), each with one corruption from the table below. uniklink must
+//! refuse every one with a message naming the file (and member, section or symbol where there
+//! is one), exit status 1, no panic and no output file.
+
+#[path = "common/linkers.rs"]
+mod linkers;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use goblin::elf::Elf;
+use linkers::{failure_problems, linkers, listing};
+
+/// Which file a corruption is applied to and how it is linked.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// `valid.o`, linked alone with `--entry valid_entry`.
+    Object,
+    /// `libvalid.a` (one member, `valid.o`), linked after `start.o`, which needs the member.
+    /// Object positions ([`At::Ehdr`] to [`At::Rela`]) are taken inside the member.
+    Archive,
+}
+
+/// A position in the target file, resolved against the valid file's structure.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    /// Offset into the ELF header.
+    Ehdr(u64),
+    /// Offset into the section header table (`e_shoff + n`).
+    Shdrs(u64),
+    /// A field of the named section's header.
+    Section(&'static str, u64),
+    /// A field of the named symbol's `Elf64_Sym`.
+    Symbol(&'static str, u64),
+    /// A field of one `Elf64_Rela` of the named relocation section.
+    Rela(&'static str, usize, u64),
+    /// Offset into the `ar` header of the named member.
+    MemberHeader(&'static str, u64),
+    /// The `n`th member offset in the archive's symbol table (the `/` member).
+    ArmapOffset(u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    /// Cut the file at this position.
+    Truncate(At),
+    U16(At, u16),
+    U32(At, u32),
+    U64(At, u64),
+    /// Big-endian, as the ar symbol table stores offsets.
+    U32Be(At, u32),
+    /// An offset this far past the end of the file.
+    PastEof(At, u64),
+    Text(At, &'static str),
+}
+
+struct Corruption {
+    name: &'static str,
+    target: Target,
+    edit: Edit,
+    /// Fragments uniklink's stderr must contain, beyond the exit status and no output.
+    stderr: &'static [&'static str],
+}
+
+// Field offsets in ELF64 structures.
+const E_CLASS: u64 = 4;
+const E_SHOFF: u64 = 0x28;
+const E_SHENTSIZE: u64 = 0x3a;
+const E_SHNUM: u64 = 0x3c;
+const E_SHSTRNDX: u64 = 0x3e;
+const SH_NAME: u64 = 0;
+const SH_OFFSET: u64 = 0x18;
+const SH_SIZE: u64 = 0x20;
+const SH_LINK: u64 = 0x28;
+const SH_INFO: u64 = 0x2c;
+const SH_ENTSIZE: u64 = 0x38;
+const ST_NAME: u64 = 0;
+const ST_SHNDX: u64 = 6;
+const R_OFFSET: u64 = 0;
+const R_INFO: u64 = 8;
+// Field offsets in a 60-byte ar member header.
+const AR_SIZE: u64 = 48;
+const AR_FMAG: u64 = 58;
+
+const CORRUPTIONS: &[Corruption] = &[
+    Corruption {
+        name: "truncated ELF header",
+        target: Target::Object,
+        edit: Edit::Truncate(At::Ehdr(40)),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "truncated section header table",
+        target: Target::Object,
+        edit: Edit::Truncate(At::Shdrs(64 * 3 + 20)),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "ELF32 class",
+        target: Target::Object,
+        edit: Edit::Text(At::Ehdr(E_CLASS), "\x01"),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "section header table past EOF",
+        target: Target::Object,
+        edit: Edit::PastEof(At::Ehdr(E_SHOFF), 0x1000),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "bad e_shentsize",
+        target: Target::Object,
+        edit: Edit::U16(At::Ehdr(E_SHENTSIZE), 40),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "huge section count",
+        target: Target::Object,
+        edit: Edit::U16(At::Ehdr(E_SHNUM), 0xfeff),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "huge extended section count",
+        target: Target::Object,
+        // e_shnum 0 says the count is in section 0's sh_size.
+        edit: Edit::U64(At::Shdrs(SH_SIZE), 0xffff_ffff_ffff),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "section name string table index out of range",
+        target: Target::Object,
+        edit: Edit::U16(At::Ehdr(E_SHSTRNDX), 0xfe00),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "section name offset out of range",
+        target: Target::Object,
+        edit: Edit::U32(At::Section(".text", SH_NAME), 0xffff_fff0),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "section data past EOF",
+        target: Target::Object,
+        edit: Edit::PastEof(At::Section(".text", SH_OFFSET), 0x40),
+        stderr: &["valid.o", ".text"],
+    },
+    Corruption {
+        name: "section size past EOF",
+        target: Target::Object,
+        edit: Edit::U64(At::Section(".data", SH_SIZE), 0x7fff_ffff_0000),
+        stderr: &["valid.o", ".data"],
+    },
+    Corruption {
+        name: "symbol table with a bad entry size",
+        target: Target::Object,
+        edit: Edit::U64(At::Section(".symtab", SH_ENTSIZE), 7),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "symbol table linked to a missing string table",
+        target: Target::Object,
+        edit: Edit::U32(At::Section(".symtab", SH_LINK), 0xffff),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "symbol name offset out of range",
+        target: Target::Object,
+        edit: Edit::U32(At::Symbol("valid_data", ST_NAME), 0x7fff_fff0),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "symbol section index out of range",
+        target: Target::Object,
+        edit: Edit::U16(At::Symbol("valid_data", ST_SHNDX), 0x7fff),
+        stderr: &["valid.o", "valid_data"],
+    },
+    Corruption {
+        name: "relocation symbol index out of range",
+        target: Target::Object,
+        // Symbol 0x00ff_ffff, type R_X86_64_32S.
+        edit: Edit::U64(At::Rela(".rela.text", 2, R_INFO), 0x00ff_ffff_0000_000b),
+        stderr: &["valid.o", ".text"],
+    },
+    Corruption {
+        name: "relocation offset past its section",
+        target: Target::Object,
+        edit: Edit::U64(At::Rela(".rela.text", 1, R_OFFSET), 0xffff_ff00),
+        stderr: &["valid.o", ".text"],
+    },
+    Corruption {
+        name: "relocation section for a missing section",
+        target: Target::Object,
+        edit: Edit::U32(At::Section(".rela.text", SH_INFO), 0x7fff),
+        stderr: &["valid.o"],
+    },
+    Corruption {
+        name: "relocation section size not a multiple of its entries",
+        target: Target::Object,
+        edit: Edit::U64(At::Section(".rela.text", SH_SIZE), 0x60 + 5),
+        stderr: &["valid.o", ".rela.text"],
+    },
+    Corruption {
+        name: "truncated archive member header",
+        target: Target::Archive,
+        edit: Edit::Truncate(At::MemberHeader("valid.o", 30)),
+        stderr: &["libvalid.a"],
+    },
+    Corruption {
+        name: "archive member size past EOF",
+        target: Target::Archive,
+        edit: Edit::Text(At::MemberHeader("valid.o", AR_SIZE), "99999999  "),
+        stderr: &["libvalid.a"],
+    },
+    Corruption {
+        name: "archive member size not a number",
+        target: Target::Archive,
+        edit: Edit::Text(At::MemberHeader("valid.o", AR_SIZE), "12ab      "),
+        stderr: &["libvalid.a"],
+    },
+    Corruption {
+        name: "archive member header terminator",
+        target: Target::Archive,
+        edit: Edit::Text(At::MemberHeader("valid.o", AR_FMAG), "XX"),
+        stderr: &["libvalid.a"],
+    },
+    Corruption {
+        name: "archive symbol table offset past EOF",
+        target: Target::Archive,
+        edit: Edit::U32Be(At::ArmapOffset(0), 0x7fff_fff0),
+        stderr: &["libvalid.a"],
+    },
+    Corruption {
+        name: "archive member with its section header table past EOF",
+        target: Target::Archive,
+        edit: Edit::PastEof(At::Ehdr(E_SHOFF), 0x1000),
+        stderr: &["libvalid.a", "valid.o"],
+    },
+    Corruption {
+        name: "archive member with a relocation symbol index out of range",
+        target: Target::Archive,
+        edit: Edit::U64(At::Rela(".rela.text", 0, R_INFO), 0x00ff_ffff_0000_000b),
+        stderr: &["libvalid.a", "valid.o", ".text"],
+    },
+];
+
+/// The valid inputs, compiled once per test run.
+struct Valid {
+    dir: tempfile::TempDir,
+    object: Vec<u8>,
+    archive: Vec<u8>,
+    start: PathBuf,
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/malformed")
+        .join(name)
+}
+
+fn build_valid() -> Valid {
+    let toolchain = &linkers().toolchain;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let object = dir.path().join("valid.o");
+    let start = dir.path().join("start.o");
+    toolchain
+        .compile(&fixture("valid.c"), &object, &[])
+        .unwrap_or_else(|error| panic!("{error}"));
+    toolchain
+        .compile(&fixture("start.c"), &start, &[])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let archive = dir.path().join("libvalid.a");
+    let status = Command::new("ar")
+        .current_dir(dir.path())
+        .args(["rcs", "libvalid.a", "valid.o"])
+        .status()
+        .unwrap_or_else(|error| panic!("cannot run ar (binutils): {error}"));
+    assert!(status.success(), "ar failed");
+    Valid {
+        object: std::fs::read(&object).expect("valid.o"),
+        archive: std::fs::read(&archive).expect("libvalid.a"),
+        start,
+        dir,
+    }
+}
+
+/// Offset of the member's 60-byte header, walking the archive's headers.
+fn member_header(archive: &[u8], member: &str) -> u64 {
+    let mut at = 8;
+    while at + 60 <= archive.len() {
+        let header = &archive[at..at + 60];
+        let name = std::str::from_utf8(&header[..16]).expect("ASCII name");
+        if name.trim_end().trim_end_matches('/') == member {
+            return at as u64;
+        }
+        let size: usize = std::str::from_utf8(&header[48..58])
+            .expect("ASCII size")
+            .trim()
+            .parse()
+            .expect("decimal size");
+        at += 60 + size + size % 2;
+    }
+    panic!("no member {member} in the valid archive");
+}
+
+/// Resolves a position to an offset in the object (for object positions) or archive.
+fn resolve(at: At, object: &[u8], archive: &[u8]) -> u64 {
+    let elf = Elf::parse(object).expect("the valid object parses");
+    let section = |name: &str| {
+        let index = elf
+            .section_headers
+            .iter()
+            .position(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(name))
+            .unwrap_or_else(|| panic!("no section {name} in valid.o"));
+        (index as u64, &elf.section_headers[index])
+    };
+    match at {
+        At::Ehdr(n) => n,
+        At::Shdrs(n) => elf.header.e_shoff + n,
+        At::Section(name, field) => elf.header.e_shoff + section(name).0 * 64 + field,
+        At::Symbol(name, field) => {
+            let index = elf
+                .syms
+                .iter()
+                .position(|sym| elf.strtab.get_at(sym.st_name) == Some(name))
+                .unwrap_or_else(|| panic!("no symbol {name} in valid.o"));
+            section(".symtab").1.sh_offset + index as u64 * 24 + field
+        }
+        At::Rela(name, index, field) => section(name).1.sh_offset + index as u64 * 24 + field,
+        At::MemberHeader(member, n) => member_header(archive, member) + n,
+        At::ArmapOffset(n) => 8 + 60 + 4 + 4 * n,
+    }
+}
+
+fn is_object_position(at: At) -> bool {
+    !matches!(at, At::MemberHeader(..) | At::ArmapOffset(..))
+}
+
+fn corrupt(corruption: &Corruption, valid: &Valid) -> Vec<u8> {
+    let (mut bytes, base) = match corruption.target {
+        Target::Object => (valid.object.clone(), 0),
+        Target::Archive => (
+            valid.archive.clone(),
+            member_header(&valid.archive, "valid.o") + 60,
+        ),
+    };
+    let position = |at: At| {
+        let offset = resolve(at, &valid.object, &valid.archive);
+        let offset = if is_object_position(at) {
+            base + offset
+        } else {
+            offset
+        };
+        usize::try_from(offset).expect("offset fits")
+    };
+    let end = bytes.len() as u64;
+    let mut write = |at: At, new: &[u8]| {
+        let start = position(at);
+        bytes[start..start + new.len()].copy_from_slice(new);
+    };
+    match corruption.edit {
+        Edit::Truncate(at) => {
+            let cut = position(at);
+            bytes.truncate(cut);
+        }
+        Edit::U16(at, value) => write(at, &value.to_le_bytes()),
+        Edit::U32(at, value) => write(at, &value.to_le_bytes()),
+        Edit::U64(at, value) => write(at, &value.to_le_bytes()),
+        Edit::U32Be(at, value) => write(at, &value.to_be_bytes()),
+        Edit::PastEof(at, beyond) => write(at, &(end + beyond).to_le_bytes()),
+        Edit::Text(at, text) => write(at, text.as_bytes()),
+    }
+    if let Edit::U64(At::Shdrs(SH_SIZE), _) = corruption.edit {
+        // The extended count applies only when e_shnum is 0.
+        let shnum = position(At::Ehdr(E_SHNUM));
+        bytes[shnum..shnum + 2].copy_from_slice(&0u16.to_le_bytes());
+    }
+    bytes
+}
+
+/// Links `file` (written into a fresh directory under its valid name) with uniklink.
+fn link(valid: &Valid, target: Target, bytes: &[u8]) -> (linkers::Linked, PathBuf, Vec<String>) {
+    let dir = tempfile::tempdir_in(valid.dir.path()).expect("temporary directory");
+    let out = dir.path().join("out");
+    let linked = match target {
+        Target::Object => {
+            let file = dir.path().join("valid.o");
+            std::fs::write(&file, bytes).expect("write corrupted object");
+            let before = listing(dir.path());
+            let linked = linkers().uniklink(
+                &out,
+                ["--entry".as_ref(), "valid_entry".as_ref(), file.as_os_str()],
+            );
+            (linked, before)
+        }
+        Target::Archive => {
+            let file = dir.path().join("libvalid.a");
+            std::fs::write(&file, bytes).expect("write corrupted archive");
+            let before = listing(dir.path());
+            let linked = linkers().uniklink(
+                &out,
+                [
+                    "--entry".as_ref(),
+                    "_start".as_ref(),
+                    valid.start.as_os_str(),
+                    file.as_os_str(),
+                ],
+            );
+            (linked, before)
+        }
+    };
+    // The directory lives inside `valid.dir`, which removes it.
+    let path = dir.keep();
+    (linked.0, path.join("out"), linked.1)
+}
+
+#[test]
+fn valid_inputs_link() {
+    let valid = build_valid();
+    for target in [Target::Object, Target::Archive] {
+        let bytes = match target {
+            Target::Object => &valid.object,
+            Target::Archive => &valid.archive,
+        };
+        let (linked, out, _) = link(&valid, target, bytes);
+        assert!(
+            linked.succeeded() && out.is_file(),
+            "the uncorrupted {target:?} must link, or the corruptions prove nothing: {linked}"
+        );
+    }
+}
+
+#[test]
+fn every_corruption_is_refused_cleanly() {
+    let valid = build_valid();
+    let mut failures = Vec::new();
+    for corruption in CORRUPTIONS {
+        let bytes = corrupt(corruption, &valid);
+        let original = match corruption.target {
+            Target::Object => &valid.object,
+            Target::Archive => &valid.archive,
+        };
+        assert_ne!(
+            &bytes, original,
+            "{}: the edit changed nothing",
+            corruption.name
+        );
+        let (linked, out, before) = link(&valid, corruption.target, &bytes);
+        let mut problems = failure_problems(&linked, &out, &before);
+        for fragment in corruption.stderr {
+            if !linked.stderr.contains(fragment) {
+                problems.push(format!("stderr does not name {fragment:?}"));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}: {}\n  stderr: {}",
+                corruption.name,
+                problems.join("; "),
+                linked.stderr.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corruptions mishandled:\n{}",
+        failures.len(),
+        CORRUPTIONS.len(),
+        failures.join("\n")
+    );
+}
