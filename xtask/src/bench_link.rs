@@ -62,15 +62,19 @@ pub fn run(options: &Options) -> Result<(), Error> {
         Some(path) => path.clone(),
         None => {
             eprintln!("building cargo-uniklink (release)");
-            toolchain::run(Command::new(env!("CARGO")).args([
-                "build",
-                "--release",
-                "--quiet",
-                "--package",
-                "cargo-uniklink",
-                "--bin",
-                "cargo-uniklink",
-            ]))?;
+            toolchain::run(
+                Command::new(env!("CARGO"))
+                    .current_dir(&metadata.workspace_root)
+                    .args([
+                        "build",
+                        "--release",
+                        "--quiet",
+                        "--package",
+                        "cargo-uniklink",
+                        "--bin",
+                        "cargo-uniklink",
+                    ]),
+            )?;
             target_dir.join("release/cargo-uniklink")
         }
     };
