@@ -24,7 +24,6 @@ pub use console::{ConsoleSink, READY_MARKER};
 pub use image::{ImageError, ImageInfo, inspect};
 pub use qemu::{Arch, DEFAULT_MEMORY, Platform, UnknownPlatform};
 
-use console::ConsoleReport;
 use process::{InterruptScope, Qemu};
 use qemu::Invocation;
 
@@ -215,27 +214,21 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         .take()
         .ok_or_else(|| RunError::Console(io::Error::other("QEMU's stderr was not captured")))?;
     let sink = opts.console;
-    let (console_tx, console_rx) = mpsc::channel();
+    let (closed_tx, closed_rx) = mpsc::channel::<()>();
     let console_thread = thread::spawn(move || {
-        // The receiver outlives the loop below unless boot returned early, when nobody
-        // needs the report.
-        let _ = console_tx.send(console::stream(stdout, sink));
+        let report = console::stream(stdout, sink);
+        drop(closed_tx);
+        report
     });
     let stderr_thread = thread::spawn(move || read_capped(stderr, MAX_QEMU_MESSAGES));
 
     let deadline = opts.timeout.map(|t| launch + t);
-    let mut console_report = None;
+    let mut console_open = true;
     let end = loop {
-        // Waiting on the console first wakes us the moment QEMU closes it on exit; once it
-        // has, the exit itself follows at once.
-        if console_report.is_none() {
-            match console_rx.recv_timeout(TICK) {
-                Ok(report) => console_report = Some(report),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    console_report = Some(Ok(ConsoleReport::default()));
-                }
-            }
+        // Waiting on the console wakes us the moment QEMU closes it on exit; once it has,
+        // the exit itself follows at once.
+        if console_open {
+            console_open = closed_rx.recv_timeout(TICK) == Err(mpsc::RecvTimeoutError::Timeout);
         } else {
             thread::sleep(Duration::from_millis(1));
         }
@@ -253,12 +246,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
     };
     drop(scope);
 
-    let console_report = match console_report {
-        Some(report) => report,
-        None => console_rx.recv().unwrap_or(Ok(ConsoleReport::default())),
-    }
-    .map_err(RunError::Console)?;
-    join(console_thread);
+    let console_report = join(console_thread).map_err(RunError::Console)?;
     let messages = String::from_utf8_lossy(&join(stderr_thread)).into_owned();
 
     let times = |ended: Instant| BootTimes {
