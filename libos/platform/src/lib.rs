@@ -4,6 +4,7 @@
 //! host; `unik-rt` reads the hardware and hands the raw data to these functions.
 #![no_std]
 
+pub mod acpi;
 pub mod clock;
 pub mod cmdline;
 pub mod memory;

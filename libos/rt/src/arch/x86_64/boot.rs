@@ -15,7 +15,7 @@ use unik_platform::pvh::{self, START_INFO_V1_SIZE, StartInfo};
 
 use super::gdt::{self, GDT, GDT_LIMIT, KERNEL_CODE, KERNEL_DATA};
 use super::paging::{self, DIRECTORIES, DIRECTORY_COUNT, MAPPED_LIMIT, PAGE_SIZE, PDPT, PML4};
-use super::{exceptions, serial};
+use super::{exceptions, power, serial};
 use crate::exit::fatal;
 use crate::heap::MIN_SPAN;
 use crate::start::{self, BootInfo, MAX_REGIONS};
@@ -175,6 +175,7 @@ fn read_boot_info(start_info_paddr: u64, entry: Instant) -> BootInfo {
         fatal(format_args!("start info at {start_info_paddr:#x}: {error}"))
     });
     let flags = BootFlags::parse(until_nul(&cmdline(&info)));
+    power::set_rsdp_address(info.rsdp_paddr);
 
     // SAFETY: the loader wrote `memmap_entries` entries at `memmap_paddr`.
     let memmap = unsafe { physical_bytes(info.memmap_paddr, info.memmap_len()) };

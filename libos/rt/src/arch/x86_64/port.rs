@@ -24,3 +24,10 @@ pub(super) fn outl(port: u16, value: u32) {
         asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
     };
 }
+
+pub(super) fn outw(port: u16, value: u16) {
+    // SAFETY: as for `outb`; used for the ACPI PM1 control ports.
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    };
+}
