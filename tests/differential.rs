@@ -30,9 +30,15 @@ fn gnu_ld(objects: &[PathBuf], archives: &[PathBuf], out: &Path) -> Linked {
 
 /// The same program through uniklink, with the archives deliberately placed before the
 /// objects that need them and no grouping: uniklink resolves in any order, like lld.
-fn uniklink_program(archives: &[PathBuf], objects: &[PathBuf], out: &Path) -> Linked {
+fn uniklink_program(
+    archives: &[PathBuf],
+    objects: &[PathBuf],
+    flags: &[&str],
+    out: &Path,
+) -> Linked {
     let toolchain = &linkers().toolchain;
     let mut args: Vec<&OsStr> = vec!["--entry".as_ref(), "_start".as_ref()];
+    args.extend(flags.iter().map(OsStr::new));
     args.extend(toolchain.start_files().map(Path::as_os_str));
     args.extend(archives.iter().map(|p| p.as_os_str()));
     args.extend(objects.iter().map(|p| p.as_os_str()));
@@ -49,6 +55,9 @@ struct Reference<'a> {
     stdout_contains: &'a [String],
     stderr_contains: &'a [String],
     max_image_bytes: Option<u64>,
+    /// Strings only unreachable code or data contains: GNU ld (without GC) keeps them,
+    /// uniklink's collected image must not.
+    gc_removes: &'a [String],
 }
 
 /// Links with both linkers, checks both images, runs both programs and compares them.
@@ -60,7 +69,6 @@ fn link_run_compare(
     reference: &Reference,
 ) {
     let gnu_exe = work.join("gnu-ld.out");
-    let uni_exe = work.join("uniklink.out");
 
     let gnu = gnu_ld(objects, archives, &gnu_exe);
     assert!(gnu.succeeded(), "{label}: the reference link failed: {gnu}");
@@ -90,25 +98,74 @@ fn link_run_compare(
         );
     }
 
-    let uni = uniklink_program(archives, objects, &uni_exe);
-    assert!(uni.succeeded(), "{label}: uniklink failed: {uni}");
-    let problems = image_check::problems(&uni_exe);
-    assert!(
-        problems.is_empty(),
-        "{label}: uniklink's image: {problems:#?}"
-    );
-    if let Some(limit) = reference.max_image_bytes {
-        let size = std::fs::metadata(&uni_exe).expect("uniklink's image").len();
+    let image = std::fs::read(&gnu_exe).expect("GNU ld's image");
+    for marker in reference.gc_removes {
         assert!(
-            size <= limit,
-            "{label}: uniklink's image is {size} bytes, limit {limit}"
+            contains(&image, marker),
+            "{label}: {marker:?} is not in GNU ld's image (linked without GC), so its absence \
+             from uniklink's would prove nothing"
         );
     }
-    let got = run::run(&uni_exe, reference.stdin);
-    assert_eq!(
-        got, expected,
-        "{label}: the uniklink-linked program (left) differs from the GNU-ld-linked one (right)"
-    );
+
+    // Once with uniklink's default section garbage collection and once keeping everything:
+    // both must behave exactly like the reference.
+    let variants: [(&str, &[&str]); 2] = [("with GC", &[]), ("with --no-gc", &["--no-gc"])];
+    let failures: Vec<String> = variants
+        .iter()
+        .filter_map(|&(variant, flags)| {
+            let exe = work.join(format!("uniklink{}.out", flags.concat()));
+            check_uniklink(archives, objects, flags, &exe, reference, &expected)
+                .err()
+                .map(|problem| format!("uniklink {variant}: {problem}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{label}:\n{}", failures.join("\n\n"));
+}
+
+fn check_uniklink(
+    archives: &[PathBuf],
+    objects: &[PathBuf],
+    flags: &[&str],
+    exe: &Path,
+    reference: &Reference,
+    expected: &run::Ran,
+) -> Result<(), String> {
+    let linked = uniklink_program(archives, objects, flags, exe);
+    if !linked.succeeded() {
+        return Err(format!("link failed: {linked}"));
+    }
+    let problems = image_check::problems(exe);
+    if !problems.is_empty() {
+        return Err(format!("bad image: {problems:#?}"));
+    }
+    let image = std::fs::read(exe).map_err(|error| format!("cannot read the image: {error}"))?;
+    if let Some(limit) = reference.max_image_bytes
+        && image.len() as u64 > limit
+    {
+        return Err(format!("the image is {} bytes, limit {limit}", image.len()));
+    }
+    if flags.is_empty() {
+        for marker in reference.gc_removes {
+            if contains(&image, marker) {
+                return Err(format!(
+                    "unreachable {marker:?} survived garbage collection"
+                ));
+            }
+        }
+    }
+    let got = run::run(exe, reference.stdin);
+    if got != *expected {
+        return Err(format!(
+            "the program differs from the GNU-ld-linked one\n  uniklink: {got:?}\n  GNU ld:   {expected:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
 }
 
 fn compile_fixture(fixture: &Fixture, work: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
@@ -131,16 +188,20 @@ fn compile_fixture(fixture: &Fixture, work: &Path) -> (Vec<PathBuf>, Vec<PathBuf
     let mut archives = Vec::new();
     if !members.is_empty() {
         let archive = work.join(format!("lib{}.a", fixture.name));
-        let status = Command::new("ar")
-            .arg("rcs")
-            .arg(&archive)
-            .args(&members)
-            .status()
-            .unwrap_or_else(|error| panic!("cannot run ar (binutils): {error}"));
-        assert!(status.success(), "{}: ar failed", fixture.name);
+        make_archive(&archive, &members);
         archives.push(archive);
     }
     (archives, objects)
+}
+
+fn make_archive(archive: &Path, members: &[PathBuf]) {
+    let status = Command::new("ar")
+        .arg("rcs")
+        .arg(archive)
+        .args(members)
+        .status()
+        .unwrap_or_else(|error| panic!("cannot run ar (binutils): {error}"));
+    assert!(status.success(), "ar failed making {}", archive.display());
 }
 
 fn differential(name: &str) {
@@ -157,7 +218,7 @@ fn differential(name: &str) {
         );
         let out = work.path().join("uniklink.out");
         let before = listing(work.path());
-        let uni = uniklink_program(&archives, &objects, &out);
+        let uni = uniklink_program(&archives, &objects, &[], &out);
         let mut problems = failure_problems(&uni, &out, &before);
         for fragment in &expect.link_error {
             if !uni.stderr.contains(fragment.as_str()) {
@@ -179,6 +240,7 @@ fn differential(name: &str) {
             stdout_contains: &expect.stdout_contains,
             stderr_contains: &expect.stderr_contains,
             max_image_bytes: expect.max_image_bytes,
+            gc_removes: &expect.gc_removes,
         },
     );
 }
@@ -200,6 +262,7 @@ fixtures!(
     ctors_dtors,
     duplicate_symbol,
     func_ptrs,
+    gc_sections,
     got_extern,
     hello,
     jump_table,
@@ -219,23 +282,40 @@ fn every_fixture_directory_has_a_test() {
     );
 }
 
-fn real_program(program: Program, stdout_contains: &[&str]) {
+/// How a real program's library objects reach the linkers.
+#[derive(Clone, Copy)]
+enum Packaging {
+    Objects,
+    /// In `lib<name>.a`, which uniklink gets before the driver that needs it.
+    Archive,
+}
+
+fn real_program(program: Program, packaging: Packaging, stdout_contains: &[&str]) {
     let toolchain = &linkers().toolchain;
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-objects");
     let built = real::build(program, toolchain, &cache).unwrap_or_else(|error| panic!("{error}"));
     let work = tempfile::tempdir().expect("temporary directory");
+    let (archives, objects) = match packaging {
+        Packaging::Objects => (Vec::new(), built.objects()),
+        Packaging::Archive => {
+            let archive = work.path().join(format!("lib{}.a", program.name()));
+            make_archive(&archive, &built.library);
+            (vec![archive], vec![built.driver.clone()])
+        }
+    };
     let stdout_contains: Vec<String> = stdout_contains.iter().map(|s| s.to_string()).collect();
     link_run_compare(
         program.name(),
         work.path(),
-        &[],
-        &built.objects(),
+        &archives,
+        &objects,
         &Reference {
             stdin: b"",
             exit: 0,
             stdout_contains: &stdout_contains,
             stderr_contains: &[],
             max_image_bytes: None,
+            gc_removes: &[],
         },
     );
 }
@@ -244,6 +324,7 @@ fn real_program(program: Program, stdout_contains: &[&str]) {
 fn real_sqlite() {
     real_program(
         Program::Sqlite,
+        Packaging::Objects,
         &[
             "sqlite 3.",
             "count: n=14000",
@@ -258,6 +339,7 @@ fn real_sqlite() {
 fn real_lua() {
     real_program(
         Program::Lua,
+        Packaging::Archive,
         &[
             "closure\t3",
             "coroutine\t0,1,1,2,3,5,8,13,21,34",
@@ -272,6 +354,7 @@ fn real_lua() {
 fn real_zlib() {
     real_program(
         Program::Zlib,
+        Packaging::Archive,
         &[
             "oneshot level=9",
             "stream level=9 bits=31",

@@ -31,6 +31,9 @@ pub struct Expect {
     /// these fragments (the symbol and the objects involved).
     #[serde(default)]
     pub link_error: Vec<String>,
+    /// Strings that only unreachable code or data contains; see `differential.rs`.
+    #[serde(default)]
+    pub gc_removes: Vec<String>,
     /// Upper bound on the size of uniklink's image file.
     pub max_image_bytes: Option<u64>,
 }

@@ -7,11 +7,14 @@ set -eu
 [ "${1:-}" = link ] && shift
 out=
 entry=_start
+# uniklink collects unreachable sections by default.
+gc=--gc-sections
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-o) out=$2; shift 2 ;;
 	--entry) entry=$2; shift 2 ;;
+	--no-gc) gc=; shift ;;
 	*) break ;;
 	esac
 done
-exec ld -static -e "$entry" -o "$out" --start-group "$@" --end-group
+exec ld -static $gc -e "$entry" -o "$out" --start-group "$@" --end-group
