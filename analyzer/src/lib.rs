@@ -1,1 +1,15 @@
 //! Loading objects and archives, resolving symbols, the section graph and what it keeps.
+//!
+//! Phases, each borrowing the previous one's output: [`input`] maps files and enumerates
+//! archive members, [`object`] parses them, [`resolve`] builds the [`resolve::SymbolDb`],
+//! [`graph`] builds the [`graph::SectionGraph`] and decides what is kept.
+
+pub mod debug;
+pub mod eh_frame;
+pub mod error;
+pub mod graph;
+pub mod input;
+pub mod object;
+pub mod resolve;
+
+pub use error::{Error, Result};

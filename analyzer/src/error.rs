@@ -1,0 +1,105 @@
+//! Errors of the analysis phases. Each names the file, archive member, section and offset
+//! involved so a user can find the bad input without a debugger.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading, resolving and graphing inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not an ELF relocatable object or ar archive", path.display())]
+    UnknownFormat { path: PathBuf },
+    #[error("{}: malformed archive: {reason}", path.display())]
+    Archive { path: PathBuf, reason: String },
+    #[error("{object}: malformed ELF: {reason}")]
+    Malformed { object: String, reason: String },
+    #[error("{object}: unsupported input: {reason}")]
+    Unsupported { object: String, reason: String },
+    #[error("{object}: machine {found} does not match {expected} of {first}")]
+    MixedMachines {
+        object: String,
+        found: u16,
+        first: String,
+        expected: u16,
+    },
+    #[error("{}", DuplicateList(.0))]
+    Duplicates(Vec<Duplicate>),
+    #[error("{}", UndefinedList(.0))]
+    Undefined(Vec<Undefined>),
+    #[error("entry symbol `{0}` is not defined")]
+    NoEntry(String),
+    #[error("no input objects")]
+    NoInputs,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A symbol defined strongly by two objects.
+#[derive(Debug, Clone)]
+pub struct Duplicate {
+    pub name: String,
+    pub first: String,
+    pub second: String,
+}
+
+/// One reference to a symbol nobody defines.
+#[derive(Debug, Clone)]
+pub struct Undefined {
+    pub name: String,
+    pub object: String,
+    pub section: String,
+    pub offset: u64,
+    /// `file:line` from the referencing object's debug info, when it has any.
+    pub source: Option<String>,
+}
+
+struct DuplicateList<'a>(&'a [Duplicate]);
+
+impl fmt::Display for DuplicateList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "duplicate symbol `{}`: defined in {} and {}",
+                d.name, d.first, d.second
+            )?;
+        }
+        Ok(())
+    }
+}
+
+struct UndefinedList<'a>(&'a [Undefined]);
+
+impl fmt::Display for UndefinedList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, u) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "undefined symbol `{}`, referenced by {} (section {}+{:#x})",
+                u.name, u.object, u.section, u.offset
+            )?;
+            if let Some(source) = &u.source {
+                write!(f, " [{source}]")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats a raw symbol or section name for messages, demangling Rust and C++-free names.
+pub fn display_name(name: &[u8]) -> String {
+    let s = String::from_utf8_lossy(name);
+    format!("{:#}", rustc_demangle::demangle(&s))
+}

@@ -1,0 +1,459 @@
+//! The section graph: input sections as nodes, relocations as edges, and what is reachable
+//! from the roots. Unreached sections are garbage-collected.
+//!
+//! `.eh_frame` is special: an FDE describes a function but must not keep it alive. FDE edges
+//! therefore go from the described function to what the FDE references (its LSDA), and FDEs
+//! of dropped functions are dropped themselves.
+
+use std::collections::{HashMap, VecDeque};
+
+use object::elf;
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::eh_frame::{self, Record, RecordKind};
+use crate::error::{Error, Result, Undefined, display_name};
+use crate::object::{ObjectId, Reloc, SectionId, SymbolPlace};
+use crate::resolve::{Definition, SymbolDb, SymbolRef, start_stop_section};
+
+/// Which sections are roots regardless of references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootRules {
+    /// `.init_array`, `.fini_array`, `.preinit_array`, `.ctors`, `.dtors` are roots. The
+    /// weaving mode turns this off and decides per component instead.
+    pub init_arrays: bool,
+}
+
+impl RootRules {
+    /// Conventional static linking, as GNU ld does it.
+    pub const CONVENTIONAL: RootRules = RootRules { init_arrays: true };
+}
+
+pub struct GraphOptions<'s> {
+    pub entry: &'s str,
+    pub keep: &'s [String],
+    pub rules: RootRules,
+    /// With `false`, every loaded allocatable section is kept.
+    pub gc: bool,
+}
+
+/// Why a section is a root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootReason {
+    Entry,
+    Keep,
+    Retain,
+    Note,
+    /// `.init`/`.fini`: their pieces from crti/crtn form one function and are always kept.
+    InitFini,
+    InitArray,
+    EhFrame,
+    NoGc,
+}
+
+/// The symbol through which one section references another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    pub object: ObjectId,
+    pub symbol: u32,
+}
+
+/// One `.eh_frame` input section split into records, with the records that survive GC.
+#[derive(Debug, Clone)]
+pub struct EhFrame {
+    pub records: Vec<Record>,
+    pub kept: Vec<bool>,
+}
+
+pub struct SectionGraph<'a> {
+    pub db: &'a SymbolDb<'a>,
+    graph: DiGraph<SectionId, Via>,
+    base: Vec<u32>,
+    eligible: Vec<bool>,
+    kept: Vec<bool>,
+    parent: Vec<Option<EdgeIndex>>,
+    root: Vec<Option<RootReason>>,
+    pub eh_frames: HashMap<SectionId, EhFrame>,
+}
+
+/// One step of a why-chain: a kept section and the symbol it reaches the next step through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhyStep {
+    pub section: SectionId,
+    pub via: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhyChain {
+    pub root: RootReason,
+    pub steps: Vec<WhyStep>,
+}
+
+fn is_eh_frame(s: &crate::object::Section<'_>) -> bool {
+    s.name == b".eh_frame" || s.sh_type == elf::SHT_X86_64_UNWIND
+}
+
+fn is_init_array(s: &crate::object::Section<'_>) -> bool {
+    matches!(
+        s.sh_type,
+        elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY | elf::SHT_PREINIT_ARRAY
+    ) || [b".ctors".as_slice(), b".dtors"].iter().any(|p| {
+        s.name
+            .strip_prefix(*p)
+            .is_some_and(|r| r.is_empty() || r[0] == b'.')
+    })
+}
+
+impl<'a> SectionGraph<'a> {
+    pub fn build(db: &'a SymbolDb<'a>, opts: &GraphOptions<'_>) -> Result<Self> {
+        let objects = db.objects;
+        let mut graph = DiGraph::new();
+        let mut base = vec![u32::MAX; objects.len()];
+        let mut eligible = Vec::new();
+        for &oid in &db.live {
+            let o = db.object(oid);
+            base[oid.0 as usize] = graph.node_count() as u32;
+            for (i, s) in o.sections.iter().enumerate() {
+                let id = SectionId {
+                    object: oid,
+                    index: i as u32,
+                };
+                graph.add_node(id);
+                eligible.push(i != 0 && !s.is_dropped_kind() && !db.is_discarded(id));
+            }
+        }
+        let n = graph.node_count();
+        let mut this = SectionGraph {
+            db,
+            graph,
+            base,
+            eligible,
+            kept: vec![false; n],
+            parent: vec![None; n],
+            root: vec![None; n],
+            eh_frames: HashMap::new(),
+        };
+
+        let mut by_name: HashMap<&[u8], Vec<SectionId>> = HashMap::new();
+        for g in &db.globals {
+            if g.def == Definition::Linker
+                && let Some(sec) = start_stop_section(g.name)
+            {
+                by_name.entry(sec).or_default();
+            }
+        }
+        if !by_name.is_empty() {
+            for &oid in &db.live {
+                for (i, s) in db.object(oid).sections.iter().enumerate() {
+                    let id = SectionId {
+                        object: oid,
+                        index: i as u32,
+                    };
+                    if let Some(list) = by_name.get_mut(s.name)
+                        && this.is_eligible(id)
+                    {
+                        list.push(id);
+                    }
+                }
+            }
+        }
+
+        let mut roots = Vec::new();
+        for &oid in &db.live {
+            let o = db.object(oid);
+            for (i, s) in o.sections.iter().enumerate() {
+                let id = SectionId {
+                    object: oid,
+                    index: i as u32,
+                };
+                if !this.is_eligible(id) {
+                    continue;
+                }
+                if is_eh_frame(s) {
+                    this.add_eh_frame_edges(id, &by_name)?;
+                    roots.push((id, RootReason::EhFrame));
+                    continue;
+                }
+                for r in s.relocs() {
+                    this.add_reloc_edges(id, r, &by_name);
+                }
+                let reason = if !opts.gc {
+                    Some(RootReason::NoGc)
+                } else if s.flags & u64::from(elf::SHF_GNU_RETAIN) != 0 {
+                    Some(RootReason::Retain)
+                } else if s.sh_type == elf::SHT_NOTE && s.name != b".note.gnu.property" {
+                    // Property notes need merging, not concatenation, and static loaders
+                    // ignore them without PT_GNU_PROPERTY; they are kept only if referenced.
+                    Some(RootReason::Note)
+                } else if s.name == b".init" || s.name == b".fini" {
+                    Some(RootReason::InitFini)
+                } else if opts.rules.init_arrays && is_init_array(s) {
+                    Some(RootReason::InitArray)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    roots.push((id, reason));
+                }
+            }
+        }
+
+        let entry_section = this.symbol_section(opts.entry.as_bytes());
+        match entry_section {
+            Some(Some(s)) => roots.insert(0, (s, RootReason::Entry)),
+            Some(None) => {}
+            None => return Err(Error::NoEntry(opts.entry.to_owned())),
+        }
+        for name in opts.keep {
+            if let Some(Some(s)) = this.symbol_section(name.as_bytes()) {
+                roots.push((s, RootReason::Keep));
+            }
+        }
+
+        this.mark(&roots);
+        this.trim_eh_frames();
+        this.check_undefined()?;
+        Ok(this)
+    }
+
+    fn node(&self, id: SectionId) -> NodeIndex {
+        NodeIndex::new((self.base[id.object.0 as usize] + id.index) as usize)
+    }
+
+    fn is_eligible(&self, id: SectionId) -> bool {
+        self.eligible[self.node(id).index()]
+    }
+
+    /// `None` if the symbol is undefined; `Some(None)` if defined outside any section.
+    fn symbol_section(&self, name: &[u8]) -> Option<Option<SectionId>> {
+        let g = self.db.global(self.db.lookup(name)?);
+        match g.def {
+            Definition::Defined { object, index } => {
+                Some(self.db.target_section(object, index).filter(|_| {
+                    matches!(
+                        self.db.object(object).symbols[index as usize].place,
+                        SymbolPlace::Section(_)
+                    )
+                }))
+            }
+            Definition::Common { .. } | Definition::Linker => Some(None),
+            Definition::Undefined => None,
+        }
+    }
+
+    /// Sections a relocation in `object` keeps alive.
+    fn reloc_targets(
+        &self,
+        object: ObjectId,
+        r: Reloc,
+        by_name: &HashMap<&[u8], Vec<SectionId>>,
+        mut f: impl FnMut(SectionId),
+    ) {
+        if let Some(t) = self.db.target_section(object, r.symbol) {
+            if self.is_eligible(t) {
+                f(t);
+            }
+        } else if let SymbolRef::Global(g) = self.db.symbol_ref(object, r.symbol) {
+            let g = self.db.global(g);
+            if g.def == Definition::Linker
+                && let Some(list) = start_stop_section(g.name).and_then(|s| by_name.get(s))
+            {
+                list.iter().copied().for_each(f);
+            }
+        }
+    }
+
+    fn add_reloc_edges(
+        &mut self,
+        from: SectionId,
+        r: Reloc,
+        by_name: &HashMap<&[u8], Vec<SectionId>>,
+    ) {
+        let via = Via {
+            object: from.object,
+            symbol: r.symbol,
+        };
+        let from_node = self.node(from);
+        let mut targets = Vec::new();
+        self.reloc_targets(from.object, r, by_name, |t| targets.push(t));
+        for t in targets {
+            let to = self.node(t);
+            self.graph.add_edge(from_node, to, via);
+        }
+    }
+
+    fn add_eh_frame_edges(
+        &mut self,
+        id: SectionId,
+        by_name: &HashMap<&[u8], Vec<SectionId>>,
+    ) -> Result<()> {
+        let o = self.db.object(id.object);
+        let s = o.section(id.index);
+        let records = eh_frame::parse(s.data).map_err(|reason| Error::Malformed {
+            object: o.name.clone(),
+            reason: format!("section {}: {reason}", o.section_name(id.index)),
+        })?;
+        let mut relocs: Vec<Reloc> = s.relocs().collect();
+        relocs.sort_by_key(|r| r.offset);
+        let mut next = 0;
+        for rec in &records {
+            let end = rec.start + rec.len;
+            let first = next;
+            while next < relocs.len() && relocs[next].offset < end {
+                next += 1;
+            }
+            let in_record = &relocs[first..next];
+            match rec.kind {
+                RecordKind::Fde { .. } => {
+                    let pc_begin = rec.id_offset + 4;
+                    let function = in_record
+                        .iter()
+                        .find(|r| r.offset == pc_begin)
+                        .and_then(|r| self.db.target_section(id.object, r.symbol))
+                        .filter(|t| self.is_eligible(*t));
+                    let from = function.unwrap_or(id);
+                    for r in in_record.iter().filter(|r| r.offset != pc_begin) {
+                        self.add_reloc_edges(from, *r, by_name);
+                    }
+                }
+                RecordKind::Cie | RecordKind::Terminator => {
+                    for r in in_record {
+                        self.add_reloc_edges(id, *r, by_name);
+                    }
+                }
+            }
+        }
+        let kept = vec![true; records.len()];
+        self.eh_frames.insert(id, EhFrame { records, kept });
+        Ok(())
+    }
+
+    fn mark(&mut self, roots: &[(SectionId, RootReason)]) {
+        let mut queue = VecDeque::new();
+        for &(id, reason) in roots {
+            let n = self.node(id);
+            if !self.kept[n.index()] {
+                self.kept[n.index()] = true;
+                self.root[n.index()] = Some(reason);
+                queue.push_back(n);
+            }
+        }
+        while let Some(n) = queue.pop_front() {
+            for e in self.graph.edges(n) {
+                let t = e.target();
+                if !self.kept[t.index()] {
+                    self.kept[t.index()] = true;
+                    self.parent[t.index()] = Some(e.id());
+                    queue.push_back(t);
+                }
+            }
+        }
+    }
+
+    fn trim_eh_frames(&mut self) {
+        let db = self.db;
+        let mut frames = std::mem::take(&mut self.eh_frames);
+        for (id, frame) in &mut frames {
+            let s = db.object(id.object).section(id.index);
+            for (rec, kept) in frame.records.iter().zip(&mut frame.kept) {
+                if let RecordKind::Fde { .. } = rec.kind {
+                    let pc_begin = rec.id_offset + 4;
+                    let target = s
+                        .relocs()
+                        .find(|r| r.offset == pc_begin)
+                        .and_then(|r| db.target_section(id.object, r.symbol));
+                    *kept = target.is_some_and(|t| self.is_eligible(t) && self.is_kept(t));
+                }
+            }
+        }
+        self.eh_frames = frames;
+    }
+
+    /// Strong references from kept sections to symbols nobody defines.
+    fn check_undefined(&self) -> Result<()> {
+        let mut undefined = Vec::new();
+        for id in self.kept_sections() {
+            let o = self.db.object(id.object);
+            let s = o.section(id.index);
+            let frame = self.eh_frames.get(&id);
+            for r in s.relocs() {
+                let SymbolRef::Global(g) = self.db.symbol_ref(id.object, r.symbol) else {
+                    continue;
+                };
+                let g = self.db.global(g);
+                if g.def != Definition::Undefined || o.symbols[r.symbol as usize].is_weak() {
+                    continue;
+                }
+                if let Some(frame) = frame {
+                    let live =
+                        frame.records.iter().zip(&frame.kept).any(|(rec, k)| {
+                            *k && (rec.start..rec.start + rec.len).contains(&r.offset)
+                        });
+                    if !live {
+                        continue;
+                    }
+                }
+                undefined.push(Undefined {
+                    name: display_name(g.name),
+                    object: o.name.clone(),
+                    section: o.section_name(id.index),
+                    offset: r.offset,
+                    source: crate::debug::source_line(o, id.index, r.offset),
+                });
+            }
+        }
+        if undefined.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Undefined(undefined))
+        }
+    }
+
+    pub fn is_kept(&self, id: SectionId) -> bool {
+        self.kept[self.node(id).index()]
+    }
+
+    /// Kept sections in input order.
+    pub fn kept_sections(&self) -> impl Iterator<Item = SectionId> + '_ {
+        self.graph
+            .node_indices()
+            .filter(|n| self.kept[n.index()])
+            .map(|n| self.graph[n])
+    }
+
+    /// Allocatable sections GC removed, in input order.
+    pub fn dropped_sections(&self) -> impl Iterator<Item = SectionId> + '_ {
+        self.graph
+            .node_indices()
+            .filter(|n| self.eligible[n.index()] && !self.kept[n.index()])
+            .map(|n| self.graph[n])
+    }
+
+    /// The chain of references from a root to the section defining `name`, shortest first
+    /// found. `None` if the symbol is not defined in a kept section.
+    pub fn why(&self, name: &str) -> Option<WhyChain> {
+        let target = self.symbol_section(name.as_bytes())??;
+        let mut n = self.node(target);
+        if !self.kept[n.index()] {
+            return None;
+        }
+        let mut steps = vec![WhyStep {
+            section: target,
+            via: None,
+        }];
+        while let Some(e) = self.parent[n.index()] {
+            let (from, _) = self.graph.edge_endpoints(e).expect("edge exists");
+            let via = self.graph[e];
+            steps.push(WhyStep {
+                section: self.graph[from],
+                via: Some(self.db.symbol_name(via.object, via.symbol)),
+            });
+            n = from;
+        }
+        steps.reverse();
+        Some(WhyChain {
+            root: self.root[n.index()].expect("chain starts at a root"),
+            steps,
+        })
+    }
+}

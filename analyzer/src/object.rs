@@ -1,0 +1,434 @@
+//! Bounds-checked parsing of ELF64 little-endian relocatable objects.
+//!
+//! `object`'s low-level ELF API reads headers without trusting sizes, but it leaves semantic
+//! checks (section indices in symbols, relocation symbol indices, offsets inside sections) to
+//! the caller. Everything the later phases index with is checked here once, so they can index
+//! without re-checking.
+
+use object::LittleEndian as LE;
+use object::elf;
+use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::input::{InputId, Inputs};
+
+/// Index of an object among all parsed units (archive members included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId(pub u32);
+
+/// One input section: its object and its ELF section index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SectionId {
+    pub object: ObjectId,
+    pub index: u32,
+}
+
+/// A parsed relocatable object. Slices borrow the input mapping.
+pub struct ObjectFile<'data> {
+    pub id: ObjectId,
+    pub input: InputId,
+    /// `path` or `archive(member)`.
+    pub name: String,
+    pub from_archive: bool,
+    pub machine: u16,
+    pub data: &'data [u8],
+    /// Indexed by ELF section index; entry 0 is the null section.
+    pub sections: Vec<Section<'data>>,
+    /// Indexed by ELF symbol index; entry 0 is the null symbol.
+    pub symbols: Vec<Symbol<'data>>,
+    pub first_global: usize,
+    pub groups: Vec<Group<'data>>,
+}
+
+pub struct Section<'data> {
+    pub name: &'data [u8],
+    pub sh_type: u32,
+    pub flags: u64,
+    pub align: u64,
+    pub entsize: u64,
+    pub size: u64,
+    /// Empty for `SHT_NOBITS`.
+    pub data: &'data [u8],
+    relocs: &'data [elf::Rela64<LE>],
+    /// Index into [`ObjectFile::groups`].
+    pub group: Option<u32>,
+}
+
+/// A relocation read generically: the architecture gives `r_type` its meaning later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reloc {
+    pub offset: u64,
+    pub r_type: u32,
+    pub symbol: u32,
+    pub addend: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymbolPlace {
+    Undefined,
+    Absolute,
+    /// `st_value` is the required alignment.
+    Common,
+    Section(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Symbol<'data> {
+    pub name: &'data [u8],
+    pub value: u64,
+    pub size: u64,
+    pub st_type: u8,
+    pub bind: u8,
+    pub place: SymbolPlace,
+}
+
+impl Symbol<'_> {
+    pub fn is_weak(&self) -> bool {
+        self.bind == elf::STB_WEAK
+    }
+
+    pub fn is_section(&self) -> bool {
+        self.st_type == elf::STT_SECTION
+    }
+}
+
+pub struct Group<'data> {
+    pub signature: &'data [u8],
+    pub comdat: bool,
+    pub sections: Vec<u32>,
+}
+
+impl<'data> Section<'data> {
+    pub fn relocs(&self) -> impl ExactSizeIterator<Item = Reloc> + '_ {
+        self.relocs.iter().map(|r| Reloc {
+            offset: r.r_offset(LE),
+            r_type: r.r_type(LE, false),
+            symbol: r.r_sym(LE, false),
+            addend: r.r_addend(LE),
+        })
+    }
+
+    pub fn is_alloc(&self) -> bool {
+        self.flags & u64::from(elf::SHF_ALLOC) != 0
+    }
+
+    pub fn is_nobits(&self) -> bool {
+        self.sh_type == elf::SHT_NOBITS
+    }
+
+    /// Sections no output ever contains: excluded, LLVM bitcode, or not loaded at run time.
+    pub fn is_dropped_kind(&self) -> bool {
+        self.flags & u64::from(elf::SHF_EXCLUDE) != 0
+            || self.name == b".llvmbc"
+            || self.name == b".llvmcmd"
+            || !self.is_alloc()
+            || self.sh_type == elf::SHT_GROUP
+    }
+}
+
+impl<'data> ObjectFile<'data> {
+    pub fn section_name(&self, index: u32) -> String {
+        match self.sections.get(index as usize) {
+            Some(s) => String::from_utf8_lossy(s.name).into_owned(),
+            None => format!("#{index}"),
+        }
+    }
+
+    pub fn section(&self, index: u32) -> &Section<'data> {
+        &self.sections[index as usize]
+    }
+}
+
+const EI_CLASS: usize = 4;
+const EI_DATA: usize = 5;
+
+/// Parses every unit in parallel. The result is indexed by [`ObjectId`].
+pub fn parse_all<'data>(inputs: &'data Inputs) -> Result<Vec<ObjectFile<'data>>> {
+    let objects = inputs
+        .units
+        .par_iter()
+        .enumerate()
+        .map(|(i, unit)| {
+            parse(
+                ObjectId(i as u32),
+                unit.input,
+                inputs.unit_name(unit),
+                unit.member.is_some(),
+                inputs.unit_data(unit),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(first) = objects.first() {
+        for o in &objects[1..] {
+            if o.machine != first.machine {
+                return Err(Error::MixedMachines {
+                    object: o.name.clone(),
+                    found: o.machine,
+                    first: first.name.clone(),
+                    expected: first.machine,
+                });
+            }
+        }
+    }
+    Ok(objects)
+}
+
+/// Parses one object. `name` is used in every error message.
+pub fn parse<'data>(
+    id: ObjectId,
+    input: InputId,
+    name: String,
+    from_archive: bool,
+    data: &'data [u8],
+) -> Result<ObjectFile<'data>> {
+    let malformed = |reason: String| Error::Malformed {
+        object: name.clone(),
+        reason,
+    };
+    let unsupported = |reason: String| Error::Unsupported {
+        object: name.clone(),
+        reason,
+    };
+    if data.get(EI_CLASS) != Some(&elf::ELFCLASS64) {
+        return Err(unsupported("only ELF64 objects are supported".into()));
+    }
+    if data.get(EI_DATA) != Some(&elf::ELFDATA2LSB) {
+        return Err(unsupported(
+            "only little-endian objects are supported".into(),
+        ));
+    }
+    let header =
+        elf::FileHeader64::<LE>::parse(data).map_err(|e| malformed(format!("ELF header: {e}")))?;
+    if header.e_type(LE) != elf::ET_REL {
+        return Err(unsupported(format!(
+            "ELF type {} is not a relocatable object (ET_REL)",
+            header.e_type(LE)
+        )));
+    }
+    let table = header.sections(LE, data).map_err(|e| {
+        malformed(format!(
+            "section headers at offset {:#x}: {e}",
+            header.e_shoff(LE)
+        ))
+    })?;
+    let count = table.len();
+
+    let mut sections = Vec::with_capacity(count);
+    for (index, sh) in table.enumerate() {
+        let section_name = table.section_name(LE, sh).map_err(|e| {
+            malformed(format!(
+                "section #{} name index {:#x}: {e}",
+                index.0,
+                sh.sh_name(LE)
+            ))
+        })?;
+        let sh_type = sh.sh_type(LE);
+        let size = sh.sh_size(LE);
+        let section_data = if sh_type == elf::SHT_NOBITS || index.0 == 0 {
+            &[][..]
+        } else {
+            sh.data(LE, data).map_err(|_| {
+                malformed(format!(
+                    "section {} (#{}) at offset {:#x} size {:#x} runs past the end of the file ({:#x} bytes)",
+                    String::from_utf8_lossy(section_name),
+                    index.0,
+                    sh.sh_offset(LE),
+                    size,
+                    data.len()
+                ))
+            })?
+        };
+        let align = sh.sh_addralign(LE).max(1);
+        if !align.is_power_of_two() {
+            return Err(malformed(format!(
+                "section {} alignment {align:#x} is not a power of two",
+                String::from_utf8_lossy(section_name)
+            )));
+        }
+        sections.push(Section {
+            name: section_name,
+            sh_type,
+            flags: sh.sh_flags(LE),
+            align,
+            entsize: sh.sh_entsize(LE),
+            size,
+            data: section_data,
+            relocs: &[],
+            group: None,
+        });
+    }
+
+    let symtab = table
+        .symbols(LE, data, elf::SHT_SYMTAB)
+        .map_err(|e| malformed(format!("symbol table: {e}")))?;
+    let strings = symtab.strings();
+    let mut symbols = Vec::with_capacity(symtab.len());
+    let mut first_global = symtab.len();
+    for (index, sym) in symtab.enumerate() {
+        let sym_name = sym.name(LE, strings).map_err(|e| {
+            malformed(format!(
+                "symbol #{} name index {:#x}: {e}",
+                index.0,
+                sym.st_name(LE)
+            ))
+        })?;
+        let bind = sym.st_bind();
+        if bind != elf::STB_LOCAL && first_global == symtab.len() && index.0 > 0 {
+            first_global = index.0;
+        }
+        let shndx = sym.st_shndx(LE);
+        let place = match shndx {
+            elf::SHN_UNDEF => SymbolPlace::Undefined,
+            elf::SHN_ABS => SymbolPlace::Absolute,
+            elf::SHN_COMMON => SymbolPlace::Common,
+            _ => {
+                let section = if shndx == elf::SHN_XINDEX {
+                    symtab.shndx(LE, index).ok_or_else(|| {
+                        malformed(format!("symbol #{} has no extended section index", index.0))
+                    })? as usize
+                } else if shndx >= elf::SHN_LORESERVE {
+                    return Err(unsupported(format!(
+                        "symbol `{}` uses reserved section index {shndx:#x}",
+                        String::from_utf8_lossy(sym_name)
+                    )));
+                } else {
+                    usize::from(shndx)
+                };
+                if section >= count {
+                    return Err(malformed(format!(
+                        "symbol `{}` (#{}) refers to section #{section}, but there are {count} sections",
+                        String::from_utf8_lossy(sym_name),
+                        index.0
+                    )));
+                }
+                SymbolPlace::Section(section as u32)
+            }
+        };
+        if sym.st_type() == elf::STT_GNU_IFUNC {
+            return Err(unsupported(format!(
+                "symbol `{}` is an ifunc, which static executables here do not support",
+                String::from_utf8_lossy(sym_name)
+            )));
+        }
+        symbols.push(Symbol {
+            name: sym_name,
+            value: sym.st_value(LE),
+            size: sym.st_size(LE),
+            st_type: sym.st_type(),
+            bind,
+            place,
+        });
+    }
+    if first_global == symtab.len() {
+        first_global = symbols.len();
+    }
+
+    let mut groups = Vec::new();
+    for (index, sh) in table.enumerate() {
+        let sh_type = sh.sh_type(LE);
+        let section_name = String::from_utf8_lossy(sections[index.0].name).into_owned();
+        match sh_type {
+            elf::SHT_RELA => {
+                let (relas, link) = sh
+                    .rela(LE, data)
+                    .map_err(|e| malformed(format!("relocation section {section_name}: {e}")))?
+                    .unwrap_or((&[], object::SectionIndex(0)));
+                if link != symtab.section() && !relas.is_empty() {
+                    return Err(malformed(format!(
+                        "relocation section {section_name} links to section #{}, not the symbol table",
+                        link.0
+                    )));
+                }
+                let target = sh.sh_info(LE) as usize;
+                if target == 0 || target >= count {
+                    return Err(malformed(format!(
+                        "relocation section {section_name} applies to section #{target}, but there are {count} sections"
+                    )));
+                }
+                let target_section = &sections[target];
+                for (i, r) in relas.iter().enumerate() {
+                    let sym = r.r_sym(LE, false) as usize;
+                    if sym >= symbols.len() {
+                        return Err(malformed(format!(
+                            "relocation #{i} in {section_name} at offset {:#x} uses symbol #{sym}, but there are {} symbols",
+                            r.r_offset(LE),
+                            symbols.len()
+                        )));
+                    }
+                    if r.r_offset(LE) >= target_section.size {
+                        return Err(malformed(format!(
+                            "relocation #{i} in {section_name} at offset {:#x} is outside {} ({:#x} bytes)",
+                            r.r_offset(LE),
+                            String::from_utf8_lossy(target_section.name),
+                            target_section.size
+                        )));
+                    }
+                }
+                sections[target].relocs = relas;
+            }
+            elf::SHT_REL => {
+                return Err(unsupported(format!(
+                    "relocation section {section_name} is SHT_REL; only SHT_RELA is supported"
+                )));
+            }
+            elf::SHT_CREL => {
+                return Err(unsupported(format!(
+                    "relocation section {section_name} is SHT_CREL; only SHT_RELA is supported"
+                )));
+            }
+            elf::SHT_GROUP => {
+                let (flags, members) = sh
+                    .group(LE, data)
+                    .map_err(|e| malformed(format!("group section {section_name}: {e}")))?
+                    .unwrap_or((0, &[]));
+                let sig = sh.sh_info(LE) as usize;
+                let signature = symbols.get(sig).ok_or_else(|| {
+                    malformed(format!(
+                        "group section {section_name} signature symbol #{sig} is out of range"
+                    ))
+                })?;
+                let group_index = groups.len() as u32;
+                let mut member_indices = Vec::with_capacity(members.len());
+                for m in members {
+                    let m = m.get(LE) as usize;
+                    if m == 0 || m >= count {
+                        return Err(malformed(format!(
+                            "group section {section_name} lists section #{m}, but there are {count} sections"
+                        )));
+                    }
+                    sections[m].group = Some(group_index);
+                    member_indices.push(m as u32);
+                }
+                // A group signature named by a section symbol takes the section's name.
+                let signature = if signature.is_section() {
+                    match signature.place {
+                        SymbolPlace::Section(s) => sections[s as usize].name,
+                        _ => signature.name,
+                    }
+                } else {
+                    signature.name
+                };
+                groups.push(Group {
+                    signature,
+                    comdat: flags & elf::GRP_COMDAT != 0,
+                    sections: member_indices,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    Ok(ObjectFile {
+        id,
+        input,
+        name,
+        from_archive,
+        machine: header.e_machine(LE),
+        data,
+        sections,
+        symbols,
+        first_global,
+        groups,
+    })
+}

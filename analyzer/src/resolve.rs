@@ -1,0 +1,339 @@
+//! Symbol resolution with static-linker semantics.
+//!
+//! Every command-line object is loaded; archive members are loaded only when they define a
+//! symbol some loaded object references strongly. Lazy definitions are indexed over all
+//! archives before anything is fetched, so command-line order does not matter (as in lld),
+//! and objects are added before any member is fetched, so a definition in a later object
+//! never loses to an archive member. COMDAT groups keep the first copy loaded.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use object::elf;
+
+use crate::error::{Duplicate, Error, Result, display_name};
+use crate::object::{ObjectFile, ObjectId, SectionId, SymbolPlace};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SymbolId(pub u32);
+
+/// Where a global symbol's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Definition {
+    Undefined,
+    /// Defined in a section or absolute, by symbol `index` of `object`.
+    Defined {
+        object: ObjectId,
+        index: u32,
+    },
+    /// A common symbol; the linker allocates it in `.bss`.
+    Common {
+        object: ObjectId,
+        index: u32,
+    },
+    /// Provided by the linker from the layout (`_end`, `__start_SEC`, ...).
+    Linker,
+}
+
+#[derive(Debug, Clone)]
+pub struct GlobalSymbol<'a> {
+    pub name: &'a [u8],
+    pub def: Definition,
+    /// Some loaded object references it without `STB_WEAK`.
+    pub strong_ref: bool,
+}
+
+/// What a symbol index inside one object refers to after resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SymbolRef {
+    Local { object: ObjectId, index: u32 },
+    Global(SymbolId),
+}
+
+/// Resolved symbols and the set of loaded objects.
+pub struct SymbolDb<'a> {
+    pub objects: &'a [ObjectFile<'a>],
+    pub globals: Vec<GlobalSymbol<'a>>,
+    names: HashMap<&'a [u8], SymbolId>,
+    /// Per object, the `SymbolId` of each global symbol index, offset by `first_global`.
+    global_map: Vec<Vec<SymbolId>>,
+    /// Loaded objects in command-line order (members at their archive's position).
+    pub live: Vec<ObjectId>,
+    is_live: Vec<bool>,
+    /// Per object, sections dropped because another object's COMDAT group won.
+    discarded: Vec<Vec<bool>>,
+}
+
+/// Names the linker defines when they are referenced but nobody else defines them.
+pub fn is_linker_defined(name: &[u8]) -> bool {
+    const FIXED: &[&[u8]] = &[
+        b"__bss_start",
+        b"_end",
+        b"end",
+        b"_etext",
+        b"etext",
+        b"__etext",
+        b"_edata",
+        b"edata",
+        b"__ehdr_start",
+        b"__executable_start",
+        b"__init_array_start",
+        b"__init_array_end",
+        b"__fini_array_start",
+        b"__fini_array_end",
+        b"__preinit_array_start",
+        b"__preinit_array_end",
+        b"_GLOBAL_OFFSET_TABLE_",
+    ];
+    FIXED.contains(&name) || start_stop_section(name).is_some()
+}
+
+/// For `__start_SEC`/`__stop_SEC`, the section name `SEC` (only C identifiers qualify).
+pub fn start_stop_section(name: &[u8]) -> Option<&[u8]> {
+    let rest = name
+        .strip_prefix(b"__start_")
+        .or_else(|| name.strip_prefix(b"__stop_"))?;
+    let ident = !rest.is_empty()
+        && !rest[0].is_ascii_digit()
+        && rest.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_');
+    ident.then_some(rest)
+}
+
+impl<'a> SymbolDb<'a> {
+    /// Resolves symbols. `required` names (the entry, `--keep` symbols) are treated as strong
+    /// references, so they pull archive members like `ld -u`.
+    pub fn resolve(objects: &'a [ObjectFile<'a>], required: &[&'a [u8]]) -> Result<Self> {
+        let mut lazy: HashMap<&'a [u8], ObjectId> = HashMap::new();
+        for o in objects.iter().filter(|o| o.from_archive) {
+            for sym in &o.symbols[o.first_global..] {
+                let defines = matches!(sym.place, SymbolPlace::Section(_) | SymbolPlace::Absolute);
+                if defines && sym.bind != elf::STB_LOCAL {
+                    lazy.entry(sym.name).or_insert(o.id);
+                }
+            }
+        }
+
+        let mut db = SymbolDb {
+            objects,
+            globals: Vec::new(),
+            names: HashMap::new(),
+            global_map: vec![Vec::new(); objects.len()],
+            live: Vec::new(),
+            is_live: vec![false; objects.len()],
+            discarded: vec![Vec::new(); objects.len()],
+        };
+        let mut state = ResolveState::default();
+        for o in objects.iter().filter(|o| !o.from_archive) {
+            db.add_object(o.id, &mut state);
+        }
+        for name in required {
+            let id = db.intern(name);
+            db.globals[id.0 as usize].strong_ref = true;
+            state.pending.push(id);
+        }
+        while let Some(id) = state.pending.pop() {
+            let g = &db.globals[id.0 as usize];
+            if g.def != Definition::Undefined || !g.strong_ref {
+                continue;
+            }
+            if let Some(&member) = lazy.get(g.name)
+                && !db.is_live[member.0 as usize]
+            {
+                db.add_object(member, &mut state);
+            }
+        }
+        if !state.duplicates.is_empty() {
+            return Err(Error::Duplicates(state.duplicates));
+        }
+
+        let section_names: std::collections::HashSet<&[u8]> = db
+            .live
+            .iter()
+            .flat_map(|o| objects[o.0 as usize].sections.iter().map(|s| s.name))
+            .collect();
+        for g in &mut db.globals {
+            if g.def == Definition::Undefined && is_linker_defined(g.name) {
+                let provided = match start_stop_section(g.name) {
+                    Some(sec) => section_names.contains(sec),
+                    None => true,
+                };
+                if provided {
+                    g.def = Definition::Linker;
+                }
+            }
+        }
+        db.live.sort_unstable();
+        Ok(db)
+    }
+
+    fn intern(&mut self, name: &'a [u8]) -> SymbolId {
+        match self.names.entry(name) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let id = SymbolId(self.globals.len() as u32);
+                self.globals.push(GlobalSymbol {
+                    name,
+                    def: Definition::Undefined,
+                    strong_ref: false,
+                });
+                e.insert(id);
+                id
+            }
+        }
+    }
+
+    fn add_object(&mut self, id: ObjectId, state: &mut ResolveState<'a>) {
+        let objects = self.objects;
+        let o = &objects[id.0 as usize];
+        self.is_live[id.0 as usize] = true;
+        self.live.push(id);
+
+        let mut discarded = Vec::new();
+        for g in o.groups.iter().filter(|g| g.comdat) {
+            if state.comdats.entry(g.signature).or_insert(id) != &id {
+                if discarded.is_empty() {
+                    discarded = vec![false; o.sections.len()];
+                }
+                for &s in &g.sections {
+                    discarded[s as usize] = true;
+                }
+            }
+        }
+
+        let mut map = Vec::with_capacity(o.symbols.len() - o.first_global);
+        for (index, sym) in o.symbols.iter().enumerate().skip(o.first_global) {
+            let sid = self.intern(sym.name);
+            map.push(sid);
+            let g = &mut self.globals[sid.0 as usize];
+            let index = index as u32;
+            let in_discarded = matches!(sym.place, SymbolPlace::Section(s) if discarded.get(s as usize) == Some(&true));
+            match sym.place {
+                // A definition inside a losing COMDAT copy is satisfied by the winning copy.
+                _ if in_discarded => {}
+                SymbolPlace::Undefined => {
+                    if !sym.is_weak() {
+                        g.strong_ref = true;
+                        if g.def == Definition::Undefined {
+                            state.pending.push(sid);
+                        }
+                    }
+                }
+                SymbolPlace::Section(_) | SymbolPlace::Absolute => match g.def {
+                    Definition::Undefined | Definition::Linker => {
+                        g.def = Definition::Defined { object: id, index };
+                    }
+                    Definition::Common { .. } => {
+                        if !sym.is_weak() {
+                            g.def = Definition::Defined { object: id, index };
+                        }
+                    }
+                    Definition::Defined {
+                        object: other,
+                        index: other_index,
+                    } => {
+                        let other_weak =
+                            objects[other.0 as usize].symbols[other_index as usize].is_weak();
+                        if sym.is_weak() {
+                        } else if other_weak {
+                            g.def = Definition::Defined { object: id, index };
+                        } else {
+                            state.duplicates.push(Duplicate {
+                                name: display_name(sym.name),
+                                first: objects[other.0 as usize].name.clone(),
+                                second: o.name.clone(),
+                            });
+                        }
+                    }
+                },
+                SymbolPlace::Common => match g.def {
+                    Definition::Undefined | Definition::Linker => {
+                        g.def = Definition::Common { object: id, index };
+                    }
+                    Definition::Common {
+                        object: other,
+                        index: other_index,
+                    } => {
+                        if sym.size > objects[other.0 as usize].symbols[other_index as usize].size {
+                            g.def = Definition::Common { object: id, index };
+                        }
+                    }
+                    Definition::Defined {
+                        object: other,
+                        index: other_index,
+                    } => {
+                        if objects[other.0 as usize].symbols[other_index as usize].is_weak() {
+                            g.def = Definition::Common { object: id, index };
+                        }
+                    }
+                },
+            }
+        }
+        self.global_map[id.0 as usize] = map;
+        self.discarded[id.0 as usize] = discarded;
+    }
+
+    pub fn is_live(&self, object: ObjectId) -> bool {
+        self.is_live[object.0 as usize]
+    }
+
+    pub fn object(&self, object: ObjectId) -> &'a ObjectFile<'a> {
+        &self.objects[object.0 as usize]
+    }
+
+    /// True when the section lost its COMDAT group to another object's copy.
+    pub fn is_discarded(&self, section: SectionId) -> bool {
+        self.discarded[section.object.0 as usize]
+            .get(section.index as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    pub fn lookup(&self, name: &[u8]) -> Option<SymbolId> {
+        self.names.get(name).copied()
+    }
+
+    pub fn global(&self, id: SymbolId) -> &GlobalSymbol<'a> {
+        &self.globals[id.0 as usize]
+    }
+
+    /// Resolves symbol `index` of a loaded object.
+    pub fn symbol_ref(&self, object: ObjectId, index: u32) -> SymbolRef {
+        let o = &self.objects[object.0 as usize];
+        match (index as usize).checked_sub(o.first_global) {
+            Some(i) => SymbolRef::Global(self.global_map[object.0 as usize][i]),
+            None => SymbolRef::Local { object, index },
+        }
+    }
+
+    /// The section a reference resolves to, if it resolves to a section at all.
+    pub fn target_section(&self, object: ObjectId, index: u32) -> Option<SectionId> {
+        let (object, index) = match self.symbol_ref(object, index) {
+            SymbolRef::Local { object, index } => (object, index),
+            SymbolRef::Global(id) => match self.globals[id.0 as usize].def {
+                Definition::Defined { object, index } => (object, index),
+                _ => return None,
+            },
+        };
+        match self.objects[object.0 as usize].symbols[index as usize].place {
+            SymbolPlace::Section(s) => Some(SectionId { object, index: s }),
+            _ => None,
+        }
+    }
+
+    /// Name of symbol `index` in `object` for messages (section symbols take the section name).
+    pub fn symbol_name(&self, object: ObjectId, index: u32) -> String {
+        let o = &self.objects[object.0 as usize];
+        let sym = &o.symbols[index as usize];
+        match sym.place {
+            SymbolPlace::Section(s) if sym.is_section() => o.section_name(s),
+            _ => display_name(sym.name),
+        }
+    }
+}
+
+#[derive(Default)]
+struct ResolveState<'a> {
+    comdats: HashMap<&'a [u8], ObjectId>,
+    pending: Vec<SymbolId>,
+    duplicates: Vec<Duplicate>,
+}

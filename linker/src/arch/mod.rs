@@ -1,0 +1,102 @@
+//! Per-architecture knowledge behind one trait: relocation semantics, relaxations, TLS
+//! offsets, ELF machine number, page size and default base. Adding an architecture means one
+//! new file here plus one entry in [`for_machine`].
+
+mod x86_64;
+
+pub use x86_64::X86_64;
+
+/// The PT_TLS segment as laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsSegment {
+    pub addr: u64,
+    pub file_size: u64,
+    pub mem_size: u64,
+    pub align: u64,
+}
+
+/// How a relocation uses the GOT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GotUse {
+    None,
+    /// A slot holding the symbol's address.
+    Address,
+    /// A slot holding the symbol's thread-pointer offset (initial-exec TLS not relaxed).
+    TpOffset,
+}
+
+/// Whether a target's address moves with the image or is fixed (absolute symbols, undefined
+/// weak symbols resolving to 0). Only image-relative targets can be reached PC-relatively
+/// for certain, so only they allow GOT relaxation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    ImageRelative,
+    Absolute,
+}
+
+/// Everything an architecture needs to compute one relocation.
+#[derive(Debug, Clone, Copy)]
+pub struct RelocValue {
+    pub r_type: u32,
+    /// Symbol value (S).
+    pub symbol: u64,
+    /// Addend (A).
+    pub addend: i64,
+    /// Address of the place being relocated (P).
+    pub place: u64,
+    /// Start of the GOT.
+    pub got: u64,
+    /// Address of the symbol's GOT slot, when [`Arch::got_use`] asked for one.
+    pub got_slot: Option<u64>,
+    /// Symbol size (Z).
+    pub size: u64,
+    /// Thread-pointer offset of the symbol, when the image has TLS.
+    pub tp_offset: Option<i64>,
+}
+
+/// The outcome of applying one relocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The relaxed sequence replaced the instruction the next relocation patches (the
+    /// `__tls_get_addr` call after TLSGD/TLSLD); that relocation must be skipped.
+    SkipNext,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelocError {
+    #[error("value {value:#x} does not fit in {bits} bits")]
+    Overflow { value: i128, bits: u32 },
+    #[error("unsupported relocation type {0}")]
+    Unsupported(u32),
+    #[error("unexpected instruction bytes for {0}")]
+    Instruction(&'static str),
+    #[error("relocation does not fit in the section")]
+    OutOfBounds,
+    #[error("thread-local relocation but the image has no TLS segment")]
+    NoTls,
+    #[error("relocation needs a GOT slot that was not allocated")]
+    NoGotSlot,
+}
+
+pub trait Arch: Sync {
+    fn name(&self) -> &'static str;
+    fn e_machine(&self) -> u16;
+    fn page_size(&self) -> u64;
+    fn default_base(&self) -> u64;
+    /// The relocation's ELF name, for messages.
+    fn reloc_name(&self, r_type: u32) -> Option<&'static str>;
+    /// Decides the GOT use of a relocation from the original section bytes, so that layout
+    /// (which allocates slots) and relocation (which fills them) agree.
+    fn got_use(&self, r_type: u32, data: &[u8], offset: u64, target: TargetKind) -> GotUse;
+    /// Patches `data` at `offset`.
+    fn apply(&self, r: &RelocValue, data: &mut [u8], offset: usize) -> Result<Applied, RelocError>;
+    /// Thread-pointer-relative offset of a TLS address.
+    fn tp_offset(&self, addr: u64, tls: &TlsSegment) -> i64;
+}
+
+/// The architecture for an ELF `e_machine`, if supported.
+pub fn for_machine(e_machine: u16) -> Option<&'static dyn Arch> {
+    const ARCHES: &[&dyn Arch] = &[&X86_64];
+    ARCHES.iter().copied().find(|a| a.e_machine() == e_machine)
+}

@@ -1,0 +1,1025 @@
+//! Layout: which output section each kept input section goes to, merged strings, the GOT,
+//! common symbols, segment and section addresses, and the final value of every symbol.
+//!
+//! Segments follow the static-executable convention: ELF and program headers (plus notes)
+//! in a read-only segment, then code, then read-only data, then writable data with TLS
+//! first. Each PT_LOAD starts on a fresh page in memory while the file stays dense: the
+//! address keeps the file offset's position within the page, as lld does by default.
+
+use std::collections::HashMap;
+
+use object::elf;
+use rayon::prelude::*;
+use uniklink_analyzer::graph::SectionGraph;
+use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolPlace};
+use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
+
+use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
+use crate::error::{DiscardedTarget, Error, Result};
+
+pub struct LayoutOptions<'s> {
+    pub entry: &'s str,
+    /// Address of the first byte of the image; the architecture's default when `None`.
+    pub base: Option<u64>,
+}
+
+/// Output section kinds in address order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rank {
+    Note,
+    Init,
+    Text,
+    OtherExec,
+    Fini,
+    Rodata,
+    OtherRo,
+    EhFrame,
+    GccExceptTable,
+    Tdata,
+    Tbss,
+    PreinitArray,
+    InitArray,
+    FiniArray,
+    Ctors,
+    Dtors,
+    DataRelRo,
+    Got,
+    Data,
+    OtherData,
+    Bss,
+    OtherBss,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SegmentKind {
+    Headers,
+    Exec,
+    ReadOnly,
+    Writable,
+}
+
+impl Rank {
+    pub fn segment(self) -> SegmentKind {
+        match self {
+            Rank::Note => SegmentKind::Headers,
+            Rank::Init | Rank::Text | Rank::OtherExec | Rank::Fini => SegmentKind::Exec,
+            Rank::Rodata | Rank::OtherRo | Rank::EhFrame | Rank::GccExceptTable => {
+                SegmentKind::ReadOnly
+            }
+            _ => SegmentKind::Writable,
+        }
+    }
+
+    fn sh_type(self) -> u32 {
+        match self {
+            Rank::Note => elf::SHT_NOTE,
+            Rank::Tbss | Rank::Bss | Rank::OtherBss => elf::SHT_NOBITS,
+            Rank::PreinitArray => elf::SHT_PREINIT_ARRAY,
+            Rank::InitArray => elf::SHT_INIT_ARRAY,
+            Rank::FiniArray => elf::SHT_FINI_ARRAY,
+            _ => elf::SHT_PROGBITS,
+        }
+    }
+
+    fn flags(self) -> u64 {
+        let alloc = u64::from(elf::SHF_ALLOC);
+        let write = u64::from(elf::SHF_WRITE);
+        match self.segment() {
+            SegmentKind::Headers | SegmentKind::ReadOnly => alloc,
+            SegmentKind::Exec => alloc | u64::from(elf::SHF_EXECINSTR),
+            SegmentKind::Writable if matches!(self, Rank::Tdata | Rank::Tbss) => {
+                alloc | write | u64::from(elf::SHF_TLS)
+            }
+            SegmentKind::Writable => alloc | write,
+        }
+    }
+}
+
+/// Matches `name` or `name.*`.
+fn has_prefix(name: &[u8], prefix: &[u8]) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
+}
+
+fn is_c_identifier(name: &[u8]) -> bool {
+    !name.is_empty()
+        && !name[0].is_ascii_digit()
+        && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// The output section an input section goes to. Sections named like C identifiers keep
+/// their own output section so `__start_`/`__stop_` symbols can bound them.
+fn output_section_for<'d>(s: &Section<'d>) -> (&'d [u8], Rank) {
+    let name = s.name;
+    let exec = s.flags & u64::from(elf::SHF_EXECINSTR) != 0;
+    let write = s.flags & u64::from(elf::SHF_WRITE) != 0;
+    if s.sh_type == elf::SHT_NOTE {
+        return (name, Rank::Note);
+    }
+    if s.flags & u64::from(elf::SHF_TLS) != 0 {
+        return if s.is_nobits() {
+            (b".tbss", Rank::Tbss)
+        } else {
+            (b".tdata", Rank::Tdata)
+        };
+    }
+    if s.sh_type == elf::SHT_PREINIT_ARRAY || has_prefix(name, b".preinit_array") {
+        return (b".preinit_array", Rank::PreinitArray);
+    }
+    if s.sh_type == elf::SHT_INIT_ARRAY || has_prefix(name, b".init_array") {
+        return (b".init_array", Rank::InitArray);
+    }
+    if s.sh_type == elf::SHT_FINI_ARRAY || has_prefix(name, b".fini_array") {
+        return (b".fini_array", Rank::FiniArray);
+    }
+    if has_prefix(name, b".ctors") {
+        return (b".ctors", Rank::Ctors);
+    }
+    if has_prefix(name, b".dtors") {
+        return (b".dtors", Rank::Dtors);
+    }
+    if exec {
+        return match name {
+            b".init" => (name, Rank::Init),
+            b".fini" => (name, Rank::Fini),
+            _ if has_prefix(name, b".text") => (b".text", Rank::Text),
+            _ if is_c_identifier(name) => (name, Rank::OtherExec),
+            _ => (b".text", Rank::Text),
+        };
+    }
+    if write {
+        return if s.is_nobits() {
+            if is_c_identifier(name) {
+                (name, Rank::OtherBss)
+            } else {
+                (b".bss", Rank::Bss)
+            }
+        } else if has_prefix(name, b".data.rel.ro") {
+            (b".data.rel.ro", Rank::DataRelRo)
+        } else if is_c_identifier(name) {
+            (name, Rank::OtherData)
+        } else {
+            (b".data", Rank::Data)
+        };
+    }
+    if name == b".eh_frame" || s.sh_type == elf::SHT_X86_64_UNWIND {
+        (b".eh_frame", Rank::EhFrame)
+    } else if has_prefix(name, b".gcc_except_table") {
+        (b".gcc_except_table", Rank::GccExceptTable)
+    } else if is_c_identifier(name) {
+        (name, Rank::OtherRo)
+    } else {
+        (b".rodata", Rank::Rodata)
+    }
+}
+
+/// GNU ld's order for `.init_array.N`/`.fini_array.N`: by priority, unsuffixed last.
+fn init_priority(name: &[u8]) -> u32 {
+    let digits = name.rsplit(|&c| c == b'.').next().unwrap_or_default();
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<u16>().ok())
+        .map_or(u32::from(u16::MAX) + 1, u32::from)
+}
+
+fn is_merged_strings(s: &Section<'_>) -> bool {
+    let merge = u64::from(elf::SHF_MERGE | elf::SHF_STRINGS);
+    s.flags & merge == merge && s.entsize == 1 && !s.is_nobits() && s.relocs().len() == 0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkKind {
+    Input(SectionId),
+    /// An `.eh_frame` input with dropped FDEs removed.
+    EhFrame(SectionId),
+    /// Index into [`Layout::strings`].
+    Strings(usize),
+    Got,
+    Commons,
+}
+
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub kind: ChunkKind,
+    /// Offset within the output section.
+    pub offset: u64,
+    pub size: u64,
+    pub align: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputSection {
+    pub name: Vec<u8>,
+    pub rank: Rank,
+    pub sh_type: u32,
+    pub flags: u64,
+    pub align: u64,
+    pub addr: u64,
+    pub offset: u64,
+    pub size: u64,
+    pub chunks: Vec<Chunk>,
+}
+
+impl OutputSection {
+    pub fn is_nobits(&self) -> bool {
+        self.sh_type == elf::SHT_NOBITS
+    }
+
+    pub fn name_str(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    pub kind: SegmentKind,
+    pub offset: u64,
+    pub addr: u64,
+    pub file_size: u64,
+    pub mem_size: u64,
+    /// `PF_*` flags.
+    pub flags: u32,
+}
+
+/// Deduplicated strings from `SHF_MERGE|SHF_STRINGS` inputs of one output section.
+pub struct MergedStrings {
+    pub data: Vec<u8>,
+    pub align: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    input: u64,
+    output: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GotEntry {
+    pub target: SymbolRef,
+    pub kind: GotUse,
+}
+
+/// Where a relocation's symbol ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub addr: u64,
+    pub kind: TargetKind,
+    pub size: u64,
+    /// The addend left to apply: zero when it was folded into `addr` (merged strings).
+    pub addend: i64,
+}
+
+pub struct Layout<'a> {
+    pub arch: &'static dyn Arch,
+    pub graph: &'a SectionGraph<'a>,
+    pub db: &'a SymbolDb<'a>,
+    pub base: u64,
+    pub sections: Vec<OutputSection>,
+    pub segments: Vec<Segment>,
+    pub tls: Option<TlsSegment>,
+    pub strings: Vec<MergedStrings>,
+    section_addr: Vec<Vec<u64>>,
+    pieces: HashMap<SectionId, (usize, Vec<Piece>)>,
+    /// Per `.eh_frame` input, the output offset of each record (relative to its chunk).
+    pub eh_offsets: HashMap<SectionId, Vec<Option<u64>>>,
+    pub got: Vec<GotEntry>,
+    got_index: HashMap<(SymbolRef, GotUse), u32>,
+    pub got_addr: u64,
+    commons: HashMap<SymbolId, u64>,
+    pub global_addr: Vec<u64>,
+    pub entry: u64,
+    pub headers_size: u64,
+    pub phnum: usize,
+    /// End of loaded file data; non-loaded tables (symtab) follow.
+    pub file_size: u64,
+}
+
+const UNPLACED: u64 = u64::MAX;
+pub const EHDR_SIZE: u64 = 64;
+pub const PHDR_SIZE: u64 = 56;
+
+struct Builder<'d> {
+    name: &'d [u8],
+    rank: Rank,
+    inputs: Vec<SectionId>,
+}
+
+impl<'a> Layout<'a> {
+    pub fn build(
+        graph: &'a SectionGraph<'a>,
+        arch: &'static dyn Arch,
+        opts: &LayoutOptions<'_>,
+    ) -> Result<Self> {
+        let db = graph.db;
+        let mut builders: Vec<Builder<'a>> = Vec::new();
+        let mut by_name: HashMap<(&'a [u8], Rank), usize> = HashMap::new();
+        for id in graph.kept_sections() {
+            let s = db.object(id.object).section(id.index);
+            let (name, rank) = output_section_for(s);
+            let i = *by_name.entry((name, rank)).or_insert_with(|| {
+                builders.push(Builder {
+                    name,
+                    rank,
+                    inputs: Vec::new(),
+                });
+                builders.len() - 1
+            });
+            builders[i].inputs.push(id);
+        }
+        for b in &mut builders {
+            if matches!(
+                b.rank,
+                Rank::InitArray | Rank::FiniArray | Rank::PreinitArray
+            ) {
+                b.inputs
+                    .sort_by_key(|id| init_priority(db.object(id.object).section(id.index).name));
+            }
+        }
+
+        let got = scan_got(graph, arch);
+        let needs_got = !got.is_empty()
+            || db
+                .lookup(b"_GLOBAL_OFFSET_TABLE_")
+                .is_some_and(|g| db.global(g).def == Definition::Linker);
+        if needs_got {
+            builders.push(Builder {
+                name: b".got",
+                rank: Rank::Got,
+                inputs: Vec::new(),
+            });
+        }
+        let mut commons = Vec::new();
+        for (i, g) in db.globals.iter().enumerate() {
+            if let Definition::Common { object, index } = g.def {
+                commons.push((SymbolId(i as u32), object, index));
+            }
+        }
+        if !commons.is_empty() && !builders.iter().any(|b| b.rank == Rank::Bss) {
+            builders.push(Builder {
+                name: b".bss",
+                rank: Rank::Bss,
+                inputs: Vec::new(),
+            });
+        }
+        // Stable: equal ranks keep first-seen order.
+        builders.sort_by_key(|b| b.rank);
+
+        let mut layout = Layout {
+            arch,
+            graph,
+            db,
+            base: opts.base.unwrap_or(arch.default_base()),
+            sections: Vec::new(),
+            segments: Vec::new(),
+            tls: None,
+            strings: Vec::new(),
+            section_addr: db
+                .objects
+                .iter()
+                .map(|o| {
+                    if db.is_live(o.id) {
+                        vec![UNPLACED; o.sections.len()]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+            pieces: HashMap::new(),
+            eh_offsets: HashMap::new(),
+            got: Vec::new(),
+            got_index: HashMap::new(),
+            got_addr: 0,
+            commons: HashMap::new(),
+            global_addr: vec![0; db.globals.len()],
+            entry: 0,
+            headers_size: 0,
+            phnum: 0,
+            file_size: 0,
+        };
+        for (i, (target, kind)) in got.into_iter().enumerate() {
+            layout.got_index.insert((target, kind), i as u32);
+            layout.got.push(GotEntry { target, kind });
+        }
+
+        let mut common_offsets = Vec::new();
+        for b in &builders {
+            let chunks = layout.chunks_for(b, &commons, &mut common_offsets);
+            let mut size = 0u64;
+            let mut align = 1u64;
+            let mut placed = Vec::with_capacity(chunks.len());
+            for (kind, csize, calign) in chunks {
+                let offset = size.next_multiple_of(calign);
+                size = offset + csize;
+                align = align.max(calign);
+                placed.push(Chunk {
+                    kind,
+                    offset,
+                    size: csize,
+                    align: calign,
+                });
+            }
+            let sh_type = match b.rank {
+                Rank::OtherData | Rank::OtherRo | Rank::OtherExec => {
+                    b.inputs.first().map_or(elf::SHT_PROGBITS, |id| {
+                        let t = db.object(id.object).section(id.index).sh_type;
+                        if t == elf::SHT_NOBITS {
+                            elf::SHT_PROGBITS
+                        } else {
+                            t
+                        }
+                    })
+                }
+                r => r.sh_type(),
+            };
+            layout.sections.push(OutputSection {
+                name: b.name.to_vec(),
+                rank: b.rank,
+                sh_type,
+                flags: b.rank.flags(),
+                align,
+                addr: 0,
+                offset: 0,
+                size,
+                chunks: placed,
+            });
+        }
+        layout.assign_addresses()?;
+        for (id, offset) in common_offsets {
+            let bss = layout
+                .sections
+                .iter()
+                .find(|s| s.rank == Rank::Bss)
+                .expect("commons create .bss");
+            let chunk = bss
+                .chunks
+                .iter()
+                .find(|c| c.kind == ChunkKind::Commons)
+                .expect("commons chunk");
+            layout.commons.insert(id, bss.addr + chunk.offset + offset);
+        }
+        layout.assign_globals()?;
+        layout.entry = match db.lookup(opts.entry.as_bytes()) {
+            Some(g) => layout.global_addr[g.0 as usize],
+            None => 0,
+        };
+        Ok(layout)
+    }
+
+    /// Chunks of one output section as (kind, size, alignment), in order.
+    fn chunks_for(
+        &mut self,
+        b: &Builder<'a>,
+        commons: &[(SymbolId, ObjectId, u32)],
+        common_offsets: &mut Vec<(SymbolId, u64)>,
+    ) -> Vec<(ChunkKind, u64, u64)> {
+        let db = self.db;
+        let mut chunks = Vec::with_capacity(b.inputs.len());
+        let mut merged: HashMap<u64, usize> = HashMap::new();
+        let mut merged_inputs: Vec<(usize, Vec<SectionId>)> = Vec::new();
+        for &id in &b.inputs {
+            let s = db.object(id.object).section(id.index);
+            if let Some(frame) = self.graph.eh_frames.get(&id) {
+                let mut out = 0;
+                let offsets = frame
+                    .records
+                    .iter()
+                    .zip(&frame.kept)
+                    .map(|(r, &k)| {
+                        k.then(|| {
+                            let o = out;
+                            out += r.len;
+                            o
+                        })
+                    })
+                    .collect();
+                self.eh_offsets.insert(id, offsets);
+                chunks.push((ChunkKind::EhFrame(id), out, s.align));
+            } else if is_merged_strings(s) {
+                let slot = *merged.entry(s.align).or_insert_with(|| {
+                    merged_inputs.push((chunks.len(), Vec::new()));
+                    chunks.push((ChunkKind::Strings(usize::MAX), 0, s.align));
+                    merged_inputs.len() - 1
+                });
+                merged_inputs[slot].1.push(id);
+            } else {
+                chunks.push((ChunkKind::Input(id), s.size, s.align));
+            }
+        }
+        for (chunk, inputs) in merged_inputs {
+            let align = chunks[chunk].2;
+            let index = self.strings.len();
+            let strings = self.merge_strings(&inputs, align, index);
+            chunks[chunk] = (ChunkKind::Strings(index), strings.data.len() as u64, align);
+            self.strings.push(strings);
+        }
+        match b.rank {
+            Rank::Got => chunks.push((ChunkKind::Got, 8 * self.got.len() as u64, 8)),
+            Rank::Bss if !commons.is_empty() => {
+                let mut size = 0u64;
+                let mut align = 1u64;
+                for &(id, object, index) in commons {
+                    let sym = &db.object(object).symbols[index as usize];
+                    let a = sym.value.max(1).next_power_of_two();
+                    let offset = size.next_multiple_of(a);
+                    common_offsets.push((id, offset));
+                    size = offset + sym.size;
+                    align = align.max(a);
+                }
+                chunks.push((ChunkKind::Commons, size, align));
+            }
+            _ => {}
+        }
+        chunks
+    }
+
+    /// Deduplicates NUL-terminated strings across inputs. Each string stays aligned as its
+    /// section was, since code may rely on the alignment the compiler asked for.
+    fn merge_strings(&mut self, inputs: &[SectionId], align: u64, index: usize) -> MergedStrings {
+        let db = self.db;
+        let mut data = Vec::new();
+        let mut seen: HashMap<&'a [u8], u64> = HashMap::new();
+        for &id in inputs {
+            let bytes = db.object(id.object).section(id.index).data;
+            let mut pieces = Vec::new();
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let end = bytes[pos..]
+                    .iter()
+                    .position(|&c| c == 0)
+                    .map_or(bytes.len(), |n| pos + n + 1);
+                let s = &bytes[pos..end];
+                let output = *seen.entry(s).or_insert_with(|| {
+                    let at = (data.len() as u64).next_multiple_of(align);
+                    data.resize(at as usize, 0);
+                    data.extend_from_slice(s);
+                    at
+                });
+                pieces.push(Piece {
+                    input: pos as u64,
+                    output,
+                });
+                pos = end;
+            }
+            self.pieces.insert(id, (index, pieces));
+        }
+        MergedStrings { data, align }
+    }
+
+    fn assign_addresses(&mut self) -> Result<()> {
+        let page = self.arch.page_size();
+        let kinds = [
+            SegmentKind::Headers,
+            SegmentKind::Exec,
+            SegmentKind::ReadOnly,
+            SegmentKind::Writable,
+        ];
+        let loads = kinds
+            .iter()
+            .filter(|&&k| {
+                k == SegmentKind::Headers
+                    || self
+                        .sections
+                        .iter()
+                        .any(|s| s.rank.segment() == k && s.size > 0)
+            })
+            .count();
+        let has_tls = self
+            .sections
+            .iter()
+            .any(|s| matches!(s.rank, Rank::Tdata | Rank::Tbss));
+        let has_notes = self.sections.iter().any(|s| s.rank == Rank::Note);
+        self.phnum = loads + 1 + usize::from(has_tls) + usize::from(has_notes);
+        self.headers_size = EHDR_SIZE + PHDR_SIZE * self.phnum as u64;
+
+        let mut offset = self.headers_size;
+        let mut addr = self
+            .base
+            .checked_add(offset)
+            .ok_or(Error::AddressOverflow { base: self.base })?;
+        let mut tls: Option<(u64, u64, u64, u64)> = None;
+        for kind in kinds {
+            let members: Vec<usize> = (0..self.sections.len())
+                .filter(|&i| self.sections[i].rank.segment() == kind)
+                .collect();
+            if kind != SegmentKind::Headers && members.iter().all(|&i| self.sections[i].size == 0) {
+                for &i in &members {
+                    self.sections[i].addr = addr;
+                    self.sections[i].offset = offset;
+                }
+                continue;
+            }
+            let (seg_offset, seg_addr) = if kind == SegmentKind::Headers {
+                (0, self.base)
+            } else {
+                addr = addr
+                    .checked_next_multiple_of(page)
+                    .and_then(|a| a.checked_add(offset % page))
+                    .ok_or(Error::AddressOverflow { base: self.base })?;
+                (offset, addr)
+            };
+            let mut file_end = offset;
+            let tbss_align = tls_bss_align(&self.sections);
+            for &i in &members {
+                let s = &mut self.sections[i];
+                if s.rank == Rank::Tdata {
+                    // The TLS block's start must be aligned for its strictest member, .tbss
+                    // included, for the variant II offset computation.
+                    s.align = s.align.max(tbss_align);
+                }
+                let pad = addr
+                    .checked_next_multiple_of(s.align)
+                    .ok_or(Error::AddressOverflow { base: self.base })?
+                    - addr;
+                addr += pad;
+                if !s.is_nobits() {
+                    offset += pad;
+                }
+                s.addr = addr;
+                s.offset = offset;
+                match s.rank {
+                    Rank::Tdata => {
+                        tls = Some((addr, offset, s.size, s.align));
+                    }
+                    Rank::Tbss => {
+                        let (start, off, file, align) = tls.unwrap_or((addr, offset, 0, 1));
+                        let end = addr + s.size;
+                        tls = Some((start, off, file, align.max(s.align)));
+                        self.tls = Some(TlsSegment {
+                            addr: start,
+                            file_size: file,
+                            mem_size: end - start,
+                            align: align.max(s.align),
+                        });
+                        // .tbss occupies no address space in the image itself.
+                        continue;
+                    }
+                    _ => {}
+                }
+                addr = addr
+                    .checked_add(s.size)
+                    .ok_or(Error::AddressOverflow { base: self.base })?;
+                if !s.is_nobits() {
+                    offset += s.size;
+                    file_end = offset;
+                }
+            }
+            if let Some((start, _, file, align)) = tls
+                && self.tls.is_none()
+            {
+                self.tls = Some(TlsSegment {
+                    addr: start,
+                    file_size: file,
+                    mem_size: file,
+                    align,
+                });
+            }
+            let flags = match kind {
+                SegmentKind::Headers | SegmentKind::ReadOnly => elf::PF_R,
+                SegmentKind::Exec => elf::PF_R | elf::PF_X,
+                SegmentKind::Writable => elf::PF_R | elf::PF_W,
+            };
+            self.segments.push(Segment {
+                kind,
+                offset: seg_offset,
+                addr: seg_addr,
+                file_size: file_end - seg_offset,
+                mem_size: addr - seg_addr,
+                flags,
+            });
+        }
+        self.file_size = offset;
+
+        for s in &self.sections {
+            for c in &s.chunks {
+                let at = s.addr + c.offset;
+                match c.kind {
+                    ChunkKind::Input(id) | ChunkKind::EhFrame(id) => {
+                        self.section_addr[id.object.0 as usize][id.index as usize] = at;
+                    }
+                    ChunkKind::Got => self.got_addr = at,
+                    ChunkKind::Strings(_) | ChunkKind::Commons => {}
+                }
+            }
+        }
+        for s in &self.sections {
+            for c in &s.chunks {
+                if let ChunkKind::Strings(index) = c.kind {
+                    for (sid, (i, _)) in &self.pieces {
+                        if *i == index {
+                            self.section_addr[sid.object.0 as usize][sid.index as usize] =
+                                s.addr + c.offset;
+                        }
+                    }
+                }
+            }
+        }
+        if self.got_addr == 0 {
+            self.got_addr = self
+                .sections
+                .iter()
+                .find(|s| s.rank == Rank::Got)
+                .map_or(0, |s| s.addr);
+        }
+        Ok(())
+    }
+
+    fn segment_end(&self, kind: SegmentKind) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| s.kind == kind)
+            .map(|s| s.addr + s.mem_size)
+    }
+
+    fn section_bounds(&self, name: &[u8]) -> Option<(u64, u64)> {
+        self.sections
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| (s.addr, s.addr + s.size))
+    }
+
+    /// Value of a linker-defined symbol.
+    fn linker_symbol(&self, name: &[u8]) -> u64 {
+        let rw = self
+            .segments
+            .iter()
+            .find(|s| s.kind == SegmentKind::Writable);
+        let image_end = self
+            .segments
+            .iter()
+            .map(|s| s.addr + s.mem_size)
+            .max()
+            .unwrap_or(self.base);
+        let data_end = rw.map_or(image_end, |s| s.addr + s.file_size);
+        let array = |n: &[u8], end: bool| {
+            self.section_bounds(n)
+                .map(|(s, e)| if end { e } else { s })
+                .unwrap_or(rw.map_or(image_end, |s| s.addr))
+        };
+        match name {
+            b"__ehdr_start" | b"__executable_start" => self.base,
+            b"_etext" | b"etext" | b"__etext" => self
+                .segment_end(SegmentKind::Exec)
+                .unwrap_or(self.base + self.headers_size),
+            b"_edata" | b"edata" => data_end,
+            b"_end" | b"end" => image_end,
+            b"__bss_start" => self.section_bounds(b".bss").map_or(data_end, |(s, _)| s),
+            b"__init_array_start" => array(b".init_array", false),
+            b"__init_array_end" => array(b".init_array", true),
+            b"__fini_array_start" => array(b".fini_array", false),
+            b"__fini_array_end" => array(b".fini_array", true),
+            b"__preinit_array_start" => array(b".preinit_array", false),
+            b"__preinit_array_end" => array(b".preinit_array", true),
+            b"_GLOBAL_OFFSET_TABLE_" => self.got_addr,
+            _ => match start_stop_section(name) {
+                Some(sec) => {
+                    let (start, end) = self.section_bounds(sec).unwrap_or((0, 0));
+                    if name.starts_with(b"__start_") {
+                        start
+                    } else {
+                        end
+                    }
+                }
+                None => 0,
+            },
+        }
+    }
+
+    fn assign_globals(&mut self) -> Result<()> {
+        let db = self.db;
+        let values = db
+            .globals
+            .par_iter()
+            .enumerate()
+            .map(|(i, g)| {
+                Ok(match g.def {
+                    Definition::Defined { object, index } => {
+                        self.local_target(object, index, 0, None)?.addr
+                    }
+                    Definition::Common { .. } => self.commons[&SymbolId(i as u32)],
+                    Definition::Linker => self.linker_symbol(g.name),
+                    Definition::Undefined => 0,
+                })
+            })
+            .collect::<Result<Vec<u64>>>()?;
+        self.global_addr = values;
+        Ok(())
+    }
+
+    /// Address of symbol `index` of `object` as defined there (not through resolution).
+    /// `from` names the referencing place for the discarded-section error.
+    fn local_target(
+        &self,
+        object: ObjectId,
+        index: u32,
+        addend: i64,
+        from: Option<(SectionId, u64)>,
+    ) -> Result<Target> {
+        let o = self.db.object(object);
+        let sym = &o.symbols[index as usize];
+        let mut target = Target {
+            addr: 0,
+            kind: TargetKind::ImageRelative,
+            size: sym.size,
+            addend,
+        };
+        match sym.place {
+            SymbolPlace::Absolute => {
+                target.addr = sym.value;
+                target.kind = TargetKind::Absolute;
+            }
+            SymbolPlace::Undefined | SymbolPlace::Common => target.kind = TargetKind::Absolute,
+            SymbolPlace::Section(s) => {
+                let id = SectionId { object, index: s };
+                let base = self.section_addr[object.0 as usize][s as usize];
+                if base == UNPLACED {
+                    let Some((from, offset)) = from else {
+                        // A global defined in a section GC removed; nothing kept refers to it.
+                        return Ok(target);
+                    };
+                    let fo = self.db.object(from.object);
+                    return Err(Error::DiscardedTarget(Box::new(DiscardedTarget {
+                        object: fo.name.clone(),
+                        section: fo.section_name(from.index),
+                        offset,
+                        symbol: self.db.symbol_name(object, index),
+                        target: o.section_name(s),
+                    })));
+                }
+                if let Some((strings, pieces)) = self.pieces.get(&id) {
+                    // A section symbol plus addend names a string by offset; fold the
+                    // addend in to find which string, as the strings moved independently.
+                    let off = if sym.is_section() {
+                        target.addend = 0;
+                        sym.value.wrapping_add(addend as u64)
+                    } else {
+                        sym.value
+                    };
+                    let i = pieces.partition_point(|p| p.input <= off).saturating_sub(1);
+                    let p = pieces.get(i).copied().unwrap_or(Piece {
+                        input: 0,
+                        output: self.strings[*strings].data.len() as u64,
+                    });
+                    target.addr = base + p.output + off.saturating_sub(p.input);
+                } else if let Some(offsets) = self.eh_offsets.get(&id) {
+                    let frame = &self.graph.eh_frames[&id];
+                    let i = frame
+                        .records
+                        .partition_point(|r| r.start + r.len <= sym.value);
+                    let out = offsets[i..]
+                        .iter()
+                        .flatten()
+                        .next()
+                        .copied()
+                        .unwrap_or_else(|| offsets.iter().flatten().count() as u64);
+                    let delta = match (frame.records.get(i), offsets.get(i)) {
+                        (Some(r), Some(Some(_))) => sym.value - r.start,
+                        _ => 0,
+                    };
+                    target.addr = base + out + delta;
+                } else {
+                    target.addr = base.wrapping_add(sym.value);
+                }
+            }
+        }
+        Ok(target)
+    }
+
+    /// Resolves the symbol a relocation at `from`+`offset` uses.
+    pub fn target(
+        &self,
+        object: ObjectId,
+        index: u32,
+        addend: i64,
+        from: (SectionId, u64),
+    ) -> Result<Target> {
+        match self.db.symbol_ref(object, index) {
+            SymbolRef::Local { object, index } => {
+                self.local_target(object, index, addend, Some(from))
+            }
+            SymbolRef::Global(g) => {
+                let global = self.db.global(g);
+                match global.def {
+                    Definition::Defined { object, index } => {
+                        self.local_target(object, index, addend, Some(from))
+                    }
+                    Definition::Common { object, index } => Ok(Target {
+                        addr: self.global_addr[g.0 as usize],
+                        kind: TargetKind::ImageRelative,
+                        size: self.db.object(object).symbols[index as usize].size,
+                        addend,
+                    }),
+                    Definition::Linker => Ok(Target {
+                        addr: self.global_addr[g.0 as usize],
+                        kind: TargetKind::ImageRelative,
+                        size: 0,
+                        addend,
+                    }),
+                    Definition::Undefined => Ok(Target {
+                        addr: 0,
+                        kind: TargetKind::Absolute,
+                        size: 0,
+                        addend,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Address of the GOT slot for `target` of the given use, if one was allocated.
+    pub fn got_slot(&self, target: SymbolRef, kind: GotUse) -> Option<u64> {
+        self.got_index
+            .get(&(target, kind))
+            .map(|&i| self.got_addr + 8 * u64::from(i))
+    }
+
+    /// Output address of an input section, if placed.
+    pub fn section_address(&self, id: SectionId) -> Option<u64> {
+        let a = *self
+            .section_addr
+            .get(id.object.0 as usize)?
+            .get(id.index as usize)?;
+        (a != UNPLACED).then_some(a)
+    }
+
+    /// Whether an input section's strings were merged (and so has no single address).
+    pub fn is_merged(&self, id: SectionId) -> bool {
+        self.pieces.contains_key(&id)
+    }
+
+    /// Value a GOT slot holds.
+    pub fn got_value(&self, entry: &GotEntry) -> Result<u64> {
+        let t = match entry.target {
+            SymbolRef::Local { object, index } => self.local_target(object, index, 0, None)?,
+            SymbolRef::Global(g) => Target {
+                addr: self.global_addr[g.0 as usize],
+                kind: TargetKind::ImageRelative,
+                size: 0,
+                addend: 0,
+            },
+        };
+        Ok(match entry.kind {
+            GotUse::TpOffset => match &self.tls {
+                Some(tls) => self.arch.tp_offset(t.addr, tls) as u64,
+                None => 0,
+            },
+            _ => t.addr,
+        })
+    }
+}
+
+fn tls_bss_align(sections: &[OutputSection]) -> u64 {
+    sections
+        .iter()
+        .filter(|s| s.rank == Rank::Tbss)
+        .map(|s| s.align)
+        .max()
+        .unwrap_or(1)
+}
+
+/// Whether a relocation's target is image-relative or fixed, for GOT relaxation decisions.
+pub fn target_kind(db: &SymbolDb<'_>, object: ObjectId, index: u32) -> TargetKind {
+    let place = match db.symbol_ref(object, index) {
+        SymbolRef::Local { object, index } => db.object(object).symbols[index as usize].place,
+        SymbolRef::Global(g) => match db.global(g).def {
+            Definition::Defined { object, index } => {
+                db.object(object).symbols[index as usize].place
+            }
+            Definition::Common { .. } | Definition::Linker => return TargetKind::ImageRelative,
+            Definition::Undefined => return TargetKind::Absolute,
+        },
+    };
+    match place {
+        SymbolPlace::Section(_) => TargetKind::ImageRelative,
+        _ => TargetKind::Absolute,
+    }
+}
+
+/// GOT slots the kept code needs, in first-use order.
+fn scan_got(graph: &SectionGraph<'_>, arch: &dyn Arch) -> Vec<(SymbolRef, GotUse)> {
+    let db = graph.db;
+    let kept: Vec<SectionId> = graph.kept_sections().collect();
+    let per_section: Vec<Vec<(SymbolRef, GotUse)>> = kept
+        .par_iter()
+        .map(|id| {
+            let s = db.object(id.object).section(id.index);
+            let mut uses = Vec::new();
+            if graph.eh_frames.contains_key(id) {
+                return uses;
+            }
+            for r in s.relocs() {
+                let kind = target_kind(db, id.object, r.symbol);
+                let got = arch.got_use(r.r_type, s.data, r.offset, kind);
+                if got != GotUse::None {
+                    uses.push((db.symbol_ref(id.object, r.symbol), got));
+                }
+            }
+            uses
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    per_section
+        .into_iter()
+        .flatten()
+        .filter(|e| seen.insert(*e))
+        .collect()
+}

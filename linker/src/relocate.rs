@@ -1,0 +1,155 @@
+//! Copies kept input bytes to their output place and applies relocations through the
+//! architecture's table. Chunks are disjoint slices of the image, so they are filled in
+//! parallel.
+
+use rayon::prelude::*;
+use uniklink_analyzer::eh_frame::RecordKind;
+use uniklink_analyzer::object::{Reloc, SectionId};
+
+use crate::arch::{Applied, GotUse, RelocValue};
+use crate::error::{Error, RelocFailure, Result};
+use crate::layout::{Chunk, ChunkKind, Layout, target_kind};
+
+/// Builds the loaded part of the image: `layout.file_size` bytes, headers left zeroed.
+pub fn relocate(layout: &Layout<'_>) -> Result<Vec<u8>> {
+    let mut image = vec![0u8; layout.file_size as usize];
+    let mut jobs = Vec::new();
+    {
+        let mut placed: Vec<(u64, u64, &Chunk)> = layout
+            .sections
+            .iter()
+            .filter(|s| !s.is_nobits())
+            .flat_map(|s| {
+                s.chunks
+                    .iter()
+                    .filter(|c| c.size > 0)
+                    .map(move |c| (s.offset + c.offset, s.addr + c.offset, c))
+            })
+            .collect();
+        placed.sort_by_key(|p| p.0);
+        let mut rest = &mut image[..];
+        let mut pos = 0u64;
+        for (offset, addr, chunk) in placed {
+            let (_, tail) = rest.split_at_mut((offset - pos) as usize);
+            let (buf, tail) = tail.split_at_mut(chunk.size as usize);
+            jobs.push((addr, chunk, buf));
+            rest = tail;
+            pos = offset + chunk.size;
+        }
+    }
+    jobs.into_par_iter()
+        .try_for_each(|(addr, chunk, buf)| fill_chunk(layout, addr, chunk, buf))?;
+    Ok(image)
+}
+
+fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> Result<()> {
+    let db = layout.db;
+    match chunk.kind {
+        ChunkKind::Input(id) => {
+            let s = db.object(id.object).section(id.index);
+            buf.copy_from_slice(s.data);
+            apply_relocs(layout, id, s.relocs(), s.data, addr, buf, Some)
+        }
+        ChunkKind::EhFrame(id) => {
+            let s = db.object(id.object).section(id.index);
+            let frame = &layout.graph.eh_frames[&id];
+            let offsets = &layout.eh_offsets[&id];
+            for (rec, out) in frame.records.iter().zip(offsets) {
+                let Some(out) = *out else { continue };
+                let (start, len) = (rec.start as usize, rec.len as usize);
+                buf[out as usize..out as usize + len].copy_from_slice(&s.data[start..start + len]);
+                if let RecordKind::Fde { cie } = rec.kind {
+                    // Dropped FDEs move records, so the FDE's backward CIE pointer changes.
+                    let cie_index = frame.records.partition_point(|r| r.start < cie);
+                    let cie_out = offsets.get(cie_index).copied().flatten().ok_or_else(|| {
+                        Error::Section {
+                            object: db.object(id.object).name.clone(),
+                            section: db.object(id.object).section_name(id.index),
+                            reason: format!("FDE at {:#x} points at no CIE", rec.start),
+                        }
+                    })?;
+                    let field = out + (rec.id_offset - rec.start);
+                    let ptr = (field - cie_out) as u32;
+                    buf[field as usize..field as usize + 4].copy_from_slice(&ptr.to_le_bytes());
+                }
+            }
+            let map = |off: u64| {
+                let i = frame.records.partition_point(|r| r.start + r.len <= off);
+                let rec = frame.records.get(i)?;
+                offsets[i].map(|out| out + (off - rec.start))
+            };
+            let mut relocs: Vec<Reloc> = s.relocs().collect();
+            relocs.sort_by_key(|r| r.offset);
+            apply_relocs(layout, id, relocs.into_iter(), s.data, addr, buf, map)
+        }
+        ChunkKind::Strings(i) => {
+            buf.copy_from_slice(&layout.strings[i].data);
+            Ok(())
+        }
+        ChunkKind::Got => {
+            for (i, entry) in layout.got.iter().enumerate() {
+                let v = layout.got_value(entry)?;
+                buf[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            Ok(())
+        }
+        ChunkKind::Commons => Ok(()),
+    }
+}
+
+/// Applies `relocs` of input section `id`. `map` turns an input offset into an output offset
+/// within `buf`, or `None` when that part of the section was dropped.
+fn apply_relocs(
+    layout: &Layout<'_>,
+    id: SectionId,
+    relocs: impl Iterator<Item = Reloc>,
+    original: &[u8],
+    addr: u64,
+    buf: &mut [u8],
+    map: impl Fn(u64) -> Option<u64>,
+) -> Result<()> {
+    let db = layout.db;
+    let arch = layout.arch;
+    let mut skip = false;
+    for r in relocs {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        let Some(out) = map(r.offset) else { continue };
+        let target = layout.target(id.object, r.symbol, r.addend, (id, r.offset))?;
+        let kind = target_kind(db, id.object, r.symbol);
+        let got_use = arch.got_use(r.r_type, original, r.offset, kind);
+        let got_slot = match got_use {
+            GotUse::None => None,
+            g => layout.got_slot(db.symbol_ref(id.object, r.symbol), g),
+        };
+        let value = RelocValue {
+            r_type: r.r_type,
+            symbol: target.addr,
+            addend: target.addend,
+            place: addr + out,
+            got: layout.got_addr,
+            got_slot,
+            size: target.size,
+            tp_offset: layout.tls.map(|t| arch.tp_offset(target.addr, &t)),
+        };
+        match arch.apply(&value, buf, out as usize) {
+            Ok(Applied::Done) => {}
+            Ok(Applied::SkipNext) => skip = true,
+            Err(source) => {
+                let o = db.object(id.object);
+                return Err(Error::Reloc(Box::new(RelocFailure {
+                    object: o.name.clone(),
+                    section: o.section_name(id.index),
+                    offset: r.offset,
+                    r_type: arch
+                        .reloc_name(r.r_type)
+                        .map_or_else(|| format!("type {}", r.r_type), str::to_owned),
+                    symbol: db.symbol_name(id.object, r.symbol),
+                    source,
+                })));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! Writes the static ELF executable: headers, the relocated image, and (unless stripped)
+//! `.symtab`/`.strtab`. The file is written to a temporary file beside the output and renamed
+//! into place, so a failed link never leaves a partial file.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use object::elf;
+use object::endian::{LittleEndian as LE, U16, U32, U64};
+use object::pod::bytes_of;
+use uniklink_analyzer::object::{SectionId, SymbolPlace};
+use uniklink_analyzer::resolve::Definition;
+
+use crate::error::{Error, Result};
+use crate::layout::{ChunkKind, EHDR_SIZE, Layout, PHDR_SIZE};
+
+pub struct WriteOptions {
+    /// Leave out `.symtab` and `.strtab`.
+    pub strip: bool,
+}
+
+/// Serialises the image and writes it to `path` atomically, mode 0755.
+pub fn write(
+    layout: &Layout<'_>,
+    mut image: Vec<u8>,
+    path: &Path,
+    opts: &WriteOptions,
+) -> Result<()> {
+    let shnum_sections = layout.sections.len();
+    let mut shstrtab = vec![0u8];
+    let mut name_of = |name: &[u8]| {
+        let at = shstrtab.len() as u32;
+        shstrtab.extend_from_slice(name);
+        shstrtab.push(0);
+        at
+    };
+    let section_names: Vec<u32> = layout.sections.iter().map(|s| name_of(&s.name)).collect();
+    let symtab_name = name_of(b".symtab");
+    let strtab_name = name_of(b".strtab");
+    let shstrtab_name = name_of(b".shstrtab");
+
+    let (symtab, strtab, first_global) = if opts.strip {
+        (Vec::new(), Vec::new(), 0)
+    } else {
+        symbol_table(layout)
+    };
+
+    let mut offset = image.len() as u64;
+    let symtab_offset = offset.next_multiple_of(8);
+    image.resize(symtab_offset as usize, 0);
+    image.extend_from_slice(&symtab);
+    let strtab_offset = image.len() as u64;
+    image.extend_from_slice(&strtab);
+    let shstrtab_offset = image.len() as u64;
+    image.extend_from_slice(&shstrtab);
+    offset = (image.len() as u64).next_multiple_of(8);
+    image.resize(offset as usize, 0);
+    let shoff = offset;
+
+    let extra = if opts.strip { 1 } else { 3 };
+    let shnum = 1 + shnum_sections + extra;
+    let mut shdrs: Vec<elf::SectionHeader64<LE>> = Vec::with_capacity(shnum);
+    shdrs.push(section_header(0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    for (s, &name) in layout.sections.iter().zip(&section_names) {
+        shdrs.push(section_header(
+            name, s.sh_type, s.flags, s.addr, s.offset, s.size, 0, 0, s.align, 0,
+        ));
+    }
+    let symtab_index = shdrs.len() as u32;
+    if !opts.strip {
+        shdrs.push(section_header(
+            symtab_name,
+            elf::SHT_SYMTAB,
+            0,
+            0,
+            symtab_offset,
+            symtab.len() as u64,
+            symtab_index + 1,
+            first_global,
+            8,
+            24,
+        ));
+        shdrs.push(section_header(
+            strtab_name,
+            elf::SHT_STRTAB,
+            0,
+            0,
+            strtab_offset,
+            strtab.len() as u64,
+            0,
+            0,
+            1,
+            0,
+        ));
+    }
+    let shstrndx = shdrs.len() as u16;
+    shdrs.push(section_header(
+        shstrtab_name,
+        elf::SHT_STRTAB,
+        0,
+        0,
+        shstrtab_offset,
+        shstrtab.len() as u64,
+        0,
+        0,
+        1,
+        0,
+    ));
+    for h in &shdrs {
+        image.extend_from_slice(bytes_of(h));
+    }
+
+    let ehdr = elf::FileHeader64::<LE> {
+        e_ident: elf::Ident {
+            magic: elf::ELFMAG,
+            class: elf::ELFCLASS64,
+            data: elf::ELFDATA2LSB,
+            version: elf::EV_CURRENT,
+            os_abi: elf::ELFOSABI_NONE,
+            abi_version: 0,
+            padding: [0; 7],
+        },
+        e_type: U16::new(LE, elf::ET_EXEC),
+        e_machine: U16::new(LE, layout.arch.e_machine()),
+        e_version: U32::new(LE, u32::from(elf::EV_CURRENT)),
+        e_entry: U64::new(LE, layout.entry),
+        e_phoff: U64::new(LE, EHDR_SIZE),
+        e_shoff: U64::new(LE, shoff),
+        e_flags: U32::new(LE, 0),
+        e_ehsize: U16::new(LE, EHDR_SIZE as u16),
+        e_phentsize: U16::new(LE, PHDR_SIZE as u16),
+        e_phnum: U16::new(LE, layout.phnum as u16),
+        e_shentsize: U16::new(LE, size_of::<elf::SectionHeader64<LE>>() as u16),
+        e_shnum: U16::new(LE, shdrs.len() as u16),
+        e_shstrndx: U16::new(LE, shstrndx),
+    };
+    let mut headers = bytes_of(&ehdr).to_vec();
+    for ph in program_headers(layout) {
+        headers.extend_from_slice(bytes_of(&ph));
+    }
+    debug_assert_eq!(headers.len() as u64, layout.headers_size);
+    image[..headers.len()].copy_from_slice(&headers);
+
+    persist(path, &image)
+}
+
+fn program_headers(layout: &Layout<'_>) -> Vec<elf::ProgramHeader64<LE>> {
+    let page = layout.arch.page_size();
+    let ph = |p_type, flags, offset, addr, filesz, memsz, align| elf::ProgramHeader64::<LE> {
+        p_type: U32::new(LE, p_type),
+        p_flags: U32::new(LE, flags),
+        p_offset: U64::new(LE, offset),
+        p_vaddr: U64::new(LE, addr),
+        p_paddr: U64::new(LE, addr),
+        p_filesz: U64::new(LE, filesz),
+        p_memsz: U64::new(LE, memsz),
+        p_align: U64::new(LE, align),
+    };
+    let mut out: Vec<_> = layout
+        .segments
+        .iter()
+        .map(|s| {
+            ph(
+                elf::PT_LOAD,
+                s.flags,
+                s.offset,
+                s.addr,
+                s.file_size,
+                s.mem_size,
+                page,
+            )
+        })
+        .collect();
+    if let Some(tls) = &layout.tls {
+        let offset = layout
+            .sections
+            .iter()
+            .find(|s| s.flags & u64::from(elf::SHF_TLS) != 0)
+            .map_or(0, |s| s.offset);
+        out.push(ph(
+            elf::PT_TLS,
+            elf::PF_R,
+            offset,
+            tls.addr,
+            tls.file_size,
+            tls.mem_size,
+            tls.align,
+        ));
+    }
+    let notes: Vec<_> = layout
+        .sections
+        .iter()
+        .filter(|s| s.sh_type == elf::SHT_NOTE)
+        .collect();
+    if let (Some(first), Some(last)) = (notes.first(), notes.last()) {
+        let end = last.offset + last.size;
+        out.push(ph(
+            elf::PT_NOTE,
+            elf::PF_R,
+            first.offset,
+            first.addr,
+            end - first.offset,
+            end - first.offset,
+            first.align,
+        ));
+    }
+    out.push(ph(elf::PT_GNU_STACK, elf::PF_R | elf::PF_W, 0, 0, 0, 0, 16));
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn section_header(
+    name: u32,
+    sh_type: u32,
+    flags: u64,
+    addr: u64,
+    offset: u64,
+    size: u64,
+    link: u32,
+    info: u32,
+    align: u64,
+    entsize: u64,
+) -> elf::SectionHeader64<LE> {
+    elf::SectionHeader64 {
+        sh_name: U32::new(LE, name),
+        sh_type: U32::new(LE, sh_type),
+        sh_flags: U64::new(LE, flags),
+        sh_addr: U64::new(LE, addr),
+        sh_offset: U64::new(LE, offset),
+        sh_size: U64::new(LE, size),
+        sh_link: U32::new(LE, link),
+        sh_info: U32::new(LE, info),
+        sh_addralign: U64::new(LE, align),
+        sh_entsize: U64::new(LE, entsize),
+    }
+}
+
+/// Locals of kept sections, then every defined global. Returns (symtab, strtab, first global).
+fn symbol_table(layout: &Layout<'_>) -> (Vec<u8>, Vec<u8>, u32) {
+    let db = layout.db;
+    let mut shndx_of = std::collections::HashMap::new();
+    for (i, s) in layout.sections.iter().enumerate() {
+        for c in &s.chunks {
+            if let ChunkKind::Input(id) | ChunkKind::EhFrame(id) = c.kind {
+                shndx_of.insert(id, (i + 1) as u16);
+            }
+        }
+    }
+    let section_of_addr = |addr: u64| {
+        layout
+            .sections
+            .iter()
+            .position(|s| s.addr <= addr && addr < s.addr + s.size.max(1))
+            .map_or(elf::SHN_ABS, |i| (i + 1) as u16)
+    };
+    let mut table = SymbolTable::default();
+    for &oid in &db.live {
+        let o = db.object(oid);
+        for s in &o.symbols[1..o.first_global] {
+            if s.is_section() || s.st_type == elf::STT_FILE || s.name.is_empty() {
+                continue;
+            }
+            let SymbolPlace::Section(sec) = s.place else {
+                continue;
+            };
+            let id = SectionId {
+                object: oid,
+                index: sec,
+            };
+            let Some(addr) = layout.section_address(id) else {
+                continue;
+            };
+            let value = addr + s.value;
+            let shndx = shndx_of
+                .get(&id)
+                .copied()
+                .unwrap_or_else(|| section_of_addr(value));
+            table.add(
+                s.name,
+                (elf::STB_LOCAL << 4) | s.st_type,
+                shndx,
+                value,
+                s.size,
+            );
+        }
+    }
+    let first_global = table.count;
+    for (g, &value) in db.globals.iter().zip(&layout.global_addr) {
+        let (info, shndx, size) = match g.def {
+            Definition::Undefined => continue,
+            Definition::Defined { object, index } => {
+                let s = &db.object(object).symbols[index as usize];
+                let shndx = match s.place {
+                    SymbolPlace::Section(sec) => {
+                        let id = SectionId { object, index: sec };
+                        if layout.section_address(id).is_none() {
+                            continue;
+                        }
+                        shndx_of
+                            .get(&id)
+                            .copied()
+                            .unwrap_or_else(|| section_of_addr(value))
+                    }
+                    _ => elf::SHN_ABS,
+                };
+                ((s.bind << 4) | s.st_type, shndx, s.size)
+            }
+            Definition::Common { object, index } => {
+                let s = &db.object(object).symbols[index as usize];
+                (
+                    (elf::STB_GLOBAL << 4) | elf::STT_OBJECT,
+                    section_of_addr(value),
+                    s.size,
+                )
+            }
+            Definition::Linker => (
+                (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
+                section_of_addr(value),
+                0,
+            ),
+        };
+        table.add(g.name, info, shndx, value, size);
+    }
+    (table.symtab, table.strtab, first_global)
+}
+
+struct SymbolTable {
+    symtab: Vec<u8>,
+    strtab: Vec<u8>,
+    count: u32,
+}
+
+impl Default for SymbolTable {
+    fn default() -> Self {
+        let mut t = SymbolTable {
+            symtab: Vec::new(),
+            strtab: vec![0],
+            count: 0,
+        };
+        t.push(0, 0, 0, 0, 0);
+        t
+    }
+}
+
+impl SymbolTable {
+    fn add(&mut self, name: &[u8], info: u8, shndx: u16, value: u64, size: u64) {
+        let at = self.strtab.len() as u32;
+        self.strtab.extend_from_slice(name);
+        self.strtab.push(0);
+        self.push(at, info, shndx, value, size);
+    }
+
+    fn push(&mut self, name: u32, info: u8, shndx: u16, value: u64, size: u64) {
+        self.symtab
+            .extend_from_slice(bytes_of(&sym(name, info, 0, shndx, value, size)));
+        self.count += 1;
+    }
+}
+
+fn sym(name: u32, info: u8, other: u8, shndx: u16, value: u64, size: u64) -> elf::Sym64<LE> {
+    elf::Sym64 {
+        st_name: U32::new(LE, name),
+        st_info: info,
+        st_other: other,
+        st_shndx: U16::new(LE, shndx),
+        st_value: U64::new(LE, value),
+        st_size: U64::new(LE, size),
+    }
+}
+
+fn persist(path: &Path, image: &[u8]) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    tmp.write_all(image).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o755))
+            .map_err(io)?;
+    }
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}

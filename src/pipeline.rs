@@ -1,0 +1,211 @@
+//! The link pipeline: load → resolve → graph → layout → relocate → write. Each phase borrows
+//! the previous phase's output; the result carries what reports need.
+
+use std::path::PathBuf;
+
+use uniklink_analyzer::graph::{GraphOptions, RootReason, RootRules, SectionGraph};
+use uniklink_analyzer::input::Inputs;
+use uniklink_analyzer::object::{self, SectionId};
+use uniklink_analyzer::resolve::{Definition, SymbolDb};
+use uniklink_linker::arch;
+use uniklink_linker::layout::{Layout, LayoutOptions};
+use uniklink_linker::relocate::relocate;
+use uniklink_linker::write::{WriteOptions, write};
+
+/// What to link and how, as `cargo uniklink link` takes it.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// Objects and archives, in any order.
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub entry: String,
+    /// Image base; the architecture's default when `None`.
+    pub base: Option<u64>,
+    /// Symbols kept (and pulled from archives) even if nothing references them.
+    pub keep: Vec<String>,
+    /// Garbage-collect unreferenced sections.
+    pub gc: bool,
+    /// Leave out the symbol table.
+    pub strip: bool,
+    /// Symbols whose reference chain from a root should be reported.
+    pub why: Vec<String>,
+}
+
+impl LinkOptions {
+    /// Defaults of the `link` command: entry `_start`, GC on, symbols kept.
+    pub fn new(inputs: Vec<PathBuf>, output: PathBuf) -> Self {
+        Self {
+            inputs,
+            output,
+            entry: "_start".to_owned(),
+            base: None,
+            keep: Vec::new(),
+            gc: true,
+            strip: false,
+            why: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Analyze(#[from] uniklink_analyzer::Error),
+    #[error(transparent)]
+    Link(#[from] uniklink_linker::Error),
+}
+
+/// An input section and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionInfo {
+    pub object: String,
+    pub section: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSectionInfo {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+}
+
+/// One step of a why-chain: `object`'s `section` references the next step through `via`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhyStep {
+    pub object: String,
+    pub section: String,
+    pub via: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhyReport {
+    pub symbol: String,
+    /// `None` when the symbol is not kept (or not defined).
+    pub chain: Option<(RootReason, Vec<WhyStep>)>,
+}
+
+/// What a finished link reports.
+#[derive(Debug, Clone)]
+pub struct LinkOutput {
+    pub kept: Vec<SectionInfo>,
+    pub dropped: Vec<SectionInfo>,
+    pub output_sections: Vec<OutputSectionInfo>,
+    /// Defined global symbols and their addresses, sorted by name.
+    pub symbols: Vec<(String, u64)>,
+    pub entry: u64,
+    pub why: Vec<WhyReport>,
+}
+
+/// Links `opts.inputs` into a static executable at `opts.output`. On error nothing is written.
+pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
+    let inputs = Inputs::load(&opts.inputs)?;
+    let objects = object::parse_all(&inputs)?;
+
+    let required: Vec<&[u8]> = std::iter::once(&opts.entry)
+        .chain(&opts.keep)
+        .map(|s| s.as_bytes())
+        .collect();
+    let db = SymbolDb::resolve(&objects, &required)?;
+
+    let graph = SectionGraph::build(
+        &db,
+        &GraphOptions {
+            entry: &opts.entry,
+            keep: &opts.keep,
+            rules: RootRules::CONVENTIONAL,
+            gc: opts.gc,
+        },
+    )?;
+
+    let machine = objects
+        .first()
+        .ok_or(uniklink_analyzer::Error::NoInputs)?
+        .machine;
+    let arch =
+        arch::for_machine(machine).ok_or(uniklink_linker::Error::UnsupportedMachine(machine))?;
+    let layout = Layout::build(
+        &graph,
+        arch,
+        &LayoutOptions {
+            entry: &opts.entry,
+            base: opts.base,
+        },
+    )?;
+
+    let image = relocate(&layout)?;
+    write(
+        &layout,
+        image,
+        &opts.output,
+        &WriteOptions { strip: opts.strip },
+    )?;
+
+    Ok(report(&layout, opts))
+}
+
+fn section_info(db: &SymbolDb<'_>, id: SectionId) -> SectionInfo {
+    let o = db.object(id.object);
+    SectionInfo {
+        object: o.name.clone(),
+        section: o.section_name(id.index),
+        size: o.section(id.index).size,
+    }
+}
+
+fn report(layout: &Layout<'_>, opts: &LinkOptions) -> LinkOutput {
+    let graph = layout.graph;
+    let db = graph.db;
+    let mut symbols: Vec<(String, u64)> = db
+        .globals
+        .iter()
+        .zip(&layout.global_addr)
+        .filter(|(g, _)| g.def != Definition::Undefined)
+        .map(|(g, &a)| (String::from_utf8_lossy(g.name).into_owned(), a))
+        .collect();
+    symbols.sort();
+    let why = opts
+        .why
+        .iter()
+        .map(|symbol| WhyReport {
+            symbol: symbol.clone(),
+            chain: graph.why(symbol).map(|chain| {
+                let steps = chain
+                    .steps
+                    .into_iter()
+                    .map(|s| {
+                        let info = section_info(db, s.section);
+                        WhyStep {
+                            object: info.object,
+                            section: info.section,
+                            via: s.via,
+                        }
+                    })
+                    .collect();
+                (chain.root, steps)
+            }),
+        })
+        .collect();
+    LinkOutput {
+        kept: graph
+            .kept_sections()
+            .map(|id| section_info(db, id))
+            .collect(),
+        dropped: graph
+            .dropped_sections()
+            .map(|id| section_info(db, id))
+            .collect(),
+        output_sections: layout
+            .sections
+            .iter()
+            .map(|s| OutputSectionInfo {
+                name: s.name_str(),
+                addr: s.addr,
+                size: s.size,
+            })
+            .collect(),
+        symbols,
+        entry: layout.entry,
+        why,
+    }
+}
