@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod link;
 mod run;
 
 /// Link an application and library-OS components into a minimal bootable unikernel image.
@@ -17,12 +18,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Link(link::LinkArgs),
     Run(run::RunArgs),
 }
 
 impl Cli {
     pub fn run(self) -> miette::Result<ExitCode> {
         match self.command {
+            Command::Link(args) => link::run(args),
             Command::Run(args) => run::run(args),
         }
     }
