@@ -36,14 +36,6 @@ fn switch(value: Option<&[u8]>) -> Option<bool> {
     }
 }
 
-/// The bytes before the first NUL, or all of them when there is none.
-pub fn until_nul(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|&b| b == 0) {
-        Some(nul) => &bytes[..nul],
-        None => bytes,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,11 +48,5 @@ mod tests {
         assert!(!BootFlags::parse(b"uniklink.verbose uniklink.verbose=0").verbose);
         assert!(BootFlags::parse(b"uniklink.verbose uniklink.verbose=maybe").verbose);
         assert!(!BootFlags::parse(b"uniklink.verbosely xuniklink.verbose").verbose);
-    }
-
-    #[test]
-    fn until_nul_stops_at_terminator() {
-        assert_eq!(until_nul(b"a b\0garbage"), b"a b");
-        assert_eq!(until_nul(b"no terminator"), b"no terminator");
     }
 }

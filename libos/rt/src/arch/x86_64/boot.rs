@@ -9,7 +9,7 @@ use core::arch::global_asm;
 use core::ops::Range;
 use core::slice;
 
-use unik_platform::cmdline::{BootFlags, until_nul};
+use unik_platform::cmdline::BootFlags;
 use unik_platform::memory::{Span, heap_spans};
 use unik_platform::pvh::{self, START_INFO_V1_SIZE, StartInfo};
 
@@ -174,7 +174,7 @@ fn read_boot_info(start_info_paddr: u64, entry: Instant) -> BootInfo {
     let info = StartInfo::parse(bytes).unwrap_or_else(|error| {
         fatal(format_args!("start info at {start_info_paddr:#x}: {error}"))
     });
-    let flags = BootFlags::parse(until_nul(&cmdline(&info)));
+    let flags = BootFlags::parse(cmdline(&info));
     power::set_rsdp_address(info.rsdp_paddr);
 
     // SAFETY: the loader wrote `memmap_entries` entries at `memmap_paddr`.
@@ -229,22 +229,20 @@ fn read_boot_info(start_info_paddr: u64, entry: Instant) -> BootInfo {
     }
 }
 
-/// The command line, copied because it lives in loader memory the heap may reuse.
-fn cmdline(info: &StartInfo) -> [u8; MAX_CMDLINE] {
-    let mut copy = [0; MAX_CMDLINE];
-    if info.cmdline_paddr != 0 {
-        // Byte by byte up to the NUL: reading a fixed length could run past RAM.
-        for (i, slot) in copy.iter_mut().enumerate().take(MAX_CMDLINE - 1) {
-            // SAFETY: the command line is a NUL-terminated string at an identity-mapped
-            // address; reading stops at its terminator.
-            let byte = unsafe { ((info.cmdline_paddr + i as u64) as *const u8).read() };
-            if byte == 0 {
-                break;
-            }
-            *slot = byte;
-        }
+/// The command line without its NUL terminator, at most `MAX_CMDLINE` bytes. Its length is
+/// found byte by byte because reading a fixed length could run past RAM.
+fn cmdline(info: &StartInfo) -> &'static [u8] {
+    if info.cmdline_paddr == 0 {
+        return &[];
     }
-    copy
+    let start = info.cmdline_paddr as *const u8;
+    let len = (0..MAX_CMDLINE)
+        // SAFETY: the loader put a NUL-terminated string at this identity-mapped address,
+        // and reading stops at the terminator.
+        .take_while(|&i| unsafe { start.add(i).read() } != 0)
+        .count();
+    // SAFETY: the `len` bytes were just read.
+    unsafe { physical_bytes(info.cmdline_paddr, len) }
 }
 
 /// # Safety
