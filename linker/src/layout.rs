@@ -626,6 +626,7 @@ impl<'a> Layout<'a> {
                     // included, for the variant II offset computation.
                     s.align = s.align.max(tbss_align);
                 }
+                let unpadded = addr;
                 let pad = addr
                     .checked_next_multiple_of(s.align)
                     .ok_or(Error::AddressOverflow { base: self.base })?
@@ -651,6 +652,7 @@ impl<'a> Layout<'a> {
                             align: align.max(s.align),
                         });
                         // .tbss occupies no address space in the image itself.
+                        addr = unpadded;
                         continue;
                     }
                     _ => {}
