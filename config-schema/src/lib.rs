@@ -1,1 +1,43 @@
-//! The uniklink manifest: model, profiles, validation, JSON Schema.
+//! The uniklink manifest (`uniklink.yaml`): its model, the built-in profiles as data,
+//! validation with `file:line:col` diagnostics, and the JSON Schema editors use.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), uniklink_config::ManifestError> {
+//! let manifest = uniklink_config::Manifest::load("uniklink.yaml".as_ref())?;
+//! let config = manifest.resolve();
+//! for target in &config.targets {
+//!     println!("{} on {}", target.arch.target_triple(), target.platform);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod manifest;
+mod parse;
+mod raw;
+mod registry;
+mod resolve;
+mod suggest;
+mod target;
+mod units;
+
+pub use error::{Located, ManifestError};
+pub use manifest::{App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, LIBOS_ENTRY, Manifest};
+pub use parse::MAX_MANIFEST_BYTES;
+pub use raw::{Budgets, PortForward};
+pub use registry::{
+    ComponentRegistry, ComponentSpec, DuplicateComponent, ParamKind, ParamSpec, ParamValue,
+    ProfileDefaults, ProfileName, ProfileSpec,
+};
+pub use resolve::{Origin, ResolvedComponent, ResolvedConfig, ResolvedParam, Sourced};
+pub use target::{Arch, Platform, Target};
+pub use units::{ByteSize, Duration, UnitError};
+
+/// The JSON Schema of `uniklink.yaml`, pretty-printed with a trailing newline, exactly as
+/// committed in `config-schema/uniklink.schema.json`.
+pub fn schema_json() -> String {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<raw::RawManifest>();
+    format!("{:#}\n", schema.as_value())
+}

@@ -1,0 +1,288 @@
+//! Manifest errors. Every problem in a manifest is a [`Located`] diagnostic: the file, a
+//! 1-based line and column, the message, and (for miette) the source line with a label.
+//! `Display` is `path:line:col: message`, greppable where nothing renders the snippet (e.g.
+//! CI logs); the "did you mean" suggestion is the diagnostic's `help`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+use serde_saphyr::Location;
+
+/// The manifest text, shared by all diagnostics about it.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    path: PathBuf,
+    text: Arc<str>,
+}
+
+impl Source {
+    pub(crate) fn new(path: &Path, text: impl Into<Arc<str>>) -> Self {
+        Source {
+            path: path.to_path_buf(),
+            text: text.into(),
+        }
+    }
+
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A diagnostic at a location serde-saphyr reported. Unknown locations (line 0) fall back
+    /// to the start of the file rather than inventing a position.
+    pub(crate) fn error_at(&self, location: Location, message: impl Into<String>) -> Located {
+        if location.line() == 0 {
+            return self.error_at_offset(0, 0, message);
+        }
+        let span = location.span();
+        let offset = span
+            .byte_offset()
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|&o| o <= self.text.len() && self.text.is_char_boundary(o))
+            .unwrap_or_else(|| self.offset_of(location.line(), location.column()));
+        let len = span
+            .byte_len()
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(0);
+        self.error_at_offset(offset, len, message)
+    }
+
+    /// A diagnostic at a byte offset into the manifest text.
+    pub(crate) fn error_at_offset(
+        &self,
+        offset: usize,
+        len: usize,
+        message: impl Into<String>,
+    ) -> Located {
+        let offset = offset.min(self.text.len());
+        let len = len.min(self.text.len() - offset);
+        let (line, column) = line_column(self.text.as_bytes(), offset);
+        Located {
+            path: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+            help: None,
+            label: None,
+            source: Some(NamedSource::new(
+                self.path.display().to_string(),
+                Arc::clone(&self.text),
+            )),
+            span: SourceSpan::new(offset.into(), len),
+        }
+    }
+
+    fn offset_of(&self, line: u64, column: u64) -> usize {
+        let mut offset = 0;
+        for (index, text_line) in self.text.split_inclusive('\n').enumerate() {
+            if index as u64 + 1 == line {
+                let column = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+                return offset
+                    + text_line
+                        .char_indices()
+                        .nth(column)
+                        .map_or(text_line.len(), |(i, _)| i);
+            }
+            offset += text_line.len();
+        }
+        self.text.len()
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_column(bytes: &[u8], offset: usize) -> (u64, u64) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |nl| nl + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count() as u64
+        + 1;
+    (line, column)
+}
+
+/// One problem at one place in a manifest.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub path: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub help: Option<String>,
+    label: Option<String>,
+    source: Option<NamedSource<Arc<str>>>,
+    span: SourceSpan,
+}
+
+impl Located {
+    /// A diagnostic about a file whose text cannot be shown (too large, not UTF-8).
+    pub(crate) fn without_source(
+        path: &Path,
+        (line, column): (u64, u64),
+        message: impl Into<String>,
+    ) -> Self {
+        Located {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            help: None,
+            label: None,
+            source: None,
+            span: SourceSpan::new(0.into(), 0),
+        }
+    }
+
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub(crate) fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// `did you mean` help when `wanted` is close to one of `candidates`.
+    pub(crate) fn suggest<'a>(
+        self,
+        wanted: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        match crate::suggest::closest(wanted, candidates) {
+            Some(close) => self.with_help(format!("did you mean `{close}`?")),
+            None => self,
+        }
+    }
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for Located {}
+
+impl Diagnostic for Located {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("uniklink::manifest"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.source.as_ref()?;
+        let label = self.label.clone().unwrap_or_else(|| "here".to_owned());
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(Some(label), self.span),
+        )))
+    }
+}
+
+/// Why a manifest could not be loaded.
+#[derive(Debug)]
+pub enum ManifestError {
+    /// The file could not be read at all.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The manifest was read but is not valid; at least one diagnostic, in file order.
+    Invalid(Vec<Located>),
+}
+
+impl ManifestError {
+    /// All diagnostics, for callers that list them one per line.
+    pub fn diagnostics(&self) -> &[Located] {
+        match self {
+            ManifestError::Read { .. } => &[],
+            ManifestError::Invalid(all) => all,
+        }
+    }
+
+    pub(crate) fn invalid(mut errors: Vec<Located>) -> Self {
+        errors.sort_by_key(|e| (e.line, e.column));
+        ManifestError::Invalid(errors)
+    }
+}
+
+impl From<Located> for ManifestError {
+    fn from(error: Located) -> Self {
+        ManifestError::Invalid(vec![error])
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::Read { path, source } => {
+                write!(f, "{}: cannot read manifest: {source}", path.display())
+            }
+            ManifestError::Invalid(errors) => match errors.as_slice() {
+                [] => f.write_str("invalid manifest"),
+                [only] => only.fmt(f),
+                [first, rest @ ..] => write!(f, "{first} (and {} more)", rest.len()),
+            },
+        }
+    }
+}
+
+impl std::error::Error for ManifestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ManifestError::Read { source, .. } => Some(source),
+            ManifestError::Invalid(_) => None,
+        }
+    }
+}
+
+impl Diagnostic for ManifestError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("uniklink::manifest"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.diagnostics().first()?.help()
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.diagnostics().first()?.source_code()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.diagnostics().first()?.labels()
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        match self.diagnostics() {
+            [_, rest @ ..] if !rest.is_empty() => {
+                Some(Box::new(rest.iter().map(|e| e as &dyn Diagnostic)))
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! Library-OS components, their parameters and the built-in profiles, all as data.
+//!
+//! A profile is not a code path: it is one column of default values in the component table.
+//! The built-in table lives in `components.yaml` next to this crate's manifest; more
+//! components (e.g. declared by library-OS crates) come in through
+//! [`ComponentRegistry::from_yaml`] and [`ComponentRegistry::extend`], and validation only ever
+//! sees a [`ComponentRegistry`], never a hard-coded list.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::LazyLock;
+
+use schemars::JsonSchema;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_saphyr::Spanned;
+
+use crate::error::{Located, ManifestError, Source};
+use crate::raw::KeyedMap;
+use crate::units::{ByteSize, Duration};
+
+/// A built-in profile: one column of component parameter defaults.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileName {
+    /// Smallest everything: for programs that compute and print.
+    Minimal,
+    /// Deep rings and socket buffers for a TCP server.
+    Network,
+    /// Block cache and read-ahead for a storage-bound program.
+    Filesystem,
+}
+
+impl ProfileName {
+    pub const ALL: [ProfileName; 3] = [
+        ProfileName::Minimal,
+        ProfileName::Network,
+        ProfileName::Filesystem,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileName::Minimal => "minimal",
+            ProfileName::Network => "network",
+            ProfileName::Filesystem => "filesystem",
+        }
+    }
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What values a component parameter takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamKind {
+    /// A size in bytes (`4096`, `64KiB`).
+    Size,
+    /// A plain count (ring entries, sockets).
+    Count,
+    /// 0 to 100 (`25` or `"25%"`).
+    Percent,
+    Bool,
+    /// A duration with a unit (`10ms`).
+    Duration,
+}
+
+impl ParamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamKind::Size => "size",
+            ParamKind::Count => "count",
+            ParamKind::Percent => "percent",
+            ParamKind::Bool => "bool",
+            ParamKind::Duration => "duration",
+        }
+    }
+
+    /// Interprets a YAML scalar as this kind; the error names what was expected.
+    pub(crate) fn convert(self, raw: &RawValue) -> Result<ParamValue, String> {
+        match (self, raw) {
+            (ParamKind::Size, RawValue::Int(n)) => Ok(ParamValue::Size(ByteSize(*n))),
+            (ParamKind::Size, RawValue::Str(s)) => {
+                s.parse().map(ParamValue::Size).map_err(|e| e.to_string())
+            }
+            (ParamKind::Count, RawValue::Int(n)) => Ok(ParamValue::Count(*n)),
+            (ParamKind::Percent, RawValue::Int(n)) => percent(*n),
+            (ParamKind::Percent, RawValue::Str(s)) => match s.trim().strip_suffix('%') {
+                Some(number) => number
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{s}` is not a percentage"))
+                    .and_then(percent),
+                None => Err(format!(
+                    "expected a percentage such as 25 or \"25%\", got `{s}`"
+                )),
+            },
+            (ParamKind::Bool, RawValue::Bool(b)) => Ok(ParamValue::Bool(*b)),
+            (ParamKind::Duration, RawValue::Str(s)) => s
+                .parse()
+                .map(ParamValue::Duration)
+                .map_err(|e| e.to_string()),
+            (ParamKind::Duration, RawValue::Int(n)) => {
+                Err(format!("duration `{n}` needs a unit; write e.g. `{n}ms`"))
+            }
+            (kind, raw) => Err(format!("expected a {}, got {raw}", kind.name())),
+        }
+    }
+}
+
+fn percent(n: u64) -> Result<ParamValue, String> {
+    u8::try_from(n)
+        .ok()
+        .filter(|&p| p <= 100)
+        .map(ParamValue::Percent)
+        .ok_or_else(|| format!("a percentage must be between 0 and 100, got {n}"))
+}
+
+/// A parameter value after checking it against its [`ParamKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamValue {
+    Size(ByteSize),
+    Count(u64),
+    Percent(u8),
+    Bool(bool),
+    Duration(Duration),
+}
+
+impl ParamValue {
+    pub fn kind(self) -> ParamKind {
+        match self {
+            ParamValue::Size(_) => ParamKind::Size,
+            ParamValue::Count(_) => ParamKind::Count,
+            ParamValue::Percent(_) => ParamKind::Percent,
+            ParamValue::Bool(_) => ParamKind::Bool,
+            ParamValue::Duration(_) => ParamKind::Duration,
+        }
+    }
+
+    /// The value as the glue object stores it: bytes, counts and percentages as they are,
+    /// booleans as 0/1, durations in nanoseconds (saturating).
+    pub fn as_u64(self) -> u64 {
+        match self {
+            ParamValue::Size(size) => size.0,
+            ParamValue::Count(n) => n,
+            ParamValue::Percent(p) => u64::from(p),
+            ParamValue::Bool(b) => u64::from(b),
+            ParamValue::Duration(d) => u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Size(size) => size.fmt(f),
+            ParamValue::Count(n) => n.fmt(f),
+            ParamValue::Percent(p) => write!(f, "{p}%"),
+            ParamValue::Bool(b) => b.fmt(f),
+            ParamValue::Duration(d) => d.fmt(f),
+        }
+    }
+}
+
+impl Serialize for ParamValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ParamValue::Size(size) => size.serialize(serializer),
+            ParamValue::Count(n) => serializer.serialize_u64(*n),
+            ParamValue::Percent(p) => serializer.serialize_u8(*p),
+            ParamValue::Bool(b) => serializer.serialize_bool(*b),
+            ParamValue::Duration(d) => d.serialize(serializer),
+        }
+    }
+}
+
+/// A parameter value as written in YAML, before its kind is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawValue {
+    Bool(bool),
+    Int(u64),
+    Str(String),
+}
+
+impl fmt::Display for RawValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawValue::Bool(b) => write!(f, "boolean `{b}`"),
+            RawValue::Int(n) => write!(f, "integer `{n}`"),
+            RawValue::Str(s) => write!(f, "string `{s}`"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RawVisitor;
+        impl Visitor<'_> for RawVisitor {
+            type Value = RawValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, a size, a duration or a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawValue, E> {
+                Ok(RawValue::Bool(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawValue, E> {
+                Ok(RawValue::Int(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawValue, E> {
+                u64::try_from(v)
+                    .map(RawValue::Int)
+                    .map_err(|_| E::custom(format!("parameters cannot be negative, got {v}")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawValue, E> {
+                Err(E::custom(format!(
+                    "parameters are whole numbers, got {v}; write sizes with a unit such as 1536KiB"
+                )))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawValue, E> {
+                Ok(RawValue::Str(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+/// One parameter of a component.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamSpec {
+    pub name: String,
+    pub kind: ParamKind,
+    pub doc: String,
+    pub defaults: ProfileDefaults,
+}
+
+/// A parameter's value in each built-in profile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ProfileDefaults {
+    pub minimal: ParamValue,
+    pub network: ParamValue,
+    pub filesystem: ParamValue,
+}
+
+impl ProfileDefaults {
+    pub fn get(&self, profile: ProfileName) -> ParamValue {
+        match profile {
+            ProfileName::Minimal => self.minimal,
+            ProfileName::Network => self.network,
+            ProfileName::Filesystem => self.filesystem,
+        }
+    }
+}
+
+/// A library-OS component the validator knows about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentSpec {
+    pub name: String,
+    pub doc: String,
+    pub params: BTreeMap<String, ParamSpec>,
+}
+
+/// Machine settings a profile provides besides component parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileSpec {
+    pub name: ProfileName,
+    pub doc: String,
+    pub memory: ByteSize,
+}
+
+/// The components (and profile machine defaults) validation and resolution consult.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentRegistry {
+    profiles: BTreeMap<ProfileName, ProfileSpec>,
+    components: BTreeMap<String, ComponentSpec>,
+}
+
+const BUILTIN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/components.yaml");
+const BUILTIN_YAML: &str = include_str!("../components.yaml");
+
+static BUILTIN: LazyLock<ComponentRegistry> = LazyLock::new(|| {
+    match ComponentRegistry::from_yaml(Path::new(BUILTIN_PATH), BUILTIN_YAML) {
+        Ok(registry) => registry,
+        // The embedded table is fixed at compile time and checked by the
+        // `builtin_registry_is_valid` test, so this is a build defect, not bad input.
+        Err(error) => panic!("built-in component table is invalid: {error}"),
+    }
+});
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default)]
+    profiles: BTreeMap<ProfileName, ProfileDecl>,
+    components: KeyedMap<ComponentDecl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileDecl {
+    doc: String,
+    memory: ByteSize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComponentDecl {
+    doc: String,
+    params: KeyedMap<ParamDecl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamDecl {
+    kind: ParamKind,
+    doc: String,
+    minimal: Spanned<RawValue>,
+    network: Spanned<RawValue>,
+    filesystem: Spanned<RawValue>,
+}
+
+impl ComponentRegistry {
+    /// The components uniklink's own library OS provides, with the built-in profiles.
+    pub fn builtin() -> ComponentRegistry {
+        BUILTIN.clone()
+    }
+
+    /// Reads a component table in the format of `components.yaml`. A table that declares
+    /// components only (no `profiles`) is meant to be [`extend`](Self::extend)ed into one
+    /// that has them.
+    pub fn from_yaml(path: &Path, text: &str) -> Result<ComponentRegistry, ManifestError> {
+        let source = Source::new(path, text);
+        let file: RegistryFile = crate::parse::from_source(&source)?;
+        let mut errors = Vec::new();
+        let profiles = file
+            .profiles
+            .into_iter()
+            .map(|(name, decl)| {
+                let spec = ProfileSpec {
+                    name,
+                    doc: decl.doc,
+                    memory: decl.memory,
+                };
+                (name, spec)
+            })
+            .collect();
+        let mut components = BTreeMap::new();
+        for (name, decl) in file.components.0 {
+            if !is_identifier(&name.value) {
+                errors.push(source.error_at(name.referenced, NOT_IDENTIFIER));
+            }
+            let name = name.value;
+            let mut params = BTreeMap::new();
+            for (param, decl) in decl.params.0 {
+                if !is_identifier(&param.value) {
+                    errors.push(source.error_at(param.referenced, NOT_IDENTIFIER));
+                }
+                let param = param.value;
+                let mut default = |raw: &Spanned<RawValue>| match decl.kind.convert(&raw.value) {
+                    Ok(value) => Some(value),
+                    Err(message) => {
+                        errors.push(source.error_at(
+                            raw.referenced,
+                            format!("default for `{name}.{param}`: {message}"),
+                        ));
+                        None
+                    }
+                };
+                let (Some(minimal), Some(network), Some(filesystem)) = (
+                    default(&decl.minimal),
+                    default(&decl.network),
+                    default(&decl.filesystem),
+                ) else {
+                    continue;
+                };
+                let spec = ParamSpec {
+                    name: param.clone(),
+                    kind: decl.kind,
+                    doc: decl.doc,
+                    defaults: ProfileDefaults {
+                        minimal,
+                        network,
+                        filesystem,
+                    },
+                };
+                params.insert(param, spec);
+            }
+            let spec = ComponentSpec {
+                name: name.clone(),
+                doc: decl.doc,
+                params,
+            };
+            components.insert(name, spec);
+        }
+        if !errors.is_empty() {
+            return Err(ManifestError::invalid(errors));
+        }
+        Ok(ComponentRegistry {
+            profiles,
+            components,
+        })
+    }
+
+    /// Adds `other`'s components and profiles. A component both declare is a conflict: two
+    /// crates claiming one name would make parameter overrides ambiguous.
+    pub fn extend(&mut self, other: ComponentRegistry) -> Result<(), DuplicateComponent> {
+        if let Some(name) = other
+            .components
+            .keys()
+            .find(|name| self.components.contains_key(*name))
+        {
+            return Err(DuplicateComponent { name: name.clone() });
+        }
+        self.components.extend(other.components);
+        for (name, profile) in other.profiles {
+            self.profiles.entry(name).or_insert(profile);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ComponentSpec> {
+        self.components.get(name)
+    }
+
+    pub fn components(&self) -> impl Iterator<Item = &ComponentSpec> {
+        self.components.values()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.components.keys().map(String::as_str)
+    }
+
+    pub fn profile(&self, name: ProfileName) -> Option<&ProfileSpec> {
+        self.profiles.get(&name)
+    }
+}
+
+/// Two registries declare the same component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("component `{name}` is declared twice")]
+pub struct DuplicateComponent {
+    pub name: String,
+}
+
+const NOT_IDENTIFIER: &str =
+    "component and parameter names must be lowercase identifiers (a-z, 0-9, _)";
+
+/// Names that end up as symbols in the glue object, so they must be identifiers.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl Located {
+    pub(crate) fn unknown_component(self, name: &str, registry: &ComponentRegistry) -> Located {
+        let known = registry.names().collect::<Vec<_>>().join(", ");
+        let with_known = self.with_label(format!("known components: {known}"));
+        with_known.suggest(name, registry.names())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_registry_is_valid() {
+        let registry = ComponentRegistry::from_yaml(Path::new(BUILTIN_PATH), BUILTIN_YAML)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for profile in ProfileName::ALL {
+            assert!(
+                registry.profile(profile).is_some(),
+                "profile {profile} missing"
+            );
+        }
+        for name in ["console", "clock", "heap", "net", "blk", "fs", "virtio"] {
+            assert!(registry.get(name).is_some(), "component {name} missing");
+        }
+        for component in registry.components() {
+            assert!(is_identifier(&component.name), "{}", component.name);
+            assert!(
+                !component.doc.trim().is_empty(),
+                "{} undocumented",
+                component.name
+            );
+            for param in component.params.values() {
+                assert!(
+                    is_identifier(&param.name),
+                    "{}.{}",
+                    component.name,
+                    param.name
+                );
+                assert!(
+                    !param.doc.trim().is_empty(),
+                    "{}.{}",
+                    component.name,
+                    param.name
+                );
+                for profile in ProfileName::ALL {
+                    assert_eq!(param.defaults.get(profile).kind(), param.kind);
+                }
+            }
+        }
+    }
+
+    /// "minimal: smallest everything" is a property of the data, so the data is checked.
+    #[test]
+    fn minimal_profile_is_smallest() {
+        let registry = ComponentRegistry::builtin();
+        for component in registry.components() {
+            for param in component.params.values() {
+                let minimal = param.defaults.minimal.as_u64();
+                for profile in [ProfileName::Network, ProfileName::Filesystem] {
+                    assert!(
+                        minimal <= param.defaults.get(profile).as_u64(),
+                        "{}.{} is larger in minimal than in {profile}",
+                        component.name,
+                        param.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_convert_scalars() {
+        let ok = [
+            (ParamKind::Size, RawValue::Str("64KiB".into()), "64KiB"),
+            (ParamKind::Size, RawValue::Int(4096), "4KiB"),
+            (ParamKind::Count, RawValue::Int(256), "256"),
+            (ParamKind::Percent, RawValue::Str("25%".into()), "25%"),
+            (ParamKind::Percent, RawValue::Int(40), "40%"),
+            (ParamKind::Bool, RawValue::Bool(true), "true"),
+            (ParamKind::Duration, RawValue::Str("10ms".into()), "10ms"),
+        ];
+        for (kind, raw, shown) in ok {
+            assert_eq!(kind.convert(&raw).unwrap().to_string(), shown);
+        }
+        let bad = [
+            (
+                ParamKind::Count,
+                RawValue::Str("many".into()),
+                "expected a count",
+            ),
+            (ParamKind::Percent, RawValue::Int(150), "between 0 and 100"),
+            (ParamKind::Bool, RawValue::Int(1), "expected a bool"),
+            (ParamKind::Duration, RawValue::Int(10), "needs a unit"),
+            (
+                ParamKind::Size,
+                RawValue::Str("10 parsecs".into()),
+                "unknown size unit",
+            ),
+        ];
+        for (kind, raw, fragment) in bad {
+            let err = kind.convert(&raw).unwrap_err();
+            assert!(err.contains(fragment), "{err}");
+        }
+    }
+}

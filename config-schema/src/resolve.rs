@@ -1,0 +1,167 @@
+//! The resolved configuration: each value the later phases need, with where it came from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::manifest::{App, Manifest};
+use crate::raw::{Budgets, PortForward};
+use crate::registry::{ComponentRegistry, ParamValue, ProfileName};
+use crate::target::{Arch, Target};
+use crate::units::ByteSize;
+
+/// Which layer a resolved value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// The profile's default (or a built-in default where the profile has none).
+    Profile,
+    /// Written in the manifest.
+    Manifest,
+}
+
+/// A value with its [`Origin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+/// A component parameter after resolution.
+pub type ResolvedParam = Sourced<ParamValue>;
+
+/// A component's settings. Every registry component appears, whether or not the
+/// application will reach it: weaving decides that, and needs the parameters either way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedComponent {
+    pub name: String,
+    pub required: bool,
+    pub forbidden: bool,
+    pub params: BTreeMap<String, ResolvedParam>,
+}
+
+/// Profile defaults with the manifest's overrides applied: the one configuration type the
+/// pipeline consumes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedConfig {
+    pub name: String,
+    /// The manifest file this came from.
+    pub manifest: PathBuf,
+    /// One image per target, in manifest order.
+    pub targets: Vec<Target>,
+    pub profile: ProfileName,
+    pub app: App,
+    pub keep: Vec<String>,
+    pub memory: Sourced<ByteSize>,
+    pub cmdline: String,
+    pub ports: Vec<PortForward>,
+    pub budgets: Budgets,
+    /// In registry (name) order.
+    pub components: Vec<ResolvedComponent>,
+}
+
+/// Guest memory when neither the manifest nor the registry's profile says; matches the
+/// built-in minimal profile.
+const FALLBACK_MEMORY: ByteSize = ByteSize::mib(8);
+
+impl Default for ResolvedConfig {
+    fn default() -> Self {
+        ResolvedConfig {
+            name: String::new(),
+            manifest: PathBuf::new(),
+            targets: Vec::new(),
+            profile: ProfileName::Minimal,
+            app: App::Prebuilt {
+                objects: Vec::new(),
+                entry: String::new(),
+            },
+            keep: Vec::new(),
+            memory: Sourced {
+                value: FALLBACK_MEMORY,
+                origin: Origin::Profile,
+            },
+            cmdline: String::new(),
+            ports: Vec::new(),
+            budgets: Budgets::default(),
+            components: Vec::new(),
+        }
+    }
+}
+
+impl ResolvedConfig {
+    /// Applies `manifest` over its profile's defaults from `registry`.
+    pub fn new(manifest: &Manifest, registry: &ComponentRegistry) -> ResolvedConfig {
+        let profile = manifest.profile;
+        let memory = match manifest.memory {
+            Some(value) => Sourced {
+                value,
+                origin: Origin::Manifest,
+            },
+            None => Sourced {
+                value: registry
+                    .profile(profile)
+                    .map_or(FALLBACK_MEMORY, |p| p.memory),
+                origin: Origin::Profile,
+            },
+        };
+        let selection = &manifest.components;
+        let components = registry
+            .components()
+            .map(|component| {
+                let overrides = selection.params.get(&component.name);
+                let params = component
+                    .params
+                    .values()
+                    .map(|param| {
+                        let resolved = match overrides.and_then(|o| o.get(&param.name)) {
+                            Some(value) => Sourced {
+                                value: *value,
+                                origin: Origin::Manifest,
+                            },
+                            None => Sourced {
+                                value: param.defaults.get(profile),
+                                origin: Origin::Profile,
+                            },
+                        };
+                        (param.name.clone(), resolved)
+                    })
+                    .collect();
+                ResolvedComponent {
+                    name: component.name.clone(),
+                    required: selection.require.contains(&component.name),
+                    forbidden: selection.forbid.contains(&component.name),
+                    params,
+                }
+            })
+            .collect();
+        ResolvedConfig {
+            name: manifest.name.clone(),
+            manifest: manifest.path.clone(),
+            targets: manifest.targets.clone(),
+            profile,
+            app: manifest.app.clone(),
+            keep: manifest.keep.clone(),
+            memory,
+            cmdline: manifest.cmdline.clone().unwrap_or_default(),
+            ports: manifest.ports.clone(),
+            budgets: manifest.budgets,
+            components,
+        }
+    }
+
+    pub fn arches(&self) -> impl Iterator<Item = Arch> + '_ {
+        self.targets.iter().map(|t| t.arch)
+    }
+
+    pub fn component(&self, name: &str) -> Option<&ResolvedComponent> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    pub fn param(&self, component: &str, param: &str) -> Option<ParamValue> {
+        self.component(component)?
+            .params
+            .get(param)
+            .map(|p| p.value)
+    }
+}

@@ -1,0 +1,243 @@
+//! The manifest checks end to end: the example manifests are valid, every file in
+//! `tests/invalid/` fails with the diagnostic written beside it, hostile inputs generated here
+//! fail cleanly, and the committed JSON Schema is current.
+
+use std::path::{Path, PathBuf};
+
+use uniklink_config::{
+    Arch, ByteSize, Manifest, ManifestError, Origin, ParamValue, Platform, ProfileName, schema_json,
+};
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example_manifests() -> Vec<PathBuf> {
+    let dir = crate_dir().join("../manifests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn example_manifests_are_valid_and_point_at_the_schema() {
+    let files = example_manifests();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for required in ["hello.yaml", "httpd.yaml", "kvstore.yaml"] {
+        assert!(names.iter().any(|n| n == required), "{required} missing");
+    }
+    for file in &files {
+        if let Err(error) = Manifest::load(file) {
+            panic!("{error}");
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l
+                    == "# yaml-language-server: $schema=../config-schema/uniklink.schema.json"),
+            "{} lacks the yaml-language-server schema line",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn profiles_resolve_with_manifest_overrides_marked() {
+    let httpd = Manifest::load(&crate_dir().join("../manifests/httpd.yaml")).unwrap();
+    let config = httpd.resolve();
+    assert_eq!(config.profile, ProfileName::Network);
+    let net = config.component("net").unwrap();
+    assert!(net.required && !net.forbidden);
+    assert_eq!(net.params["max_sockets"].value, ParamValue::Count(128));
+    assert_eq!(net.params["max_sockets"].origin, Origin::Manifest);
+    assert_eq!(net.params["rx_ring_size"].value, ParamValue::Count(256));
+    assert_eq!(net.params["rx_ring_size"].origin, Origin::Profile);
+    assert!(config.component("fs").unwrap().forbidden);
+    assert_eq!(config.memory.origin, Origin::Profile);
+    assert_eq!(config.memory.value, ByteSize::mib(64));
+    assert_eq!(config.targets.len(), 1);
+    assert_eq!(config.targets[0].platform, Platform::QemuMicrovm);
+
+    let hello = Manifest::load(&crate_dir().join("../manifests/hello.yaml"))
+        .unwrap()
+        .resolve();
+    let arches: Vec<Arch> = hello.arches().collect();
+    assert_eq!(arches, [Arch::X86_64, Arch::Aarch64]);
+    assert_eq!(hello.targets[1].platform, Platform::QemuVirt);
+    assert_eq!(
+        hello.targets[1].arch.target_triple(),
+        "aarch64-unknown-none"
+    );
+    assert_eq!(hello.memory.origin, Origin::Manifest);
+    assert_eq!(
+        hello.param("heap", "size"),
+        Some(ParamValue::Size(ByteSize::kib(64)))
+    );
+    let json = serde_json::to_value(&hello).unwrap();
+    let console = json["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "console")
+        .unwrap();
+    assert_eq!(console["params"]["buffer"]["origin"], "profile");
+    assert_eq!(console["params"]["buffer"]["value"], 256);
+}
+
+/// Checks one failure against its expectation: the first line is `file:line:col`, each
+/// further line a fragment of the message or its help.
+fn assert_diagnostic(error: &ManifestError, expected: &str, case: &str) {
+    let mut lines = expected.lines().filter(|l| !l.trim().is_empty());
+    let location = lines
+        .next()
+        .unwrap_or_else(|| panic!("{case}: empty expectation"));
+    let shown = error.to_string();
+    let first = &error.diagnostics()[0];
+    assert!(
+        shown.contains(&format!("{location}: ")),
+        "{case}: expected `{location}` in `{shown}`"
+    );
+    let mut text = format!("{shown}\n");
+    if let Some(help) = &first.help {
+        text.push_str(help);
+    }
+    for fragment in lines {
+        assert!(
+            text.contains(fragment),
+            "{case}: expected `{fragment}` in `{text}`"
+        );
+    }
+}
+
+#[test]
+fn invalid_manifests_fail_with_their_expected_diagnostic() {
+    let dir = crate_dir().join("tests/invalid");
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let expected_path = path.with_extension("expected");
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml") => {}
+            Some("expected") => {
+                assert!(
+                    path.with_extension("yaml").exists(),
+                    "{} has no manifest",
+                    path.display()
+                );
+                continue;
+            }
+            _ => panic!("unexpected file {}", path.display()),
+        }
+        let case = path.file_name().unwrap().to_string_lossy().into_owned();
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        match Manifest::load(&path) {
+            Ok(_) => panic!("{case} was accepted"),
+            Err(error) => assert_diagnostic(&error, &expected, &case),
+        }
+        cases += 1;
+    }
+    assert!(cases >= 20, "only {cases} invalid manifests");
+}
+
+/// Inputs too large or too odd to commit: each must fail with a position and a clear reason.
+#[test]
+fn generated_hostile_manifests_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep_flow = format!("name: {}1{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let mut deep_block = String::from("name: hello\napp:\n  package: hello\nkeep:\n");
+    for depth in 0..200 {
+        deep_block.push_str(&" ".repeat(2 * depth + 2));
+        deep_block.push_str("-\n");
+    }
+    let mut huge = String::from("name: hello\napp:\n  package: hello\ncmdline: \"");
+    while huge.len() < 10 * 1024 * 1024 {
+        huge.push_str("0123456789abcdef");
+    }
+    huge.push_str("\"\n");
+    let garbage: Vec<u8> = (0u32..4096)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "huge.yaml",
+            huge.into_bytes(),
+            "huge.yaml:4:",
+            "larger than the 256 KiB limit",
+        ),
+        ("garbage.yaml", garbage, "garbage.yaml:1:", "not UTF-8"),
+        (
+            "late-garbage.yaml",
+            b"name: hello\napp:\n  package: h\xffllo\n".to_vec(),
+            "late-garbage.yaml:3:13",
+            "not UTF-8",
+        ),
+        // Typed deserialization stops at the first container where a scalar belongs, so
+        // nesting never gets deep enough to matter (the depth budget is the second line).
+        (
+            "deep-flow.yaml",
+            deep_flow.into_bytes(),
+            "deep-flow.yaml:1:7",
+            "expected a single value",
+        ),
+        (
+            "deep-block.yaml",
+            deep_block.into_bytes(),
+            "deep-block.yaml:6:5",
+            "expected a single value",
+        ),
+    ];
+    for (name, bytes, location, message) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        match Manifest::load(&path) {
+            Ok(_) => panic!("{name} was accepted"),
+            Err(error) => {
+                let shown = error.to_string();
+                let first = &error.diagnostics()[0].message;
+                assert!(
+                    shown.contains(location),
+                    "{name}: `{location}` not in `{shown}`"
+                );
+                assert!(
+                    first.contains(message),
+                    "{name}: `{message}` not in `{first}`"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let error = Manifest::load(Path::new("/nonexistent/uniklink.yaml")).unwrap_err();
+    assert!(matches!(error, ManifestError::Read { .. }));
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/uniklink.yaml: cannot read")
+    );
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let path = crate_dir().join("uniklink.schema.json");
+    let current = schema_json();
+    if std::env::var_os("UNIKLINK_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "{} is stale; regenerate it with `UNIKLINK_UPDATE_SCHEMA=1 cargo test -p uniklink-config --test manifests` \
+         or `cargo uniklink schema > config-schema/uniklink.schema.json`",
+        path.display()
+    );
+}
