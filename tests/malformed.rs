@@ -17,8 +17,9 @@ use linkers::{failure_problems, linkers, listing};
 enum Target {
     /// `valid.o`, linked alone with `--entry valid_entry`.
     Object,
-    /// `libvalid.a` (one member, `valid.o`), linked after `start.o`, which needs the member.
-    /// Object positions ([`At::Ehdr`] to [`At::Rela`]) are taken inside the member.
+    /// `libvalid.a`, whose one member is `valid.o` under a name long enough to live in the
+    /// archive's `//` name table, linked after `start.o`, which needs the member. Object
+    /// positions ([`At::Ehdr`] to [`At::Rela`]) are taken inside the member.
     Archive,
 }
 
@@ -35,10 +36,8 @@ enum At {
     Symbol(&'static str, u64),
     /// A field of one `Elf64_Rela` of the named relocation section.
     Rela(&'static str, usize, u64),
-    /// Offset into the `ar` header of the named member.
-    MemberHeader(&'static str, u64),
-    /// The `n`th member offset in the archive's symbol table (the `/` member).
-    ArmapOffset(u64),
+    /// Offset into the `ar` header of the member.
+    MemberHeader(u64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,8 +47,6 @@ enum Edit {
     U16(At, u16),
     U32(At, u32),
     U64(At, u64),
-    /// Big-endian, as the ar symbol table stores offsets.
-    U32Be(At, u32),
     /// An offset this far past the end of the file.
     PastEof(At, u64),
     Text(At, &'static str),
@@ -82,6 +79,9 @@ const R_INFO: u64 = 8;
 // Field offsets in a 60-byte ar member header.
 const AR_SIZE: u64 = 48;
 const AR_FMAG: u64 = 58;
+
+/// The archive member's name: over 15 characters, so its header refers to the `//` table.
+const MEMBER: &str = "valid_long_member_name.o";
 
 const CORRUPTIONS: &[Corruption] = &[
     Corruption {
@@ -203,44 +203,44 @@ const CORRUPTIONS: &[Corruption] = &[
     Corruption {
         name: "truncated archive member header",
         target: Target::Archive,
-        edit: Edit::Truncate(At::MemberHeader("valid.o", 30)),
+        edit: Edit::Truncate(At::MemberHeader(30)),
         stderr: &["libvalid.a"],
     },
     Corruption {
         name: "archive member size past EOF",
         target: Target::Archive,
-        edit: Edit::Text(At::MemberHeader("valid.o", AR_SIZE), "99999999  "),
-        stderr: &["libvalid.a"],
+        edit: Edit::Text(At::MemberHeader(AR_SIZE), "99999999  "),
+        stderr: &["libvalid.a", MEMBER],
     },
     Corruption {
         name: "archive member size not a number",
         target: Target::Archive,
-        edit: Edit::Text(At::MemberHeader("valid.o", AR_SIZE), "12ab      "),
+        edit: Edit::Text(At::MemberHeader(AR_SIZE), "12ab      "),
         stderr: &["libvalid.a"],
     },
     Corruption {
         name: "archive member header terminator",
         target: Target::Archive,
-        edit: Edit::Text(At::MemberHeader("valid.o", AR_FMAG), "XX"),
+        edit: Edit::Text(At::MemberHeader(AR_FMAG), "XX"),
         stderr: &["libvalid.a"],
     },
     Corruption {
-        name: "archive symbol table offset past EOF",
+        name: "archive member name offset past the name table",
         target: Target::Archive,
-        edit: Edit::U32Be(At::ArmapOffset(0), 0x7fff_fff0),
+        edit: Edit::Text(At::MemberHeader(0), "/9999           "),
         stderr: &["libvalid.a"],
     },
     Corruption {
         name: "archive member with its section header table past EOF",
         target: Target::Archive,
         edit: Edit::PastEof(At::Ehdr(E_SHOFF), 0x1000),
-        stderr: &["libvalid.a", "valid.o"],
+        stderr: &["libvalid.a", MEMBER],
     },
     Corruption {
         name: "archive member with a relocation symbol index out of range",
         target: Target::Archive,
         edit: Edit::U64(At::Rela(".rela.text", 0, R_INFO), 0x00ff_ffff_0000_000b),
-        stderr: &["libvalid.a", "valid.o", ".text"],
+        stderr: &["libvalid.a", MEMBER, ".text"],
     },
 ];
 
@@ -270,9 +270,10 @@ fn build_valid() -> Valid {
         .compile(&fixture("start.c"), &start, &[])
         .unwrap_or_else(|error| panic!("{error}"));
     let archive = dir.path().join("libvalid.a");
+    std::fs::copy(&object, dir.path().join(MEMBER)).expect("copy valid.o");
     let status = Command::new("ar")
         .current_dir(dir.path())
-        .args(["rcs", "libvalid.a", "valid.o"])
+        .args(["rcs", "libvalid.a", MEMBER])
         .status()
         .unwrap_or_else(|error| panic!("cannot run ar (binutils): {error}"));
     assert!(status.success(), "ar failed");
@@ -284,23 +285,31 @@ fn build_valid() -> Valid {
     }
 }
 
-/// Offset of the member's 60-byte header, walking the archive's headers.
-fn member_header(archive: &[u8], member: &str) -> u64 {
+/// Offset of [`MEMBER`]'s 60-byte header, walking the archive's headers and resolving long
+/// names through the `//` table.
+fn member_header(archive: &[u8]) -> u64 {
+    let mut names: &[u8] = &[];
     let mut at = 8;
     while at + 60 <= archive.len() {
         let header = &archive[at..at + 60];
-        let name = std::str::from_utf8(&header[..16]).expect("ASCII name");
-        if name.trim_end().trim_end_matches('/') == member {
+        let field = |range: std::ops::Range<usize>| {
+            std::str::from_utf8(&header[range])
+                .expect("ASCII header")
+                .trim_end()
+        };
+        let size: usize = field(48..58).parse().expect("decimal size");
+        let data = &archive[at + 60..at + 60 + size];
+        let name = field(0..16);
+        if name == "//" {
+            names = data;
+        } else if let Some(offset) = name.strip_prefix('/').and_then(|n| n.parse::<usize>().ok())
+            && names[offset..].starts_with(MEMBER.as_bytes())
+        {
             return at as u64;
         }
-        let size: usize = std::str::from_utf8(&header[48..58])
-            .expect("ASCII size")
-            .trim()
-            .parse()
-            .expect("decimal size");
         at += 60 + size + size % 2;
     }
-    panic!("no member {member} in the valid archive");
+    panic!("no member {MEMBER} in the valid archive");
 }
 
 /// Resolves a position to an offset in the object (for object positions) or archive.
@@ -327,22 +336,18 @@ fn resolve(at: At, object: &[u8], archive: &[u8]) -> u64 {
             section(".symtab").1.sh_offset + index as u64 * 24 + field
         }
         At::Rela(name, index, field) => section(name).1.sh_offset + index as u64 * 24 + field,
-        At::MemberHeader(member, n) => member_header(archive, member) + n,
-        At::ArmapOffset(n) => 8 + 60 + 4 + 4 * n,
+        At::MemberHeader(n) => member_header(archive) + n,
     }
 }
 
 fn is_object_position(at: At) -> bool {
-    !matches!(at, At::MemberHeader(..) | At::ArmapOffset(..))
+    !matches!(at, At::MemberHeader(..))
 }
 
 fn corrupt(corruption: &Corruption, valid: &Valid) -> Vec<u8> {
     let (mut bytes, base) = match corruption.target {
         Target::Object => (valid.object.clone(), 0),
-        Target::Archive => (
-            valid.archive.clone(),
-            member_header(&valid.archive, "valid.o") + 60,
-        ),
+        Target::Archive => (valid.archive.clone(), member_header(&valid.archive) + 60),
     };
     let position = |at: At| {
         let offset = resolve(at, &valid.object, &valid.archive);
@@ -366,7 +371,6 @@ fn corrupt(corruption: &Corruption, valid: &Valid) -> Vec<u8> {
         Edit::U16(at, value) => write(at, &value.to_le_bytes()),
         Edit::U32(at, value) => write(at, &value.to_le_bytes()),
         Edit::U64(at, value) => write(at, &value.to_le_bytes()),
-        Edit::U32Be(at, value) => write(at, &value.to_be_bytes()),
         Edit::PastEof(at, beyond) => write(at, &(end + beyond).to_le_bytes()),
         Edit::Text(at, text) => write(at, text.as_bytes()),
     }

@@ -1,12 +1,15 @@
 //! Independent checks of a linked executable, made with goblin rather than with the code that
 //! wrote it: loadable segments must not overlap, none may be both writable and executable,
-//! each must be loadable as mapped (offset and address congruent, file bytes inside the file)
-//! and the entry point must lie in an executable segment.
+//! each must be loadable as mapped (offset and address congruent, file bytes inside the file),
+//! every allocated section with file contents must sit in a segment at the file offset its
+//! address implies (otherwise the loader maps other bytes at that address), and the entry
+//! point must lie in an executable segment.
 
 use std::path::Path;
 
 use goblin::elf::Elf;
 use goblin::elf::program_header::{PF_W, PF_X, PT_LOAD};
+use goblin::elf::section_header::{SHF_ALLOC, SHT_NOBITS};
 
 /// Every problem found, so one failure message shows them all; empty when the image is sound.
 pub fn problems(path: &Path) -> Vec<String> {
@@ -68,6 +71,33 @@ pub fn problems(path: &Path) -> Vec<String> {
             }
         }
     }
+    for sh in &elf.section_headers {
+        if sh.sh_flags & u64::from(SHF_ALLOC) == 0 || sh.sh_type == SHT_NOBITS || sh.sh_size == 0 {
+            continue;
+        }
+        let name = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("<unnamed>");
+        let end = sh.sh_addr.saturating_add(sh.sh_size);
+        let segment = loads
+            .iter()
+            .find(|ph| ph.p_vaddr <= sh.sh_addr && end <= ph.p_vaddr.saturating_add(ph.p_filesz));
+        match segment {
+            None => found.push(format!(
+                "section {name} [{:#x}, {end:#x}) is not inside the file-backed part of any PT_LOAD",
+                sh.sh_addr
+            )),
+            Some(ph) => {
+                let mapped_from = ph.p_offset + (sh.sh_addr - ph.p_vaddr);
+                if sh.sh_offset != mapped_from {
+                    found.push(format!(
+                        "section {name} at {:#x} has its bytes at file offset {:#x}, but the \
+                         segment maps file offset {mapped_from:#x} there",
+                        sh.sh_addr, sh.sh_offset
+                    ));
+                }
+            }
+        }
+    }
+
     let entry = elf.entry;
     let entry_executable = loads
         .iter()
