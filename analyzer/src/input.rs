@@ -163,6 +163,24 @@ fn archive_members(path: &Path, data: &[u8]) -> Result<(Vec<Member>, Option<Path
         reason: e.to_string(),
     };
     let archive = ArchiveFile::parse(data).map_err(bad)?;
+    // The symbol index is not used for extraction (members are indexed by parsing them), but a
+    // corrupt index means a corrupt archive, which other tools would choke on too.
+    if let Some(symbols) = archive.symbols().map_err(bad)? {
+        for symbol in symbols {
+            let symbol = symbol.map_err(bad)?;
+            let offset = symbol.offset().0;
+            if offset >= data.len() as u64 {
+                return Err(Error::Archive {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "symbol index entry `{}` points at offset {offset:#x}, past the end ({:#x} bytes)",
+                        String::from_utf8_lossy(symbol.name()),
+                        data.len()
+                    ),
+                });
+            }
+        }
+    }
     let thin = archive
         .is_thin()
         .then(|| path.parent().unwrap_or(Path::new(".")).to_path_buf());

@@ -239,6 +239,22 @@ pub fn parse<'data>(
                 ))
             })?
         };
+        let entsize = match sh_type {
+            elf::SHT_SYMTAB => Some(size_of::<elf::Sym64<LE>>() as u64),
+            elf::SHT_RELA => Some(size_of::<elf::Rela64<LE>>() as u64),
+            elf::SHT_GROUP => Some(4),
+            _ => None,
+        };
+        if let Some(expected) = entsize
+            && sh.sh_entsize(LE) != expected
+        {
+            return Err(malformed(format!(
+                "section {} (#{}) has entry size {:#x}, expected {expected:#x}",
+                String::from_utf8_lossy(section_name),
+                index.0,
+                sh.sh_entsize(LE)
+            )));
+        }
         let align = sh.sh_addralign(LE).max(1);
         if !align.is_power_of_two() {
             return Err(malformed(format!(
