@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check;
+mod config;
 mod link;
 mod run;
+mod schema;
 
 /// Link an application and library-OS components into a minimal bootable unikernel image.
 #[derive(Debug, Parser)]
@@ -18,15 +21,21 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Check(check::CheckArgs),
+    Config(config::ConfigArgs),
     Link(link::LinkArgs),
     Run(run::RunArgs),
+    Schema(schema::SchemaArgs),
 }
 
 impl Cli {
     pub fn run(self) -> miette::Result<ExitCode> {
         match self.command {
+            Command::Check(args) => check::run(args),
+            Command::Config(args) => config::run(args),
             Command::Link(args) => link::run(args),
             Command::Run(args) => run::run(args),
+            Command::Schema(args) => schema::run(args),
         }
     }
 }
