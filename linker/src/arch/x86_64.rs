@@ -165,11 +165,14 @@ impl Arch for X86_64 {
     }
 
     fn apply(&self, r: &RelocValue, data: &mut [u8], offset: usize) -> Result<Applied, RelocError> {
-        let s = i128::from(r.symbol);
+        // Addresses are sign-extended: x86_64 kernels live in the top (negative) half, where
+        // R_X86_64_32S reaches them and R_X86_64_32 must not.
+        let addr = |a: u64| i128::from(a as i64);
+        let s = addr(r.symbol);
         let a = i128::from(r.addend);
-        let p = i128::from(r.place);
-        let got = i128::from(r.got);
-        let slot = || r.got_slot.map(i128::from).ok_or(RelocError::NoGotSlot);
+        let p = addr(r.place);
+        let got = addr(r.got);
+        let slot = || r.got_slot.map(addr).ok_or(RelocError::NoGotSlot);
         let tp = || r.tp_offset.map(i128::from).ok_or(RelocError::NoTls);
         let w32 = |data: &mut [u8], v: i128| write(data, offset, &(v as u32).to_le_bytes());
         let w64 = |data: &mut [u8], v: i128| write(data, offset, &(v as u64).to_le_bytes());
@@ -222,7 +225,7 @@ impl Arch for X86_64 {
             }
             R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX => {
                 if let Some(g) = r.got_slot {
-                    let v = i128::from(g) + a - p;
+                    let v = addr(g) + a - p;
                     fits_signed(v, 32)?;
                     w32(data, v)?;
                 } else {
@@ -281,7 +284,7 @@ impl Arch for X86_64 {
             R_X86_64_TPOFF64 | R_X86_64_DTPOFF64 => w64(data, tp()? + a)?,
             R_X86_64_GOTTPOFF => {
                 if let Some(g) = r.got_slot {
-                    let v = i128::from(g) + a - p;
+                    let v = addr(g) + a - p;
                     fits_signed(v, 32)?;
                     w32(data, v)?;
                 } else {
@@ -383,5 +386,258 @@ impl Arch for X86_64 {
         // Variant II: the thread pointer sits just past the TLS block.
         let block = tls.mem_size.next_multiple_of(tls.align.max(1));
         addr.wrapping_sub(tls.addr).wrapping_sub(block) as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TLS: TlsSegment = TlsSegment {
+        addr: 0x1000,
+        file_size: 0x10,
+        mem_size: 0x1c,
+        align: 16,
+    };
+
+    fn value(r_type: u32, symbol: u64, addend: i64, place: u64) -> RelocValue {
+        RelocValue {
+            r_type,
+            symbol,
+            addend,
+            place,
+            got: 0x9000,
+            got_slot: None,
+            size: 0x40,
+            tp_offset: Some(X86_64.tp_offset(symbol, &TLS)),
+        }
+    }
+
+    /// Applies `r` at `offset` of `bytes` and returns the patched bytes.
+    fn apply(r: RelocValue, bytes: &[u8], offset: usize) -> Result<(Vec<u8>, Applied), RelocError> {
+        let mut data = bytes.to_vec();
+        let applied = X86_64.apply(&r, &mut data, offset)?;
+        Ok((data, applied))
+    }
+
+    #[test]
+    fn data_relocations() {
+        // (type, S, A, P, width, expected little-endian value)
+        let cases: &[(u32, u64, i64, u64, usize, u64)] = &[
+            (R_X86_64_64, 0x40_1000, 8, 0, 8, 0x40_1008),
+            (
+                R_X86_64_PC64,
+                0x40_1000,
+                0,
+                0x40_2000,
+                8,
+                (-0x1000i64) as u64,
+            ),
+            (R_X86_64_PC32, 0x40_1000, -4, 0x40_0ff0, 4, 0xc),
+            (
+                R_X86_64_PLT32,
+                0x40_0000,
+                -4,
+                0x40_0100,
+                4,
+                (-0x104i32) as u32 as u64,
+            ),
+            (R_X86_64_32, 0xffff_fff0, 0xf, 0, 4, 0xffff_ffff),
+            (R_X86_64_32S, 0x40_0000, -0x40_0010, 0, 4, 0xffff_fff0),
+            (R_X86_64_16, 0x1234, 1, 0, 2, 0x1235),
+            (R_X86_64_PC16, 0x1000, 0, 0x1100, 2, 0xff00),
+            (R_X86_64_8, 0x7f, 0, 0, 1, 0x7f),
+            (R_X86_64_PC8, 0x1000, 0, 0x1010, 1, 0xf0),
+            (R_X86_64_SIZE32, 0, 2, 0, 4, 0x42),
+            (R_X86_64_SIZE64, 0, -0x40, 0, 8, 0),
+            (R_X86_64_GOTOFF64, 0x9100, 0, 0, 8, 0x100),
+            (R_X86_64_GOTPC32, 0, -4, 0x8000, 4, 0xffc),
+            (R_X86_64_GOTPC64, 0, 0, 0xa000, 8, (-0x1000i64) as u64),
+        ];
+        for &(r_type, s, a, p, width, expected) in cases {
+            let (data, applied) = apply(value(r_type, s, a, p), &[0; 8], 0).unwrap();
+            let mut want = expected.to_le_bytes().to_vec();
+            want.truncate(width);
+            assert_eq!(
+                &data[..width],
+                &want[..],
+                "{}",
+                X86_64.reloc_name(r_type).unwrap()
+            );
+            assert!(
+                data[width..].iter().all(|&b| b == 0),
+                "{r_type} wrote past its width"
+            );
+            assert_eq!(applied, Applied::Done);
+        }
+    }
+
+    #[test]
+    fn overflow_is_an_error() {
+        let cases: &[(u32, u64, i64, u64)] = &[
+            (R_X86_64_PC32, 0x1_0000_0000, 0, 0),
+            (R_X86_64_PC32, 0, 0, 0x8000_0001),
+            (R_X86_64_PLT32, 0xffff_ffff_8000_0000, -4, 0x40_0000),
+            (R_X86_64_32, 0x1_0000_0000, 0, 0),
+            (R_X86_64_32, 0, -1, 0),
+            (R_X86_64_32S, 0x8000_0000, 0, 0),
+            (R_X86_64_16, 0x1_0000, 0, 0),
+            (R_X86_64_8, 0x100, 0, 0),
+            (R_X86_64_PC8, 0x100, 0, 0),
+            (R_X86_64_SIZE32, 0, 0x1_0000_0000, 0),
+        ];
+        for &(r_type, s, a, p) in cases {
+            let err = apply(value(r_type, s, a, p), &[0; 8], 0).unwrap_err();
+            assert!(
+                matches!(err, RelocError::Overflow { .. }),
+                "{}: {err:?}",
+                X86_64.reloc_name(r_type).unwrap()
+            );
+        }
+        // Kernels live in the top 2 GiB: 32S reaches them, 32 does not.
+        assert!(apply(value(R_X86_64_32S, 0xffff_ffff_8000_1000, 0, 0), &[0; 4], 0).is_ok());
+        assert!(apply(value(R_X86_64_32, 0xffff_ffff_8000_1000, 0, 0), &[0; 4], 0).is_err());
+    }
+
+    #[test]
+    fn unsupported_and_out_of_bounds() {
+        let err = apply(value(R_X86_64_COPY, 0, 0, 0), &[0; 8], 0).unwrap_err();
+        assert_eq!(err, RelocError::Unsupported(R_X86_64_COPY));
+        let err = apply(value(R_X86_64_64, 0, 0, 0), &[0; 8], 4).unwrap_err();
+        assert_eq!(err, RelocError::OutOfBounds);
+        assert_eq!(
+            X86_64.reloc_name(R_X86_64_REX_GOTPCRELX),
+            Some("R_X86_64_REX_GOTPCRELX")
+        );
+    }
+
+    #[test]
+    fn gotpcrelx_relaxes_to_direct_references() {
+        let rel = TargetKind::ImageRelative;
+        // mov foo@GOTPCREL(%rip), %rax → lea foo(%rip), %rax
+        let mov = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
+        assert_eq!(
+            X86_64.got_use(R_X86_64_REX_GOTPCRELX, &mov, 3, rel),
+            GotUse::None
+        );
+        let (data, _) = apply(value(R_X86_64_REX_GOTPCRELX, 0x2000, -4, 0x1003), &mov, 3).unwrap();
+        assert_eq!(data, [0x48, 0x8d, 0x05, 0xf9, 0x0f, 0, 0]);
+        // call *foo@GOTPCREL(%rip) → addr32 call foo
+        let call = [0xff, 0x15, 0, 0, 0, 0];
+        let (data, _) = apply(value(R_X86_64_GOTPCRELX, 0x2000, -4, 0x1002), &call, 2).unwrap();
+        assert_eq!(data, [0x67, 0xe8, 0xfa, 0x0f, 0, 0]);
+        // jmp *foo@GOTPCREL(%rip) → jmp foo; nop
+        let jmp = [0xff, 0x25, 0, 0, 0, 0];
+        let (data, _) = apply(value(R_X86_64_GOTPCRELX, 0x2000, -4, 0x1002), &jmp, 2).unwrap();
+        assert_eq!(data, [0xe9, 0xfb, 0x0f, 0, 0, 0x90]);
+        // Absolute targets and other instructions keep the GOT.
+        assert_eq!(
+            X86_64.got_use(R_X86_64_REX_GOTPCRELX, &mov, 3, TargetKind::Absolute),
+            GotUse::Address
+        );
+        let cmp = [0x48, 0x3b, 0x05, 0, 0, 0, 0];
+        assert_eq!(
+            X86_64.got_use(R_X86_64_REX_GOTPCRELX, &cmp, 3, rel),
+            GotUse::Address
+        );
+        assert_eq!(
+            X86_64.got_use(R_X86_64_GOTPCREL, &mov, 3, rel),
+            GotUse::Address
+        );
+    }
+
+    #[test]
+    fn got_slot_relocations() {
+        let cmp = [0x48, 0x3b, 0x05, 0, 0, 0, 0];
+        let mut r = value(R_X86_64_REX_GOTPCRELX, 0x2000, -4, 0x1003);
+        r.got_slot = Some(0x9008);
+        let (data, _) = apply(r, &cmp, 3).unwrap();
+        assert_eq!(data, [0x48, 0x3b, 0x05, 0x01, 0x80, 0, 0]);
+        r.r_type = R_X86_64_GOTPCREL;
+        let (data, _) = apply(r, &cmp, 3).unwrap();
+        assert_eq!(&data[3..], [0x01, 0x80, 0, 0]);
+        r.r_type = R_X86_64_GOT32;
+        r.addend = 0;
+        let (data, _) = apply(r, &[0; 4], 0).unwrap();
+        assert_eq!(data, [8, 0, 0, 0]);
+        r.got_slot = None;
+        assert_eq!(apply(r, &[0; 4], 0).unwrap_err(), RelocError::NoGotSlot);
+    }
+
+    #[test]
+    fn local_exec_tls() {
+        // Block is 0x1c rounded up to 0x20; tp is at 0x1000 + 0x20.
+        assert_eq!(X86_64.tp_offset(0x1004, &TLS), -0x1c);
+        let (data, _) = apply(value(R_X86_64_TPOFF32, 0x1004, 0, 0), &[0; 4], 0).unwrap();
+        assert_eq!(data, (-0x1ci32).to_le_bytes());
+        let (data, _) = apply(value(R_X86_64_TPOFF64, 0x1000, 8, 0), &[0; 8], 0).unwrap();
+        assert_eq!(data, (-0x18i64).to_le_bytes());
+        let (data, _) = apply(value(R_X86_64_DTPOFF32, 0x1010, 0, 0), &[0; 4], 0).unwrap();
+        assert_eq!(data, (-0x10i32).to_le_bytes());
+        let mut r = value(R_X86_64_TPOFF32, 0x1004, 0, 0);
+        r.tp_offset = None;
+        assert_eq!(apply(r, &[0; 4], 0).unwrap_err(), RelocError::NoTls);
+    }
+
+    #[test]
+    fn initial_exec_relaxes_to_local_exec() {
+        let cases: &[([u8; 3], [u8; 3])] = &[
+            ([0x48, 0x8b, 0x05], [0x48, 0xc7, 0xc0]), // movq x@gottpoff(%rip), %rax
+            ([0x4c, 0x8b, 0x2d], [0x49, 0xc7, 0xc5]), // movq ..., %r13
+            ([0x48, 0x03, 0x0d], [0x48, 0x8d, 0x89]), // addq ..., %rcx → leaq x(%rcx), %rcx
+            ([0x4c, 0x03, 0x05], [0x4d, 0x8d, 0x80]), // addq ..., %r8
+            ([0x48, 0x03, 0x25], [0x48, 0x81, 0xc4]), // addq ..., %rsp → addq $x, %rsp
+            ([0x4c, 0x03, 0x25], [0x49, 0x81, 0xc4]), // addq ..., %r12
+        ];
+        for (before, after) in cases {
+            let mut bytes = before.to_vec();
+            bytes.extend_from_slice(&[0; 4]);
+            assert_eq!(
+                X86_64.got_use(R_X86_64_GOTTPOFF, &bytes, 3, TargetKind::ImageRelative),
+                GotUse::None
+            );
+            let (data, _) = apply(value(R_X86_64_GOTTPOFF, 0x1004, -4, 0x5000), &bytes, 3).unwrap();
+            assert_eq!(&data[..3], after, "{before:x?}");
+            assert_eq!(&data[3..], (-0x1ci32).to_le_bytes());
+        }
+        let other = [0x48, 0x3b, 0x05, 0, 0, 0, 0];
+        assert_eq!(
+            X86_64.got_use(R_X86_64_GOTTPOFF, &other, 3, TargetKind::ImageRelative),
+            GotUse::TpOffset
+        );
+    }
+
+    #[test]
+    fn general_and_local_dynamic_relax_to_local_exec() {
+        let gd = [
+            0x66, 0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0x66, 0x66, 0x48, 0xe8, 0, 0, 0, 0,
+        ];
+        let (data, applied) = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0x5004), &gd, 4).unwrap();
+        assert_eq!(applied, Applied::SkipNext);
+        let mut want = vec![0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80];
+        want.extend_from_slice(&(-0x1ci32).to_le_bytes());
+        assert_eq!(data, want);
+
+        let ld = [0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0];
+        let (data, applied) = apply(value(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &ld, 3).unwrap();
+        assert_eq!(applied, Applied::SkipNext);
+        assert_eq!(
+            data,
+            [0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0]
+        );
+
+        let err = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0), &[0; 16], 4).unwrap_err();
+        assert_eq!(err, RelocError::Instruction("R_X86_64_TLSGD"));
+    }
+
+    #[test]
+    fn tls_descriptors_relax_to_local_exec() {
+        let lea = [0x48, 0x8d, 0x05, 0, 0, 0, 0];
+        let (data, _) = apply(value(R_X86_64_GOTPC32_TLSDESC, 0x1004, -4, 0), &lea, 3).unwrap();
+        assert_eq!(&data[..3], [0x48, 0xc7, 0xc0]);
+        assert_eq!(&data[3..], (-0x1ci32).to_le_bytes());
+        let (data, _) =
+            apply(value(R_X86_64_TLSDESC_CALL, 0x1004, 0, 0), &[0xff, 0x10], 0).unwrap();
+        assert_eq!(data, [0x66, 0x90]);
     }
 }
