@@ -168,9 +168,9 @@ extern "C" fn pvh_entry(start_info_paddr: u64, entry_ticks: u64) -> ! {
 }
 
 fn read_boot_info(start_info_paddr: u64, entry: Instant) -> BootInfo {
-    // SAFETY: the loader put hvm_start_info at this identity-mapped address; a version 0
-    // structure is shorter, and the bytes after it are ordinary RAM the parser ignores.
-    let bytes = unsafe { slice::from_raw_parts(start_info_paddr as *const u8, START_INFO_V1_SIZE) };
+    // SAFETY: the loader put hvm_start_info here; a version 0 structure is shorter, and the
+    // bytes after it are ordinary RAM the parser ignores.
+    let bytes = unsafe { loader_bytes("start info", start_info_paddr, START_INFO_V1_SIZE) };
     let info = StartInfo::parse(bytes).unwrap_or_else(|error| {
         fatal(format_args!("start info at {start_info_paddr:#x}: {error}"))
     });
@@ -178,7 +178,7 @@ fn read_boot_info(start_info_paddr: u64, entry: Instant) -> BootInfo {
     power::set_rsdp_address(info.rsdp_paddr);
 
     // SAFETY: the loader wrote `memmap_entries` entries at `memmap_paddr`.
-    let memmap = unsafe { physical_bytes(info.memmap_paddr, info.memmap_len()) };
+    let memmap = unsafe { loader_bytes("memory map", info.memmap_paddr, info.memmap_len()) };
     if memmap.is_empty() {
         fatal(format_args!(
             "the loader passed no memory map (start info version {})",
@@ -197,7 +197,7 @@ fn read_boot_info(start_info_paddr: u64, entry: Instant) -> BootInfo {
         ));
     }
     // SAFETY: the loader wrote `nr_modules` entries at `modlist_paddr`.
-    let modlist = unsafe { physical_bytes(info.modlist_paddr, info.modlist_len()) };
+    let modlist = unsafe { loader_bytes("module list", info.modlist_paddr, info.modlist_len()) };
     for (slot, module) in reserved[1..].iter_mut().zip(pvh::modules(modlist)) {
         *slot = Span::new(module.paddr, module.paddr.saturating_add(module.size));
     }
@@ -236,21 +236,35 @@ fn cmdline(info: &StartInfo) -> &'static [u8] {
         return &[];
     }
     let start = info.cmdline_paddr as *const u8;
-    let len = (0..MAX_CMDLINE)
+    // Stop at the end of the identity mapping too: a corrupt address must not fault here.
+    let max = MAX_CMDLINE.min(MAPPED_LIMIT.saturating_sub(info.cmdline_paddr) as usize);
+    let len = (0..max)
         // SAFETY: the loader put a NUL-terminated string at this identity-mapped address,
-        // and reading stops at the terminator.
+        // and reading stops at the terminator or the end of the mapping.
         .take_while(|&i| unsafe { start.add(i).read() } != 0)
         .count();
     // SAFETY: the `len` bytes were just read.
-    unsafe { physical_bytes(info.cmdline_paddr, len) }
+    unsafe { loader_bytes("command line", info.cmdline_paddr, len) }
 }
 
+/// `len` bytes the loader left at `paddr`; empty when it passed a null address. A range
+/// outside the identity mapping is a corrupt start info and stops the boot, instead of
+/// faulting somewhere in the parser.
+///
 /// # Safety
-/// `len` bytes at `paddr` must be identity-mapped memory the loader initialised.
-unsafe fn physical_bytes(paddr: u64, len: usize) -> &'static [u8] {
+/// `len` bytes at `paddr` must be memory the loader initialised.
+unsafe fn loader_bytes(what: &str, paddr: u64, len: usize) -> &'static [u8] {
     if paddr == 0 || len == 0 {
         return &[];
     }
-    // SAFETY: guaranteed by the caller.
+    if paddr
+        .checked_add(len as u64)
+        .is_none_or(|end| end > MAPPED_LIMIT)
+    {
+        fatal(format_args!(
+            "{what} at {paddr:#x} ({len} bytes) lies outside the first 4 GiB"
+        ));
+    }
+    // SAFETY: the range is identity-mapped, and initialised by the caller's guarantee.
     unsafe { slice::from_raw_parts(paddr as *const u8, len) }
 }
