@@ -23,7 +23,7 @@ mod target;
 mod units;
 
 pub use error::{Located, ManifestError};
-pub use manifest::{App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, LIBOS_ENTRY, Manifest};
+pub use manifest::{App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, Manifest};
 pub use parse::MAX_MANIFEST_BYTES;
 pub use raw::{Budgets, PortForward};
 pub use registry::{

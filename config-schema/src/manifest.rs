@@ -16,21 +16,19 @@ use crate::units::ByteSize;
 
 /// The entry symbol of a prebuilt application when the manifest names none.
 pub const DEFAULT_PREBUILT_ENTRY: &str = "_start";
-/// The library OS's boot routine: cargo applications enter through it, and it calls the
-/// application's `main` once the components it reached are initialised.
-pub const LIBOS_ENTRY: &str = "uniklink_libos_start";
 
 /// The application to link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum App {
     /// A cargo package built for the target. `path` is the package directory, already joined
-    /// to the manifest's directory.
+    /// to the manifest's directory. Without an `entry` the image enters through the library
+    /// OS's boot routine for the target architecture, which only the library OS knows.
     Cargo {
         package: String,
         bin: Option<String>,
         path: PathBuf,
-        entry: String,
+        entry: Option<String>,
     },
     /// Prebuilt ELF objects and archives, paths joined to the manifest's directory.
     Prebuilt {
@@ -40,9 +38,11 @@ pub enum App {
 }
 
 impl App {
-    pub fn entry(&self) -> &str {
+    /// The entry symbol the manifest chose, if any (always set for prebuilt objects).
+    pub fn entry(&self) -> Option<&str> {
         match self {
-            App::Cargo { entry, .. } | App::Prebuilt { entry, .. } => entry,
+            App::Cargo { entry, .. } => entry.as_deref(),
+            App::Prebuilt { entry, .. } => Some(entry),
         }
     }
 }
@@ -72,7 +72,7 @@ pub struct Manifest {
     pub ports: Vec<PortForward>,
     pub budgets: Budgets,
     #[serde(skip)]
-    resolved: ResolvedConfig,
+    registry: ComponentRegistry,
 }
 
 impl Manifest {
@@ -89,7 +89,7 @@ impl Manifest {
 
     /// Parses and validates manifest text; `path` names it in diagnostics and anchors
     /// relative paths.
-    pub fn from_str(
+    pub fn from_text(
         path: &Path,
         text: &str,
         registry: &ComponentRegistry,
@@ -99,7 +99,7 @@ impl Manifest {
 
     /// The configuration later phases consume: profile defaults with manifest overrides.
     pub fn resolve(&self) -> ResolvedConfig {
-        self.resolved.clone()
+        ResolvedConfig::new(self, &self.registry)
     }
 
     fn validate(source: &Source, registry: &ComponentRegistry) -> Result<Manifest, ManifestError> {
@@ -189,14 +189,10 @@ impl Checker<'_> {
             cmdline,
             ports,
             budgets,
-            resolved: ResolvedConfig::default(),
+            registry: self.registry.clone(),
         };
-        let resolved = ResolvedConfig::new(&manifest, self.registry);
-        self.memory_fits(&resolved, raw.memory.as_ref(), &raw.components);
-        Some(Manifest {
-            resolved,
-            ..manifest
-        })
+        self.memory_fits(&manifest.resolve(), raw.memory.as_ref(), &raw.components);
+        Some(manifest)
     }
 
     fn name(&mut self, name: &Spanned<String>) {
@@ -247,7 +243,7 @@ impl Checker<'_> {
                     package: package.value,
                     bin: bin.map(|b| b.value),
                     path,
-                    entry: entry_name.unwrap_or_else(|| LIBOS_ENTRY.to_owned()),
+                    entry: entry_name,
                 })
             }
             (None, Some(objects)) => {

@@ -61,33 +61,10 @@ pub struct ResolvedConfig {
     pub components: Vec<ResolvedComponent>,
 }
 
-/// Guest memory when neither the manifest nor the registry's profile says; matches the
-/// built-in minimal profile.
+/// Guest memory when neither the manifest nor the registry's profile says (validation
+/// rejects a profile the registry lacks, so only hand-made registries get here); matches
+/// the built-in minimal profile.
 const FALLBACK_MEMORY: ByteSize = ByteSize::mib(8);
-
-impl Default for ResolvedConfig {
-    fn default() -> Self {
-        ResolvedConfig {
-            name: String::new(),
-            manifest: PathBuf::new(),
-            targets: Vec::new(),
-            profile: ProfileName::Minimal,
-            app: App::Prebuilt {
-                objects: Vec::new(),
-                entry: String::new(),
-            },
-            keep: Vec::new(),
-            memory: Sourced {
-                value: FALLBACK_MEMORY,
-                origin: Origin::Profile,
-            },
-            cmdline: String::new(),
-            ports: Vec::new(),
-            budgets: Budgets::default(),
-            components: Vec::new(),
-        }
-    }
-}
 
 impl ResolvedConfig {
     /// Applies `manifest` over its profile's defaults from `registry`.

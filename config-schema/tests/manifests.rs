@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use uniklink_config::{
-    Arch, ByteSize, Manifest, ManifestError, Origin, ParamValue, Platform, ProfileName, schema_json,
+    App, Arch, ByteSize, ComponentRegistry, DEFAULT_PREBUILT_ENTRY, Manifest, ManifestError,
+    Origin, ParamValue, Platform, ProfileName, schema_json,
 };
 
 fn crate_dir() -> &'static Path {
@@ -240,4 +241,94 @@ fn committed_schema_is_current() {
          or `cargo uniklink schema > config-schema/uniklink.schema.json`",
         path.display()
     );
+}
+
+#[test]
+fn every_semantic_error_is_reported_in_file_order() {
+    let text = "name: hello\n\
+                app:\n  package: hello\n\
+                arch: aarch64\n\
+                platform: qemu-q35\n\
+                components:\n  require: [nett]\n  params:\n    heap:\n      size: lots\n";
+    let error = Manifest::from_text(Path::new("many.yaml"), text, &ComponentRegistry::builtin())
+        .unwrap_err();
+    let locations: Vec<String> = error
+        .diagnostics()
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.column))
+        .collect();
+    assert_eq!(locations, ["5:11", "7:13", "10:13"], "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("many.yaml:5:11: platform `qemu-q35`")
+    );
+    assert!(error.to_string().ends_with("(and 2 more)"));
+}
+
+#[test]
+fn prebuilt_objects_are_relative_to_the_manifest() {
+    let text = "name: blob\napp:\n  objects: [build/app.o, libc.a]\n";
+    let manifest = Manifest::from_text(
+        Path::new("apps/blob/uniklink.yaml"),
+        text,
+        &ComponentRegistry::builtin(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest.app,
+        App::Prebuilt {
+            objects: vec![
+                PathBuf::from("apps/blob/build/app.o"),
+                PathBuf::from("apps/blob/libc.a")
+            ],
+            entry: DEFAULT_PREBUILT_ENTRY.to_owned(),
+        }
+    );
+    assert_eq!(manifest.targets[0].arch, Arch::X86_64);
+    assert_eq!(manifest.profile, ProfileName::Minimal);
+}
+
+#[test]
+fn registries_extend_with_components_from_outside() {
+    let extra = ComponentRegistry::from_yaml(
+        Path::new("tls.yaml"),
+        "components:\n  tls:\n    doc: TLS on top of net.\n    params:\n      \
+         sessions:\n        kind: count\n        doc: Cached sessions.\n        \
+         minimal: 0\n        network: 64\n        filesystem: 0\n",
+    )
+    .unwrap();
+    let text = "name: web\napp:\n  package: web\nprofile: network\n\
+                components:\n  require: [tls]\n  params:\n    tls:\n      sessions: 8\n";
+    let builtin = ComponentRegistry::builtin();
+    let error = Manifest::from_text(Path::new("web.yaml"), text, &builtin).unwrap_err();
+    assert!(
+        error.to_string().contains("unknown component `tls`"),
+        "{error}"
+    );
+
+    let mut registry = builtin.clone();
+    registry.extend(extra.clone()).unwrap();
+    let config = Manifest::from_text(Path::new("web.yaml"), text, &registry)
+        .unwrap()
+        .resolve();
+    let tls = config.component("tls").unwrap();
+    assert!(tls.required);
+    assert_eq!(tls.params["sessions"].value, ParamValue::Count(8));
+    assert_eq!(tls.params["sessions"].origin, Origin::Manifest);
+    assert_eq!(registry.extend(extra).unwrap_err().name, "tls");
+}
+
+#[test]
+fn bad_component_tables_are_located_too() {
+    let error = ComponentRegistry::from_yaml(
+        Path::new("bad.yaml"),
+        "components:\n  Bad-Name:\n    doc: x\n    params:\n      size:\n        kind: size\n        \
+         doc: x\n        minimal: 1parsec\n        network: 1\n        filesystem: 1\n",
+    )
+    .unwrap_err();
+    let shown: Vec<String> = error.diagnostics().iter().map(|d| d.to_string()).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(shown[0].starts_with("bad.yaml:2:3: component and parameter names"));
+    assert!(shown[1].starts_with("bad.yaml:8:18: default for `Bad-Name.size`"));
 }

@@ -84,7 +84,11 @@ fn table(config: &ResolvedConfig) -> String {
                 row("app.bin", bin, "");
             }
             row("app.path", &path.display().to_string(), "");
-            row("app.entry", entry, "");
+            row(
+                "app.entry",
+                entry.as_deref().unwrap_or("(library OS boot entry)"),
+                "",
+            );
         }
         App::Prebuilt { objects, entry } => {
             for object in objects {
