@@ -258,8 +258,11 @@ macro_rules! fixtures {
 }
 
 fixtures!(
+    alignment,
     archive_order,
+    code_model_medium,
     ctors_dtors,
+    data_relocs,
     duplicate_symbol,
     func_ptrs,
     gc_sections,
@@ -268,6 +271,7 @@ fixtures!(
     jump_table,
     large_bss,
     merged_strings,
+    start_stop,
     tls,
     undefined_symbol,
     weak_common,
