@@ -457,3 +457,220 @@ impl<'a> SectionGraph<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use object::SectionKind;
+
+    use super::*;
+    use crate::test_objects::{TestObject, parse_all};
+
+    fn kept_and_dropped(graph: &SectionGraph<'_>) -> (Vec<String>, Vec<String>) {
+        let name = |id: SectionId| graph.db.object(id.object).section_name(id.index);
+        let mut kept: Vec<String> = graph.kept_sections().map(name).collect();
+        let mut dropped: Vec<String> = graph.dropped_sections().map(name).collect();
+        kept.sort();
+        dropped.sort();
+        (kept, dropped)
+    }
+
+    /// `_start` in .text references `used`; everything else is reachable only through a
+    /// root rule, or not at all.
+    fn roots_object() -> Vec<u8> {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 32]);
+        o.define("_start", text, 0, false);
+        let used = o.section(".text.used", SectionKind::Text, &[0; 8]);
+        let used_sym = o.define("used", used, 0, false);
+        o.refer(text, 0, used_sym);
+        let unused = o.section(".text.unused", SectionKind::Text, &[0; 8]);
+        o.define("unused", unused, 0, false);
+        let kept = o.section(".text.kept", SectionKind::Text, &[0; 8]);
+        o.define("kept_by_flag", kept, 0, false);
+        let ctor = o.section(".text.ctor", SectionKind::Text, &[0; 8]);
+        let ctor_sym = o.define("ctor", ctor, 0, false);
+        let array = o.elf_section(
+            ".init_array",
+            elf::SHT_INIT_ARRAY,
+            u64::from(elf::SHF_ALLOC | elf::SHF_WRITE),
+            &[0; 8],
+        );
+        o.refer(array, 0, ctor_sym);
+        o.elf_section(
+            ".note.test",
+            elf::SHT_NOTE,
+            u64::from(elf::SHF_ALLOC),
+            &[0; 12],
+        );
+        o.elf_section(
+            ".text.retained",
+            elf::SHT_PROGBITS,
+            u64::from(elf::SHF_ALLOC | elf::SHF_EXECINSTR | elf::SHF_GNU_RETAIN),
+            &[0; 4],
+        );
+        let set = o.section("my_set", SectionKind::Data, &[0; 8]);
+        o.define("set_entry", set, 0, false);
+        let start = o.undefined("__start_my_set", false);
+        o.refer(text, 8, start);
+        o.bytes()
+    }
+
+    fn build<'a>(
+        db: &'a SymbolDb<'a>,
+        keep: &[String],
+        rules: RootRules,
+    ) -> Result<SectionGraph<'a>> {
+        SectionGraph::build(
+            db,
+            &GraphOptions {
+                entry: "_start",
+                keep,
+                rules,
+                gc: true,
+            },
+        )
+    }
+
+    #[test]
+    fn roots_and_reachability() {
+        let inputs = [("roots.o", false, roots_object())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
+        let graph = build(&db, &["kept_by_flag".to_owned()], RootRules::CONVENTIONAL).unwrap();
+        let (kept, dropped) = kept_and_dropped(&graph);
+        assert_eq!(
+            kept,
+            [
+                ".init_array",
+                ".note.test",
+                ".text",
+                ".text.ctor",
+                ".text.kept",
+                ".text.retained",
+                ".text.used",
+                "my_set"
+            ]
+        );
+        assert_eq!(dropped, [".text.unused"]);
+
+        let graph = build(&db, &[], RootRules { init_arrays: false }).unwrap();
+        let (_, dropped) = kept_and_dropped(&graph);
+        assert_eq!(
+            dropped,
+            [".init_array", ".text.ctor", ".text.kept", ".text.unused"]
+        );
+    }
+
+    #[test]
+    fn why_chain_starts_at_a_root() {
+        let inputs = [("roots.o", false, roots_object())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
+        let graph = build(&db, &[], RootRules::CONVENTIONAL).unwrap();
+        let chain = graph.why("used").unwrap();
+        assert_eq!(chain.root, RootReason::Entry);
+        let steps: Vec<(String, Option<String>)> = chain
+            .steps
+            .iter()
+            .map(|s| {
+                (
+                    db.object(s.section.object).section_name(s.section.index),
+                    s.via.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (".text".to_owned(), Some("used".to_owned())),
+                (".text.used".to_owned(), None)
+            ]
+        );
+        assert_eq!(graph.why("unused"), None);
+    }
+
+    #[test]
+    fn missing_entry_is_an_error() {
+        let inputs = [("roots.o", false, roots_object())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[]).unwrap();
+        let err = SectionGraph::build(
+            &db,
+            &GraphOptions {
+                entry: "main",
+                keep: &[],
+                rules: RootRules::CONVENTIONAL,
+                gc: true,
+            },
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.to_string(), "entry symbol `main` is not defined");
+    }
+
+    #[test]
+    fn undefined_references_from_kept_sections_only() {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 16]);
+        o.define("_start", text, 0, false);
+        let missing = o.undefined("missing", false);
+        o.refer(text, 8, missing);
+        let weak = o.undefined("maybe", true);
+        o.refer(text, 0, weak);
+        let dead = o.section(".text.dead", SectionKind::Text, &[0; 8]);
+        let also = o.undefined("dead_ref", false);
+        o.refer(dead, 0, also);
+        let inputs = [("main.o", false, o.bytes())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
+        let err = build(&db, &[], RootRules::CONVENTIONAL).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "undefined symbol `missing`, referenced by main.o (section .text+0x8)"
+        );
+    }
+
+    /// A CIE, then FDEs for `.text` (kept) and `.text.dead` (dropped), then a terminator.
+    fn eh_frame_object() -> Vec<u8> {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 16]);
+        o.define("_start", text, 0, false);
+        let dead = o.section(".text.dead", SectionKind::Text, &[0; 16]);
+        let lsda = o.section(".gcc_except_table.dead", SectionKind::ReadOnlyData, &[0; 4]);
+        let mut data = Vec::new();
+        data.extend_from_slice(&12u32.to_le_bytes());
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.extend_from_slice(&[1, b'z', b'R', 0, 1, 0x78, 0x10, 0]);
+        let fde = |data: &mut Vec<u8>| {
+            let start = data.len() as u32;
+            data.extend_from_slice(&20u32.to_le_bytes());
+            data.extend_from_slice(&(start + 4).to_le_bytes());
+            data.extend_from_slice(&[0; 16]);
+            start
+        };
+        let first = fde(&mut data);
+        let second = fde(&mut data);
+        data.extend_from_slice(&0u32.to_le_bytes());
+        let eh = o.section(".eh_frame", SectionKind::ReadOnlyData, &data);
+        let text_sym = o.section_symbol(text);
+        let dead_sym = o.section_symbol(dead);
+        let lsda_sym = o.section_symbol(lsda);
+        o.reloc(eh, u64::from(first) + 8, text_sym, elf::R_X86_64_PC32, 0);
+        o.reloc(eh, u64::from(second) + 8, dead_sym, elf::R_X86_64_PC32, 0);
+        o.reloc(eh, u64::from(second) + 16, lsda_sym, elf::R_X86_64_PC32, 0);
+        o.bytes()
+    }
+
+    #[test]
+    fn fdes_do_not_keep_functions_and_die_with_them() {
+        let inputs = [("eh.o", false, eh_frame_object())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
+        let graph = build(&db, &[], RootRules::CONVENTIONAL).unwrap();
+        let (kept, dropped) = kept_and_dropped(&graph);
+        assert_eq!(kept, [".eh_frame", ".text"]);
+        assert_eq!(dropped, [".gcc_except_table.dead", ".text.dead"]);
+        let frame = graph.eh_frames.values().next().unwrap();
+        assert_eq!(frame.kept, [true, true, false, true]);
+    }
+}

@@ -12,4 +12,7 @@ pub mod input;
 pub mod object;
 pub mod resolve;
 
+#[cfg(test)]
+mod test_objects;
+
 pub use error::{Error, Result};

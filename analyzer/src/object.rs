@@ -448,3 +448,103 @@ pub fn parse<'data>(
         groups,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use object::SectionKind;
+
+    use super::*;
+    use crate::test_objects::TestObject;
+
+    fn valid() -> Vec<u8> {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 16]);
+        o.define("_start", text, 0, false);
+        let ext = o.undefined("ext", false);
+        o.refer(text, 8, ext);
+        o.bytes()
+    }
+
+    fn parse_err(data: &[u8]) -> String {
+        match parse(ObjectId(0), InputId(0), "bad.o".into(), false, data) {
+            Ok(_) => panic!("corrupt object accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn u64_at(data: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(data[at..at + 8].try_into().unwrap())
+    }
+
+    /// File offset of the header of the section named `name`.
+    fn section_header(data: &[u8], name: &[u8]) -> usize {
+        let o = parse(ObjectId(0), InputId(0), "valid.o".into(), false, data).unwrap();
+        let index = o.sections.iter().position(|s| s.name == name).unwrap();
+        u64_at(data, 0x28) as usize + index * 64
+    }
+
+    #[test]
+    fn valid_object_parses() {
+        let data = valid();
+        let o = parse(ObjectId(0), InputId(0), "valid.o".into(), false, &data).unwrap();
+        let text = o.sections.iter().find(|s| s.name == b".text").unwrap();
+        assert_eq!(text.relocs().len(), 1);
+    }
+
+    #[test]
+    fn truncated_header() {
+        let err = parse_err(&valid()[..20]);
+        assert!(err.starts_with("bad.o: malformed ELF: ELF header"), "{err}");
+    }
+
+    #[test]
+    fn section_offset_past_eof() {
+        let mut data = valid();
+        let h = section_header(&data, b".text");
+        data[h + 0x18..h + 0x20].copy_from_slice(&0x10_0000u64.to_le_bytes());
+        let err = parse_err(&data);
+        assert!(err.contains("section .text"), "{err}");
+        assert!(err.contains("offset 0x100000"), "{err}");
+    }
+
+    #[test]
+    fn bad_section_name_index() {
+        let mut data = valid();
+        let h = section_header(&data, b".text");
+        data[h..h + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+        let err = parse_err(&data);
+        assert!(err.contains("name index 0x7fff0000"), "{err}");
+    }
+
+    #[test]
+    fn relocation_symbol_out_of_range() {
+        let mut data = valid();
+        let h = section_header(&data, b".rela.text");
+        let rela = u64_at(&data, h + 0x18) as usize;
+        let info = (0xffffu64 << 32) | u64::from(elf::R_X86_64_64);
+        data[rela + 8..rela + 16].copy_from_slice(&info.to_le_bytes());
+        let err = parse_err(&data);
+        assert!(
+            err.contains("in .rela.text at offset 0x8 uses symbol #65535"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn relocation_offset_outside_section() {
+        let mut data = valid();
+        let h = section_header(&data, b".rela.text");
+        let rela = u64_at(&data, h + 0x18) as usize;
+        data[rela..rela + 8].copy_from_slice(&0x40u64.to_le_bytes());
+        let err = parse_err(&data);
+        assert!(err.contains("offset 0x40 is outside .text"), "{err}");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let data = valid();
+        for len in 0..data.len() {
+            let _ = parse(ObjectId(0), InputId(0), "cut.o".into(), false, &data[..len]);
+        }
+    }
+}

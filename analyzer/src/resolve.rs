@@ -337,3 +337,171 @@ struct ResolveState<'a> {
     pending: Vec<SymbolId>,
     duplicates: Vec<Duplicate>,
 }
+
+#[cfg(test)]
+mod tests {
+    use object::SectionKind;
+
+    use super::*;
+    use crate::test_objects::{TestObject, parse_all};
+
+    /// An object defining `defines` in .text and referencing `refs` (`weak_refs` weakly).
+    fn object(defines: &[&str], refs: &[&str], weak_refs: &[&str]) -> Vec<u8> {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 64]);
+        for d in defines {
+            o.define(d, text, 0, false);
+        }
+        for (i, r) in refs.iter().enumerate() {
+            let s = o.undefined(r, false);
+            o.refer(text, 8 * i as u64, s);
+        }
+        for (i, r) in weak_refs.iter().enumerate() {
+            let s = o.undefined(r, true);
+            o.refer(text, 32 + 8 * i as u64, s);
+        }
+        o.bytes()
+    }
+
+    fn live_names(inputs: &[(&str, bool, Vec<u8>)]) -> Vec<String> {
+        let objects = parse_all(inputs);
+        let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
+        let mut names: Vec<String> = db.live.iter().map(|o| db.object(*o).name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn archive_extraction_ignores_command_line_order() {
+        let main = (
+            "main.o",
+            false,
+            object(&["_start"], &["foo"], &["weak_only"]),
+        );
+        let foo = ("lib.a(foo.o)", true, object(&["foo"], &["bar"], &[]));
+        let bar = ("lib.a(bar.o)", true, object(&["bar"], &[], &[]));
+        let unused = (
+            "lib.a(unused.o)",
+            true,
+            object(&["unused"], &["missing"], &[]),
+        );
+        let weak = ("lib.a(weak.o)", true, object(&["weak_only"], &[], &[]));
+        let expected = vec!["lib.a(bar.o)", "lib.a(foo.o)", "main.o"];
+        let forward = [
+            main.clone(),
+            foo.clone(),
+            bar.clone(),
+            unused.clone(),
+            weak.clone(),
+        ];
+        let backward = [weak, unused, bar, foo, main];
+        assert_eq!(live_names(&forward), expected);
+        assert_eq!(live_names(&backward), expected);
+    }
+
+    #[test]
+    fn objects_win_over_archive_members_regardless_of_order() {
+        let main = ("main.o", false, object(&["_start"], &["foo"], &[]));
+        let member = ("lib.a(foo.o)", true, object(&["foo"], &[], &[]));
+        let late = ("late.o", false, object(&["foo"], &[], &[]));
+        assert_eq!(live_names(&[main, member, late]), vec!["late.o", "main.o"]);
+    }
+
+    #[test]
+    fn required_symbols_pull_members() {
+        let inputs = [("lib.a(start.o)", true, object(&["_start"], &[], &[]))];
+        assert_eq!(live_names(&inputs), vec!["lib.a(start.o)"]);
+    }
+
+    #[test]
+    fn duplicate_strong_definitions_name_both_objects() {
+        let inputs = [
+            ("a.o", false, object(&["_start", "dup"], &[], &[])),
+            ("b.o", false, object(&["dup"], &[], &[])),
+        ];
+        let objects = parse_all(&inputs);
+        let Err(err) = SymbolDb::resolve(&objects, &[]) else {
+            panic!("duplicate accepted");
+        };
+        assert_eq!(
+            err.to_string(),
+            "duplicate symbol `dup`: defined in a.o and b.o"
+        );
+    }
+
+    #[test]
+    fn strong_beats_weak_and_common_merges_to_the_largest() {
+        let mut weak = TestObject::new();
+        let text = weak.section(".text", SectionKind::Text, &[0; 8]);
+        weak.define("f", text, 0, true);
+        weak.common("c", 4, 4);
+        let mut strong = TestObject::new();
+        let text = strong.section(".text", SectionKind::Text, &[0; 8]);
+        strong.define("f", text, 4, false);
+        strong.common("c", 16, 8);
+        let inputs = [
+            ("weak.o", false, weak.bytes()),
+            ("strong.o", false, strong.bytes()),
+        ];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[]).unwrap();
+        let f = db.global(db.lookup(b"f").unwrap());
+        assert!(matches!(
+            f.def,
+            Definition::Defined {
+                object: ObjectId(1),
+                ..
+            }
+        ));
+        let c = db.global(db.lookup(b"c").unwrap());
+        let Definition::Common { object, index } = c.def else {
+            panic!("common expected, got {:?}", c.def);
+        };
+        assert_eq!(db.object(object).symbols[index as usize].size, 16);
+    }
+
+    #[test]
+    fn comdat_groups_keep_the_first_copy() {
+        let copy = || {
+            let mut o = TestObject::new();
+            let text = o.section(".text.inl", SectionKind::Text, &[0; 8]);
+            let inl = o.define("inl", text, 0, false);
+            o.comdat(inl, vec![text]);
+            o.bytes()
+        };
+        let inputs = [("a.o", false, copy()), ("b.o", false, copy())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[]).unwrap();
+        let inl = db.global(db.lookup(b"inl").unwrap());
+        assert!(matches!(
+            inl.def,
+            Definition::Defined {
+                object: ObjectId(0),
+                ..
+            }
+        ));
+        let section = |object| {
+            let o = db.object(object);
+            let index = o
+                .sections
+                .iter()
+                .position(|s| s.name == b".text.inl")
+                .unwrap();
+            SectionId {
+                object,
+                index: index as u32,
+            }
+        };
+        assert!(!db.is_discarded(section(ObjectId(0))));
+        assert!(db.is_discarded(section(ObjectId(1))));
+    }
+
+    #[test]
+    fn linker_defined_names() {
+        assert!(is_linker_defined(b"__init_array_start"));
+        assert!(is_linker_defined(b"__start_my_section"));
+        assert!(!is_linker_defined(b"__start_.text"));
+        assert!(!is_linker_defined(b"printf"));
+        assert_eq!(start_stop_section(b"__stop_set"), Some(&b"set"[..]));
+    }
+}
