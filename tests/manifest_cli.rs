@@ -137,8 +137,9 @@ fn missing_manifest_is_an_error_not_a_panic() {
         &["no/such/uniklink.yaml", "cannot read"],
         "missing",
     );
-    let outcome = run(uniklink().arg("check"));
-    assert_eq!(outcome.code, Some(1));
+    let empty_dir = tempfile::tempdir().unwrap();
+    let outcome = run(uniklink().arg("check").current_dir(empty_dir.path()));
+    assert_rejected(&outcome, &["uniklink.yaml: cannot read"], "default manifest");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use uniklink_config::Manifest;
 /// Validate manifests: report every problem with file:line:col; exit 1 if any file is invalid.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Manifest to check (repeatable).
+    /// Manifest to check (repeatable). Without any file, ./uniklink.yaml is checked.
     #[arg(short = 'm', long = "manifest", value_name = "FILE")]
     manifests: Vec<PathBuf>,
     /// More manifests to check.
@@ -22,11 +22,9 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> miette::Result<ExitCode> {
-    let files: Vec<PathBuf> = args.manifests.into_iter().chain(args.files).collect();
+    let mut files: Vec<PathBuf> = args.manifests.into_iter().chain(args.files).collect();
     if files.is_empty() {
-        return Err(miette::miette!(
-            "no manifest given; pass `-m FILE` or file names"
-        ));
+        files.push(PathBuf::from("uniklink.yaml"));
     }
     let mut invalid = 0usize;
     for file in &files {
