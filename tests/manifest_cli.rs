@@ -139,7 +139,11 @@ fn missing_manifest_is_an_error_not_a_panic() {
     );
     let empty_dir = tempfile::tempdir().unwrap();
     let outcome = run(uniklink().arg("check").current_dir(empty_dir.path()));
-    assert_rejected(&outcome, &["uniklink.yaml: cannot read"], "default manifest");
+    assert_rejected(
+        &outcome,
+        &["uniklink.yaml: cannot read"],
+        "default manifest",
+    );
 }
 
 #[test]
