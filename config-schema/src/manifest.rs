@@ -292,7 +292,7 @@ impl Checker<'_> {
         arch: Option<Spanned<ArchList>>,
         platform: Option<Spanned<Platform>>,
     ) -> Vec<Target> {
-        let mut arches: Vec<Spanned<Arch>> = Vec::new();
+        let mut listed: Vec<Spanned<Arch>> = Vec::new();
         if let Some(list) = arch {
             if list.value.0.is_empty() {
                 self.error(list.referenced, "`arch` lists no architecture");
@@ -303,7 +303,7 @@ impl Checker<'_> {
                     _ => name.referenced,
                 };
                 match Arch::ALL.into_iter().find(|a| a.name() == name.value) {
-                    Some(arch) => arches.push(Spanned::new(arch, at, at)),
+                    Some(arch) => listed.push(Spanned::new(arch, at, at)),
                     None => {
                         let error = self
                             .source
@@ -315,18 +315,18 @@ impl Checker<'_> {
                 }
             }
         }
-        let mut seen = Vec::new();
-        arches.retain(|a| {
-            let fresh = !seen.contains(&a.value);
-            seen.push(a.value);
-            fresh
-        });
-        if seen.len() != arches.len() {
-            self.error(
-                arches.last().map_or(Location::UNKNOWN, |a| a.referenced),
-                "an architecture is listed twice",
-            );
+        let mut unique: Vec<Spanned<Arch>> = Vec::new();
+        for arch in listed {
+            if unique.iter().any(|u| u.value == arch.value) {
+                self.error(
+                    arch.referenced,
+                    format!("architecture `{}` is listed twice", arch.value),
+                );
+            } else {
+                unique.push(arch);
+            }
         }
+        let mut arches = unique;
         match platform {
             Some(platform) => {
                 if arches.is_empty() {
