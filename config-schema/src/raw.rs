@@ -289,6 +289,9 @@ impl<'de> Deserialize<'de> for PortForward {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortForward, E> {
                 port(&v.to_string(), "the").map(|p| PortForward { host: p, guest: p })
             }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PortForward, E> {
+                port(&v.to_string(), "the").map(|p| PortForward { host: p, guest: p })
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PortForward, E> {
                 match v.split_once(':') {
                     Some((host, guest)) => Ok(PortForward {

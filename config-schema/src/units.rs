@@ -54,6 +54,11 @@ fn split_number(text: &str) -> Result<(u64, &str), UnitError> {
         .find(|c: char| !c.is_ascii_digit() && c != '_')
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(digits_end);
+    if unit.starts_with(['.', ',']) {
+        return Err(UnitError::new(format!(
+            "`{text}` is not a whole number; use a smaller unit instead of a fraction"
+        )));
+    }
     if digits.is_empty() {
         return Err(UnitError::new(format!(
             "`{text}` does not start with a number"
@@ -154,6 +159,11 @@ impl<'de> Deserialize<'de> for ByteSize {
                     .map(ByteSize)
                     .map_err(|_| E::custom(format!("a size cannot be negative, got {v}")))
             }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
+                Err(E::custom(format!(
+                    "size `{v}` is not a whole number of bytes (or too large)"
+                )))
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 v.parse().map_err(E::custom)
             }
@@ -236,6 +246,11 @@ impl<'de> Deserialize<'de> for Duration {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
                 Err(E::custom(format!("duration `{v}` needs a unit")))
             }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "duration `{v}` needs a unit and a whole number; write e.g. `1500ms`"
+                )))
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
                 v.parse().map_err(E::custom)
             }
@@ -286,6 +301,8 @@ mod tests {
         assert!("MiB".parse::<ByteSize>().is_err());
         assert!("99999999999GiB".parse::<ByteSize>().is_err());
         assert!("-1K".parse::<ByteSize>().is_err());
+        let err = "1.5MiB".parse::<ByteSize>().unwrap_err().to_string();
+        assert!(err.contains("not a whole number"), "{err}");
     }
 
     #[test]
