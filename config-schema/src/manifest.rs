@@ -340,15 +340,20 @@ impl Checker<'_> {
                             .filter(|p| p.supports(arch.value))
                             .map(|p| p.name())
                             .collect();
-                        let error = self.error(
-                            platform.referenced,
-                            format!(
-                                "platform `{}` cannot boot {} images",
-                                platform.value, arch.value
-                            ),
-                        );
-                        error.help =
-                            Some(format!("{} boots on: {}", arch.value, bootable.join(", ")));
+                        let supported: Vec<&str> =
+                            platform.value.arches().iter().map(|a| a.name()).collect();
+                        let error = self
+                            .source
+                            .error_at(
+                                platform.referenced,
+                                format!(
+                                    "platform `{}` cannot boot {} images",
+                                    platform.value, arch.value
+                                ),
+                            )
+                            .with_label(format!("{} only", supported.join(" and ")))
+                            .with_help(format!("{} boots on: {}", arch.value, bootable.join(", ")));
+                        self.push(error);
                     }
                 }
                 arches
