@@ -24,6 +24,8 @@ pub struct Record {
 /// Splits section bytes into records. Errors describe the bad record's offset.
 pub fn parse(data: &[u8]) -> Result<Vec<Record>, String> {
     let mut records = Vec::new();
+    // CIE offsets, ascending, to check FDE back-pointers.
+    let mut cies = Vec::new();
     let mut pos = 0usize;
     while pos < data.len() {
         let word = |at: usize| -> Result<u32, String> {
@@ -61,11 +63,13 @@ pub fn parse(data: &[u8]) -> Result<Vec<Record>, String> {
             })?;
         let id = word(body_start)?;
         let kind = if id == 0 {
+            cies.push(pos as u64);
             RecordKind::Cie
         } else {
             let cie = (body_start as u64)
                 .checked_sub(u64::from(id))
-                .ok_or_else(|| format!("FDE at offset {pos:#x} points before the section start"))?;
+                .filter(|cie| cies.binary_search(cie).is_ok())
+                .ok_or_else(|| format!("FDE at offset {pos:#x} does not point at a CIE"))?;
             RecordKind::Fde { cie }
         };
         records.push(Record {
@@ -105,6 +109,17 @@ mod tests {
         assert_eq!(records[1].start, 16);
         assert_eq!(records[1].len, 24);
         assert_eq!(records[2].kind, RecordKind::Terminator);
+    }
+
+    #[test]
+    fn fde_must_point_at_a_cie() {
+        let mut data = cie();
+        data.extend_from_slice(&20u32.to_le_bytes());
+        // Points 4 bytes into the CIE.
+        data.extend_from_slice(&16u32.to_le_bytes());
+        data.extend_from_slice(&[0; 16]);
+        let err = parse(&data).unwrap_err();
+        assert_eq!(err, "FDE at offset 0x10 does not point at a CIE");
     }
 
     #[test]

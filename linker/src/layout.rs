@@ -403,13 +403,17 @@ impl<'a> Layout<'a> {
 
         let mut common_offsets = Vec::new();
         for b in &builders {
-            let chunks = layout.chunks_for(b, &commons, &mut common_offsets);
+            let chunks = layout.chunks_for(b, &commons, &mut common_offsets)?;
             let mut size = 0u64;
             let mut align = 1u64;
             let mut placed = Vec::with_capacity(chunks.len());
             for (kind, csize, calign) in chunks {
-                let offset = size.next_multiple_of(calign);
-                size = offset + csize;
+                let offset = size
+                    .checked_next_multiple_of(calign)
+                    .ok_or(Error::AddressOverflow { base: layout.base })?;
+                size = offset
+                    .checked_add(csize)
+                    .ok_or(Error::AddressOverflow { base: layout.base })?;
                 align = align.max(calign);
                 placed.push(Chunk {
                     kind,
@@ -471,7 +475,7 @@ impl<'a> Layout<'a> {
         b: &Builder<'a>,
         commons: &[(SymbolId, ObjectId, u32)],
         common_offsets: &mut Vec<(SymbolId, u64)>,
-    ) -> Vec<(ChunkKind, u64, u64)> {
+    ) -> Result<Vec<(ChunkKind, u64, u64)>> {
         let db = self.db;
         let mut chunks = Vec::with_capacity(b.inputs.len());
         let mut merged: HashMap<u64, usize> = HashMap::new();
@@ -517,19 +521,24 @@ impl<'a> Layout<'a> {
             Rank::Bss if !commons.is_empty() => {
                 let mut size = 0u64;
                 let mut align = 1u64;
+                let overflow = || Error::AddressOverflow { base: self.base };
                 for &(id, object, index) in commons {
                     let sym = &db.object(object).symbols[index as usize];
-                    let a = sym.value.max(1).next_power_of_two();
-                    let offset = size.next_multiple_of(a);
+                    let a = sym
+                        .value
+                        .max(1)
+                        .checked_next_power_of_two()
+                        .ok_or_else(overflow)?;
+                    let offset = size.checked_next_multiple_of(a).ok_or_else(overflow)?;
                     common_offsets.push((id, offset));
-                    size = offset + sym.size;
+                    size = offset.checked_add(sym.size).ok_or_else(overflow)?;
                     align = align.max(a);
                 }
                 chunks.push((ChunkKind::Commons, size, align));
             }
             _ => {}
         }
-        chunks
+        Ok(chunks)
     }
 
     /// Deduplicates NUL-terminated strings across inputs. Each string stays aligned as its
@@ -643,7 +652,9 @@ impl<'a> Layout<'a> {
                     }
                     Rank::Tbss => {
                         let (start, off, file, align) = tls.unwrap_or((addr, offset, 0, 1));
-                        let end = addr + s.size;
+                        let end = addr
+                            .checked_add(s.size)
+                            .ok_or(Error::AddressOverflow { base: self.base })?;
                         tls = Some((start, off, file, align.max(s.align)));
                         self.tls = Some(TlsSegment {
                             addr: start,
@@ -872,7 +883,14 @@ impl<'a> Layout<'a> {
                         .flatten()
                         .next()
                         .copied()
-                        .unwrap_or_else(|| offsets.iter().flatten().count() as u64);
+                        .unwrap_or_else(|| {
+                            frame
+                                .records
+                                .iter()
+                                .zip(offsets)
+                                .filter_map(|(r, o)| o.map(|_| r.len))
+                                .sum()
+                        });
                     let delta = match (frame.records.get(i), offsets.get(i)) {
                         (Some(r), Some(Some(_))) => sym.value - r.start,
                         _ => 0,

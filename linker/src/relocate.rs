@@ -47,7 +47,10 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
     match chunk.kind {
         ChunkKind::Input(id) => {
             let s = db.object(id.object).section(id.index);
-            buf.copy_from_slice(s.data);
+            // A NOBITS input inside a PROGBITS output section stays zero-filled.
+            if !s.is_nobits() {
+                buf.copy_from_slice(s.data);
+            }
             apply_relocs(layout, id, s.relocs(), s.data, addr, buf, Some)
         }
         ChunkKind::EhFrame(id) => {
