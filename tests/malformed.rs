@@ -71,6 +71,7 @@ const SH_OFFSET: u64 = 0x18;
 const SH_SIZE: u64 = 0x20;
 const SH_LINK: u64 = 0x28;
 const SH_INFO: u64 = 0x2c;
+const SH_ADDRALIGN: u64 = 0x30;
 const SH_ENTSIZE: u64 = 0x38;
 const ST_NAME: u64 = 0;
 const ST_SHNDX: u64 = 6;
@@ -199,6 +200,26 @@ const CORRUPTIONS: &[Corruption] = &[
         target: Target::Object,
         edit: Edit::U64(At::Section(".rela.text", SH_SIZE), 0x60 + 5),
         stderr: &["valid.o", ".rela.text"],
+    },
+    Corruption {
+        name: "unknown relocation type",
+        target: Target::Object,
+        // Symbol 8 (valid_data), type 0xfe, which x86_64 does not define.
+        edit: Edit::U64(At::Rela(".rela.text", 2, R_INFO), 0x0000_0008_0000_00fe),
+        stderr: &["valid.o", ".text"],
+    },
+    Corruption {
+        name: "section alignment not a power of two",
+        target: Target::Object,
+        edit: Edit::U64(At::Section(".data", SH_ADDRALIGN), 24),
+        stderr: &["valid.o", ".data"],
+    },
+    Corruption {
+        name: "string table without its final NUL",
+        target: Target::Object,
+        // The last name, valid_data, then runs to the end of the section unterminated.
+        edit: Edit::U64(At::Section(".strtab", SH_SIZE), 0x2f),
+        stderr: &["valid.o"],
     },
     Corruption {
         name: "truncated archive member header",
