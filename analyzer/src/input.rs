@@ -18,10 +18,19 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InputId(pub u32);
 
-/// A read-only mapping of one file.
+/// A read-only mapping of one file, or the bytes of an object the linker generated.
 pub struct MappedFile {
     pub path: PathBuf,
     map: Option<Mmap>,
+    generated: Vec<u8>,
+}
+
+/// An object made in memory (notes, glue code) and linked like a file on the command line.
+#[derive(Debug, Clone)]
+pub struct GeneratedObject {
+    /// How reports name it; not a file.
+    pub name: String,
+    pub bytes: Vec<u8>,
 }
 
 impl MappedFile {
@@ -43,11 +52,20 @@ impl MappedFile {
         Ok(Self {
             path: path.to_path_buf(),
             map,
+            generated: Vec::new(),
         })
     }
 
+    fn generated(object: GeneratedObject) -> Self {
+        Self {
+            path: PathBuf::from(object.name),
+            map: None,
+            generated: object.bytes,
+        }
+    }
+
     pub fn data(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
+        self.map.as_deref().unwrap_or(&self.generated)
     }
 }
 
@@ -66,7 +84,8 @@ pub struct Unit {
 /// All mapped files and the units found in them, in command-line order.
 pub struct Inputs {
     pub files: Vec<MappedFile>,
-    /// Number of command-line inputs; `files` beyond this are thin-archive members.
+    /// Number of command-line inputs; `files` beyond this are thin-archive members and
+    /// generated objects.
     pub command_line: usize,
     pub units: Vec<Unit>,
 }
@@ -134,6 +153,29 @@ impl Inputs {
             command_line,
             units,
         })
+    }
+
+    /// Appends an object made in memory as one more input. Its contents can depend on the
+    /// loaded files (a build id hashes them), which is why it comes after [`Inputs::load`].
+    pub fn add_generated(&mut self, object: GeneratedObject) -> Result<()> {
+        let file = MappedFile::generated(object);
+        if !file.data().starts_with(ELF_MAGIC) {
+            return Err(Error::UnknownFormat { path: file.path });
+        }
+        let index = self.files.len();
+        self.units.push(Unit {
+            input: InputId(index as u32),
+            file: index,
+            range: 0..file.data().len(),
+            member: None,
+        });
+        self.files.push(file);
+        Ok(())
+    }
+
+    /// The bytes of each file named on the command line, in order.
+    pub fn command_line_data(&self) -> impl Iterator<Item = &[u8]> {
+        self.files[..self.command_line].iter().map(MappedFile::data)
     }
 
     pub fn unit_data(&self, unit: &Unit) -> &[u8] {
@@ -207,4 +249,122 @@ fn archive_members(path: &Path, data: &[u8]) -> Result<(Vec<Member>, Option<Path
         members.push(Member { name, range });
     }
     Ok((members, thin))
+}
+
+#[cfg(test)]
+mod tests {
+    use object::SectionKind;
+
+    use super::*;
+    use crate::test_objects::TestObject;
+
+    fn elf(symbol: &str) -> Vec<u8> {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 4]);
+        o.define(symbol, text, 0, false);
+        o.bytes()
+    }
+
+    /// A GNU-format archive; thin archives store the member headers only.
+    fn archive(members: &[(&str, &[u8])], thin: bool) -> Vec<u8> {
+        let mut out = if thin {
+            b"!<thin>\n".to_vec()
+        } else {
+            b"!<arch>\n".to_vec()
+        };
+        for (name, data) in members {
+            let header = format!(
+                "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                format!("{name}/"),
+                0,
+                0,
+                0,
+                644,
+                data.len()
+            );
+            assert_eq!(header.len(), 60);
+            out.extend_from_slice(header.as_bytes());
+            if !thin {
+                out.extend_from_slice(data);
+                if data.len() % 2 == 1 {
+                    out.push(b'\n');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn objects_archives_and_thin_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (elf("a"), elf("b"));
+        std::fs::write(dir.path().join("a.o"), &a).unwrap();
+        std::fs::write(dir.path().join("b.o"), &b).unwrap();
+        let fat = archive(
+            &[("a.o", &a), ("lib.rmeta", b"rust metadata"), ("b.o", &b)],
+            false,
+        );
+        std::fs::write(dir.path().join("libfat.a"), fat).unwrap();
+        let thin = archive(&[("a.o", &a), ("b.o", &b)], true);
+        std::fs::write(dir.path().join("libthin.a"), thin).unwrap();
+
+        let paths: Vec<PathBuf> = ["a.o", "libfat.a", "libthin.a"]
+            .iter()
+            .map(|p| dir.path().join(p))
+            .collect();
+        let inputs = Inputs::load(&paths).unwrap();
+        let names: Vec<String> = inputs
+            .units
+            .iter()
+            .map(|u| {
+                let name = inputs.unit_name(u);
+                name.rsplit('/').next().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a.o",
+                "libfat.a(a.o)",
+                "libfat.a(b.o)",
+                "libthin.a(a.o)",
+                "libthin.a(b.o)"
+            ]
+        );
+        for (unit, expected) in inputs.units.iter().zip([&a, &a, &b, &a, &b]) {
+            assert_eq!(inputs.unit_data(unit), &expected[..]);
+        }
+        assert_eq!(inputs.units[4].input, InputId(2));
+    }
+
+    #[test]
+    fn unreadable_and_unknown_inputs_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "hello").unwrap();
+        let err = Inputs::load(std::slice::from_ref(&text)).err().unwrap();
+        assert!(
+            err.to_string()
+                .ends_with("notes.txt: not an ELF relocatable object or ar archive")
+        );
+        let missing = dir.path().join("missing.o");
+        let err = Inputs::load(&[missing]).err().unwrap();
+        assert!(err.to_string().starts_with("cannot read "), "{err}");
+        assert!(err.to_string().contains("missing.o"), "{err}");
+        assert!(matches!(Inputs::load(&[]), Err(Error::NoInputs)));
+    }
+
+    #[test]
+    fn truncated_archive_member_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fat = archive(&[("a.o", &elf("a"))], false);
+        fat.truncate(fat.len() - 10);
+        let path = dir.path().join("libcut.a");
+        std::fs::write(&path, fat).unwrap();
+        let err = Inputs::load(&[path]).err().unwrap();
+        assert!(
+            err.to_string().contains("libcut.a: malformed archive"),
+            "{err}"
+        );
+    }
 }
