@@ -107,9 +107,13 @@ fn link_run_compare(
         );
     }
 
-    // Once with uniklink's default section garbage collection and once keeping everything:
-    // both must behave exactly like the reference.
-    let variants: [(&str, &[&str]); 2] = [("with GC", &[]), ("with --no-gc", &["--no-gc"])];
+    // With uniklink's default section garbage collection, keeping everything, and without a
+    // symbol table: each must behave exactly like the reference.
+    let variants: [(&str, &[&str]); 3] = [
+        ("with GC", &[]),
+        ("with --no-gc", &["--no-gc"]),
+        ("with --strip", &["--strip"]),
+    ];
     let failures: Vec<String> = variants
         .iter()
         .filter_map(|&(variant, flags)| {
@@ -144,7 +148,10 @@ fn check_uniklink(
     {
         return Err(format!("the image is {} bytes, limit {limit}", image.len()));
     }
-    if flags.is_empty() {
+    if flags.contains(&"--strip") && has_symbol_table(&image) {
+        return Err("--strip left a symbol table in the image".to_string());
+    }
+    if !flags.contains(&"--no-gc") {
         for marker in reference.gc_removes {
             if contains(&image, marker) {
                 return Err(format!(
@@ -160,6 +167,14 @@ fn check_uniklink(
         ));
     }
     Ok(())
+}
+
+fn has_symbol_table(image: &[u8]) -> bool {
+    goblin::elf::Elf::parse(image).is_ok_and(|elf| {
+        elf.section_headers
+            .iter()
+            .any(|sh| sh.sh_type == goblin::elf::section_header::SHT_SYMTAB)
+    })
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {

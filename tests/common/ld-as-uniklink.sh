@@ -9,12 +9,14 @@ out=
 entry=_start
 # uniklink collects unreachable sections by default.
 gc=--gc-sections
+strip=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-o) out=$2; shift 2 ;;
 	--entry) entry=$2; shift 2 ;;
 	--no-gc) gc=; shift ;;
+	--strip) strip=-s; shift ;;
 	*) break ;;
 	esac
 done
-exec ld -static $gc -e "$entry" -o "$out" --start-group "$@" --end-group
+exec ld -static $gc $strip -e "$entry" -o "$out" --start-group "$@" --end-group
