@@ -10,6 +10,7 @@
 compile_error!("unik-rt runs on x86_64-unknown-none only (aarch64 is not ported yet)");
 
 mod arch;
+pub mod cmdline;
 pub mod console;
 pub mod exit;
 mod heap;

@@ -174,7 +174,9 @@ fn read_boot_info(start_info_paddr: u64, entry: Instant) -> BootInfo {
     let info = StartInfo::parse(bytes).unwrap_or_else(|error| {
         fatal(format_args!("start info at {start_info_paddr:#x}: {error}"))
     });
-    let flags = BootFlags::parse(cmdline(&info));
+    let line = cmdline(&info);
+    crate::cmdline::set(line);
+    let flags = BootFlags::parse(line);
     power::set_rsdp_address(info.rsdp_paddr);
 
     // SAFETY: the loader wrote `memmap_entries` entries at `memmap_paddr`.
