@@ -275,6 +275,7 @@ macro_rules! fixtures {
 fixtures!(
     alignment,
     archive_order,
+    archive_weak,
     code_model_medium,
     ctors_dtors,
     data_relocs,
