@@ -289,6 +289,7 @@ fixtures!(
     merged_strings,
     start_stop,
     tls,
+    tls_models,
     undefined_symbol,
     weak_common,
 );
