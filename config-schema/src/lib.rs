@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+mod component;
 mod error;
 mod manifest;
 mod parse;
@@ -22,6 +23,7 @@ mod suggest;
 mod target;
 mod units;
 
+pub use component::{COMPONENT_FILE, ComponentSetError, ParamType, load_component};
 pub use error::{Located, ManifestError};
 pub use manifest::{App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, Manifest};
 pub use parse::MAX_MANIFEST_BYTES;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use schemars::JsonSchema;
@@ -16,6 +16,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_saphyr::Spanned;
 
+use crate::component::ParamType;
 use crate::error::{Located, ManifestError, Source};
 use crate::raw::KeyedMap;
 use crate::units::{ByteSize, Duration};
@@ -235,6 +236,8 @@ impl<'de> Deserialize<'de> for RawValue {
 pub struct ParamSpec {
     pub name: String,
     pub kind: ParamKind,
+    /// How the glue object stores the value.
+    pub ty: ParamType,
     pub doc: String,
     pub defaults: ProfileDefaults,
 }
@@ -262,6 +265,12 @@ impl ProfileDefaults {
 pub struct ComponentSpec {
     pub name: String,
     pub doc: String,
+    /// The `extern "C" fn()` the glue object calls when the component is live.
+    pub init: Option<String>,
+    /// Components whose init runs before this one's.
+    pub depends: Vec<String>,
+    /// For a C component, the archive holding its code.
+    pub archive: Option<PathBuf>,
     pub params: BTreeMap<String, ParamSpec>,
 }
 
@@ -381,6 +390,7 @@ impl ComponentRegistry {
                 let spec = ParamSpec {
                     name: param.clone(),
                     kind: decl.kind,
+                    ty: ParamType::for_kind(decl.kind),
                     doc: decl.doc,
                     defaults: ProfileDefaults {
                         minimal,
@@ -393,6 +403,9 @@ impl ComponentRegistry {
             let spec = ComponentSpec {
                 name: name.clone(),
                 doc: decl.doc,
+                init: None,
+                depends: Vec::new(),
+                archive: None,
                 params,
             };
             components.insert(name, spec);
@@ -404,6 +417,24 @@ impl ComponentRegistry {
             profiles,
             components,
         })
+    }
+
+    /// The built-in profiles with exactly `components`, e.g. those a library OS's
+    /// `component.yaml` files declare.
+    pub fn with_components(
+        components: impl IntoIterator<Item = ComponentSpec>,
+    ) -> Result<ComponentRegistry, DuplicateComponent> {
+        let mut registry = ComponentRegistry {
+            profiles: BUILTIN.profiles.clone(),
+            components: BTreeMap::new(),
+        };
+        for spec in components {
+            if registry.components.contains_key(&spec.name) {
+                return Err(DuplicateComponent { name: spec.name });
+            }
+            registry.components.insert(spec.name.clone(), spec);
+        }
+        Ok(registry)
     }
 
     /// Adds `other`'s components and profiles. A component both declare is a conflict: two

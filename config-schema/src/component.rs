@@ -1,0 +1,327 @@
+//! `component.yaml`: how a library-OS crate (or a C archive) declares itself a component.
+//!
+//! ```yaml
+//! name: net                 # the name manifests use
+//! init: unik_net_init       # extern "C" fn(), run by the glue object when the component is live
+//! depends: [heap, clock]    # components whose init must run first
+//! archive: libnet.a         # C components only: the archive holding the component's code
+//! params:
+//!   rx_ring: { type: u32, default: { minimal: 16, network: 256, filesystem: 16 } }
+//! ```
+//!
+//! A parameter's `type` is how the glue object stores it (`u32`, `u64`, `bool` as one byte);
+//! its optional `kind` says how manifests write values (`size`, `count`, `percent`,
+//! `duration`, `bool`; integers default to `count`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::error::{Located, ManifestError};
+use crate::raw::KeyedMap;
+use crate::registry::{
+    ComponentRegistry, ComponentSpec, DuplicateComponent, ParamKind, ParamSpec, ParamValue,
+    ProfileDefaults, RawValue, is_identifier,
+};
+
+/// How the glue object stores a parameter: little endian, `bool` as one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    U32,
+    U64,
+    Bool,
+}
+
+impl ParamType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::U32 => "u32",
+            ParamType::U64 => "u64",
+            ParamType::Bool => "bool",
+        }
+    }
+
+    /// Bytes the value occupies in the image.
+    pub fn size(self) -> u64 {
+        match self {
+            ParamType::U32 => 4,
+            ParamType::U64 => 8,
+            ParamType::Bool => 1,
+        }
+    }
+
+    /// The stored bytes of `value`, or why it does not fit this type.
+    pub fn encode(self, value: ParamValue) -> Result<Vec<u8>, String> {
+        match (self, value) {
+            (ParamType::Bool, ParamValue::Bool(b)) => Ok(vec![u8::from(b)]),
+            (ParamType::Bool, other) => Err(format!("expected a bool, got {other}")),
+            (_, ParamValue::Bool(b)) => Err(format!("expected an integer, got `{b}`")),
+            (ParamType::U32, other) => u32::try_from(other.as_u64())
+                .map(|n| n.to_le_bytes().to_vec())
+                .map_err(|_| format!("{other} does not fit in a u32")),
+            (ParamType::U64, other) => Ok(other.as_u64().to_le_bytes().to_vec()),
+        }
+    }
+
+    /// The storage a manifest kind gets when a table (like the built-in one) gives no type.
+    pub(crate) fn for_kind(kind: ParamKind) -> ParamType {
+        match kind {
+            ParamKind::Bool => ParamType::Bool,
+            _ => ParamType::U64,
+        }
+    }
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The file every component crate keeps beside its `Cargo.toml`.
+pub const COMPONENT_FILE: &str = "component.yaml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComponentFile {
+    name: Spanned<String>,
+    #[serde(default)]
+    doc: String,
+    #[serde(default)]
+    init: Option<Spanned<String>>,
+    #[serde(default)]
+    depends: Vec<Spanned<String>>,
+    #[serde(default)]
+    archive: Option<PathBuf>,
+    #[serde(default)]
+    params: KeyedMap<ParamFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamFile {
+    #[serde(rename = "type")]
+    ty: ParamType,
+    #[serde(default)]
+    kind: Option<ParamKind>,
+    #[serde(default)]
+    doc: String,
+    default: DefaultsFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsFile {
+    minimal: Spanned<RawValue>,
+    network: Spanned<RawValue>,
+    filesystem: Spanned<RawValue>,
+}
+
+/// Reads and validates one `component.yaml`. A relative `archive` is taken relative to the
+/// file's directory.
+pub fn load_component(path: &Path) -> Result<ComponentSpec, ManifestError> {
+    let source = crate::parse::read_source(path)?;
+    let file: ComponentFile = crate::parse::from_source(&source)?;
+    let mut errors: Vec<Located> = Vec::new();
+    let name = file.name.value.clone();
+    if !is_identifier(&name) {
+        errors.push(source.error_at(file.name.referenced, NOT_IDENTIFIER));
+    }
+    for dep in &file.depends {
+        if dep.value == name {
+            errors.push(source.error_at(
+                dep.referenced,
+                format!("component `{name}` cannot depend on itself"),
+            ));
+        } else if !is_identifier(&dep.value) {
+            errors.push(source.error_at(dep.referenced, NOT_IDENTIFIER));
+        }
+    }
+    let init = file.init.map(|init| {
+        if !is_symbol(&init.value) {
+            errors.push(source.error_at(
+                init.referenced,
+                format!("`{}` is not a symbol name", init.value),
+            ));
+        }
+        init.value
+    });
+    let mut params = BTreeMap::new();
+    for (param, decl) in file.params.0 {
+        if !is_identifier(&param.value) {
+            errors.push(source.error_at(param.referenced, NOT_IDENTIFIER));
+        }
+        let param_name = param.value;
+        let kind = match (decl.kind, decl.ty) {
+            (Some(kind), ty) if (kind == ParamKind::Bool) != (ty == ParamType::Bool) => {
+                errors.push(source.error_at(
+                    param.referenced,
+                    format!(
+                        "`{name}.{param_name}`: a {} parameter cannot have type {ty}",
+                        kind.name()
+                    ),
+                ));
+                continue;
+            }
+            (Some(kind), _) => kind,
+            (None, ParamType::Bool) => ParamKind::Bool,
+            (None, _) => ParamKind::Count,
+        };
+        let mut default = |profile: &str, raw: &Spanned<RawValue>| {
+            let value = kind
+                .convert(&raw.value)
+                .and_then(|value| decl.ty.encode(value).map(|_| value));
+            value
+                .map_err(|message| {
+                    errors.push(source.error_at(
+                        raw.referenced,
+                        format!("`{name}.{param_name}` default for {profile}: {message}"),
+                    ))
+                })
+                .ok()
+        };
+        let (Some(minimal), Some(network), Some(filesystem)) = (
+            default("minimal", &decl.default.minimal),
+            default("network", &decl.default.network),
+            default("filesystem", &decl.default.filesystem),
+        ) else {
+            continue;
+        };
+        let spec = ParamSpec {
+            name: param_name.clone(),
+            kind,
+            ty: decl.ty,
+            doc: decl.doc,
+            defaults: ProfileDefaults {
+                minimal,
+                network,
+                filesystem,
+            },
+        };
+        params.insert(param_name, spec);
+    }
+    if !errors.is_empty() {
+        return Err(ManifestError::invalid(errors));
+    }
+    let dir = path.parent().unwrap_or(Path::new(""));
+    Ok(ComponentSpec {
+        name,
+        doc: file.doc,
+        init,
+        depends: file.depends.into_iter().map(|d| d.value).collect(),
+        archive: file.archive.map(|a| dir.join(a)),
+        params,
+    })
+}
+
+/// Why a set of `component.yaml` files does not make a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentSetError {
+    #[error(transparent)]
+    File(#[from] ManifestError),
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateComponent),
+}
+
+impl ComponentRegistry {
+    /// The registry of a library OS: the built-in profiles and exactly the components
+    /// declared by the given `component.yaml` files.
+    pub fn from_component_files(paths: &[PathBuf]) -> Result<ComponentRegistry, ComponentSetError> {
+        let specs = paths
+            .iter()
+            .map(|path| load_component(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ComponentRegistry::with_components(specs)?)
+    }
+}
+
+const NOT_IDENTIFIER: &str =
+    "component and parameter names must be lowercase identifiers (a-z, 0-9, _)";
+
+/// Init functions are C symbols: the glue object calls them by name.
+fn is_symbol(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ComponentSpec, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(COMPONENT_FILE);
+        std::fs::write(&path, text).unwrap();
+        load_component(&path).map_err(|e| {
+            e.diagnostics()
+                .iter()
+                .map(|d| {
+                    d.to_string()
+                        .replace(&path.display().to_string(), "component.yaml")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    #[test]
+    fn reads_the_convention() {
+        let spec = load(
+            "name: net\ninit: unik_net_init\ndepends: [heap, clock]\nparams:\n  rx_ring: { type: u32, default: { minimal: 16, network: 256, filesystem: 16 } }\n  promisc: { type: bool, default: { minimal: false, network: true, filesystem: false } }\n",
+        )
+        .unwrap();
+        assert_eq!(spec.init.as_deref(), Some("unik_net_init"));
+        assert_eq!(spec.depends, ["heap", "clock"]);
+        let rx = &spec.params["rx_ring"];
+        assert_eq!((rx.ty, rx.kind), (ParamType::U32, ParamKind::Count));
+        assert_eq!(rx.defaults.network, ParamValue::Count(256));
+        assert_eq!(spec.params["promisc"].ty, ParamType::Bool);
+    }
+
+    #[test]
+    fn defaults_must_fit_their_type() {
+        let err = load(
+            "name: net\nparams:\n  rx_ring: { type: u32, kind: size, default: { minimal: 16, network: 8GiB, filesystem: true } }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "component.yaml:3:70: `net.rx_ring` default for network: 8GiB does not fit in a u32\n\
+             component.yaml:3:88: `net.rx_ring` default for filesystem: expected a size, got boolean `true`"
+        );
+    }
+
+    #[test]
+    fn kind_and_type_must_agree() {
+        let err = load(
+            "name: fs\nparams:\n  write_back: { type: u32, kind: bool, default: { minimal: 0, network: 0, filesystem: 1 } }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "component.yaml:3:3: `fs.write_back`: a bool parameter cannot have type u32"
+        );
+    }
+
+    #[test]
+    fn names_and_self_dependency() {
+        let err = load("name: Net\ninit: 9init\ndepends: [Net]\n").unwrap_err();
+        assert_eq!(
+            err,
+            "component.yaml:1:7: component and parameter names must be lowercase identifiers (a-z, 0-9, _)\n\
+             component.yaml:2:7: `9init` is not a symbol name\n\
+             component.yaml:3:11: component `Net` cannot depend on itself"
+        );
+        let err = load("name: net\nparams:\n  rx: { type: u16, default: { minimal: 1, network: 1, filesystem: 1 } }\n")
+            .unwrap_err();
+        assert!(err.starts_with("component.yaml:3:"), "{err}");
+        assert!(err.contains("unknown value `u16`"), "{err}");
+    }
+}
