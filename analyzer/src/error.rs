@@ -44,6 +44,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Duplicate {
     pub name: String,
+    /// The first definition's object, with `[file:line]` when it has debug info.
     pub first: String,
     pub second: String,
 }

@@ -237,10 +237,11 @@ impl<'a> SymbolDb<'a> {
                         } else if other_weak {
                             g.def = Definition::Defined { object: id, index };
                         } else {
+                            let first = &objects[other.0 as usize];
                             state.duplicates.push(Duplicate {
                                 name: display_name(sym.name),
-                                first: objects[other.0 as usize].name.clone(),
-                                second: o.name.clone(),
+                                first: located(first, other_index),
+                                second: located(o, index),
                             });
                         }
                     }
@@ -328,6 +329,19 @@ impl<'a> SymbolDb<'a> {
             SymbolPlace::Section(s) if sym.is_section() => o.section_name(s),
             _ => display_name(sym.name),
         }
+    }
+}
+
+/// `object` or `object [file:line]` for the definition of symbol `index`.
+fn located(o: &ObjectFile<'_>, index: u32) -> String {
+    let sym = &o.symbols[index as usize];
+    let source = match sym.place {
+        SymbolPlace::Section(section) => crate::debug::source_line(o, section, sym.value),
+        _ => None,
+    };
+    match source {
+        Some(source) => format!("{} [{source}]", o.name),
+        None => o.name.clone(),
     }
 }
 
