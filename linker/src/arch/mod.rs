@@ -2,8 +2,10 @@
 //! offsets, ELF machine number, page size and default base. Adding an architecture means one
 //! new file here plus one entry in [`for_machine`].
 
+mod aarch64;
 mod x86_64;
 
+pub use aarch64::Aarch64;
 pub use x86_64::X86_64;
 
 /// The PT_TLS segment as laid out.
@@ -77,6 +79,22 @@ pub enum RelocError {
     NoTls,
     #[error("relocation needs a GOT slot that was not allocated")]
     NoGotSlot,
+    #[error("value {value:#x} is not a multiple of {align}, which the instruction requires")]
+    Misaligned { value: i128, align: u32 },
+}
+
+/// Range-extension thunks of an architecture: a branch that cannot reach its target jumps to
+/// a thunk in an island placed after its group of input sections, and the thunk jumps on.
+#[derive(Clone, Copy)]
+pub struct ThunkShape {
+    /// Bytes of one thunk.
+    pub size: u64,
+    pub align: u64,
+    /// Input bytes between islands, small enough that every branch of a group reaches the
+    /// island after it.
+    pub spacing: u64,
+    /// Writes the thunk at address `thunk` jumping to `target` into `out`.
+    pub write: fn(thunk: u64, target: u64, out: &mut [u8]) -> Result<(), RelocError>,
 }
 
 pub trait Arch: Sync {
@@ -93,10 +111,19 @@ pub trait Arch: Sync {
     fn apply(&self, r: &RelocValue, data: &mut [u8], offset: usize) -> Result<Applied, RelocError>;
     /// Thread-pointer-relative offset of a TLS address.
     fn tp_offset(&self, addr: u64, tls: &TlsSegment) -> i64;
+    /// How far (bytes either way) a branch relocation of this type reaches, when a
+    /// range-extension thunk may stand in for a target beyond that.
+    fn branch_reach(&self, _r_type: u32) -> Option<u64> {
+        None
+    }
+    /// The architecture's range-extension thunks, if it has any.
+    fn thunk_shape(&self) -> Option<ThunkShape> {
+        None
+    }
 }
 
 /// The architecture for an ELF `e_machine`, if supported.
 pub fn for_machine(e_machine: u16) -> Option<&'static dyn Arch> {
-    const ARCHES: &[&dyn Arch] = &[&X86_64];
+    const ARCHES: &[&dyn Arch] = &[&X86_64, &Aarch64];
     ARCHES.iter().copied().find(|a| a.e_machine() == e_machine)
 }

@@ -1,0 +1,618 @@
+//! AArch64 relocations for static executables and kernels (ELF for the Arm 64-bit
+//! Architecture), with the GOT and TLS relaxations GNU ld and lld perform for them, and the
+//! range-extension thunks branches beyond ±128 MiB go through.
+
+use object::elf::*;
+
+use super::{Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, ThunkShape, TlsSegment};
+
+pub struct Aarch64;
+
+const NAMES: &[(u32, &str)] = &[
+    (R_AARCH64_NONE, "R_AARCH64_NONE"),
+    (R_AARCH64_ABS64, "R_AARCH64_ABS64"),
+    (R_AARCH64_ABS32, "R_AARCH64_ABS32"),
+    (R_AARCH64_ABS16, "R_AARCH64_ABS16"),
+    (R_AARCH64_PREL64, "R_AARCH64_PREL64"),
+    (R_AARCH64_PREL32, "R_AARCH64_PREL32"),
+    (R_AARCH64_PREL16, "R_AARCH64_PREL16"),
+    (R_AARCH64_PLT32, "R_AARCH64_PLT32"),
+    (R_AARCH64_MOVW_UABS_G0, "R_AARCH64_MOVW_UABS_G0"),
+    (R_AARCH64_MOVW_UABS_G0_NC, "R_AARCH64_MOVW_UABS_G0_NC"),
+    (R_AARCH64_MOVW_UABS_G1, "R_AARCH64_MOVW_UABS_G1"),
+    (R_AARCH64_MOVW_UABS_G1_NC, "R_AARCH64_MOVW_UABS_G1_NC"),
+    (R_AARCH64_MOVW_UABS_G2, "R_AARCH64_MOVW_UABS_G2"),
+    (R_AARCH64_MOVW_UABS_G2_NC, "R_AARCH64_MOVW_UABS_G2_NC"),
+    (R_AARCH64_MOVW_UABS_G3, "R_AARCH64_MOVW_UABS_G3"),
+    (R_AARCH64_MOVW_SABS_G0, "R_AARCH64_MOVW_SABS_G0"),
+    (R_AARCH64_MOVW_SABS_G1, "R_AARCH64_MOVW_SABS_G1"),
+    (R_AARCH64_MOVW_SABS_G2, "R_AARCH64_MOVW_SABS_G2"),
+    (R_AARCH64_LD_PREL_LO19, "R_AARCH64_LD_PREL_LO19"),
+    (R_AARCH64_ADR_PREL_LO21, "R_AARCH64_ADR_PREL_LO21"),
+    (R_AARCH64_ADR_PREL_PG_HI21, "R_AARCH64_ADR_PREL_PG_HI21"),
+    (
+        R_AARCH64_ADR_PREL_PG_HI21_NC,
+        "R_AARCH64_ADR_PREL_PG_HI21_NC",
+    ),
+    (R_AARCH64_ADD_ABS_LO12_NC, "R_AARCH64_ADD_ABS_LO12_NC"),
+    (R_AARCH64_LDST8_ABS_LO12_NC, "R_AARCH64_LDST8_ABS_LO12_NC"),
+    (R_AARCH64_LDST16_ABS_LO12_NC, "R_AARCH64_LDST16_ABS_LO12_NC"),
+    (R_AARCH64_LDST32_ABS_LO12_NC, "R_AARCH64_LDST32_ABS_LO12_NC"),
+    (R_AARCH64_LDST64_ABS_LO12_NC, "R_AARCH64_LDST64_ABS_LO12_NC"),
+    (
+        R_AARCH64_LDST128_ABS_LO12_NC,
+        "R_AARCH64_LDST128_ABS_LO12_NC",
+    ),
+    (R_AARCH64_TSTBR14, "R_AARCH64_TSTBR14"),
+    (R_AARCH64_CONDBR19, "R_AARCH64_CONDBR19"),
+    (R_AARCH64_JUMP26, "R_AARCH64_JUMP26"),
+    (R_AARCH64_CALL26, "R_AARCH64_CALL26"),
+    (R_AARCH64_GOT_LD_PREL19, "R_AARCH64_GOT_LD_PREL19"),
+    (R_AARCH64_ADR_GOT_PAGE, "R_AARCH64_ADR_GOT_PAGE"),
+    (R_AARCH64_LD64_GOT_LO12_NC, "R_AARCH64_LD64_GOT_LO12_NC"),
+    (R_AARCH64_LD64_GOTPAGE_LO15, "R_AARCH64_LD64_GOTPAGE_LO15"),
+    (R_AARCH64_TLSGD_ADR_PAGE21, "R_AARCH64_TLSGD_ADR_PAGE21"),
+    (R_AARCH64_TLSGD_ADD_LO12_NC, "R_AARCH64_TLSGD_ADD_LO12_NC"),
+    (
+        R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21,
+        "R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21",
+    ),
+    (
+        R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC,
+        "R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC",
+    ),
+    (
+        R_AARCH64_TLSIE_LD_GOTTPREL_PREL19,
+        "R_AARCH64_TLSIE_LD_GOTTPREL_PREL19",
+    ),
+    (
+        R_AARCH64_TLSLE_MOVW_TPREL_G2,
+        "R_AARCH64_TLSLE_MOVW_TPREL_G2",
+    ),
+    (
+        R_AARCH64_TLSLE_MOVW_TPREL_G1,
+        "R_AARCH64_TLSLE_MOVW_TPREL_G1",
+    ),
+    (
+        R_AARCH64_TLSLE_MOVW_TPREL_G1_NC,
+        "R_AARCH64_TLSLE_MOVW_TPREL_G1_NC",
+    ),
+    (
+        R_AARCH64_TLSLE_MOVW_TPREL_G0,
+        "R_AARCH64_TLSLE_MOVW_TPREL_G0",
+    ),
+    (
+        R_AARCH64_TLSLE_MOVW_TPREL_G0_NC,
+        "R_AARCH64_TLSLE_MOVW_TPREL_G0_NC",
+    ),
+    (
+        R_AARCH64_TLSLE_ADD_TPREL_HI12,
+        "R_AARCH64_TLSLE_ADD_TPREL_HI12",
+    ),
+    (
+        R_AARCH64_TLSLE_ADD_TPREL_LO12,
+        "R_AARCH64_TLSLE_ADD_TPREL_LO12",
+    ),
+    (
+        R_AARCH64_TLSLE_ADD_TPREL_LO12_NC,
+        "R_AARCH64_TLSLE_ADD_TPREL_LO12_NC",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST8_TPREL_LO12,
+        "R_AARCH64_TLSLE_LDST8_TPREL_LO12",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST8_TPREL_LO12_NC,
+        "R_AARCH64_TLSLE_LDST8_TPREL_LO12_NC",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST16_TPREL_LO12,
+        "R_AARCH64_TLSLE_LDST16_TPREL_LO12",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST16_TPREL_LO12_NC,
+        "R_AARCH64_TLSLE_LDST16_TPREL_LO12_NC",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST32_TPREL_LO12,
+        "R_AARCH64_TLSLE_LDST32_TPREL_LO12",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST32_TPREL_LO12_NC,
+        "R_AARCH64_TLSLE_LDST32_TPREL_LO12_NC",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST64_TPREL_LO12,
+        "R_AARCH64_TLSLE_LDST64_TPREL_LO12",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST64_TPREL_LO12_NC,
+        "R_AARCH64_TLSLE_LDST64_TPREL_LO12_NC",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST128_TPREL_LO12,
+        "R_AARCH64_TLSLE_LDST128_TPREL_LO12",
+    ),
+    (
+        R_AARCH64_TLSLE_LDST128_TPREL_LO12_NC,
+        "R_AARCH64_TLSLE_LDST128_TPREL_LO12_NC",
+    ),
+    (R_AARCH64_TLSDESC_ADR_PAGE21, "R_AARCH64_TLSDESC_ADR_PAGE21"),
+    (R_AARCH64_TLSDESC_LD64_LO12, "R_AARCH64_TLSDESC_LD64_LO12"),
+    (R_AARCH64_TLSDESC_ADD_LO12, "R_AARCH64_TLSDESC_ADD_LO12"),
+    (R_AARCH64_TLSDESC_CALL, "R_AARCH64_TLSDESC_CALL"),
+    (R_AARCH64_COPY, "R_AARCH64_COPY"),
+    (R_AARCH64_GLOB_DAT, "R_AARCH64_GLOB_DAT"),
+    (R_AARCH64_JUMP_SLOT, "R_AARCH64_JUMP_SLOT"),
+    (R_AARCH64_RELATIVE, "R_AARCH64_RELATIVE"),
+    (R_AARCH64_TLS_TPREL, "R_AARCH64_TLS_TPREL"),
+    (R_AARCH64_TLSDESC, "R_AARCH64_TLSDESC"),
+    (R_AARCH64_IRELATIVE, "R_AARCH64_IRELATIVE"),
+];
+
+/// How far a B/BL reaches either way.
+const BRANCH26_REACH: u64 = 1 << 27;
+
+const NOP: u32 = 0xd503_201f;
+/// `movz xN, #imm, lsl #16` without register and immediate.
+const MOVZ_X_LSL16: u32 = 0xd2a0_0000;
+/// `movk xN, #imm` without register and immediate.
+const MOVK_X: u32 = 0xf280_0000;
+/// `ldr xT, [xN, #imm]` (unsigned offset) without registers and immediate.
+const LDR_X_IMM: u32 = 0xf940_0000;
+/// `add xD, xN, #imm` without registers and immediate.
+const ADD_X_IMM: u32 = 0x9100_0000;
+/// Range-extension thunk: `adrp x16, target; add x16, x16, :lo12:target; br x16`. x16 (IP0)
+/// is the register the procedure call standard leaves to veneers.
+const THUNK: [u32; 3] = [0x9000_0010, 0x9100_0210, 0xd61f_0200];
+
+fn page(x: i128) -> i128 {
+    x & !0xfff
+}
+
+fn check_signed(value: i128, bits: u32) -> Result<(), RelocError> {
+    let min = -(1i128 << (bits - 1));
+    let max = (1i128 << (bits - 1)) - 1;
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(RelocError::Overflow { value, bits })
+    }
+}
+
+fn check_unsigned(value: i128, bits: u32) -> Result<(), RelocError> {
+    if (0..(1i128 << bits)).contains(&value) {
+        Ok(())
+    } else {
+        Err(RelocError::Overflow { value, bits })
+    }
+}
+
+/// The ABI's check for data fields: −2^(bits−1) ≤ X < 2^bits.
+fn check_either(value: i128, bits: u32) -> Result<(), RelocError> {
+    check_signed(value, bits).or_else(|_| check_unsigned(value, bits))
+}
+
+/// Instruction fields hold scaled offsets, so the low bits must be zero.
+fn check_aligned(value: i128, shift: u32) -> Result<(), RelocError> {
+    if value & ((1 << shift) - 1) == 0 {
+        Ok(())
+    } else {
+        Err(RelocError::Misaligned {
+            value,
+            align: 1 << shift,
+        })
+    }
+}
+
+fn read32(data: &[u8], offset: usize) -> Result<u32, RelocError> {
+    let bytes = data
+        .get(offset..offset + 4)
+        .ok_or(RelocError::OutOfBounds)?;
+    Ok(u32::from_le_bytes(bytes.try_into().expect("four bytes")))
+}
+
+fn write_bytes(data: &mut [u8], offset: usize, bytes: &[u8]) -> Result<(), RelocError> {
+    data.get_mut(offset..offset + bytes.len())
+        .ok_or(RelocError::OutOfBounds)?
+        .copy_from_slice(bytes);
+    Ok(())
+}
+
+fn write32(data: &mut [u8], offset: usize, insn: u32) -> Result<(), RelocError> {
+    write_bytes(data, offset, &insn.to_le_bytes())
+}
+
+/// ADR/ADRP: immlo in bits 30:29, immhi in bits 23:5.
+fn with_adr_imm(insn: u32, imm: i128) -> u32 {
+    let imm = imm as u32;
+    (insn & !((3 << 29) | (0x7ffff << 5))) | ((imm & 3) << 29) | (((imm >> 2) & 0x7ffff) << 5)
+}
+
+/// ADD/LDR/STR (unsigned immediate): imm12 in bits 21:10.
+fn with_imm12(insn: u32, imm: i128) -> u32 {
+    (insn & !(0xfff << 10)) | (((imm as u32) & 0xfff) << 10)
+}
+
+/// LDR literal, B.cond, CBZ/CBNZ: imm19 in bits 23:5.
+fn with_imm19(insn: u32, imm: i128) -> u32 {
+    (insn & !(0x7ffff << 5)) | (((imm as u32) & 0x7ffff) << 5)
+}
+
+/// TBZ/TBNZ: imm14 in bits 18:5.
+fn with_imm14(insn: u32, imm: i128) -> u32 {
+    (insn & !(0x3fff << 5)) | (((imm as u32) & 0x3fff) << 5)
+}
+
+/// B/BL: imm26 in bits 25:0.
+fn with_imm26(insn: u32, imm: i128) -> u32 {
+    (insn & !0x3ff_ffff) | ((imm as u32) & 0x3ff_ffff)
+}
+
+/// MOVZ/MOVN/MOVK: imm16 in bits 20:5.
+fn with_imm16(insn: u32, imm: i128) -> u32 {
+    (insn & !(0xffff << 5)) | (((imm as u32) & 0xffff) << 5)
+}
+
+/// How a MOVW relocation treats its group of 16 bits.
+#[derive(Clone, Copy)]
+enum Movw {
+    /// MOVZ, and X must fit unsigned in the groups up to this one.
+    Unsigned,
+    /// MOVZ for X ≥ 0, MOVN of the inverted bits for X < 0; X must fit signed.
+    Signed,
+    /// The instruction (usually MOVK) is kept and nothing is checked.
+    NoCheck,
+}
+
+fn movw(insn: u32, value: i128, group: u32, how: Movw) -> Result<u32, RelocError> {
+    let bits = 16 * (group + 1);
+    let shift = 16 * group;
+    match how {
+        Movw::Unsigned => {
+            if group < 3 {
+                check_unsigned(value, bits)?;
+            }
+            // MOVZ: opc = 10.
+            Ok(with_imm16((insn & !(3 << 29)) | (2 << 29), value >> shift))
+        }
+        Movw::Signed => {
+            check_signed(value, bits + 1)?;
+            if value < 0 {
+                Ok(with_imm16(insn & !(3 << 29), !value >> shift))
+            } else {
+                Ok(with_imm16((insn & !(3 << 29)) | (2 << 29), value >> shift))
+            }
+        }
+        Movw::NoCheck => Ok(with_imm16(insn, value >> shift)),
+    }
+}
+
+/// The register an instruction writes (Rd/Rt, bits 4:0).
+fn rd(insn: u32) -> u32 {
+    insn & 0x1f
+}
+
+/// The base register of a load/store (Rn, bits 9:5).
+fn rn(insn: u32) -> u32 {
+    (insn >> 5) & 0x1f
+}
+
+fn is_ldr_x_imm(insn: u32) -> bool {
+    insn & 0xffc0_0000 == LDR_X_IMM
+}
+
+/// Scale of the absolute low-12-bit load/store relocations.
+fn ldst_abs_shift(r_type: u32) -> Option<u32> {
+    Some(match r_type {
+        R_AARCH64_LDST8_ABS_LO12_NC => 0,
+        R_AARCH64_LDST16_ABS_LO12_NC => 1,
+        R_AARCH64_LDST32_ABS_LO12_NC => 2,
+        R_AARCH64_LDST64_ABS_LO12_NC => 3,
+        R_AARCH64_LDST128_ABS_LO12_NC => 4,
+        _ => return None,
+    })
+}
+
+/// Scale of the local-exec load/store relocations, and whether the offset must fit in 12
+/// bits (the types without `_NC`).
+fn ldst_tprel_shift(r_type: u32) -> Option<(u32, bool)> {
+    Some(match r_type {
+        R_AARCH64_TLSLE_LDST8_TPREL_LO12 => (0, true),
+        R_AARCH64_TLSLE_LDST8_TPREL_LO12_NC => (0, false),
+        R_AARCH64_TLSLE_LDST16_TPREL_LO12 => (1, true),
+        R_AARCH64_TLSLE_LDST16_TPREL_LO12_NC => (1, false),
+        R_AARCH64_TLSLE_LDST32_TPREL_LO12 => (2, true),
+        R_AARCH64_TLSLE_LDST32_TPREL_LO12_NC => (2, false),
+        R_AARCH64_TLSLE_LDST64_TPREL_LO12 => (3, true),
+        R_AARCH64_TLSLE_LDST64_TPREL_LO12_NC => (3, false),
+        R_AARCH64_TLSLE_LDST128_TPREL_LO12 => (4, true),
+        R_AARCH64_TLSLE_LDST128_TPREL_LO12_NC => (4, false),
+        _ => return None,
+    })
+}
+
+fn write_thunk(thunk: u64, target: u64, out: &mut [u8]) -> Result<(), RelocError> {
+    let s = i128::from(target);
+    let p = i128::from(thunk);
+    let pages = (page(s) - page(p)) >> 12;
+    check_signed(pages, 21)?;
+    let code = [
+        with_adr_imm(THUNK[0], pages),
+        with_imm12(THUNK[1], s),
+        THUNK[2],
+    ];
+    for (i, insn) in code.into_iter().enumerate() {
+        write32(out, 4 * i, insn)?;
+    }
+    Ok(())
+}
+
+impl Arch for Aarch64 {
+    fn name(&self) -> &'static str {
+        "aarch64"
+    }
+
+    fn e_machine(&self) -> u16 {
+        EM_AARCH64
+    }
+
+    fn page_size(&self) -> u64 {
+        0x1000
+    }
+
+    fn default_base(&self) -> u64 {
+        0x40_0000
+    }
+
+    fn reloc_name(&self, r_type: u32) -> Option<&'static str> {
+        NAMES.iter().find(|(t, _)| *t == r_type).map(|(_, n)| *n)
+    }
+
+    fn got_use(&self, r_type: u32, _data: &[u8], _offset: u64, target: TargetKind) -> GotUse {
+        match r_type {
+            // An ADRP and the LDRs using it are relocated separately, so the decision may
+            // depend only on the target: both halves then agree without seeing each other.
+            R_AARCH64_ADR_GOT_PAGE | R_AARCH64_LD64_GOT_LO12_NC => match target {
+                TargetKind::ImageRelative => GotUse::None,
+                TargetKind::Absolute => GotUse::Address,
+            },
+            R_AARCH64_GOT_LD_PREL19 | R_AARCH64_LD64_GOTPAGE_LO15 => GotUse::Address,
+            // The ADRP/LDR pair becomes MOVZ/MOVK; the literal load has no such rewrite.
+            R_AARCH64_TLSIE_LD_GOTTPREL_PREL19 => GotUse::TpOffset,
+            _ => GotUse::None,
+        }
+    }
+
+    fn apply(&self, r: &RelocValue, data: &mut [u8], offset: usize) -> Result<Applied, RelocError> {
+        let s = i128::from(r.symbol);
+        let a = i128::from(r.addend);
+        let p = i128::from(r.place);
+        let slot = || {
+            r.got_slot
+                .map(|g| i128::from(g) + a)
+                .ok_or(RelocError::NoGotSlot)
+        };
+        let tp = || {
+            r.tp_offset
+                .map(|t| i128::from(t) + a)
+                .ok_or(RelocError::NoTls)
+        };
+        if data.len() < offset + 1 {
+            return Err(RelocError::OutOfBounds);
+        }
+        let insn = || read32(data, offset);
+        if let Some(shift) = ldst_abs_shift(r.r_type) {
+            let v = (s + a) & 0xfff;
+            check_aligned(v, shift)?;
+            write32(data, offset, with_imm12(read32(data, offset)?, v >> shift))?;
+            return Ok(Applied::Done);
+        }
+        if let Some((shift, checked)) = ldst_tprel_shift(r.r_type) {
+            let v = tp()?;
+            if checked {
+                check_unsigned(v, 12)?;
+            }
+            let v = v & 0xfff;
+            check_aligned(v, shift)?;
+            write32(data, offset, with_imm12(read32(data, offset)?, v >> shift))?;
+            return Ok(Applied::Done);
+        }
+        let patched = match r.r_type {
+            R_AARCH64_NONE => return Ok(Applied::Done),
+            R_AARCH64_ABS64 => {
+                write_bytes(data, offset, &((s + a) as u64).to_le_bytes())?;
+                return Ok(Applied::Done);
+            }
+            R_AARCH64_PREL64 => {
+                write_bytes(data, offset, &((s + a - p) as u64).to_le_bytes())?;
+                return Ok(Applied::Done);
+            }
+            R_AARCH64_ABS32 | R_AARCH64_PREL32 | R_AARCH64_PLT32 => {
+                let v = if r.r_type == R_AARCH64_ABS32 {
+                    s + a
+                } else {
+                    s + a - p
+                };
+                if r.r_type == R_AARCH64_PLT32 {
+                    check_signed(v, 32)?;
+                } else {
+                    check_either(v, 32)?;
+                }
+                write_bytes(data, offset, &(v as u32).to_le_bytes())?;
+                return Ok(Applied::Done);
+            }
+            R_AARCH64_ABS16 | R_AARCH64_PREL16 => {
+                let v = if r.r_type == R_AARCH64_ABS16 {
+                    s + a
+                } else {
+                    s + a - p
+                };
+                check_either(v, 16)?;
+                write_bytes(data, offset, &(v as u16).to_le_bytes())?;
+                return Ok(Applied::Done);
+            }
+            R_AARCH64_MOVW_UABS_G0 => movw(insn()?, s + a, 0, Movw::Unsigned)?,
+            R_AARCH64_MOVW_UABS_G1 => movw(insn()?, s + a, 1, Movw::Unsigned)?,
+            R_AARCH64_MOVW_UABS_G2 => movw(insn()?, s + a, 2, Movw::Unsigned)?,
+            R_AARCH64_MOVW_UABS_G3 => movw(insn()?, s + a, 3, Movw::Unsigned)?,
+            R_AARCH64_MOVW_UABS_G0_NC => movw(insn()?, s + a, 0, Movw::NoCheck)?,
+            R_AARCH64_MOVW_UABS_G1_NC => movw(insn()?, s + a, 1, Movw::NoCheck)?,
+            R_AARCH64_MOVW_UABS_G2_NC => movw(insn()?, s + a, 2, Movw::NoCheck)?,
+            R_AARCH64_MOVW_SABS_G0 => movw(insn()?, s + a, 0, Movw::Signed)?,
+            R_AARCH64_MOVW_SABS_G1 => movw(insn()?, s + a, 1, Movw::Signed)?,
+            R_AARCH64_MOVW_SABS_G2 => movw(insn()?, s + a, 2, Movw::Signed)?,
+            R_AARCH64_LD_PREL_LO19 | R_AARCH64_CONDBR19 => {
+                let v = s + a - p;
+                check_signed(v, 21)?;
+                check_aligned(v, 2)?;
+                with_imm19(insn()?, v >> 2)
+            }
+            R_AARCH64_TSTBR14 => {
+                let v = s + a - p;
+                check_signed(v, 16)?;
+                check_aligned(v, 2)?;
+                with_imm14(insn()?, v >> 2)
+            }
+            R_AARCH64_CALL26 | R_AARCH64_JUMP26 => {
+                let v = s + a - p;
+                check_signed(v, 28)?;
+                check_aligned(v, 2)?;
+                with_imm26(insn()?, v >> 2)
+            }
+            R_AARCH64_ADR_PREL_LO21 => {
+                let v = s + a - p;
+                check_signed(v, 21)?;
+                with_adr_imm(insn()?, v)
+            }
+            R_AARCH64_ADR_PREL_PG_HI21 | R_AARCH64_ADR_PREL_PG_HI21_NC => {
+                let v = (page(s + a) - page(p)) >> 12;
+                if r.r_type == R_AARCH64_ADR_PREL_PG_HI21 {
+                    check_signed(v, 21)?;
+                }
+                with_adr_imm(insn()?, v)
+            }
+            R_AARCH64_ADD_ABS_LO12_NC => with_imm12(insn()?, s + a),
+            R_AARCH64_ADR_GOT_PAGE => {
+                let target = match r.got_slot {
+                    Some(_) => slot()?,
+                    None => s + a,
+                };
+                let v = (page(target) - page(p)) >> 12;
+                check_signed(v, 21)?;
+                with_adr_imm(insn()?, v)
+            }
+            R_AARCH64_LD64_GOT_LO12_NC => {
+                let i = insn()?;
+                if !is_ldr_x_imm(i) {
+                    return Err(RelocError::Instruction("R_AARCH64_LD64_GOT_LO12_NC"));
+                }
+                match r.got_slot {
+                    Some(_) => {
+                        let v = slot()? & 0xfff;
+                        check_aligned(v, 3)?;
+                        with_imm12(i, v >> 3)
+                    }
+                    // ldr xT, [xN, :got_lo12:sym] → add xT, xN, :lo12:sym
+                    None => with_imm12(ADD_X_IMM | (rn(i) << 5) | rd(i), s + a),
+                }
+            }
+            R_AARCH64_LD64_GOTPAGE_LO15 => {
+                let v = slot()? - page(i128::from(r.got));
+                check_unsigned(v, 15)?;
+                check_aligned(v, 3)?;
+                with_imm12(insn()?, v >> 3)
+            }
+            R_AARCH64_GOT_LD_PREL19 => {
+                let v = slot()? - p;
+                check_signed(v, 21)?;
+                check_aligned(v, 2)?;
+                with_imm19(insn()?, v >> 2)
+            }
+            R_AARCH64_TLSLE_MOVW_TPREL_G2 => movw(insn()?, tp()?, 2, Movw::Signed)?,
+            R_AARCH64_TLSLE_MOVW_TPREL_G1 => movw(insn()?, tp()?, 1, Movw::Signed)?,
+            R_AARCH64_TLSLE_MOVW_TPREL_G0 => movw(insn()?, tp()?, 0, Movw::Signed)?,
+            R_AARCH64_TLSLE_MOVW_TPREL_G1_NC => movw(insn()?, tp()?, 1, Movw::NoCheck)?,
+            R_AARCH64_TLSLE_MOVW_TPREL_G0_NC => movw(insn()?, tp()?, 0, Movw::NoCheck)?,
+            R_AARCH64_TLSLE_ADD_TPREL_HI12 => {
+                let v = tp()?;
+                check_unsigned(v, 24)?;
+                with_imm12(insn()?, v >> 12)
+            }
+            R_AARCH64_TLSLE_ADD_TPREL_LO12 => {
+                let v = tp()?;
+                check_unsigned(v, 12)?;
+                with_imm12(insn()?, v)
+            }
+            R_AARCH64_TLSLE_ADD_TPREL_LO12_NC => with_imm12(insn()?, tp()?),
+            // Initial-exec in a static image: the offset is known, so
+            // adrp xN, :gottprel:x; ldr xN, [xN, :gottprel_lo12:x]
+            // → movz xN, #:tprel_g1:x; movk xN, #:tprel_g0_nc:x
+            R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21 => {
+                let v = tp()?;
+                check_unsigned(v, 32)?;
+                MOVZ_X_LSL16 | ((((v >> 16) & 0xffff) as u32) << 5) | rd(insn()?)
+            }
+            R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC => {
+                let i = insn()?;
+                // The MOVK completes the MOVZ only if the load reads and writes one register.
+                if !is_ldr_x_imm(i) || rn(i) != rd(i) {
+                    return Err(RelocError::Instruction(
+                        "R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC",
+                    ));
+                }
+                let v = tp()?;
+                check_unsigned(v, 32)?;
+                MOVK_X | (((v & 0xffff) as u32) << 5) | rd(i)
+            }
+            R_AARCH64_TLSIE_LD_GOTTPREL_PREL19 => {
+                let v = slot()? - p;
+                check_signed(v, 21)?;
+                check_aligned(v, 2)?;
+                with_imm19(insn()?, v >> 2)
+            }
+            // TLS descriptors relax to local-exec, leaving the offset in x0 as the
+            // resolver would have:
+            // adrp x0, :tlsdesc:x; ldr x1, [x0, :tlsdesc_lo12:x]; add x0, x0, :tlsdesc_lo12:x;
+            // blr x1 → movz x0, #:tprel_g1:x; movk x0, #:tprel_g0_nc:x; nop; nop
+            R_AARCH64_TLSDESC_ADR_PAGE21 => {
+                let v = tp()?;
+                check_unsigned(v, 32)?;
+                MOVZ_X_LSL16 | ((((v >> 16) & 0xffff) as u32) << 5)
+            }
+            R_AARCH64_TLSDESC_LD64_LO12 => {
+                let v = tp()?;
+                check_unsigned(v, 32)?;
+                MOVK_X | (((v & 0xffff) as u32) << 5)
+            }
+            R_AARCH64_TLSDESC_ADD_LO12 | R_AARCH64_TLSDESC_CALL => {
+                tp()?;
+                NOP
+            }
+            other => return Err(RelocError::Unsupported(other)),
+        };
+        write32(data, offset, patched)?;
+        Ok(Applied::Done)
+    }
+
+    fn tp_offset(&self, addr: u64, tls: &TlsSegment) -> i64 {
+        // Variant I: the thread pointer points at a 16-byte control block, and the TLS block
+        // follows it at the segment's alignment.
+        let tcb = 16u64.next_multiple_of(tls.align.max(1));
+        tcb.wrapping_add(addr.wrapping_sub(tls.addr)) as i64
+    }
+
+    fn branch_reach(&self, r_type: u32) -> Option<u64> {
+        matches!(r_type, R_AARCH64_CALL26 | R_AARCH64_JUMP26).then_some(BRANCH26_REACH)
+    }
+
+    fn thunk_shape(&self) -> Option<ThunkShape> {
+        Some(ThunkShape {
+            size: 4 * THUNK.len() as u64,
+            align: 4,
+            // Half the reach: a branch anywhere in a group still reaches the island after it.
+            spacing: BRANCH26_REACH / 2,
+            write: write_thunk,
+        })
+    }
+}
