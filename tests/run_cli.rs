@@ -358,14 +358,97 @@ fn unknown_platform_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let image = X86_64.build("hello_exit3", dir.path());
     let out = uniklink()
-        .args(["--platform", "firecracker"])
+        .args(["--platform", "qemu-xyz"])
         .arg(&image)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
+    assert!(contains(&stderr, "unknown platform `qemu-xyz`"), "{stderr}");
+}
+
+/// A manifest for prebuilt objects in `dir`, as `cargo uniklink build -m` would read it.
+fn write_manifest(dir: &Path, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("app.o"), b"").unwrap();
+    let manifest = dir.join("uniklink.yaml");
+    std::fs::write(
+        &manifest,
+        format!("name: greeter\napp:\n  objects: [app.o]\narch: [x86_64, aarch64]\n{extra}"),
+    )
+    .unwrap();
+    manifest
+}
+
+#[test]
+fn manifest_mode_boots_the_built_image_with_the_manifest_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), "memory: 32MiB\ncmdline: quiet\n");
+    // Outside any cargo package the target directory is `target` beside the manifest.
+    let images = dir.path().join("target/uniklink");
+    std::fs::create_dir_all(&images).unwrap();
+    let built = X86_64.build("hello_exit3", dir.path());
+    std::fs::rename(&built, images.join("greeter-x86_64.elf")).unwrap();
+    let arm = AARCH64.build("hello_exit3", dir.path());
+    std::fs::rename(&arm, images.join("greeter-aarch64.elf")).unwrap();
+
+    let out = uniklink()
+        .args(["--json", "-m"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["arch"], "x86_64");
+    assert_eq!(report["platform"], "qemu-microvm");
+    assert_eq!(
+        report["image"],
+        images.join("greeter-x86_64.elf").display().to_string()
+    );
+
+    let out = uniklink()
+        .args(["--json", "--arch", "aarch64", "-m"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["platform"], "qemu-virt");
+}
+
+#[test]
+fn manifest_mode_without_a_built_image_says_to_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), "");
+    let target_dir = dir.path().join("elsewhere");
+    let out = uniklink()
+        .arg("-m")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = target_dir.join("uniklink/greeter-x86_64.elf");
     assert!(
-        contains(&stderr, "unknown platform `firecracker`"),
+        contains(
+            &stderr,
+            &format!("no image for x86_64 at {}", expected.display())
+        ),
         "{stderr}"
     );
+    assert!(contains(&stderr, "cargo uniklink build -m"), "{stderr}");
+}
+
+#[test]
+fn manifest_mode_reports_an_invalid_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("uniklink.yaml");
+    std::fs::write(&manifest, "name: broken\narch: sparc\n").unwrap();
+    let out = uniklink().arg("-m").arg(&manifest).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(contains(&stderr, "sparc"), "{stderr}");
 }

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use miette::IntoDiagnostic;
+use miette::{IntoDiagnostic, miette};
 use serde::Serialize;
-use uniklink::run::{self, Accel, BootOutcome, ConsoleSink, Platform, RunOptions};
+use uniklink::run::{self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions};
+use uniklink_config::{ByteSize, Manifest};
 
 /// Exit status when the timeout killed QEMU, as timeout(1) uses.
 const EXIT_TIMEOUT: u8 = 124;
@@ -22,13 +23,25 @@ const EXIT_INTERRUPTED: u8 = 130;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The image to boot (an ELF file; its architecture picks the QEMU binary).
-    image: PathBuf,
+    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    image: Option<PathBuf>,
+    /// Boot what `cargo uniklink build -m FILE` built, with the manifest's platform, memory,
+    /// command line and port forwards.
+    #[arg(short = 'm', long = "manifest", value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// With -m: which of the manifest's architectures to boot (default: the first listed).
+    #[arg(long, requires = "manifest", value_parser = parse_arch)]
+    arch: Option<Arch>,
+    /// With -m: cargo's target directory, where the image is under `uniklink/` (default: the
+    /// one cargo uses for the manifest's package, or `target` beside the manifest).
+    #[arg(long, requires = "manifest", value_name = "DIR")]
+    target_dir: Option<PathBuf>,
     /// Machine to boot on: qemu-microvm or qemu-q35 (x86_64), qemu-virt (aarch64).
-    /// Default: qemu-microvm for x86_64 images, qemu-virt for aarch64 ones.
-    #[arg(long)]
+    /// Default: the manifest's, else qemu-microvm for x86_64 and qemu-virt for aarch64.
+    #[arg(long, value_parser = parse_platform)]
     platform: Option<Platform>,
-    /// Guest memory in MiB.
-    #[arg(long, value_name = "MIB")]
+    /// Guest memory: MiB as a bare number, or a size such as 512K, 64MiB, 1G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     memory: Option<u64>,
     /// Kernel command line passed to the guest.
     #[arg(long, value_name = "CMDLINE")]
@@ -48,6 +61,39 @@ pub struct RunArgs {
     qemu_args: Vec<OsString>,
 }
 
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    Arch::ALL
+        .into_iter()
+        .find(|arch| arch.name() == s)
+        .ok_or_else(|| format!("unknown architecture `{s}` (expected x86_64 or aarch64)"))
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::ALL
+        .into_iter()
+        .find(|platform| platform.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Platform::ALL.iter().map(|p| p.name()).collect();
+            format!(
+                "unknown platform `{s}` (expected one of: {})",
+                names.join(", ")
+            )
+        })
+}
+
+/// A bare number is MiB, as QEMU's `-m` reads it; anything else is a manifest size.
+fn parse_memory(s: &str) -> Result<u64, String> {
+    let bytes = match s.parse::<u64>() {
+        Ok(mib) => mib.checked_mul(1024 * 1024),
+        Err(_) => Some(s.parse::<ByteSize>().map_err(|e| e.to_string())?.bytes()),
+    };
+    match bytes {
+        Some(0) => Err("the guest needs some memory".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{s}` MiB does not fit in 64 bits")),
+    }
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
@@ -58,26 +104,63 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
+/// Options from the manifest and what it built, or from the image alone.
+fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
+    let Some(manifest) = &args.manifest else {
+        let image = args
+            .image
+            .clone()
+            .ok_or_else(|| miette!("give an IMAGE or -m FILE"))?;
+        let info = run::inspect(&image).into_diagnostic()?;
+        return Ok(RunOptions::new(image, info.arch));
+    };
+    let config = Manifest::load(manifest)?.resolve();
+    let target = run::pick_target(&config, args.arch).ok_or_else(|| {
+        let arches: Vec<&str> = config.arches().map(Arch::name).collect();
+        miette!(
+            "{} does not build for {} (it lists {})",
+            manifest.display(),
+            args.arch.map_or("any architecture", Arch::name),
+            arches.join(", ")
+        )
+    })?;
+    let target_dir = args
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| run::target_dir_for(manifest));
+    let image = run::built_image_path(&target_dir, &config, target.arch);
+    if !image.is_file() {
+        return Err(miette!(
+            help = format!(
+                "build it first: cargo uniklink build -m {}",
+                manifest.display()
+            ),
+            "no image for {} at {}",
+            target.arch,
+            image.display()
+        ));
+    }
+    Ok(run::options_from_config(&config, target, image))
+}
+
 pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
-    let info = run::inspect(&args.image).into_diagnostic()?;
-    let platform = args
-        .platform
-        .unwrap_or_else(|| info.arch.default_platform());
-    let opts = RunOptions {
-        image: args.image.clone(),
-        arch: info.arch,
-        platform,
-        memory: args.memory.map(|mib| mib.saturating_mul(1024 * 1024)),
-        cmdline: args.append,
-        ports: Vec::new(),
-        accel: args.accel,
-        timeout: args.timeout,
-        extra_args: args.qemu_args,
-        console: if args.json {
-            ConsoleSink::Stderr
-        } else {
-            ConsoleSink::Stdout
-        },
+    let mut opts = base_options(&args)?;
+    if let Some(platform) = args.platform {
+        opts.platform = platform;
+    }
+    if let Some(memory) = args.memory {
+        opts.memory = Some(memory);
+    }
+    if let Some(append) = args.append {
+        opts.cmdline = Some(append);
+    }
+    opts.accel = args.accel;
+    opts.timeout = args.timeout;
+    opts.extra_args = args.qemu_args;
+    opts.console = if args.json {
+        ConsoleSink::Stderr
+    } else {
+        ConsoleSink::Stdout
     };
     let outcome = run::boot(&opts).into_diagnostic()?;
 
@@ -196,6 +279,27 @@ mod tests {
         assert_eq!(human(Duration::from_nanos(41_250)), "41.2 µs");
         assert_eq!(human(Duration::from_micros(28_140)), "28.1 ms");
         assert_eq!(human(Duration::from_millis(4_500)), "4.50 s");
+    }
+
+    #[test]
+    fn memory_is_mib_or_a_size() {
+        assert_eq!(parse_memory("64"), Ok(64 << 20));
+        assert_eq!(parse_memory("512K"), Ok(512 << 10));
+        assert_eq!(parse_memory("1GiB"), Ok(1 << 30));
+        assert!(parse_memory("0").is_err());
+        assert!(parse_memory("64MB").is_err());
+    }
+
+    #[test]
+    fn names_parse_as_the_manifest_spells_them() {
+        assert_eq!(parse_arch("aarch64"), Ok(Arch::Aarch64));
+        assert!(parse_arch("arm64").is_err());
+        assert_eq!(parse_platform("qemu-q35"), Ok(Platform::QemuQ35));
+        assert!(
+            parse_platform("qemu")
+                .unwrap_err()
+                .contains("qemu-microvm, qemu-q35, firecracker, qemu-virt")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use object::elf;
 use object::read::elf::{ElfFile, FileHeader, ProgramHeader};
 use object::{Architecture, FileKind, Object};
 
-use super::qemu::Arch;
+use uniklink_config::Arch;
 
 /// Xen's note type for the 32-bit physical-address entry point (`XEN_ELFNOTE_PHYS32_ENTRY`).
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;

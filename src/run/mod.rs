@@ -8,6 +8,7 @@
 mod accel;
 mod console;
 mod image;
+mod manifest;
 mod process;
 mod qemu;
 
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 pub use accel::{Accel, ResolvedAccel, UnknownAccel};
 pub use console::{ConsoleSink, READY_MARKER};
 pub use image::{ImageError, ImageInfo, inspect};
-pub use qemu::{Arch, DEFAULT_MEMORY, Platform, UnknownPlatform};
+pub use manifest::{built_image_path, options_from_config, pick_target, target_dir_for};
+pub use qemu::DEFAULT_MEMORY;
+pub use uniklink_config::{Arch, Platform};
 
 use process::{InterruptScope, Qemu};
 use qemu::Invocation;
@@ -107,8 +110,16 @@ pub enum RunError {
         found: Arch,
         expected: Arch,
     },
-    #[error("platform {platform} runs {} images, not {arch}", platform.arch())]
-    PlatformArch { platform: Platform, arch: Arch },
+    #[error("platform {platform} runs {runs} images, not {arch}")]
+    PlatformArch {
+        platform: Platform,
+        runs: Arch,
+        arch: Arch,
+    },
+    #[error(
+        "platform {platform} is not a QEMU machine; `run` boots qemu-microvm, qemu-q35 and qemu-virt"
+    )]
+    NotQemu { platform: Platform },
     #[error(
         "{} has no PVH entry note (an ELF note named \"Xen\" of type 18), so QEMU cannot boot it on {platform}",
         image.display()
@@ -147,10 +158,13 @@ const MAX_QEMU_MESSAGES: usize = 64 * 1024;
 /// Boots `opts.image` in QEMU and waits until the guest exits, the timeout passes or Ctrl-C
 /// arrives. QEMU is never left running when this returns.
 pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
-    let spec = opts.platform.spec();
+    let spec = qemu::spec(opts.platform).ok_or(RunError::NotQemu {
+        platform: opts.platform,
+    })?;
     if spec.arch != opts.arch {
         return Err(RunError::PlatformArch {
             platform: opts.platform,
+            runs: spec.arch,
             arch: opts.arch,
         });
     }
@@ -359,7 +373,20 @@ mod tests {
             boot(&opts),
             Err(RunError::PlatformArch {
                 platform: Platform::QemuVirt,
+                runs: Arch::Aarch64,
                 arch: Arch::X86_64
+            })
+        ));
+    }
+
+    #[test]
+    fn firecracker_is_not_booted_by_qemu() {
+        let mut opts = RunOptions::new("/nonexistent.elf", Arch::X86_64);
+        opts.platform = Platform::Firecracker;
+        assert!(matches!(
+            boot(&opts),
+            Err(RunError::NotQemu {
+                platform: Platform::Firecracker
             })
         ));
     }
