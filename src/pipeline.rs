@@ -114,6 +114,7 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
             entry: &opts.entry,
             keep: &opts.keep,
             rules: RootRules::CONVENTIONAL,
+            extra_roots: &[],
             gc: opts.gc,
         },
     )?;

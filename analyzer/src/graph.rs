@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use object::elf;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
+use rayon::prelude::*;
 
 use crate::eh_frame::{self, Record, RecordKind};
 use crate::error::{Error, Result, Undefined, display_name};
@@ -33,6 +34,8 @@ pub struct GraphOptions<'s> {
     pub entry: &'s str,
     pub keep: &'s [String],
     pub rules: RootRules,
+    /// Roots chosen by a later phase's rules (the weave's non-component init arrays).
+    pub extra_roots: &'s [(SectionId, RootReason)],
     /// With `false`, every loaded allocatable section is kept.
     pub gc: bool,
 }
@@ -76,6 +79,13 @@ pub struct SectionGraph<'a> {
     pub eh_frames: HashMap<SectionId, EhFrame>,
 }
 
+/// What scanning one section found.
+struct Scan {
+    edges: Vec<(SectionId, SectionId, Via)>,
+    root: Option<RootReason>,
+    eh_records: Option<Vec<Record>>,
+}
+
 /// One step of a why-chain: a kept section and the symbol it reaches the next step through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WhyStep {
@@ -93,7 +103,7 @@ fn is_eh_frame(s: &crate::object::Section<'_>) -> bool {
     s.name == b".eh_frame" || s.sh_type == elf::SHT_X86_64_UNWIND
 }
 
-fn is_init_array(s: &crate::object::Section<'_>) -> bool {
+pub fn is_init_array(s: &crate::object::Section<'_>) -> bool {
     matches!(
         s.sh_type,
         elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY | elf::SHT_PREINIT_ARRAY
@@ -158,43 +168,35 @@ impl<'a> SectionGraph<'a> {
             }
         }
 
-        let mut roots = Vec::new();
-        for &oid in &db.live {
-            let o = db.object(oid);
-            for (i, s) in o.sections.iter().enumerate() {
-                let id = SectionId {
-                    object: oid,
+        // Relocations are read in parallel; the graph is assembled sequentially in input
+        // order so edge order, and with it every why-chain, is deterministic.
+        let eligible: Vec<SectionId> = db
+            .live
+            .iter()
+            .flat_map(|&object| {
+                (0..db.object(object).sections.len()).map(move |i| SectionId {
+                    object,
                     index: i as u32,
-                };
-                if !this.is_eligible(id) {
-                    continue;
-                }
-                if is_eh_frame(s) {
-                    this.add_eh_frame_edges(id, &by_name)?;
-                    roots.push((id, RootReason::EhFrame));
-                    continue;
-                }
-                for r in s.relocs() {
-                    this.add_reloc_edges(id, r, &by_name);
-                }
-                let reason = if !opts.gc {
-                    Some(RootReason::NoGc)
-                } else if s.flags & u64::from(elf::SHF_GNU_RETAIN) != 0 {
-                    Some(RootReason::Retain)
-                } else if s.sh_type == elf::SHT_NOTE && s.name != b".note.gnu.property" {
-                    // Property notes need merging, not concatenation, and static loaders
-                    // ignore them without PT_GNU_PROPERTY; they are kept only if referenced.
-                    Some(RootReason::Note)
-                } else if s.name == b".init" || s.name == b".fini" {
-                    Some(RootReason::InitFini)
-                } else if opts.rules.init_arrays && is_init_array(s) {
-                    Some(RootReason::InitArray)
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    roots.push((id, reason));
-                }
+                })
+            })
+            .filter(|&id| this.is_eligible(id))
+            .collect();
+        let scans = eligible
+            .par_iter()
+            .map(|&id| this.scan_section(id, opts, &by_name))
+            .collect::<Result<Vec<_>>>()?;
+        let mut roots = Vec::new();
+        for (id, scan) in eligible.into_iter().zip(scans) {
+            for (from, to, via) in scan.edges {
+                let (from, to) = (this.node(from), this.node(to));
+                this.graph.add_edge(from, to, via);
+            }
+            if let Some(reason) = scan.root {
+                roots.push((id, reason));
+            }
+            if let Some(records) = scan.eh_records {
+                let kept = vec![true; records.len()];
+                this.eh_frames.insert(id, EhFrame { records, kept });
             }
         }
 
@@ -209,6 +211,7 @@ impl<'a> SectionGraph<'a> {
                 roots.push((s, RootReason::Keep));
             }
         }
+        roots.extend(opts.extra_roots.iter().filter(|(id, _)| this.is_eligible(*id)));
 
         this.mark(&roots);
         this.trim_eh_frames();
@@ -263,69 +266,87 @@ impl<'a> SectionGraph<'a> {
         }
     }
 
-    fn add_reloc_edges(
-        &mut self,
-        from: SectionId,
-        r: Reloc,
-        by_name: &HashMap<&[u8], Vec<SectionId>>,
-    ) {
-        let via = Via {
-            object: from.object,
-            symbol: r.symbol,
-        };
-        let from_node = self.node(from);
-        let mut targets = Vec::new();
-        self.reloc_targets(from.object, r, by_name, |t| targets.push(t));
-        for t in targets {
-            let to = self.node(t);
-            self.graph.add_edge(from_node, to, via);
-        }
-    }
-
-    fn add_eh_frame_edges(
-        &mut self,
+    /// Edges and root status of one eligible section.
+    fn scan_section(
+        &self,
         id: SectionId,
+        opts: &GraphOptions<'_>,
         by_name: &HashMap<&[u8], Vec<SectionId>>,
-    ) -> Result<()> {
+    ) -> Result<Scan> {
         let o = self.db.object(id.object);
         let s = o.section(id.index);
-        let records = eh_frame::parse(s.data).map_err(|reason| Error::Malformed {
-            object: o.name.clone(),
-            reason: format!("section {}: {reason}", o.section_name(id.index)),
-        })?;
-        let mut relocs: Vec<Reloc> = s.relocs().collect();
-        relocs.sort_by_key(|r| r.offset);
-        let mut next = 0;
-        for rec in &records {
-            let end = rec.start + rec.len;
-            let first = next;
-            while next < relocs.len() && relocs[next].offset < end {
-                next += 1;
-            }
-            let in_record = &relocs[first..next];
-            match rec.kind {
-                RecordKind::Fde { .. } => {
-                    let pc_begin = rec.id_offset + 4;
-                    let function = in_record
-                        .iter()
-                        .find(|r| r.offset == pc_begin)
-                        .and_then(|r| self.db.target_section(id.object, r.symbol))
-                        .filter(|t| self.is_eligible(*t));
-                    let from = function.unwrap_or(id);
-                    for r in in_record.iter().filter(|r| r.offset != pc_begin) {
-                        self.add_reloc_edges(from, *r, by_name);
+        let mut edges = Vec::new();
+        let mut edge = |from: SectionId, r: Reloc| {
+            let via = Via {
+                object: id.object,
+                symbol: r.symbol,
+            };
+            self.reloc_targets(id.object, r, by_name, |to| edges.push((from, to, via)));
+        };
+        if is_eh_frame(s) {
+            let records = eh_frame::parse(s.data).map_err(|reason| Error::Malformed {
+                object: o.name.clone(),
+                reason: format!("section {}: {reason}", o.section_name(id.index)),
+            })?;
+            let mut relocs: Vec<Reloc> = s.relocs().collect();
+            relocs.sort_by_key(|r| r.offset);
+            let mut next = 0;
+            for rec in &records {
+                let end = rec.start + rec.len;
+                let first = next;
+                while next < relocs.len() && relocs[next].offset < end {
+                    next += 1;
+                }
+                let in_record = &relocs[first..next];
+                match rec.kind {
+                    RecordKind::Fde { .. } => {
+                        let pc_begin = rec.id_offset + 4;
+                        let function = in_record
+                            .iter()
+                            .find(|r| r.offset == pc_begin)
+                            .and_then(|r| self.db.target_section(id.object, r.symbol))
+                            .filter(|t| self.is_eligible(*t));
+                        let from = function.unwrap_or(id);
+                        for r in in_record.iter().filter(|r| r.offset != pc_begin) {
+                            edge(from, *r);
+                        }
+                    }
+                    RecordKind::Cie | RecordKind::Terminator => {
+                        for r in in_record {
+                            edge(id, *r);
+                        }
                     }
                 }
-                RecordKind::Cie | RecordKind::Terminator => {
-                    for r in in_record {
-                        self.add_reloc_edges(id, *r, by_name);
-                    }
-                }
             }
+            return Ok(Scan {
+                edges,
+                root: Some(RootReason::EhFrame),
+                eh_records: Some(records),
+            });
         }
-        let kept = vec![true; records.len()];
-        self.eh_frames.insert(id, EhFrame { records, kept });
-        Ok(())
+        for r in s.relocs() {
+            edge(id, r);
+        }
+        let root = if !opts.gc {
+            Some(RootReason::NoGc)
+        } else if s.flags & u64::from(elf::SHF_GNU_RETAIN) != 0 {
+            Some(RootReason::Retain)
+        } else if s.sh_type == elf::SHT_NOTE && s.name != b".note.gnu.property" {
+            // Property notes need merging, not concatenation, and static loaders ignore
+            // them without PT_GNU_PROPERTY; they are kept only if referenced.
+            Some(RootReason::Note)
+        } else if s.name == b".init" || s.name == b".fini" {
+            Some(RootReason::InitFini)
+        } else if opts.rules.init_arrays && is_init_array(s) {
+            Some(RootReason::InitArray)
+        } else {
+            None
+        };
+        Ok(Scan {
+            edges,
+            root,
+            eh_records: None,
+        })
     }
 
     fn mark(&mut self, roots: &[(SectionId, RootReason)]) {
@@ -432,7 +453,11 @@ impl<'a> SectionGraph<'a> {
     /// The chain of references from a root to the section defining `name`, shortest first
     /// found. `None` if the symbol is not defined in a kept section.
     pub fn why(&self, name: &str) -> Option<WhyChain> {
-        let target = self.symbol_section(name.as_bytes())??;
+        self.why_section(self.symbol_section(name.as_bytes())??)
+    }
+
+    /// The chain of references from a root to `target`; `None` if it is not kept.
+    pub fn why_section(&self, target: SectionId) -> Option<WhyChain> {
         let mut n = self.node(target);
         if !self.kept[n.index()] {
             return None;
@@ -526,6 +551,7 @@ mod tests {
                 entry: "_start",
                 keep,
                 rules,
+                extra_roots: &[],
                 gc: true,
             },
         )
@@ -600,6 +626,7 @@ mod tests {
                 entry: "main",
                 keep: &[],
                 rules: RootRules::CONVENTIONAL,
+                extra_roots: &[],
                 gc: true,
             },
         )

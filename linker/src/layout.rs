@@ -961,9 +961,16 @@ impl<'a> Layout<'a> {
         (a != UNPLACED).then_some(a)
     }
 
-    /// Whether an input section's strings were merged (and so has no single address).
-    pub fn is_merged(&self, id: SectionId) -> bool {
-        self.pieces.contains_key(&id)
+    /// Final address of symbol `index` as `object` defines it, following merged strings and
+    /// trimmed `.eh_frame`s. `None` if its section was not kept.
+    pub fn symbol_address(&self, object: ObjectId, index: u32) -> Option<u64> {
+        let sym = &self.db.object(object).symbols[index as usize];
+        if let SymbolPlace::Section(s) = sym.place {
+            self.section_address(SectionId { object, index: s })?;
+        }
+        self.local_target(object, index, 0, None)
+            .ok()
+            .map(|t| t.addr)
     }
 
     /// Value a GOT slot holds.

@@ -256,7 +256,7 @@ fn symbol_table(layout: &Layout<'_>) -> (Vec<u8>, Vec<u8>, u32) {
     let mut table = SymbolTable::default();
     for &oid in &db.live {
         let o = db.object(oid);
-        for s in &o.symbols[1..o.first_global] {
+        for (index, s) in o.symbols.iter().enumerate().take(o.first_global).skip(1) {
             if s.is_section() || s.st_type == elf::STT_FILE || s.name.is_empty() {
                 continue;
             }
@@ -267,10 +267,9 @@ fn symbol_table(layout: &Layout<'_>) -> (Vec<u8>, Vec<u8>, u32) {
                 object: oid,
                 index: sec,
             };
-            let Some(addr) = layout.section_address(id) else {
+            let Some(value) = layout.symbol_address(oid, index as u32) else {
                 continue;
             };
-            let value = addr + s.value;
             let shndx = shndx_of
                 .get(&id)
                 .copied()
