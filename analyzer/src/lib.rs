@@ -4,6 +4,7 @@
 //! archive members, [`object`] parses them, [`resolve`] builds the [`resolve::SymbolDb`],
 //! [`graph`] builds the [`graph::SectionGraph`] and decides what is kept.
 
+pub mod component;
 pub mod debug;
 pub mod eh_frame;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod graph;
 pub mod input;
 pub mod object;
 pub mod resolve;
+pub mod weave;
 
 #[cfg(test)]
 mod test_objects;

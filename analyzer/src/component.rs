@@ -1,0 +1,422 @@
+//! Library-OS components as the analyzer sees them, and attribution: which component (or the
+//! app, the Rust runtime crates, a C archive) produced each input section.
+//!
+//! A section belongs to the crate named by its demangled symbols (`unik_net::...`), which
+//! survives LTO and codegen-unit merging; failing that, to the crate of its rlib/staticlib
+//! member (`<crate>-<hash>.<cgu>.rcgu.o`); failing that, to the C archive it came from.
+//! Dependency crates map to the component that depends on them through the caller's crate
+//! table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::input::Inputs;
+use crate::object::{SectionId, SymbolPlace};
+use crate::resolve::SymbolDb;
+
+/// Index into [`Components::defs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComponentId(pub u32);
+
+/// A parameter as the analyzer checks it: the glue object defines `size` bytes for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamDef {
+    pub name: String,
+    pub size: u64,
+}
+
+/// One component with the manifest's decision about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentDef {
+    pub name: String,
+    pub init: Option<String>,
+    pub depends: Vec<String>,
+    /// The manifest (or profile) requires it: live even when unreached.
+    pub required: bool,
+    /// The manifest forbids it: reaching it is an error.
+    pub forbidden: bool,
+    /// Rust crates that are this component (`unik_net`), not its dependencies.
+    pub crates: Vec<String>,
+    /// For a C component, the archive holding its code.
+    pub archive: Option<PathBuf>,
+    pub params: Vec<ParamDef>,
+}
+
+/// The symbol carrying a resolved parameter, defined by the glue object.
+pub fn param_symbol(component: &str, param: &str) -> String {
+    format!("__uniklink_param_{component}_{param}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComponentError {
+    #[error("component `{0}` is declared twice")]
+    Duplicate(String),
+    #[error("component `{component}` depends on `{missing}`, which is not a declared component")]
+    MissingDependency { component: String, missing: String },
+    #[error("components depend on each other in a cycle: {}", .0.join(" → "))]
+    Cycle(Vec<String>),
+}
+
+/// A validated set of components: unique names, dependencies that exist, no cycles.
+#[derive(Debug, Clone)]
+pub struct Components {
+    pub defs: Vec<ComponentDef>,
+    /// Every component, dependencies before dependents; independent ones by name.
+    order: Vec<ComponentId>,
+}
+
+impl Components {
+    pub fn new(mut defs: Vec<ComponentDef>) -> Result<Components, ComponentError> {
+        defs.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = defs.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(ComponentError::Duplicate(w[0].name.clone()));
+        }
+        let index: HashMap<&str, ComponentId> = defs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.as_str(), ComponentId(i as u32)))
+            .collect();
+        let mut deps = Vec::with_capacity(defs.len());
+        for d in &defs {
+            let mut ids = Vec::new();
+            for dep in &d.depends {
+                match index.get(dep.as_str()) {
+                    Some(&id) => ids.push(id),
+                    None => {
+                        return Err(ComponentError::MissingDependency {
+                            component: d.name.clone(),
+                            missing: dep.clone(),
+                        });
+                    }
+                }
+            }
+            deps.push(ids);
+        }
+        let order = topological(&defs, &deps)?;
+        Ok(Components { defs, order })
+    }
+
+    pub fn id(&self, name: &str) -> Option<ComponentId> {
+        self.defs
+            .binary_search_by(|d| d.name.as_str().cmp(name))
+            .ok()
+            .map(|i| ComponentId(i as u32))
+    }
+
+    pub fn def(&self, id: ComponentId) -> &ComponentDef {
+        &self.defs[id.0 as usize]
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = ComponentId> + '_ {
+        (0..self.defs.len() as u32).map(ComponentId)
+    }
+
+    /// All components, each after the components it depends on.
+    pub fn dependency_order(&self) -> &[ComponentId] {
+        &self.order
+    }
+
+    pub fn dependencies(&self, id: ComponentId) -> impl Iterator<Item = ComponentId> + '_ {
+        self.def(id).depends.iter().filter_map(|name| self.id(name))
+    }
+}
+
+/// Depth-first order with cycle detection; children and roots visited by name so the order
+/// is deterministic.
+fn topological(
+    defs: &[ComponentDef],
+    deps: &[Vec<ComponentId>],
+) -> Result<Vec<ComponentId>, ComponentError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        id: ComponentId,
+        defs: &[ComponentDef],
+        deps: &[Vec<ComponentId>],
+        marks: &mut [Mark],
+        stack: &mut Vec<ComponentId>,
+        order: &mut Vec<ComponentId>,
+    ) -> Result<(), ComponentError> {
+        match marks[id.0 as usize] {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = stack.iter().position(|&s| s == id).unwrap_or(0);
+                let mut cycle: Vec<String> = stack[start..]
+                    .iter()
+                    .map(|s| defs[s.0 as usize].name.clone())
+                    .collect();
+                cycle.push(defs[id.0 as usize].name.clone());
+                return Err(ComponentError::Cycle(cycle));
+            }
+            Mark::New => {}
+        }
+        marks[id.0 as usize] = Mark::Active;
+        stack.push(id);
+        let mut children = deps[id.0 as usize].clone();
+        children.sort();
+        for child in children {
+            visit(child, defs, deps, marks, stack, order)?;
+        }
+        stack.pop();
+        marks[id.0 as usize] = Mark::Done;
+        order.push(id);
+        Ok(())
+    }
+    let mut marks = vec![Mark::New; defs.len()];
+    let mut order = Vec::with_capacity(defs.len());
+    for i in 0..defs.len() {
+        visit(
+            ComponentId(i as u32),
+            defs,
+            deps,
+            &mut marks,
+            &mut Vec::new(),
+            &mut order,
+        )?;
+    }
+    Ok(order)
+}
+
+/// Who produced an input section.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    Component(ComponentId),
+    /// `core`, `alloc`, `compiler_builtins` and the other sysroot crates.
+    Runtime,
+    /// A dependency crate shared by several components.
+    Deps,
+    /// A C archive that is not a component, by file name (`libc.a`).
+    Archive(String),
+    /// Everything else: the application's crates and objects.
+    App,
+}
+
+impl Owner {
+    pub fn component(&self) -> Option<ComponentId> {
+        match self {
+            Owner::Component(id) => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// Owners for the crates that are not components themselves.
+#[derive(Debug, Clone, Default)]
+pub struct CrateOwners {
+    /// Crate name (underscores) → the component depending on it, or `None` when several do.
+    pub dependencies: BTreeMap<String, Option<String>>,
+}
+
+const RUNTIME_CRATES: &[&str] = &[
+    "core",
+    "alloc",
+    "compiler_builtins",
+    "std",
+    "panic_abort",
+    "rustc_std_workspace_core",
+];
+
+/// The owner of every section of every loaded object.
+pub struct Attribution {
+    owners: HashMap<SectionId, Owner>,
+}
+
+impl Attribution {
+    pub fn compute(
+        inputs: &Inputs,
+        db: &SymbolDb<'_>,
+        components: &Components,
+        crates: &CrateOwners,
+    ) -> Attribution {
+        let mut by_crate: HashMap<&str, Owner> = HashMap::new();
+        for name in RUNTIME_CRATES {
+            by_crate.insert(name, Owner::Runtime);
+        }
+        for (dep, owner) in &crates.dependencies {
+            let owner = match owner.as_deref().and_then(|c| components.id(c)) {
+                Some(id) => Owner::Component(id),
+                None => Owner::Deps,
+            };
+            by_crate.insert(dep, owner);
+        }
+        for id in components.ids() {
+            for krate in &components.def(id).crates {
+                by_crate.insert(krate, Owner::Component(id));
+            }
+        }
+        let archives: Vec<(PathBuf, ComponentId)> = components
+            .ids()
+            .filter_map(|id| {
+                let path = components.def(id).archive.as_deref()?;
+                Some((canonical(path), id))
+            })
+            .collect();
+
+        let mut owners = HashMap::new();
+        for &oid in &db.live {
+            let o = db.object(oid);
+            let unit = &inputs.units[oid.0 as usize];
+            let path = &inputs.files[unit.input.0 as usize].path;
+            let file_owner = match archives.iter().find(|(p, _)| *p == canonical(path)) {
+                Some((_, id)) => Owner::Component(*id),
+                None => {
+                    let member_crate = unit.member.as_deref().and_then(member_crate);
+                    match member_crate {
+                        Some(krate) => by_crate.get(krate).cloned().unwrap_or(Owner::App),
+                        None if unit.member.is_some() => Owner::Archive(
+                            path.file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                        ),
+                        None => Owner::App,
+                    }
+                }
+            };
+            let mut section_owner: Vec<Option<Owner>> = vec![None; o.sections.len()];
+            for sym in &o.symbols {
+                let SymbolPlace::Section(s) = sym.place else {
+                    continue;
+                };
+                let slot = &mut section_owner[s as usize];
+                if slot.is_some() || sym.is_section() {
+                    continue;
+                }
+                if let Some(owner) = symbol_crate(sym.name).and_then(|c| by_crate.get(c.as_str())) {
+                    *slot = Some(owner.clone());
+                }
+            }
+            for (index, owner) in section_owner.into_iter().enumerate().skip(1) {
+                let id = SectionId {
+                    object: oid,
+                    index: index as u32,
+                };
+                owners.insert(id, owner.unwrap_or_else(|| file_owner.clone()));
+            }
+        }
+        Attribution { owners }
+    }
+
+    pub fn owner(&self, id: SectionId) -> Option<&Owner> {
+        self.owners.get(&id)
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The crate of an rlib/staticlib member: `unik_net-1a2b3c4d5e6f7a8b.unik_net.abc-cgu.0.rcgu.o`.
+fn member_crate(member: &str) -> Option<&str> {
+    if !member.ends_with(".rcgu.o") {
+        return None;
+    }
+    let (krate, _) = member.split_once('-')?;
+    Some(krate)
+}
+
+/// The crate a Rust symbol's path starts with: `unik_net` for `unik_net::init`, `smoltcp`
+/// for `<smoltcp::iface::Interface as core::fmt::Debug>::fmt`.
+pub fn symbol_crate(name: &[u8]) -> Option<String> {
+    let name = std::str::from_utf8(name).ok()?;
+    let demangled = rustc_demangle::try_demangle(name).ok()?;
+    let text = format!("{demangled:#}");
+    let path = text.trim_start_matches(['<', '&', '*', '(']);
+    let path = path
+        .strip_prefix("mut ")
+        .or_else(|| path.strip_prefix("const "))
+        .or_else(|| path.strip_prefix("dyn "))
+        .unwrap_or(path);
+    let (krate, _) = path.split_once("::")?;
+    let ident = !krate.is_empty() && krate.chars().all(|c| c.is_alphanumeric() || c == '_');
+    ident.then(|| krate.to_owned())
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Component(id) => write!(f, "component #{}", id.0),
+            Owner::Runtime => f.write_str("core/alloc/compiler_builtins"),
+            Owner::Deps => f.write_str("shared dependencies"),
+            Owner::Archive(name) => f.write_str(name),
+            Owner::App => f.write_str("app"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str, depends: &[&str]) -> ComponentDef {
+        ComponentDef {
+            name: name.to_owned(),
+            init: Some(format!("{name}_init")),
+            depends: depends.iter().map(|d| (*d).to_owned()).collect(),
+            required: false,
+            forbidden: false,
+            crates: Vec::new(),
+            archive: None,
+            params: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dependencies_come_first() {
+        let c = Components::new(vec![
+            def("net", &["heap", "clock"]),
+            def("heap", &["console"]),
+            def("console", &[]),
+            def("clock", &[]),
+            def("fs", &["heap"]),
+        ])
+        .unwrap();
+        let order: Vec<&str> = c
+            .dependency_order()
+            .iter()
+            .map(|&id| c.def(id).name.as_str())
+            .collect();
+        assert_eq!(order, ["clock", "console", "heap", "fs", "net"]);
+    }
+
+    #[test]
+    fn cycles_and_missing_dependencies_name_the_components() {
+        let err = Components::new(vec![
+            def("a", &["b"]),
+            def("b", &["c"]),
+            def("c", &["a"]),
+            def("d", &[]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "components depend on each other in a cycle: a → b → c → a"
+        );
+        let err = Components::new(vec![def("net", &["dns"])]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "component `net` depends on `dns`, which is not a declared component"
+        );
+        let err = Components::new(vec![def("net", &[]), def("net", &[])]).unwrap_err();
+        assert_eq!(err.to_string(), "component `net` is declared twice");
+    }
+
+    #[test]
+    fn crates_from_members_and_symbols() {
+        assert_eq!(
+            member_crate("unik_net-1a2b3c4d5e6f7a8b.unik_net.abc-cgu.0.rcgu.o"),
+            Some("unik_net")
+        );
+        assert_eq!(member_crate("net.o"), None);
+        let legacy = b"_ZN8unik_net4init17h0123456789abcdefE";
+        assert_eq!(symbol_crate(legacy).as_deref(), Some("unik_net"));
+        let trait_impl =
+            b"_ZN63_$LT$smoltcp..wire..Ipv4Address$u20$as$u20$core..fmt..Debug$GT$3fmt17h0123456789abcdefE";
+        assert_eq!(symbol_crate(trait_impl).as_deref(), Some("smoltcp"));
+        assert_eq!(symbol_crate(b"net_init"), None);
+    }
+}
