@@ -257,9 +257,11 @@ fn with_imm16(insn: u32, imm: i128) -> u32 {
 /// How a MOVW relocation treats its group of 16 bits.
 #[derive(Clone, Copy)]
 enum Movw {
-    /// MOVZ, and X must fit unsigned in the groups up to this one.
+    /// X must fit unsigned in the groups up to this one; the instruction (MOVZ, or MOVK for
+    /// the topmost group) is kept.
     Unsigned,
-    /// MOVZ for X ≥ 0, MOVN of the inverted bits for X < 0; X must fit signed.
+    /// MOVZ for X ≥ 0, MOVN of the inverted bits for X < 0 (opc 10 and 00); X must fit
+    /// signed.
     Signed,
     /// The instruction (usually MOVK) is kept and nothing is checked.
     NoCheck,
@@ -273,8 +275,7 @@ fn movw(insn: u32, value: i128, group: u32, how: Movw) -> Result<u32, RelocError
             if group < 3 {
                 check_unsigned(value, bits)?;
             }
-            // MOVZ: opc = 10.
-            Ok(with_imm16((insn & !(3 << 29)) | (2 << 29), value >> shift))
+            Ok(with_imm16(insn, value >> shift))
         }
         Movw::Signed => {
             check_signed(value, bits + 1)?;
@@ -614,5 +615,578 @@ impl Arch for Aarch64 {
             spacing: BRANCH26_REACH / 2,
             write: write_thunk,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TLS block at 0x42_0000 aligned to 16: the thread pointer is 16 bytes below it.
+    const TLS: TlsSegment = TlsSegment {
+        addr: 0x42_0000,
+        file_size: 0x10,
+        mem_size: 0x2_0000,
+        align: 16,
+    };
+
+    fn value(r_type: u32, symbol: u64, addend: i64, place: u64) -> RelocValue {
+        RelocValue {
+            r_type,
+            symbol,
+            addend,
+            place,
+            got: 0x43_0000,
+            got_slot: None,
+            size: 0x40,
+            tp_offset: Some(Aarch64.tp_offset(symbol, &TLS)),
+        }
+    }
+
+    fn patch(r: RelocValue, insn: u32) -> Result<u32, RelocError> {
+        let mut data = insn.to_le_bytes();
+        assert_eq!(Aarch64.apply(&r, &mut data, 0)?, Applied::Done);
+        Ok(u32::from_le_bytes(data))
+    }
+
+    fn name(r_type: u32) -> &'static str {
+        Aarch64.reloc_name(r_type).expect("named")
+    }
+
+    /// (type, instruction before, S, A, P, instruction after); the expected encodings are
+    /// what GNU as gives for the same instruction written with the final immediate.
+    #[test]
+    fn instruction_relocations_encode_bit_exact() {
+        let cases: &[(u32, u32, u64, i64, u64, u32)] = &[
+            // bl .+0x100; bl .-4; b .+0x7fffffc; b .-0x8000000
+            (
+                R_AARCH64_CALL26,
+                0x9400_0000,
+                0x40_0100,
+                0,
+                0x40_0000,
+                0x9400_0040,
+            ),
+            (
+                R_AARCH64_CALL26,
+                0x9400_0000,
+                0x40_0000,
+                -4,
+                0x40_0000,
+                0x97ff_ffff,
+            ),
+            (
+                R_AARCH64_JUMP26,
+                0x1400_0000,
+                0x840_0000,
+                -4,
+                0x40_0000,
+                0x15ff_ffff,
+            ),
+            (
+                R_AARCH64_JUMP26,
+                0x1400_0000,
+                0x400_0000,
+                0,
+                0xc00_0000,
+                0x1600_0000,
+            ),
+            // b.eq .+8; tbz w0, #0, .+0x10; ldr x0, .+0x20
+            (
+                R_AARCH64_CONDBR19,
+                0x5400_0000,
+                0x40_0008,
+                0,
+                0x40_0000,
+                0x5400_0040,
+            ),
+            (
+                R_AARCH64_TSTBR14,
+                0x3600_0000,
+                0x40_0010,
+                0,
+                0x40_0000,
+                0x3600_0080,
+            ),
+            (
+                R_AARCH64_LD_PREL_LO19,
+                0x5800_0000,
+                0x40_0018,
+                8,
+                0x40_0000,
+                0x5800_0100,
+            ),
+            // adr x0, .+5; adrp x0, .+0x12000 (from a place in the middle of its page)
+            (
+                R_AARCH64_ADR_PREL_LO21,
+                0x1000_0000,
+                0x40_0005,
+                0,
+                0x40_0000,
+                0x3000_0020,
+            ),
+            (
+                R_AARCH64_ADR_PREL_PG_HI21,
+                0x9000_0000,
+                0x41_2345,
+                0,
+                0x40_0ffc,
+                0xd000_0080,
+            ),
+            (
+                R_AARCH64_ADR_PREL_PG_HI21_NC,
+                0x9000_0000,
+                0x41_2000,
+                0x345,
+                0x40_0ffc,
+                0xd000_0080,
+            ),
+            // add x0, x0, #0x345 and loads of each width at #0x345..#0x348
+            (
+                R_AARCH64_ADD_ABS_LO12_NC,
+                0x9100_0000,
+                0x41_2345,
+                0,
+                0,
+                0x910d_1400,
+            ),
+            (
+                R_AARCH64_LDST8_ABS_LO12_NC,
+                0x3940_0000,
+                0x41_2345,
+                0,
+                0,
+                0x394d_1400,
+            ),
+            (
+                R_AARCH64_LDST16_ABS_LO12_NC,
+                0x7940_0000,
+                0x41_2346,
+                0,
+                0,
+                0x7946_8c00,
+            ),
+            (
+                R_AARCH64_LDST32_ABS_LO12_NC,
+                0xb940_0000,
+                0x41_2340,
+                8,
+                0,
+                0xb943_4800,
+            ),
+            (
+                R_AARCH64_LDST64_ABS_LO12_NC,
+                0xf940_0000,
+                0x41_2348,
+                0,
+                0,
+                0xf941_a400,
+            ),
+            (
+                R_AARCH64_LDST128_ABS_LO12_NC,
+                0x3dc0_0000,
+                0x41_2340,
+                0,
+                0,
+                0x3dc0_d000,
+            ),
+            // movk x0, #0xdef0 / #0x9abc, lsl 16 / #0x5678, lsl 32; movz x0, #0x1234, lsl 48
+            (
+                R_AARCH64_MOVW_UABS_G0_NC,
+                0xf280_0000,
+                0x1234_5678_9abc_def0,
+                0,
+                0,
+                0xf29b_de00,
+            ),
+            (
+                R_AARCH64_MOVW_UABS_G1_NC,
+                0xf2a0_0000,
+                0x1234_5678_9abc_def0,
+                0,
+                0,
+                0xf2b3_5780,
+            ),
+            (
+                R_AARCH64_MOVW_UABS_G2_NC,
+                0xf2c0_0000,
+                0x1234_5678_9abc_def0,
+                0,
+                0,
+                0xf2ca_cf00,
+            ),
+            (
+                R_AARCH64_MOVW_UABS_G3,
+                0xd2e0_0000,
+                0x1234_5678_9abc_def0,
+                0,
+                0,
+                0xd2e2_4680,
+            ),
+            // movz x0, #0xffff; movz x0, #0x9abc, lsl 16; movz x0, #0x5678, lsl 32
+            (
+                R_AARCH64_MOVW_UABS_G0,
+                0xd280_0000,
+                0xffff,
+                0,
+                0,
+                0xd29f_ffe0,
+            ),
+            (
+                R_AARCH64_MOVW_UABS_G1,
+                0xd2a0_0000,
+                0x9abc_def0,
+                0,
+                0,
+                0xd2b3_5780,
+            ),
+            (
+                R_AARCH64_MOVW_UABS_G2,
+                0xd2c0_0000,
+                0x5678_9abc_def0,
+                0,
+                0,
+                0xd2ca_cf00,
+            ),
+            // Signed: movn x0, #1 (−2) and movz x0, #2
+            (R_AARCH64_MOVW_SABS_G0, 0xd280_0000, 0, -2, 0, 0x9280_0020),
+            (R_AARCH64_MOVW_SABS_G0, 0x9280_0000, 2, 0, 0, 0xd280_0040),
+            (
+                R_AARCH64_MOVW_SABS_G1,
+                0xd2a0_0000,
+                0x2_0000,
+                0,
+                0,
+                0xd2a0_0040,
+            ),
+            (
+                R_AARCH64_MOVW_SABS_G2,
+                0xd2c0_0000,
+                0,
+                -0x1_0000_0000,
+                0,
+                0x92c0_0000,
+            ),
+        ];
+        for &(r_type, before, s, a, p, after) in cases {
+            let got = patch(value(r_type, s, a, p), before)
+                .unwrap_or_else(|e| panic!("{}: {e}", name(r_type)));
+            assert_eq!(got, after, "{}: {got:#010x} != {after:#010x}", name(r_type));
+        }
+    }
+
+    #[test]
+    fn data_relocations() {
+        // (type, S, A, P, width, expected little-endian value)
+        let cases: &[(u32, u64, i64, u64, usize, u64)] = &[
+            (R_AARCH64_ABS64, 0x40_1000, 8, 0, 8, 0x40_1008),
+            (R_AARCH64_ABS32, 0xffff_fff0, 0xf, 0, 4, 0xffff_ffff),
+            (R_AARCH64_ABS32, 0, -1, 0, 4, 0xffff_ffff),
+            (R_AARCH64_ABS16, 0x1234, 1, 0, 2, 0x1235),
+            (
+                R_AARCH64_PREL64,
+                0x40_1000,
+                0,
+                0x40_2000,
+                8,
+                (-0x1000i64) as u64,
+            ),
+            (R_AARCH64_PREL32, 0x40_1000, 4, 0x40_0ff0, 4, 0x14),
+            (R_AARCH64_PREL32, 0x40_0000, 0, 0x40_0100, 4, 0xffff_ff00),
+            (R_AARCH64_PREL16, 0x1000, 0, 0x1100, 2, 0xff00),
+            (R_AARCH64_PLT32, 0x40_0000, 0, 0x40_0100, 4, 0xffff_ff00),
+        ];
+        for &(r_type, s, a, p, width, expected) in cases {
+            let mut data = [0u8; 8];
+            Aarch64
+                .apply(&value(r_type, s, a, p), &mut data, 0)
+                .unwrap();
+            assert_eq!(
+                &data[..width],
+                &expected.to_le_bytes()[..width],
+                "{}",
+                name(r_type)
+            );
+            assert!(
+                data[width..].iter().all(|&b| b == 0),
+                "{} wrote past its width",
+                name(r_type)
+            );
+        }
+    }
+
+    #[test]
+    fn overflow_and_misalignment_are_errors() {
+        // (type, instruction, S, A, P)
+        let overflows: &[(u32, u32, u64, i64, u64)] = &[
+            (R_AARCH64_CALL26, 0x9400_0000, 0x840_0000, 0, 0x40_0000),
+            (R_AARCH64_JUMP26, 0x1400_0000, 0x400_0000, -4, 0xc00_0000),
+            (R_AARCH64_CONDBR19, 0x5400_0000, 0x50_0000, 0, 0x40_0000),
+            (R_AARCH64_TSTBR14, 0x3600_0000, 0x40_8000, 0, 0x40_0000),
+            (
+                R_AARCH64_LD_PREL_LO19,
+                0x5800_0000,
+                0x30_0000,
+                -4,
+                0x40_0000,
+            ),
+            (
+                R_AARCH64_ADR_PREL_LO21,
+                0x1000_0000,
+                0x50_0000,
+                0,
+                0x40_0000,
+            ),
+            (
+                R_AARCH64_ADR_PREL_PG_HI21,
+                0x9000_0000,
+                0x1_0040_0000,
+                0,
+                0x40_0000,
+            ),
+            (R_AARCH64_MOVW_UABS_G0, 0xd280_0000, 0x1_0000, 0, 0),
+            (R_AARCH64_MOVW_UABS_G1, 0xd2a0_0000, 0x1_0000_0000, 0, 0),
+            (R_AARCH64_MOVW_UABS_G2, 0xd2c0_0000, 0, -1, 0),
+            (R_AARCH64_MOVW_SABS_G0, 0xd280_0000, 0, -0x1_0001, 0),
+            (R_AARCH64_ABS32, 0, 0x1_0000_0000, 0, 0),
+            (R_AARCH64_ABS32, 0, 0, -0x8000_0001, 0),
+            (R_AARCH64_ABS16, 0, 0x1_0000, 0, 0),
+            (R_AARCH64_PREL32, 0, 0x1_0040_0000, 0, 0x40_0000),
+            (R_AARCH64_PREL16, 0, 0x1_0000, 0, 0),
+        ];
+        for &(r_type, insn, s, a, p) in overflows {
+            let err = patch(value(r_type, s, a, p), insn).unwrap_err();
+            assert!(
+                matches!(err, RelocError::Overflow { .. }),
+                "{}: {err:?}",
+                name(r_type)
+            );
+        }
+        // The _NC forms do not check.
+        assert!(
+            patch(
+                value(R_AARCH64_ADR_PREL_PG_HI21_NC, 0x1_0040_0000, 0, 0x40_0000),
+                0x9000_0000
+            )
+            .is_ok()
+        );
+        assert!(
+            patch(
+                value(R_AARCH64_MOVW_UABS_G0_NC, 0x1_0000, 0, 0),
+                0xf280_0000
+            )
+            .is_ok()
+        );
+        let misaligned: &[(u32, u32, u64)] = &[
+            (R_AARCH64_LDST16_ABS_LO12_NC, 0x7940_0000, 0x41_2345),
+            (R_AARCH64_LDST32_ABS_LO12_NC, 0xb940_0000, 0x41_2346),
+            (R_AARCH64_LDST64_ABS_LO12_NC, 0xf940_0000, 0x41_2344),
+            (R_AARCH64_LDST128_ABS_LO12_NC, 0x3dc0_0000, 0x41_2348),
+            (R_AARCH64_CALL26, 0x9400_0000, 0x40_0102),
+            (R_AARCH64_LD_PREL_LO19, 0x5800_0000, 0x40_0002),
+        ];
+        for &(r_type, insn, s) in misaligned {
+            let err = patch(value(r_type, s, 0, 0x40_0000), insn).unwrap_err();
+            assert!(
+                matches!(err, RelocError::Misaligned { .. }),
+                "{}: {err:?}",
+                name(r_type)
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_and_out_of_bounds() {
+        for r_type in [
+            R_AARCH64_COPY,
+            R_AARCH64_TLSGD_ADR_PAGE21,
+            R_AARCH64_MOVW_PREL_G0,
+        ] {
+            let err = patch(value(r_type, 0, 0, 0), 0).unwrap_err();
+            assert_eq!(err, RelocError::Unsupported(r_type));
+        }
+        assert_eq!(
+            name(R_AARCH64_TLSGD_ADR_PAGE21),
+            "R_AARCH64_TLSGD_ADR_PAGE21"
+        );
+        let mut data = [0u8; 6];
+        let r = value(R_AARCH64_CALL26, 0x40_0000, 0, 0x40_0000);
+        assert_eq!(
+            Aarch64.apply(&r, &mut data, 4).unwrap_err(),
+            RelocError::OutOfBounds
+        );
+        let r = value(R_AARCH64_ABS64, 0, 0, 0);
+        assert_eq!(
+            Aarch64.apply(&r, &mut data, 0).unwrap_err(),
+            RelocError::OutOfBounds
+        );
+    }
+
+    #[test]
+    fn got_loads_relax_to_address_computation() {
+        let image = TargetKind::ImageRelative;
+        for r_type in [R_AARCH64_ADR_GOT_PAGE, R_AARCH64_LD64_GOT_LO12_NC] {
+            assert_eq!(Aarch64.got_use(r_type, &[], 0, image), GotUse::None);
+            assert_eq!(
+                Aarch64.got_use(r_type, &[], 0, TargetKind::Absolute),
+                GotUse::Address
+            );
+        }
+        // adrp x2, :got:sym; ldr x1, [x2, :got_lo12:sym] → adrp x2, sym; add x1, x2, :lo12:sym
+        let adrp = value(R_AARCH64_ADR_GOT_PAGE, 0x41_2345, 0, 0x40_0ffc);
+        assert_eq!(patch(adrp, 0x9000_0002).unwrap(), 0xd000_0082);
+        let ldr = value(R_AARCH64_LD64_GOT_LO12_NC, 0x41_2345, 0, 0x40_1000);
+        assert_eq!(patch(ldr, 0xf940_0041).unwrap(), 0x910d_1441);
+        // Through the slot at 0x42_0008: ldr x1, [x2, #8].
+        let mut adrp = adrp;
+        adrp.got_slot = Some(0x42_0008);
+        assert_eq!(patch(adrp, 0x9000_0002).unwrap(), 0x9000_0102);
+        let mut ldr = ldr;
+        ldr.got_slot = Some(0x42_0008);
+        assert_eq!(patch(ldr, 0xf940_0041).unwrap(), 0xf940_0441);
+        // ldr x0, :got:sym (literal) always goes through the slot.
+        assert_eq!(
+            Aarch64.got_use(R_AARCH64_GOT_LD_PREL19, &[], 0, image),
+            GotUse::Address
+        );
+        let mut lit = value(R_AARCH64_GOT_LD_PREL19, 0x41_2345, 0, 0x41_fff0);
+        lit.got_slot = Some(0x42_0008);
+        assert_eq!(patch(lit, 0x5800_0000).unwrap(), 0x5800_0000 | (6 << 5));
+        lit.got_slot = None;
+        assert_eq!(patch(lit, 0x5800_0000).unwrap_err(), RelocError::NoGotSlot);
+        // The low half must sit on an LDR.
+        let err = patch(value(R_AARCH64_LD64_GOT_LO12_NC, 0x41_2345, 0, 0), NOP).unwrap_err();
+        assert_eq!(err, RelocError::Instruction("R_AARCH64_LD64_GOT_LO12_NC"));
+    }
+
+    #[test]
+    fn tls_offsets_are_variant_one() {
+        assert_eq!(Aarch64.tp_offset(0x42_0010, &TLS), 0x20);
+        let wide = TlsSegment { align: 64, ..TLS };
+        assert_eq!(Aarch64.tp_offset(0x42_0010, &wide), 0x50);
+        let narrow = TlsSegment { align: 4, ..TLS };
+        assert_eq!(Aarch64.tp_offset(0x42_0000, &narrow), 0x10);
+    }
+
+    #[test]
+    fn local_exec_tls() {
+        // The symbol 0x1_2335 into the block is 0x1_2345 from the thread pointer.
+        let sym = 0x43_2335;
+        let cases: &[(u32, u32, u32)] = &[
+            // add x0, x0, #0x12, lsl 12; add x0, x0, #0x345
+            (R_AARCH64_TLSLE_ADD_TPREL_HI12, 0x9140_0000, 0x9140_4800),
+            (R_AARCH64_TLSLE_ADD_TPREL_LO12_NC, 0x9100_0000, 0x910d_1400),
+            // ldrb w0, [x0, #0x345]
+            (
+                R_AARCH64_TLSLE_LDST8_TPREL_LO12_NC,
+                0x3940_0000,
+                0x394d_1400,
+            ),
+            // movz x0, #0x1, lsl 16; movk x0, #0x2345
+            (R_AARCH64_TLSLE_MOVW_TPREL_G1, 0xd2a0_0000, 0xd2a0_0020),
+            (R_AARCH64_TLSLE_MOVW_TPREL_G0_NC, 0xf280_0000, 0xf284_68a0),
+        ];
+        for &(r_type, before, after) in cases {
+            let got = patch(value(r_type, sym, 0, 0), before).unwrap();
+            assert_eq!(got, after, "{}: {got:#010x} != {after:#010x}", name(r_type));
+        }
+        // ldr w0, [x0, #0x348] needs the offset aligned to 4.
+        let got = patch(
+            value(R_AARCH64_TLSLE_LDST32_TPREL_LO12_NC, sym, 3, 0),
+            0xb940_0000,
+        );
+        assert_eq!(got.unwrap(), 0xb943_4800);
+        let overflows = [
+            (R_AARCH64_TLSLE_ADD_TPREL_HI12, 0x42_0000 + 0x100_0000),
+            (R_AARCH64_TLSLE_ADD_TPREL_LO12, sym),
+            (R_AARCH64_TLSLE_LDST8_TPREL_LO12, sym),
+            (R_AARCH64_TLSLE_MOVW_TPREL_G0, sym),
+        ];
+        for (r_type, s) in overflows {
+            let err = patch(value(r_type, s, 0, 0), 0x9100_0000).unwrap_err();
+            assert!(
+                matches!(err, RelocError::Overflow { .. }),
+                "{}: {err:?}",
+                name(r_type)
+            );
+        }
+        let mut r = value(R_AARCH64_TLSLE_ADD_TPREL_LO12_NC, sym, 0, 0);
+        r.tp_offset = None;
+        assert_eq!(patch(r, 0x9100_0000).unwrap_err(), RelocError::NoTls);
+    }
+
+    #[test]
+    fn initial_exec_relaxes_to_local_exec() {
+        let sym = 0x43_2335;
+        for r_type in [
+            R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21,
+            R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC,
+        ] {
+            assert_eq!(
+                Aarch64.got_use(r_type, &[], 0, TargetKind::ImageRelative),
+                GotUse::None
+            );
+        }
+        // adrp x3, :gottprel:x; ldr x3, [x3, :gottprel_lo12:x] → movz x3, #1, lsl 16; movk x3, #0x2345
+        let adrp = value(R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21, sym, 0, 0x40_0000);
+        assert_eq!(patch(adrp, 0x9000_0003).unwrap(), 0xd2a0_0023);
+        let ldr = value(R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC, sym, 0, 0x40_0004);
+        assert_eq!(patch(ldr, 0xf940_0063).unwrap(), 0xf284_68a3);
+        // ldr x3, [x4, ...] cannot become a MOVK of the register the MOVZ wrote.
+        assert_eq!(
+            patch(ldr, 0xf940_0083).unwrap_err(),
+            RelocError::Instruction("R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC")
+        );
+        // The literal form keeps a GOT slot holding the offset.
+        assert_eq!(
+            Aarch64.got_use(
+                R_AARCH64_TLSIE_LD_GOTTPREL_PREL19,
+                &[],
+                0,
+                TargetKind::ImageRelative
+            ),
+            GotUse::TpOffset
+        );
+        let mut lit = value(R_AARCH64_TLSIE_LD_GOTTPREL_PREL19, sym, 0, 0x42_0000);
+        lit.got_slot = Some(0x42_0010);
+        assert_eq!(patch(lit, 0x5800_0003).unwrap(), 0x5800_0083);
+    }
+
+    #[test]
+    fn tls_descriptors_relax_to_local_exec() {
+        let sym = 0x43_2335;
+        // adrp x0; ldr x1, [x0]; add x0, x0; blr x1 → movz x0; movk x0; nop; nop
+        let cases: &[(u32, u32, u32)] = &[
+            (R_AARCH64_TLSDESC_ADR_PAGE21, 0x9000_0000, 0xd2a0_0020),
+            (R_AARCH64_TLSDESC_LD64_LO12, 0xf940_0001, 0xf284_68a0),
+            (R_AARCH64_TLSDESC_ADD_LO12, 0x9100_0000, NOP),
+            (R_AARCH64_TLSDESC_CALL, 0xd63f_0020, NOP),
+        ];
+        for &(r_type, before, after) in cases {
+            assert_eq!(
+                Aarch64.got_use(r_type, &[], 0, TargetKind::ImageRelative),
+                GotUse::None
+            );
+            let got = patch(value(r_type, sym, 0, 0x40_0000), before).unwrap();
+            assert_eq!(got, after, "{}: {got:#010x} != {after:#010x}", name(r_type));
+        }
+    }
+
+    #[test]
+    fn thunks_reach_past_the_branch_range() {
+        assert_eq!(Aarch64.branch_reach(R_AARCH64_CALL26), Some(1 << 27));
+        assert_eq!(Aarch64.branch_reach(R_AARCH64_JUMP26), Some(1 << 27));
+        assert_eq!(Aarch64.branch_reach(R_AARCH64_CONDBR19), None);
+        let shape = Aarch64.thunk_shape().expect("aarch64 has thunks");
+        let mut out = vec![0u8; shape.size as usize];
+        // adrp x16, .+0x8100000; add x16, x16, #0x123; br x16
+        (shape.write)(0x40_0000, 0x850_0123, &mut out).unwrap();
+        let words: Vec<u32> = out
+            .chunks(4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        assert_eq!(words, [0x9004_0810, 0x9104_8e10, 0xd61f_0200]);
+        let err = (shape.write)(0x40_0000, 0x1_0040_0000, &mut out).unwrap_err();
+        assert!(matches!(err, RelocError::Overflow { .. }));
     }
 }
