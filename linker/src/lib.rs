@@ -6,6 +6,7 @@
 
 pub mod arch;
 pub mod error;
+pub mod glue;
 pub mod layout;
 pub mod relocate;
 pub mod write;
