@@ -310,6 +310,36 @@ fn ctrl_c_kills_qemu_and_exits_130() {
     assert_eq!(processes_mentioning(&image), Vec::<String>::new());
 }
 
+#[test]
+fn qemu_dies_with_a_runner_killed_outright() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = X86_64.build("hang", dir.path());
+    let mut child = uniklink()
+        .arg(&image)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut console = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    console.read_line(&mut line).unwrap();
+    assert_eq!(line, "hanging\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The kernel sends QEMU its parent-death signal as the runner exits; QEMU then needs a
+    // moment to be scheduled and die, so look a few times rather than once.
+    let mut left = processes_mentioning(&image);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = processes_mentioning(&image);
+    }
+    assert_eq!(left, Vec::<String>::new());
+}
+
 fn error_run(image: impl Into<OsString>) -> (i32, String, String) {
     let out = uniklink().arg(image.into()).output().unwrap();
     (

@@ -21,6 +21,19 @@ pub(crate) struct Qemu {
 impl Qemu {
     pub(crate) fn spawn(mut command: Command) -> io::Result<Qemu> {
         command.process_group(0);
+        // Drop and the signal paths cover every way we end except being killed outright;
+        // the parent-death signal covers that one, so no QEMU outlives us.
+        #[cfg(target_os = "linux")]
+        // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+        // which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         Ok(Qemu {
             child: command.spawn()?,
             reaped: false,
