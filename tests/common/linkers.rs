@@ -1,5 +1,5 @@
-//! The two linkers under comparison. GNU ld is the reference; uniklink is this package's
-//! binary, or whatever `UNIKLINK_TEST_LINKER` names: a program taking uniklink's command line
+//! The C toolchain and the linker under test. uniklink is this package's binary, or whatever
+//! `UNIKLINK_TEST_LINKER` names: a program taking uniklink's command line
 //! (`link --entry SYM -o OUT INPUTS...`), which is how the harness itself can be checked
 //! against a known-good linker (see `tests/common/ld-as-uniklink.sh`).
 
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use xtask::toolchain::{Toolchain, describe};
+use xtask::toolchain::{Target, Toolchain, describe};
 
 pub struct Linkers {
     pub toolchain: Toolchain,
@@ -40,13 +40,28 @@ impl std::fmt::Display for Linked {
 }
 
 pub fn linkers() -> &'static Linkers {
-    static LINKERS: OnceLock<Linkers> = OnceLock::new();
-    LINKERS.get_or_init(|| Linkers {
-        toolchain: Toolchain::discover().unwrap_or_else(|error| panic!("{error}")),
-        uniklink: std::env::var_os("UNIKLINK_TEST_LINKER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cargo-uniklink"))),
+    linkers_for(Target::X86_64).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// The toolchain for `target`, discovered once per test process; the error says what is
+/// missing.
+pub fn linkers_for(target: Target) -> Result<&'static Linkers, String> {
+    static X86_64: OnceLock<Result<Linkers, String>> = OnceLock::new();
+    static AARCH64: OnceLock<Result<Linkers, String>> = OnceLock::new();
+    let cell = match target {
+        Target::X86_64 => &X86_64,
+        Target::Aarch64 => &AARCH64,
+    };
+    cell.get_or_init(|| {
+        Ok(Linkers {
+            toolchain: Toolchain::discover_for(target).map_err(|error| error.to_string())?,
+            uniklink: std::env::var_os("UNIKLINK_TEST_LINKER")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cargo-uniklink"))),
+        })
     })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 impl Linkers {
