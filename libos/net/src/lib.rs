@@ -1,1 +1,82 @@
+//! The uniklink net component: virtio-net (virtio-mmio on microvm and Firecracker,
+//! virtio-pci on q35), the smoltcp TCP/IP stack (IPv4, ARP, TCP, UDP, DHCP) and the small
+//! socket API apps see as `unik::net`.
+//!
+//! The address comes from DHCP; when no lease arrives within three seconds of bring-up, from
+//! `uniklink.net.ip=<a.b.c.d>/<prefix>` and `uniklink.net.gateway=<a.b.c.d>` on the command
+//! line (the manifest's `cmdline`). Interrupts are off in the library OS, so the stack moves
+//! only while a socket call polls it: blocking calls poll until they can answer or their
+//! timeout passes, and a server should not compute for long between calls.
+//!
+//! Ring and buffer sizes are the component's parameters (`component.yaml`), baked into the
+//! image by uniklink's glue object per profile and manifest.
 #![no_std]
+
+extern crate alloc;
+
+mod device;
+mod params;
+mod stack;
+mod tcp;
+mod udp;
+
+use core::fmt;
+
+pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+
+/// What went wrong in a socket call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The machine has no virtio-net device.
+    NoDevice,
+    /// The virtio-net device failed to set up or reported nonsense.
+    Device,
+    /// The deadline passed before the call could complete (a zero timeout: it would block).
+    TimedOut,
+    /// The peer reset the connection, or the connection is otherwise gone.
+    ConnectionReset,
+    /// Every socket the `max_sockets` parameter allows is in use.
+    TooManySockets,
+    /// The port is taken, or 0.
+    AddrInUse,
+    /// The destination cannot be reached (no address yet, no route) or the datagram is larger
+    /// than the socket's buffer.
+    Unreachable,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::NoDevice => "no virtio-net device",
+            Error::Device => "virtio-net device error",
+            Error::TimedOut => "timed out",
+            Error::ConnectionReset => "connection reset",
+            Error::TooManySockets => "too many sockets",
+            Error::AddrInUse => "address in use",
+            Error::Unreachable => "unreachable",
+        })
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Brings the network up: finds the card, sets up the stack and waits for an address. Runs
+/// before the app's `main` when the component is linked in; the first socket call runs it
+/// otherwise. Safe to call more than once.
+#[unsafe(no_mangle)]
+pub extern "C" fn unik_net_init() {
+    stack::init();
+}
+
+// The conventional registration: GNU ld, lld and mold keep every `.init_array` entry, and the
+// runtime's default start routine walks them. uniklink's weaving drops this entry and calls
+// the init from its glue only when the app reaches the socket API.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static REGISTER: extern "C" fn() = unik_net_init;
+
+/// The IPv4 address the stack has, once it has one.
+pub fn local_addr() -> Result<core::net::Ipv4Addr, Error> {
+    stack::with(|stack| stack.address().ok_or(Error::Unreachable))
+}

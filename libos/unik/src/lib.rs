@@ -30,6 +30,13 @@ pub mod time {
     pub use unik_rt::time::{Instant, now};
 }
 
+/// TCP and UDP over virtio-net (the `net` feature): `TcpListener`, `TcpStream`,
+/// `UdpSocket`. Blocking calls take a timeout (`None` waits without limit).
+#[cfg(feature = "net")]
+pub mod net {
+    pub use unik_net::{Error, TcpListener, TcpStream, UdpSocket, local_addr};
+}
+
 /// Declares the app's entry point: a path to a `fn()` (or `fn() -> !`) the runtime calls
 /// once boot is done, right after printing the `uniklink:ready` marker.
 #[macro_export]

@@ -1,0 +1,308 @@
+//! The one network stack of the unikernel: the card, the smoltcp interface and its sockets,
+//! behind a spinlock. The runtime never enables interrupts, so nothing moves unless a socket
+//! call polls: every blocking call polls the stack until its condition holds or its deadline
+//! passes.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{dhcpv4, tcp};
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+use spinning_top::Spinlock;
+use unik_rt::time::{self, Instant};
+use unik_virtio::DeviceType;
+
+use crate::Error;
+use crate::device::Nic;
+use crate::params::Params;
+
+/// How long boot waits for a DHCP lease before using the static address, if one is given.
+const DHCP_WAIT: Duration = Duration::from_secs(3);
+/// A closed socket that has not finished its goodbye by then is reset and freed.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+pub(crate) struct Listener {
+    pub port: u16,
+    pub backlog: usize,
+    /// Sockets in LISTEN or the handshake.
+    pub waiting: Vec<SocketHandle>,
+    /// Connected sockets not yet accepted.
+    pub ready: Vec<SocketHandle>,
+}
+
+pub(crate) struct Stack {
+    nic: Nic,
+    iface: Interface,
+    pub sockets: SocketSet<'static>,
+    pub params: Params,
+    booted: Instant,
+    dhcp: Option<SocketHandle>,
+    /// Listeners by id; `None` once dropped.
+    pub listeners: Vec<Option<Listener>>,
+    /// Sockets the app has let go of, finishing their close, with when they were dropped.
+    closing: Vec<(SocketHandle, Instant)>,
+    /// Sockets in `sockets`, the DHCP client excluded.
+    pub open: usize,
+}
+
+static STACK: Spinlock<Option<Result<Stack, Error>>> = Spinlock::new(None);
+
+/// Brings the stack up once; later calls return at once.
+pub(crate) fn init() {
+    let mut slot = STACK.lock();
+    if slot.is_none() {
+        *slot = Some(Stack::new());
+    }
+}
+
+/// Runs `f` on the stack, bringing it up first if no init ran.
+pub(crate) fn with<T>(f: impl FnOnce(&mut Stack) -> Result<T, Error>) -> Result<T, Error> {
+    let mut slot = STACK.lock();
+    let stack = slot.get_or_insert_with(Stack::new);
+    match stack {
+        Ok(stack) => f(stack),
+        Err(error) => Err(*error),
+    }
+}
+
+/// Polls the stack until `f` gives an answer or `timeout` passes (`None`: no limit).
+pub(crate) fn block_on<T>(
+    timeout: Option<Duration>,
+    mut f: impl FnMut(&mut Stack) -> Option<Result<T, Error>>,
+) -> Result<T, Error> {
+    let deadline = timeout.map(|t| time::now() + t);
+    loop {
+        let answer = with(|stack| {
+            stack.poll();
+            let answer = f(stack);
+            if answer.is_some() {
+                // Push out at once what the answer queued (an ACK, written data).
+                stack.poll();
+            }
+            Ok(answer)
+        })?;
+        if let Some(answer) = answer {
+            return answer;
+        }
+        if deadline.is_some_and(|d| time::now() >= d) {
+            return Err(Error::TimedOut);
+        }
+        core::hint::spin_loop();
+    }
+}
+
+impl Stack {
+    fn new() -> Result<Stack, Error> {
+        let params = Params::get();
+        // SAFETY: the command line's virtio_mmio entries come from the machine, and the PC's
+        // PCI configuration ports belong to its host bridge.
+        let transport =
+            unsafe { unik_virtio::find(DeviceType::Network, unik_rt::cmdline::command_line()) }
+                .ok_or(Error::NoDevice)?;
+        let started = time::now();
+        let mut nic = Nic::new(transport, params.rx_ring_size, params.tx_ring_size)?;
+        let mac = nic.mac();
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        // TCP initial sequence numbers need not be secret here, only differ between boots and
+        // machines: the MAC and the device's setup time (TSC-measured, it jitters) do that.
+        let mut seed = [0u8; 8];
+        seed[..6].copy_from_slice(&mac);
+        config.random_seed =
+            u64::from_le_bytes(seed) ^ (started.elapsed().as_nanos() as u64).rotate_left(29);
+        let booted = time::now();
+        let iface = Interface::new(config, &mut nic, SmolInstant::ZERO);
+        let mut stack = Stack {
+            nic,
+            iface,
+            sockets: SocketSet::new(vec![]),
+            params,
+            booted,
+            dhcp: None,
+            listeners: Vec::new(),
+            closing: Vec::new(),
+            open: 0,
+        };
+        let fallback = StaticConfig::from_cmdline(unik_rt::cmdline::command_line());
+        stack.dhcp = Some(stack.sockets.add(dhcpv4::Socket::new()));
+        let deadline = time::now() + DHCP_WAIT;
+        while !stack.has_address() && time::now() < deadline {
+            stack.poll();
+            core::hint::spin_loop();
+        }
+        if !stack.has_address()
+            && let Some(fallback) = fallback
+        {
+            if let Some(handle) = stack.dhcp.take() {
+                stack.sockets.remove(handle);
+            }
+            stack.configure(fallback.address, fallback.gateway);
+        }
+        Ok(stack)
+    }
+
+    fn has_address(&self) -> bool {
+        self.address().is_some()
+    }
+
+    pub(crate) fn address(&self) -> Option<Ipv4Addr> {
+        self.iface.ipv4_addr()
+    }
+
+    fn configure(&mut self, address: Ipv4Cidr, gateway: Option<Ipv4Addr>) {
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            // One address fits the smallest address table smoltcp can be built with.
+            let _ = addrs.push(IpCidr::Ipv4(address));
+        });
+        let routes = self.iface.routes_mut();
+        routes.remove_default_ipv4_route();
+        if let Some(gateway) = gateway {
+            // Only fails when the route table is full, and it was just emptied.
+            let _ = routes.add_default_ipv4_route(gateway);
+        }
+    }
+
+    fn now(&self) -> SmolInstant {
+        SmolInstant::from_micros(self.booted.elapsed().as_micros() as i64)
+    }
+
+    /// One round of the stack: move frames, run timers, then the component's own
+    /// bookkeeping (DHCP, listeners' queues, closing sockets).
+    pub(crate) fn poll(&mut self) {
+        let now = self.now();
+        self.iface.poll(now, &mut self.nic, &mut self.sockets);
+        if let Some(handle) = self.dhcp {
+            let event = self.sockets.get_mut::<dhcpv4::Socket>(handle).poll();
+            match event {
+                Some(dhcpv4::Event::Configured(config)) => {
+                    let (address, router) = (config.address, config.router);
+                    self.configure(address, router);
+                }
+                Some(dhcpv4::Event::Deconfigured) => self.iface.update_ip_addrs(|a| a.clear()),
+                None => {}
+            }
+        }
+        self.tend_listeners();
+        self.reap_closing();
+    }
+
+    /// A new TCP socket with the configured buffers, counted against `max_sockets`.
+    pub(crate) fn new_tcp(&mut self) -> Result<SocketHandle, Error> {
+        if self.open >= self.params.max_sockets {
+            return Err(Error::TooManySockets);
+        }
+        // smoltcp advertises the free space of the receive buffer as its window, so the
+        // window parameter caps that buffer.
+        let rx = self
+            .params
+            .socket_rx_buffer
+            .min(self.params.tcp_window)
+            .max(1);
+        let tx = self.params.socket_tx_buffer.max(1);
+        let mut socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; rx]),
+            tcp::SocketBuffer::new(vec![0; tx]),
+        );
+        socket.set_nagle_enabled(false);
+        self.open += 1;
+        Ok(self.sockets.add(socket))
+    }
+
+    pub(crate) fn free(&mut self, handle: SocketHandle) {
+        self.sockets.remove(handle);
+        self.open -= 1;
+    }
+
+    /// Hands a socket the app no longer holds to the closing list, which frees it once its
+    /// close has run its course.
+    pub(crate) fn release(&mut self, handle: SocketHandle) {
+        self.sockets.get_mut::<tcp::Socket>(handle).close();
+        self.closing.push((handle, time::now()));
+    }
+
+    fn tend_listeners(&mut self) {
+        for index in 0..self.listeners.len() {
+            let Some(mut listener) = self.listeners[index].take() else {
+                continue;
+            };
+            let sockets = &mut self.sockets;
+            let mut still_waiting = Vec::with_capacity(listener.waiting.len());
+            for handle in listener.waiting.drain(..) {
+                let socket = sockets.get::<tcp::Socket>(handle);
+                match socket.state() {
+                    tcp::State::Listen | tcp::State::SynReceived => still_waiting.push(handle),
+                    _ => listener.ready.push(handle),
+                }
+            }
+            listener.waiting = still_waiting;
+            while listener.waiting.len() < listener.backlog {
+                let Ok(handle) = self.new_tcp() else { break };
+                if self
+                    .sockets
+                    .get_mut::<tcp::Socket>(handle)
+                    .listen(listener.port)
+                    .is_err()
+                {
+                    self.free(handle);
+                    break;
+                }
+                listener.waiting.push(handle);
+            }
+            self.listeners[index] = Some(listener);
+        }
+    }
+
+    fn reap_closing(&mut self) {
+        let mut index = 0;
+        while index < self.closing.len() {
+            let (handle, since) = self.closing[index];
+            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            // TIME-WAIT guards against old duplicates of this connection; freeing the socket
+            // early turns those into resets, which costs a server nothing.
+            let done = matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait);
+            if done || since.elapsed() > CLOSE_LINGER {
+                self.closing.swap_remove(index);
+                self.free(handle);
+            } else {
+                index += 1;
+            }
+        }
+    }
+}
+
+/// The fallback address from the command line: `uniklink.net.ip=10.0.2.15/24` and optionally
+/// `uniklink.net.gateway=10.0.2.2`.
+struct StaticConfig {
+    address: Ipv4Cidr,
+    gateway: Option<Ipv4Addr>,
+}
+
+impl StaticConfig {
+    fn from_cmdline(cmdline: &[u8]) -> Option<StaticConfig> {
+        let mut address = None;
+        let mut gateway = None;
+        for word in cmdline.split(u8::is_ascii_whitespace) {
+            let Ok(word) = core::str::from_utf8(word) else {
+                continue;
+            };
+            if let Some(value) = word.strip_prefix("uniklink.net.ip=") {
+                let (ip, prefix) = value.split_once('/').unwrap_or((value, "24"));
+                if let (Ok(ip), Ok(prefix)) = (ip.parse::<Ipv4Addr>(), prefix.parse::<u8>())
+                    && prefix <= 32
+                {
+                    address = Some(Ipv4Cidr::new(ip, prefix));
+                }
+            } else if let Some(value) = word.strip_prefix("uniklink.net.gateway=") {
+                gateway = value.parse().ok();
+            }
+        }
+        Some(StaticConfig {
+            address: address?,
+            gateway,
+        })
+    }
+}

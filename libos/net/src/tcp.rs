@@ -1,0 +1,186 @@
+//! TCP: a listener that keeps a backlog of listening sockets, and connected streams.
+
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::time::Duration;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::wire::IpAddress;
+
+use crate::Error;
+use crate::stack::{self, Listener};
+
+/// A TCP server socket, like `std::net::TcpListener`.
+#[derive(Debug)]
+pub struct TcpListener {
+    id: usize,
+    port: u16,
+}
+
+impl TcpListener {
+    /// Listens on `port` on every address. `backlog` connections can be in the handshake or
+    /// waiting for `accept` at once; a connection attempt beyond that is refused. Each
+    /// listening socket counts against the `max_sockets` parameter.
+    pub fn bind(port: u16, backlog: usize) -> Result<TcpListener, Error> {
+        if port == 0 {
+            return Err(Error::AddrInUse);
+        }
+        stack::with(|stack| {
+            if stack.listeners.iter().flatten().any(|l| l.port == port) {
+                return Err(Error::AddrInUse);
+            }
+            let listener = Listener {
+                port,
+                backlog: backlog.max(1),
+                waiting: Vec::new(),
+                ready: Vec::new(),
+            };
+            let id = match stack.listeners.iter().position(Option::is_none) {
+                Some(free) => {
+                    stack.listeners[free] = Some(listener);
+                    free
+                }
+                None => {
+                    stack.listeners.push(Some(listener));
+                    stack.listeners.len() - 1
+                }
+            };
+            // Fills the backlog.
+            stack.poll();
+            let listening = stack.listeners[id].as_ref().map_or(0, |l| l.waiting.len());
+            if listening == 0 {
+                stack.listeners[id] = None;
+                return Err(Error::TooManySockets);
+            }
+            Ok(TcpListener { id, port })
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The next connection, waiting at most `timeout` (`None`: no limit; zero: only one that
+    /// is already there).
+    pub fn accept(&self, timeout: Option<Duration>) -> Result<TcpStream, Error> {
+        stack::block_on(timeout, |stack| {
+            let listener = stack.listeners.get_mut(self.id)?.as_mut()?;
+            let handle = listener.ready.pop()?;
+            Some(Ok(TcpStream { handle }))
+        })
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let _ = stack::with(|stack| {
+            if let Some(listener) = stack.listeners.get_mut(self.id).and_then(Option::take) {
+                for handle in listener.waiting.into_iter().chain(listener.ready) {
+                    stack.sockets.get_mut::<tcp::Socket>(handle).abort();
+                    stack.free(handle);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A TCP connection, like `std::net::TcpStream`. Dropping it closes it gracefully.
+#[derive(Debug)]
+pub struct TcpStream {
+    handle: SocketHandle,
+}
+
+impl TcpStream {
+    /// Reads what has arrived into `buf`, waiting at most `timeout` for at least one byte.
+    /// `Ok(0)` means the peer has closed its side and everything it sent was read.
+    pub fn read(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        stack::block_on(timeout, |stack| {
+            let socket = stack.sockets.get_mut::<tcp::Socket>(self.handle);
+            match socket.recv_slice(buf) {
+                Ok(0) => None,
+                Ok(n) => Some(Ok(n)),
+                Err(tcp::RecvError::Finished) => Some(Ok(0)),
+                Err(tcp::RecvError::InvalidState) => Some(Err(Error::ConnectionReset)),
+            }
+        })
+    }
+
+    /// Queues as much of `buf` as fits in the send buffer, waiting at most `timeout` for room
+    /// for at least one byte.
+    pub fn write(&mut self, buf: &[u8], timeout: Option<Duration>) -> Result<usize, Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        stack::block_on(timeout, |stack| {
+            let socket = stack.sockets.get_mut::<tcp::Socket>(self.handle);
+            if !socket.may_send() {
+                return Some(Err(Error::ConnectionReset));
+            }
+            match socket.send_slice(buf) {
+                Ok(0) => None,
+                Ok(n) => Some(Ok(n)),
+                Err(tcp::SendError::InvalidState) => Some(Err(Error::ConnectionReset)),
+            }
+        })
+    }
+
+    /// Queues all of `buf`; `timeout` bounds the whole call.
+    pub fn write_all(&mut self, mut buf: &[u8], timeout: Option<Duration>) -> Result<(), Error> {
+        let deadline = timeout.map(|t| unik_rt::time::now() + t);
+        while !buf.is_empty() {
+            let left = deadline.map(|d| d.duration_since(unik_rt::time::now()));
+            let n = self.write(buf, left)?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Waits until everything written has been acknowledged by the peer.
+    pub fn flush(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        stack::block_on(timeout, |stack| {
+            let socket = stack.sockets.get::<tcp::Socket>(self.handle);
+            if socket.send_queue() == 0 {
+                Some(Ok(()))
+            } else if !socket.is_active() {
+                Some(Err(Error::ConnectionReset))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The peer's address and port.
+    pub fn peer_addr(&self) -> Result<SocketAddrV4, Error> {
+        stack::with(|stack| {
+            let endpoint = stack
+                .sockets
+                .get::<tcp::Socket>(self.handle)
+                .remote_endpoint()
+                .ok_or(Error::ConnectionReset)?;
+            let IpAddress::Ipv4(ip) = endpoint.addr;
+            Ok(SocketAddrV4::new(Ipv4Addr::from(ip), endpoint.port))
+        })
+    }
+
+    /// Resets the connection instead of closing it gracefully.
+    pub fn abort(self) {
+        let _ = stack::with(|stack| {
+            stack.sockets.get_mut::<tcp::Socket>(self.handle).abort();
+            Ok(())
+        });
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let _ = stack::with(|stack| {
+            stack.release(self.handle);
+            Ok(())
+        });
+    }
+}
