@@ -1,0 +1,338 @@
+//! Layout and relocation of small objects built in memory: merged strings, TLS placement,
+//! commons, linker-defined symbols, the synthesized GOT and segment invariants.
+
+use object::write::{Object, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
+use object::{
+    Architecture, BinaryFormat, Endianness, RelocationFlags, SectionFlags, SectionKind,
+    SymbolFlags, SymbolKind, SymbolScope, elf,
+};
+use uniklink_analyzer::graph::{GraphOptions, RootRules, SectionGraph};
+use uniklink_analyzer::input::InputId;
+use uniklink_analyzer::object::{ObjectFile, ObjectId, parse};
+use uniklink_analyzer::resolve::SymbolDb;
+use uniklink_linker::arch::X86_64;
+use uniklink_linker::layout::{Layout, LayoutOptions, Rank};
+use uniklink_linker::relocate::relocate;
+
+struct Builder(Object<'static>);
+
+impl Builder {
+    fn new() -> Self {
+        Self(Object::new(
+            BinaryFormat::Elf,
+            Architecture::X86_64,
+            Endianness::Little,
+        ))
+    }
+
+    fn section(&mut self, name: &str, kind: SectionKind, data: &[u8], align: u64) -> SectionId {
+        let id = self
+            .0
+            .add_section(Vec::new(), name.as_bytes().to_vec(), kind);
+        if matches!(
+            kind,
+            SectionKind::UninitializedData | SectionKind::UninitializedTls
+        ) {
+            self.0.append_section_bss(id, data.len() as u64, align);
+        } else {
+            self.0.append_section_data(id, data, align);
+        }
+        id
+    }
+
+    fn strings(&mut self, name: &str, data: &[u8]) -> SectionId {
+        let id = self.section(name, SectionKind::ReadOnlyString, data, 1);
+        self.0.section_mut(id).flags = SectionFlags::Elf {
+            sh_flags: u64::from(elf::SHF_ALLOC | elf::SHF_MERGE | elf::SHF_STRINGS),
+        };
+        id
+    }
+
+    fn symbol(&mut self, name: &str, section: SymbolSection, value: u64, size: u64) -> SymbolId {
+        let kind = match section {
+            SymbolSection::Common => SymbolKind::Data,
+            SymbolSection::Undefined => SymbolKind::Unknown,
+            _ => SymbolKind::Text,
+        };
+        self.0.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value,
+            size,
+            kind,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section,
+            flags: SymbolFlags::None,
+        })
+    }
+
+    fn define(&mut self, name: &str, section: SectionId, value: u64) -> SymbolId {
+        self.symbol(name, SymbolSection::Section(section), value, 0)
+    }
+
+    fn tls(&mut self, name: &str, section: SectionId, value: u64) -> SymbolId {
+        let id = self.define(name, section, value);
+        self.0.symbol_mut(id).kind = SymbolKind::Tls;
+        id
+    }
+
+    fn reloc(
+        &mut self,
+        section: SectionId,
+        offset: u64,
+        symbol: SymbolId,
+        r_type: u32,
+        addend: i64,
+    ) {
+        self.0
+            .add_relocation(
+                section,
+                Relocation {
+                    offset,
+                    symbol,
+                    addend,
+                    flags: RelocationFlags::Elf { r_type },
+                },
+            )
+            .unwrap();
+    }
+
+    fn bytes(self) -> Vec<u8> {
+        self.0.write().unwrap()
+    }
+}
+
+fn parse_all<'d>(inputs: &'d [(&str, Vec<u8>)]) -> Vec<ObjectFile<'d>> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, data))| {
+            parse(
+                ObjectId(i as u32),
+                InputId(i as u32),
+                (*name).to_owned(),
+                false,
+                data,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Links and returns (layout, image bytes) to a closure, since both borrow the inputs.
+fn with_link(
+    inputs: &[(&str, Vec<u8>)],
+    base: Option<u64>,
+    check: impl FnOnce(&Layout<'_>, &[u8]),
+) {
+    let objects = parse_all(inputs);
+    let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
+    let graph = SectionGraph::build(
+        &db,
+        &GraphOptions {
+            entry: "_start",
+            keep: &[],
+            rules: RootRules::CONVENTIONAL,
+            extra_roots: &[],
+            gc: true,
+        },
+    )
+    .unwrap();
+    let layout = Layout::build(
+        &graph,
+        &X86_64,
+        &LayoutOptions {
+            entry: "_start",
+            base,
+        },
+    )
+    .unwrap();
+    let image = relocate(&layout).unwrap();
+    check(&layout, &image);
+}
+
+fn symbol(layout: &Layout<'_>, name: &str) -> u64 {
+    let id = layout.db.lookup(name.as_bytes()).unwrap();
+    layout.global_addr[id.0 as usize]
+}
+
+fn read_u64(layout: &Layout<'_>, image: &[u8], addr: u64) -> u64 {
+    let s = layout
+        .sections
+        .iter()
+        .find(|s| !s.is_nobits() && s.addr <= addr && addr + 8 <= s.addr + s.size)
+        .expect("address in a file-backed section");
+    let at = (s.offset + addr - s.addr) as usize;
+    u64::from_le_bytes(image[at..at + 8].try_into().unwrap())
+}
+
+/// Bytes of `len` at `addr`.
+fn bytes_at<'i>(layout: &Layout<'_>, image: &'i [u8], addr: u64, len: usize) -> &'i [u8] {
+    let s = layout
+        .sections
+        .iter()
+        .find(|s| !s.is_nobits() && s.addr <= addr && addr < s.addr + s.size)
+        .unwrap();
+    let at = (s.offset + addr - s.addr) as usize;
+    &image[at..at + len]
+}
+
+#[test]
+fn merged_strings_are_deduplicated_and_references_follow_them() {
+    let mut a = Builder::new();
+    let strings = a.strings(".rodata.str1.1", b"hello\0world\0");
+    let text = a.section(".text", SectionKind::Text, &[0; 16], 16);
+    a.define("_start", text, 0);
+    let sec = a.0.section_symbol(strings);
+    // `world` through the section symbol plus addend, as assemblers emit for R_X86_64_64.
+    a.reloc(text, 0, sec, elf::R_X86_64_64, 6);
+    let mut b = Builder::new();
+    let strings_b = b.strings(".rodata.str1.1", b"world\0bye\0");
+    let data = b.section(".data", SectionKind::Data, &[0; 16], 8);
+    let sec_b = b.0.section_symbol(strings_b);
+    b.reloc(data, 0, sec_b, elf::R_X86_64_64, 0);
+    b.reloc(data, 8, sec_b, elf::R_X86_64_64, 6);
+    let table = b.define("table", data, 0);
+    let text_b = b.section(".text.b", SectionKind::Text, &[0; 8], 1);
+    b.reloc(text_b, 0, table, elf::R_X86_64_64, 0);
+    b.define("use_table", text_b, 0);
+    let use_table = a.symbol("use_table", SymbolSection::Undefined, 0, 0);
+    a.reloc(text, 8, use_table, elf::R_X86_64_64, 0);
+
+    with_link(
+        &[("a.o", a.bytes()), ("b.o", b.bytes())],
+        None,
+        |layout, image| {
+            assert_eq!(layout.strings.len(), 1);
+            assert_eq!(layout.strings[0].data, b"hello\0world\0bye\0");
+            let rodata = layout
+                .sections
+                .iter()
+                .find(|s| s.name == b".rodata")
+                .unwrap();
+            let text = symbol(layout, "_start");
+            let world = read_u64(layout, image, text);
+            assert_eq!(bytes_at(layout, image, world, 6), b"world\0");
+            assert_eq!(world, rodata.addr + 6);
+            let table = symbol(layout, "table");
+            assert_eq!(read_u64(layout, image, table), world);
+            let bye = read_u64(layout, image, table + 8);
+            assert_eq!(bytes_at(layout, image, bye, 4), b"bye\0");
+        },
+    );
+}
+
+#[test]
+fn tls_commons_linker_symbols_and_segments() {
+    let mut o = Builder::new();
+    let text = o.section(".text", SectionKind::Text, &[0; 32], 16);
+    o.define("_start", text, 0);
+    let tdata = o.section(".tdata", SectionKind::Tls, &[1, 2, 3, 4, 5], 4);
+    let tbss = o.section(".tbss", SectionKind::UninitializedTls, &[0; 24], 16);
+    let x = o.tls("x", tdata, 4);
+    let y = o.tls("y", tbss, 8);
+    o.reloc(text, 0, x, elf::R_X86_64_TPOFF32, 0);
+    o.reloc(text, 4, y, elf::R_X86_64_TPOFF32, 0);
+    let data = o.section(".data", SectionKind::Data, &[0; 8], 8);
+    let common = o.symbol("common_buf", SymbolSection::Common, 32, 100);
+    o.reloc(text, 8, common, elf::R_X86_64_64, 0);
+    let end = o.symbol("_end", SymbolSection::Undefined, 0, 0);
+    o.reloc(text, 16, end, elf::R_X86_64_64, 0);
+    let bss_start = o.symbol("__bss_start", SymbolSection::Undefined, 0, 0);
+    o.reloc(data, 0, bss_start, elf::R_X86_64_64, 0);
+    let ds = o.define("data_start", data, 0);
+    o.reloc(text, 24, ds, elf::R_X86_64_64, 0);
+
+    with_link(&[("tls.o", o.bytes())], None, |layout, image| {
+        let tls = layout.tls.expect("PT_TLS");
+        assert_eq!(tls.align, 16);
+        assert_eq!(tls.addr % 16, 0);
+        assert_eq!(tls.file_size, 5);
+        // .tdata 5 bytes, .tbss at 16 for 24 bytes.
+        assert_eq!(tls.mem_size, 40);
+        let start = symbol(layout, "_start");
+        let tp = tls.addr + 48;
+        let off = |at: u64| i32::from_le_bytes(bytes_at(layout, image, at, 4).try_into().unwrap());
+        assert_eq!(i64::from(off(start)), (tls.addr + 4) as i64 - tp as i64);
+        assert_eq!(
+            i64::from(off(start + 4)),
+            (tls.addr + 24) as i64 - tp as i64
+        );
+
+        let tbss = layout
+            .sections
+            .iter()
+            .find(|s| s.rank == Rank::Tbss)
+            .unwrap();
+        let data = layout
+            .sections
+            .iter()
+            .find(|s| s.rank == Rank::Data)
+            .unwrap();
+        assert!(
+            data.addr < tbss.addr + tbss.size,
+            ".tbss takes no address space"
+        );
+        for s in layout
+            .sections
+            .iter()
+            .filter(|s| !s.is_nobits() && s.size > 0)
+        {
+            assert_eq!(s.addr % 0x1000, s.offset % 0x1000, "{}", s.name_str());
+            assert_eq!(s.addr % s.align, 0, "{}", s.name_str());
+        }
+
+        let bss = layout
+            .sections
+            .iter()
+            .find(|s| s.rank == Rank::Bss)
+            .unwrap();
+        let common = read_u64(layout, image, start + 8);
+        assert!(common >= bss.addr && common + 100 <= bss.addr + bss.size);
+        assert_eq!(common % 32, 0);
+        assert_eq!(read_u64(layout, image, start + 16), bss.addr + bss.size);
+        assert_eq!(read_u64(layout, image, data.addr), bss.addr);
+        assert_eq!(read_u64(layout, image, start + 24), data.addr);
+
+        let mut previous_end = 0;
+        for seg in &layout.segments {
+            assert!(seg.addr >= previous_end, "segments overlap");
+            assert_eq!(seg.addr % 0x1000, seg.offset % 0x1000);
+            assert!(seg.flags & elf::PF_W == 0 || seg.flags & elf::PF_X == 0);
+            previous_end = seg.addr + seg.mem_size;
+        }
+        assert_eq!(layout.segments[0].offset, 0);
+        assert_eq!(layout.entry, start);
+    });
+}
+
+#[test]
+fn gotpcrel_gets_a_slot_and_relaxable_loads_do_not() {
+    let mut o = Builder::new();
+    // mov x@GOTPCREL(%rip),%rax ; cmp y@GOTPCREL(%rip),%rax
+    let code = [0x48, 0x8b, 0x05, 0, 0, 0, 0, 0x48, 0x3b, 0x05, 0, 0, 0, 0];
+    let text = o.section(".text", SectionKind::Text, &code, 16);
+    o.define("_start", text, 0);
+    let data = o.section(".data", SectionKind::Data, &[0; 16], 8);
+    let x = o.define("x", data, 0);
+    let y = o.define("y", data, 8);
+    o.reloc(text, 3, x, elf::R_X86_64_REX_GOTPCRELX, -4);
+    o.reloc(text, 10, y, elf::R_X86_64_REX_GOTPCRELX, -4);
+
+    with_link(&[("got.o", o.bytes())], Some(0x20_0000), |layout, image| {
+        assert_eq!(layout.got.len(), 1, "only the cmp needs a slot");
+        let start = symbol(layout, "_start");
+        assert!(start >= 0x20_0000);
+        let code = bytes_at(layout, image, start, 14);
+        assert_eq!(code[1], 0x8d, "mov relaxed to lea");
+        let disp = i32::from_le_bytes(code[3..7].try_into().unwrap());
+        assert_eq!(
+            start as i64 + 7 + i64::from(disp),
+            symbol(layout, "x") as i64
+        );
+        let disp = i32::from_le_bytes(code[10..14].try_into().unwrap());
+        let slot = (start as i64 + 14 + i64::from(disp)) as u64;
+        assert_eq!(slot, layout.got_addr);
+        assert_eq!(read_u64(layout, image, slot), symbol(layout, "y"));
+    });
+}
