@@ -114,7 +114,8 @@ fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
         let info = run::inspect(&image).into_diagnostic()?;
         return Ok(RunOptions::new(image, info.arch));
     };
-    let config = Manifest::load(manifest)?.resolve();
+    let loaded = Manifest::load(manifest)?;
+    let config = loaded.resolve();
     let target = run::pick_target(&config, args.arch).ok_or_else(|| {
         let arches: Vec<&str> = config.arches().map(Arch::name).collect();
         miette!(
@@ -124,10 +125,10 @@ fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
             arches.join(", ")
         )
     })?;
-    let target_dir = args
-        .target_dir
-        .clone()
-        .unwrap_or_else(|| run::target_dir_for(manifest));
+    let target_dir = match &args.target_dir {
+        Some(dir) => dir.clone(),
+        None => uniklink::build::target_dir(&loaded, target.arch).into_diagnostic()?,
+    };
     let image = run::built_image_path(&target_dir, &config, target.arch);
     if !image.is_file() {
         return Err(miette!(
@@ -162,7 +163,7 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     } else {
         ConsoleSink::Stdout
     };
-    let outcome = run::boot(&opts).into_diagnostic()?;
+    let outcome = run::boot(&opts)?;
 
     if !outcome.qemu_messages.is_empty() {
         eprint!("{}", outcome.qemu_messages);

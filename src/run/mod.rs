@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub use accel::{Accel, ResolvedAccel, UnknownAccel};
 pub use console::{ConsoleSink, READY_MARKER};
 pub use image::{ImageError, ImageInfo, inspect};
-pub use manifest::{built_image_path, options_from_config, pick_target, target_dir_for};
+pub use manifest::{built_image_path, options_from_config, pick_target};
 pub use qemu::DEFAULT_MEMORY;
 pub use uniklink_config::{Arch, Platform};
 
@@ -143,11 +143,31 @@ pub enum RunError {
         binary: &'static str,
         status: String,
         messages: String,
+        accel: ResolvedAccel,
     },
     #[error("lost track of the QEMU process")]
     Wait(#[source] io::Error),
     #[error("cannot read the guest's console")]
     Console(#[source] io::Error),
+}
+
+impl miette::Diagnostic for RunError {
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        match self {
+            RunError::QemuFailed {
+                accel: ResolvedAccel::Kvm,
+                ..
+            } => Some(Box::new(
+                "KVM inside a virtual machine is often nested or emulated and fails or crawls; \
+                 try --accel tcg",
+            )),
+            RunError::NoPvhNote { .. } => Some(Box::new(
+                "images uniklink links for qemu-microvm and qemu-q35 carry the note; was this one \
+                 linked for another platform or by another linker?",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// How often the runner checks the timeout and Ctrl-C while QEMU runs.
@@ -291,6 +311,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
                 binary: spec.qemu,
                 status: status.to_string(),
                 messages: messages.clone(),
+                accel,
             };
             let code = status.code().ok_or_else(failed)?;
             // Status 1 is both "guest wrote 0 to isa-debug-exit" and QEMU's own failure
@@ -377,6 +398,20 @@ mod tests {
                 arch: Arch::X86_64
             })
         ));
+    }
+
+    #[test]
+    fn qemu_failing_under_kvm_suggests_tcg() {
+        use miette::Diagnostic;
+        let failed = |accel| RunError::QemuFailed {
+            binary: "qemu-system-x86_64",
+            status: "signal: 6 (SIGABRT)".into(),
+            messages: "failed to set MSR 0x10a\n".into(),
+            accel,
+        };
+        let help = failed(ResolvedAccel::Kvm).help().unwrap().to_string();
+        assert!(help.contains("--accel tcg"), "{help}");
+        assert!(failed(ResolvedAccel::Tcg).help().is_none());
     }
 
     #[test]
