@@ -1,0 +1,485 @@
+//! The httpd example (`fixtures/apps/httpd`, `manifests/httpd.yaml`) built with
+//! `cargo uniklink build --release` and booted with `cargo uniklink run` under TCG, reached from
+//! the host through a QEMU user-net forward on 127.0.0.1. Each test boots its own guest on a
+//! free host port and stops it when done. Every client call has a timeout and every loop a
+//! fixed count, so a wedged server fails a test instead of hanging it; nothing is timed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const LISTENING: &str = "httpd: listening on :8080";
+/// How long a guest may take from launch to its listening line under TCG on a loaded machine.
+const BOOT_GUARD: Duration = Duration::from_secs(120);
+/// Guards on every client socket operation; a healthy server answers in milliseconds.
+const IO_GUARD: Duration = Duration::from_secs(30);
+/// The runner kills the guest after this long even if a test never stops it.
+const RUN_GUARD_SECS: &str = "600";
+
+fn uniklink() -> Command {
+    let mut cmd = Command::cargo_bin("cargo-uniklink").expect("the cargo-uniklink binary");
+    cmd.current_dir(ROOT).arg("uniklink");
+    cmd
+}
+
+/// Builds the image from the real manifest, once per test binary.
+fn build_httpd() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = uniklink()
+            .args(["build", "--release", "-m", "manifests/httpd.yaml", "--", "--locked"])
+            .output()
+            .expect("cargo-uniklink build runs");
+        assert!(
+            out.status.success(),
+            "building httpd failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+/// `manifests/httpd.yaml` with the forward moved to `host_port`. The name stays `httpd`, so
+/// `run -m` boots the image the real manifest built.
+fn manifest_with_port(host_port: u16) -> PathBuf {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("manifests/httpd.yaml"))
+        .expect("manifests/httpd.yaml");
+    assert!(text.contains("\"8080:8080\""), "httpd.yaml forwards 8080");
+    let text = text
+        .replace("\"8080:8080\"", &format!("\"{host_port}:8080\""))
+        .replace(
+            "path: ../fixtures/apps/httpd",
+            &format!("path: {ROOT}/fixtures/apps/httpd"),
+        );
+    let dir = Path::new(ROOT).join("target/net-tests");
+    std::fs::create_dir_all(&dir).expect("target/net-tests");
+    let path = dir.join(format!("httpd-{host_port}.yaml"));
+    std::fs::write(&path, text).expect("writing the test manifest");
+    path
+}
+
+/// A booted httpd guest; dropping it stops QEMU.
+struct Server {
+    runner: Child,
+    port: u16,
+}
+
+impl Server {
+    fn boot() -> Server {
+        Server::boot_on(None)
+    }
+
+    fn boot_on(platform: Option<&str>) -> Server {
+        build_httpd();
+        let port = free_port();
+        let manifest = manifest_with_port(port);
+        let mut cmd = uniklink();
+        cmd.args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS, "-m"])
+            .arg(&manifest);
+        if let Some(platform) = platform {
+            cmd.args(["--platform", platform]);
+        }
+        let mut runner = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cargo-uniklink run starts");
+        let stdout = runner.stdout.take().expect("stdout is piped");
+        let stderr = runner.stderr.take().expect("stderr is piped");
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr_thread = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
+        let mut server = Server { runner, port };
+        let deadline = Instant::now() + BOOT_GUARD;
+        let mut console = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(LISTENING) => {
+                    assert!(
+                        console
+                            .iter()
+                            .any(|l: &String| l.starts_with("uniklink:ready entry_to_main_ns=")),
+                        "the listening line comes after the ready marker: {console:?}"
+                    );
+                    break;
+                }
+                Ok(line) => console.push(line),
+                Err(_) => {
+                    server.stop();
+                    panic!(
+                        "httpd never said `{LISTENING}`; console: {console:#?}\nrunner: {}",
+                        stderr_thread.join().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        // Keep draining the console so the guest never blocks on a full pipe.
+        thread::spawn(move || while lines_rx.recv().is_ok() {});
+        server
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    fn stop(&mut self) {
+        // SIGINT makes the runner kill QEMU (its own process group) before exiting.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.runner.id() as libc::pid_t, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.runner.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.runner.kill();
+        let _ = self.runner.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("a UTF-8 body")
+    }
+}
+
+/// A keep-alive HTTP/1.1 client on one connection.
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), IO_GUARD)
+            .expect("connecting to httpd");
+        stream.set_read_timeout(Some(IO_GUARD)).unwrap();
+        stream.set_write_timeout(Some(IO_GUARD)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    fn get(&mut self, path: &str) -> Response {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        self.stream()
+            .write_all(request.as_bytes())
+            .expect("sending a request");
+        self.read_response().expect("a response")
+    }
+
+    /// The next response, or `None` if the server closed or reset the connection first.
+    fn read_response(&mut self) -> Option<Response> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return None,
+            Err(error) => panic!("reading a status line: {error}"),
+        }
+        let status = line
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP/1.1 status line: {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("a header line");
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            let (name, value) = trimmed.split_once(':').expect("a `name: value` header");
+            headers.push((name.to_owned(), value.trim().to_owned()));
+        }
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let len: usize = response
+            .header("content-length")
+            .expect("Content-Length")
+            .parse()
+            .expect("a numeric Content-Length");
+        response.body.resize(len, 0);
+        self.reader
+            .read_exact(&mut response.body)
+            .expect("the whole body");
+        Some(response)
+    }
+}
+
+/// What `/api/status` reports.
+fn status(client: &mut Client) -> serde_json::Value {
+    let response = client.get("/api/status");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    serde_json::from_slice(&response.body).expect("/api/status is JSON")
+}
+
+fn assert_serves_the_page(port: u16) {
+    let response = Client::connect(port).get("/");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert!(
+        response.text().contains("Hello from a uniklink unikernel"),
+        "{response:?}"
+    );
+}
+
+#[test]
+fn serves_the_page_and_the_status_json_over_virtio_mmio() {
+    let server = Server::boot();
+    let mut client = server.connect();
+    let page = client.get("/");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("connection"), Some("keep-alive"));
+    assert!(page.text().starts_with("<!doctype html>"), "{page:?}");
+    assert!(page.text().contains("Hello from a uniklink unikernel"));
+
+    let json = status(&mut client);
+    assert!(json["uptime_ms"].as_u64().is_some(), "{json}");
+    assert_eq!(json["requests"], 2, "{json}");
+    assert_eq!(json["connections"], 1, "{json}");
+
+    let missing = client.get("/no/such/page");
+    assert_eq!(missing.status, 404);
+    let query = client.get("/api/status?verbose=1");
+    assert_eq!(query.status, 200);
+
+    // Connection: close is honoured: the response, then end of stream.
+    client
+        .stream()
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let last = client.read_response().expect("a response before the close");
+    assert_eq!(last.header("connection"), Some("close"));
+    assert!(client.read_response().is_none(), "the server closes");
+}
+
+#[test]
+fn serves_over_virtio_pci_on_q35() {
+    let server = Server::boot_on(Some("qemu-q35"));
+    assert_serves_the_page(server.port);
+    let json = status(&mut server.connect());
+    assert_eq!(json["requests"], 2, "{json}");
+}
+
+#[test]
+fn a_thousand_sequential_requests() {
+    const REQUESTS: u64 = 1000;
+    /// A fresh connection every so many requests exercises accept and close as well.
+    const PER_CONNECTION: u64 = 50;
+    let server = Server::boot();
+    let mut client = server.connect();
+    for i in 0..REQUESTS {
+        if i > 0 && i % PER_CONNECTION == 0 {
+            client = server.connect();
+        }
+        let response = client.get(if i % 2 == 0 { "/" } else { "/api/status" });
+        assert_eq!(response.status, 200, "request {i}: {response:?}");
+    }
+    let json = status(&mut server.connect());
+    assert_eq!(json["requests"], REQUESTS + 1, "{json}");
+    assert_eq!(
+        json["connections"],
+        REQUESTS / PER_CONNECTION + 1,
+        "{json}"
+    );
+}
+
+#[test]
+fn a_hundred_concurrent_keep_alive_connections() {
+    const THREADS: usize = 10;
+    const PER_THREAD: usize = 10;
+    const ROUNDS: usize = 3;
+    let server = Server::boot();
+    let port = server.port;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            thread::spawn(move || {
+                let mut clients: Vec<Client> =
+                    (0..PER_THREAD).map(|_| Client::connect(port)).collect();
+                // Every connection stays open across the rounds, so all hundred are live at
+                // once by the second round.
+                for round in 0..ROUNDS {
+                    for (c, client) in clients.iter_mut().enumerate() {
+                        let response = client.get("/");
+                        assert_eq!(
+                            response.status, 200,
+                            "thread {t} connection {c} round {round}: {response:?}"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a client thread failed");
+    }
+    let json = status(&mut server.connect());
+    let total = (THREADS * PER_THREAD * ROUNDS) as u64;
+    assert_eq!(json["requests"], total + 1, "{json}");
+    assert_eq!(json["connections"], (THREADS * PER_THREAD) as u64 + 1, "{json}");
+}
+
+/// Closes `stream` with SO_LINGER 0, which makes the kernel send RST instead of FIN.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on an open socket with a correctly sized `linger`.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    drop(stream);
+}
+
+#[test]
+fn keeps_serving_after_clients_reset_mid_request() {
+    let server = Server::boot();
+    for i in 0..5 {
+        let mut client = server.connect();
+        client
+            .stream()
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+            .unwrap();
+        // Once with a request answered first, so the reset hits a kept-alive connection.
+        if i == 0 {
+            let mut other = server.connect();
+            assert_eq!(other.get("/").status, 200);
+            reset(other.reader.into_inner());
+        }
+        reset(client.reader.into_inner());
+        assert_serves_the_page(server.port);
+    }
+}
+
+#[test]
+fn garbage_gets_an_error_or_a_close() {
+    let server = Server::boot();
+    let inputs: [&[u8]; 4] = [
+        b"\x00\xff\xfe garbage \x01\x02\r\n\r\n",
+        b"hello there\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nno colon here\r\n\r\n",
+    ];
+    for input in inputs {
+        let mut client = server.connect();
+        client.stream().write_all(input).unwrap();
+        if let Some(response) = client.read_response() {
+            assert_eq!(response.status, 400, "{input:?}: {response:?}");
+            assert_eq!(response.header("connection"), Some("close"));
+        }
+        assert!(client.read_response().is_none(), "{input:?}: closed after");
+        assert_serves_the_page(server.port);
+    }
+}
+
+#[test]
+fn a_one_megabyte_header_gets_an_error_or_a_close() {
+    let server = Server::boot();
+    let mut client = server.connect();
+    let mut stream = client.stream().try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        let mut request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
+        request.resize(request.len() + (1 << 20), b'a');
+        request.extend_from_slice(b"\r\n\r\n");
+        // The server stops reading long before the end: the write fails or stalls until the
+        // guard, and either is fine.
+        let _ = stream.write_all(&request);
+        let _ = stream.shutdown(Shutdown::Write);
+    });
+    if let Some(response) = client.read_response() {
+        assert_eq!(response.status, 431, "{response:?}");
+    }
+    let _ = client.stream().shutdown(Shutdown::Both);
+    writer.join().unwrap();
+    assert_serves_the_page(server.port);
+}
+
+#[test]
+fn a_request_that_never_finishes_is_timed_out() {
+    let server = Server::boot();
+    let mut slow = server.connect();
+    slow.stream()
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    // The stuck request holds nothing up.
+    assert_serves_the_page(server.port);
+    match slow.read_response() {
+        Some(response) => {
+            assert_eq!(response.status, 408, "{response:?}");
+            assert!(slow.read_response().is_none(), "closed after the 408");
+        }
+        None => {}
+    }
+    assert_serves_the_page(server.port);
+}
