@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use xtask::toolchain::Target;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +37,10 @@ pub struct Expect {
     pub gc_removes: Vec<String>,
     /// Upper bound on the size of uniklink's image file.
     pub max_image_bytes: Option<u64>,
+    /// x86_64 flags (of `cflags` or `file_cflags`) replaced by their aarch64 counterpart when
+    /// compiling for aarch64: `"-mcmodel=medium" = "-mcmodel=large"`.
+    #[serde(default)]
+    pub aarch64_flags: BTreeMap<String, String>,
 }
 
 pub struct Fixture {
@@ -90,6 +95,19 @@ impl Fixture {
                 expect_path.display()
             );
         }
+        for flag in self.expect.aarch64_flags.keys() {
+            let used = self
+                .expect
+                .cflags
+                .iter()
+                .chain(self.expect.file_cflags.values().flatten())
+                .any(|f| f == flag);
+            assert!(
+                used,
+                "{}: aarch64_flags replaces {flag}, which no cflags give",
+                expect_path.display()
+            );
+        }
         let link_error = !self.expect.link_error.is_empty();
         assert!(
             link_error != self.expect.exit.is_some(),
@@ -103,7 +121,7 @@ impl Fixture {
         );
     }
 
-    pub fn flags_for(&self, source: &Path) -> Vec<String> {
+    pub fn flags_for(&self, source: &Path, target: Target) -> Vec<String> {
         let name = source.file_name().expect("file").to_string_lossy();
         let mut flags = self.expect.cflags.clone();
         flags.extend(
@@ -114,6 +132,13 @@ impl Fixture {
                 .flatten()
                 .cloned(),
         );
+        if target == Target::Aarch64 {
+            for flag in &mut flags {
+                if let Some(replacement) = self.expect.aarch64_flags.get(flag) {
+                    flag.clone_from(replacement);
+                }
+            }
+        }
         flags
     }
 

@@ -1,4 +1,5 @@
-//! Running a linked program and capturing everything observable about it.
+//! Running a linked program and capturing everything observable about it. A program for
+//! another architecture runs under its QEMU user-mode emulator.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -17,8 +18,27 @@ pub struct Ran {
     pub stderr: String,
 }
 
+/// The command that runs `program`: directly, or under `qemu-aarch64` for an aarch64 ELF on
+/// another host (no binfmt_misc registration is assumed).
+fn command(program: &Path) -> Command {
+    const EM_AARCH64: u16 = 183;
+    let mut header = [0u8; 20];
+    let machine = std::fs::File::open(program)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .ok()
+        .filter(|()| header.starts_with(b"\x7fELF"))
+        .map(|()| u16::from_le_bytes([header[18], header[19]]));
+    if machine == Some(EM_AARCH64) && !cfg!(target_arch = "aarch64") {
+        let mut cmd = Command::new("qemu-aarch64");
+        cmd.arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
 pub fn run(program: &Path, stdin: &[u8]) -> Ran {
-    let mut child = Command::new(program)
+    let mut child = command(program)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

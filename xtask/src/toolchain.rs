@@ -10,8 +10,66 @@ use crate::Error;
 /// Optimised, non-PIE code: the shape of object a static linker sees most.
 pub const BASE_CFLAGS: &[&str] = &["-O2", "-fno-pie"];
 
+/// The architecture programs are built for. aarch64 uses Debian's cross compiler and
+/// binutils with musl for arm64 (`musl-dev:arm64`), and runs under `qemu-aarch64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    X86_64,
+    Aarch64,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64",
+            Target::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The musl compiler driver.
+    pub fn musl_cc(self) -> &'static str {
+        match self {
+            Target::X86_64 => "musl-gcc",
+            Target::Aarch64 => "aarch64-linux-musl-gcc",
+        }
+    }
+
+    /// The gcc whose start files and libgcc go with musl's.
+    pub fn gcc(self) -> &'static str {
+        match self {
+            Target::X86_64 => "gcc",
+            Target::Aarch64 => "aarch64-linux-gnu-gcc",
+        }
+    }
+
+    /// GNU ld for the target.
+    pub fn ld(self) -> &'static str {
+        match self {
+            Target::X86_64 => "ld",
+            Target::Aarch64 => "aarch64-linux-gnu-ld",
+        }
+    }
+
+    /// GNU ar for the target, which can index the target's symbols.
+    pub fn ar(self) -> &'static str {
+        match self {
+            Target::X86_64 => "ar",
+            Target::Aarch64 => "aarch64-linux-gnu-ar",
+        }
+    }
+
+    /// The emulator a program runs under on this (x86_64) host, if any.
+    pub fn runner(self) -> Option<&'static str> {
+        match self {
+            Target::X86_64 => None,
+            Target::Aarch64 => Some("qemu-aarch64"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Toolchain {
+    pub target: Target,
     pub cc: PathBuf,
     pub crt1: PathBuf,
     pub crti: PathBuf,
@@ -25,7 +83,12 @@ pub struct Toolchain {
 
 impl Toolchain {
     pub fn discover() -> Result<Self, Error> {
-        let cc = PathBuf::from("musl-gcc");
+        Self::discover_for(Target::X86_64)
+    }
+
+    pub fn discover_for(target: Target) -> Result<Self, Error> {
+        let cc = PathBuf::from(target.musl_cc());
+        let gcc_file = |query: &str| gcc_file(target.gcc(), query);
         let musl_dir = musl_lib_dir(&cc)?;
         let in_musl = |name: &str| -> Result<PathBuf, Error> {
             let path = musl_dir.join(name);
@@ -48,6 +111,7 @@ impl Toolchain {
             crtend: gcc_file("-print-file-name=crtend.o")?,
             libgcc: gcc_file("-print-libgcc-file-name")?,
             libgcc_eh: gcc_file("-print-file-name=libgcc_eh.a")?,
+            target,
             cc,
         })
     }
@@ -116,8 +180,8 @@ fn musl_lib_dir(cc: &Path) -> Result<PathBuf, Error> {
         })
 }
 
-fn gcc_file(query: &str) -> Result<PathBuf, Error> {
-    let mut cmd = Command::new("gcc");
+fn gcc_file(gcc: &str, query: &str) -> Result<PathBuf, Error> {
+    let mut cmd = Command::new(gcc);
     cmd.arg(query);
     let printed = run(&mut cmd)?;
     let path = PathBuf::from(printed.trim());
