@@ -8,6 +8,7 @@ use uniklink_analyzer::input::Inputs;
 use uniklink_analyzer::object::{self, SectionId};
 use uniklink_analyzer::resolve::{Definition, SymbolDb};
 use uniklink_linker::arch;
+use uniklink_linker::image::{BuildId, ImageKind};
 use uniklink_linker::layout::{Layout, LayoutOptions};
 use uniklink_linker::relocate::relocate;
 use uniklink_linker::write::{WriteOptions, write};
@@ -29,6 +30,10 @@ pub struct LinkOptions {
     pub strip: bool,
     /// Symbols whose reference chain from a root should be reported.
     pub why: Vec<String>,
+    pub image: ImageKind,
+    /// Hashed into the build id after the inputs: whatever else decides the image's bytes
+    /// (the resolved manifest).
+    pub build_id_salt: Vec<u8>,
 }
 
 impl LinkOptions {
@@ -43,6 +48,8 @@ impl LinkOptions {
             gc: true,
             strip: false,
             why: Vec::new(),
+            image: ImageKind::Elf,
+            build_id_salt: Vec::new(),
         }
     }
 }
@@ -95,11 +102,30 @@ pub struct LinkOutput {
     pub symbols: Vec<(String, u64)>,
     pub entry: u64,
     pub why: Vec<WhyReport>,
+    /// Set for image kinds that carry one (PVH).
+    pub build_id: Option<BuildId>,
 }
 
 /// Links `opts.inputs` into a static executable at `opts.output`. On error nothing is written.
 pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
-    let inputs = Inputs::load(&opts.inputs)?;
+    let mut inputs = Inputs::load(&opts.inputs)?;
+    let build_id = (opts.image != ImageKind::Elf).then(|| {
+        BuildId::of(
+            inputs
+                .command_line_data()
+                .chain(std::iter::once(&opts.build_id_salt[..])),
+        )
+    });
+    if let Some(id) = &build_id {
+        let machine = machine_of(inputs.command_line_data().next().unwrap_or_default());
+        for generated in opts
+            .image
+            .generated_objects(machine, &opts.entry, id)
+            .map_err(uniklink_linker::Error::from)?
+        {
+            inputs.add_generated(generated)?;
+        }
+    }
     let objects = object::parse_all(&inputs)?;
 
     let required: Vec<&[u8]> = std::iter::once(&opts.entry)
@@ -130,9 +156,12 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         arch,
         &LayoutOptions {
             entry: &opts.entry,
-            base: opts.base,
+            base: opts.base.or(opts.image.base()),
         },
     )?;
+    opts.image
+        .check(&layout, &opts.entry)
+        .map_err(uniklink_linker::Error::from)?;
 
     let image = relocate(&layout)?;
     write(
@@ -142,7 +171,30 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         &WriteOptions { strip: opts.strip },
     )?;
 
-    Ok(report(&layout, opts))
+    Ok(LinkOutput {
+        build_id,
+        ..report(&layout, opts)
+    })
+}
+
+/// `e_machine` of an ELF object, or of the first ELF member of an archive; 0 when neither.
+fn machine_of(data: &[u8]) -> u16 {
+    use ::object::read::archive::ArchiveFile;
+    let elf_machine = |d: &[u8]| {
+        (d.len() >= 20 && d.starts_with(b"\x7fELF")).then(|| u16::from_le_bytes([d[18], d[19]]))
+    };
+    if let Some(m) = elf_machine(data) {
+        return m;
+    }
+    ArchiveFile::parse(data)
+        .ok()
+        .and_then(|archive| {
+            archive
+                .members()
+                .filter_map(Result::ok)
+                .find_map(|m| m.data(data).ok().and_then(elf_machine))
+        })
+        .unwrap_or(0)
 }
 
 fn section_info(db: &SymbolDb<'_>, id: SectionId) -> SectionInfo {
@@ -208,5 +260,6 @@ fn report(layout: &Layout<'_>, opts: &LinkOptions) -> LinkOutput {
         symbols,
         entry: layout.entry,
         why,
+        build_id: None,
     }
 }

@@ -34,6 +34,16 @@ impl Arch {
         }
     }
 
+    /// The symbol the library OS's boot code starts at on this architecture: the entry of a
+    /// cargo app's image unless the manifest names another. `None` while the library OS has
+    /// no port to the architecture.
+    pub fn libos_entry(self) -> Option<&'static str> {
+        match self {
+            Arch::X86_64 => Some("_pvh_start"),
+            Arch::Aarch64 => None,
+        }
+    }
+
     /// The platform used when a manifest names this architecture but no platform.
     pub fn default_platform(self) -> Platform {
         match self {

@@ -20,6 +20,8 @@ pub enum Error {
     },
     #[error("the image does not fit in the address space above base {base:#x}")]
     AddressOverflow { base: u64 },
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
     #[error("cannot write {}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod error;
 pub mod glue;
+pub mod image;
 pub mod layout;
 pub mod relocate;
 pub mod write;

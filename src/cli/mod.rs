@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod check;
 mod config;
 mod link;
@@ -21,6 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Build(build::BuildArgs),
     Check(check::CheckArgs),
     Config(config::ConfigArgs),
     Link(link::LinkArgs),
@@ -31,6 +33,7 @@ enum Command {
 impl Cli {
     pub fn run(self) -> miette::Result<ExitCode> {
         match self.command {
+            Command::Build(args) => build::run(args),
             Command::Check(args) => check::run(args),
             Command::Config(args) => config::run(args),
             Command::Link(args) => link::run(args),

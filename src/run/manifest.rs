@@ -15,22 +15,6 @@ pub fn built_image_path(target_dir: &Path, config: &ResolvedConfig, arch: Arch) 
         .join(format!("{}-{}.elf", config.name, arch.name()))
 }
 
-/// The target directory of the cargo package around `manifest`, as cargo itself decides it
-/// (`CARGO_TARGET_DIR`, `build.target-dir` in cargo's config, the workspace root); for an
-/// app that is not a cargo package (prebuilt objects), `target` beside the manifest.
-pub fn target_dir_for(manifest: &Path) -> PathBuf {
-    let dir = match manifest.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    cargo_metadata::MetadataCommand::new()
-        .no_deps()
-        .current_dir(dir)
-        .exec()
-        .map(|metadata| metadata.target_directory.into_std_path_buf())
-        .unwrap_or_else(|_| dir.join("target"))
-}
-
 /// The target of `config` to boot: the one for `arch`, or the first one listed.
 pub fn pick_target(config: &ResolvedConfig, arch: Option<Arch>) -> Option<Target> {
     config
@@ -106,12 +90,5 @@ ports: [\"8080:80\"]
         assert_eq!(opts.memory, Some(64 * 1024 * 1024));
         assert_eq!(opts.cmdline.as_deref(), Some("verbose"));
         assert_eq!(opts.ports, vec![(8080, 80)]);
-    }
-
-    #[test]
-    fn a_manifest_outside_any_cargo_package_uses_target_beside_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let manifest = dir.path().join("uniklink.yaml");
-        assert_eq!(target_dir_for(&manifest), dir.path().join("target"));
     }
 }

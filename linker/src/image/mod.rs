@@ -1,0 +1,105 @@
+//! What kind of image a link produces. A kind is data the pipeline consults at three points:
+//! the base address, the objects it generates before resolution (notes), and the checks the
+//! finished layout must pass. Layout, relocation and the ELF writer stay kind-agnostic.
+
+pub mod pvh;
+
+use object::elf;
+
+use crate::layout::Layout;
+
+/// The image a link produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageKind {
+    /// A static ELF executable, laid out like GNU ld lays out `-static` programs.
+    #[default]
+    Elf,
+    /// An x86_64 ELF that a PVH loader (QEMU `-kernel`, Firecracker) boots through its
+    /// `XEN_ELFNOTE_PHYS32_ENTRY` note, identity-mapped at 1 MiB.
+    Pvh,
+}
+
+/// A 20-byte `NT_GNU_BUILD_ID`, the length GNU ld's default (SHA-1) gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BuildId(pub [u8; 20]);
+
+impl BuildId {
+    /// Hashes `parts` in order, each length-prefixed so that moving bytes from one part to
+    /// the next changes the id.
+    pub fn of<'p>(parts: impl IntoIterator<Item = &'p [u8]>) -> BuildId {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
+        let mut id = [0; 20];
+        id.copy_from_slice(&digest[..20]);
+        BuildId(id)
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Why an image of some kind cannot be made from a link.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{kind:?} images are for x86_64; the inputs are for e_machine {machine}")]
+    Machine { kind: ImageKind, machine: u16 },
+    #[error(
+        "entry `{entry}` at {addr:#x} is not in an executable segment, so the loader would jump into data"
+    )]
+    EntryNotExecutable { entry: String, addr: u64 },
+    #[error(
+        "the image ends at {end:#x}, above 4 GiB; the PVH entry runs 32-bit code with paging off and reaches only the first 4 GiB"
+    )]
+    AboveFourGiB { end: u64 },
+    #[error("cannot generate the {what} object: {source}")]
+    Generate {
+        what: &'static str,
+        #[source]
+        source: object::write::Error,
+    },
+}
+
+impl ImageKind {
+    /// The image's first address, when the kind fixes one.
+    pub fn base(self) -> Option<u64> {
+        match self {
+            ImageKind::Elf => None,
+            ImageKind::Pvh => Some(pvh::LOAD_ADDRESS),
+        }
+    }
+
+    /// Objects to link beside the inputs: for PVH, the entry note and the build id.
+    pub fn generated_objects(
+        self,
+        machine: u16,
+        entry: &str,
+        build_id: &BuildId,
+    ) -> Result<Vec<uniklink_analyzer::input::GeneratedObject>, ImageError> {
+        match self {
+            ImageKind::Elf => Ok(Vec::new()),
+            ImageKind::Pvh => {
+                if machine != elf::EM_X86_64 {
+                    return Err(ImageError::Machine {
+                        kind: self,
+                        machine,
+                    });
+                }
+                Ok(vec![pvh::notes_object(entry, build_id)?])
+            }
+        }
+    }
+
+    /// Checks the finished layout against what the kind's loader needs.
+    pub fn check(self, layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> {
+        match self {
+            ImageKind::Elf => Ok(()),
+            ImageKind::Pvh => pvh::check(layout, entry),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The inner `cargo build` that turns the app crate into a static library for a
+//! `*-unknown-none` target. It is isolated from the caller's environment and cargo config
+//! so that an outer `RUSTFLAGS`, `build.target` or wrapper cannot change the image.
+
+use std::ffi::OsString;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cargo_metadata::{Message, Metadata, MetadataCommand};
+
+use super::BuildError;
+
+/// Which cargo profile the app is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CargoProfile {
+    Dev,
+    Release,
+}
+
+impl CargoProfile {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            CargoProfile::Dev => &[],
+            CargoProfile::Release => &["--release"],
+        }
+    }
+}
+
+/// One inner build: the app package, its target and where cargo puts its output.
+#[derive(Debug, Clone)]
+pub struct CargoRequest<'a> {
+    pub manifest_path: &'a Path,
+    pub package: &'a str,
+    pub target_triple: &'a str,
+    pub profile: CargoProfile,
+    pub target_dir: &'a Path,
+    /// Flags forwarded as given (`--features`, `--locked`, `--offline`, ...).
+    pub passthrough: &'a [OsString],
+}
+
+/// Environment variables through which an outer build would leak into ours.
+const LEAKY_ENV: &[&str] = &[
+    "RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_MAKEFLAGS",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_ENCODED_RUSTFLAGS",
+];
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for var in LEAKY_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `cargo metadata` for the app's manifest, dependencies resolved for `target_triple`.
+pub fn metadata(manifest_path: &Path, target_triple: &str) -> Result<Metadata, BuildError> {
+    let mut command = MetadataCommand::new();
+    command.manifest_path(manifest_path).other_options(vec![
+        "--filter-platform".to_owned(),
+        target_triple.to_owned(),
+    ]);
+    let mut cmd = command.cargo_command();
+    for var in LEAKY_ENV {
+        cmd.env_remove(var);
+    }
+    let output = cmd.output().map_err(|source| BuildError::CargoSpawn {
+        command: command_line(&cmd),
+        source,
+    })?;
+    if !output.status.success() {
+        return Err(BuildError::Metadata {
+            manifest: manifest_path.to_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = stdout
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .unwrap_or_default();
+    MetadataCommand::parse(json).map_err(|source| BuildError::MetadataJson {
+        manifest: manifest_path.to_owned(),
+        source,
+    })
+}
+
+/// Maps every package's directory to `<name>-<version>`, so panic locations and other
+/// embedded source paths name the crate, not where it sits on the building machine.
+/// More specific directories come last because rustc lets the last matching prefix win.
+fn remap_flags(metadata: &Metadata) -> Vec<String> {
+    let mut dirs: Vec<(String, String)> = metadata
+        .packages
+        .iter()
+        .filter_map(|p| {
+            let dir = p.manifest_path.parent()?;
+            Some((dir.to_string(), format!("{}-{}", p.name, p.version)))
+        })
+        .collect();
+    dirs.sort_by_key(|(dir, _)| dir.len());
+    dirs.into_iter()
+        .map(|(dir, name)| format!("--remap-path-prefix={dir}={name}"))
+        .collect()
+}
+
+/// The program and its arguments, without the environment, for error messages.
+fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Builds the app and returns the static libraries cargo reported for it.
+pub fn build_staticlib(
+    req: &CargoRequest<'_>,
+    metadata: &Metadata,
+) -> Result<Vec<PathBuf>, BuildError> {
+    let mut cmd = cargo();
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(req.manifest_path)
+        .arg("--package")
+        .arg(req.package)
+        .arg("--lib")
+        .arg("--target")
+        .arg(req.target_triple)
+        .arg("--target-dir")
+        .arg(req.target_dir)
+        .arg("--message-format=json-render-diagnostics")
+        .args(req.profile.args())
+        .args(req.passthrough);
+    // CARGO_ENCODED_RUSTFLAGS takes precedence over every config-file rustflags setting, so
+    // the user's flags cannot change the image. The `*-unknown-none` targets already put
+    // each function and data object in its own section, which section GC relies on.
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        remap_flags(metadata).join("\x1f"),
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+
+    let command_line = command_line(&cmd);
+    let mut child = cmd.spawn().map_err(|source| BuildError::CargoSpawn {
+        command: command_line.clone(),
+        source,
+    })?;
+    let stdout = child.stdout.take().ok_or_else(|| BuildError::CargoSpawn {
+        command: command_line.clone(),
+        source: std::io::Error::other("cargo's stdout was not captured"),
+    })?;
+
+    let mut staticlibs = Vec::new();
+    let mut parse_error = None;
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        match message {
+            Ok(Message::CompilerArtifact(artifact))
+                if artifact.target.name.replace('-', "_") == req.package.replace('-', "_")
+                    && artifact
+                        .target
+                        .crate_types
+                        .contains(&cargo_metadata::CrateType::StaticLib) =>
+            {
+                staticlibs.extend(
+                    artifact
+                        .filenames
+                        .into_iter()
+                        .filter(|f| f.extension() == Some("a"))
+                        .map(PathBuf::from),
+                );
+            }
+            Ok(_) => {}
+            // Keep reading so cargo is never blocked on a full pipe; report after it exits.
+            Err(source) => {
+                parse_error.get_or_insert(source);
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| BuildError::CargoSpawn {
+        command: command_line.clone(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(BuildError::CargoFailed {
+            command: command_line,
+            status,
+        });
+    }
+    if let Some(source) = parse_error {
+        return Err(BuildError::CargoOutput { source });
+    }
+    if staticlibs.is_empty() {
+        return Err(BuildError::NoStaticlib {
+            manifest: req.manifest_path.to_owned(),
+            package: req.package.to_owned(),
+        });
+    }
+    Ok(staticlibs)
+}

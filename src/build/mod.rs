@@ -1,0 +1,349 @@
+//! `cargo uniklink build`: from a manifest to a bootable image and its build report.
+//!
+//! A cargo app is built as a static library for the target's `*-unknown-none` triple (see
+//! [`cargo`]), a prebuilt app contributes its objects as they are; either way the inputs go
+//! through [`crate::pipeline::link`] with the image kind the architecture boots
+//! ([`image_kind`]). The image lands in `<target-dir>/uniklink/<name>-<arch>.elf` beside
+//! `<name>-<arch>.json`, where `<target-dir>` is cargo's target directory for the app.
+
+pub mod cargo;
+mod report;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use uniklink_config::{App, Arch, Manifest, ResolvedConfig, Target};
+use uniklink_linker::image::ImageKind;
+
+use crate::pipeline::{self, LinkError, LinkOptions, LinkOutput};
+pub use cargo::CargoProfile;
+pub use report::BuildReport;
+
+/// What `build` is asked for besides the manifest.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The manifest target to build; the manifest's first target when `None`.
+    pub arch: Option<Arch>,
+    pub profile: CargoProfile,
+    /// Passed to the inner `cargo build` as given (`--locked`, `--features`, ...).
+    pub cargo_args: Vec<OsString>,
+}
+
+/// Where `build` writes for one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePaths {
+    pub image: PathBuf,
+    pub report: PathBuf,
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub target: Target,
+    pub paths: ImagePaths,
+    pub report: BuildReport,
+    pub link: LinkOutput,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{}: the manifest has no {arch} target (it lists: {listed})", manifest.display())]
+    NoSuchTarget {
+        manifest: PathBuf,
+        arch: Arch,
+        listed: String,
+    },
+    #[error(
+        "{}: the library OS has no {arch} port yet, so a cargo app for {arch} needs `app.entry`",
+        manifest.display()
+    )]
+    NoLibosEntry { manifest: PathBuf, arch: Arch },
+    #[error(
+        "{}: `app.bin` names a binary target; uniklink links apps built as a `staticlib` library",
+        manifest.display()
+    )]
+    BinApp { manifest: PathBuf },
+    #[error("cannot run `{command}`: {source}")]
+    CargoSpawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`cargo metadata` failed for {}:\n{stderr}", manifest.display())]
+    Metadata { manifest: PathBuf, stderr: String },
+    #[error("cannot read `cargo metadata` output for {}: {source}", manifest.display())]
+    MetadataJson {
+        manifest: PathBuf,
+        #[source]
+        source: cargo_metadata::Error,
+    },
+    #[error("{}: no package `{package}` (the workspace has: {found})", manifest.display())]
+    NoPackage {
+        manifest: PathBuf,
+        package: String,
+        found: String,
+    },
+    #[error("`{command}` failed ({status})")]
+    CargoFailed {
+        command: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("cannot read cargo's JSON messages: {source}")]
+    CargoOutput {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cargo built no static library for package `{package}` of {}; its Cargo.toml needs `[lib] crate-type = [\"staticlib\"]`",
+        manifest.display()
+    )]
+    NoStaticlib { manifest: PathBuf, package: String },
+    #[error("cannot link {name}-{arch}: {source}")]
+    Link {
+        name: String,
+        arch: Arch,
+        #[source]
+        source: Box<LinkError>,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The image kind each architecture boots as.
+pub fn image_kind(arch: Arch) -> ImageKind {
+    match arch {
+        Arch::X86_64 => ImageKind::Pvh,
+        Arch::Aarch64 => ImageKind::Elf,
+    }
+}
+
+/// The manifest target `arch` selects, or its first target.
+pub fn select_target(manifest: &Manifest, arch: Option<Arch>) -> Result<Target, BuildError> {
+    let found = match arch {
+        Some(arch) => manifest.targets.iter().find(|t| t.arch == arch),
+        None => manifest.targets.first(),
+    };
+    found.copied().ok_or_else(|| BuildError::NoSuchTarget {
+        manifest: manifest.path.clone(),
+        arch: arch.unwrap_or(Arch::X86_64),
+        listed: manifest
+            .targets
+            .iter()
+            .map(|t| t.arch.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Where `build` puts the image and report of `manifest` for `arch`.
+pub fn image_paths(manifest: &Manifest, arch: Arch) -> Result<ImagePaths, BuildError> {
+    Ok(paths_in(
+        &target_dir(manifest, arch)?.join("uniklink"),
+        &manifest.name,
+        arch,
+    ))
+}
+
+fn paths_in(dir: &Path, name: &str, arch: Arch) -> ImagePaths {
+    ImagePaths {
+        image: dir.join(format!("{name}-{arch}.elf")),
+        report: dir.join(format!("{name}-{arch}.json")),
+    }
+}
+
+/// The app's cargo target directory, as `cargo metadata` reports it for the app's package
+/// (so `CARGO_TARGET_DIR` and `build.target-dir` count); `target/` beside the manifest for
+/// prebuilt objects, which have no cargo package.
+pub fn target_dir(manifest: &Manifest, arch: Arch) -> Result<PathBuf, BuildError> {
+    Ok(match &manifest.app {
+        App::Cargo { path, .. } => cargo::metadata(&path.join("Cargo.toml"), arch.target_triple())?
+            .target_directory
+            .into_std_path_buf(),
+        App::Prebuilt { .. } => manifest_dir(manifest).join("target"),
+    })
+}
+
+fn manifest_dir(manifest: &Manifest) -> PathBuf {
+    match manifest.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Builds the image of `manifest` for the selected target and writes it with its report.
+pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildError> {
+    let target = select_target(manifest, opts.arch)?;
+    let arch = target.arch;
+    let config = manifest.resolve();
+
+    let (dir, inputs, entry) = match &manifest.app {
+        App::Cargo {
+            package,
+            bin,
+            path,
+            entry,
+        } => {
+            if bin.is_some() {
+                return Err(BuildError::BinApp {
+                    manifest: manifest.path.clone(),
+                });
+            }
+            let entry = match entry {
+                Some(entry) => entry.clone(),
+                None => arch
+                    .libos_entry()
+                    .ok_or_else(|| BuildError::NoLibosEntry {
+                        manifest: manifest.path.clone(),
+                        arch,
+                    })?
+                    .to_owned(),
+            };
+            let cargo_toml = path.join("Cargo.toml");
+            let metadata = cargo::metadata(&cargo_toml, arch.target_triple())?;
+            if !metadata.packages.iter().any(|p| *p.name == **package) {
+                return Err(BuildError::NoPackage {
+                    manifest: cargo_toml,
+                    package: package.clone(),
+                    found: metadata
+                        .workspace_packages()
+                        .iter()
+                        .map(|p| p.name.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            let dir = metadata.target_directory.as_std_path().join("uniklink");
+            // Our own target directory: the flags we force would otherwise invalidate the
+            // user's `cargo build` artifacts and theirs ours, rebuilding at every switch.
+            let inner_target_dir = dir.join("cargo");
+            let staticlibs = cargo::build_staticlib(
+                &cargo::CargoRequest {
+                    manifest_path: &cargo_toml,
+                    package,
+                    target_triple: arch.target_triple(),
+                    profile: opts.profile,
+                    target_dir: &inner_target_dir,
+                    passthrough: &opts.cargo_args,
+                },
+                &metadata,
+            )?;
+            (dir, staticlibs, entry)
+        }
+        App::Prebuilt { objects, entry } => (
+            manifest_dir(manifest).join("target").join("uniklink"),
+            objects.clone(),
+            entry.clone(),
+        ),
+    };
+
+    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let paths = paths_in(&dir, &manifest.name, arch);
+    let link_opts = LinkOptions {
+        entry,
+        keep: config.keep.clone(),
+        image: image_kind(arch),
+        build_id_salt: build_id_salt(&config, target),
+        ..LinkOptions::new(inputs, paths.image.clone())
+    };
+    let link = pipeline::link(&link_opts).map_err(|source| BuildError::Link {
+        name: manifest.name.clone(),
+        arch,
+        source: Box::new(source),
+    })?;
+    let image_size = std::fs::metadata(&paths.image)
+        .map_err(|source| BuildError::Io {
+            path: paths.image.clone(),
+            source,
+        })?
+        .len();
+    let report = BuildReport::new(&config, target, &link_opts, &link, image_size);
+    report.write(&paths.report)?;
+    Ok(Built {
+        target,
+        paths,
+        report,
+        link,
+    })
+}
+
+/// The resolved manifest as it decides the image, without the paths of this checkout, so
+/// that the same sources give the same build id wherever they are built.
+fn build_id_salt(config: &ResolvedConfig, target: Target) -> Vec<u8> {
+    let mut value = serde_json::json!({ "config": config, "target": target });
+    if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+        config.remove("manifest");
+        if let Some(app) = config.get_mut("app").and_then(|a| a.as_object_mut()) {
+            app.remove("path");
+            app.remove("objects");
+        }
+    }
+    value.to_string().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uniklink_config::ComponentRegistry;
+
+    fn manifest(text: &str) -> Manifest {
+        Manifest::from_text(
+            Path::new("/somewhere/uniklink.yaml"),
+            text,
+            &ComponentRegistry::builtin(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_first_target_is_built_unless_one_is_named() {
+        let m = manifest("name: t\napp: {package: t}\narch: [x86_64, aarch64]\n");
+        assert_eq!(select_target(&m, None).unwrap().arch, Arch::X86_64);
+        assert_eq!(
+            select_target(&m, Some(Arch::Aarch64)).unwrap().arch,
+            Arch::Aarch64
+        );
+        let only = manifest("name: t\napp: {package: t}\narch: [x86_64]\n");
+        let error = select_target(&only, Some(Arch::Aarch64)).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("no aarch64 target (it lists: x86_64)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_build_id_ignores_where_the_checkout_is() {
+        let here = manifest("name: t\napp: {package: t, path: a}\n");
+        let there = Manifest::from_text(
+            Path::new("/elsewhere/deeper/uniklink.yaml"),
+            "name: t\napp: {package: t, path: a}\n",
+            &ComponentRegistry::builtin(),
+        )
+        .unwrap();
+        let target = here.targets[0];
+        assert_eq!(
+            build_id_salt(&here.resolve(), target),
+            build_id_salt(&there.resolve(), target)
+        );
+        let bigger = manifest("name: t\napp: {package: t, path: a}\nmemory: 64MiB\n");
+        assert_ne!(
+            build_id_salt(&here.resolve(), target),
+            build_id_salt(&bigger.resolve(), target)
+        );
+    }
+
+    #[test]
+    fn images_are_named_after_the_manifest_and_arch() {
+        let paths = paths_in(Path::new("/t/uniklink"), "hello", Arch::X86_64);
+        assert_eq!(paths.image, Path::new("/t/uniklink/hello-x86_64.elf"));
+        assert_eq!(paths.report, Path::new("/t/uniklink/hello-x86_64.json"));
+    }
+}

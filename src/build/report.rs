@@ -1,0 +1,103 @@
+//! The JSON build report written beside each image: what went in, what was kept and dropped,
+//! and how large each output section is.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use uniklink_config::{ResolvedConfig, Target};
+
+use super::BuildError;
+use crate::pipeline::{LinkOptions, LinkOutput};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportSection {
+    pub object: String,
+    pub section: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportOutputSection {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildReport {
+    pub name: String,
+    pub arch: String,
+    pub platform: String,
+    pub image: PathBuf,
+    pub image_size: u64,
+    pub build_id: Option<String>,
+    pub entry: String,
+    pub entry_addr: u64,
+    pub inputs: Vec<PathBuf>,
+    pub keep: Vec<String>,
+    pub output_sections: Vec<ReportOutputSection>,
+    pub kept_sections: Vec<ReportSection>,
+    pub dropped_sections: Vec<ReportSection>,
+}
+
+impl BuildReport {
+    pub fn new(
+        config: &ResolvedConfig,
+        target: Target,
+        opts: &LinkOptions,
+        link: &LinkOutput,
+        image_size: u64,
+    ) -> BuildReport {
+        let sections = |list: &[crate::pipeline::SectionInfo]| {
+            list.iter()
+                .map(|s| ReportSection {
+                    object: s.object.clone(),
+                    section: s.section.clone(),
+                    size: s.size,
+                })
+                .collect()
+        };
+        BuildReport {
+            name: config.name.clone(),
+            arch: target.arch.name().to_owned(),
+            platform: target.platform.name().to_owned(),
+            image: opts.output.clone(),
+            image_size,
+            build_id: link.build_id.map(|id| id.to_hex()),
+            entry: opts.entry.clone(),
+            entry_addr: link.entry,
+            inputs: opts.inputs.clone(),
+            keep: opts.keep.clone(),
+            output_sections: link
+                .output_sections
+                .iter()
+                .map(|s| ReportOutputSection {
+                    name: s.name.clone(),
+                    addr: s.addr,
+                    size: s.size,
+                })
+                .collect(),
+            kept_sections: sections(&link.kept),
+            dropped_sections: sections(&link.dropped),
+        }
+    }
+
+    /// Writes the report atomically, like the image.
+    pub fn write(&self, path: &Path) -> Result<(), BuildError> {
+        let io = |source| BuildError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| io(e.into()))?;
+        tmp.write_all(&json).map_err(io)?;
+        tmp.write_all(b"\n").map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+}
