@@ -211,7 +211,11 @@ impl<'a> SectionGraph<'a> {
                 roots.push((s, RootReason::Keep));
             }
         }
-        roots.extend(opts.extra_roots.iter().filter(|(id, _)| this.is_eligible(*id)));
+        roots.extend(
+            opts.extra_roots
+                .iter()
+                .filter(|(id, _)| this.is_eligible(*id)),
+        );
 
         this.mark(&roots);
         this.trim_eh_frames();
@@ -349,23 +353,29 @@ impl<'a> SectionGraph<'a> {
         })
     }
 
+    /// Breadth-first marking. The entry and `--keep` roots are explored first so why-chains
+    /// lead from them when they can; the other roots only add what those do not reach.
     fn mark(&mut self, roots: &[(SectionId, RootReason)]) {
-        let mut queue = VecDeque::new();
-        for &(id, reason) in roots {
-            let n = self.node(id);
-            if !self.kept[n.index()] {
-                self.kept[n.index()] = true;
-                self.root[n.index()] = Some(reason);
-                queue.push_back(n);
+        let primary = |r: &RootReason| matches!(r, RootReason::Entry | RootReason::Keep);
+        let (first, rest): (Vec<_>, Vec<_>) = roots.iter().partition(|(_, r)| primary(r));
+        for batch in [first, rest] {
+            let mut queue = VecDeque::new();
+            for (id, reason) in batch {
+                let n = self.node(id);
+                if !self.kept[n.index()] {
+                    self.kept[n.index()] = true;
+                    self.root[n.index()] = Some(reason);
+                    queue.push_back(n);
+                }
             }
-        }
-        while let Some(n) = queue.pop_front() {
-            for e in self.graph.edges(n) {
-                let t = e.target();
-                if !self.kept[t.index()] {
-                    self.kept[t.index()] = true;
-                    self.parent[t.index()] = Some(e.id());
-                    queue.push_back(t);
+            while let Some(n) = queue.pop_front() {
+                for e in self.graph.edges(n) {
+                    let t = e.target();
+                    if !self.kept[t.index()] {
+                        self.kept[t.index()] = true;
+                        self.parent[t.index()] = Some(e.id());
+                        queue.push_back(t);
+                    }
                 }
             }
         }
