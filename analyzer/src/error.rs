@@ -21,7 +21,11 @@ pub enum Error {
     Malformed { object: String, reason: String },
     #[error("{object}: unsupported input: {reason}")]
     Unsupported { object: String, reason: String },
-    #[error("{object}: machine {found} does not match {expected} of {first}")]
+    #[error(
+        "{object}: machine {} does not match {} of {first}",
+        machine_name(*found),
+        machine_name(*expected)
+    )]
     MixedMachines {
         object: String,
         found: u16,
@@ -97,6 +101,19 @@ impl fmt::Display for UndefinedList<'_> {
         }
         Ok(())
     }
+}
+
+/// `EM_*` number with its name when it is a common one.
+fn machine_name(machine: u16) -> String {
+    let name = match machine {
+        object::elf::EM_X86_64 => "x86_64",
+        object::elf::EM_AARCH64 => "aarch64",
+        object::elf::EM_386 => "i386",
+        object::elf::EM_ARM => "arm",
+        object::elf::EM_RISCV => "riscv",
+        _ => return machine.to_string(),
+    };
+    format!("{machine} ({name})")
 }
 
 /// Formats a raw symbol or section name for messages, demangling Rust and C++-free names.

@@ -40,7 +40,14 @@ impl MappedFile {
             source,
         };
         let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let metadata = file.metadata().map_err(io)?;
+        if metadata.is_dir() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            )));
+        }
+        let len = metadata.len();
         // Mapping an empty file fails on Linux; an empty file simply has no bytes.
         let map = if len == 0 {
             None
