@@ -1,5 +1,7 @@
 //! Project chores that are not part of the tool: `cargo xtask bench ...`.
 
+mod bench_boot;
+mod bench_http;
 mod bench_link;
 
 use std::process::ExitCode;
@@ -25,11 +27,19 @@ enum Bench {
     /// Link the SQLite driver with GNU ld, ld.lld, mold and uniklink (all garbage-collecting
     /// sections) and print median wall-clock times and output sizes.
     Link(bench_link::Options),
+    /// Build and boot hello (uniklink and GNU ld images, and an empty guest as the floor) on
+    /// QEMU microvm with TCG: image sizes and median boot times.
+    Boot(bench_boot::Options),
+    /// Boot the httpd example, time boot → listening, and load it from the host over
+    /// loopback: requests/s, p50/p99 latency, image size.
+    Http(bench_http::Options),
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::Bench(Bench::Link(options)) => bench_link::run(&options),
+    let result: Result<(), Box<dyn std::error::Error>> = match Cli::parse().command {
+        Command::Bench(Bench::Link(options)) => bench_link::run(&options).map_err(Into::into),
+        Command::Bench(Bench::Boot(options)) => bench_boot::run(&options).map_err(Into::into),
+        Command::Bench(Bench::Http(options)) => bench_http::run(&options).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
