@@ -364,3 +364,100 @@ fn real_sqlite() {
         },
     );
 }
+
+/// Reads the 32-bit word at virtual address `addr` of a linked image.
+fn word_at(elf: &goblin::elf::Elf, image: &[u8], addr: u64) -> Option<u32> {
+    let segment = elf.program_headers.iter().find(|ph| {
+        ph.p_type == goblin::elf::program_header::PT_LOAD
+            && ph.p_vaddr <= addr
+            && addr + 4 <= ph.p_vaddr + ph.p_filesz
+    })?;
+    let offset = (segment.p_offset + (addr - segment.p_vaddr)) as usize;
+    Some(u32::from_le_bytes(
+        image.get(offset..offset + 4)?.try_into().ok()?,
+    ))
+}
+
+/// Where the B/BL at `addr` (encoded as `insn`) goes.
+fn branch_target(addr: u64, insn: u32) -> u64 {
+    let imm26 = i64::from(((insn & 0x03ff_ffff) << 6) as i32 >> 6);
+    addr.wrapping_add((imm26 * 4) as u64)
+}
+
+/// The destination of `adrp x16, D; add x16, x16, :lo12:D; br x16` at `addr`, if that is
+/// what is there.
+fn thunk_destination(elf: &goblin::elf::Elf, image: &[u8], addr: u64) -> Option<u64> {
+    let adrp = word_at(elf, image, addr)?;
+    let add = word_at(elf, image, addr + 4)?;
+    let br = word_at(elf, image, addr + 8)?;
+    let is_thunk =
+        adrp & 0x9f00_001f == 0x9000_0010 && add & 0xffc0_03ff == 0x9100_0210 && br == 0xd61f_0200;
+    if !is_thunk {
+        return None;
+    }
+    let immlo = u64::from((adrp >> 29) & 3);
+    let immhi = u64::from((adrp >> 5) & 0x7ffff);
+    let pages = (((immhi << 2 | immlo) << 43) as i64) >> 43;
+    let page = (addr & !0xfff).wrapping_add((pages << 12) as u64);
+    Some(page + u64::from((add >> 10) & 0xfff))
+}
+
+#[test]
+fn far_calls_go_through_thunks() {
+    let Some(tools) = tools() else { return };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/far_calls");
+    let work = tempfile::tempdir().expect("temporary directory");
+    let objects: Vec<PathBuf> = ["caller.c", "pad.s", "callee.c"]
+        .iter()
+        .map(|name| {
+            let object = work.path().join(name).with_extension("o");
+            tools
+                .toolchain
+                .compile(&dir.join(name), &object, &[])
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            object
+        })
+        .collect();
+    link_run_compare(
+        tools,
+        "far_calls",
+        work.path(),
+        &[],
+        &objects,
+        &Reference {
+            stdin: b"",
+            exit: 0,
+            stdout_contains: &["far_function=42 far_tail=12 pad=0".to_string()],
+            stderr_contains: &[],
+            max_image_bytes: None,
+            gc_removes: &[],
+        },
+    );
+
+    let image = std::fs::read(work.path().join("uniklink.out")).expect("uniklink's image");
+    let elf = goblin::elf::Elf::parse(&image).expect("goblin parses the image");
+    let symbol = |name: &str| {
+        elf.syms
+            .iter()
+            .find(|sym| elf.strtab.get_at(sym.st_name) == Some(name))
+            .unwrap_or_else(|| panic!("no symbol {name}"))
+    };
+    let main = symbol("main");
+    let far = symbol("far_function").st_value;
+    assert!(
+        far - main.st_value > 1 << 27,
+        "main and far_function must be farther apart than a BL reaches"
+    );
+    let thunked: Vec<u64> = (main.st_value..main.st_value + main.st_size)
+        .step_by(4)
+        .filter_map(|addr| {
+            let insn = word_at(&elf, &image, addr)?;
+            (insn & 0xfc00_0000 == 0x9400_0000).then(|| branch_target(addr, insn))
+        })
+        .filter_map(|thunk| thunk_destination(&elf, &image, thunk))
+        .collect();
+    assert!(
+        thunked.contains(&far),
+        "no BL of main reaches far_function ({far:#x}) through a thunk; thunks go to {thunked:x?}"
+    );
+}

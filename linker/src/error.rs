@@ -18,6 +18,8 @@ pub enum Error {
         section: String,
         reason: String,
     },
+    #[error("range-extension thunk to `{symbol}`: {reason}")]
+    Thunk { symbol: String, reason: String },
     #[error("the image does not fit in the address space above base {base:#x}")]
     AddressOverflow { base: u64 },
     #[error(transparent)]

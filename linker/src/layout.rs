@@ -16,6 +16,7 @@ use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, star
 
 use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
 use crate::error::{DiscardedTarget, Error, Result};
+use crate::thunks::{ThunkGroup, ThunkPlan, insert_islands};
 
 pub struct LayoutOptions<'s> {
     pub entry: &'s str,
@@ -196,6 +197,8 @@ pub enum ChunkKind {
     Strings(usize),
     Got,
     Commons,
+    /// The range-extension thunks of [`Layout::thunk_groups`]`[i]`.
+    Thunks(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +295,8 @@ pub struct Layout<'a> {
     pub phnum: usize,
     /// End of loaded file data; non-loaded tables (symtab) follow.
     pub file_size: u64,
+    /// Groups of executable input sections and their range-extension thunks.
+    pub thunk_groups: Vec<ThunkGroup>,
 }
 
 const UNPLACED: u64 = u64::MAX;
@@ -309,6 +314,22 @@ impl<'a> Layout<'a> {
         graph: &'a SectionGraph<'a>,
         arch: &'static dyn Arch,
         opts: &LayoutOptions<'_>,
+    ) -> Result<Self> {
+        let mut plan = ThunkPlan::default();
+        loop {
+            let layout = Self::build_with(graph, arch, opts, &plan)?;
+            if !plan.extend(&layout)? {
+                return Ok(layout);
+            }
+        }
+    }
+
+    /// One layout with the range-extension thunks `plan` asks for.
+    fn build_with(
+        graph: &'a SectionGraph<'a>,
+        arch: &'static dyn Arch,
+        opts: &LayoutOptions<'_>,
+        plan: &ThunkPlan,
     ) -> Result<Self> {
         let db = graph.db;
         let mut builders: Vec<Builder<'a>> = Vec::new();
@@ -395,6 +416,7 @@ impl<'a> Layout<'a> {
             headers_size: 0,
             phnum: 0,
             file_size: 0,
+            thunk_groups: Vec::new(),
         };
         for (i, (target, kind)) in got.into_iter().enumerate() {
             layout.got_index.insert((target, kind), i as u32);
@@ -403,7 +425,13 @@ impl<'a> Layout<'a> {
 
         let mut common_offsets = Vec::new();
         for b in &builders {
-            let chunks = layout.chunks_for(b, &commons, &mut common_offsets)?;
+            let mut chunks = layout.chunks_for(b, &commons, &mut common_offsets)?;
+            if let Some(shape) = arch.thunk_shape()
+                && b.rank.segment() == SegmentKind::Exec
+            {
+                let section = layout.sections.len();
+                chunks = insert_islands(section, chunks, &shape, plan, &mut layout.thunk_groups);
+            }
             let mut size = 0u64;
             let mut align = 1u64;
             let mut placed = Vec::with_capacity(chunks.len());
@@ -710,7 +738,7 @@ impl<'a> Layout<'a> {
                         self.section_addr[id.object.0 as usize][id.index as usize] = at;
                     }
                     ChunkKind::Got => self.got_addr = at,
-                    ChunkKind::Strings(_) | ChunkKind::Commons => {}
+                    ChunkKind::Strings(_) | ChunkKind::Commons | ChunkKind::Thunks(_) => {}
                 }
             }
         }

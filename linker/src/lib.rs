@@ -10,6 +10,7 @@ pub mod glue;
 pub mod image;
 pub mod layout;
 pub mod relocate;
+pub mod thunks;
 pub mod write;
 
 pub use error::{Error, Result};

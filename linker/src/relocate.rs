@@ -9,6 +9,7 @@ use uniklink_analyzer::object::{Reloc, SectionId};
 use crate::arch::{Applied, GotUse, RelocValue};
 use crate::error::{Error, RelocFailure, Result};
 use crate::layout::{Chunk, ChunkKind, Layout, target_kind};
+use crate::thunks::{ThunkTarget, out_of_reach};
 
 /// Builds the loaded part of the image: `layout.file_size` bytes, headers left zeroed.
 pub fn relocate(layout: &Layout<'_>) -> Result<Vec<u8>> {
@@ -97,6 +98,7 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
             Ok(())
         }
         ChunkKind::Commons => Ok(()),
+        ChunkKind::Thunks(index) => layout.write_thunks(index, addr, buf),
     }
 }
 
@@ -119,7 +121,20 @@ fn apply_relocs(
             continue;
         }
         let Some(out) = map(r.offset) else { continue };
-        let target = layout.target(id.object, r.symbol, r.addend, (id, r.offset))?;
+        let mut target = layout.target(id.object, r.symbol, r.addend, (id, r.offset))?;
+        let place = addr + out;
+        if let Some(reach) = arch.branch_reach(r.r_type)
+            && out_of_reach(place, target.addr.wrapping_add(target.addend as u64), reach)
+        {
+            let wanted = ThunkTarget {
+                symbol: db.symbol_ref(id.object, r.symbol),
+                addend: r.addend,
+            };
+            if let Some(thunk) = layout.thunk_address(place, wanted) {
+                target.addr = thunk;
+                target.addend = 0;
+            }
+        }
         let kind = target_kind(db, id.object, r.symbol);
         let got_use = arch.got_use(r.r_type, original, r.offset, kind);
         let got_slot = match got_use {
@@ -130,7 +145,7 @@ fn apply_relocs(
             r_type: r.r_type,
             symbol: target.addr,
             addend: target.addend,
-            place: addr + out,
+            place,
             got: layout.got_addr,
             got_slot,
             size: target.size,
