@@ -13,6 +13,10 @@ use uniklink_linker::layout::{Layout, LayoutOptions};
 use uniklink_linker::relocate::relocate;
 use uniklink_linker::write::{WriteOptions, write};
 
+mod weave;
+
+pub use weave::{ComponentReport, WeaveOptions, WeaveReport};
+
 /// What to link and how, as `cargo uniklink link` takes it.
 #[derive(Debug, Clone)]
 pub struct LinkOptions {
@@ -30,6 +34,9 @@ pub struct LinkOptions {
     pub strip: bool,
     /// Symbols whose reference chain from a root should be reported.
     pub why: Vec<String>,
+    /// Weave library-OS components: their inits run only if the app reaches them (or the
+    /// manifest requires them), from a generated `uniklink_start`. Weaving implies GC.
+    pub weave: Option<WeaveOptions>,
     pub image: ImageKind,
     /// Hashed into the build id after the inputs: whatever else decides the image's bytes
     /// (the resolved manifest).
@@ -48,6 +55,7 @@ impl LinkOptions {
             gc: true,
             strip: false,
             why: Vec::new(),
+            weave: None,
             image: ImageKind::Elf,
             build_id_salt: Vec::new(),
         }
@@ -60,6 +68,18 @@ pub enum LinkError {
     Analyze(#[from] uniklink_analyzer::Error),
     #[error(transparent)]
     Link(#[from] uniklink_linker::Error),
+    #[error(transparent)]
+    Component(#[from] uniklink_analyzer::component::ComponentError),
+    #[error(transparent)]
+    Weave(#[from] uniklink_analyzer::weave::WeaveError),
+    #[error(transparent)]
+    Glue(#[from] uniklink_linker::glue::GlueError),
+    #[error("component `{component}` parameter `{param}`: {message}")]
+    Param {
+        component: String,
+        param: String,
+        message: String,
+    },
 }
 
 /// An input section and its size.
@@ -104,6 +124,8 @@ pub struct LinkOutput {
     pub why: Vec<WhyReport>,
     /// Set for image kinds that carry one (PVH).
     pub build_id: Option<BuildId>,
+    /// Which components are in the image and why, when weaving.
+    pub weave: Option<WeaveReport>,
 }
 
 /// Links `opts.inputs` into a static executable at `opts.output`. On error nothing is written.
@@ -126,24 +148,39 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
             inputs.add_generated(generated)?;
         }
     }
+    let plan = match &opts.weave {
+        Some(w) => Some(weave::plan(&inputs, opts, w)?),
+        None => None,
+    };
+    if let Some(plan) = &plan {
+        inputs.add_generated(plan.glue.clone())?;
+    }
     let objects = object::parse_all(&inputs)?;
 
-    let required: Vec<&[u8]> = std::iter::once(&opts.entry)
-        .chain(&opts.keep)
-        .map(|s| s.as_bytes())
+    let required: Vec<&[u8]> = std::iter::once(opts.entry.as_str())
+        .chain(opts.keep.iter().map(String::as_str))
+        .chain(plan.iter().flat_map(|p| p.required()))
+        .map(str::as_bytes)
         .collect();
     let db = SymbolDb::resolve(&objects, &required)?;
 
-    let graph = SectionGraph::build(
-        &db,
-        &GraphOptions {
-            entry: &opts.entry,
-            keep: &opts.keep,
-            rules: RootRules::CONVENTIONAL,
-            extra_roots: &[],
-            gc: opts.gc,
-        },
-    )?;
+    let graph = match &plan {
+        Some(plan) => weave::graph(&db, &plan.components, opts, &plan.keep(opts))?,
+        None => SectionGraph::build(
+            &db,
+            &GraphOptions {
+                entry: &opts.entry,
+                keep: &opts.keep,
+                rules: RootRules::CONVENTIONAL,
+                extra_roots: &[],
+                gc: opts.gc,
+            },
+        )?,
+    };
+    let woven = match (&plan, &opts.weave) {
+        (Some(plan), Some(w)) => Some(weave::finish(plan, &inputs, &graph, &w.crates)?),
+        _ => None,
+    };
 
     let machine = objects
         .first()
@@ -173,6 +210,7 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
 
     Ok(LinkOutput {
         build_id,
+        weave: woven,
         ..report(&layout, opts)
     })
 }
@@ -261,5 +299,6 @@ fn report(layout: &Layout<'_>, opts: &LinkOptions) -> LinkOutput {
         entry: layout.entry,
         why,
         build_id: None,
+        weave: None,
     }
 }

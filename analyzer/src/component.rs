@@ -221,7 +221,7 @@ const RUNTIME_CRATES: &[&str] = &[
     "rustc_std_workspace_core",
 ];
 
-/// The owner of every section of every loaded object.
+/// The owner of every section of every loaded object (`.eh_frame` excepted).
 pub struct Attribution {
     owners: HashMap<SectionId, Owner>,
 }
@@ -291,6 +291,11 @@ impl Attribution {
                 }
             }
             for (index, owner) in section_owner.into_iter().enumerate().skip(1) {
+                // Unwind tables are shared by whatever they describe, and survive GC record
+                // by record; counting them would make every component look used.
+                if o.sections[index].name == b".eh_frame" {
+                    continue;
+                }
                 let id = SectionId {
                     object: oid,
                     index: index as u32,

@@ -197,7 +197,7 @@ impl Weaving {
                     continue;
                 };
                 loaded[c.0 as usize] = true;
-                if graph.is_kept(id) && reached[c.0 as usize].is_none() {
+                if reached[c.0 as usize].is_none() && is_reached(graph, id) {
                     reached[c.0 as usize] = Some(id);
                 }
             }
@@ -308,6 +308,18 @@ impl Weaving {
         }
         Ok(())
     }
+}
+
+/// Kept because something references it, or a root the app or manifest chose; sections a
+/// rule keeps for their own sake (notes, unwind tables) say nothing about use.
+fn is_reached(graph: &SectionGraph<'_>, id: SectionId) -> bool {
+    graph.is_kept(id)
+        && graph.why_section(id).is_some_and(|chain| {
+            matches!(
+                chain.root,
+                RootReason::Entry | RootReason::Keep | RootReason::InitArray | RootReason::Retain
+            )
+        })
 }
 
 /// A short reason for messages: "reached", "required", "needed by `net`".

@@ -90,9 +90,12 @@ pub fn generate(machine: u16, spec: &GlueSpec) -> Result<Vec<u8>, GlueError> {
         .iter()
         .map(String::as_str)
         .chain([MAIN_SYMBOL])
-        .map(|name| module.declare_function(name, Linkage::Import, &void))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(codegen)?;
+        .map(|name| {
+            module
+                .declare_function(name, Linkage::Import, &void)
+                .map_err(codegen)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let mut func = Function::with_name_signature(UserFuncName::user(0, start.as_u32()), void);
     let mut fctx = FunctionBuilderContext::new();

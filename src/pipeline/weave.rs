@@ -1,0 +1,300 @@
+//! The weave step of the pipeline. A first pass over the inputs (resolve, graph without
+//! component registrations as roots) decides which components are live; the glue object
+//! generated from that decision then joins the inputs of the real link, where the final
+//! graph is checked against the decision.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use uniklink_analyzer::component::{
+    Attribution, ComponentDef, ComponentError, ComponentId, Components, CrateOwners, ParamDef,
+    param_symbol,
+};
+use uniklink_analyzer::graph::{GraphOptions, RootReason, RootRules, SectionGraph};
+use uniklink_analyzer::input::{GeneratedObject, Inputs};
+use uniklink_analyzer::object;
+use uniklink_analyzer::resolve::SymbolDb;
+use uniklink_analyzer::weave::{Dropped, Live, Registrations, Status, WeaveError, Weaving};
+use uniklink_config::{ComponentRegistry, ParamValue, ProfileName, ResolvedConfig};
+use uniklink_linker::glue::{self, GLUE_NAME, GlueParam, GlueSpec, START_SYMBOL};
+
+use super::{LinkError, LinkOptions};
+
+/// The library OS's components and the manifest's decisions about them.
+#[derive(Debug, Clone)]
+pub struct WeaveOptions {
+    /// The components, as their `component.yaml` files declare them.
+    pub registry: ComponentRegistry,
+    pub profile: ProfileName,
+    /// Required and forbidden components; parameter values with profile and overrides
+    /// applied. Components missing here are neither required nor forbidden and take their
+    /// profile defaults.
+    pub config: Option<ResolvedConfig>,
+    /// Dependency crates of Rust components, for attribution.
+    pub crates: CrateOwners,
+}
+
+impl WeaveOptions {
+    /// Weaving with a resolved manifest whose components come from `registry`.
+    pub fn new(registry: ComponentRegistry, config: ResolvedConfig) -> WeaveOptions {
+        WeaveOptions {
+            registry,
+            profile: config.profile,
+            config: Some(config),
+            crates: CrateOwners::default(),
+        }
+    }
+
+    fn resolved(&self, component: &str, param: &str) -> Option<ParamValue> {
+        let spec = self.registry.get(component)?.params.get(param)?;
+        match &self.config {
+            Some(config) => config.param(component, param),
+            None => Some(spec.defaults.get(self.profile)),
+        }
+    }
+
+    fn flag(&self, component: &str, pick: fn(&uniklink_config::ResolvedComponent) -> bool) -> bool {
+        self.config
+            .as_ref()
+            .and_then(|c| c.component(component))
+            .is_some_and(pick)
+    }
+}
+
+/// One component in the report: whether it is in the image and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentReport {
+    pub name: String,
+    pub live: bool,
+    /// `reached`, `required`, `dependency of <component>`, `unreachable`, `not required` or
+    /// `forbidden`.
+    pub reason: String,
+    /// For a reached component, the symbols leading from a root to its first reached section.
+    pub chain: Vec<String>,
+    pub init: Option<String>,
+    /// Resolved parameter values of a live component, as stored in the image.
+    pub params: BTreeMap<String, u64>,
+    /// Bytes of its sections in the image.
+    pub size: u64,
+}
+
+/// What weaving decided, for the build report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WeaveReport {
+    pub profile: ProfileName,
+    /// In name order.
+    pub components: Vec<ComponentReport>,
+    /// The init functions `uniklink_start` calls, in order.
+    pub init_order: Vec<String>,
+}
+
+/// The first pass's decision and the glue object made from it.
+pub(super) struct Plan {
+    pub components: Components,
+    pub weaving: Weaving,
+    pub glue: GeneratedObject,
+    report: WeaveReport,
+}
+
+impl Plan {
+    /// Symbols the real link must resolve: every component's init (so each component's code
+    /// is loaded and its registration recognised, live or not) and the glue's start routine.
+    pub fn required(&self) -> impl Iterator<Item = &str> {
+        self.components
+            .defs
+            .iter()
+            .filter_map(|d| d.init.as_deref())
+            .chain([START_SYMBOL])
+    }
+
+    /// The manifest's roots plus the glue's start routine.
+    pub fn keep(&self, opts: &LinkOptions) -> Vec<String> {
+        opts.keep
+            .iter()
+            .cloned()
+            .chain([START_SYMBOL.to_owned()])
+            .collect()
+    }
+}
+
+/// Turns the registry into the analyzer's component set.
+fn components(w: &WeaveOptions) -> Result<Components, ComponentError> {
+    let defs = w
+        .registry
+        .components()
+        .map(|spec| ComponentDef {
+            name: spec.name.clone(),
+            init: spec.init.clone(),
+            depends: spec.depends.clone(),
+            required: w.flag(&spec.name, |c| c.required),
+            forbidden: w.flag(&spec.name, |c| c.forbidden),
+            crates: Vec::new(),
+            archive: spec.archive.clone(),
+            params: spec
+                .params
+                .values()
+                .map(|p| ParamDef {
+                    name: p.name.clone(),
+                    size: p.ty.size(),
+                })
+                .collect(),
+        })
+        .collect();
+    Components::new(defs)
+}
+
+/// The graph the weave decides on: component registrations are not roots, other init arrays
+/// are, as in a conventional link.
+pub(super) fn graph<'a>(
+    db: &'a SymbolDb<'a>,
+    components: &Components,
+    opts: &LinkOptions,
+    keep: &[String],
+) -> Result<SectionGraph<'a>, LinkError> {
+    let registrations = Registrations::find(db, components);
+    Ok(SectionGraph::build(
+        db,
+        &GraphOptions {
+            entry: &opts.entry,
+            keep,
+            rules: RootRules { init_arrays: false },
+            extra_roots: &registrations.roots,
+            gc: true,
+        },
+    )?)
+}
+
+/// First pass: which components are live, and the glue object that runs their inits.
+pub(super) fn plan(
+    inputs: &Inputs,
+    opts: &LinkOptions,
+    w: &WeaveOptions,
+) -> Result<Plan, LinkError> {
+    let components = components(w)?;
+    let objects = object::parse_all(inputs)?;
+    let machine = objects
+        .first()
+        .ok_or(uniklink_analyzer::Error::NoInputs)?
+        .machine;
+    let required: Vec<&[u8]> = std::iter::once(opts.entry.as_str())
+        .chain(opts.keep.iter().map(String::as_str))
+        .chain(components.defs.iter().filter_map(|d| d.init.as_deref()))
+        .map(str::as_bytes)
+        .collect();
+    let db = SymbolDb::resolve(&objects, &required)?;
+    let graph = graph(&db, &components, opts, &opts.keep)?;
+    let attribution = Attribution::compute(inputs, &db, &components, &w.crates);
+    let weaving = Weaving::decide(&graph, &attribution, &components)?;
+
+    let mut params = Vec::new();
+    let mut reports = Vec::new();
+    for id in components.ids() {
+        let def = components.def(id);
+        let live = weaving.is_live(id);
+        let mut values = BTreeMap::new();
+        if live && let Some(spec) = w.registry.get(&def.name) {
+            for param in spec.params.values() {
+                let value = w
+                    .resolved(&def.name, &param.name)
+                    .unwrap_or(param.defaults.get(w.profile));
+                let bytes = param.ty.encode(value).map_err(|message| LinkError::Param {
+                    component: def.name.clone(),
+                    param: param.name.clone(),
+                    message: format!("{message} (type {})", param.ty),
+                })?;
+                values.insert(param.name.clone(), value.as_u64());
+                params.push(GlueParam {
+                    symbol: param_symbol(&def.name, &param.name),
+                    bytes,
+                });
+            }
+        }
+        let (reason, chain) = reason(&graph, &components, weaving.status[id.0 as usize]);
+        reports.push(ComponentReport {
+            name: def.name.clone(),
+            live,
+            reason,
+            chain,
+            init: def.init.clone(),
+            params: values,
+            size: 0,
+        });
+    }
+    let inits: Vec<String> = weaving
+        .init_order
+        .iter()
+        .filter_map(|&id| components.def(id).init.clone())
+        .collect();
+    let bytes = glue::generate(
+        machine,
+        &GlueSpec {
+            inits: inits.clone(),
+            params,
+        },
+    )?;
+    Ok(Plan {
+        components,
+        weaving,
+        glue: GeneratedObject {
+            name: GLUE_NAME.to_owned(),
+            bytes,
+        },
+        report: WeaveReport {
+            profile: w.profile,
+            components: reports,
+            init_order: inits,
+        },
+    })
+}
+
+fn reason(
+    graph: &SectionGraph<'_>,
+    components: &Components,
+    status: Status,
+) -> (String, Vec<String>) {
+    match status {
+        Status::Live(Live::Reached(section)) => {
+            let chain = graph
+                .why_section(section)
+                .map(|chain| {
+                    let root = match chain.root {
+                        RootReason::Entry => "entry",
+                        RootReason::Keep => "keep",
+                        _ => "root",
+                    };
+                    std::iter::once(root.to_owned())
+                        .chain(chain.steps.into_iter().filter_map(|s| s.via))
+                        .collect()
+                })
+                .unwrap_or_default();
+            ("reached".to_owned(), chain)
+        }
+        Status::Live(Live::Required) => ("required".to_owned(), Vec::new()),
+        Status::Live(Live::DependencyOf(by)) => (
+            format!("dependency of {}", components.def(by).name),
+            Vec::new(),
+        ),
+        Status::Dropped(Dropped::Unreachable) => ("unreachable".to_owned(), Vec::new()),
+        Status::Dropped(Dropped::NotRequired) => ("not required".to_owned(), Vec::new()),
+        Status::Dropped(Dropped::Forbidden) => ("forbidden".to_owned(), Vec::new()),
+    }
+}
+
+/// Checks the real link's graph against the plan and completes the report with sizes.
+pub(super) fn finish(
+    plan: &Plan,
+    inputs: &Inputs,
+    graph: &SectionGraph<'_>,
+    crates: &CrateOwners,
+) -> Result<WeaveReport, WeaveError> {
+    let attribution = Attribution::compute(inputs, graph.db, &plan.components, crates);
+    plan.weaving
+        .check_final(graph, &attribution, &plan.components)?;
+    let mut report = plan.report.clone();
+    for id in graph.kept_sections() {
+        if let Some(ComponentId(c)) = attribution.owner(id).and_then(|o| o.component()) {
+            report.components[c as usize].size += graph.db.object(id.object).section(id.index).size;
+        }
+    }
+    Ok(report)
+}

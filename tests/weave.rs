@@ -1,0 +1,399 @@
+//! Weaving with a C library OS on musl (`fixtures/weave/`): every component registers its
+//! init in `.init_array`. GNU ld keeps all of them; uniklink keeps exactly the components an
+//! app reaches or its manifest requires, runs their inits in dependency order from the glue
+//! object, and bakes the profile's parameters into the image.
+
+#[path = "common/image_check.rs"]
+mod image_check;
+#[path = "common/run.rs"]
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use uniklink::pipeline::{LinkError, LinkOptions, LinkOutput, WeaveOptions, link};
+use uniklink_config::{ComponentRegistry, Manifest, ProfileName};
+use xtask::toolchain::{Toolchain, run as run_tool};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/weave")
+}
+
+fn toolchain() -> &'static Toolchain {
+    static TOOLCHAIN: OnceLock<Toolchain> = OnceLock::new();
+    TOOLCHAIN.get_or_init(|| Toolchain::discover().unwrap_or_else(|error| panic!("{error}")))
+}
+
+/// Separate sections per function and object, as Rust emits them, so section GC has
+/// something to work with in both linkers.
+const CFLAGS: [&str; 2] = ["-ffunction-sections", "-fdata-sections"];
+
+fn compile(source: &Path, object: &Path) {
+    let flags: Vec<String> = CFLAGS.iter().map(|f| (*f).to_owned()).collect();
+    toolchain()
+        .compile(source, object, &flags)
+        .unwrap_or_else(|error| panic!("{error}"));
+}
+
+/// Copies a component directory into `work` and builds the archive its `component.yaml`
+/// names from its C files. Returns the copied `component.yaml` and the archive.
+fn build_component(dir: &Path, work: &Path) -> (PathBuf, PathBuf) {
+    let name = dir.file_name().expect("directory name");
+    let out = work.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap();
+        std::fs::copy(&path, out.join(file)).unwrap();
+        if path.extension().is_some_and(|e| e == "c") && file != "app.c" {
+            let object = out.join(file).with_extension("o");
+            compile(&path, &object);
+            objects.push(object);
+        }
+    }
+    let yaml = out.join(uniklink_config::COMPONENT_FILE);
+    let spec = uniklink_config::load_component(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let archive = spec.archive.expect("fixture components name their archive");
+    let mut ar = Command::new("ar");
+    ar.arg("rcs").arg(&archive).args(&objects);
+    run_tool(&mut ar).unwrap_or_else(|error| panic!("{error}"));
+    (yaml, archive)
+}
+
+/// The fixture library OS built once per test: component files, archives and the runtime.
+struct LibOs {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    components: Vec<PathBuf>,
+    archives: Vec<PathBuf>,
+    rt: PathBuf,
+}
+
+impl LibOs {
+    fn build(component_dirs: &[PathBuf]) -> LibOs {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().to_path_buf();
+        let (components, archives) = component_dirs
+            .iter()
+            .map(|d| build_component(d, &work.join("components")))
+            .unzip();
+        let rt = work.join("rt.o");
+        compile(&fixture_dir().join("rt/rt.c"), &rt);
+        LibOs {
+            _dir: dir,
+            work,
+            components,
+            archives,
+            rt,
+        }
+    }
+
+    fn standard() -> LibOs {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixture_dir().join("components"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        LibOs::build(&dirs)
+    }
+
+    fn registry(&self) -> ComponentRegistry {
+        ComponentRegistry::from_component_files(&self.components).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Compiles the app beside a copy of its manifest and returns the manifest's path.
+    fn app(&self, app_dir: &Path, manifest: &str) -> PathBuf {
+        let out = self.work.join("apps").join(app_dir.file_name().unwrap());
+        std::fs::create_dir_all(&out).unwrap();
+        compile(&app_dir.join("app.c"), &out.join("app.o"));
+        let path = out.join("uniklink.yaml");
+        std::fs::write(&path, manifest).unwrap();
+        path
+    }
+
+    /// The conventional link: every component archive whole, as a library OS archive whose
+    /// components register themselves is meant to be linked.
+    fn gnu_ld(&self, app: &Path, out: &Path) {
+        let mut objects = vec![self.rt.clone(), app.to_path_buf(), "--whole-archive".into()];
+        objects.extend(self.archives.iter().cloned());
+        objects.push("--no-whole-archive".into());
+        let mut cmd = toolchain().gnu_ld("ld", &objects, out, &["--gc-sections"]);
+        run_tool(&mut cmd).unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    fn weave(&self, app: &Path, manifest: &Manifest, out: &Path) -> Result<LinkOutput, LinkError> {
+        let tc = toolchain();
+        let mut inputs: Vec<PathBuf> = tc.start_files().map(Path::to_path_buf).to_vec();
+        inputs.push(self.rt.clone());
+        inputs.push(app.to_path_buf());
+        inputs.extend(self.archives.iter().cloned());
+        inputs.extend(tc.libraries().map(Path::to_path_buf));
+        inputs.extend(tc.end_files().map(Path::to_path_buf));
+        let mut opts = LinkOptions::new(inputs, out.to_path_buf());
+        opts.weave = Some(WeaveOptions::new(self.registry(), manifest.resolve()));
+        link(&opts)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Expect {
+    live: Vec<String>,
+    init_order: Vec<String>,
+    stdout: String,
+    absent: Vec<String>,
+    reasons: std::collections::BTreeMap<String, String>,
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+fn run_ok(exe: &Path) -> String {
+    let ran = run::run(exe, b"");
+    assert_eq!(ran.status, "exit 0", "{}: {ran:?}", exe.display());
+    ran.stdout
+}
+
+#[test]
+fn each_app_gets_exactly_the_components_it_reaches() {
+    let libos = LibOs::standard();
+    let all: Vec<String> = libos.registry().names().map(str::to_owned).collect();
+    assert_eq!(all, ["clock", "console", "fs", "heap", "net"]);
+    let mut sizes = Vec::new();
+    for app in ["hello", "netapp", "required"] {
+        let dir = fixture_dir().join("apps").join(app);
+        let expect: Expect =
+            toml::from_str(&std::fs::read_to_string(dir.join("expect.toml")).unwrap()).unwrap();
+        let manifest_text = std::fs::read_to_string(dir.join("uniklink.yaml")).unwrap();
+        let manifest_path = libos.app(&dir, &manifest_text);
+        let app_o = manifest_path.with_file_name("app.o");
+        let manifest = Manifest::load_with(&manifest_path, &libos.registry())
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let gnu = manifest_path.with_file_name("gnu-ld.out");
+        libos.gnu_ld(&app_o, &gnu);
+        let conventional = run_ok(&gnu);
+        for component in &all {
+            assert!(
+                conventional.contains(&format!("init {component} ")),
+                "{app}: GNU ld's image should run every registered init:\n{conventional}"
+            );
+        }
+
+        let woven = manifest_path.with_file_name("uniklink.out");
+        let output = libos
+            .weave(&app_o, &manifest, &woven)
+            .unwrap_or_else(|e| panic!("{app}: {e}"));
+        let problems = image_check::problems(&woven);
+        assert!(problems.is_empty(), "{app}: {problems:#?}");
+        assert_eq!(
+            run_ok(&woven),
+            expect.stdout.trim_start(),
+            "{app}: boot log"
+        );
+
+        let report = output.weave.expect("weaving reports");
+        let live: Vec<&str> = report
+            .components
+            .iter()
+            .filter(|c| c.live)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(live, expect.live, "{app}: live components");
+        assert_eq!(report.init_order, expect.init_order, "{app}: init order");
+        for c in &report.components {
+            assert_eq!(
+                Some(&c.reason),
+                expect.reasons.get(&c.name),
+                "{app}: why {} is {}",
+                c.name,
+                if c.live { "live" } else { "dropped" }
+            );
+            assert_eq!(c.live, c.size > 0, "{app}: {} has {} bytes", c.name, c.size);
+            if c.reason == "reached" {
+                assert_eq!(c.chain.first().map(String::as_str), Some("entry"), "{app}");
+            }
+        }
+
+        // Dead components leave nothing behind: no init symbol, no code, no data.
+        let gnu_image = std::fs::read(&gnu).unwrap();
+        let woven_image = std::fs::read(&woven).unwrap();
+        let gnu_symbols = symbol_names(&gnu_image);
+        let woven_symbols = symbol_names(&woven_image);
+        for c in &report.components {
+            let init = c.init.clone().unwrap();
+            assert!(gnu_symbols.contains(&init), "{app}: GNU ld dropped {init}");
+            assert_eq!(woven_symbols.contains(&init), c.live, "{app}: {init}");
+        }
+        for marker in &expect.absent {
+            assert!(contains(&gnu_image, marker), "{app}: GNU ld lacks {marker}");
+            assert!(!contains(&woven_image, marker), "{app}: {marker} survived");
+        }
+        sizes.push((app, gnu_image.len(), woven_image.len()));
+    }
+    eprintln!("image sizes (bytes): app, GNU ld with every component registered, uniklink woven");
+    for (app, gnu, woven) in &sizes {
+        eprintln!("  {app:10} {gnu:8} {woven:8}");
+        assert!(woven < gnu, "{app}: the woven image is not smaller");
+    }
+}
+
+/// The same app and objects under each profile: the parameter bytes in the image, the
+/// report and the boot log all follow the profile.
+#[test]
+fn profiles_change_parameters_in_the_image() {
+    let libos = LibOs::standard();
+    let dir = fixture_dir().join("apps/netapp");
+    let mut seen = Vec::new();
+    for (profile, rx_ring, promisc) in [
+        (ProfileName::Minimal, 16u32, 0u8),
+        (ProfileName::Network, 256, 1),
+        (ProfileName::Filesystem, 16, 0),
+    ] {
+        let manifest_path = libos.app(
+            &dir,
+            &format!("name: netapp\napp:\n  objects: [app.o]\nprofile: {profile}\n"),
+        );
+        let manifest = Manifest::load_with(&manifest_path, &libos.registry()).unwrap();
+        let out = manifest_path.with_file_name(format!("{profile}.out"));
+        let output = libos
+            .weave(&manifest_path.with_file_name("app.o"), &manifest, &out)
+            .unwrap_or_else(|e| panic!("{profile}: {e}"));
+        let report = output.weave.unwrap();
+        let net = report.components.iter().find(|c| c.name == "net").unwrap();
+        assert_eq!(net.params["rx_ring"], u64::from(rx_ring), "{profile}");
+        assert_eq!(net.params["promisc"], u64::from(promisc), "{profile}");
+
+        let image = std::fs::read(&out).unwrap();
+        let bytes = |symbol: &str, len: usize| {
+            let addr = output
+                .symbols
+                .iter()
+                .find(|(n, _)| n == symbol)
+                .unwrap_or_else(|| panic!("{symbol} missing"))
+                .1;
+            image_bytes(&image, addr, len)
+        };
+        assert_eq!(
+            bytes("__uniklink_param_net_rx_ring", 4),
+            rx_ring.to_le_bytes()
+        );
+        assert_eq!(bytes("__uniklink_param_net_promisc", 1), [promisc]);
+        let log = run_ok(&out);
+        assert!(
+            log.contains(&format!("init net rx_ring={rx_ring} promisc={promisc} ")),
+            "{profile}: {log}"
+        );
+        seen.push(image);
+    }
+    assert_ne!(seen[0], seen[1], "minimal and network images are identical");
+}
+
+fn symbol_names(image: &[u8]) -> Vec<String> {
+    let elf = goblin::elf::Elf::parse(image).unwrap();
+    elf.syms
+        .iter()
+        .filter(|sym| sym.st_shndx != 0)
+        .filter_map(|sym| elf.strtab.get_at(sym.st_name).map(str::to_owned))
+        .collect()
+}
+
+/// The file bytes at virtual address `addr`, found through the program headers with goblin.
+fn image_bytes(image: &[u8], addr: u64, len: usize) -> Vec<u8> {
+    let elf = goblin::elf::Elf::parse(image).unwrap();
+    let ph = elf
+        .program_headers
+        .iter()
+        .find(|ph| {
+            ph.p_type == goblin::elf::program_header::PT_LOAD
+                && (ph.p_vaddr..ph.p_vaddr + ph.p_filesz).contains(&addr)
+        })
+        .unwrap_or_else(|| panic!("{addr:#x} is not in a loaded segment"));
+    let at = (addr - ph.p_vaddr + ph.p_offset) as usize;
+    image[at..at + len].to_vec()
+}
+
+fn weave_error(libos: &LibOs, app_dir: &Path, manifest: &str) -> String {
+    let manifest_path = libos.app(app_dir, manifest);
+    let manifest =
+        Manifest::load_with(&manifest_path, &libos.registry()).unwrap_or_else(|e| panic!("{e}"));
+    let out = manifest_path.with_file_name("failed.out");
+    let err = libos
+        .weave(&manifest_path.with_file_name("app.o"), &manifest, &out)
+        .expect_err("the link must fail");
+    assert!(!out.exists(), "a failed link left {}", out.display());
+    err.to_string()
+}
+
+#[test]
+fn dependency_cycle_names_the_components() {
+    let bad = fixture_dir().join("bad/cycle");
+    let libos = LibOs {
+        components: vec![bad.join("a/component.yaml"), bad.join("b/component.yaml")],
+        ..LibOs::build(&[])
+    };
+    let err = weave_error(
+        &libos,
+        &fixture_dir().join("apps/hello"),
+        "name: hello\napp:\n  objects: [app.o]\n",
+    );
+    assert_eq!(
+        err,
+        "components depend on each other in a cycle: alpha → beta → alpha"
+    );
+}
+
+#[test]
+fn parameter_of_the_wrong_type_names_component_and_parameter() {
+    let libos = LibOs::build(&[fixture_dir().join("bad/param_type")]);
+    let err = weave_error(
+        &libos,
+        &fixture_dir().join("bad/param_type"),
+        "name: wide\napp:\n  objects: [app.o]\n",
+    );
+    assert!(
+        err.starts_with(
+            "component `wide` parameter `limit`: component.yaml gives it 8 bytes, but "
+        ) && err.contains("libwide.a(wide.o) defines `__uniklink_param_wide_limit` with 4"),
+        "{err}"
+    );
+
+    // A manifest value the declared type cannot hold.
+    let libos = LibOs::standard();
+    let err = weave_error(
+        &libos,
+        &fixture_dir().join("apps/netapp"),
+        "name: netapp\napp:\n  objects: [app.o]\ncomponents:\n  params:\n    net:\n      rx_ring: 5000000000\n",
+    );
+    assert_eq!(
+        err,
+        "component `net` parameter `rx_ring`: 5000000000 does not fit in a u32 (type u32)"
+    );
+}
+
+#[test]
+fn forbidden_component_that_is_reached_is_an_error() {
+    let libos = LibOs::standard();
+    let err = weave_error(
+        &libos,
+        &fixture_dir().join("apps/netapp"),
+        "name: netapp\napp:\n  objects: [app.o]\ncomponents:\n  forbid: [net]\n",
+    );
+    assert!(
+        err.starts_with("component `net` is forbidden, but ") && err.contains("net_send"),
+        "{err}"
+    );
+    let err = weave_error(
+        &libos,
+        &fixture_dir().join("apps/hello"),
+        "name: hello\napp:\n  objects: [app.o]\ncomponents:\n  require: [fs]\n  forbid: [heap]\n",
+    );
+    assert_eq!(
+        err,
+        "component `heap` is forbidden, but live component `fs` depends on it"
+    );
+}
