@@ -35,7 +35,14 @@ fn build_httpd() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let out = uniklink()
-            .args(["build", "--release", "-m", "manifests/httpd.yaml", "--", "--locked"])
+            .args([
+                "build",
+                "--release",
+                "-m",
+                "manifests/httpd.yaml",
+                "--",
+                "--locked",
+            ])
             .output()
             .expect("cargo-uniklink build runs");
         assert!(
@@ -339,11 +346,7 @@ fn a_thousand_sequential_requests() {
     }
     let json = status(&mut server.connect());
     assert_eq!(json["requests"], REQUESTS + 1, "{json}");
-    assert_eq!(
-        json["connections"],
-        REQUESTS / PER_CONNECTION + 1,
-        "{json}"
-    );
+    assert_eq!(json["connections"], REQUESTS / PER_CONNECTION + 1, "{json}");
 }
 
 #[test]
@@ -378,7 +381,11 @@ fn a_hundred_concurrent_keep_alive_connections() {
     let json = status(&mut server.connect());
     let total = (THREADS * PER_THREAD * ROUNDS) as u64;
     assert_eq!(json["requests"], total + 1, "{json}");
-    assert_eq!(json["connections"], (THREADS * PER_THREAD) as u64 + 1, "{json}");
+    assert_eq!(
+        json["connections"],
+        (THREADS * PER_THREAD) as u64 + 1,
+        "{json}"
+    );
 }
 
 /// Closes `stream` with SO_LINGER 0, which makes the kernel send RST instead of FIN.
@@ -474,12 +481,9 @@ fn a_request_that_never_finishes_is_timed_out() {
         .unwrap();
     // The stuck request holds nothing up.
     assert_serves_the_page(server.port);
-    match slow.read_response() {
-        Some(response) => {
-            assert_eq!(response.status, 408, "{response:?}");
-            assert!(slow.read_response().is_none(), "closed after the 408");
-        }
-        None => {}
+    if let Some(response) = slow.read_response() {
+        assert_eq!(response.status, 408, "{response:?}");
+        assert!(slow.read_response().is_none(), "closed after the 408");
     }
     assert_serves_the_page(server.port);
 }

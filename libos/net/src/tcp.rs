@@ -1,7 +1,7 @@
 //! TCP: a listener that keeps a backlog of listening sockets, and connected streams.
 
 use alloc::vec::Vec;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::SocketAddrV4;
 use core::time::Duration;
 
 use smoltcp::iface::SocketHandle;
@@ -163,7 +163,7 @@ impl TcpStream {
                 .remote_endpoint()
                 .ok_or(Error::ConnectionReset)?;
             let IpAddress::Ipv4(ip) = endpoint.addr;
-            Ok(SocketAddrV4::new(Ipv4Addr::from(ip), endpoint.port))
+            Ok(SocketAddrV4::new(ip, endpoint.port))
         })
     }
 

@@ -1,7 +1,7 @@
 //! UDP sockets.
 
 use alloc::vec;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::SocketAddrV4;
 use core::time::Duration;
 
 use smoltcp::iface::SocketHandle;
@@ -81,7 +81,7 @@ impl UdpSocket {
             let IpAddress::Ipv4(ip) = meta.endpoint.addr;
             Some(Ok((
                 data.len(),
-                SocketAddrV4::new(Ipv4Addr::from(ip), meta.endpoint.port),
+                SocketAddrV4::new(ip, meta.endpoint.port),
             )))
         })
     }

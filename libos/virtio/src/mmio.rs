@@ -74,8 +74,16 @@ mod tests {
             all("root=/srv/www virtio_mmio.device=512@0xfeb00e00:12 \
                  virtio_mmio.device=512@0xfeb00c00:11"),
             [
-                Region { base: 0xfeb0_0e00, size: 512, irq: 12 },
-                Region { base: 0xfeb0_0c00, size: 512, irq: 11 },
+                Region {
+                    base: 0xfeb0_0e00,
+                    size: 512,
+                    irq: 12
+                },
+                Region {
+                    base: 0xfeb0_0c00,
+                    size: 512,
+                    irq: 11
+                },
             ]
         );
     }
@@ -85,8 +93,16 @@ mod tests {
         assert_eq!(
             all("virtio_mmio.device=4K@0xd0000000:5:3 virtio_mmio.device=1m@4096:7"),
             [
-                Region { base: 0xd000_0000, size: 4096, irq: 5 },
-                Region { base: 4096, size: 1 << 20, irq: 7 },
+                Region {
+                    base: 0xd000_0000,
+                    size: 4096,
+                    irq: 5
+                },
+                Region {
+                    base: 4096,
+                    size: 1 << 20,
+                    irq: 7
+                },
             ]
         );
     }
@@ -94,11 +110,17 @@ mod tests {
     #[test]
     fn malformed_entries_are_skipped() {
         assert_eq!(
-            all("virtio_mmio.device= virtio_mmio.device=512 virtio_mmio.device=512@0xzz:1 \
+            all(
+                "virtio_mmio.device= virtio_mmio.device=512 virtio_mmio.device=512@0xzz:1 \
                  virtio_mmio.device=512@0x1000 virtio_mmio.device=16G@0xffffffffffffffff:1 \
                  virtio_mmio.device=512@0x1000:99999999999 xvirtio_mmio.device=512@0x1000:1 \
-                 virtio_mmio.device=512@0x2000:3"),
-            [Region { base: 0x2000, size: 512, irq: 3 }]
+                 virtio_mmio.device=512@0x2000:3"
+            ),
+            [Region {
+                base: 0x2000,
+                size: 512,
+                irq: 3
+            }]
         );
     }
 }
