@@ -16,6 +16,8 @@ use assert_cmd::cargo::CommandCargoExt;
 use goblin::elf::Elf;
 use goblin::elf::program_header::{PF_X, PT_LOAD, PT_NOTE};
 use serde::Deserialize;
+use uniklink::pipeline::LinkOptions;
+use uniklink_linker::image::ImageKind;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -44,13 +46,15 @@ fn app_dir(app: &str) -> PathBuf {
     Path::new(ROOT).join("fixtures/apps").join(app)
 }
 
-/// A manifest for a fixture app, written to a directory of its own.
+/// A manifest for a fixture app, written to a directory of its own. Its name is the tests'
+/// own, so that a `cargo uniklink build -m manifests/hello.yaml` running meanwhile (the demo,
+/// a benchmark) writes another image than the one these tests compare.
 fn manifest_for(app: &str) -> PathBuf {
     let dir = Path::new(ROOT).join("target/boot-tests");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{app}.yaml"));
     let text = format!(
-        "name: {app}\napp:\n  package: {app}\n  path: {}\narch: [x86_64]\nmemory: 64MiB\n",
+        "name: boot-{app}\napp:\n  package: {app}\n  path: {}\narch: [x86_64]\nmemory: 64MiB\n",
         app_dir(app).display()
     );
     std::fs::write(&path, text).unwrap();
@@ -87,7 +91,7 @@ fn image(app: &str) -> PathBuf {
         let paths = uniklink::build::image_paths(&manifest, uniklink_config::Arch::X86_64).unwrap();
         assert_eq!(
             paths.image,
-            app_dir(app).join(format!("target/uniklink/{app}-x86_64.elf")),
+            app_dir(app).join(format!("target/uniklink/boot-{app}-x86_64.elf")),
             "images go to <target-dir>/uniklink/<name>-<arch>.elf"
         );
         assert!(paths.report.is_file(), "build writes its report");
@@ -260,4 +264,76 @@ fn a_manifest_for_a_missing_package_fails_cleanly() {
         stderr.contains("no package `not-there`"),
         "the error names the package:\n{stderr}"
     );
+}
+
+/// The inputs `build` linked for `app`, from its report.
+fn report_inputs(app: &str) -> Vec<PathBuf> {
+    let image = image(app);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.with_extension("json")).unwrap()).unwrap();
+    report["inputs"]
+        .as_array()
+        .expect("inputs")
+        .iter()
+        .map(|v| PathBuf::from(v.as_str().expect("a path")))
+        .collect()
+}
+
+fn pvh_link(inputs: Vec<PathBuf>, output: PathBuf, salt: &[u8]) -> uniklink::pipeline::LinkOutput {
+    let opts = LinkOptions {
+        entry: "_pvh_start".to_owned(),
+        image: ImageKind::Pvh,
+        build_id_salt: salt.to_vec(),
+        ..LinkOptions::new(inputs, output)
+    };
+    uniklink::pipeline::link(&opts).expect("the PVH link succeeds")
+}
+
+#[test]
+fn the_build_id_follows_the_inputs_and_the_manifest() {
+    let inputs = report_inputs("hello");
+    let dir = tempfile::tempdir().unwrap();
+    let a = pvh_link(inputs.clone(), dir.path().join("a.elf"), b"manifest one");
+    let b = pvh_link(inputs.clone(), dir.path().join("b.elf"), b"manifest one");
+    let c = pvh_link(inputs, dir.path().join("c.elf"), b"manifest two");
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    assert!(read("a.elf") == read("b.elf"), "same inputs, same bytes");
+    assert_eq!(a.build_id, b.build_id);
+    assert!(a.build_id.is_some());
+    assert_ne!(
+        a.build_id, c.build_id,
+        "the manifest is part of the build id"
+    );
+}
+
+#[test]
+fn a_pvh_entry_outside_code_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("data_entry.S");
+    std::fs::write(
+        &source,
+        ".data\n.globl _pvh_start\n_pvh_start:\n.long 0\n.section .note.GNU-stack,\"\",@progbits\n",
+    )
+    .unwrap();
+    let object = dir.path().join("data_entry.o");
+    let assembled = Command::new("as")
+        .arg("--64")
+        .arg("-o")
+        .arg(&object)
+        .arg(&source)
+        .status()
+        .expect("GNU as (binutils) runs");
+    assert!(assembled.success());
+    let output = dir.path().join("out.elf");
+    let opts = LinkOptions {
+        entry: "_pvh_start".to_owned(),
+        image: ImageKind::Pvh,
+        ..LinkOptions::new(vec![object], output.clone())
+    };
+    let error = uniklink::pipeline::link(&opts).expect_err("data is no entry point");
+    assert!(
+        error.to_string().contains("not in an executable segment"),
+        "{error}"
+    );
+    assert!(!output.exists(), "a refused link writes nothing");
 }
