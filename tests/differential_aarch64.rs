@@ -331,29 +331,35 @@ fn every_fixture_directory_has_an_aarch64_test() {
     );
 }
 
-#[test]
-fn real_sqlite() {
+/// How a real program's library objects reach the linkers.
+#[derive(Clone, Copy)]
+enum Packaging {
+    Objects,
+    /// In `lib<name>.a`, which uniklink gets before the driver that needs it.
+    Archive,
+}
+
+fn real_program(program: Program, packaging: Packaging, stdout_contains: &[&str]) {
     let Some(tools) = tools() else { return };
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-objects");
-    let built = real::build(Program::Sqlite, &tools.toolchain, &cache)
-        .unwrap_or_else(|error| panic!("{error}"));
+    let built =
+        real::build(program, &tools.toolchain, &cache).unwrap_or_else(|error| panic!("{error}"));
     let work = tempfile::tempdir().expect("temporary directory");
-    let stdout_contains: Vec<String> = [
-        "sqlite 3.",
-        "count: n=14000",
-        "broken: error: no such column: nosuchcolumn",
-        "integrity: integrity_check=ok",
-        "mprintf: it''s|NULL|1234567890123",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let (archives, objects) = match packaging {
+        Packaging::Objects => (Vec::new(), built.objects()),
+        Packaging::Archive => {
+            let archive = work.path().join(format!("lib{}.a", program.name()));
+            make_archive(&archive, &built.library);
+            (vec![archive], vec![built.driver.clone()])
+        }
+    };
+    let stdout_contains: Vec<String> = stdout_contains.iter().map(|s| s.to_string()).collect();
     link_run_compare(
         tools,
-        "sqlite",
+        program.name(),
         work.path(),
-        &[],
-        &built.objects(),
+        &archives,
+        &objects,
         &Reference {
             stdin: b"",
             exit: 0,
@@ -362,6 +368,50 @@ fn real_sqlite() {
             max_image_bytes: None,
             gc_removes: &[],
         },
+    );
+}
+
+#[test]
+fn real_sqlite() {
+    real_program(
+        Program::Sqlite,
+        Packaging::Objects,
+        &[
+            "sqlite 3.",
+            "count: n=14000",
+            "broken: error: no such column: nosuchcolumn",
+            "integrity: integrity_check=ok",
+            "mprintf: it''s|NULL|1234567890123",
+        ],
+    );
+}
+
+#[test]
+fn real_lua() {
+    real_program(
+        Program::Lua,
+        Packaging::Archive,
+        &[
+            "closure\t3",
+            "coroutine\t0,1,1,2,3,5,8,13,21,34",
+            "metatable\t(4.5, 2.25)",
+            "pcall\tfalse\ttable\t42",
+            "Lua 5.4",
+        ],
+    );
+}
+
+#[test]
+fn real_zlib() {
+    real_program(
+        Program::Zlib,
+        Packaging::Archive,
+        &[
+            "oneshot level=9",
+            "stream level=9 bits=31",
+            "inflate=1 same=1",
+            "corrupt uncompress=-3",
+        ],
     );
 }
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stands in for `cargo-uniklink` so the differential harness can be checked against a known
 # linker: `UNIKLINK_TEST_LINKER=tests/common/ld-as-uniklink.sh cargo test --test differential`
-# must pass. Takes uniklink's command line and runs GNU ld; the inputs go in one group
+# (and `--test differential_aarch64`) must pass. Takes uniklink's command line and runs GNU ld; the inputs go in one group
 # because uniklink accepts archives before the objects that need them.
 set -eu
 [ "${1:-}" = link ] && shift
@@ -19,4 +19,7 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-exec ld -static $gc $strip -e "$entry" -o "$out" --start-group "$@" --end-group
+# The GNU ld for the inputs' machine: e_machine 183 is aarch64 (tests/differential_aarch64.rs).
+ld=ld
+[ "$(od -An -j18 -N2 -tu2 "$1" | tr -d ' ')" = 183 ] && ld=aarch64-linux-gnu-ld
+exec "$ld" -static $gc $strip -e "$entry" -o "$out" --start-group "$@" --end-group

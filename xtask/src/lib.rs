@@ -13,7 +13,8 @@ use std::process::ExitStatus;
 pub enum Error {
     #[error(
         "cannot run `{tool}` ({source}); install the C toolchain with `bash .ci/setup` \
-         (Debian packages musl-tools, musl-dev, gcc, binutils)"
+         (Debian packages musl-tools, musl-dev, gcc, binutils; for aarch64 gcc-aarch64-linux-gnu, \
+         binutils-aarch64-linux-gnu, musl-dev:arm64, qemu-user)"
     )]
     MissingTool {
         tool: String,
