@@ -487,3 +487,54 @@ fn a_request_that_never_finishes_is_timed_out() {
     }
     assert_serves_the_page(server.port);
 }
+
+/// The net component's `component.yaml` declares exactly the parameters its code reads, each
+/// as the `u32` the code reads, and the manifest's overrides resolve against it.
+#[test]
+fn the_component_file_matches_the_parameters_the_code_reads() {
+    let dir = Path::new(ROOT).join("libos/net");
+    let spec = uniklink_config::load_component(&dir.join("component.yaml"))
+        .unwrap_or_else(|e| panic!("libos/net/component.yaml: {e:?}"));
+    assert_eq!(spec.name, "net");
+    assert_eq!(spec.init.as_deref(), Some("unik_net_init"));
+    let source = std::fs::read_to_string(dir.join("src/params.rs")).expect("params.rs");
+    let mut read: Vec<&str> = source
+        .split('"')
+        .filter_map(|s| s.strip_prefix("__uniklink_param_net_"))
+        .collect();
+    read.sort_unstable();
+    let declared: Vec<&str> = spec.params.keys().map(String::as_str).collect();
+    assert_eq!(declared, read, "component.yaml vs src/params.rs");
+    for param in spec.params.values() {
+        assert_eq!(param.ty, uniklink_config::ParamType::U32, "{}", param.name);
+    }
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).expect("lib.rs");
+    assert!(
+        lib.contains(
+            "link_section = \".init_array\")]\nstatic REGISTER: extern \"C\" fn() = unik_net_init;"
+        ),
+        "the init is registered in .init_array"
+    );
+
+    let registry =
+        uniklink_config::ComponentRegistry::from_component_files(&[dir.join("component.yaml")])
+            .expect("a registry from the net component");
+    let manifest = Path::new(ROOT).join("manifests/httpd.yaml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("  forbid: [blk, fs]\n", "")
+        .replace("    clock:\n      tick_hz: 250\n", "");
+    let resolved = uniklink_config::Manifest::from_text(&manifest, &text, &registry)
+        .unwrap_or_else(|e| panic!("httpd.yaml against net's component.yaml: {e:?}"))
+        .resolve();
+    let net = resolved
+        .components
+        .iter()
+        .find(|c| c.name == "net")
+        .expect("net is resolved");
+    let value = |name: &str| net.params[name].value.as_u64();
+    assert_eq!(value("tcp_window"), 128 * 1024);
+    assert_eq!(value("socket_rx_buffer"), 128 * 1024);
+    assert_eq!(value("max_sockets"), 128);
+    assert_eq!(value("rx_ring_size"), 256, "the network profile's default");
+}
