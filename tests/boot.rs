@@ -70,9 +70,16 @@ fn build(manifest: &Path) -> std::process::Output {
         .expect("cargo-uniklink build runs")
 }
 
-/// Builds `app` once for the whole test binary and returns its image.
-fn image(app: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, &'static OnceLock<PathBuf>>>> = OnceLock::new();
+/// An app built by `cargo uniklink build`.
+#[derive(Debug, Clone)]
+struct Built {
+    manifest: PathBuf,
+    image: PathBuf,
+}
+
+/// Builds `app` once for the whole test binary.
+fn built(app: &str) -> Built {
+    static BUILT: OnceLock<Mutex<HashMap<String, &'static OnceLock<Built>>>> = OnceLock::new();
     let cell = *BUILT
         .get_or_init(Default::default)
         .lock()
@@ -87,17 +94,24 @@ fn image(app: &str) -> PathBuf {
             "building {app} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let manifest = uniklink_config::Manifest::load(&manifest).unwrap();
-        let paths = uniklink::build::image_paths(&manifest, uniklink_config::Arch::X86_64).unwrap();
+        let loaded = uniklink_config::Manifest::load(&manifest).unwrap();
+        let paths = uniklink::build::image_paths(&loaded, uniklink_config::Arch::X86_64).unwrap();
         assert_eq!(
             paths.image,
             app_dir(app).join(format!("target/uniklink/boot-{app}-x86_64.elf")),
             "images go to <target-dir>/uniklink/<name>-<arch>.elf"
         );
         assert!(paths.report.is_file(), "build writes its report");
-        paths.image
+        Built {
+            manifest,
+            image: paths.image,
+        }
     })
     .clone()
+}
+
+fn image(app: &str) -> PathBuf {
+    built(app).image
 }
 
 fn boot_as_expected(app: &str) {
@@ -105,7 +119,8 @@ fn boot_as_expected(app: &str) {
         &std::fs::read(app_dir(app).join("expect.json")).expect("expect.json"),
     )
     .expect("expect.json parses");
-    let image = image(app);
+    // `run -m` finds the image where `build -m` put it and boots it as the manifest says.
+    let manifest = built(app).manifest;
     let out = uniklink()
         .args([
             "run",
@@ -114,8 +129,9 @@ fn boot_as_expected(app: &str) {
             "--json",
             "--timeout",
             timeout_for(&expect),
+            "-m",
         ])
-        .arg(&image)
+        .arg(&manifest)
         .output()
         .expect("cargo-uniklink run runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -182,9 +198,9 @@ fn a_hanging_app_is_stopped_at_the_timeout() {
 
 #[test]
 fn a_rebuild_gives_the_same_bytes() {
-    let image = image("hello");
+    let Built { manifest, image } = built("hello");
     let first = std::fs::read(&image).unwrap();
-    let out = build(&manifest_for("hello"));
+    let out = build(&manifest);
     assert!(
         out.status.success(),
         "{}",
@@ -336,4 +352,50 @@ fn a_pvh_entry_outside_code_is_refused() {
         "{error}"
     );
     assert!(!output.exists(), "a refused link writes nothing");
+}
+
+#[test]
+fn a_prebuilt_object_gets_the_pvh_note_and_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    // No Xen note of its own: the one QEMU enters through is uniklink's.
+    let source = dir.path().join("exit3.S");
+    std::fs::write(
+        &source,
+        "\t.text\n\t.code32\n\t.globl _start\n_start:\n\tmov $0xf4, %dx\n\tmov $3, %eax\n\
+         \toutl %eax, %dx\n1:\thlt\n\tjmp 1b\n\t.section .note.GNU-stack,\"\",@progbits\n",
+    )
+    .unwrap();
+    let assembled = Command::new("as")
+        .arg("--64")
+        .arg("-o")
+        .arg(dir.path().join("exit3.o"))
+        .arg(&source)
+        .status()
+        .expect("GNU as (binutils) runs");
+    assert!(assembled.success());
+    let manifest = dir.path().join("uniklink.yaml");
+    std::fs::write(
+        &manifest,
+        "name: exit3\napp:\n  objects: [exit3.o]\narch: [x86_64]\n",
+    )
+    .unwrap();
+    let out = build(&manifest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = dir.path().join("target/uniklink/exit3-x86_64.elf");
+    assert!(image_check::problems(&image).is_empty());
+    let ran = uniklink()
+        .args(["run", "--accel", "tcg", "--timeout", "120", "-m"])
+        .arg(&manifest)
+        .output()
+        .expect("cargo-uniklink run runs");
+    assert_eq!(
+        ran.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
 }
