@@ -83,6 +83,48 @@ fn gottpoff_relaxable(data: &[u8], offset: usize) -> bool {
     }
 }
 
+const NOP6: [u8; 6] = [0x66, 0x0f, 0x1f, 0x44, 0, 0];
+const NOP10: [u8; 10] = [0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0];
+
+/// The `__tls_get_addr` call sequences compilers emit after a TLSGD/TLSLD `lea`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsCall {
+    /// GD: 16 bytes from `data16 lea` (direct or `-fno-plt` call); LD: `lea; call` (12).
+    Short,
+    /// LD with `-fno-plt`: `lea; call *__tls_get_addr@GOTPCREL(%rip)` (13 bytes).
+    ShortIndirect,
+    /// Large code model: `lea; movabs $__tls_get_addr@pltoff,%rax; add %reg,%rax;
+    /// call *%rax` (22 bytes from the `lea`).
+    Large,
+}
+
+/// Recognises the sequence around a TLSGD (`gd`) or TLSLD relocation at `offset`.
+fn tls_call(data: &[u8], offset: usize, gd: bool) -> Option<TlsCall> {
+    let at = |from: usize, len: usize| data.get(from..from.checked_add(len)?);
+    let lea = at(offset.checked_sub(3)?, 3)? == [0x48, 0x8d, 0x3d];
+    if !lea {
+        return None;
+    }
+    let large = at(offset + 4, 2) == Some(&[0x48, 0xb8])
+        && matches!(at(offset + 14, 5), Some(&[0x48 | 0x4c, 0x01, modrm, 0xff, 0xd0]) if modrm & 0xc7 == 0xc0);
+    if large {
+        return Some(TlsCall::Large);
+    }
+    if gd {
+        let prefixed = offset >= 4 && data[offset - 4] == 0x66;
+        match at(offset + 4, 4)? {
+            [0x66, 0x66, 0x48, 0xe8] | [0x66, 0x48, 0xff, 0x15] if prefixed => Some(TlsCall::Short),
+            _ => None,
+        }
+    } else {
+        match at(offset + 4, 2)? {
+            [0xe8, _] => Some(TlsCall::Short),
+            [0xff, 0x15] => Some(TlsCall::ShortIndirect),
+            _ => None,
+        }
+    }
+}
+
 fn fits_signed(value: i128, bits: u32) -> Result<(), RelocError> {
     let min = -(1i128 << (bits - 1));
     let max = (1i128 << (bits - 1)) - 1;
@@ -149,9 +191,8 @@ impl Arch for X86_64 {
     fn got_use(&self, r_type: u32, data: &[u8], offset: u64, target: TargetKind) -> GotUse {
         let offset = offset as usize;
         match r_type {
-            R_X86_64_GOTPCREL | R_X86_64_GOT32 | R_X86_64_GOT64 | R_X86_64_GOTPCREL64 => {
-                GotUse::Address
-            }
+            R_X86_64_GOTPCREL | R_X86_64_GOT32 | R_X86_64_GOT64 | R_X86_64_GOTPCREL64
+            | R_X86_64_GOTPLT64 => GotUse::Address,
             R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX => {
                 if target == TargetKind::ImageRelative && gotpcrelx_relaxable(data, offset) {
                     GotUse::None
@@ -259,7 +300,10 @@ impl Arch for X86_64 {
                 fits_signed(v, 32)?;
                 w32(data, v)?;
             }
-            R_X86_64_GOT64 => w64(data, slot()? - got + a)?,
+            // Without a PLT a function's GOT entry is its ordinary slot.
+            R_X86_64_GOT64 | R_X86_64_GOTPLT64 => w64(data, slot()? - got + a)?,
+            // Static images have no PLT: the PLT entry is the function itself.
+            R_X86_64_PLTOFF64 => w64(data, s + a - got)?,
             R_X86_64_GOTPCREL64 => w64(data, slot()? + a - p)?,
             R_X86_64_GOTOFF64 => w64(data, s + a - got)?,
             R_X86_64_GOTPC32 => {
@@ -318,44 +362,48 @@ impl Arch for X86_64 {
                 }
             }
             R_X86_64_TLSGD => {
-                // data16 lea x@tlsgd(%rip),%rdi; data16 data16 rex64 call __tls_get_addr
-                // → mov %fs:0,%rax; lea x@tpoff(%rax),%rax
-                expect(
-                    data,
-                    offset.checked_sub(4),
-                    &[0x66, 0x48, 0x8d, 0x3d],
-                    "R_X86_64_TLSGD",
-                )?;
-                expect(
-                    data,
-                    Some(offset + 4),
-                    &[0x66, 0x66, 0x48, 0xe8],
-                    "R_X86_64_TLSGD",
-                )?;
+                // The call sequences (PLT, -fno-plt, large model) all become
+                // `mov %fs:0,%rax; lea x@tpoff(%rax),%rax`, padded with a nop to their length.
                 let v = tp()? + a + 4;
                 fits_signed(v, 32)?;
-                let mut seq = [
-                    0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80, 0, 0, 0, 0,
-                ];
-                seq[12..].copy_from_slice(&(v as u32).to_le_bytes());
-                write(data, offset - 4, &seq)?;
+                let mut le = [0u8; 16];
+                le[..12]
+                    .copy_from_slice(&[0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80]);
+                le[12..].copy_from_slice(&(v as u32).to_le_bytes());
+                let start = match tls_call(data, offset, true) {
+                    Some(TlsCall::Short) => {
+                        write(data, offset - 4, &le)?;
+                        return Ok(Applied::SkipNext);
+                    }
+                    Some(TlsCall::Large) => offset - 3,
+                    _ => return Err(RelocError::Instruction("R_X86_64_TLSGD")),
+                };
+                write(data, start, &le)?;
+                write(data, start + 16, &NOP6)?;
                 return Ok(Applied::SkipNext);
             }
             R_X86_64_TLSLD => {
-                // lea x@tlsld(%rip),%rdi; call __tls_get_addr → data16×3 mov %fs:0,%rax
-                expect(
-                    data,
-                    offset.checked_sub(3),
-                    &[0x48, 0x8d, 0x3d],
-                    "R_X86_64_TLSLD",
-                )?;
-                expect(data, Some(offset + 4), &[0xe8], "R_X86_64_TLSLD")?;
+                // The module base becomes the thread pointer: `mov %fs:0,%rax`, with prefixes
+                // or a nop filling the call sequence's length.
                 tp()?;
-                write(
-                    data,
-                    offset - 3,
-                    &[0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0],
-                )?;
+                let mov = [0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0];
+                let start = offset - 3;
+                match tls_call(data, offset, false) {
+                    Some(TlsCall::Short) => {
+                        write(data, start, &[0x66, 0x66, 0x66])?;
+                        write(data, start + 3, &mov)?;
+                    }
+                    Some(TlsCall::ShortIndirect) => {
+                        write(data, start, &[0x66, 0x66, 0x66, 0x66])?;
+                        write(data, start + 4, &mov)?;
+                    }
+                    Some(TlsCall::Large) => {
+                        write(data, start, &[0x66, 0x66, 0x66])?;
+                        write(data, start + 3, &mov)?;
+                        write(data, start + 12, &NOP10)?;
+                    }
+                    None => return Err(RelocError::Instruction("R_X86_64_TLSLD")),
+                }
                 return Ok(Applied::SkipNext);
             }
             R_X86_64_GOTPC32_TLSDESC => {
@@ -453,6 +501,7 @@ mod tests {
             (R_X86_64_GOTOFF64, 0x9100, 0, 0, 8, 0x100),
             (R_X86_64_GOTPC32, 0, -4, 0x8000, 4, 0xffc),
             (R_X86_64_GOTPC64, 0, 0, 0xa000, 8, (-0x1000i64) as u64),
+            (R_X86_64_PLTOFF64, 0x9040, 2, 0, 8, 0x42),
         ];
         for &(r_type, s, a, p, width, expected) in cases {
             let (data, applied) = apply(value(r_type, s, a, p), &[0; 8], 0).unwrap();
@@ -624,6 +673,36 @@ mod tests {
         assert_eq!(
             data,
             [0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0]
+        );
+
+        // -fno-plt: data16 lea; data16 rex64 call *__tls_get_addr@GOTPCREL(%rip)
+        let gd = [
+            0x66, 0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0x66, 0x48, 0xff, 0x15, 0, 0, 0, 0,
+        ];
+        let (data, _) = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0x5004), &gd, 4).unwrap();
+        assert_eq!(data, want);
+        // Large model: lea; movabs $__tls_get_addr@pltoff,%rax; add %rbx,%rax; call *%rax
+        let mut large = vec![0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0x48, 0xb8];
+        large.extend_from_slice(&[0; 8]);
+        large.extend_from_slice(&[0x48, 0x01, 0xd8, 0xff, 0xd0]);
+        let (data, _) = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0x5003), &large, 3).unwrap();
+        assert_eq!(&data[..16], want);
+        assert_eq!(&data[16..], NOP6);
+        let (data, applied) = apply(value(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &large, 3).unwrap();
+        assert_eq!(applied, Applied::SkipNext);
+        assert_eq!(
+            &data[..12],
+            [0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0]
+        );
+        assert_eq!(&data[12..], NOP10);
+        // -fno-plt local dynamic: lea; call *__tls_get_addr@GOTPCREL(%rip)
+        let ld = [0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xff, 0x15, 0, 0, 0, 0];
+        let (data, _) = apply(value(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &ld, 3).unwrap();
+        assert_eq!(
+            data,
+            [
+                0x66, 0x66, 0x66, 0x66, 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0
+            ]
         );
 
         let err = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0), &[0; 16], 4).unwrap_err();
