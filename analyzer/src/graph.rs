@@ -201,13 +201,16 @@ impl<'a> SectionGraph<'a> {
         }
 
         let entry_section = this.symbol_section(opts.entry.as_bytes());
+        // A symbol in a section no output contains (debug info, SHF_EXCLUDE) roots nothing.
         match entry_section {
-            Some(Some(s)) => roots.insert(0, (s, RootReason::Entry)),
-            Some(None) => {}
+            Some(Some(s)) if this.is_eligible(s) => roots.insert(0, (s, RootReason::Entry)),
+            Some(_) => {}
             None => return Err(Error::NoEntry(opts.entry.to_owned())),
         }
         for name in opts.keep {
-            if let Some(Some(s)) = this.symbol_section(name.as_bytes()) {
+            if let Some(Some(s)) = this.symbol_section(name.as_bytes())
+                && this.is_eligible(s)
+            {
                 roots.push((s, RootReason::Keep));
             }
         }
@@ -464,6 +467,32 @@ impl<'a> SectionGraph<'a> {
     /// found. `None` if the symbol is not defined in a kept section.
     pub fn why(&self, name: &str) -> Option<WhyChain> {
         self.why_section(self.symbol_section(name.as_bytes())??)
+    }
+
+    /// References between kept sections, in input order.
+    pub fn kept_edges(&self) -> impl Iterator<Item = (SectionId, SectionId)> + '_ {
+        self.graph
+            .edge_indices()
+            .filter_map(|e| self.graph.edge_endpoints(e))
+            .filter(|(a, b)| self.kept[a.index()] && self.kept[b.index()])
+            .map(|(a, b)| (self.graph[a], self.graph[b]))
+    }
+
+    /// Why a kept section is a root; `None` for sections kept by a reference.
+    pub fn root_reason(&self, id: SectionId) -> Option<RootReason> {
+        self.root[self.node(id).index()]
+    }
+
+    /// The kept section whose reference marked `id` first (one step up its why-chain), with
+    /// the symbol named by that reference; `None` for roots and sections not kept.
+    pub fn parent(&self, id: SectionId) -> Option<(SectionId, String)> {
+        let e = self.parent[self.node(id).index()]?;
+        let (from, _) = self.graph.edge_endpoints(e)?;
+        let via = self.graph[e];
+        Some((
+            self.graph[from],
+            self.db.symbol_name(via.object, via.symbol),
+        ))
     }
 
     /// The chain of references from a root to `target`; `None` if it is not kept.
