@@ -36,7 +36,8 @@ pub struct ComponentDef {
     pub required: bool,
     /// The manifest forbids it: reaching it is an error.
     pub forbidden: bool,
-    /// Rust crates that are this component (`unik_net`), not its dependencies.
+    /// Rust crates, or module paths inside a crate (`unik_rt::heap`), that are this
+    /// component, not its dependencies.
     pub crates: Vec<String>,
     /// For a C component, the archive holding its code.
     pub archive: Option<PathBuf>,
@@ -208,7 +209,8 @@ impl Owner {
 /// Owners for the crates that are not components themselves.
 #[derive(Debug, Clone, Default)]
 pub struct CrateOwners {
-    /// Crate name (underscores) → the component depending on it, or `None` when several do.
+    /// Crate name (underscores) or module path → the component it belongs to or that depends
+    /// on it, or `None` when several do.
     pub dependencies: BTreeMap<String, Option<String>>,
 }
 
@@ -286,7 +288,7 @@ impl Attribution {
                 if slot.is_some() || sym.is_section() {
                     continue;
                 }
-                if let Some(owner) = symbol_crate(sym.name).and_then(|c| by_crate.get(c.as_str())) {
+                if let Some(owner) = symbol_path(sym.name).and_then(|p| path_owner(&p, &by_crate)) {
                     *slot = Some(owner.clone());
                 }
             }
@@ -324,9 +326,10 @@ fn member_crate(member: &str) -> Option<&str> {
     Some(krate)
 }
 
-/// The crate a Rust symbol's path starts with: `unik_net` for `unik_net::init`, `smoltcp`
-/// for `<smoltcp::iface::Interface as core::fmt::Debug>::fmt`.
-pub fn symbol_crate(name: &[u8]) -> Option<String> {
+/// The module path a Rust symbol starts with, down to the item: `unik_net::init` for
+/// `unik_net::init`, `smoltcp::wire::Ipv4Address` for
+/// `<smoltcp::wire::Ipv4Address as core::fmt::Debug>::fmt`.
+pub fn symbol_path(name: &[u8]) -> Option<String> {
     let name = std::str::from_utf8(name).ok()?;
     let demangled = rustc_demangle::try_demangle(name).ok()?;
     let text = format!("{demangled:#}");
@@ -336,9 +339,31 @@ pub fn symbol_crate(name: &[u8]) -> Option<String> {
         .or_else(|| path.strip_prefix("const "))
         .or_else(|| path.strip_prefix("dyn "))
         .unwrap_or(path);
-    let (krate, _) = path.split_once("::")?;
-    let ident = !krate.is_empty() && krate.chars().all(|c| c.is_alphanumeric() || c == '_');
-    ident.then(|| krate.to_owned())
+    let end = path
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(path.len());
+    let path = path[..end].trim_end_matches(':');
+    let segments: Vec<&str> = path.split("::").collect();
+    let valid = segments.len() > 1 && segments.iter().all(|s| !s.is_empty());
+    valid.then(|| path.to_owned())
+}
+
+/// The crate a Rust symbol belongs to: the first segment of [`symbol_path`].
+pub fn symbol_crate(name: &[u8]) -> Option<String> {
+    let path = symbol_path(name)?;
+    path.split("::").next().map(str::to_owned)
+}
+
+/// The owner of the longest prefix of `path` (`unik_rt::heap::offer` → `unik_rt::heap`, else
+/// `unik_rt`) that the table names.
+fn path_owner<'t>(path: &str, table: &'t HashMap<&str, Owner>) -> Option<&'t Owner> {
+    let mut prefix = path;
+    loop {
+        if let Some(owner) = table.get(prefix) {
+            return Some(owner);
+        }
+        prefix = &prefix[..prefix.rfind("::")?];
+    }
 }
 
 impl fmt::Display for Owner {
@@ -418,10 +443,25 @@ mod tests {
         );
         assert_eq!(member_crate("net.o"), None);
         let legacy = b"_ZN8unik_net4init17h0123456789abcdefE";
-        assert_eq!(symbol_crate(legacy).as_deref(), Some("unik_net"));
+        assert_eq!(symbol_path(legacy).as_deref(), Some("unik_net::init"));
         let trait_impl =
             b"_ZN63_$LT$smoltcp..wire..Ipv4Address$u20$as$u20$core..fmt..Debug$GT$3fmt17h0123456789abcdefE";
+        assert_eq!(
+            symbol_path(trait_impl).as_deref(),
+            Some("smoltcp::wire::Ipv4Address")
+        );
+        assert_eq!(symbol_path(b"net_init"), None);
         assert_eq!(symbol_crate(trait_impl).as_deref(), Some("smoltcp"));
-        assert_eq!(symbol_crate(b"net_init"), None);
+        let table = HashMap::from([
+            ("unik_rt::heap", Owner::Component(ComponentId(0))),
+            ("unik_rt", Owner::App),
+        ]);
+        let owner = |p: &str| path_owner(p, &table).cloned();
+        assert_eq!(
+            owner("unik_rt::heap::offer"),
+            Some(Owner::Component(ComponentId(0)))
+        );
+        assert_eq!(owner("unik_rt::heapless::x"), Some(Owner::App));
+        assert_eq!(owner("talc::Talc::malloc"), None);
     }
 }

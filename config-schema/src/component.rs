@@ -5,6 +5,7 @@
 //! init: unik_net_init       # extern "C" fn(), run by the glue object when the component is live
 //! depends: [heap, clock]    # components whose init must run first
 //! archive: libnet.a         # C components only: the archive holding the component's code
+//! crates: [unik_rt::heap]   # code elsewhere that is this component (crates or module paths)
 //! params:
 //!   rx_ring: { type: u32, default: { minimal: 16, network: 256, filesystem: 16 } }
 //! ```
@@ -97,6 +98,8 @@ struct ComponentFile {
     depends: Vec<Spanned<String>>,
     #[serde(default)]
     archive: Option<PathBuf>,
+    #[serde(default)]
+    crates: Vec<String>,
     #[serde(default)]
     params: KeyedMap<ParamFile>,
 }
@@ -214,6 +217,7 @@ pub fn load_component(path: &Path) -> Result<ComponentSpec, ManifestError> {
         init,
         depends: file.depends.into_iter().map(|d| d.value).collect(),
         archive: file.archive.map(|a| dir.join(a)),
+        crates: file.crates,
         params,
     })
 }

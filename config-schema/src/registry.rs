@@ -271,6 +271,9 @@ pub struct ComponentSpec {
     pub depends: Vec<String>,
     /// For a C component, the archive holding its code.
     pub archive: Option<PathBuf>,
+    /// Rust crates or module paths (`unik_rt::heap`) whose code is this component, besides
+    /// the crate the `component.yaml` sits in.
+    pub crates: Vec<String>,
     pub params: BTreeMap<String, ParamSpec>,
 }
 
@@ -406,6 +409,7 @@ impl ComponentRegistry {
                 init: None,
                 depends: Vec::new(),
                 archive: None,
+                crates: Vec::new(),
                 params,
             };
             components.insert(name, spec);

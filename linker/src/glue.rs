@@ -19,6 +19,10 @@ use object::elf;
 pub const START_SYMBOL: &str = "uniklink_start";
 /// The app's entry, which `uniklink_start` calls last.
 pub const MAIN_SYMBOL: &str = "__unik_main";
+/// Text lines the runtime prints in verbose mode: which components are live and why, and
+/// the parameter values. `REPORT_LEN_SYMBOL` is its length as a little-endian u64.
+pub const REPORT_SYMBOL: &str = "__uniklink_report";
+pub const REPORT_LEN_SYMBOL: &str = "__uniklink_report_len";
 /// The file name the glue object goes by in messages.
 pub const GLUE_NAME: &str = "uniklink-glue.o";
 
@@ -36,6 +40,8 @@ pub struct GlueSpec {
     /// Init functions in the order they run.
     pub inits: Vec<String>,
     pub params: Vec<GlueParam>,
+    /// Lines for [`REPORT_SYMBOL`], each ending in `\n`.
+    pub report: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,13 +125,22 @@ pub fn generate(machine: u16, spec: &GlueSpec) -> Result<Vec<u8>, GlueError> {
         .define_function(start, &mut ctx)
         .map_err(|e| GlueError::Codegen(format!("{e:?}")))?;
 
-    for param in &spec.params {
+    let report_len = (spec.report.len() as u64).to_le_bytes().to_vec();
+    let data_objects = spec
+        .params
+        .iter()
+        .map(|p| (p.symbol.as_str(), &p.bytes[..], p.bytes.len()))
+        .chain([
+            (REPORT_SYMBOL, spec.report.as_bytes(), 1),
+            (REPORT_LEN_SYMBOL, &report_len[..], 8),
+        ]);
+    for (symbol, bytes, align) in data_objects {
         let id = module
-            .declare_data(&param.symbol, Linkage::Export, false, false)
+            .declare_data(symbol, Linkage::Export, false, false)
             .map_err(codegen)?;
         let mut data = DataDescription::new();
-        data.define(param.bytes.clone().into_boxed_slice());
-        data.set_align(param.bytes.len().max(1) as u64);
+        data.define(bytes.to_vec().into_boxed_slice());
+        data.set_align(align.max(1) as u64);
         module.define_data(id, &data).map_err(codegen)?;
     }
 
@@ -153,6 +168,7 @@ mod tests {
                     bytes: vec![1],
                 },
             ],
+            report: "component net live (reached)\n".into(),
         }
     }
 
@@ -196,7 +212,17 @@ mod tests {
             let order: Vec<&str> = calls.iter().map(|(_, n)| n.as_str()).collect();
             assert_eq!(order, ["clock_init", "heap_init", "net_init", MAIN_SYMBOL]);
 
-            for param in &spec().params {
+            let report = spec().report;
+            let mut expected = spec().params;
+            expected.push(GlueParam {
+                symbol: REPORT_SYMBOL.into(),
+                bytes: report.as_bytes().to_vec(),
+            });
+            expected.push(GlueParam {
+                symbol: REPORT_LEN_SYMBOL.into(),
+                bytes: (report.len() as u64).to_le_bytes().to_vec(),
+            });
+            for param in &expected {
                 let sym = o
                     .symbols
                     .iter()

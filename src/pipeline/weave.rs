@@ -128,7 +128,7 @@ fn components(w: &WeaveOptions) -> Result<Components, ComponentError> {
             depends: spec.depends.clone(),
             required: w.flag(&spec.name, |c| c.required),
             forbidden: w.flag(&spec.name, |c| c.forbidden),
-            crates: Vec::new(),
+            crates: spec.crates.clone(),
             archive: spec.archive.clone(),
             params: spec
                 .params
@@ -230,6 +230,7 @@ pub(super) fn plan(
         &GlueSpec {
             inits: inits.clone(),
             params,
+            report: verbose_report(&reports, &inits),
         },
     )?;
     Ok(Plan {
@@ -245,6 +246,20 @@ pub(super) fn plan(
             init_order: inits,
         },
     })
+}
+
+/// What the runtime prints after `uniklink:verbose ` at boot.
+fn verbose_report(components: &[ComponentReport], inits: &[String]) -> String {
+    let mut text = String::new();
+    for c in components {
+        let state = if c.live { "live" } else { "dropped" };
+        text.push_str(&format!("component {} {state} ({})\n", c.name, c.reason));
+        for (param, value) in &c.params {
+            text.push_str(&format!("param {}.{param}={value}\n", c.name));
+        }
+    }
+    text.push_str(&format!("init order: {}\n", inits.join(" ")));
+    text
 }
 
 fn reason(

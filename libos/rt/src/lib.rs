@@ -17,3 +17,4 @@ mod heap;
 mod panic;
 mod start;
 pub mod time;
+mod weave;

@@ -21,11 +21,6 @@ pub(crate) struct BootInfo {
     pub heap: SpanSet<MAX_SPANS>,
 }
 
-unsafe extern "Rust" {
-    /// Defined by the app through `unik::entry!`.
-    safe fn __unik_main();
-}
-
 pub(crate) fn run(boot: BootInfo) -> ! {
     if boot.flags.verbose {
         for region in &boot.regions[..boot.region_count] {
@@ -55,6 +50,9 @@ pub(crate) fn run(boot: BootInfo) -> ! {
     }
     if boot.flags.verbose {
         println!("uniklink:verbose tsc {hz} Hz from {source}");
+        for line in crate::weave::report().lines() {
+            println!("uniklink:verbose {line}");
+        }
     }
 
     let entry_to_main = boot.entry.elapsed();
@@ -62,6 +60,6 @@ pub(crate) fn run(boot: BootInfo) -> ! {
         "uniklink:ready entry_to_main_ns={}",
         entry_to_main.as_nanos()
     );
-    __unik_main();
+    crate::weave::start();
     exit(SUCCESS)
 }

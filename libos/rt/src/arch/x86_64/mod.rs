@@ -10,6 +10,7 @@ mod port;
 mod power;
 pub(crate) mod serial;
 mod tsc;
+mod weave;
 
 pub(crate) use power::power_off;
 pub(crate) use tsc::{frequency as tsc_frequency, ticks};
