@@ -624,8 +624,13 @@ impl<'a> Layout<'a> {
             .sections
             .iter()
             .any(|s| matches!(s.rank, Rank::Tdata | Rank::Tbss));
-        let has_notes = self.sections.iter().any(|s| s.rank == Rank::Note);
-        self.phnum = loads + 1 + usize::from(has_tls) + usize::from(has_notes);
+        // One PT_NOTE per note section: notes of different alignment cannot share one.
+        let notes = self
+            .sections
+            .iter()
+            .filter(|s| s.rank == Rank::Note && s.size > 0)
+            .count();
+        self.phnum = loads + 1 + usize::from(has_tls) + notes;
         self.headers_size = EHDR_SIZE + PHDR_SIZE * self.phnum as u64;
 
         let mut offset = self.headers_size;

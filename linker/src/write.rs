@@ -12,7 +12,7 @@ use uniklink_analyzer::object::{SectionId, SymbolPlace};
 use uniklink_analyzer::resolve::Definition;
 
 use crate::error::{Error, Result};
-use crate::layout::{ChunkKind, EHDR_SIZE, Layout, PHDR_SIZE};
+use crate::layout::{ChunkKind, EHDR_SIZE, Layout, PHDR_SIZE, Rank};
 
 pub struct WriteOptions {
     /// Leave out `.symtab` and `.strtab`.
@@ -187,21 +187,19 @@ fn program_headers(layout: &Layout<'_>) -> Vec<elf::ProgramHeader64<LE>> {
             tls.align,
         ));
     }
-    let notes: Vec<_> = layout
+    for note in layout
         .sections
         .iter()
-        .filter(|s| s.sh_type == elf::SHT_NOTE)
-        .collect();
-    if let (Some(first), Some(last)) = (notes.first(), notes.last()) {
-        let end = last.offset + last.size;
+        .filter(|s| s.rank == Rank::Note && s.size > 0)
+    {
         out.push(ph(
             elf::PT_NOTE,
             elf::PF_R,
-            first.offset,
-            first.addr,
-            end - first.offset,
-            end - first.offset,
-            first.align,
+            note.offset,
+            note.addr,
+            note.size,
+            note.size,
+            note.align,
         ));
     }
     out.push(ph(elf::PT_GNU_STACK, elf::PF_R | elf::PF_W, 0, 0, 0, 0, 16));

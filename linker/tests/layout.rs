@@ -336,3 +336,47 @@ fn gotpcrel_gets_a_slot_and_relaxable_loads_do_not() {
         assert_eq!(read_u64(layout, image, slot), symbol(layout, "y"));
     });
 }
+
+#[test]
+fn written_image_has_one_note_segment_per_note_section() {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    use uniklink_linker::write::{WriteOptions, write};
+
+    let mut o = Builder::new();
+    let text = o.section(".text", SectionKind::Text, &[0xc3], 16);
+    o.define("_start", text, 0);
+    for (name, align) in [(".note.a", 4), (".note.b", 8)] {
+        let id = o.section(name, SectionKind::Note, &[0; 24], align);
+        o.0.section_mut(id).flags = SectionFlags::Elf {
+            sh_flags: u64::from(elf::SHF_ALLOC),
+        };
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("image");
+    with_link(&[("notes.o", o.bytes())], None, |layout, image| {
+        write(layout, image.to_vec(), &out, &WriteOptions { strip: false }).unwrap();
+    });
+    let data = std::fs::read(&out).unwrap();
+    let header = elf::FileHeader64::<object::LittleEndian>::parse(&data[..]).unwrap();
+    let endian = object::LittleEndian;
+    let phdrs = header.program_headers(endian, &data[..]).unwrap();
+    let notes: Vec<(u64, u64)> = phdrs
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_NOTE)
+        .map(|p| (p.p_align(endian), p.p_filesz(endian)))
+        .collect();
+    assert_eq!(notes, [(4, 24), (8, 24)]);
+    let first = &phdrs[0];
+    assert_eq!(first.p_type(endian), elf::PT_LOAD);
+    assert_eq!(first.p_offset(endian), 0);
+    assert!(phdrs.iter().any(|p| p.p_type(endian) == elf::PT_GNU_STACK));
+    let entry = header.e_entry(endian);
+    let exec = phdrs
+        .iter()
+        .find(|p| {
+            p.p_type(endian) == elf::PT_LOAD
+                && (p.p_vaddr(endian)..p.p_vaddr(endian) + p.p_memsz(endian)).contains(&entry)
+        })
+        .unwrap();
+    assert_ne!(exec.p_flags(endian) & elf::PF_X, 0);
+}
