@@ -106,7 +106,9 @@ impl<'a> SymbolDb<'a> {
         let mut lazy: HashMap<&'a [u8], ObjectId> = HashMap::new();
         for o in objects.iter().filter(|o| o.from_archive) {
             for sym in &o.symbols[o.first_global..] {
-                let defines = matches!(sym.place, SymbolPlace::Section(_) | SymbolPlace::Absolute);
+                // A common symbol in a member satisfies an undefined reference, as in the
+                // archive index ld and lld use; it never replaces another common, though.
+                let defines = sym.place != SymbolPlace::Undefined;
                 if defines && sym.bind != elf::STB_LOCAL {
                     lazy.entry(sym.name).or_insert(o.id);
                 }
@@ -419,6 +421,19 @@ mod tests {
         let member = ("lib.a(foo.o)", true, object(&["foo"], &[], &[]));
         let late = ("late.o", false, object(&["foo"], &[], &[]));
         assert_eq!(live_names(&[main, member, late]), vec!["late.o", "main.o"]);
+    }
+
+    #[test]
+    fn common_symbols_in_members_satisfy_references() {
+        let mut member = TestObject::new();
+        member.common("shared_buffer", 64, 8);
+        let main = (
+            "main.o",
+            false,
+            object(&["_start"], &["shared_buffer"], &[]),
+        );
+        let inputs = [main, ("lib.a(buffer.o)", true, member.bytes())];
+        assert_eq!(live_names(&inputs), vec!["lib.a(buffer.o)", "main.o"]);
     }
 
     #[test]
