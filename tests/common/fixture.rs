@@ -37,10 +37,10 @@ pub struct Expect {
     pub gc_removes: Vec<String>,
     /// Upper bound on the size of uniklink's image file.
     pub max_image_bytes: Option<u64>,
-    /// x86_64 flags (of `cflags` or `file_cflags`) replaced by their aarch64 counterpart when
-    /// compiling for aarch64: `"-mcmodel=medium" = "-mcmodel=large"`.
+    /// x86_64 flags (of `cflags` or `file_cflags`) replaced by their aarch64 counterparts
+    /// when compiling for aarch64: `"-mcmodel=medium" = ["-mcmodel=large"]`.
     #[serde(default)]
-    pub aarch64_flags: BTreeMap<String, String>,
+    pub aarch64_flags: BTreeMap<String, Vec<String>>,
 }
 
 pub struct Fixture {
@@ -133,11 +133,13 @@ impl Fixture {
                 .cloned(),
         );
         if target == Target::Aarch64 {
-            for flag in &mut flags {
-                if let Some(replacement) = self.expect.aarch64_flags.get(flag) {
-                    flag.clone_from(replacement);
-                }
-            }
+            flags = flags
+                .into_iter()
+                .flat_map(|flag| match self.expect.aarch64_flags.get(&flag) {
+                    Some(replacement) => replacement.clone(),
+                    None => vec![flag],
+                })
+                .collect();
         }
         flags
     }

@@ -162,6 +162,10 @@ const MOVK_X: u32 = 0xf280_0000;
 const LDR_X_IMM: u32 = 0xf940_0000;
 /// `add xD, xN, #imm` without registers and immediate.
 const ADD_X_IMM: u32 = 0x9100_0000;
+/// `mrs x1, tpidr_el0`.
+const MRS_X1_TPIDR_EL0: u32 = 0xd53b_d041;
+/// `add x0, x1, x0`.
+const ADD_X0_X1_X0: u32 = 0x8b00_0020;
 /// Range-extension thunk: `adrp x16, target; add x16, x16, :lo12:target; br x16`. x16 (IP0)
 /// is the register the procedure call standard leaves to veneers.
 const THUNK: [u32; 3] = [0x9000_0010, 0x9100_0210, 0xd61f_0200];
@@ -590,6 +594,29 @@ impl Arch for Aarch64 {
                 tp()?;
                 NOP
             }
+            // The traditional dialect's general dynamic sequence relaxes to local-exec too:
+            // adrp x0, :tlsgd:x; add x0, x0, :tlsgd_lo12:x; bl __tls_get_addr; nop
+            // → movz x0, #:tprel_g1:x; movk x0, #:tprel_g0_nc:x; mrs x1, tpidr_el0;
+            // add x0, x1, x0
+            R_AARCH64_TLSGD_ADR_PAGE21 => {
+                let v = tp()?;
+                check_unsigned(v, 32)?;
+                MOVZ_X_LSL16 | ((((v >> 16) & 0xffff) as u32) << 5)
+            }
+            R_AARCH64_TLSGD_ADD_LO12_NC => {
+                let call = read32(data, offset + 4);
+                let nop = read32(data, offset + 8);
+                if !matches!(call, Ok(i) if i & 0xfc00_0000 == 0x9400_0000) || nop != Ok(NOP) {
+                    return Err(RelocError::Instruction("R_AARCH64_TLSGD_ADD_LO12_NC"));
+                }
+                let v = tp()?;
+                check_unsigned(v, 32)?;
+                write32(data, offset, MOVK_X | (((v & 0xffff) as u32) << 5))?;
+                write32(data, offset + 4, MRS_X1_TPIDR_EL0)?;
+                write32(data, offset + 8, ADD_X0_X1_X0)?;
+                // The call's own R_AARCH64_CALL26 against __tls_get_addr comes next.
+                return Ok(Applied::SkipNext);
+            }
             other => return Err(RelocError::Unsupported(other)),
         };
         write32(data, offset, patched)?;
@@ -999,7 +1026,7 @@ mod tests {
     fn unsupported_and_out_of_bounds() {
         for r_type in [
             R_AARCH64_COPY,
-            R_AARCH64_TLSGD_ADR_PAGE21,
+            R_AARCH64_TLSLD_ADR_PAGE21,
             R_AARCH64_MOVW_PREL_G0,
         ] {
             let err = patch(value(r_type, 0, 0, 0), 0).unwrap_err();
@@ -1009,6 +1036,7 @@ mod tests {
             name(R_AARCH64_TLSGD_ADR_PAGE21),
             "R_AARCH64_TLSGD_ADR_PAGE21"
         );
+        assert_eq!(Aarch64.reloc_name(R_AARCH64_TLSLD_ADR_PAGE21), None);
         let mut data = [0u8; 6];
         let r = value(R_AARCH64_CALL26, 0x40_0000, 0, 0x40_0000);
         assert_eq!(
@@ -1170,6 +1198,33 @@ mod tests {
             let got = patch(value(r_type, sym, 0, 0x40_0000), before).unwrap();
             assert_eq!(got, after, "{}: {got:#010x} != {after:#010x}", name(r_type));
         }
+    }
+
+    #[test]
+    fn traditional_general_dynamic_relaxes_to_local_exec() {
+        let sym = 0x43_2335;
+        let adrp = value(R_AARCH64_TLSGD_ADR_PAGE21, sym, 0, 0x40_0000);
+        assert_eq!(patch(adrp, 0x9000_0000).unwrap(), 0xd2a0_0020);
+        // add x0, x0, #0; bl __tls_get_addr; nop → movk x0, #0x2345; mrs x1, tpidr_el0;
+        // add x0, x1, x0
+        let words = [0x9100_0000u32, 0x9400_0000, NOP];
+        let mut data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let r = value(R_AARCH64_TLSGD_ADD_LO12_NC, sym, 0, 0x40_0004);
+        assert_eq!(Aarch64.apply(&r, &mut data, 0).unwrap(), Applied::SkipNext);
+        let want: Vec<u8> = [0xf284_68a0u32, 0xd53b_d041, 0x8b00_0020]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(data, want);
+        // Without the call and its nop the sequence is not the one the ABI describes.
+        let mut short: Vec<u8> = [0x9100_0000u32, 0x9400_0000, 0xaa00_03e2]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(
+            Aarch64.apply(&r, &mut short, 0).unwrap_err(),
+            RelocError::Instruction("R_AARCH64_TLSGD_ADD_LO12_NC")
+        );
     }
 
     #[test]
