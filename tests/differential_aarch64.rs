@@ -2,8 +2,9 @@
 //! compiled with `aarch64-linux-gnu-gcc` against musl for arm64 (`aarch64-linux-musl-gcc`
 //! from Debian's `musl-dev:arm64`), are linked by `aarch64-linux-gnu-ld` and by uniklink and
 //! run under `qemu-aarch64`; both programs must behave identically, and every image must pass
-//! the goblin checks. A program whose call spans more than a branch's ±128 MiB shows the
-//! range-extension thunks at work.
+//! the goblin checks. A program whose calls span more than a branch's ±128 MiB shows the
+//! range-extension thunks at work (`fixtures/far_calls`), and a conditional branch out of
+//! reach must fail the link naming its relocation (`fixtures/far_branch`).
 //!
 //! The tests skip, saying why, only when a tool is missing outside CI; CI installs them all
 //! (`.ci/setup`), so there a missing tool fails the test.
@@ -510,4 +511,32 @@ fn far_calls_go_through_thunks() {
         thunked.contains(&far),
         "no BL of main reaches far_function ({far:#x}) through a thunk; thunks go to {thunked:x?}"
     );
+}
+
+#[test]
+fn branch_overflow_names_the_relocation() {
+    let Some(tools) = tools() else { return };
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/far_branch/branch.s");
+    let work = tempfile::tempdir().expect("temporary directory");
+    let object = work.path().join("branch.o");
+    tools
+        .toolchain
+        .compile(&source, &object, &[])
+        .unwrap_or_else(|error| panic!("branch.s: {error}"));
+    let objects = [object];
+    let gnu = gnu_ld(tools, &objects, &[], &work.path().join("gnu-ld.out"));
+    assert!(
+        !gnu.succeeded() && gnu.stderr.contains("R_AARCH64_CONDBR19"),
+        "GNU ld must refuse the branch too: {gnu}"
+    );
+    let out = work.path().join("uniklink.out");
+    let before = listing(work.path());
+    let uni = uniklink_program(tools, &[], &objects, &[], &out);
+    let mut problems = failure_problems(&uni, &out, &before);
+    for fragment in ["branch.o", "R_AARCH64_CONDBR19", "far_target", "21 bits"] {
+        if !uni.stderr.contains(fragment) {
+            problems.push(format!("stderr does not name {fragment:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}\n{uni}");
 }
