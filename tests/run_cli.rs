@@ -451,25 +451,45 @@ fn manifest_mode_boots_the_built_image_with_the_manifest_settings() {
 fn manifest_mode_without_a_built_image_says_to_build() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), "");
-    let target_dir = dir.path().join("elsewhere");
     let out = uniklink()
-        .arg("-m")
+        .args(["--arch", "aarch64", "-m"])
         .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target_dir)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let expected = target_dir.join("uniklink/greeter-x86_64.elf");
+    let expected = dir.path().join("target/uniklink/greeter-aarch64.elf");
     assert!(
         contains(
             &stderr,
-            &format!("no image for x86_64 at {}", expected.display())
+            &format!("no image for aarch64 at {}", expected.display())
         ),
         "{stderr}"
     );
-    assert!(contains(&stderr, "cargo uniklink build -m"), "{stderr}");
+    assert!(
+        contains(&stderr, "cargo uniklink build -m") && contains(&stderr, "--arch aarch64"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn manifest_mode_refuses_an_arch_the_manifest_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.o"), b"").unwrap();
+    let manifest = dir.path().join("uniklink.yaml");
+    std::fs::write(
+        &manifest,
+        "name: solo\napp:\n  objects: [app.o]\narch: x86_64\n",
+    )
+    .unwrap();
+    let out = uniklink()
+        .args(["--arch", "aarch64", "-m"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(contains(&stderr, "has no aarch64 target"), "{stderr}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, miette};
 use serde::Serialize;
+use uniklink::build;
 use uniklink::run::{self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions};
 use uniklink_config::{ByteSize, Manifest};
 
@@ -30,12 +31,8 @@ pub struct RunArgs {
     #[arg(short = 'm', long = "manifest", value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// With -m: which of the manifest's architectures to boot (default: the first listed).
-    #[arg(long, requires = "manifest", value_parser = parse_arch)]
+    #[arg(long, requires = "manifest", value_name = "ARCH", value_parser = parse_arch)]
     arch: Option<Arch>,
-    /// With -m: cargo's target directory, where the image is under `uniklink/` (default: the
-    /// one cargo uses for the manifest's package, or `target` beside the manifest).
-    #[arg(long, requires = "manifest", value_name = "DIR")]
-    target_dir: Option<PathBuf>,
     /// Machine to boot on: qemu-microvm or qemu-q35 (x86_64), qemu-virt (aarch64).
     /// Default: the manifest's, else qemu-microvm for x86_64 and qemu-virt for aarch64.
     #[arg(long, value_parser = parse_platform)]
@@ -106,7 +103,7 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// Options from the manifest and what it built, or from the image alone.
 fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
-    let Some(manifest) = &args.manifest else {
+    let Some(manifest_path) = &args.manifest else {
         let image = args
             .image
             .clone()
@@ -114,34 +111,24 @@ fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
         let info = run::inspect(&image).into_diagnostic()?;
         return Ok(RunOptions::new(image, info.arch));
     };
-    let loaded = Manifest::load(manifest)?;
-    let config = loaded.resolve();
-    let target = run::pick_target(&config, args.arch).ok_or_else(|| {
-        let arches: Vec<&str> = config.arches().map(Arch::name).collect();
-        miette!(
-            "{} does not build for {} (it lists {})",
-            manifest.display(),
-            args.arch.map_or("any architecture", Arch::name),
-            arches.join(", ")
-        )
-    })?;
-    let target_dir = match &args.target_dir {
-        Some(dir) => dir.clone(),
-        None => uniklink::build::target_dir(&loaded, target.arch).into_diagnostic()?,
-    };
-    let image = run::built_image_path(&target_dir, &config, target.arch);
+    let manifest = Manifest::load(manifest_path)?;
+    let target = build::select_target(&manifest, args.arch).into_diagnostic()?;
+    let image = build::image_paths(&manifest, target.arch)
+        .into_diagnostic()?
+        .image;
     if !image.is_file() {
         return Err(miette!(
             help = format!(
-                "build it first: cargo uniklink build -m {}",
-                manifest.display()
+                "build it first: cargo uniklink build -m {} --arch {}",
+                manifest_path.display(),
+                target.arch
             ),
             "no image for {} at {}",
             target.arch,
             image.display()
         ));
     }
-    Ok(run::options_from_config(&config, target, image))
+    Ok(run::options_from_config(&manifest.resolve(), target, image))
 }
 
 pub fn run(args: RunArgs) -> miette::Result<ExitCode> {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub use accel::{Accel, ResolvedAccel, UnknownAccel};
 pub use console::{ConsoleSink, READY_MARKER};
 pub use image::{ImageError, ImageInfo, inspect};
-pub use manifest::{built_image_path, options_from_config, pick_target};
+pub use manifest::options_from_config;
 pub use qemu::DEFAULT_MEMORY;
 pub use uniklink_config::{Arch, Platform};
 
