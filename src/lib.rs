@@ -3,6 +3,8 @@
 //! The pipeline reads top to bottom: load → resolve → graph → weave → layout → relocate →
 //! write → report. Each phase borrows the previous phase's output; none reaches back.
 
+pub mod budget;
 pub mod build;
 pub mod pipeline;
+pub mod report;
 pub mod run;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use uniklink_analyzer::graph::{GraphOptions, RootReason, RootRules, SectionGraph};
 use uniklink_analyzer::input::Inputs;
 use uniklink_analyzer::object::{self, SectionId};
+use uniklink_analyzer::report::SizeReport;
 use uniklink_analyzer::resolve::{Definition, SymbolDb};
 use uniklink_linker::arch;
 use uniklink_linker::image::{BuildId, ImageKind};
@@ -126,6 +127,8 @@ pub struct LinkOutput {
     pub build_id: Option<BuildId>,
     /// Which components are in the image and why, when weaving.
     pub weave: Option<WeaveReport>,
+    /// Sizes, retained sizes and why-chains of the kept sections.
+    pub sizes: SizeReport,
 }
 
 /// Links `opts.inputs` into a static executable at `opts.output`. On error nothing is written.
@@ -200,6 +203,13 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         .check(&layout, &opts.entry)
         .map_err(uniklink_linker::Error::from)?;
 
+    let sizes = crate::report::sizes(
+        &inputs,
+        &layout,
+        plan.as_ref().map(|p| &p.components),
+        opts.weave.as_ref().map(|w| &w.crates),
+        woven.as_ref(),
+    )?;
     let image = relocate(&layout)?;
     write(
         &layout,
@@ -210,6 +220,7 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
 
     Ok(LinkOutput {
         build_id,
+        sizes,
         weave: woven,
         ..report(&layout, opts)
     })
@@ -300,5 +311,6 @@ fn report(layout: &Layout<'_>, opts: &LinkOptions) -> LinkOutput {
         why,
         build_id: None,
         weave: None,
+        sizes: SizeReport::default(),
     }
 }

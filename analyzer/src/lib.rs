@@ -11,6 +11,7 @@ pub mod error;
 pub mod graph;
 pub mod input;
 pub mod object;
+pub mod report;
 pub mod resolve;
 pub mod weave;
 

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use uniklink_analyzer::report::SizeReport;
 use uniklink_config::{ResolvedConfig, Target};
 
 use super::BuildError;
@@ -39,6 +40,8 @@ pub struct BuildReport {
     pub output_sections: Vec<ReportOutputSection>,
     pub kept_sections: Vec<ReportSection>,
     pub dropped_sections: Vec<ReportSection>,
+    /// What `report`, `why` and `diff` read: sizes, retained sizes, owners, why-chains.
+    pub sizes: SizeReport,
 }
 
 impl BuildReport {
@@ -80,6 +83,7 @@ impl BuildReport {
                 .collect(),
             kept_sections: sections(&link.kept),
             dropped_sections: sections(&link.dropped),
+            sizes: link.sizes.clone(),
         }
     }
 

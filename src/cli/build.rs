@@ -59,6 +59,14 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
         report.platform,
     );
     eprintln!("uniklink: report {}", built.paths.report.display());
+    // The image and report stay, so `cargo uniklink report` can show what to cut.
+    uniklink::budget::check_image_size(&manifest.budgets, &built.paths.image, report.image_size)
+        .map_err(|e| {
+            miette::miette!(
+                help = "see where the bytes go: cargo uniklink report",
+                "{e}"
+            )
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 

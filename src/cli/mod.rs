@@ -8,9 +8,12 @@ use clap::{Parser, Subcommand};
 mod build;
 mod check;
 mod config;
+mod diff;
 mod link;
+mod report;
 mod run;
 mod schema;
+mod why;
 
 /// Link an application and library-OS components into a minimal bootable unikernel image.
 #[derive(Debug, Parser)]
@@ -25,9 +28,12 @@ enum Command {
     Build(build::BuildArgs),
     Check(check::CheckArgs),
     Config(config::ConfigArgs),
+    Diff(diff::DiffArgs),
     Link(link::LinkArgs),
+    Report(report::ReportArgs),
     Run(run::RunArgs),
     Schema(schema::SchemaArgs),
+    Why(why::WhyArgs),
 }
 
 impl Cli {
@@ -36,9 +42,12 @@ impl Cli {
             Command::Build(args) => build::run(args),
             Command::Check(args) => check::run(args),
             Command::Config(args) => config::run(args),
+            Command::Diff(args) => diff::run(args),
             Command::Link(args) => link::run(args),
+            Command::Report(args) => report::run(args),
             Command::Run(args) => run::run(args),
             Command::Schema(args) => schema::run(args),
+            Command::Why(args) => why::run(args),
         }
     }
 }

@@ -1,0 +1,391 @@
+//! The size report: what each kept input section costs in the loaded image, what it retains
+//! (the bytes that would go with it, from the dominator tree of the kept graph), who it belongs
+//! to, how it was reached, and which components were kept or dropped and why.
+//!
+//! A [`SizeReport`] is plain data, serialized into the build report, so `report`, `why` and
+//! `diff` work from the JSON alone without linking again. Every byte of the loaded image is
+//! either in a section row or in a named remainder row (headers, alignment padding, GOT, merged
+//! strings, ...): the rows add up to the sum of the PT_LOAD segments' `p_memsz`. Memory size
+//! rather than file size, because `.bss` costs guest memory as surely as code does.
+//!
+//! Sizes are computed after layout; the linker hands over where bytes went as a
+//! [`Placement`], which keeps this crate free of the linker's types.
+
+mod diff;
+mod dominators;
+pub mod render;
+mod view;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::component::{Attribution, Components, Owner};
+use crate::graph::{RootReason, SectionGraph};
+use crate::input::Inputs;
+use crate::object::{SectionId, SymbolPlace};
+
+pub use diff::{Diff, DiffRow};
+pub use view::{By, Row, Table, WhyStep};
+
+/// What a chunk of an output section holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// A kept input section (for `.eh_frame`, with the FDEs of dropped functions removed).
+    Input(SectionId),
+    /// Deduplicated strings of several `SHF_MERGE|SHF_STRINGS` inputs.
+    MergedStrings,
+    Got,
+    Commons,
+    Thunks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlacedChunk {
+    pub content: Content,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedSection {
+    pub name: String,
+    pub size: u64,
+    /// `false` for `.tbss`, which takes no room in its segment: each thread gets its copy.
+    pub loaded: bool,
+    pub chunks: Vec<PlacedChunk>,
+}
+
+/// One PT_LOAD segment and the output sections in it, in address order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedSegment {
+    pub mem_size: u64,
+    /// Bytes of ELF and program headers at the segment's start.
+    pub headers: u64,
+    pub sections: Vec<PlacedSection>,
+}
+
+/// Where the linker put the kept bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Placement {
+    pub segments: Vec<PlacedSegment>,
+}
+
+/// A symbol defined in a kept section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolRow {
+    /// As in the symbol table (mangled); shown demangled.
+    pub name: String,
+    pub offset: u64,
+    /// `st_size`; 0 when the compiler gave none.
+    pub size: u64,
+}
+
+/// One kept input section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionRow {
+    pub object: String,
+    pub section: String,
+    /// `app`, `component <name>`, `core`, `alloc`, `compiler_builtins`, `C archive <file>`,
+    /// `shared dependencies`, `unwind tables` or `linker-generated`.
+    pub owner: String,
+    /// Bytes in the loaded image (0 for strings merged into a shared chunk and for `.tbss`).
+    pub size: u64,
+    /// This section and every section only reachable through it.
+    pub retained: u64,
+    /// Row index of the immediate dominator; `None` when only the roots as a whole dominate it.
+    pub idom: Option<usize>,
+    /// Why it is a root (`entry`, `keep`, ...), if it is one.
+    pub root: Option<String>,
+    /// Row index of the section whose reference reached it first, on a shortest path from a
+    /// root, and the symbol that reference names.
+    pub parent: Option<(usize, String)>,
+    pub symbols: Vec<SymbolRow>,
+}
+
+/// Bytes of the loaded image that belong to no input section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemainderRow {
+    pub what: String,
+    pub size: u64,
+}
+
+/// All sections of one owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRow {
+    pub owner: String,
+    pub size: u64,
+    /// What would leave the image with this owner's sections: its own bytes and everything
+    /// reachable only through them.
+    pub retained: u64,
+}
+
+/// A library-OS component and the weave's decision about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentRow {
+    pub name: String,
+    pub kept: bool,
+    /// `reached`, `required`, `dependency of <name>`, `unreachable`, `not required` or
+    /// `forbidden`.
+    pub reason: String,
+    /// For a reached component: the symbols leading from a root to its first reached section.
+    pub chain: Vec<String>,
+    pub size: u64,
+    pub retained: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SizeReport {
+    /// The sum of the PT_LOAD segments' `p_memsz`: every section row plus every remainder
+    /// row.
+    pub loadable_size: u64,
+    pub sections: Vec<SectionRow>,
+    pub remainder: Vec<RemainderRow>,
+    /// Sorted by size, largest first.
+    pub owners: Vec<OwnerRow>,
+    /// Empty unless the link wove components; in name order.
+    pub components: Vec<ComponentRow>,
+    /// `.tbss` bytes, which each thread allocates and no segment's memory size counts.
+    pub tls_bss: u64,
+}
+
+/// What [`SizeReport::compute`] reads.
+pub struct ReportInputs<'r, 'a> {
+    pub inputs: &'r Inputs,
+    pub graph: &'r SectionGraph<'a>,
+    pub attribution: &'r Attribution,
+    pub components: &'r Components,
+    /// What the weave decided about each component; empty when the link did not weave.
+    pub components_decided: &'r [Decision],
+    pub placement: &'r Placement,
+}
+
+/// The weave's decision about one component, as the pipeline reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub name: String,
+    pub kept: bool,
+    pub reason: String,
+    pub chain: Vec<String>,
+}
+
+const HEADERS: &str = "ELF and program headers";
+const PADDING: &str = "alignment padding";
+
+pub fn root_name(reason: RootReason) -> &'static str {
+    match reason {
+        RootReason::Entry => "entry",
+        RootReason::Keep => "keep",
+        RootReason::Retain => "SHF_GNU_RETAIN",
+        RootReason::Note => "note",
+        RootReason::InitFini => ".init/.fini",
+        RootReason::InitArray => "init array",
+        RootReason::EhFrame => ".eh_frame",
+        RootReason::NoGc => "no GC",
+    }
+}
+
+impl SizeReport {
+    pub fn compute(r: &ReportInputs<'_, '_>) -> SizeReport {
+        let graph = r.graph;
+        let db = graph.db;
+        let ids: Vec<SectionId> = graph.kept_sections().collect();
+        let index: HashMap<SectionId, usize> =
+            ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+
+        let mut sections: Vec<SectionRow> = ids
+            .iter()
+            .map(|&id| {
+                let o = db.object(id.object);
+                let mut symbols: Vec<SymbolRow> = o
+                    .symbols
+                    .iter()
+                    .filter(|s| {
+                        s.place == SymbolPlace::Section(id.index)
+                            && !s.is_section()
+                            && s.st_type != object::elf::STT_FILE
+                            && !s.name.is_empty()
+                    })
+                    .map(|s| SymbolRow {
+                        name: String::from_utf8_lossy(s.name).into_owned(),
+                        offset: s.value,
+                        size: s.size,
+                    })
+                    .collect();
+                symbols.sort_by(|a, b| (a.offset, &a.name).cmp(&(b.offset, &b.name)));
+                symbols.dedup();
+                SectionRow {
+                    object: o.name.clone(),
+                    section: o.section_name(id.index),
+                    owner: owner_label(r, id),
+                    size: 0,
+                    retained: 0,
+                    idom: None,
+                    root: graph.root_reason(id).map(|r| root_name(r).to_owned()),
+                    parent: graph
+                        .parent(id)
+                        .and_then(|(from, via)| Some((*index.get(&from)?, via))),
+                    symbols,
+                }
+            })
+            .collect();
+
+        let mut remainder: BTreeMap<String, u64> = BTreeMap::new();
+        let mut loadable_size = 0u64;
+        let mut tls_bss = 0u64;
+        for segment in &r.placement.segments {
+            loadable_size += segment.mem_size;
+            *remainder.entry(HEADERS.to_owned()).or_default() += segment.headers;
+            let mut placed = segment.headers;
+            for s in segment.sections.iter() {
+                if !s.loaded {
+                    tls_bss += s.size;
+                    continue;
+                }
+                placed += s.size;
+                let mut in_chunks = 0;
+                for chunk in &s.chunks {
+                    in_chunks += chunk.size;
+                    let what = match chunk.content {
+                        Content::Input(id) => {
+                            if let Some(&row) = index.get(&id) {
+                                sections[row].size += chunk.size;
+                                continue;
+                            }
+                            format!("unattributed input ({})", s.name)
+                        }
+                        Content::MergedStrings => format!("merged strings ({})", s.name),
+                        Content::Got => "GOT".to_owned(),
+                        Content::Commons => "common symbols".to_owned(),
+                        Content::Thunks => "range-extension thunks".to_owned(),
+                    };
+                    *remainder.entry(what).or_default() += chunk.size;
+                }
+                *remainder.entry(PADDING.to_owned()).or_default() +=
+                    s.size.saturating_sub(in_chunks);
+            }
+            *remainder.entry(PADDING.to_owned()).or_default() +=
+                segment.mem_size.saturating_sub(placed);
+        }
+        let mut remainder: Vec<RemainderRow> = remainder
+            .into_iter()
+            .filter(|(_, size)| *size > 0)
+            .map(|(what, size)| RemainderRow { what, size })
+            .collect();
+        remainder.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.what.cmp(&b.what)));
+
+        let roots: Vec<usize> = (0..sections.len())
+            .filter(|&i| sections[i].root.is_some())
+            .collect();
+        let edges: Vec<(usize, usize)> = graph
+            .kept_edges()
+            .filter_map(|(a, b)| Some((*index.get(&a)?, *index.get(&b)?)))
+            .collect();
+        let sizes: Vec<u64> = sections.iter().map(|s| s.size).collect();
+        let tree = dominators::DominatorTree::new(sections.len(), &roots, &edges, &sizes);
+        for (i, row) in sections.iter_mut().enumerate() {
+            row.idom = tree.idom[i];
+            row.retained = tree.retained[i];
+        }
+
+        let mut owners: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, row) in sections.iter().enumerate() {
+            owners.entry(&row.owner).or_default().push(i);
+        }
+        let mut owner_rows: Vec<OwnerRow> = owners
+            .iter()
+            .map(|(owner, members)| OwnerRow {
+                owner: (*owner).to_owned(),
+                size: members.iter().map(|&i| sizes[i]).sum(),
+                retained: tree.retained_by_set(members),
+            })
+            .collect();
+        owner_rows.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.owner.cmp(&b.owner)));
+
+        let components = component_rows(r.components_decided, &owner_rows);
+
+        SizeReport {
+            loadable_size,
+            sections,
+            remainder,
+            owners: owner_rows,
+            components,
+            tls_bss,
+        }
+    }
+
+    /// Bytes in section rows.
+    pub fn attributed(&self) -> u64 {
+        self.sections.iter().map(|s| s.size).sum()
+    }
+
+    /// Bytes in remainder rows.
+    pub fn unattributed(&self) -> u64 {
+        self.remainder.iter().map(|r| r.size).sum()
+    }
+}
+
+fn component_label(name: &str) -> String {
+    format!("component {name}")
+}
+
+/// Who a kept section belongs to, as rows name it.
+fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId) -> String {
+    let db = r.graph.db;
+    let o = db.object(id.object);
+    let unit = &r.inputs.units[id.object.0 as usize];
+    if unit.input.0 as usize >= r.inputs.command_line && unit.member.is_none() {
+        return "linker-generated".to_owned();
+    }
+    match r.attribution.owner(id) {
+        None => "unwind tables".to_owned(),
+        Some(Owner::Component(c)) => component_label(&r.components.def(*c).name),
+        Some(Owner::Runtime) => unit
+            .member
+            .as_deref()
+            .filter(|m| m.ends_with(".rcgu.o"))
+            .and_then(|m| m.split_once('-'))
+            .map(|(krate, _)| krate.to_owned())
+            .filter(|krate| RUNTIME_LABELS.contains(&krate.as_str()))
+            .or_else(|| {
+                o.symbols
+                    .iter()
+                    .filter(|s| s.place == SymbolPlace::Section(id.index) && !s.is_section())
+                    .find_map(|s| leading_crate(s.name))
+            })
+            .unwrap_or_else(|| "rust runtime".to_owned()),
+        Some(Owner::Deps) => "shared dependencies".to_owned(),
+        Some(Owner::Archive(name)) => format!("C archive {name}"),
+        Some(Owner::App) => "app".to_owned(),
+    }
+}
+
+/// Sysroot crates named in rows as themselves; the attribution lumps them together.
+const RUNTIME_LABELS: &[&str] = &["core", "alloc", "compiler_builtins", "std", "panic_abort"];
+
+/// `core` for `<core::fmt::Arguments as core::fmt::Display>::fmt`, when it is a sysroot crate.
+fn leading_crate(name: &[u8]) -> Option<String> {
+    let demangled = rustc_demangle::try_demangle(std::str::from_utf8(name).ok()?).ok()?;
+    let text = format!("{demangled:#}");
+    let (krate, _) = text
+        .trim_start_matches(['<', '&', '*', '('])
+        .split_once("::")?;
+    RUNTIME_LABELS.contains(&krate).then(|| krate.to_owned())
+}
+
+fn component_rows(decisions: &[Decision], owners: &[OwnerRow]) -> Vec<ComponentRow> {
+    decisions
+        .iter()
+        .map(|d| {
+            let label = component_label(&d.name);
+            let owner = owners.iter().find(|o| o.owner == label);
+            ComponentRow {
+                name: d.name.clone(),
+                kept: d.kept,
+                reason: d.reason.clone(),
+                chain: d.chain.clone(),
+                size: owner.map_or(0, |o| o.size),
+                retained: owner.map_or(0, |o| o.retained),
+            }
+        })
+        .collect()
+}

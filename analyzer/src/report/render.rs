@@ -1,0 +1,349 @@
+//! Text for terminals and Markdown for CI job summaries. Names go in code spans in Markdown so
+//! that `<T as Trait>` is not taken for HTML.
+
+use std::fmt::Write as _;
+
+use super::view::{By, Table, WhyStep};
+use super::{Diff, DiffRow, SizeReport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Markdown,
+}
+
+/// `70312` → `70,312`.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `70,312 B`.
+pub fn bytes(n: u64) -> String {
+    format!("{} B", group_digits(n))
+}
+
+/// `+4,776 B`, `-12 B`, `0 B`.
+pub fn signed_bytes(n: i128) -> String {
+    let magnitude = group_digits(n.unsigned_abs().try_into().unwrap_or(u64::MAX));
+    match n.signum() {
+        1 => format!("+{magnitude} B"),
+        -1 => format!("-{magnitude} B"),
+        _ => "0 B".to_owned(),
+    }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".to_owned();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+fn code(name: &str) -> String {
+    format!("`{}`", name.replace('`', "'").replace('|', "\\|"))
+}
+
+/// The line both formats end their size table with; CI summaries grep for it.
+pub fn totals_line(t: &Table, format: Format) -> String {
+    let total = match format {
+        Format::Table => format!("total {}", bytes(t.loadable_size)),
+        Format::Markdown => format!("**Total: {}**", bytes(t.loadable_size)),
+    };
+    format!(
+        "{total} loaded (sum of PT_LOAD p_memsz) = {} in the rows above + {} not in any input section",
+        bytes(t.rows_total),
+        bytes(t.remainder_total)
+    )
+}
+
+fn by_heading(by: By) -> &'static str {
+    match by {
+        By::Component => "Owner",
+        By::Section => "Section (largest symbol)",
+        By::Symbol => "Symbol",
+    }
+}
+
+/// The size table, the remainder, the components and the totals line.
+pub fn report(r: &SizeReport, t: &Table, by: By, title: &str, format: Format) -> String {
+    let mut out = String::new();
+    let whole = t.loadable_size;
+    let retained = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), bytes);
+    let retained_pct = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| percent(v, whole));
+    match format {
+        Format::Markdown => {
+            let _ = writeln!(out, "### {title}\n");
+            let _ = writeln!(
+                out,
+                "| Shallow | % | Retained | % | {} | Owner / section |",
+                by_heading(by)
+            );
+            out.push_str("|--:|--:|--:|--:|---|---|\n");
+            for row in &t.rows {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    bytes(row.size),
+                    percent(row.size, whole),
+                    retained(row.retained),
+                    retained_pct(row.retained),
+                    code(&row.name),
+                    if row.detail.is_empty() {
+                        String::new()
+                    } else {
+                        code(&row.detail)
+                    }
+                );
+            }
+            if !r.remainder.is_empty() {
+                out.push_str("\n| Not in any input section | Size |\n|---|--:|\n");
+                for rem in &r.remainder {
+                    let _ = writeln!(out, "| {} | {} |", rem.what, bytes(rem.size));
+                }
+            }
+            if !r.components.is_empty() {
+                out.push_str("\n| Component | Kept | Reason | Size | Retained |\n");
+                out.push_str("|---|---|---|--:|--:|\n");
+                for c in &r.components {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} |",
+                        code(&c.name),
+                        if c.kept { "yes" } else { "no" },
+                        reason(&c.reason, &c.chain),
+                        bytes(c.size),
+                        bytes(c.retained)
+                    );
+                }
+            }
+            let _ = writeln!(out, "\n{}", totals_line(t, format));
+        }
+        Format::Table => {
+            let _ = writeln!(out, "{title}\n");
+            let _ = writeln!(
+                out,
+                "{:>14} {:>6} {:>14} {:>6}  {}",
+                "Shallow",
+                "%",
+                "Retained",
+                "%",
+                by_heading(by)
+            );
+            for row in &t.rows {
+                let _ = write!(
+                    out,
+                    "{:>14} {:>6} {:>14} {:>6}  {}",
+                    bytes(row.size),
+                    percent(row.size, whole),
+                    retained(row.retained),
+                    retained_pct(row.retained),
+                    row.name
+                );
+                if !row.detail.is_empty() {
+                    let _ = write!(out, "  [{}]", row.detail);
+                }
+                out.push('\n');
+            }
+            if !r.remainder.is_empty() {
+                out.push_str("\nNot in any input section:\n");
+                for rem in &r.remainder {
+                    let _ = writeln!(out, "{:>14}  {}", bytes(rem.size), rem.what);
+                }
+            }
+            if !r.components.is_empty() {
+                out.push_str("\nComponents:\n");
+                for c in &r.components {
+                    let _ = writeln!(
+                        out,
+                        "  {:<8} {:<12} {:>12}  {}",
+                        if c.kept { "kept" } else { "dropped" },
+                        c.name,
+                        if c.kept { bytes(c.size) } else { String::new() },
+                        reason(&c.reason, &c.chain)
+                    );
+                }
+            }
+            if r.tls_bss > 0 {
+                let _ = writeln!(
+                    out,
+                    "\n{} of .tbss per thread, not counted: no segment's memory size holds it",
+                    bytes(r.tls_bss)
+                );
+            }
+            let _ = writeln!(out, "\n{}", totals_line(t, format));
+        }
+    }
+    out
+}
+
+fn reason(reason: &str, chain: &[String]) -> String {
+    if chain.is_empty() {
+        reason.to_owned()
+    } else {
+        format!("{reason}: {}", chain.join(" → "))
+    }
+}
+
+/// Why the section of row `steps.last()` is kept, from the root down.
+pub fn why(r: &SizeReport, symbol: &str, steps: &[WhyStep]) -> String {
+    let mut out = String::new();
+    let Some(last) = steps.last() else {
+        return out;
+    };
+    let target = &r.sections[last.row];
+    let _ = writeln!(
+        out,
+        "`{symbol}` is kept: {} ({}) in {}, {}, retaining {}",
+        target.section,
+        target.owner,
+        target.object,
+        bytes(target.size),
+        bytes(target.retained)
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let s = &r.sections[step.row];
+        let root = match (&s.root, i) {
+            (Some(root), 0) => format!(" is a root ({root})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}:({}) `{}`{root}",
+            s.object,
+            s.section,
+            s.display_name()
+        );
+        if let Some(via) = &step.via {
+            let _ = writeln!(out, "    references `{via}`");
+        }
+    }
+    let dominators = r.dominators(last.row);
+    if let Some(&d) = dominators.first() {
+        let _ = writeln!(
+            out,
+            "  every path from the roots passes through `{}` ({})",
+            r.sections[d].display_name(),
+            r.sections[d].section
+        );
+    }
+    let dominated = r.dominated_by(last.row);
+    if !dominated.is_empty() {
+        let names: Vec<String> = dominated
+            .iter()
+            .map(|&d| format!("`{}`", r.sections[d].display_name()))
+            .collect();
+        let _ = writeln!(out, "  it alone keeps {} in the image", names.join(", "));
+    }
+    out
+}
+
+fn diff_rows(out: &mut String, heading: &str, rows: &[DiffRow], format: Format) {
+    if rows.is_empty() {
+        return;
+    }
+    match format {
+        Format::Markdown => {
+            let _ = writeln!(
+                out,
+                "\n| {heading} | Old | New | Change |\n|---|--:|--:|--:|"
+            );
+            for row in rows {
+                let name = if row.detail.is_empty() {
+                    code(&row.name)
+                } else {
+                    format!("{} ({})", code(&row.name), row.detail)
+                };
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {} | {} |",
+                    bytes(row.old),
+                    bytes(row.new),
+                    signed_bytes(row.delta())
+                );
+            }
+        }
+        Format::Table => {
+            let _ = writeln!(out, "\n{heading}:");
+            for row in rows {
+                let _ = write!(
+                    out,
+                    "{:>14} {:>14} {:>14}  {}",
+                    signed_bytes(row.delta()),
+                    bytes(row.old),
+                    bytes(row.new),
+                    row.name
+                );
+                if !row.detail.is_empty() {
+                    let _ = write!(out, "  [{}]", row.detail);
+                }
+                out.push('\n');
+            }
+        }
+    }
+}
+
+pub fn diff(d: &Diff, old: &str, new: &str, top: Option<usize>, format: Format) -> String {
+    let mut out = String::new();
+    let total = format!(
+        "{} → {} ({}, sum of PT_LOAD p_memsz)",
+        bytes(d.old_total),
+        bytes(d.new_total),
+        signed_bytes(d.delta())
+    );
+    match format {
+        Format::Markdown => {
+            let _ = writeln!(out, "### Size change: {old} → {new}\n\n**Total: {total}**");
+        }
+        Format::Table => {
+            let _ = writeln!(out, "{old} → {new}\ntotal {total}");
+        }
+    }
+    let sections = match top {
+        Some(top) if d.sections.len() > top => &d.sections[..top],
+        _ => &d.sections,
+    };
+    diff_rows(&mut out, "Owner", &d.owners, format);
+    diff_rows(&mut out, "Section (largest symbol)", sections, format);
+    if sections.len() < d.sections.len() {
+        let rest = &d.sections[sections.len()..];
+        let sum: i128 = rest.iter().map(DiffRow::delta).sum();
+        let _ = writeln!(
+            out,
+            "… {} more changed sections, {} together",
+            rest.len(),
+            signed_bytes(sum)
+        );
+    }
+    diff_rows(&mut out, "Not in any input section", &d.remainder, format);
+    for (name, was, now) in &d.components {
+        let _ = writeln!(out, "component {name}: {was} → {now}");
+    }
+    if d.owners.is_empty() && d.sections.is_empty() && d.remainder.is_empty() {
+        out.push_str("no size changes\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_grouped_by_thousands() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1,000");
+        assert_eq!(group_digits(70312), "70,312");
+        assert_eq!(group_digits(1234567), "1,234,567");
+        assert_eq!(signed_bytes(4776), "+4,776 B");
+        assert_eq!(signed_bytes(-12), "-12 B");
+    }
+}
