@@ -29,6 +29,8 @@ pub struct ThunkTarget {
 pub struct ThunkGroup {
     /// Index of the output section in [`Layout::sections`].
     pub section: usize,
+    /// Position of the group in its section, counting from 0.
+    pub number: usize,
     /// The group's chunks in that section.
     pub chunks: Range<usize>,
     /// The island's chunk, right after the group; `None` while no branch needs it.
@@ -80,6 +82,7 @@ pub fn insert_islands(
         });
         groups.push(ThunkGroup {
             section,
+            number,
             chunks: start..end,
             island,
             targets,
@@ -108,11 +111,8 @@ impl ThunkPlan {
         let db = layout.db;
         let arch = layout.arch;
         let mut grew = false;
-        let mut numbers: HashMap<usize, usize> = HashMap::new();
         for group in &layout.thunk_groups {
-            let number = numbers.entry(group.section).or_default();
-            let key = (group.section, *number);
-            *number += 1;
+            let key = (group.section, group.number);
             let section = &layout.sections[group.section];
             for chunk in &section.chunks[group.chunks.clone()] {
                 let ChunkKind::Input(id) = chunk.kind else {
@@ -252,6 +252,8 @@ mod tests {
         let spans: Vec<Range<usize>> = groups.iter().map(|g| g.chunks.clone()).collect();
         // A chunk larger than the spacing forms a group of its own.
         assert_eq!(spans, [0..2, 2..3, 3..4, 4..5]);
+        let numbers: Vec<usize> = groups.iter().map(|g| g.number).collect();
+        assert_eq!(numbers, [0, 1, 2, 3]);
 
         let far = ThunkTarget {
             symbol: SymbolRef::Global(SymbolId(7)),
