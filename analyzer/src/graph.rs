@@ -336,6 +336,10 @@ impl<'a> SectionGraph<'a> {
         }
         let root = if !opts.gc {
             Some(RootReason::NoGc)
+        } else if is_init_array(s) {
+            // Rust's `#[used]` registrations carry SHF_GNU_RETAIN; without the init-array
+            // rule (weaving) the weave decides which arrays are roots, retained or not.
+            opts.rules.init_arrays.then_some(RootReason::InitArray)
         } else if s.flags & u64::from(elf::SHF_GNU_RETAIN) != 0 {
             Some(RootReason::Retain)
         } else if s.sh_type == elf::SHT_NOTE && s.name != b".note.gnu.property" {
@@ -344,8 +348,6 @@ impl<'a> SectionGraph<'a> {
             Some(RootReason::Note)
         } else if s.name == b".init" || s.name == b".fini" {
             Some(RootReason::InitFini)
-        } else if opts.rules.init_arrays && is_init_array(s) {
-            Some(RootReason::InitArray)
         } else {
             None
         };

@@ -7,6 +7,7 @@
 //! `<name>-<arch>.json`, where `<target-dir>` is cargo's target directory for the app.
 
 pub mod cargo;
+mod components;
 mod report;
 
 use std::ffi::OsString;
@@ -105,6 +106,11 @@ pub enum BuildError {
         #[source]
         source: Box<LinkError>,
     },
+    #[error("library-OS components: {source}")]
+    Components {
+        #[source]
+        source: uniklink_config::ComponentSetError,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -180,7 +186,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
     let arch = target.arch;
     let config = manifest.resolve();
 
-    let (dir, inputs, entry) = match &manifest.app {
+    let (dir, inputs, entry, weave) = match &manifest.app {
         App::Cargo {
             package,
             bin,
@@ -231,12 +237,14 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                 },
                 &metadata,
             )?;
-            (dir, staticlibs, entry)
+            let weave = components::weave_options(&metadata, &config)?;
+            (dir, staticlibs, entry, weave)
         }
         App::Prebuilt { objects, entry } => (
             manifest_dir(manifest).join("target").join("uniklink"),
             objects.clone(),
             entry.clone(),
+            None,
         ),
     };
 
@@ -250,6 +258,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         keep: config.keep.clone(),
         image: image_kind(arch),
         build_id_salt: build_id_salt(&config, target),
+        weave,
         ..LinkOptions::new(inputs, paths.image.clone())
     };
     let link = pipeline::link(&link_opts).map_err(|source| BuildError::Link {

@@ -40,6 +40,8 @@ pub struct BuildReport {
     pub output_sections: Vec<ReportOutputSection>,
     pub kept_sections: Vec<ReportSection>,
     pub dropped_sections: Vec<ReportSection>,
+    /// Library-OS components: live or dropped and why, init order, parameter values.
+    pub weave: Option<crate::pipeline::WeaveReport>,
     /// What `report`, `why` and `diff` read: sizes, retained sizes, owners, why-chains.
     pub sizes: SizeReport,
 }
@@ -83,6 +85,7 @@ impl BuildReport {
                 .collect(),
             kept_sections: sections(&link.kept),
             dropped_sections: sections(&link.dropped),
+            weave: link.weave.clone(),
             sizes: link.sizes.clone(),
         }
     }
