@@ -54,25 +54,35 @@ const LEAKY_ENV: &[&str] = &[
     "CARGO_ENCODED_RUSTFLAGS",
 ];
 
-fn cargo() -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+/// Runs `cmd` without the leaky variables, from the app's package directory: cargo reads
+/// `.cargo/config.toml` files from its working directory upwards, and those of wherever the
+/// user happens to be must not apply to the app. `manifest_path` must be absolute.
+fn isolate(cmd: &mut Command, manifest_path: &Path) {
     for var in LEAKY_ENV {
         cmd.env_remove(var);
     }
-    cmd
+    if let Some(dir) = manifest_path.parent() {
+        cmd.current_dir(dir);
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, BuildError> {
+    std::path::absolute(path).map_err(|source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// `cargo metadata` for the app's manifest, dependencies resolved for `target_triple`.
 pub fn metadata(manifest_path: &Path, target_triple: &str) -> Result<Metadata, BuildError> {
+    let absolute = absolute(manifest_path)?;
     let mut command = MetadataCommand::new();
-    command.manifest_path(manifest_path).other_options(vec![
+    command.manifest_path(&absolute).other_options(vec![
         "--filter-platform".to_owned(),
         target_triple.to_owned(),
     ]);
     let mut cmd = command.cargo_command();
-    for var in LEAKY_ENV {
-        cmd.env_remove(var);
-    }
+    isolate(&mut cmd, &absolute);
     let output = cmd.output().map_err(|source| BuildError::CargoSpawn {
         command: command_line(&cmd),
         source,
@@ -126,10 +136,12 @@ pub fn build_staticlib(
     req: &CargoRequest<'_>,
     metadata: &Metadata,
 ) -> Result<Vec<PathBuf>, BuildError> {
-    let mut cmd = cargo();
+    let manifest_path = absolute(req.manifest_path)?;
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    isolate(&mut cmd, &manifest_path);
     cmd.arg("build")
         .arg("--manifest-path")
-        .arg(req.manifest_path)
+        .arg(&manifest_path)
         .arg("--package")
         .arg(req.package)
         .arg("--lib")
