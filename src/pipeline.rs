@@ -119,7 +119,7 @@ pub struct LinkOutput {
     pub kept: Vec<SectionInfo>,
     pub dropped: Vec<SectionInfo>,
     pub output_sections: Vec<OutputSectionInfo>,
-    /// Defined global symbols and their addresses, sorted by name.
+    /// Global symbols in the image and their addresses, sorted by name.
     pub symbols: Vec<(String, u64)>,
     pub entry: u64,
     pub why: Vec<WhyReport>,
@@ -262,7 +262,12 @@ fn report(layout: &Layout<'_>, opts: &LinkOptions) -> LinkOutput {
         .globals
         .iter()
         .zip(&layout.global_addr)
-        .filter(|(g, _)| g.def != Definition::Undefined)
+        .filter(|(g, _)| match g.def {
+            Definition::Undefined => false,
+            // Symbols of garbage-collected sections have no address.
+            Definition::Defined { object, index } => layout.symbol_address(object, index).is_some(),
+            Definition::Common { .. } | Definition::Linker => true,
+        })
         .map(|(g, &a)| (String::from_utf8_lossy(g.name).into_owned(), a))
         .collect();
     symbols.sort();

@@ -181,3 +181,53 @@ fn undefined_symbol_fails_without_output() {
     assert!(stderr.contains("[main.c:3]"), "{stderr}");
     assert!(!out.exists());
 }
+
+#[test]
+fn library_call_reports_kept_dropped_and_symbols() {
+    let Some(tc) = toolchain() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("main.c");
+    std::fs::write(
+        &source,
+        "int unused_fn(int x) { return x * 3; }\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    let object = dir.path().join("main.o");
+    tc.compile(&source, &object, &["-ffunction-sections".to_owned()])
+        .unwrap();
+    let mut inputs: Vec<PathBuf> = tc.start_files().iter().map(|p| p.to_path_buf()).collect();
+    inputs.push(object);
+    inputs.extend(tc.libraries().iter().map(|p| p.to_path_buf()));
+    inputs.extend(tc.end_files().iter().map(|p| p.to_path_buf()));
+    let out = dir.path().join("main");
+    let opts = uniklink::pipeline::LinkOptions {
+        why: vec!["main".to_owned()],
+        ..uniklink::pipeline::LinkOptions::new(inputs, out.clone())
+    };
+    let linked = uniklink::pipeline::link(&opts).expect("links");
+    assert!(
+        linked
+            .dropped
+            .iter()
+            .any(|s| s.section == ".text.unused_fn" && s.size > 0)
+    );
+    assert!(
+        linked
+            .kept
+            .iter()
+            .any(|s| s.section.starts_with(".text.startup"))
+    );
+    let symbol = |name: &str| linked.symbols.iter().find(|(n, _)| n == name).map(|s| s.1);
+    assert_eq!(symbol("unused_fn"), None);
+    let main = symbol("main").expect("main has an address");
+    let text = linked
+        .output_sections
+        .iter()
+        .find(|s| s.name == ".text")
+        .unwrap();
+    assert!((text.addr..text.addr + text.size).contains(&main));
+    assert_eq!(linked.entry, symbol("_start").unwrap());
+    let chain = linked.why[0].chain.as_ref().expect("main is kept");
+    assert!(chain.1.last().unwrap().section.starts_with(".text.startup"));
+    assert_eq!(Command::new(&out).status().unwrap().code(), Some(0));
+}
