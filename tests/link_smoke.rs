@@ -231,3 +231,42 @@ fn library_call_reports_kept_dropped_and_symbols() {
     assert!(chain.1.last().unwrap().section.starts_with(".text.startup"));
     assert_eq!(Command::new(&out).status().unwrap().code(), Some(0));
 }
+
+#[test]
+fn output_is_deterministic_and_archives_may_come_first() {
+    let Some(tc) = toolchain() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let object = compile(&tc, dir.path());
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    for out in [&first, &second] {
+        assert!(
+            link(&tc, std::slice::from_ref(&object), out, &[])
+                .status
+                .success()
+        );
+    }
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap()
+    );
+
+    let reordered = dir.path().join("reordered");
+    let linked = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"))
+        .arg("link")
+        .arg("-o")
+        .arg(&reordered)
+        .args(tc.libraries())
+        .args(tc.start_files())
+        .arg(&object)
+        .args(tc.end_files())
+        .output()
+        .unwrap();
+    assert!(
+        linked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&linked.stderr)
+    );
+    let ran = Command::new(&reordered).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello 5 3 42\n");
+}
