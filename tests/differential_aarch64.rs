@@ -213,9 +213,11 @@ fn make_archive(archive: &Path, members: &[PathBuf]) {
     assert!(status.success(), "`{}` failed", describe(&cmd));
 }
 
+/// Compiles a fixture with its flags followed by `extra`.
 fn compile_fixture(
     tools: &Linkers,
     fixture: &Fixture,
+    extra: &[&str],
     work: &Path,
 ) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut objects = Vec::new();
@@ -224,9 +226,11 @@ fn compile_fixture(
         let object = work
             .join(source.file_stem().expect("file"))
             .with_extension("o");
+        let mut flags = fixture.flags_for(source, TARGET);
+        flags.extend(extra.iter().map(|flag| flag.to_string()));
         tools
             .toolchain
-            .compile(source, &object, &fixture.flags_for(source, TARGET))
+            .compile(source, &object, &flags)
             .unwrap_or_else(|error| panic!("{}: {error}", fixture.name));
         if fixture.in_archive(source) {
             members.push(object);
@@ -244,10 +248,15 @@ fn compile_fixture(
 }
 
 fn differential(name: &str) {
+    differential_with(name, &[]);
+}
+
+/// Runs fixture `name` built with `extra` flags after its own.
+fn differential_with(name: &str, extra: &[&str]) {
     let Some(tools) = tools() else { return };
     let fixture = Fixture::load(name);
     let work = tempfile::tempdir().expect("temporary directory");
-    let (archives, objects) = compile_fixture(tools, &fixture, work.path());
+    let (archives, objects) = compile_fixture(tools, &fixture, extra, work.path());
     let expect = &fixture.expect;
 
     if !expect.link_error.is_empty() {
@@ -330,6 +339,19 @@ fn every_fixture_directory_has_an_aarch64_test() {
         on_disk, FIXTURES,
         "list each directory of fixtures/link in fixtures!() of differential_aarch64.rs"
     );
+}
+
+/// The tiny code model addresses everything within ±1 MiB: ADR and literal loads, and the
+/// GOT and initial-exec TLS through literal loads (R_AARCH64_GOT_LD_PREL19,
+/// R_AARCH64_TLSIE_LD_GOTTPREL_PREL19) that keep their GOT slots.
+#[test]
+fn tiny_code_model_tls() {
+    differential_with("tls", &["-mcmodel=tiny"]);
+}
+
+#[test]
+fn tiny_code_model_got() {
+    differential_with("got_extern", &["-mcmodel=tiny"]);
 }
 
 /// How a real program's library objects reach the linkers.
