@@ -397,3 +397,112 @@ fn forbidden_component_that_is_reached_is_an_error() {
         "component `heap` is forbidden, but live component `fs` depends on it"
     );
 }
+
+/// With the real library OS: an app that links the socket API (`unik`'s `net` feature, whose
+/// init is registered in `.init_array`) but never opens a socket. Built by `cargo uniklink
+/// build`, its image has no net code (by the report and by its symbols), prints the weave
+/// decisions in verbose mode and still boots; linked conventionally, the same archive keeps
+/// all of net.
+#[test]
+fn real_libos_app_without_sockets_boots_without_net() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/weave-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("unused_net.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name: weave-unused-net\napp:\n  package: unused_net\n  path: {}\narch: [x86_64]\n\
+             memory: 64MiB\ncmdline: uniklink.verbose\n",
+            fixture_dir().join("unused_net").display()
+        ),
+    )
+    .unwrap();
+    let uniklink = || Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"));
+    let built = uniklink()
+        .args(["build", "--release", "-m"])
+        .arg(&manifest)
+        .args(["--", "--locked"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "build failed:\n{stderr}");
+    let report_path = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("uniklink: report "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no report path in:\n{stderr}"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let weave = &report["weave"];
+    let state = |name: &str| {
+        let c = weave["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {weave}"));
+        (
+            c["live"].as_bool().unwrap(),
+            c["reason"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(state("net"), (false, "unreachable".to_owned()), "{weave}");
+    for runtime in ["console", "clock", "heap"] {
+        assert_eq!(state(runtime), (true, "reached".to_owned()), "{weave}");
+    }
+
+    let image_path = PathBuf::from(report["image"].as_str().unwrap());
+    let image = std::fs::read(&image_path).unwrap();
+    let net_symbols = |image: &[u8]| -> Vec<String> {
+        symbol_names(image)
+            .into_iter()
+            .filter(|name| {
+                name == "unik_net_init"
+                    || uniklink_analyzer::component::symbol_crate(name.as_bytes())
+                        .is_some_and(|c| c == "unik_net" || c == "smoltcp")
+            })
+            .collect()
+    };
+    assert_eq!(net_symbols(&image), Vec::<String>::new());
+    assert!(symbol_names(&image).contains(&"uniklink_start".to_owned()));
+
+    // The same archive, linked the conventional way (every .init_array entry a root).
+    let inputs: Vec<PathBuf> = report["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect();
+    let conventional = dir.join("unused_net-conventional.elf");
+    let opts = LinkOptions {
+        entry: report["entry"].as_str().unwrap().to_owned(),
+        ..LinkOptions::new(inputs, conventional.clone())
+    };
+    link(&opts).unwrap_or_else(|e| panic!("conventional link: {e}"));
+    let conventional_image = std::fs::read(&conventional).unwrap();
+    assert!(net_symbols(&conventional_image).contains(&"unik_net_init".to_owned()));
+    eprintln!(
+        "unused_net image sizes (bytes): conventional {}, woven {}",
+        conventional_image.len(),
+        image.len()
+    );
+    assert!(image.len() < conventional_image.len());
+
+    let ran = uniklink()
+        .args(["run", "--accel", "tcg", "--json", "--timeout", "120", "-m"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(0), "{console}");
+    for line in [
+        "uniklink:verbose component net dropped (unreachable)",
+        "uniklink:verbose component console live (reached)",
+        "no sockets here",
+    ] {
+        assert!(
+            console.lines().any(|l| l == line),
+            "`{line}` missing:\n{console}"
+        );
+    }
+}
