@@ -188,8 +188,35 @@ fn reason(reason: &str, chain: &[String]) -> String {
     if chain.is_empty() {
         reason.to_owned()
     } else {
+        let chain: Vec<String> = chain.iter().map(|c| pretty(c)).collect();
         format!("{reason}: {}", chain.join(" → "))
     }
+}
+
+/// References through section symbols are named after their section
+/// (`.text._ZN4core3fmt5write17h…E`); the function's demangled name reads better.
+pub fn pretty(name: &str) -> String {
+    const PREFIXES: &[&str] = &[
+        ".text.",
+        ".rodata.",
+        ".data.rel.ro.",
+        ".data.",
+        ".bss.",
+        ".tdata.",
+        ".tbss.",
+    ];
+    PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .and_then(|rest| rustc_demangle::try_demangle(rest).ok())
+        .map_or_else(|| name.to_owned(), |d| format!("{d:#}"))
+}
+
+/// `/long/path/libhello.a(member.o)` → `libhello.a(member.o)`.
+fn short_object(object: &str) -> &str {
+    let path_end = object.find('(').unwrap_or(object.len());
+    let start = object[..path_end].rfind('/').map_or(0, |i| i + 1);
+    &object[start..]
 }
 
 /// Why the section of row `steps.last()` is kept, from the root down.
@@ -204,7 +231,7 @@ pub fn why(r: &SizeReport, symbol: &str, steps: &[WhyStep]) -> String {
         "`{symbol}` is kept: {} ({}) in {}, {}, retaining {}",
         target.section,
         target.owner,
-        target.object,
+        short_object(&target.object),
         bytes(target.size),
         bytes(target.retained)
     );
@@ -217,12 +244,12 @@ pub fn why(r: &SizeReport, symbol: &str, steps: &[WhyStep]) -> String {
         let _ = writeln!(
             out,
             "  {}:({}) `{}`{root}",
-            s.object,
+            short_object(&s.object),
             s.section,
             s.display_name()
         );
         if let Some(via) = &step.via {
-            let _ = writeln!(out, "    references `{via}`");
+            let _ = writeln!(out, "    references `{}`", pretty(via));
         }
     }
     let dominators = r.dominators(last.row);
@@ -335,6 +362,26 @@ pub fn diff(d: &Diff, old: &str, new: &str, top: Option<usize>, format: Format) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_are_named_by_file() {
+        assert_eq!(
+            short_object("/t/libhello.a(core-1.core.2-cgu.0.rcgu.o)"),
+            "libhello.a(core-1.core.2-cgu.0.rcgu.o)"
+        );
+        assert_eq!(short_object("./graph.o"), "graph.o");
+        assert_eq!(short_object("<uniklink:glue>"), "<uniklink:glue>");
+    }
+
+    #[test]
+    fn section_names_read_as_their_function() {
+        assert_eq!(
+            pretty(".text._ZN7unik_rt5start3run17h0d2a843af133a2b4E"),
+            "unik_rt::start::run"
+        );
+        assert_eq!(pretty(".text.main_entry"), ".text.main_entry");
+        assert_eq!(pretty("memcpy"), "memcpy");
+    }
 
     #[test]
     fn digits_are_grouped_by_thousands() {
