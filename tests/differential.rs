@@ -192,7 +192,11 @@ fn compile_fixture(fixture: &Fixture, work: &Path) -> (Vec<PathBuf>, Vec<PathBuf
             .join(source.file_stem().expect("file"))
             .with_extension("o");
         toolchain
-            .compile(source, &object, &fixture.flags_for(source, toolchain.target))
+            .compile(
+                source,
+                &object,
+                &fixture.flags_for(source, toolchain.target),
+            )
             .unwrap_or_else(|error| panic!("{}: {error}", fixture.name));
         if fixture.in_archive(source) {
             members.push(object);

@@ -1,7 +1,8 @@
 //! The C toolchain and the linker under test. uniklink is this package's binary, or whatever
 //! `UNIKLINK_TEST_LINKER` names: a program taking uniklink's command line
 //! (`link --entry SYM -o OUT INPUTS...`), which is how the harness itself can be checked
-//! against a known-good linker (see `tests/common/ld-as-uniklink.sh`).
+//! against a known-good linker (see `tests/common/ld-as-uniklink.sh`). A test crate using this
+//! module also declares `common/run.rs` as its `run` module.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ pub struct Linkers {
 #[derive(Debug)]
 pub struct Linked {
     pub command: String,
-    /// `None` when the linker was killed by a signal.
+    /// `None` when the linker was killed by a signal or stopped by the hang guard.
     pub code: Option<i32>,
     pub stderr: String,
 }
@@ -77,15 +78,16 @@ impl Linkers {
     }
 }
 
-pub fn linked(mut cmd: Command) -> Linked {
+pub fn linked(cmd: Command) -> Linked {
     let command = describe(&cmd);
-    let output = cmd
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run `{command}`: {error}"));
+    let ran = crate::run::run_command(cmd, b"");
     Linked {
         command,
-        code: output.status.code(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: ran
+            .status
+            .strip_prefix("exit ")
+            .and_then(|code| code.parse().ok()),
+        stderr: ran.stderr,
     }
 }
 

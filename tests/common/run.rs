@@ -1,13 +1,14 @@
-//! Running a linked program and capturing everything observable about it. A program for
-//! another architecture runs under its QEMU user-mode emulator.
+//! Running a linked program (or a linker) and capturing everything observable about it. A
+//! program for another architecture runs under its QEMU user-mode emulator.
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A program that misbehaves after a bad link may spin forever; this bounds the wait. It is a
-/// guard, not a measurement: nothing is asserted about how long a run takes.
+/// A program that misbehaves after a bad link, or a linker fed a damaged input, may spin
+/// forever; this bounds the wait. It is a guard, not a measurement: nothing is asserted about
+/// how long a run takes.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +39,16 @@ fn command(program: &Path) -> Command {
 }
 
 pub fn run(program: &Path, stdin: &[u8]) -> Ran {
-    let mut child = command(program)
+    run_command(command(program), stdin)
+}
+
+pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Ran {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {}: {error}", program.display()));
+        .unwrap_or_else(|error| panic!("cannot start {cmd:?}: {error}"));
     let mut input = child.stdin.take().expect("stdin is piped");
     let stdin = stdin.to_vec();
     // A program that exits without reading its input closes the pipe; that is not an error.
