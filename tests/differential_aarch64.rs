@@ -45,16 +45,34 @@ fn tools() -> Option<&'static Linkers> {
             .map(|_| linkers)
             .map_err(|error| format!("cannot run {emulator}: {error}"))
     });
+    available(found)
+}
+
+/// `None` after printing why the test is skipped when a tool is missing; a failure in CI,
+/// which installs every tool.
+fn available<T>(found: Result<T, String>) -> Option<T> {
     match found {
-        Ok(linkers) => Some(linkers),
+        Ok(found) => Some(found),
         Err(error) if std::env::var_os("CI").is_some() => {
             panic!("{error} (CI must have installed it with .ci/setup)")
         }
         Err(error) => {
-            eprintln!("skipping: the aarch64 toolchain is not installed (bash .ci/setup): {error}");
+            eprintln!("skipping: a tool is not installed (bash .ci/setup): {error}");
             None
         }
     }
+}
+
+fn run_tool(cmd: &mut Command) {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run `{}`: {error}", describe(cmd)));
+    assert!(
+        output.status.success(),
+        "`{}` failed:\n{}",
+        describe(cmd),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The reference link: objects before the archives that serve them, the C libraries in a
@@ -352,6 +370,84 @@ fn tiny_code_model_tls() {
 #[test]
 fn tiny_code_model_got() {
     differential_with("got_extern", &["-mcmodel=tiny"]);
+}
+
+/// clang's large code model builds each address from four MOVW relocations
+/// (R_AARCH64_MOVW_UABS_G0_NC to G3), where gcc's uses literal pools: the code_model_medium
+/// fixture, preprocessed against musl by gcc and compiled by clang.
+#[test]
+fn large_code_model_from_clang() {
+    let Some(tools) = tools() else { return };
+    let clang = Command::new("clang")
+        .arg("--version")
+        .output()
+        .map_err(|error| format!("cannot run clang: {error}"));
+    if available(clang).is_none() {
+        return;
+    }
+    let fixture = Fixture::load("code_model_medium");
+    let work = tempfile::tempdir().expect("temporary directory");
+    let objects: Vec<PathBuf> = fixture
+        .sources
+        .iter()
+        .map(|source| {
+            let stem = work.path().join(source.file_stem().expect("file"));
+            let preprocessed = stem.with_extension("i");
+            let object = stem.with_extension("o");
+            run_tool(
+                Command::new(&tools.toolchain.cc)
+                    .arg("-E")
+                    .arg(source)
+                    .arg("-o")
+                    .arg(&preprocessed),
+            );
+            run_tool(
+                Command::new("clang")
+                    .args(["--target=aarch64-linux-musl", "-O2", "-fno-pie"])
+                    .args(["-mcmodel=large", "-c"])
+                    .arg(&preprocessed)
+                    .arg("-o")
+                    .arg(&object),
+            );
+            object
+        })
+        .collect();
+    let mut movw: Vec<u32> = objects
+        .iter()
+        .flat_map(|object| {
+            let bytes = std::fs::read(object).expect("clang's object");
+            let elf = goblin::elf::Elf::parse(&bytes).expect("goblin parses clang's object");
+            elf.shdr_relocs
+                .iter()
+                .flat_map(|(_, relocs)| relocs.iter().map(|r| r.r_type))
+                .filter(|t| (263..=269).contains(t))
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    movw.sort_unstable();
+    movw.dedup();
+    // MOVW_UABS_G0_NC, G1_NC, G2_NC and G3.
+    assert_eq!(
+        movw,
+        [264, 266, 268, 269],
+        "clang no longer emits the MOVW sequences"
+    );
+    let expect = &fixture.expect;
+    link_run_compare(
+        tools,
+        "code_model_medium with clang -mcmodel=large",
+        work.path(),
+        &[],
+        &objects,
+        &Reference {
+            stdin: expect.stdin.as_bytes(),
+            exit: expect.exit.expect("checked when loading"),
+            stdout_contains: &expect.stdout_contains,
+            stderr_contains: &expect.stderr_contains,
+            max_image_bytes: expect.max_image_bytes,
+            gc_removes: &expect.gc_removes,
+        },
+    );
 }
 
 /// How a real program's library objects reach the linkers.
