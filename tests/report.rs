@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use assert_cmd::cargo::CommandCargoExt;
 use goblin::elf::Elf;
@@ -440,30 +441,45 @@ fn markdown_report_states_the_totals() {
     );
 }
 
+/// Writes a manifest for the `hello` fixture app named `hello-report`, with `extra` appended;
+/// every such manifest names the same image.
+fn hello_manifest(file: &str, extra: &str) -> PathBuf {
+    let dir = Path::new(ROOT).join("target/report-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(file);
+    let app = Path::new(ROOT).join("fixtures/apps/hello");
+    let text = format!(
+        "name: hello-report\napp:\n  package: hello\n  path: {}\narch: [x86_64]\nmemory: 64MiB\n{extra}",
+        app.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Builds `hello` once for this test binary and returns its manifest and image.
+fn hello() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let manifest = hello_manifest("hello.yaml", "");
+        let out = uniklink()
+            .args(["build", "--release", "-m"])
+            .arg(&manifest)
+            .args(["--", "--locked"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let image =
+            Path::new(ROOT).join("fixtures/apps/hello/target/uniklink/hello-report-x86_64.elf");
+        (manifest, image)
+    })
+}
+
 #[test]
 fn hello_report_rows_add_up_to_the_loadable_size() {
-    let dir = work_dir("hello");
-    let app = Path::new(ROOT).join("fixtures/apps/hello");
-    let manifest = dir.join("hello.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "name: hello-report\napp:\n  package: hello\n  path: {}\narch: [x86_64]\n",
-            app.display()
-        ),
-    )
-    .unwrap();
-    let out = uniklink()
-        .args(["build", "--release", "-m"])
-        .arg(&manifest)
-        .args(["--", "--locked"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let image = app.join("target/uniklink/hello-report-x86_64.elf");
+    let (manifest, image) = hello();
     let saved = SavedReport::load(&image.with_extension("json")).unwrap();
-    assert_eq!(saved.image_size, std::fs::metadata(&image).unwrap().len());
-    assert_adds_up(&saved.sizes, &image);
+    assert_eq!(saved.image_size, std::fs::metadata(image).unwrap().len());
+    assert_adds_up(&saved.sizes, image);
     let owners: Vec<&str> = saved
         .sizes
         .owners
@@ -474,16 +490,41 @@ fn hello_report_rows_add_up_to_the_loadable_size() {
 
     let out = uniklink()
         .args(["report", "--by", "section", "--top", "5", "-m"])
-        .arg(&manifest)
+        .arg(manifest)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(&format!(
             "total {} B loaded",
-            uniklink_analyzer::report::render::group_digits(sum_of_load_memsz(&image))
+            uniklink_analyzer::report::render::group_digits(sum_of_load_memsz(image))
         )),
         "{}",
         stdout(&out)
     );
+}
+
+fn run_hello(manifest: &Path) -> Output {
+    uniklink()
+        .args(["run", "--accel", "tcg", "--timeout", "120", "-m"])
+        .arg(manifest)
+        .output()
+        .expect("cargo-uniklink run runs")
+}
+
+#[test]
+fn boot_time_budget_fails_the_run() {
+    hello();
+    let tight = hello_manifest("hello-tight.yaml", "budgets:\n  boot_time: 1ns\n");
+    let out = run_hello(&tight);
+    let message = unwrapped(&stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("boot time budget exceeded: hello-report-x86_64.elf was ready after")
+            && message.contains("budget 1 ns, over by"),
+        "{message}"
+    );
+    let roomy = hello_manifest("hello-roomy.yaml", "budgets:\n  boot_time: 120s\n");
+    let out = run_hello(&roomy);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

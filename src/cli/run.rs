@@ -163,6 +163,19 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
         let report = JsonReport::new(&opts, &outcome, status);
         println!("{}", serde_json::to_string(&report).into_diagnostic()?);
     }
+    // Budgets come with a manifest; an image named on the command line boots unchecked. A
+    // guest that failed keeps its own exit status.
+    if let Some(manifest) = &args.manifest {
+        let budgets = Manifest::load(manifest)?.budgets;
+        if let Err(e) =
+            uniklink::budget::check_boot_time(&budgets, &opts.image, outcome.times.ready)
+        {
+            if status == 0 {
+                return Err(miette!("{e}"));
+            }
+            eprintln!("uniklink: {e}");
+        }
+    }
     Ok(ExitCode::from(status))
 }
 
