@@ -283,6 +283,14 @@ fn profiles_change_parameters_in_the_image() {
             rx_ring.to_le_bytes()
         );
         assert_eq!(bytes("__uniklink_param_net_promisc", 1), [promisc]);
+        // The text the library OS prints in verbose mode travels in the image too.
+        let len = u64::from_le_bytes(bytes("__uniklink_report_len", 8).try_into().unwrap());
+        let text = String::from_utf8(bytes("__uniklink_report", len as usize)).unwrap();
+        assert!(
+            text.contains(&format!("param net.rx_ring={rx_ring}\n"))
+                && text.contains("component fs dropped (unreachable)\n"),
+            "{profile}: {text}"
+        );
         let log = run_ok(&out);
         assert!(
             log.contains(&format!("init net rx_ring={rx_ring} promisc={promisc} ")),
@@ -372,6 +380,26 @@ fn parameter_of_the_wrong_type_names_component_and_parameter() {
     assert_eq!(
         err,
         "component `net` parameter `rx_ring`: 5000000000 does not fit in a u32 (type u32)"
+    );
+}
+
+#[test]
+fn init_reaching_an_undeclared_component_is_an_error() {
+    let libos = LibOs::build(&[
+        fixture_dir().join("components/console"),
+        fixture_dir().join("bad/undeclared"),
+    ]);
+    let err = weave_error(
+        &libos,
+        &fixture_dir().join("bad/undeclared"),
+        "name: logger\napp:\n  objects: [app.o]\n",
+    );
+    assert!(
+        err.starts_with(
+            "component `console` is reached only through the init of `logger`, which does not \
+             list it in `depends`"
+        ),
+        "{err}"
     );
 }
 

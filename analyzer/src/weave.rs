@@ -156,7 +156,7 @@ pub enum WeaveError {
         found: u64,
     },
     #[error(
-        "component `{used}` is reached only through the init of `{by}`, which does not list it \
+        "component `{used}` is reached only through the init of {by}, which does not list it \
          in `depends`, so its own init would not run first ({object} section {section})"
     )]
     UndeclaredUse {
@@ -297,7 +297,10 @@ impl Weaving {
                             .filter(|&owner| self.is_live(owner))
                     })
                 })
-                .map_or_else(|| "?".to_owned(), |b| components.def(b).name.clone());
+                .map_or_else(
+                    || "a live component".to_owned(),
+                    |b| format!("`{}`", components.def(b).name),
+                );
             let o = graph.db.object(id.object);
             return Err(WeaveError::UndeclaredUse {
                 used: components.def(c).name.clone(),

@@ -258,7 +258,11 @@ fn verbose_report(components: &[ComponentReport], inits: &[String]) -> String {
             text.push_str(&format!("param {}.{param}={value}\n", c.name));
         }
     }
-    text.push_str(&format!("init order: {}\n", inits.join(" ")));
+    if inits.is_empty() {
+        text.push_str("init order: no inits\n");
+    } else {
+        text.push_str(&format!("init order: {}\n", inits.join(" ")));
+    }
     text
 }
 
