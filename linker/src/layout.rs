@@ -183,9 +183,54 @@ fn init_priority(name: &[u8]) -> u32 {
         .map_or(u32::from(u16::MAX) + 1, u32::from)
 }
 
-fn is_merged_strings(s: &Section<'_>) -> bool {
-    let merge = u64::from(elf::SHF_MERGE | elf::SHF_STRINGS);
-    s.flags & merge == merge && s.entsize == 1 && !s.is_nobits() && s.relocs().len() == 0
+/// How a mergeable input splits into pieces that can be shared across inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MergeKind {
+    /// NUL-terminated strings of bytes.
+    Strings,
+    /// Fixed-size constants of this many bytes (`.rodata.cst16`).
+    Constants(u64),
+}
+
+/// Mergeable inputs without relocations; anything else is copied as is.
+fn merge_kind(s: &Section<'_>) -> Option<MergeKind> {
+    let mergeable = s.flags & u64::from(elf::SHF_MERGE) != 0
+        && s.entsize > 0
+        && !s.is_nobits()
+        && s.relocs().len() == 0;
+    if !mergeable {
+        None
+    } else if s.flags & u64::from(elf::SHF_STRINGS) != 0 {
+        (s.entsize == 1).then_some(MergeKind::Strings)
+    } else {
+        s.size
+            .is_multiple_of(s.entsize)
+            .then_some(MergeKind::Constants(s.entsize))
+    }
+}
+
+/// Splits a mergeable input into (input offset, bytes) pieces.
+fn split_pieces(kind: MergeKind, bytes: &[u8]) -> Vec<(u64, &[u8])> {
+    match kind {
+        MergeKind::Strings => {
+            let mut pieces = Vec::new();
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let end = bytes[pos..]
+                    .iter()
+                    .position(|&c| c == 0)
+                    .map_or(bytes.len(), |n| pos + n + 1);
+                pieces.push((pos as u64, &bytes[pos..end]));
+                pos = end;
+            }
+            pieces
+        }
+        MergeKind::Constants(size) => bytes
+            .chunks(size as usize)
+            .enumerate()
+            .map(|(i, c)| (i as u64 * size, c))
+            .collect(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +238,7 @@ pub enum ChunkKind {
     Input(SectionId),
     /// An `.eh_frame` input with dropped FDEs removed.
     EhFrame(SectionId),
-    /// Index into [`Layout::strings`].
+    /// Index into [`Layout::strings`]: deduplicated strings or constants.
     Strings(usize),
     Got,
     Commons,
@@ -244,7 +289,8 @@ pub struct Segment {
     pub flags: u32,
 }
 
-/// Deduplicated strings from `SHF_MERGE|SHF_STRINGS` inputs of one output section.
+/// Deduplicated pieces of the `SHF_MERGE` inputs of one output section that share a kind and
+/// alignment: strings (with common suffixes shared) or fixed-size constants.
 pub struct MergedStrings {
     pub data: Vec<u8>,
     pub align: u64,
@@ -506,8 +552,8 @@ impl<'a> Layout<'a> {
     ) -> Result<Vec<(ChunkKind, u64, u64)>> {
         let db = self.db;
         let mut chunks = Vec::with_capacity(b.inputs.len());
-        let mut merged: HashMap<u64, usize> = HashMap::new();
-        let mut merged_inputs: Vec<(usize, Vec<SectionId>)> = Vec::new();
+        let mut merged: HashMap<(MergeKind, u64), usize> = HashMap::new();
+        let mut merged_inputs: Vec<(usize, MergeKind, Vec<SectionId>)> = Vec::new();
         for &id in &b.inputs {
             let s = db.object(id.object).section(id.index);
             if let Some(frame) = self.graph.eh_frames.get(&id) {
@@ -526,21 +572,21 @@ impl<'a> Layout<'a> {
                     .collect();
                 self.eh_offsets.insert(id, offsets);
                 chunks.push((ChunkKind::EhFrame(id), out, s.align));
-            } else if is_merged_strings(s) {
-                let slot = *merged.entry(s.align).or_insert_with(|| {
-                    merged_inputs.push((chunks.len(), Vec::new()));
+            } else if let Some(kind) = merge_kind(s) {
+                let slot = *merged.entry((kind, s.align)).or_insert_with(|| {
+                    merged_inputs.push((chunks.len(), kind, Vec::new()));
                     chunks.push((ChunkKind::Strings(usize::MAX), 0, s.align));
                     merged_inputs.len() - 1
                 });
-                merged_inputs[slot].1.push(id);
+                merged_inputs[slot].2.push(id);
             } else {
                 chunks.push((ChunkKind::Input(id), s.size, s.align));
             }
         }
-        for (chunk, inputs) in merged_inputs {
+        for (chunk, kind, inputs) in merged_inputs {
             let align = chunks[chunk].2;
             let index = self.strings.len();
-            let strings = self.merge_strings(&inputs, align, index);
+            let strings = self.merge(kind, &inputs, align, index);
             chunks[chunk] = (ChunkKind::Strings(index), strings.data.len() as u64, align);
             self.strings.push(strings);
         }
@@ -569,34 +615,75 @@ impl<'a> Layout<'a> {
         Ok(chunks)
     }
 
-    /// Deduplicates NUL-terminated strings across inputs. Each string stays aligned as its
-    /// section was, since code may rely on the alignment the compiler asked for.
-    fn merge_strings(&mut self, inputs: &[SectionId], align: u64, index: usize) -> MergedStrings {
+    /// Deduplicates pieces across inputs. Every piece stays aligned as its section was, since
+    /// code may rely on the alignment the compiler asked for; byte-aligned strings also share
+    /// storage with strings they are a suffix of, as GNU ld does.
+    fn merge(
+        &mut self,
+        kind: MergeKind,
+        inputs: &[SectionId],
+        align: u64,
+        index: usize,
+    ) -> MergedStrings {
         let db = self.db;
-        let mut data = Vec::new();
-        let mut seen: HashMap<&'a [u8], u64> = HashMap::new();
-        for &id in inputs {
-            let bytes = db.object(id.object).section(id.index).data;
-            let mut pieces = Vec::new();
-            let mut pos = 0;
-            while pos < bytes.len() {
-                let end = bytes[pos..]
-                    .iter()
-                    .position(|&c| c == 0)
-                    .map_or(bytes.len(), |n| pos + n + 1);
-                let s = &bytes[pos..end];
-                let output = *seen.entry(s).or_insert_with(|| {
-                    let at = (data.len() as u64).next_multiple_of(align);
-                    data.resize(at as usize, 0);
-                    data.extend_from_slice(s);
-                    at
-                });
-                pieces.push(Piece {
-                    input: pos as u64,
-                    output,
-                });
-                pos = end;
+        let mut unique: Vec<&'a [u8]> = Vec::new();
+        let mut seen: HashMap<&'a [u8], usize> = HashMap::new();
+        let per_input: Vec<(SectionId, Vec<(u64, usize)>)> = inputs
+            .iter()
+            .map(|&id| {
+                let bytes = db.object(id.object).section(id.index).data;
+                let pieces = split_pieces(kind, bytes)
+                    .into_iter()
+                    .map(|(offset, piece)| {
+                        let u = *seen.entry(piece).or_insert_with(|| {
+                            unique.push(piece);
+                            unique.len() - 1
+                        });
+                        (offset, u)
+                    })
+                    .collect();
+                (id, pieces)
+            })
+            .collect();
+
+        // With strings sorted by their reversed bytes, a string that is a suffix of another
+        // sorts right before it or before another string with that suffix.
+        let mut host: Vec<usize> = (0..unique.len()).collect();
+        let tail_merge = kind == MergeKind::Strings && align == 1;
+        if tail_merge {
+            let mut order: Vec<usize> = (0..unique.len()).collect();
+            order.sort_by(|&a, &b| unique[a].iter().rev().cmp(unique[b].iter().rev()));
+            for w in (0..order.len().saturating_sub(1)).rev() {
+                let (short, long) = (order[w], order[w + 1]);
+                if unique[long].ends_with(unique[short]) {
+                    host[short] = host[long];
+                }
             }
+        }
+        let mut data = Vec::new();
+        let mut output = vec![0u64; unique.len()];
+        for (u, piece) in unique.iter().enumerate() {
+            if host[u] == u {
+                let at = (data.len() as u64).next_multiple_of(align);
+                data.resize(at as usize, 0);
+                data.extend_from_slice(piece);
+                output[u] = at;
+            }
+        }
+        for u in 0..unique.len() {
+            let h = host[u];
+            if h != u {
+                output[u] = output[h] + (unique[h].len() - unique[u].len()) as u64;
+            }
+        }
+        for (id, pieces) in per_input {
+            let pieces = pieces
+                .into_iter()
+                .map(|(input, u)| Piece {
+                    input,
+                    output: output[u],
+                })
+                .collect();
             self.pieces.insert(id, (index, pieces));
         }
         MergedStrings { data, align }

@@ -380,3 +380,77 @@ fn written_image_has_one_note_segment_per_note_section() {
         .unwrap();
     assert_ne!(exec.p_flags(endian) & elf::PF_X, 0);
 }
+
+/// `object`'s writer has no way to set `sh_entsize`; patch it in the written bytes.
+fn set_entsize(mut bytes: Vec<u8>, name: &[u8], entsize: u64) -> Vec<u8> {
+    use object::read::elf::{FileHeader, SectionHeader};
+    let endian = object::LittleEndian;
+    let header = elf::FileHeader64::<object::LittleEndian>::parse(&bytes[..]).unwrap();
+    let sections = header.sections(endian, &bytes[..]).unwrap();
+    let index = sections
+        .iter()
+        .position(|s| sections.section_name(endian, s).unwrap() == name)
+        .unwrap();
+    let at = header.e_shoff(endian) as usize + index * 64 + 56;
+    bytes[at..at + 8].copy_from_slice(&entsize.to_le_bytes());
+    bytes
+}
+
+fn constants(b: &mut Builder, data: &[u8]) -> SectionId {
+    let id = b.section(".rodata.cst8", SectionKind::ReadOnlyData, data, 8);
+    b.0.section_mut(id).flags = SectionFlags::Elf {
+        sh_flags: u64::from(elf::SHF_ALLOC | elf::SHF_MERGE),
+    };
+    id
+}
+
+#[test]
+fn suffixes_share_storage_and_constants_are_deduplicated() {
+    let mut a = Builder::new();
+    let text = a.section(".text", SectionKind::Text, &[0; 24], 16);
+    a.define("_start", text, 0);
+    let hello = a.strings(".rodata.str1.1", b"hello\0");
+    let hello = a.0.section_symbol(hello);
+    let consts = constants(&mut a, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let consts = a.0.section_symbol(consts);
+    let table = a.symbol("table", SymbolSection::Undefined, 0, 0);
+    a.reloc(text, 0, consts, elf::R_X86_64_64, 0);
+    a.reloc(text, 8, hello, elf::R_X86_64_64, 0);
+    a.reloc(text, 16, table, elf::R_X86_64_64, 0);
+
+    let mut b = Builder::new();
+    let data = b.section(".data", SectionKind::Data, &[0; 16], 8);
+    b.define("table", data, 0);
+    let lo = b.strings(".rodata.str1.1", b"lo\0");
+    let lo = b.0.section_symbol(lo);
+    let consts = constants(&mut b, &[9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let consts = b.0.section_symbol(consts);
+    b.reloc(data, 0, consts, elf::R_X86_64_64, 8);
+    b.reloc(data, 8, lo, elf::R_X86_64_64, 0);
+
+    let inputs = [
+        ("a.o", set_entsize(a.bytes(), b".rodata.cst8", 8)),
+        ("b.o", set_entsize(b.bytes(), b".rodata.cst8", 8)),
+    ];
+    with_link(&inputs, None, |layout, image| {
+        let mut merged: Vec<&[u8]> = layout.strings.iter().map(|m| &m.data[..]).collect();
+        merged.sort();
+        assert_eq!(
+            merged,
+            [
+                &[1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9, 9, 9, 9, 9][..],
+                &b"hello\0"[..]
+            ]
+        );
+        let start = symbol(layout, "_start");
+        let table = symbol(layout, "table");
+        assert_eq!(read_u64(layout, image, start + 16), table);
+        assert_eq!(
+            read_u64(layout, image, start),
+            read_u64(layout, image, table)
+        );
+        let hello = read_u64(layout, image, start + 8);
+        assert_eq!(read_u64(layout, image, table + 8), hello + 3);
+        assert_eq!(bytes_at(layout, image, hello + 3, 3), b"lo\0");
+    });
+}
