@@ -383,7 +383,7 @@ fn written_image_has_one_note_segment_per_note_section() {
 
 /// `object`'s writer has no way to set `sh_entsize`; patch it in the written bytes.
 fn set_entsize(mut bytes: Vec<u8>, name: &[u8], entsize: u64) -> Vec<u8> {
-    use object::read::elf::{FileHeader, SectionHeader};
+    use object::read::elf::FileHeader;
     let endian = object::LittleEndian;
     let header = elf::FileHeader64::<object::LittleEndian>::parse(&bytes[..]).unwrap();
     let sections = header.sections(endian, &bytes[..]).unwrap();
