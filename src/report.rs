@@ -137,6 +137,8 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{} is inconsistent: {reason}", path.display())]
+    Inconsistent { path: PathBuf, reason: String },
 }
 
 impl SavedReport {
@@ -145,10 +147,19 @@ impl SavedReport {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_slice(&text).map_err(|source| ReportError::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        let report: SavedReport =
+            serde_json::from_slice(&text).map_err(|source| ReportError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        report
+            .sizes
+            .check()
+            .map_err(|reason| ReportError::Inconsistent {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+        Ok(report)
     }
 
     /// `hello-x86_64.elf`, for titles.

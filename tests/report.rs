@@ -528,3 +528,44 @@ fn boot_time_budget_fails_the_run() {
     let out = run_hello(&roomy);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn broken_reports_are_errors_not_panics() {
+    let dir = work_dir("broken");
+    graph_build(&dir, &[], "");
+    let (_, report) = outputs("graph", &dir);
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    json["sizes"]["sections"][0]["parent"] = serde_json::json!([999, "x"]);
+    let tampered = dir.join("tampered.json");
+    std::fs::write(&tampered, json.to_string()).unwrap();
+    let out = uniklink()
+        .args(["why", "d", "--report"])
+        .arg(&tampered)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        unwrapped(&stderr(&out))
+            .contains("is inconsistent: section row 0 has parent row 999, past the"),
+        "{}",
+        stderr(&out)
+    );
+
+    let not_a_report = dir.join("uniklink.yaml");
+    let out = uniklink()
+        .arg("report")
+        .arg(&not_a_report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(unwrapped(&stderr(&out)).contains("is not a uniklink build report"));
+    let out = uniklink()
+        .args(["diff"])
+        .arg(&report)
+        .arg(dir.join("missing.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(unwrapped(&stderr(&out)).contains("cannot read the build report"));
+}

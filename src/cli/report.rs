@@ -25,7 +25,8 @@ pub struct ReportArgs {
     /// per kept input section, or per symbol.
     #[arg(long, value_enum, default_value = "component")]
     by: ByArg,
-    /// Show the N largest rows and sum the rest into one.
+    /// Show the N largest rows and sum the rest into one (default: every owner, or the 30
+    /// largest sections or symbols).
     #[arg(long, value_name = "N")]
     top: Option<usize>,
 }
@@ -108,7 +109,11 @@ pub fn run(args: ReportArgs) -> miette::Result<ExitCode> {
         ByArg::Symbol => (By::Symbol, "symbol"),
     };
     let sizes = &saved.sizes;
-    let table = sizes.table(by, args.top);
+    let top = match by {
+        By::Component => args.top,
+        By::Section | By::Symbol => Some(args.top.unwrap_or(30)),
+    };
+    let table = sizes.table(by, top);
     let title = format!(
         "{}: {} file, {} loaded",
         saved.image_name(),

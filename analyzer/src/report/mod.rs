@@ -313,6 +313,25 @@ impl SizeReport {
         }
     }
 
+    /// Checks what a report read back from a file must satisfy for the views not to go out
+    /// of bounds: row references within the rows. Says which row is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.sections.len();
+        for (i, row) in self.sections.iter().enumerate() {
+            if let Some(d) = row.idom.filter(|&d| d >= n) {
+                return Err(format!(
+                    "section row {i} has dominator row {d}, past the {n} rows"
+                ));
+            }
+            if let Some((p, _)) = row.parent.as_ref().filter(|(p, _)| *p >= n) {
+                return Err(format!(
+                    "section row {i} has parent row {p}, past the {n} rows"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes in section rows.
     pub fn attributed(&self) -> u64 {
         self.sections.iter().map(|s| s.size).sum()
