@@ -65,6 +65,8 @@ pub struct Via {
 #[derive(Debug, Clone)]
 pub struct EhFrame {
     pub records: Vec<Record>,
+    /// For each FDE, the section of the function it describes (if it names one).
+    pub functions: Vec<Option<SectionId>>,
     pub kept: Vec<bool>,
 }
 
@@ -83,7 +85,7 @@ pub struct SectionGraph<'a> {
 struct Scan {
     edges: Vec<(SectionId, SectionId, Via)>,
     root: Option<RootReason>,
-    eh_records: Option<Vec<Record>>,
+    eh_records: Option<(Vec<Record>, Vec<Option<SectionId>>)>,
 }
 
 /// One step of a why-chain: a kept section and the symbol it reaches the next step through.
@@ -194,9 +196,16 @@ impl<'a> SectionGraph<'a> {
             if let Some(reason) = scan.root {
                 roots.push((id, reason));
             }
-            if let Some(records) = scan.eh_records {
+            if let Some((records, functions)) = scan.eh_records {
                 let kept = vec![true; records.len()];
-                this.eh_frames.insert(id, EhFrame { records, kept });
+                this.eh_frames.insert(
+                    id,
+                    EhFrame {
+                        records,
+                        functions,
+                        kept,
+                    },
+                );
             }
         }
 
@@ -298,6 +307,7 @@ impl<'a> SectionGraph<'a> {
             let mut relocs: Vec<Reloc> = s.relocs().collect();
             relocs.sort_by_key(|r| r.offset);
             let mut next = 0;
+            let mut functions = Vec::with_capacity(records.len());
             for rec in &records {
                 let end = rec.start + rec.len;
                 let first = next;
@@ -317,18 +327,20 @@ impl<'a> SectionGraph<'a> {
                         for r in in_record.iter().filter(|r| r.offset != pc_begin) {
                             edge(from, *r);
                         }
+                        functions.push(function);
                     }
                     RecordKind::Cie | RecordKind::Terminator => {
                         for r in in_record {
                             edge(id, *r);
                         }
+                        functions.push(None);
                     }
                 }
             }
             return Ok(Scan {
                 edges,
                 root: Some(RootReason::EhFrame),
-                eh_records: Some(records),
+                eh_records: Some((records, functions)),
             });
         }
         for r in s.relocs() {
@@ -386,19 +398,18 @@ impl<'a> SectionGraph<'a> {
         }
     }
 
+    /// Drops FDEs whose function was not kept (or that name no function).
     fn trim_eh_frames(&mut self) {
-        let db = self.db;
         let mut frames = std::mem::take(&mut self.eh_frames);
-        for (id, frame) in &mut frames {
-            let s = db.object(id.object).section(id.index);
-            for (rec, kept) in frame.records.iter().zip(&mut frame.kept) {
+        for frame in frames.values_mut() {
+            for ((rec, function), kept) in frame
+                .records
+                .iter()
+                .zip(&frame.functions)
+                .zip(&mut frame.kept)
+            {
                 if let RecordKind::Fde { .. } = rec.kind {
-                    let pc_begin = rec.id_offset + 4;
-                    let target = s
-                        .relocs()
-                        .find(|r| r.offset == pc_begin)
-                        .and_then(|r| db.target_section(id.object, r.symbol));
-                    *kept = target.is_some_and(|t| self.is_eligible(t) && self.is_kept(t));
+                    *kept = function.is_some_and(|f| self.is_kept(f));
                 }
             }
         }
@@ -421,11 +432,10 @@ impl<'a> SectionGraph<'a> {
                     continue;
                 }
                 if let Some(frame) = frame {
-                    let live =
-                        frame.records.iter().zip(&frame.kept).any(|(rec, k)| {
-                            *k && (rec.start..rec.start + rec.len).contains(&r.offset)
-                        });
-                    if !live {
+                    let i = frame
+                        .records
+                        .partition_point(|rec| rec.start + rec.len <= r.offset);
+                    if !frame.kept.get(i).copied().unwrap_or(false) {
                         continue;
                     }
                 }
