@@ -487,6 +487,23 @@ fn hello_report_rows_add_up_to_the_loadable_size() {
         .map(|o| o.owner.as_str())
         .collect();
     assert!(owners.contains(&"core"), "{owners:?}");
+    // hello reaches the runtime's console, clock and heap; each kept component's row is its
+    // owner row, and a component's chain leads from the entry.
+    assert!(!saved.sizes.components.is_empty(), "the build weaves");
+    for c in &saved.sizes.components {
+        let owner = saved
+            .sizes
+            .owners
+            .iter()
+            .find(|o| o.owner == format!("component {}", c.name));
+        match owner {
+            Some(o) => assert_eq!((c.size, c.retained), (o.size, o.retained), "{}", c.name),
+            None => assert_eq!((c.kept, c.size), (false, 0), "{}", c.name),
+        }
+        if c.reason == "reached" {
+            assert_eq!(c.chain.first().map(String::as_str), Some("entry"), "{c:?}");
+        }
+    }
 
     let out = uniklink()
         .args(["report", "--by", "section", "--top", "5", "-m"])
