@@ -75,6 +75,14 @@ pub enum LinkError {
     Weave(#[from] uniklink_analyzer::weave::WeaveError),
     #[error(transparent)]
     Glue(#[from] uniklink_linker::glue::GlueError),
+    #[error(
+        "component `{component}` is required by the manifest, but the library OS has no such \
+         component (it has: {available})"
+    )]
+    MissingComponent {
+        component: String,
+        available: String,
+    },
     #[error("component `{component}` parameter `{param}`: {message}")]
     Param {
         component: String,

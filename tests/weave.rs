@@ -403,6 +403,46 @@ fn init_reaching_an_undeclared_component_is_an_error() {
     );
 }
 
+/// Manifests are validated against the built-in component table, which names components a
+/// library OS may lack: requiring one is an error, overriding a parameter it lacks is reported.
+#[test]
+fn manifest_selection_against_the_library_os() {
+    let libos = LibOs::standard();
+    let dir = fixture_dir().join("apps/hello");
+    let builtin = ComponentRegistry::builtin();
+    let manifest_path = libos.app(
+        &dir,
+        "name: hello\napp:\n  objects: [app.o]\ncomponents:\n  require: [blk]\n",
+    );
+    let manifest = Manifest::load_with(&manifest_path, &builtin).unwrap();
+    let err = libos
+        .weave(
+            &manifest_path.with_file_name("app.o"),
+            &manifest,
+            &dir.join("never"),
+        )
+        .expect_err("blk does not exist");
+    assert_eq!(
+        err.to_string(),
+        "component `blk` is required by the manifest, but the library OS has no such component \
+         (it has: clock, console, fs, heap, net)"
+    );
+
+    let manifest_path = libos.app(
+        &dir,
+        "name: hello\napp:\n  objects: [app.o]\ncomponents:\n  params:\n    net:\n      max_sockets: 3\n",
+    );
+    let manifest = Manifest::load_with(&manifest_path, &builtin).unwrap();
+    let output = libos
+        .weave(
+            &manifest_path.with_file_name("app.o"),
+            &manifest,
+            &manifest_path.with_file_name("hello.out"),
+        )
+        .unwrap();
+    assert_eq!(output.weave.unwrap().unused_overrides, ["net.max_sockets"]);
+}
+
 #[test]
 fn forbidden_component_that_is_reached_is_an_error() {
     let libos = LibOs::standard();

@@ -15,7 +15,9 @@ use uniklink_analyzer::input::{GeneratedObject, Inputs};
 use uniklink_analyzer::object;
 use uniklink_analyzer::resolve::SymbolDb;
 use uniklink_analyzer::weave::{Dropped, Live, Registrations, Status, WeaveError, Weaving};
-use uniklink_config::{ComponentRegistry, ParamValue, ProfileName, ResolvedConfig};
+use uniklink_config::{
+    ComponentRegistry, Origin, ParamSpec, ParamValue, ProfileName, ResolvedConfig,
+};
 use uniklink_linker::glue::{self, GLUE_NAME, GlueParam, GlueSpec, START_SYMBOL};
 
 use super::{LinkError, LinkOptions};
@@ -45,12 +47,15 @@ impl WeaveOptions {
         }
     }
 
-    fn resolved(&self, component: &str, param: &str) -> Option<ParamValue> {
-        let spec = self.registry.get(component)?.params.get(param)?;
-        match &self.config {
-            Some(config) => config.param(component, param),
-            None => Some(spec.defaults.get(self.profile)),
-        }
+    /// The manifest's override, else the component's own default for the profile (not the
+    /// manifest table's, which may describe another library OS).
+    fn resolved(&self, component: &str, param: &ParamSpec) -> ParamValue {
+        let manifest = self
+            .config
+            .as_ref()
+            .and_then(|c| c.component(component)?.params.get(&param.name))
+            .filter(|p| p.origin == Origin::Manifest);
+        manifest.map_or(param.defaults.get(self.profile), |p| p.value)
     }
 
     fn flag(&self, component: &str, pick: fn(&uniklink_config::ResolvedComponent) -> bool) -> bool {
@@ -86,6 +91,9 @@ pub struct WeaveReport {
     pub components: Vec<ComponentReport>,
     /// The init functions `uniklink_start` calls, in order.
     pub init_order: Vec<String>,
+    /// Manifest parameter overrides no component of this library OS has
+    /// (`component.param`): valid for the manifest's component table, but nothing reads them.
+    pub unused_overrides: Vec<String>,
 }
 
 /// The first pass's decision and the glue object made from it.
@@ -171,6 +179,7 @@ pub(super) fn plan(
     w: &WeaveOptions,
 ) -> Result<Plan, LinkError> {
     let components = components(w)?;
+    let unused_overrides = check_selection(w)?;
     let objects = object::parse_all(inputs)?;
     let machine = objects
         .first()
@@ -194,9 +203,7 @@ pub(super) fn plan(
         let mut values = BTreeMap::new();
         if live && let Some(spec) = w.registry.get(&def.name) {
             for param in spec.params.values() {
-                let value = w
-                    .resolved(&def.name, &param.name)
-                    .unwrap_or(param.defaults.get(w.profile));
+                let value = w.resolved(&def.name, param);
                 let bytes = param.ty.encode(value).map_err(|message| LinkError::Param {
                     component: def.name.clone(),
                     param: param.name.clone(),
@@ -244,8 +251,34 @@ pub(super) fn plan(
             profile: w.profile,
             components: reports,
             init_order: inits,
+            unused_overrides,
         },
     })
+}
+
+/// A component the manifest requires must exist in the library OS; overrides of parameters it
+/// lacks are reported, since manifests are validated against the wider built-in table.
+fn check_selection(w: &WeaveOptions) -> Result<Vec<String>, LinkError> {
+    let Some(config) = &w.config else {
+        return Ok(Vec::new());
+    };
+    let mut unused = Vec::new();
+    for c in &config.components {
+        let spec = w.registry.get(&c.name);
+        if c.required && spec.is_none() {
+            return Err(LinkError::MissingComponent {
+                component: c.name.clone(),
+                available: w.registry.names().collect::<Vec<_>>().join(", "),
+            });
+        }
+        for (param, value) in &c.params {
+            let known = spec.is_some_and(|s| s.params.contains_key(param));
+            if value.origin == Origin::Manifest && !known {
+                unused.push(format!("{}.{param}", c.name));
+            }
+        }
+    }
+    Ok(unused)
 }
 
 /// What the runtime prints after `uniklink:verbose ` at boot.
