@@ -1,7 +1,8 @@
 #!/bin/sh
 # Stands in for `cargo-uniklink` so the differential harness can be checked against a known
 # linker: `UNIKLINK_TEST_LINKER=tests/common/ld-as-uniklink.sh cargo test --test differential`
-# (and `--test differential_aarch64`) must pass. Takes uniklink's command line and runs GNU ld; the inputs go in one group
+# (and `--test differential_aarch64`) must pass, but for the known_bug_* tests, which expect
+# uniklink's bugs. Takes uniklink's command line and runs GNU ld; the inputs go in one group
 # because uniklink accepts archives before the objects that need them.
 set -eu
 [ "${1:-}" = link ] && shift
