@@ -341,6 +341,7 @@ fixtures!(
     hello,
     jump_table,
     large_bss,
+    linker_symbols,
     merged_strings,
     start_stop,
     tls,
