@@ -20,6 +20,8 @@ pub enum Error {
     },
     #[error("range-extension thunk to `{symbol}`: {reason}")]
     Thunk { symbol: String, reason: String },
+    #[error("{0} output sections do not fit in an ELF section header table")]
+    TooManySections(usize),
     #[error("the image does not fit in the address space above base {base:#x}")]
     AddressOverflow { base: u64 },
     #[error(transparent)]

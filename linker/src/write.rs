@@ -59,6 +59,10 @@ pub fn write(
 
     let extra = if opts.strip { 1 } else { 3 };
     let shnum = 1 + shnum_sections + extra;
+    // Section indices from SHN_LORESERVE up are reserved; symbols could not name them.
+    if shnum >= usize::from(elf::SHN_LORESERVE) {
+        return Err(Error::TooManySections(shnum));
+    }
     let mut shdrs: Vec<elf::SectionHeader64<LE>> = Vec::with_capacity(shnum);
     shdrs.push(section_header(0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
     for (s, &name) in layout.sections.iter().zip(&section_names) {
