@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -84,14 +84,16 @@ fn manifest_with_port(host_port: u16) -> PathBuf {
 struct Server {
     runner: Child,
     port: u16,
+    /// Console lines after the listening line.
+    console: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     fn boot() -> Server {
-        Server::boot_on(None)
+        Server::boot_on(None, &[])
     }
 
-    fn boot_on(platform: Option<&str>) -> Server {
+    fn boot_on(platform: Option<&str>, qemu_args: &[&str]) -> Server {
         build_httpd();
         let port = free_port();
         let manifest = manifest_with_port(port);
@@ -100,6 +102,9 @@ impl Server {
             .arg(&manifest);
         if let Some(platform) = platform {
             cmd.args(["--platform", platform]);
+        }
+        if !qemu_args.is_empty() {
+            cmd.arg("--").args(qemu_args);
         }
         let mut runner = cmd
             .stdin(Stdio::null())
@@ -123,7 +128,11 @@ impl Server {
             let _ = BufReader::new(stderr).read_to_string(&mut text);
             text
         });
-        let mut server = Server { runner, port };
+        let mut server = Server {
+            runner,
+            port,
+            console: Arc::default(),
+        };
         let deadline = Instant::now() + BOOT_GUARD;
         let mut console = Vec::new();
         loop {
@@ -148,8 +157,14 @@ impl Server {
                 }
             }
         }
-        // Keep draining the console so the guest never blocks on a full pipe.
-        thread::spawn(move || while lines_rx.recv().is_ok() {});
+        // Keep draining the console so the guest never blocks on a full pipe; what it says
+        // is shown if the test fails.
+        let later = Arc::clone(&server.console);
+        thread::spawn(move || {
+            while let Ok(line) = lines_rx.recv() {
+                later.lock().unwrap().push(line);
+            }
+        });
         server
     }
 
@@ -176,6 +191,12 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        if thread::panicking() {
+            eprintln!(
+                "httpd console after listening: {:#?}",
+                self.console.lock().unwrap()
+            );
+        }
     }
 }
 
@@ -224,8 +245,9 @@ impl Client {
         let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         self.stream()
             .write_all(request.as_bytes())
-            .expect("sending a request");
-        self.read_response().expect("a response")
+            .unwrap_or_else(|e| panic!("sending GET {path}: {e}"));
+        self.read_response()
+            .unwrap_or_else(|| panic!("GET {path}: connection closed or reset before a response"))
     }
 
     /// The next response, or `None` if the server closed or reset the connection first.
@@ -324,10 +346,17 @@ fn serves_the_page_and_the_status_json_over_virtio_mmio() {
 
 #[test]
 fn serves_over_virtio_pci_on_q35() {
-    let server = Server::boot_on(Some("qemu-q35"));
+    let server = Server::boot_on(Some("qemu-q35"), &[]);
     assert_serves_the_page(server.port);
     let json = status(&mut server.connect());
     assert_eq!(json["requests"], 2, "{json}");
+}
+
+#[test]
+fn serves_over_modern_virtio_mmio() {
+    // microvm's virtio-mmio devices are legacy (version 1) unless told otherwise.
+    let server = Server::boot_on(None, &["-global", "virtio-mmio.force-legacy=false"]);
+    assert_serves_the_page(server.port);
 }
 
 #[test]

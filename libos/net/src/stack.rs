@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
+};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
@@ -27,6 +29,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 pub(crate) struct Listener {
     pub port: u16,
+    /// Sockets kept in LISTEN.
     pub backlog: usize,
     /// Sockets in LISTEN or the handshake.
     pub waiting: Vec<SocketHandle>,
@@ -174,7 +177,21 @@ impl Stack {
     /// bookkeeping (DHCP, listeners' queues, closing sockets).
     pub(crate) fn poll(&mut self) {
         let now = self.now();
-        self.iface.poll(now, &mut self.nic, &mut self.sockets);
+        self.iface.poll_maintenance(now);
+        // Listeners are refilled after every frame, not once per burst: a burst of SYNs
+        // larger than a backlog would otherwise find no listening socket and be reset.
+        while self
+            .iface
+            .poll_ingress_single(now, &mut self.nic, &mut self.sockets)
+            != PollIngressSingleResult::None
+        {
+            self.tend_listeners();
+        }
+        while self
+            .iface
+            .poll_egress(now, &mut self.nic, &mut self.sockets)
+            != PollResult::None
+        {}
         if let Some(handle) = self.dhcp {
             let event = self.sockets.get_mut::<dhcpv4::Socket>(handle).poll();
             match event {
@@ -229,17 +246,22 @@ impl Stack {
             let Some(mut listener) = self.listeners[index].take() else {
                 continue;
             };
-            let sockets = &mut self.sockets;
-            let mut still_waiting = Vec::with_capacity(listener.waiting.len());
-            for handle in listener.waiting.drain(..) {
-                let socket = sockets.get::<tcp::Socket>(handle);
-                match socket.state() {
-                    tcp::State::Listen | tcp::State::SynReceived => still_waiting.push(handle),
-                    _ => listener.ready.push(handle),
+            let mut i = 0;
+            let mut listening = 0;
+            while i < listener.waiting.len() {
+                match self.sockets.get::<tcp::Socket>(listener.waiting[i]).state() {
+                    tcp::State::Listen => {
+                        listening += 1;
+                        i += 1;
+                    }
+                    tcp::State::SynReceived => i += 1,
+                    _ => listener.ready.push(listener.waiting.swap_remove(i)),
                 }
             }
-            listener.waiting = still_waiting;
-            while listener.waiting.len() < listener.backlog {
+            // A socket leaves LISTEN with the first SYN, so handshakes in progress do not use
+            // up the backlog: a burst of connection attempts larger than it still finds a
+            // listening socket for each SYN, as far as `max_sockets` allows.
+            for _ in listening..listener.backlog {
                 let Ok(handle) = self.new_tcp() else { break };
                 if self
                     .sockets

@@ -19,9 +19,10 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Listens on `port` on every address. `backlog` connections can be in the handshake or
-    /// waiting for `accept` at once; a connection attempt beyond that is refused. Each
-    /// listening socket counts against the `max_sockets` parameter.
+    /// Listens on `port` on every address, keeping `backlog` sockets listening: each takes
+    /// one SYN, and is replaced at once, so attempts beyond `backlog` that arrive together are
+    /// refused only when `max_sockets` is reached. Every socket, listening or not, counts
+    /// against the `max_sockets` parameter.
     pub fn bind(port: u16, backlog: usize) -> Result<TcpListener, Error> {
         if port == 0 {
             return Err(Error::AddrInUse);
@@ -66,7 +67,8 @@ impl TcpListener {
     pub fn accept(&self, timeout: Option<Duration>) -> Result<TcpStream, Error> {
         stack::block_on(timeout, |stack| {
             let listener = stack.listeners.get_mut(self.id)?.as_mut()?;
-            let handle = listener.ready.pop()?;
+            // First come, first served.
+            let handle = (!listener.ready.is_empty()).then(|| listener.ready.remove(0))?;
             Some(Ok(TcpStream { handle }))
         })
     }

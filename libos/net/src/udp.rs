@@ -79,10 +79,7 @@ impl UdpSocket {
             let n = data.len().min(buf.len());
             buf[..n].copy_from_slice(&data[..n]);
             let IpAddress::Ipv4(ip) = meta.endpoint.addr;
-            Some(Ok((
-                data.len(),
-                SocketAddrV4::new(ip, meta.endpoint.port),
-            )))
+            Some(Ok((data.len(), SocketAddrV4::new(ip, meta.endpoint.port))))
         })
     }
 }
