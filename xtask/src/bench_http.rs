@@ -26,8 +26,9 @@ pub struct Options {
     /// Boots timed for boot → listening (the last one then serves the load).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
     boots: u16,
-    /// QEMU accelerator: auto, kvm or tcg (as `cargo uniklink run --accel`).
-    #[arg(long, default_value = "auto")]
+    /// QEMU accelerator: tcg, kvm or auto (as `cargo uniklink run --accel`). TCG by default so
+    /// that numbers from different machines compare.
+    #[arg(long, default_value = "tcg")]
     accel: String,
     /// The uniklink binary to use; by default a release build of this workspace's.
     #[arg(long)]
