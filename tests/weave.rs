@@ -574,3 +574,59 @@ fn real_libos_app_without_sockets_boots_without_net() {
         );
     }
 }
+
+/// `cargo uniklink link --component FILE -m MANIFEST` weaves like the library API, and a bad
+/// component set fails with exit status 1, a message naming the components and no output.
+#[test]
+fn link_command_weaves() {
+    let libos = LibOs::standard();
+    let dir = fixture_dir().join("apps/required");
+    let manifest = libos.app(
+        &dir,
+        &std::fs::read_to_string(dir.join("uniklink.yaml")).unwrap(),
+    );
+    let tc = toolchain();
+    let out = manifest.with_file_name("cli.out");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"));
+    cmd.args(["link", "-o"]).arg(&out).arg("-m").arg(&manifest);
+    for component in &libos.components {
+        cmd.arg("--component").arg(component);
+    }
+    cmd.args(tc.start_files())
+        .arg(&libos.rt)
+        .arg(manifest.with_file_name("app.o"))
+        .args(&libos.archives)
+        .args(tc.libraries())
+        .args(tc.end_files());
+    let ran = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{stderr}");
+    for line in [
+        "component fs live (required)",
+        "component heap live (dependency of fs)",
+        "component net dropped (unreachable)",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "`{line}` missing:\n{stderr}"
+        );
+    }
+    assert!(run_ok(&out).starts_with("init console buffer=256\ninit heap "));
+
+    let bad = fixture_dir().join("bad/cycle");
+    let failed = manifest.with_file_name("cycle.out");
+    let ran = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"))
+        .args(["link", "-o"])
+        .arg(&failed)
+        .arg("--component")
+        .arg(bad.join("a/component.yaml"))
+        .arg("--component")
+        .arg(bad.join("b/component.yaml"))
+        .arg(manifest.with_file_name("app.o"))
+        .output()
+        .unwrap();
+    assert_eq!(ran.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(stderr.contains("alpha → beta → alpha"), "{stderr}");
+    assert!(!failed.exists());
+}

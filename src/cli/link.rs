@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use uniklink::pipeline::{LinkOptions, WhyReport, link};
+use uniklink::pipeline::{LinkOptions, WeaveOptions, WhyReport, link};
+use uniklink_config::{ComponentRegistry, Manifest, ProfileName};
 use uniklink_analyzer::graph::RootReason;
 
 /// Link objects and archives into a static executable.
@@ -34,6 +35,13 @@ pub struct LinkArgs {
     /// Leave out the symbol table.
     #[arg(long, short = 's')]
     strip: bool,
+    /// Weave this library-OS component (its `component.yaml`): its init runs only if the
+    /// program reaches it or the manifest requires it.
+    #[arg(long, value_name = "FILE")]
+    component: Vec<PathBuf>,
+    /// Profile, required and forbidden components and parameter overrides for weaving.
+    #[arg(long, short = 'm', value_name = "FILE", requires = "component")]
+    manifest: Option<PathBuf>,
     /// Objects and archives.
     #[arg(value_name = "INPUTS", required = true)]
     inputs: Vec<PathBuf>,
@@ -84,7 +92,26 @@ fn print_why(report: &WhyReport) {
 }
 
 pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
+    let weave = if args.component.is_empty() {
+        None
+    } else {
+        let registry = ComponentRegistry::from_component_files(&args.component)
+            .map_err(|e| miette::miette!("{e}"))?;
+        Some(match &args.manifest {
+            Some(path) => {
+                let manifest = Manifest::load_with(path, &registry)?;
+                WeaveOptions::new(registry, manifest.resolve())
+            }
+            None => WeaveOptions {
+                registry,
+                profile: ProfileName::Minimal,
+                config: None,
+                crates: Default::default(),
+            },
+        })
+    };
     let opts = LinkOptions {
+        weave,
         entry: args.entry,
         base: args.base,
         keep: args.keep,
@@ -103,5 +130,11 @@ pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
         }
     }
     out.why.iter().for_each(print_why);
+    if let Some(weave) = &out.weave {
+        for c in &weave.components {
+            let state = if c.live { "live" } else { "dropped" };
+            eprintln!("component {} {state} ({})", c.name, c.reason);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
