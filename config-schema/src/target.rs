@@ -40,7 +40,7 @@ impl Arch {
     pub fn libos_entry(self) -> Option<&'static str> {
         match self {
             Arch::X86_64 => Some("_pvh_start"),
-            Arch::Aarch64 => None,
+            Arch::Aarch64 => Some("_virt_start"),
         }
     }
 

@@ -123,7 +123,7 @@ pub enum BuildError {
 pub fn image_kind(arch: Arch) -> ImageKind {
     match arch {
         Arch::X86_64 => ImageKind::Pvh,
-        Arch::Aarch64 => ImageKind::Elf,
+        Arch::Aarch64 => ImageKind::Virt,
     }
 }
 

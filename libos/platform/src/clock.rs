@@ -16,6 +16,8 @@ pub enum TscSource {
     Pit,
     /// CPUID 0x16 base frequency: nominal, used only when nothing better exists.
     CpuidBase,
+    /// aarch64: the generic timer's frequency register CNTFRQ_EL0, set by the firmware.
+    GenericTimer,
 }
 
 impl fmt::Display for TscSource {
@@ -25,6 +27,7 @@ impl fmt::Display for TscSource {
             TscSource::CpuidCrystal => "cpuid-0x15",
             TscSource::Pit => "pit",
             TscSource::CpuidBase => "cpuid-0x16",
+            TscSource::GenericTimer => "cntfrq_el0",
         })
     }
 }

@@ -7,5 +7,6 @@
 pub mod acpi;
 pub mod clock;
 pub mod cmdline;
+pub mod devicetree;
 pub mod memory;
 pub mod pvh;

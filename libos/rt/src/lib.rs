@@ -6,8 +6,11 @@
 //! it through the functions `arch/mod.rs` re-exports.
 #![no_std]
 
-#[cfg(not(all(target_os = "none", target_arch = "x86_64")))]
-compile_error!("unik-rt runs on x86_64-unknown-none only (aarch64 is not ported yet)");
+#[cfg(not(all(
+    target_os = "none",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+compile_error!("unik-rt runs on x86_64-unknown-none and aarch64-unknown-none only");
 
 mod arch;
 pub mod cmdline;

@@ -3,6 +3,7 @@
 //! finished layout must pass. Layout, relocation and the ELF writer stay kind-agnostic.
 
 pub mod pvh;
+pub mod virt;
 
 use object::elf;
 
@@ -17,6 +18,9 @@ pub enum ImageKind {
     /// An x86_64 ELF that a PVH loader (QEMU `-kernel`, Firecracker) boots through its
     /// `XEN_ELFNOTE_PHYS32_ENTRY` note, identity-mapped at 1 MiB.
     Pvh,
+    /// An aarch64 ELF for QEMU's `virt` machine, loaded at its link address 2 MiB into RAM,
+    /// above the device tree QEMU puts at the bottom of RAM.
+    Virt,
 }
 
 /// A 20-byte `NT_GNU_BUILD_ID`, the length GNU ld's default (SHA-1) gives.
@@ -47,8 +51,12 @@ impl BuildId {
 /// Why an image of some kind cannot be made from a link.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{kind:?} images are for x86_64; the inputs are for e_machine {machine}")]
-    Machine { kind: ImageKind, machine: u16 },
+    #[error("{kind:?} images are for {expected}; the inputs are for e_machine {machine}")]
+    Machine {
+        kind: ImageKind,
+        expected: &'static str,
+        machine: u16,
+    },
     #[error(
         "entry `{entry}` at {addr:#x} is not in an executable segment, so the loader would jump into data"
     )]
@@ -57,6 +65,11 @@ pub enum ImageError {
         "the image ends at {end:#x}, above 4 GiB; the PVH entry runs 32-bit code with paging off and reaches only the first 4 GiB"
     )]
     AboveFourGiB { end: u64 },
+    #[error(
+        "the image starts at {start:#x}, below {:#x}: QEMU virt puts the device tree at the bottom of RAM, and the image must leave it room",
+        virt::LOAD_ADDRESS
+    )]
+    OverlapsDeviceTree { start: u64 },
     #[error("cannot generate the {what} object: {source}")]
     Generate {
         what: &'static str,
@@ -71,10 +84,12 @@ impl ImageKind {
         match self {
             ImageKind::Elf => None,
             ImageKind::Pvh => Some(pvh::LOAD_ADDRESS),
+            ImageKind::Virt => Some(virt::LOAD_ADDRESS),
         }
     }
 
-    /// Objects to link beside the inputs: for PVH, the entry note and the build id.
+    /// Objects to link beside the inputs: for PVH, the entry note and the build id; for virt,
+    /// the build id.
     pub fn generated_objects(
         self,
         machine: u16,
@@ -87,10 +102,21 @@ impl ImageKind {
                 if machine != elf::EM_X86_64 {
                     return Err(ImageError::Machine {
                         kind: self,
+                        expected: "x86_64",
                         machine,
                     });
                 }
                 Ok(vec![pvh::notes_object(entry, build_id)?])
+            }
+            ImageKind::Virt => {
+                if machine != elf::EM_AARCH64 {
+                    return Err(ImageError::Machine {
+                        kind: self,
+                        expected: "aarch64",
+                        machine,
+                    });
+                }
+                Ok(vec![virt::notes_object(build_id)?])
             }
         }
     }
@@ -100,6 +126,7 @@ impl ImageKind {
         match self {
             ImageKind::Elf => Ok(()),
             ImageKind::Pvh => pvh::check(layout, entry),
+            ImageKind::Virt => virt::check(layout, entry),
         }
     }
 }

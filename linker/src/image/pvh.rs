@@ -73,7 +73,7 @@ pub fn notes_object(entry: &str, build_id: &BuildId) -> Result<GeneratedObject, 
     })
 }
 
-fn note_section(obj: &mut Object<'_>, name: &str) -> SectionId {
+pub(super) fn note_section(obj: &mut Object<'_>, name: &str) -> SectionId {
     let id = obj.add_section(Vec::new(), name.as_bytes().to_vec(), SectionKind::Note);
     obj.section_mut(id).flags = SectionFlags::Elf {
         sh_flags: u64::from(elf::SHF_ALLOC),
@@ -82,7 +82,7 @@ fn note_section(obj: &mut Object<'_>, name: &str) -> SectionId {
 }
 
 /// One ELF note: header, NUL-terminated name and descriptor, each padded to 4 bytes.
-fn note(name: &[u8], n_type: u32, desc: &[u8]) -> Vec<u8> {
+pub(super) fn note(name: &[u8], n_type: u32, desc: &[u8]) -> Vec<u8> {
     let namesz = name.len() + 1;
     let mut out = Vec::new();
     out.extend_from_slice(&(namesz as u32).to_le_bytes());

@@ -6,3 +6,9 @@ mod x86_64;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{power_off, serial, ticks, tsc_frequency};
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) use aarch64::{power_off, serial, ticks, tsc_frequency};

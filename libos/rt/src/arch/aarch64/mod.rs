@@ -1,0 +1,13 @@
+//! aarch64 on QEMU's `virt` machine: ELF entry at EL1 with the MMU off, identity mapping
+//! with W^X, PL011 console, generic timer clock, semihosting and PSCI exit.
+
+mod boot;
+mod exceptions;
+mod mmu;
+mod power;
+pub(crate) mod serial;
+mod timer;
+mod weave;
+
+pub(crate) use power::power_off;
+pub(crate) use timer::{frequency as tsc_frequency, ticks};

@@ -1,0 +1,88 @@
+//! Images for QEMU's aarch64 `virt` machine: an ELF that QEMU's `-kernel` loader copies to its
+//! link address in RAM and enters at `e_entry`, at EL1 with the MMU off.
+//!
+//! QEMU puts the device tree at the bottom of RAM (0x40000000) when the ELF leaves room
+//! there, limited to the space below the image's lowest address; the machine's tree is well
+//! under 1 MiB, so the image starts 2 MiB into RAM. The same 2 MiB offset is where arm64
+//! boot loaders place Linux-style images, so one link address serves both.
+
+use object::write::Object;
+use object::{Architecture, BinaryFormat, Endianness, elf};
+use uniklink_analyzer::input::GeneratedObject;
+
+use super::pvh::{BUILD_ID_SECTION, note, note_section};
+use super::{BuildId, ImageError};
+use crate::layout::Layout;
+
+/// Start of RAM on QEMU virt.
+pub const RAM_START: u64 = 0x4000_0000;
+/// What the image leaves free below itself for the device tree.
+pub const DEVICE_TREE_ROOM: u64 = 0x20_0000;
+/// Where the image is linked and loaded: physical = virtual.
+pub const LOAD_ADDRESS: u64 = RAM_START + DEVICE_TREE_ROOM;
+/// How reports name the generated object.
+pub const NOTES_OBJECT_NAME: &str = "<uniklink:virt-notes>";
+
+/// An ELF relocatable object holding `.note.gnu.build-id` (= `build_id`), allocated so it
+/// loads with the headers.
+pub fn notes_object(build_id: &BuildId) -> Result<GeneratedObject, ImageError> {
+    let mut obj = Object::new(BinaryFormat::Elf, Architecture::Aarch64, Endianness::Little);
+    let id = note_section(&mut obj, BUILD_ID_SECTION);
+    obj.append_section_data(id, &note(b"GNU", elf::NT_GNU_BUILD_ID, &build_id.0), 4);
+    let bytes = obj.write().map_err(|source| ImageError::Generate {
+        what: "virt notes",
+        source,
+    })?;
+    Ok(GeneratedObject {
+        name: NOTES_OBJECT_NAME.to_owned(),
+        bytes,
+    })
+}
+
+/// QEMU jumps to `e_entry` with the MMU off, so the entry must be code; every loaded byte
+/// must lie in RAM above the device tree's room, or QEMU would refuse the tree or the image.
+pub(super) fn check(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> {
+    let executable = layout.segments.iter().any(|s| {
+        s.flags & elf::PF_X != 0 && s.addr <= layout.entry && layout.entry < s.addr + s.mem_size
+    });
+    if !executable {
+        return Err(ImageError::EntryNotExecutable {
+            entry: entry.to_owned(),
+            addr: layout.entry,
+        });
+    }
+    let start = layout
+        .segments
+        .iter()
+        .map(|s| s.addr)
+        .min()
+        .unwrap_or(layout.base);
+    if start < LOAD_ADDRESS {
+        return Err(ImageError::OverlapsDeviceTree { start });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
+    use object::{Object as _, ObjectSection};
+
+    use super::*;
+
+    #[test]
+    fn the_notes_object_is_an_aarch64_allocated_build_id() {
+        let id = BuildId([0x5a; 20]);
+        let obj = notes_object(&id).unwrap();
+        let file = ElfFile64::<Endianness>::parse(&obj.bytes[..]).unwrap();
+        let endian = file.endian();
+        assert_eq!(file.elf_header().e_machine(endian), elf::EM_AARCH64);
+        let section = file.section_by_name(BUILD_ID_SECTION).unwrap();
+        let header = section.elf_section_header();
+        assert_eq!(header.sh_type(endian), elf::SHT_NOTE);
+        assert_eq!(header.sh_flags(endian), u64::from(elf::SHF_ALLOC));
+        let data = section.data().unwrap();
+        assert_eq!(&data[12..16], b"GNU\0");
+        assert_eq!(&data[16..], &id.0);
+    }
+}
