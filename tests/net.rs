@@ -106,6 +106,22 @@ impl Server {
         if !qemu_args.is_empty() {
             cmd.arg("--").args(qemu_args);
         }
+        Server::start(cmd, port)
+    }
+
+    /// Boots the image with a user network of the caller's own: QEMU arguments that forward
+    /// host port `port` to the guest's 8080, and maybe more.
+    fn boot_with_network(port: u16, network: &[&str]) -> Server {
+        build_httpd();
+        let mut cmd = uniklink();
+        cmd.args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS])
+            .arg(Path::new(ROOT).join("fixtures/apps/httpd/target/uniklink/httpd-x86_64.elf"))
+            .arg("--")
+            .args(network);
+        Server::start(cmd, port)
+    }
+
+    fn start(mut cmd: Command, port: u16) -> Server {
         let mut runner = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -415,6 +431,38 @@ fn a_hundred_concurrent_keep_alive_connections() {
         (THREADS * PER_THREAD) as u64 + 1,
         "{json}"
     );
+}
+
+#[test]
+fn answers_udp_datagrams_with_the_status() {
+    let port = free_port();
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("an ephemeral UDP port")
+        .port();
+    let netdev = format!(
+        "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080,hostfwd=udp:127.0.0.1:{udp_port}-:8080"
+    );
+    let server = Server::boot_with_network(
+        port,
+        &["-netdev", &netdev, "-device", "virtio-net-device,netdev=n0"],
+    );
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut answer = [0u8; 512];
+    // Datagrams may be lost; a few tries, each bounded.
+    let len = (0..10)
+        .find_map(|_| {
+            socket.send_to(b"status?", ("127.0.0.1", udp_port)).ok()?;
+            socket.recv(&mut answer).ok()
+        })
+        .expect("an answer to one of ten datagrams");
+    let json: serde_json::Value =
+        serde_json::from_slice(&answer[..len]).expect("the answer is the status JSON");
+    assert!(json["requests"].as_u64().is_some_and(|n| n >= 1), "{json}");
+    assert_serves_the_page(server.port);
 }
 
 /// Closes `stream` with SO_LINGER 0, which makes the kernel send RST instead of FIN.
