@@ -1,9 +1,9 @@
 //! The link pipeline: load → resolve → graph → layout → relocate → write. Each phase borrows
 //! the previous phase's output; the result carries what reports need.
 //!
-//! Weaving adds a first pass before the real one (`pipeline/weave.rs`): resolve and graph without the
-//! components' init registrations as roots, decide which components are live, and generate
-//! the glue object, which then joins the inputs like any other object.
+//! Weaving adds a first pass before the real one (`pipeline/weave.rs`): resolve and graph
+//! without the components' init registrations as roots, decide which components are live,
+//! and generate the glue object, which then joins the inputs like any other object.
 
 use std::path::PathBuf;
 
