@@ -363,6 +363,71 @@ pub fn diff(d: &Diff, old: &str, new: &str, top: Option<usize>, format: Format) 
 mod tests {
     use super::*;
 
+    fn woven() -> SizeReport {
+        use super::super::{ComponentRow, OwnerRow, RemainderRow};
+        let component = |name: &str, kept: bool, reason: &str, size: u64| ComponentRow {
+            name: name.to_owned(),
+            kept,
+            reason: reason.to_owned(),
+            chain: if reason == "reached" {
+                vec![
+                    "entry".to_owned(),
+                    ".text._ZN3app4main17h0123456789abcdefE".to_owned(),
+                ]
+            } else {
+                Vec::new()
+            },
+            size,
+            retained: size,
+        };
+        SizeReport {
+            loadable_size: 1000,
+            sections: Vec::new(),
+            remainder: vec![RemainderRow {
+                what: "ELF and program headers".to_owned(),
+                size: 232,
+            }],
+            owners: vec![OwnerRow {
+                owner: "component net".to_owned(),
+                size: 768,
+                retained: 768,
+            }],
+            components: vec![
+                component("fs", false, "not required", 0),
+                component("net", true, "reached", 768),
+                component("rng", false, "forbidden", 0),
+                component("time", false, "unreachable", 0),
+            ],
+            tls_bss: 0,
+        }
+    }
+
+    #[test]
+    fn components_show_kept_and_dropped_with_reasons() {
+        let r = woven();
+        let t = r.table(By::Component, None);
+        let text = report(&r, &t, By::Component, "t", Format::Table);
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        for line in [
+            "dropped fs not required",
+            "kept net 768 B reached: entry → app::main",
+            "dropped rng forbidden",
+            "dropped time unreachable",
+            "total 1,000 B loaded (sum of PT_LOAD p_memsz) = 768 B in the rows above + 232 B not in any input section",
+        ] {
+            assert!(lines.iter().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+        let markdown = report(&r, &t, By::Component, "t", Format::Markdown);
+        assert!(
+            markdown.contains("| `fs` | no | not required | 0 B | 0 B |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("| `net` | yes | reached: entry → app::main | 768 B | 768 B |"));
+    }
+
     #[test]
     fn objects_are_named_by_file() {
         assert_eq!(
