@@ -11,9 +11,9 @@ use core::arch::global_asm;
 macro_rules! params {
     ($($field:ident: $name:ident = $symbol:literal, $default:literal;)*) => {
         global_asm!($(
-            concat!(".pushsection .rodata.", $symbol, ",\"a\",@progbits"),
+            concat!(".pushsection .rodata.", $symbol, ",\"a\",%progbits"),
             concat!(".weak ", $symbol),
-            concat!(".type ", $symbol, ",@object"),
+            concat!(".type ", $symbol, ",%object"),
             concat!(".size ", $symbol, ", 4"),
             ".balign 4",
             concat!($symbol, ":"),
