@@ -204,6 +204,7 @@ impl SizeReport {
                             && !s.is_section()
                             && s.st_type != object::elf::STT_FILE
                             && !s.name.is_empty()
+                            && !is_mapping_symbol(s.name)
                     })
                     .map(|s| SymbolRow {
                         name: String::from_utf8_lossy(s.name).into_owned(),
@@ -378,6 +379,12 @@ fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId) -> String {
     }
 }
 
+/// AArch64 mapping symbols (`$x`, `$d`, `$x.12`) mark code and data within a section; they
+/// name nothing.
+fn is_mapping_symbol(name: &[u8]) -> bool {
+    matches!(name, [b'$', b'x' | b'd' | b'a' | b't', rest @ ..] if rest.is_empty() || rest[0] == b'.')
+}
+
 /// Sysroot crates named in rows as themselves; the attribution lumps them together.
 const RUNTIME_LABELS: &[&str] = &["core", "alloc", "compiler_builtins", "std", "panic_abort"];
 
@@ -407,4 +414,19 @@ fn component_rows(decisions: &[Decision], owners: &[OwnerRow]) -> Vec<ComponentR
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_symbols_are_not_names() {
+        for name in ["$x", "$d", "$x.12", "$t"] {
+            assert!(is_mapping_symbol(name.as_bytes()), "{name}");
+        }
+        for name in ["$xyz", "x", "$", "main"] {
+            assert!(!is_mapping_symbol(name.as_bytes()), "{name}");
+        }
+    }
 }
