@@ -6,7 +6,7 @@
 //! first. Each PT_LOAD starts on a fresh page in memory while the file stays dense: the
 //! address keeps the file offset's position within the page, as lld does by default.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use object::elf;
 use rayon::prelude::*;
@@ -110,7 +110,9 @@ fn is_c_identifier(name: &[u8]) -> bool {
 
 /// The output section an input section goes to. Sections named like C identifiers keep
 /// their own output section so `__start_`/`__stop_` symbols can bound them.
-fn output_section_for<'d>(s: &Section<'d>) -> (&'d [u8], Rank) {
+/// `crt_lists` marks crtbegin/crtend objects, whose `.ctors`/`.dtors` hold list sentinels for
+/// crtstuff's own walker and stay out of the init arrays, as in GNU ld's default script.
+fn output_section_for<'d>(s: &Section<'d>, crt_lists: bool) -> (&'d [u8], Rank) {
     let name = s.name;
     let exec = s.flags & u64::from(elf::SHF_EXECINSTR) != 0;
     let write = s.flags & u64::from(elf::SHF_WRITE) != 0;
@@ -134,10 +136,18 @@ fn output_section_for<'d>(s: &Section<'d>) -> (&'d [u8], Rank) {
         return (b".fini_array", Rank::FiniArray);
     }
     if has_prefix(name, b".ctors") {
-        return (b".ctors", Rank::Ctors);
+        return if crt_lists {
+            (b".ctors", Rank::Ctors)
+        } else {
+            (b".init_array", Rank::InitArray)
+        };
     }
     if has_prefix(name, b".dtors") {
-        return (b".dtors", Rank::Dtors);
+        return if crt_lists {
+            (b".dtors", Rank::Dtors)
+        } else {
+            (b".fini_array", Rank::FiniArray)
+        };
     }
     if exec {
         return match name {
@@ -175,12 +185,46 @@ fn output_section_for<'d>(s: &Section<'d>) -> (&'d [u8], Rank) {
 }
 
 /// GNU ld's order for `.init_array.N`/`.fini_array.N`: by priority, unsuffixed last.
+/// `.ctors.N` counts priorities down from 65535, so it sorts by `65535 - N`.
 fn init_priority(name: &[u8]) -> u32 {
     let digits = name.rsplit(|&c| c == b'.').next().unwrap_or_default();
-    std::str::from_utf8(digits)
+    let Some(n) = std::str::from_utf8(digits)
         .ok()
         .and_then(|d| d.parse::<u16>().ok())
-        .map_or(u32::from(u16::MAX) + 1, u32::from)
+    else {
+        return u32::from(u16::MAX) + 1;
+    };
+    if is_ctors_dtors(name) {
+        u32::from(u16::MAX - n)
+    } else {
+        u32::from(n)
+    }
+}
+
+fn is_ctors_dtors(name: &[u8]) -> bool {
+    has_prefix(name, b".ctors") || has_prefix(name, b".dtors")
+}
+
+/// crtbegin*.o/crtend*.o, by file name (GNU ld's `*crtbegin?.o` patterns).
+fn is_crt_list_object(name: &str) -> bool {
+    let file = name.rsplit(['/', '(']).next().unwrap_or(name);
+    let file = file.trim_end_matches(')');
+    ["crtbegin", "crtend"].iter().any(|p| {
+        file.strip_prefix(p)
+            .and_then(|rest| rest.strip_suffix(".o"))
+            .is_some_and(|mid| mid.len() <= 1)
+    })
+}
+
+/// Pointers of `.ctors`/`.dtors` run last to first; in the init arrays, which run first to
+/// last, they are stored in reverse (as GNU ld does). Maps an offset into such a section.
+fn reversed_offset(size: u64, offset: u64) -> u64 {
+    const WORD: u64 = 8;
+    if offset >= size {
+        offset
+    } else {
+        size - WORD - (offset - offset % WORD) + offset % WORD
+    }
 }
 
 /// How a mergeable input splits into pieces that can be shared across inputs.
@@ -329,6 +373,8 @@ pub struct Layout<'a> {
     pub strings: Vec<MergedStrings>,
     section_addr: Vec<Vec<u64>>,
     pieces: HashMap<SectionId, (usize, Vec<Piece>)>,
+    /// `.ctors`/`.dtors` inputs stored word-reversed in an init array.
+    reversed: HashSet<SectionId>,
     /// Per `.eh_frame` input, the output offset of each record (relative to its chunk).
     pub eh_offsets: HashMap<SectionId, Vec<Option<u64>>>,
     pub got: Vec<GotEntry>,
@@ -379,10 +425,18 @@ impl<'a> Layout<'a> {
     ) -> Result<Self> {
         let db = graph.db;
         let mut builders: Vec<Builder<'a>> = Vec::new();
+        let mut reversed = HashSet::new();
         let mut by_name: HashMap<(&'a [u8], Rank), usize> = HashMap::new();
         for id in graph.kept_sections() {
             let s = db.object(id.object).section(id.index);
-            let (name, rank) = output_section_for(s);
+            let crt_lists = is_crt_list_object(&db.object(id.object).name);
+            let (name, rank) = output_section_for(s, crt_lists);
+            if matches!(rank, Rank::InitArray | Rank::FiniArray)
+                && is_ctors_dtors(s.name)
+                && s.size.is_multiple_of(8)
+            {
+                reversed.insert(id);
+            }
             let i = *by_name.entry((name, rank)).or_insert_with(|| {
                 builders.push(Builder {
                     name,
@@ -452,6 +506,7 @@ impl<'a> Layout<'a> {
                 })
                 .collect(),
             pieces: HashMap::new(),
+            reversed,
             eh_offsets: HashMap::new(),
             got: Vec::new(),
             got_index: HashMap::new(),
@@ -1016,6 +1071,9 @@ impl<'a> Layout<'a> {
                         _ => 0,
                     };
                     target.addr = base + out + delta;
+                } else if self.reversed.contains(&id) {
+                    let size = self.db.object(object).section(s).size;
+                    target.addr = base.wrapping_add(reversed_offset(size, sym.value));
                 } else {
                     target.addr = base.wrapping_add(sym.value);
                 }
@@ -1070,6 +1128,21 @@ impl<'a> Layout<'a> {
         self.got_index
             .get(&(target, kind))
             .map(|&i| self.got_addr + 8 * u64::from(i))
+    }
+
+    /// Whether an input `.ctors`/`.dtors` is stored word-reversed in an init array.
+    pub fn is_reversed(&self, id: SectionId) -> bool {
+        self.reversed.contains(&id)
+    }
+
+    /// Where input offset `offset` of a placed input section lands within its chunk:
+    /// identical except for `.ctors`/`.dtors` stored reversed in an init array.
+    pub fn output_offset(&self, id: SectionId, offset: u64) -> u64 {
+        if self.reversed.contains(&id) {
+            reversed_offset(self.db.object(id.object).section(id.index).size, offset)
+        } else {
+            offset
+        }
     }
 
     /// Output address of an input section, if placed.

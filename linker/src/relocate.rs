@@ -52,7 +52,18 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
             if !s.is_nobits() {
                 buf.copy_from_slice(s.data);
             }
-            apply_relocs(layout, id, s.relocs(), s.data, addr, buf, Some)
+            if layout.is_reversed(id) {
+                let words: Vec<[u8; 8]> = buf
+                    .chunks_exact(8)
+                    .map(|w| w.try_into().expect("8-byte word"))
+                    .collect();
+                for (slot, word) in buf.chunks_exact_mut(8).zip(words.iter().rev()) {
+                    slot.copy_from_slice(word);
+                }
+            }
+            apply_relocs(layout, id, s.relocs(), s.data, addr, buf, |offset| {
+                Some(layout.output_offset(id, offset))
+            })
         }
         ChunkKind::EhFrame(id) => {
             let s = db.object(id.object).section(id.index);

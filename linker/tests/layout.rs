@@ -454,3 +454,70 @@ fn suffixes_share_storage_and_constants_are_deduplicated() {
         assert_eq!(bytes_at(layout, image, hello + 3, 3), b"lo\0");
     });
 }
+
+#[test]
+fn ctors_join_init_array_by_priority_and_reversed() {
+    let mut o = Builder::new();
+    let text = o.section(".text", SectionKind::Text, &[0xc3; 48], 16);
+    o.define("_start", text, 0);
+    let mut function = |name: &str, at: u64| o.define(name, text, at);
+    let (f0, f1, f2, p100, p200) = (
+        function("f0", 8),
+        function("f1", 16),
+        function("f2", 24),
+        function("p100", 32),
+        function("p200", 40),
+    );
+    let array = |o: &mut Builder, name: &str, sh_type: u32, targets: &[SymbolId]| {
+        let id = o.section(
+            name,
+            SectionKind::Elf(sh_type),
+            &vec![0; 8 * targets.len()],
+            8,
+        );
+        o.0.section_mut(id).flags = SectionFlags::Elf {
+            sh_flags: u64::from(elf::SHF_ALLOC | elf::SHF_WRITE),
+        };
+        for (i, &t) in targets.iter().enumerate() {
+            o.reloc(id, 8 * i as u64, t, elf::R_X86_64_64, 0);
+        }
+    };
+    array(&mut o, ".init_array", elf::SHT_INIT_ARRAY, &[f0]);
+    array(&mut o, ".ctors", elf::SHT_PROGBITS, &[f1, f2]);
+    array(&mut o, ".ctors.65435", elf::SHT_PROGBITS, &[p100]);
+    array(&mut o, ".init_array.00200", elf::SHT_INIT_ARRAY, &[p200]);
+
+    let mut crt = Builder::new();
+    let crt_text = crt.section(".text", SectionKind::Text, &[0xc3], 1);
+    let sentinel = crt.define("crt_sentinel", crt_text, 0);
+    array(&mut crt, ".ctors", elf::SHT_PROGBITS, &[sentinel]);
+
+    let inputs = [
+        ("main.o", o.bytes()),
+        ("/usr/lib/gcc/crtbegin.o", crt.bytes()),
+    ];
+    with_link(&inputs, None, |layout, image| {
+        let init = layout
+            .sections
+            .iter()
+            .find(|s| s.name == b".init_array")
+            .unwrap();
+        let entries: Vec<u64> = (0..init.size / 8)
+            .map(|i| read_u64(layout, image, init.addr + 8 * i))
+            .collect();
+        let expected: Vec<u64> = ["p100", "p200", "f0", "f2", "f1"]
+            .iter()
+            .map(|n| symbol(layout, n))
+            .collect();
+        assert_eq!(entries, expected);
+        let ctors = layout
+            .sections
+            .iter()
+            .find(|s| s.name == b".ctors")
+            .unwrap();
+        assert_eq!(
+            read_u64(layout, image, ctors.addr),
+            symbol(layout, "crt_sentinel")
+        );
+    });
+}
