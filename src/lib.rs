@@ -5,6 +5,12 @@
 
 pub mod budget;
 pub mod build;
+mod image;
 pub mod pipeline;
 pub mod report;
 pub mod run;
+
+pub use image::{Image, ImageError, Linked};
+/// The manifest model, so build scripts need no second dependency to name profiles and
+/// architectures.
+pub use uniklink_config as config;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod progress;
 
 fn main() -> ExitCode {
     // Cargo runs an external subcommand as `cargo-uniklink uniklink ARGS...`; strip the
@@ -15,6 +16,8 @@ fn main() -> ExitCode {
         args.remove(1);
     }
     let cli = cli::Cli::parse_from(args);
+    let output = cli.output();
+    progress::install(output.verbose, output.quiet, output.color);
     match cli.run() {
         Ok(code) => code,
         Err(report) => {

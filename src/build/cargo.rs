@@ -12,8 +12,9 @@ use cargo_metadata::{Message, Metadata, MetadataCommand};
 use super::BuildError;
 
 /// Which cargo profile the app is built with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CargoProfile {
+    #[default]
     Dev,
     Release,
 }
@@ -162,6 +163,7 @@ pub fn build_staticlib(
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
 
     let command_line = command_line(&cmd);
+    tracing::info!("running {command_line}");
     let mut child = cmd.spawn().map_err(|source| BuildError::CargoSpawn {
         command: command_line.clone(),
         source,

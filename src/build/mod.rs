@@ -21,13 +21,19 @@ pub use cargo::CargoProfile;
 pub use report::BuildReport;
 
 /// What `build` is asked for besides the manifest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// The manifest target to build; the manifest's first target when `None`.
     pub arch: Option<Arch>,
     pub profile: CargoProfile,
     /// Passed to the inner `cargo build` as given (`--locked`, `--features`, ...).
     pub cargo_args: Vec<OsString>,
+    /// Replaces the target directory `cargo metadata` reports for the app, as cargo's own
+    /// `--target-dir` does.
+    pub target_dir: Option<PathBuf>,
+    /// Objects and archives linked beside the app's static library, such as the C archive a
+    /// build script compiled.
+    pub objects: Vec<PathBuf>,
 }
 
 /// Where `build` writes for one target.
@@ -154,6 +160,11 @@ pub fn image_paths(manifest: &Manifest, arch: Arch) -> Result<ImagePaths, BuildE
     ))
 }
 
+/// Where `build` puts them when the target directory is `target_dir` (`--target-dir`).
+pub fn image_paths_under(manifest: &Manifest, arch: Arch, target_dir: &Path) -> ImagePaths {
+    paths_in(&target_dir.join("uniklink"), &manifest.name, arch)
+}
+
 fn paths_in(dir: &Path, name: &str, arch: Arch) -> ImagePaths {
     ImagePaths {
         image: dir.join(format!("{name}-{arch}.elf")),
@@ -209,7 +220,11 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                     .to_owned(),
             };
             let cargo_toml = path.join("Cargo.toml");
-            let metadata = cargo::metadata(&cargo_toml, arch.target_triple())?;
+            let metadata = {
+                let _step = tracing::info_span!("step", name = "resolving the app's dependencies")
+                    .entered();
+                cargo::metadata(&cargo_toml, arch.target_triple())?
+            };
             if !metadata.packages.iter().any(|p| *p.name == **package) {
                 return Err(BuildError::NoPackage {
                     manifest: cargo_toml,
@@ -222,7 +237,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                         .join(", "),
                 });
             }
-            let dir = metadata.target_directory.as_std_path().join("uniklink");
+            let dir = match &opts.target_dir {
+                Some(target_dir) => target_dir.join("uniklink"),
+                None => metadata.target_directory.as_std_path().join("uniklink"),
+            };
             // Our own target directory: the flags we force would otherwise invalidate the
             // user's `cargo build` artifacts and theirs ours, rebuilding at every switch.
             let inner_target_dir = dir.join("cargo");
@@ -241,7 +259,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
             (dir, staticlibs, entry, weave)
         }
         App::Prebuilt { objects, entry } => (
-            manifest_dir(manifest).join("target").join("uniklink"),
+            opts.target_dir
+                .clone()
+                .unwrap_or_else(|| manifest_dir(manifest).join("target"))
+                .join("uniklink"),
             objects.clone(),
             entry.clone(),
             None,
@@ -253,6 +274,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         source,
     })?;
     let paths = paths_in(&dir, &manifest.name, arch);
+    let inputs = inputs
+        .into_iter()
+        .chain(opts.objects.iter().cloned())
+        .collect();
     let link_opts = LinkOptions {
         entry,
         keep: config.keep.clone(),
@@ -261,6 +286,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         weave,
         ..LinkOptions::new(inputs, paths.image.clone())
     };
+    let link_step = tracing::info_span!("step", name = "linking").entered();
     let link = pipeline::link(&link_opts).map_err(|source| BuildError::Link {
         name: manifest.name.clone(),
         arch,
@@ -274,6 +300,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         .len();
     let report = BuildReport::new(&config, target, &link_opts, &link, image_size);
     report.write(&paths.report)?;
+    drop(link_step);
     Ok(Built {
         target,
         paths,

@@ -1,29 +1,30 @@
 //! `cargo uniklink build`: build the manifest's app and link the bootable image.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use uniklink::build::{self, BuildOptions, CargoProfile};
-use uniklink_config::{Arch, Manifest};
+use miette::IntoDiagnostic;
+use serde::Serialize;
+use uniklink::build::{self, BuildOptions, Built};
+use uniklink_config::Arch;
+
+use super::cargo_args::{CargoBuildArgs, ManifestArgs, MessageFormat, OutputArgs};
 
 /// Build the app for the manifest's target and link it into a bootable image.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// The manifest.
-    #[arg(
-        short = 'm',
-        long = "manifest",
-        value_name = "FILE",
-        default_value = "uniklink.yaml"
-    )]
-    manifest: PathBuf,
-    /// Build the app with cargo's release profile.
-    #[arg(long, short = 'r')]
-    release: bool,
+    #[command(flatten)]
+    manifest: ManifestArgs,
     /// Which of the manifest's architectures to build; the first one listed by default.
     #[arg(long, value_name = "ARCH", value_parser = parse_arch)]
     arch: Option<Arch>,
+    /// Print one JSON object per image built on stdout (`"reason": "image-built"`).
+    #[arg(long, value_name = "FMT", value_enum, default_value_t)]
+    message_format: MessageFormat,
+    #[command(flatten)]
+    cargo: CargoBuildArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Arguments for the inner `cargo build` (`--locked`, `--features F`, ...), after `--`.
     #[arg(last = true, value_name = "CARGO-ARGS")]
     cargo_args: Vec<OsString>,
@@ -37,28 +38,37 @@ pub fn parse_arch(s: &str) -> Result<Arch, String> {
 }
 
 pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
-    let manifest = Manifest::load(&args.manifest).map_err(miette::Report::new)?;
+    let manifest = args.manifest.load()?;
+    let mut cargo_args = args.cargo.to_cargo(&args.output);
+    cargo_args.extend(args.cargo_args);
     let opts = BuildOptions {
         arch: args.arch,
-        profile: if args.release {
-            CargoProfile::Release
-        } else {
-            CargoProfile::Dev
-        },
-        cargo_args: args.cargo_args,
+        profile: args.cargo.cargo_profile(),
+        cargo_args,
+        target_dir: args.manifest.target_dir.clone(),
+        objects: Vec::new(),
     };
     let built = build::build(&manifest, &opts).map_err(|e| miette::miette!("{}", chain(&e)))?;
     let report = &built.report;
-    eprintln!(
-        "uniklink: built {} ({} bytes, {} of {} input sections kept) for {} on {}",
-        built.paths.image.display(),
-        report.image_size,
-        report.kept_sections.len(),
-        report.kept_sections.len() + report.dropped_sections.len(),
-        report.arch,
-        report.platform,
-    );
-    eprintln!("uniklink: report {}", built.paths.report.display());
+    match args.message_format {
+        MessageFormat::Json => println!(
+            "{}",
+            serde_json::to_string(&ImageBuilt::new(&built).into_diagnostic()?).into_diagnostic()?
+        ),
+        MessageFormat::Human if !args.output.quiet => {
+            eprintln!(
+                "uniklink: built {} ({} bytes, {} of {} input sections kept) for {} on {}",
+                built.paths.image.display(),
+                report.image_size,
+                report.kept_sections.len(),
+                report.kept_sections.len() + report.dropped_sections.len(),
+                report.arch,
+                report.platform,
+            );
+            eprintln!("uniklink: report {}", built.paths.report.display());
+        }
+        MessageFormat::Human => {}
+    }
     // The image and report stay, so `cargo uniklink report` can show what to cut.
     uniklink::budget::check_image_size(&manifest.budgets, &built.paths.image, report.image_size)
         .map_err(|e| {
@@ -68,6 +78,46 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
             )
         })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--message-format json`: what was built, where, and how big.
+#[derive(Debug, Serialize)]
+struct ImageBuilt<'a> {
+    reason: &'static str,
+    name: &'a str,
+    arch: &'a str,
+    platform: &'a str,
+    image: &'a std::path::Path,
+    report: &'a std::path::Path,
+    build_id: Option<&'a str>,
+    /// The image file's size.
+    image_size: u64,
+    /// The loaded memory: the sum of the PT_LOAD segments' sizes.
+    loadable_size: u64,
+    /// The output sections: name, address, size.
+    sections: serde_json::Value,
+    kept_sections: usize,
+    dropped_sections: usize,
+}
+
+impl<'a> ImageBuilt<'a> {
+    fn new(built: &'a Built) -> serde_json::Result<Self> {
+        let report = &built.report;
+        Ok(ImageBuilt {
+            reason: "image-built",
+            name: &report.name,
+            arch: &report.arch,
+            platform: &report.platform,
+            image: &built.paths.image,
+            report: &built.paths.report,
+            build_id: report.build_id.as_deref(),
+            image_size: report.image_size,
+            loadable_size: report.sizes.loadable_size,
+            sections: serde_json::to_value(&report.output_sections)?,
+            kept_sections: report.kept_sections.len(),
+            dropped_sections: report.dropped_sections.len(),
+        })
+    }
 }
 
 /// The error and its causes on one line each, the way `link` errors read.

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod build;
+mod cargo_args;
 mod check;
 mod config;
 mod diff;
 mod link;
+mod new;
 mod report;
 mod run;
 mod schema;
@@ -29,7 +31,9 @@ enum Command {
     Check(check::CheckArgs),
     Config(config::ConfigArgs),
     Diff(diff::DiffArgs),
+    Init(new::InitArgs),
     Link(link::LinkArgs),
+    New(new::NewArgs),
     Report(report::ReportArgs),
     Run(run::RunArgs),
     Schema(schema::SchemaArgs),
@@ -37,13 +41,25 @@ enum Command {
 }
 
 impl Cli {
+    /// The verbosity and colour the command asked for; commands without those flags log
+    /// warnings only.
+    pub fn output(&self) -> cargo_args::OutputArgs {
+        match &self.command {
+            Command::Build(args) => args.output.clone(),
+            Command::Run(args) => args.output.clone(),
+            _ => cargo_args::OutputArgs::default(),
+        }
+    }
+
     pub fn run(self) -> miette::Result<ExitCode> {
         match self.command {
             Command::Build(args) => build::run(args),
             Command::Check(args) => check::run(args),
             Command::Config(args) => config::run(args),
             Command::Diff(args) => diff::run(args),
+            Command::Init(args) => new::run_init(args),
             Command::Link(args) => link::run(args),
+            Command::New(args) => new::run_new(args),
             Command::Report(args) => report::run(args),
             Command::Run(args) => run::run(args),
             Command::Schema(args) => schema::run(args),

@@ -15,6 +15,8 @@ use uniklink::build;
 use uniklink::run::{self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions};
 use uniklink_config::{ByteSize, Manifest};
 
+use super::cargo_args::{ManifestArgs, MessageFormat, OutputArgs};
+
 /// Exit status when the timeout killed QEMU, as timeout(1) uses.
 const EXIT_TIMEOUT: u8 = 124;
 /// Exit status when Ctrl-C killed QEMU, as a shell reports death by SIGINT.
@@ -23,15 +25,16 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// Boot an image in QEMU, stream its serial console and exit with the guest's exit code.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The image to boot (an ELF file; its architecture picks the QEMU binary).
-    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    /// The image to boot (an ELF file; its architecture picks the QEMU binary). Without it,
+    /// what `cargo uniklink build` built from the manifest boots, with the manifest's
+    /// platform, memory, command line and port forwards.
+    #[arg(conflicts_with_all = ["manifest", "manifest_path", "package", "target_dir"])]
     image: Option<PathBuf>,
-    /// Boot what `cargo uniklink build -m FILE` built, with the manifest's platform, memory,
-    /// command line and port forwards.
-    #[arg(short = 'm', long = "manifest", value_name = "FILE")]
-    manifest: Option<PathBuf>,
-    /// With -m: which of the manifest's architectures to boot (default: the first listed).
-    #[arg(long, requires = "manifest", value_name = "ARCH", value_parser = super::build::parse_arch)]
+    #[command(flatten)]
+    manifest: ManifestArgs,
+    /// Without IMAGE: which of the manifest's architectures to boot (default: the first
+    /// listed).
+    #[arg(long, conflicts_with = "image", value_name = "ARCH", value_parser = super::build::parse_arch)]
     arch: Option<Arch>,
     /// Machine to boot on: qemu-microvm or qemu-q35 (x86_64), qemu-virt (aarch64).
     /// Default: the manifest's, else qemu-microvm for x86_64 and qemu-virt for aarch64.
@@ -53,6 +56,11 @@ pub struct RunArgs {
     /// Print one JSON object with the outcome and times on stdout; the console goes to stderr.
     #[arg(long)]
     json: bool,
+    /// Output format; `json` is the same as `--json`.
+    #[arg(long, value_name = "FMT", value_enum, default_value_t)]
+    message_format: MessageFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Extra arguments for QEMU, after `--`.
     #[arg(last = true, value_name = "QEMU-ARGS")]
     qemu_args: Vec<OsString>,
@@ -95,8 +103,8 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 /// Options from the manifest and what it built, or from the image alone.
-fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
-    let Some(manifest_path) = &args.manifest else {
+fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<RunOptions> {
+    let Some(manifest) = manifest else {
         let image = args
             .image
             .clone()
@@ -104,16 +112,13 @@ fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
         let info = run::inspect(&image).into_diagnostic()?;
         return Ok(RunOptions::new(image, info.arch));
     };
-    let manifest = Manifest::load(manifest_path)?;
-    let target = build::select_target(&manifest, args.arch).into_diagnostic()?;
-    let image = build::image_paths(&manifest, target.arch)
-        .into_diagnostic()?
-        .image;
+    let target = build::select_target(manifest, args.arch).into_diagnostic()?;
+    let image = args.manifest.image_paths(manifest, target.arch)?.image;
     if !image.is_file() {
         return Err(miette!(
             help = format!(
                 "build it first: cargo uniklink build -m {} --arch {}",
-                manifest_path.display(),
+                manifest.path.display(),
                 target.arch
             ),
             "no image for {} at {}",
@@ -125,7 +130,12 @@ fn base_options(args: &RunArgs) -> miette::Result<RunOptions> {
 }
 
 pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
-    let mut opts = base_options(&args)?;
+    let manifest = match args.image {
+        Some(_) => None,
+        None => Some(args.manifest.load()?),
+    };
+    let json = args.json || args.message_format == MessageFormat::Json;
+    let mut opts = base_options(&args, manifest.as_ref())?;
     if let Some(platform) = args.platform {
         opts.platform = platform;
     }
@@ -138,7 +148,7 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     opts.accel = args.accel;
     opts.timeout = args.timeout;
     opts.extra_args = args.qemu_args;
-    opts.console = if args.json {
+    opts.console = if json {
         ConsoleSink::Stderr
     } else {
         ConsoleSink::Stdout
@@ -157,24 +167,24 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     if outcome.interrupted {
         eprintln!("uniklink: interrupted, QEMU killed");
     }
-    eprintln!("uniklink: boot: {}", summary(&outcome));
+    if !args.output.quiet {
+        eprintln!("uniklink: boot: {}", summary(&outcome));
+    }
     let status = exit_status(&outcome);
-    if args.json {
+    if json {
         let report = JsonReport::new(&opts, &outcome, status);
         println!("{}", serde_json::to_string(&report).into_diagnostic()?);
     }
     // Budgets come with a manifest; an image named on the command line boots unchecked. A
     // guest that failed keeps its own exit status.
-    if let Some(manifest) = &args.manifest {
-        let budgets = Manifest::load(manifest)?.budgets;
-        if let Err(e) =
-            uniklink::budget::check_boot_time(&budgets, &opts.image, outcome.times.ready)
-        {
-            if status == 0 {
-                return Err(miette!("{e}"));
-            }
-            eprintln!("uniklink: {e}");
+    if let Some(manifest) = &manifest
+        && let Err(e) =
+            uniklink::budget::check_boot_time(&manifest.budgets, &opts.image, outcome.times.ready)
+    {
+        if status == 0 {
+            return Err(miette!("{e}"));
         }
+        eprintln!("uniklink: {e}");
     }
     Ok(ExitCode::from(status))
 }
