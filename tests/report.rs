@@ -67,16 +67,30 @@ fn work_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// The C compiler for an architecture of the manifest.
+fn cc(arch: &str) -> &'static str {
+    match arch {
+        "x86_64" => "gcc",
+        "aarch64" => "aarch64-linux-gnu-gcc",
+        _ => panic!("no C compiler for {arch}"),
+    }
+}
+
 /// Compiles `fixtures/report/<name>/<name>.c` into `dir/<name>.o`.
 fn compile(name: &str, dir: &Path, defines: &[&str]) -> PathBuf {
+    compile_for("x86_64", name, dir, defines)
+}
+
+fn compile_for(arch: &str, name: &str, dir: &Path, defines: &[&str]) -> PathBuf {
     let object = dir.join(format!("{name}.o"));
-    let status = Command::new("gcc")
+    let status = Command::new(cc(arch))
         .args([
             "-c",
             "-O1",
             "-ffunction-sections",
             "-fdata-sections",
             "-fno-asynchronous-unwind-tables",
+            "-fno-unwind-tables",
             "-fno-pic",
             "-fno-stack-protector",
         ])
@@ -92,9 +106,13 @@ fn compile(name: &str, dir: &Path, defines: &[&str]) -> PathBuf {
 
 /// A manifest linking `dir/<name>.o` as a prebuilt app, with `extra` appended.
 fn manifest(name: &str, dir: &Path, entry: &str, extra: &str) -> PathBuf {
+    manifest_on("x86_64", name, dir, entry, extra)
+}
+
+fn manifest_on(arch: &str, name: &str, dir: &Path, entry: &str, extra: &str) -> PathBuf {
     let path = dir.join("uniklink.yaml");
     let text = format!(
-        "name: {name}\napp:\n  objects: [{name}.o]\n  entry: {entry}\narch: [x86_64]\n{extra}"
+        "name: {name}\napp:\n  objects: [{name}.o]\n  entry: {entry}\narch: [{arch}]\n{extra}"
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -115,10 +133,14 @@ fn build_ok(manifest: &Path) {
 
 /// Where `build` put the image and report of a prebuilt app in `dir`.
 fn outputs(name: &str, dir: &Path) -> (PathBuf, PathBuf) {
+    outputs_on("x86_64", name, dir)
+}
+
+fn outputs_on(arch: &str, name: &str, dir: &Path) -> (PathBuf, PathBuf) {
     let out = dir.join("target/uniklink");
     (
-        out.join(format!("{name}-x86_64.elf")),
-        out.join(format!("{name}-x86_64.json")),
+        out.join(format!("{name}-{arch}.elf")),
+        out.join(format!("{name}-{arch}.json")),
     )
 }
 
@@ -186,18 +208,31 @@ fn assert_adds_up(sizes: &SizeReport, image: &Path) {
 
 /// Builds the graph fixture in `dir` and returns its report and object.
 fn graph_build(dir: &Path, defines: &[&str], extra: &str) -> (SavedReport, PathBuf) {
+    graph_build_on("x86_64", dir, defines, extra)
+}
+
+fn graph_build_on(arch: &str, dir: &Path, defines: &[&str], extra: &str) -> (SavedReport, PathBuf) {
     let expect = expect("graph");
-    let object = compile("graph", dir, defines);
-    build_ok(&manifest("graph", dir, &expect.entry, extra));
-    let (_, report) = outputs("graph", dir);
+    let object = compile_for(arch, "graph", dir, defines);
+    build_ok(&manifest_on(arch, "graph", dir, &expect.entry, extra));
+    let (_, report) = outputs_on(arch, "graph", dir);
     (SavedReport::load(&report).unwrap(), object)
 }
 
 #[test]
 fn retained_sizes_and_dominators_match_the_known_graph() {
+    known_graph("x86_64");
+}
+
+#[test]
+fn retained_sizes_and_dominators_match_the_known_graph_on_aarch64() {
+    known_graph("aarch64");
+}
+
+fn known_graph(arch: &str) {
     let expect = expect("graph");
-    let dir = work_dir("dominators");
-    let (saved, object) = graph_build(&dir, &[], "");
+    let dir = work_dir(&format!("dominators-{arch}"));
+    let (saved, object) = graph_build_on(arch, &dir, &[], "");
     let sizes = &saved.sizes;
     let shallow = object_sizes(&object);
 
@@ -240,7 +275,7 @@ fn retained_sizes_and_dominators_match_the_known_graph() {
     let all: u64 = expect.kept.iter().map(|k| shallow[k]).sum();
     assert_eq!((app.size, app.retained), (all, all));
     assert!(sizes.components.is_empty(), "no weaving, no components");
-    assert_adds_up(sizes, &outputs("graph", &dir).0);
+    assert_adds_up(sizes, &outputs_on(arch, "graph", &dir).0);
 }
 
 #[test]
