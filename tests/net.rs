@@ -615,3 +615,60 @@ fn the_component_file_matches_the_parameters_the_code_reads() {
     assert_eq!(value("max_sockets"), 128);
     assert_eq!(value("rx_ring_size"), 256, "the network profile's default");
 }
+
+/// The woven image: `net` is live because the app reaches it, its init runs from the glue,
+/// and the manifest's parameter overrides are the bytes the component reads.
+#[test]
+fn the_woven_image_carries_the_manifests_net_parameters() {
+    build_httpd();
+    let dir = Path::new(ROOT).join("fixtures/apps/httpd/target/uniklink");
+    let bytes = std::fs::read(dir.join("httpd-x86_64.elf")).expect("the image");
+    let elf = goblin::elf::Elf::parse(&bytes).expect("an ELF image");
+    let param = |name: &str| -> u32 {
+        let symbol = format!("__uniklink_param_net_{name}");
+        let sym = elf
+            .syms
+            .iter()
+            .find(|s| elf.strtab.get_at(s.st_name) == Some(symbol.as_str()))
+            .unwrap_or_else(|| panic!("{symbol} in the image"));
+        assert_eq!(
+            sym.st_bind(),
+            goblin::elf::sym::STB_GLOBAL,
+            "{symbol} comes from the glue, not the weak default"
+        );
+        let header = elf
+            .program_headers
+            .iter()
+            .find(|ph| {
+                ph.p_type == goblin::elf::program_header::PT_LOAD
+                    && (ph.p_vaddr..ph.p_vaddr + ph.p_filesz).contains(&sym.st_value)
+            })
+            .expect("the parameter is in a loaded segment");
+        let at = (header.p_offset + sym.st_value - header.p_vaddr) as usize;
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    };
+    assert_eq!(param("max_sockets"), 128);
+    assert_eq!(param("socket_rx_buffer"), 128 * 1024);
+    assert_eq!(param("tcp_window"), 128 * 1024);
+    assert_eq!(param("socket_tx_buffer"), 64 * 1024, "network profile");
+    assert_eq!(param("rx_ring_size"), 256, "network profile");
+
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("httpd-x86_64.json")).expect("the build report"),
+    )
+    .expect("the report is JSON");
+    let net = report["weave"]["components"]
+        .as_array()
+        .expect("weave.components")
+        .iter()
+        .find(|c| c["name"] == "net")
+        .expect("net in the weave report");
+    assert_eq!(net["live"], true, "{net}");
+    assert_eq!(net["init"], "unik_net_init", "{net}");
+    assert!(
+        report["weave"]["init_order"]
+            .as_array()
+            .is_some_and(|order| order.iter().any(|i| i == "unik_net_init")),
+        "{report:#}"
+    );
+}
