@@ -51,6 +51,9 @@ fn code(name: &str) -> String {
     format!("`{}`", name.replace('`', "'").replace('|', "\\|"))
 }
 
+const LEGEND: &str = "Shallow: bytes in the loaded image. Retained: those plus the bytes \
+                      reachable only through it, which would leave the image with it.";
+
 /// The line both formats end their size table with; CI summaries grep for it.
 pub fn totals_line(t: &Table, format: Format) -> String {
     let total = match format {
@@ -80,7 +83,7 @@ pub fn report(r: &SizeReport, t: &Table, by: By, title: &str, format: Format) ->
     let retained_pct = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| percent(v, whole));
     match format {
         Format::Markdown => {
-            let _ = writeln!(out, "### {title}\n");
+            let _ = writeln!(out, "### {title}\n\n{LEGEND}\n");
             let _ = writeln!(
                 out,
                 "| Shallow | % | Retained | % | {} | Owner / section |",
@@ -127,7 +130,7 @@ pub fn report(r: &SizeReport, t: &Table, by: By, title: &str, format: Format) ->
             let _ = writeln!(out, "\n{}", totals_line(t, format));
         }
         Format::Table => {
-            let _ = writeln!(out, "{title}\n");
+            let _ = writeln!(out, "{title}\n{LEGEND}\n");
             let _ = writeln!(
                 out,
                 "{:>14} {:>6} {:>14} {:>6}  {}",
