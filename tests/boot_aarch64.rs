@@ -309,3 +309,100 @@ fn verbose_boot_shows_the_device_tree_memory_and_the_generic_timer() {
         "the generic timer's frequency:\n{stdout}"
     );
 }
+
+/// A host port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+/// Stops the runner (and with it QEMU) however the test ends.
+struct Guest(std::process::Child);
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn httpd_serves_over_virtio_mmio_found_in_the_device_tree() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let port = free_port();
+    let httpd = std::fs::read_to_string(Path::new(ROOT).join("manifests/httpd.yaml")).unwrap();
+    let text = httpd
+        .replace("arch: x86_64", "arch: aarch64")
+        .replace("platform: qemu-microvm", "platform: qemu-virt")
+        .replace("\"8080:8080\"", &format!("\"{port}:8080\""))
+        .replace("name: httpd", "name: boot-a64-httpd")
+        .replace(
+            "path: ../fixtures/apps/httpd",
+            &format!("path: {ROOT}/fixtures/apps/httpd"),
+        );
+    assert!(
+        text.contains("arch: aarch64") && text.contains("qemu-virt"),
+        "{text}"
+    );
+    let dir = Path::new(ROOT).join("target/boot-tests-aarch64");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("httpd.yaml");
+    std::fs::write(&manifest, text).unwrap();
+    let out = uniklink()
+        .args(["build", "--release", "-m"])
+        .arg(&manifest)
+        .args(["--", "--locked"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut guest = Guest(
+        uniklink()
+            .args(["run", "--accel", "tcg", "--timeout", "300", "-m"])
+            .arg(&manifest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The console until the server listens; a guest that dies first ends the stream.
+    let mut console = Vec::new();
+    for line in BufReader::new(guest.0.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let listening = line.starts_with("httpd: listening on :8080");
+        console.push(line);
+        if listening {
+            break;
+        }
+    }
+    assert!(
+        console.iter().any(|l| l.starts_with("httpd: listening")),
+        "the guest never listened: {console:#?}"
+    );
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("Hello from a uniklink unikernel"),
+        "{response}"
+    );
+}

@@ -101,11 +101,17 @@ pub(crate) fn block_on<T>(
 impl Stack {
     fn new() -> Result<Stack, Error> {
         let params = Params::get();
-        // SAFETY: the command line's virtio_mmio entries come from the machine, and the PC's
-        // PCI configuration ports belong to its host bridge.
-        let transport =
-            unsafe { unik_virtio::find(DeviceType::Network, unik_rt::cmdline::command_line()) }
-                .ok_or(Error::NoDevice)?;
+        // SAFETY: the device tree's virtio-mmio windows and the command line's virtio_mmio
+        // entries come from the machine, and the PC's PCI configuration ports belong to its
+        // host bridge.
+        let transport = unsafe {
+            unik_virtio::find(
+                DeviceType::Network,
+                unik_rt::devicetree::virtio_mmio(),
+                unik_rt::cmdline::command_line(),
+            )
+        }
+        .ok_or(Error::NoDevice)?;
         let started = time::now();
         let mut nic = Nic::new(transport, params.rx_ring_size, params.tx_ring_size)?;
         let mac = nic.mac();

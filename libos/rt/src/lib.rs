@@ -15,6 +15,7 @@ compile_error!("unik-rt runs on x86_64-unknown-none and aarch64-unknown-none onl
 mod arch;
 pub mod cmdline;
 pub mod console;
+pub mod devicetree;
 pub mod exit;
 mod heap;
 mod panic;

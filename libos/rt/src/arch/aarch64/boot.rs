@@ -24,7 +24,7 @@ use crate::start::{self, BootInfo, MAX_REGIONS};
 use crate::time::Instant;
 
 const PAGE_SIZE: usize = 4096;
-const STACK_SIZE: usize = 128 * 1024;
+const STACK_SIZE: usize = 256 * 1024;
 /// Loaded segments the mapping distinguishes; uniklink writes four (headers, code,
 /// read-only data, data), GNU ld as many.
 const MAX_SEGMENTS: usize = 8;
@@ -123,6 +123,10 @@ extern "C" fn virt_entry(device_tree: u64, entry_ticks: u64) -> ! {
         device_tree
     };
     let tree = device_tree_at(address);
+    // SAFETY: the range was just parsed as the tree, and the heap never gets it.
+    crate::devicetree::set(unsafe {
+        slice::from_raw_parts(address as *const u8, tree.size())
+    });
     if let Some(conduit) = tree.psci() {
         power::set_psci(conduit);
     }
