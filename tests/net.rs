@@ -550,6 +550,24 @@ fn a_one_megabyte_header_gets_an_error_or_a_close() {
 }
 
 #[test]
+fn a_client_that_never_reads_does_not_hold_up_others() {
+    let server = Server::boot();
+    let mut greedy = server.connect();
+    // Far more responses than the socket buffers hold, none of them read.
+    let pipelined = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(2000);
+    let mut writer = greedy.stream().try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let _ = writer.write_all(pipelined.as_bytes());
+    });
+    for _ in 0..10 {
+        assert_serves_the_page(server.port);
+    }
+    let _ = greedy.stream().shutdown(Shutdown::Both);
+    sender.join().unwrap();
+    assert_serves_the_page(server.port);
+}
+
+#[test]
 fn a_request_that_never_finishes_is_timed_out() {
     let server = Server::boot();
     let mut slow = server.connect();

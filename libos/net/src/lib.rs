@@ -38,6 +38,8 @@ pub enum Error {
     ConnectionReset,
     /// Every socket the `max_sockets` parameter allows is in use.
     TooManySockets,
+    /// The heap has no room for another socket's buffers.
+    OutOfMemory,
     /// The port is taken, or 0.
     AddrInUse,
     /// The destination cannot be reached (no address yet, no route) or the datagram is larger
@@ -53,6 +55,7 @@ impl fmt::Display for Error {
             Error::TimedOut => "timed out",
             Error::ConnectionReset => "connection reset",
             Error::TooManySockets => "too many sockets",
+            Error::OutOfMemory => "out of memory for socket buffers",
             Error::AddrInUse => "address in use",
             Error::Unreachable => "unreachable",
         })

@@ -227,8 +227,8 @@ impl Stack {
             .max(1);
         let tx = self.params.socket_tx_buffer.max(1);
         let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; rx]),
-            tcp::SocketBuffer::new(vec![0; tx]),
+            tcp::SocketBuffer::new(zeroed(rx)?),
+            tcp::SocketBuffer::new(zeroed(tx)?),
         );
         socket.set_nagle_enabled(false);
         self.open += 1;
@@ -300,6 +300,17 @@ impl Stack {
             }
         }
     }
+}
+
+/// A zeroed buffer, or `OutOfMemory` instead of the allocator's panic: a server under load
+/// refuses a connection rather than dying.
+pub(crate) fn zeroed(len: usize) -> Result<Vec<u8>, Error> {
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory)?;
+    buffer.resize(len, 0);
+    Ok(buffer)
 }
 
 /// The fallback address from the command line: `uniklink.net.ip=10.0.2.15/24` and optionally

@@ -31,11 +31,11 @@ impl UdpSocket {
             let mut socket = udp::Socket::new(
                 udp::PacketBuffer::new(
                     vec![udp::PacketMetadata::EMPTY; DATAGRAMS],
-                    vec![0; stack.params.socket_rx_buffer.max(1)],
+                    stack::zeroed(stack.params.socket_rx_buffer.max(1))?,
                 ),
                 udp::PacketBuffer::new(
                     vec![udp::PacketMetadata::EMPTY; DATAGRAMS],
-                    vec![0; stack.params.socket_tx_buffer.max(1)],
+                    stack::zeroed(stack.params.socket_tx_buffer.max(1))?,
                 ),
             );
             socket.bind(port).map_err(|_| Error::AddrInUse)?;
