@@ -466,29 +466,11 @@ fn forbidden_component_that_is_reached_is_an_error() {
     );
 }
 
-/// With the real library OS: an app that links the socket API (`unik`'s `net` feature, whose
-/// init is registered in `.init_array`) but never opens a socket. Built by `cargo uniklink
-/// build`, its image has no net code (by the report and by its symbols), prints the weave
-/// decisions in verbose mode and still boots; linked conventionally, the same archive keeps
-/// all of net.
-#[test]
-fn real_libos_app_without_sockets_boots_without_net() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/weave-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = dir.join("unused_net.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "name: weave-unused-net\napp:\n  package: unused_net\n  path: {}\narch: [x86_64]\n\
-             memory: 64MiB\ncmdline: uniklink.verbose\n",
-            fixture_dir().join("unused_net").display()
-        ),
-    )
-    .unwrap();
-    let uniklink = || Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"));
-    let built = uniklink()
+/// `cargo uniklink build --release -m MANIFEST`; returns the JSON build report.
+fn cargo_uniklink_build(manifest: &Path) -> serde_json::Value {
+    let built = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"))
         .args(["build", "--release", "-m"])
-        .arg(&manifest)
+        .arg(manifest)
         .args(["--", "--locked"])
         .output()
         .unwrap();
@@ -499,16 +481,102 @@ fn real_libos_app_without_sockets_boots_without_net() {
         .find_map(|l| l.strip_prefix("uniklink: report "))
         .map(PathBuf::from)
         .unwrap_or_else(|| panic!("no report path in:\n{stderr}"));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap()
+}
+
+fn component<'r>(weave: &'r serde_json::Value, name: &str) -> &'r serde_json::Value {
+    weave["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {weave}"))
+}
+
+fn weave_tests_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/weave-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The real library OS's net component under two profiles (and a manifest override): the
+/// values in the report and the bytes in the image follow them.
+#[test]
+fn real_libos_profiles_change_net_parameters() {
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/apps/httpd");
+    for (profile, rx_ring, max_sockets, override_) in [
+        ("minimal", 16u32, 2u32, ""),
+        (
+            "network",
+            256,
+            8,
+            "components:\n  params:\n    net:\n      max_sockets: 8\n",
+        ),
+    ] {
+        let manifest = weave_tests_dir().join(format!("httpd-{profile}.yaml"));
+        std::fs::write(
+            &manifest,
+            format!(
+                "name: weave-httpd-{profile}\napp:\n  package: httpd\n  path: {}\n\
+                 arch: [x86_64]\nprofile: {profile}\n{override_}",
+                app.display()
+            ),
+        )
+        .unwrap();
+        let report = cargo_uniklink_build(&manifest);
+        let net = component(&report["weave"], "net");
+        assert_eq!(net["live"], true, "{profile}: {net}");
+        assert_eq!(net["params"]["rx_ring_size"], rx_ring, "{profile}");
+        assert_eq!(net["params"]["max_sockets"], max_sockets, "{profile}");
+        assert_eq!(
+            report["weave"]["init_order"],
+            serde_json::json!(["unik_net_init"])
+        );
+
+        let image = std::fs::read(report["image"].as_str().unwrap()).unwrap();
+        let elf = goblin::elf::Elf::parse(&image).unwrap();
+        let addr = |name: &str| {
+            elf.syms
+                .iter()
+                .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+                .unwrap_or_else(|| panic!("{profile}: no {name}"))
+                .st_value
+        };
+        for (symbol, value) in [
+            ("__uniklink_param_net_rx_ring_size", rx_ring),
+            ("__uniklink_param_net_max_sockets", max_sockets),
+        ] {
+            assert_eq!(
+                image_bytes(&image, addr(symbol), 4),
+                value.to_le_bytes(),
+                "{profile}: {symbol}"
+            );
+        }
+    }
+}
+
+/// With the real library OS: an app that links the socket API (`unik`'s `net` feature, whose
+/// init is registered in `.init_array`) but never opens a socket. Built by `cargo uniklink
+/// build`, its image has no net code (by the report and by its symbols), prints the weave
+/// decisions in verbose mode and still boots; linked conventionally, the same archive keeps
+/// all of net.
+#[test]
+fn real_libos_app_without_sockets_boots_without_net() {
+    let dir = weave_tests_dir();
+    let manifest = dir.join("unused_net.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name: weave-unused-net\napp:\n  package: unused_net\n  path: {}\narch: [x86_64]\n\
+             memory: 64MiB\ncmdline: uniklink.verbose\n",
+            fixture_dir().join("unused_net").display()
+        ),
+    )
+    .unwrap();
+    let report = cargo_uniklink_build(&manifest);
     let weave = &report["weave"];
     let state = |name: &str| {
-        let c = weave["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not in {weave}"));
+        let c = component(weave, name);
         (
             c["live"].as_bool().unwrap(),
             c["reason"].as_str().unwrap().to_owned(),
@@ -556,7 +624,7 @@ fn real_libos_app_without_sockets_boots_without_net() {
     );
     assert!(image.len() < conventional_image.len());
 
-    let ran = uniklink()
+    let ran = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"))
         .args(["run", "--accel", "tcg", "--json", "--timeout", "120", "-m"])
         .arg(&manifest)
         .output()
