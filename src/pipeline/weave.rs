@@ -32,7 +32,8 @@ pub struct WeaveOptions {
     /// applied. Components missing here are neither required nor forbidden and take their
     /// profile defaults.
     pub config: Option<ResolvedConfig>,
-    /// Dependency crates of Rust components, for attribution.
+    /// Which component each Rust crate (or module path) belongs to, for attribution; `cargo
+    /// uniklink build` fills it from the app's cargo graph.
     pub crates: CrateOwners,
 }
 
