@@ -24,7 +24,8 @@ use crate::params::Params;
 
 /// How long boot waits for a DHCP lease before using the static address, if one is given.
 const DHCP_WAIT: Duration = Duration::from_secs(3);
-/// A closed socket that has not finished its goodbye by then is reset and freed.
+/// A closed socket that has not finished its goodbye by then is freed anyway; the peer's next
+/// segment then gets a reset.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 pub(crate) struct Listener {
