@@ -3,6 +3,7 @@
 //! call polls: every blocking call polls the stack until its condition holds or its deadline
 //! passes.
 
+use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
@@ -53,20 +54,22 @@ pub(crate) struct Stack {
     pub open: usize,
 }
 
-static STACK: Spinlock<Option<Result<Stack, Error>>> = Spinlock::new(None);
+/// Boxed: smoltcp's interface is some 17 KiB, which inline would sit in the image's `.data`
+/// (the `None` of this type is not all zeros, so it cannot go to `.bss`).
+static STACK: Spinlock<Option<Result<Box<Stack>, Error>>> = Spinlock::new(None);
 
 /// Brings the stack up once; later calls return at once.
 pub(crate) fn init() {
     let mut slot = STACK.lock();
     if slot.is_none() {
-        *slot = Some(Stack::new());
+        *slot = Some(Stack::new().map(Box::new));
     }
 }
 
 /// Runs `f` on the stack, bringing it up first if no init ran.
 pub(crate) fn with<T>(f: impl FnOnce(&mut Stack) -> Result<T, Error>) -> Result<T, Error> {
     let mut slot = STACK.lock();
-    let stack = slot.get_or_insert_with(Stack::new);
+    let stack = slot.get_or_insert_with(|| Stack::new().map(Box::new));
     match stack {
         Ok(stack) => f(stack),
         Err(error) => Err(*error),
