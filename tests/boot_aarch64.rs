@@ -406,3 +406,34 @@ fn httpd_serves_over_virtio_mmio_found_in_the_device_tree() {
         "{response}"
     );
 }
+
+#[test]
+fn one_build_makes_an_image_for_every_listed_architecture() {
+    let manifest = manifest_for("hello");
+    let out = uniklink()
+        .args(["build", "--release", "--message-format", "json", "-m"])
+        .arg(&manifest)
+        .args(["--", "--locked"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    let arches: Vec<_> = built.iter().map(|b| b["arch"].as_str().unwrap()).collect();
+    assert_eq!(arches, ["x86_64", "aarch64"], "in the manifest's order");
+    for (image, arch) in built.iter().zip(["x86_64", "aarch64"]) {
+        assert_eq!(image["reason"], "image-built");
+        let path = PathBuf::from(image["image"].as_str().unwrap());
+        assert_eq!(
+            path,
+            app_dir("hello").join(format!("target/uniklink/boot-a64-hello-{arch}.elf"))
+        );
+        assert!(path.is_file() && path.with_extension("json").is_file());
+    }
+}

@@ -10,12 +10,12 @@ use uniklink_config::Arch;
 
 use super::cargo_args::{CargoBuildArgs, ManifestArgs, MessageFormat, OutputArgs};
 
-/// Build the app for the manifest's target and link it into a bootable image.
+/// Build the app for the manifest's targets and link each into a bootable image.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     #[command(flatten)]
     manifest: ManifestArgs,
-    /// Which of the manifest's architectures to build; the first one listed by default.
+    /// Which of the manifest's architectures to build; all of them by default.
     #[arg(long, value_name = "ARCH", value_parser = parse_arch)]
     arch: Option<Arch>,
     /// Print one JSON object per image built on stdout (`"reason": "image-built"`).
@@ -41,42 +41,54 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
     let manifest = args.manifest.load()?;
     let mut cargo_args = args.cargo.to_cargo(&args.output);
     cargo_args.extend(args.cargo_args);
-    let opts = BuildOptions {
-        arch: args.arch,
-        profile: args.cargo.cargo_profile(),
-        cargo_args,
-        target_dir: args.manifest.target_dir.clone(),
-        objects: Vec::new(),
+    // Without --arch every architecture the manifest lists is built, in its order.
+    let arches: Vec<Arch> = match args.arch {
+        Some(arch) => vec![arch],
+        None => manifest.targets.iter().map(|t| t.arch).collect(),
     };
-    let built = build::build(&manifest, &opts).map_err(|e| miette::miette!("{}", chain(&e)))?;
-    let report = &built.report;
-    match args.message_format {
-        MessageFormat::Json => println!(
-            "{}",
-            serde_json::to_string(&ImageBuilt::new(&built).into_diagnostic()?).into_diagnostic()?
-        ),
-        MessageFormat::Human if !args.output.quiet => {
-            eprintln!(
-                "uniklink: built {} ({} bytes, {} of {} input sections kept) for {} on {}",
-                built.paths.image.display(),
-                report.image_size,
-                report.kept_sections.len(),
-                report.kept_sections.len() + report.dropped_sections.len(),
-                report.arch,
-                report.platform,
-            );
-            eprintln!("uniklink: report {}", built.paths.report.display());
+    for arch in arches {
+        let opts = BuildOptions {
+            arch: Some(arch),
+            profile: args.cargo.cargo_profile(),
+            cargo_args: cargo_args.clone(),
+            target_dir: args.manifest.target_dir.clone(),
+            objects: Vec::new(),
+        };
+        let built = build::build(&manifest, &opts).map_err(|e| miette::miette!("{}", chain(&e)))?;
+        let report = &built.report;
+        match args.message_format {
+            MessageFormat::Json => println!(
+                "{}",
+                serde_json::to_string(&ImageBuilt::new(&built).into_diagnostic()?)
+                    .into_diagnostic()?
+            ),
+            MessageFormat::Human if !args.output.quiet => {
+                eprintln!(
+                    "uniklink: built {} ({} bytes, {} of {} input sections kept) for {} on {}",
+                    built.paths.image.display(),
+                    report.image_size,
+                    report.kept_sections.len(),
+                    report.kept_sections.len() + report.dropped_sections.len(),
+                    report.arch,
+                    report.platform,
+                );
+                eprintln!("uniklink: report {}", built.paths.report.display());
+            }
+            MessageFormat::Human => {}
         }
-        MessageFormat::Human => {}
-    }
-    // The image and report stay, so `cargo uniklink report` can show what to cut.
-    uniklink::budget::check_image_size(&manifest.budgets, &built.paths.image, report.image_size)
+        // The image and report stay, so `cargo uniklink report` can show what to cut.
+        uniklink::budget::check_image_size(
+            &manifest.budgets,
+            &built.paths.image,
+            report.image_size,
+        )
         .map_err(|e| {
             miette::miette!(
                 help = "see where the bytes go: cargo uniklink report",
                 "{e}"
             )
         })?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
