@@ -15,6 +15,12 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 
+// httpd's parser is plain `alloc` code, so the host can test it directly (see `parser`).
+extern crate alloc;
+#[path = "../fixtures/apps/httpd/src/http.rs"]
+#[allow(dead_code, reason = "responses only the server's routing uses")]
+mod http;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const LISTENING: &str = "httpd: listening on :8080";
 /// How long a guest may take from launch to its listening line under TCG on a loaded machine.
@@ -689,4 +695,108 @@ fn the_woven_image_carries_the_manifests_net_parameters() {
             .is_some_and(|order| order.iter().any(|i| i == "unik_net_init")),
         "{report:#}"
     );
+}
+
+/// httpd's request parser, compiled for the host: cases the QEMU tests do not reach cheaply.
+mod parser {
+    use super::http;
+    use super::http::{Parsed, parse};
+
+    /// What parsing `input` gives, in one line: `incomplete`, `invalid <status>` or
+    /// `complete <method> <path> keep-alive|close <bytes used>`.
+    fn outcome(input: &[u8]) -> String {
+        match parse(input) {
+            Parsed::Incomplete => "incomplete".to_owned(),
+            Parsed::Invalid(response) => {
+                let head = response.head(false);
+                format!("invalid {}", &head["HTTP/1.1 ".len()..][..3])
+            }
+            Parsed::Complete(request, used) => format!(
+                "complete {} {} {} {used}",
+                request.method,
+                request.path,
+                if request.keep_alive {
+                    "keep-alive"
+                } else {
+                    "close"
+                }
+            ),
+        }
+    }
+
+    #[test]
+    fn requests_parse_as_expected() {
+        let big_head = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+        let cases: &[(&[u8], &str)] = &[
+            (b"GET / HTTP/1.1\r\n\r\n", "complete GET / keep-alive 18"),
+            (
+                b"GET /api/status?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+                "complete GET /api/status keep-alive 41",
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", "complete GET / close 18"),
+            (
+                b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+                "complete GET / keep-alive 42",
+            ),
+            (
+                b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n",
+                "complete GET / close 37",
+            ),
+            (
+                b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+                "complete HEAD / keep-alive 19",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+                "complete POST / keep-alive 41",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab",
+                "incomplete",
+            ),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", "incomplete"),
+            (b"GE", "incomplete"),
+            (b"", "incomplete"),
+            (b"get / HTTP/1.1\r\n", "invalid 400"),
+            (b"\x00\x01", "invalid 400"),
+            (b"GET / HTTP/2.0\r\n\r\n", "invalid 400"),
+            (b"GET nopath HTTP/1.1\r\n\r\n", "invalid 400"),
+            (b"GET / HTTP/1.1 extra\r\n\r\n", "invalid 400"),
+            (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", "invalid 400"),
+            (
+                b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                "invalid 400",
+            ),
+            (b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n", "invalid 400"),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n",
+                "invalid 413",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "invalid 501",
+            ),
+            (big_head.as_bytes(), "invalid 431"),
+            (&big_head.as_bytes()[..17_000], "invalid 431"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                outcome(input),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(&input[..input.len().min(60)])
+            );
+        }
+    }
+
+    #[test]
+    fn head_responses_keep_the_length_and_drop_the_body() {
+        let response = http::Response::html("<p>hi</p>").for_method("HEAD");
+        assert!(response.head(true).contains("Content-Length: 9\r\n"));
+        assert!(response.head(true).contains("Connection: keep-alive\r\n"));
+        assert!(response.body().is_empty());
+        let get = http::Response::html("<p>hi</p>").for_method("GET");
+        assert_eq!(get.body(), b"<p>hi</p>");
+        assert!(get.head(false).ends_with("Connection: close\r\n\r\n"));
+    }
 }
