@@ -34,8 +34,12 @@ pub enum Error {
     },
     #[error("{}", DuplicateList(.0))]
     Duplicates(Vec<Duplicate>),
-    #[error("{}", UndefinedList(.0))]
-    Undefined(Vec<Undefined>),
+    #[error("{}", UndefinedList(symbols, *more_symbols))]
+    Undefined {
+        symbols: Vec<Undefined>,
+        /// Undefined symbols not listed.
+        more_symbols: usize,
+    },
     #[error("entry symbol `{0}` is not defined")]
     NoEntry(String),
     #[error("no input objects")]
@@ -53,10 +57,18 @@ pub struct Duplicate {
     pub second: String,
 }
 
-/// One reference to a symbol nobody defines.
+/// A symbol nobody defines and the first places that reference it.
 #[derive(Debug, Clone)]
 pub struct Undefined {
     pub name: String,
+    pub references: Vec<Reference>,
+    /// References not listed.
+    pub more_references: usize,
+}
+
+/// A place that references a symbol.
+#[derive(Debug, Clone)]
+pub struct Reference {
     pub object: String,
     pub section: String,
     pub offset: u64,
@@ -82,7 +94,7 @@ impl fmt::Display for DuplicateList<'_> {
     }
 }
 
-struct UndefinedList<'a>(&'a [Undefined]);
+struct UndefinedList<'a>(&'a [Undefined], usize);
 
 impl fmt::Display for UndefinedList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,14 +102,24 @@ impl fmt::Display for UndefinedList<'_> {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(
-                f,
-                "undefined symbol `{}`, referenced by {} (section {}+{:#x})",
-                u.name, u.object, u.section, u.offset
-            )?;
-            if let Some(source) = &u.source {
-                write!(f, " [{source}]")?;
+            write!(f, "undefined symbol `{}`", u.name)?;
+            for (j, r) in u.references.iter().enumerate() {
+                let lead = if j == 0 { ", " } else { "\n  also " };
+                write!(
+                    f,
+                    "{lead}referenced by {} (section {}+{:#x})",
+                    r.object, r.section, r.offset
+                )?;
+                if let Some(source) = &r.source {
+                    write!(f, " [{source}]")?;
+                }
             }
+            if u.more_references > 0 {
+                write!(f, "\n  and {} more references", u.more_references)?;
+            }
+        }
+        if self.1 > 0 {
+            write!(f, "\nand {} more undefined symbols", self.1)?;
         }
         Ok(())
     }

@@ -13,9 +13,13 @@ use petgraph::visit::EdgeRef;
 use rayon::prelude::*;
 
 use crate::eh_frame::{self, Record, RecordKind};
-use crate::error::{Error, Result, Undefined, display_name};
+use crate::error::{Error, Reference, Result, Undefined, display_name};
 use crate::object::{ObjectId, Reloc, SectionId, SymbolPlace};
-use crate::resolve::{Definition, SymbolDb, SymbolRef, start_stop_section};
+use crate::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
+
+/// References listed per undefined symbol, and undefined symbols listed, as lld limits them.
+const MAX_REFERENCES: usize = 3;
+const MAX_UNDEFINED: usize = 20;
 
 /// Which sections are roots regardless of references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,7 +422,14 @@ impl<'a> SectionGraph<'a> {
 
     /// Strong references from kept sections to symbols nobody defines.
     fn check_undefined(&self) -> Result<()> {
-        let mut undefined = Vec::new();
+        struct Missing {
+            symbol: SymbolId,
+            shown: Vec<(SectionId, u64)>,
+            seen: usize,
+        }
+        // In order of first reference.
+        let mut by_symbol: HashMap<SymbolId, usize> = HashMap::new();
+        let mut undefined: Vec<Missing> = Vec::new();
         for id in self.kept_sections() {
             let o = self.db.object(id.object);
             let s = o.section(id.index);
@@ -427,8 +438,8 @@ impl<'a> SectionGraph<'a> {
                 let SymbolRef::Global(g) = self.db.symbol_ref(id.object, r.symbol) else {
                     continue;
                 };
-                let g = self.db.global(g);
-                if g.def != Definition::Undefined || o.symbols[r.symbol as usize].is_weak() {
+                let global = self.db.global(g);
+                if global.def != Definition::Undefined || o.symbols[r.symbol as usize].is_weak() {
                     continue;
                 }
                 if let Some(frame) = frame {
@@ -439,20 +450,51 @@ impl<'a> SectionGraph<'a> {
                         continue;
                     }
                 }
-                undefined.push(Undefined {
-                    name: display_name(g.name),
-                    object: o.name.clone(),
-                    section: o.section_name(id.index),
-                    offset: r.offset,
-                    source: crate::debug::source_line(o, id.index, r.offset),
+                let slot = *by_symbol.entry(g).or_insert_with(|| {
+                    undefined.push(Missing {
+                        symbol: g,
+                        shown: Vec::new(),
+                        seen: 0,
+                    });
+                    undefined.len() - 1
                 });
+                let missing = &mut undefined[slot];
+                missing.seen += 1;
+                if missing.shown.len() < MAX_REFERENCES {
+                    missing.shown.push((id, r.offset));
+                }
             }
         }
         if undefined.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Undefined(undefined))
+            return Ok(());
         }
+        let more_symbols = undefined.len().saturating_sub(MAX_UNDEFINED);
+        // Source lines are looked up only for what is printed: DWARF parsing is slow.
+        let symbols = undefined
+            .into_iter()
+            .take(MAX_UNDEFINED)
+            .map(|m| Undefined {
+                name: display_name(self.db.global(m.symbol).name),
+                more_references: m.seen - m.shown.len(),
+                references: m
+                    .shown
+                    .into_iter()
+                    .map(|(id, offset)| {
+                        let o = self.db.object(id.object);
+                        Reference {
+                            object: o.name.clone(),
+                            section: o.section_name(id.index),
+                            offset,
+                            source: crate::debug::source_line(o, id.index, offset),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Err(Error::Undefined {
+            symbols,
+            more_symbols,
+        })
     }
 
     pub fn is_kept(&self, id: SectionId) -> bool {
@@ -706,6 +748,40 @@ mod tests {
             err.to_string(),
             "undefined symbol `missing`, referenced by main.o (section .text+0x8)"
         );
+    }
+
+    #[test]
+    fn undefined_references_are_grouped_and_limited() {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 8 * 30]);
+        o.define("_start", text, 0, false);
+        let common = o.undefined("everywhere", false);
+        for i in 0..5 {
+            o.refer(text, 8 * i, common);
+        }
+        for i in 0..25 {
+            let missing = o.undefined(&format!("missing_{i}"), false);
+            o.refer(text, 8 * (5 + i), missing);
+        }
+        let inputs = [("many.o", false, o.bytes())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
+        let err = build(&db, &[], RootRules::CONVENTIONAL)
+            .err()
+            .unwrap()
+            .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines[..4],
+            [
+                "undefined symbol `everywhere`, referenced by many.o (section .text+0x0)",
+                "  also referenced by many.o (section .text+0x8)",
+                "  also referenced by many.o (section .text+0x10)",
+                "  and 2 more references",
+            ]
+        );
+        assert_eq!(lines.len(), 4 + 19 + 1);
+        assert_eq!(lines.last(), Some(&"and 6 more undefined symbols"));
     }
 
     /// A CIE, then FDEs for `.text` (kept) and `.text.dead` (dropped), then a terminator.
