@@ -191,6 +191,12 @@ fn a_null_dereference_reports_esr_far_elr_and_exits_102() {
 }
 
 #[test]
+fn writing_to_code_is_a_permission_fault() {
+    // W^X: code is mapped read-only, so the write faults at level 3 (ESR DFSC 0xf, WnR).
+    boot_as_expected("write_code");
+}
+
+#[test]
 fn a_hanging_app_is_stopped_at_the_timeout() {
     boot_as_expected("hang");
 }
