@@ -800,3 +800,93 @@ mod parser {
         assert!(get.head(false).ends_with("Connection: close\r\n\r\n"));
     }
 }
+
+/// The conventional path: the same archive linked by GNU ld (every `.init_array` entry kept,
+/// the runtime's weak `uniklink_start` walking them, the parameters' weak defaults) serves too.
+#[test]
+fn a_gnu_ld_link_of_the_same_archive_serves_with_the_default_parameters() {
+    build_httpd();
+    let archive = Path::new(ROOT)
+        .join("fixtures/apps/httpd/target/uniklink/cargo/x86_64-unknown-none/release/libhttpd.a");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let script = dir.path().join("pvh.ld");
+    std::fs::write(
+        &script,
+        "ENTRY(_pvh_start)\nSECTIONS\n{\n  . = 0x100000;\n  .note.Xen : { KEEP(*(.note.Xen)) }\n\
+         .text : { *(.text .text.*) }\n  . = ALIGN(4096);\n  .rodata : { *(.rodata .rodata.*) }\n\
+         .init_array : { __init_array_start = .; KEEP(*(.init_array .init_array.*)) \
+         __init_array_end = .; }\n  . = ALIGN(4096);\n  .data : { *(.data .data.*) }\n\
+         .bss : { *(.bss .bss.*) *(COMMON) }\n  _end = .;\n}\n",
+    )
+    .unwrap();
+    let note = dir.path().join("note.S");
+    std::fs::write(
+        &note,
+        ".section .note.Xen, \"a\", @note\n.p2align 2\n.long 4\n.long 4\n.long 18\n\
+         .asciz \"Xen\"\n.long _pvh_start\n",
+    )
+    .unwrap();
+    let note_object = dir.path().join("note.o");
+    let status = Command::new("as")
+        .args(["--64", "-o"])
+        .arg(&note_object)
+        .arg(&note)
+        .status()
+        .expect("GNU as runs");
+    assert!(status.success(), "assembling the PVH note");
+    let image = dir.path().join("httpd-ld.elf");
+    let out = Command::new("ld")
+        .args([
+            "-m",
+            "elf_x86_64",
+            "-static",
+            "--gc-sections",
+            "-z",
+            "max-page-size=0x1000",
+        ])
+        .arg("-T")
+        .arg(&script)
+        .arg("-o")
+        .arg(&image)
+        .arg(&note_object)
+        .arg(&archive)
+        .output()
+        .expect("GNU ld runs");
+    assert!(
+        out.status.success(),
+        "GNU ld: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bytes = std::fs::read(&image).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let max_sockets = elf
+        .syms
+        .iter()
+        .find(|s| elf.strtab.get_at(s.st_name) == Some("__uniklink_param_net_max_sockets"))
+        .expect("the parameter symbol");
+    assert_eq!(
+        max_sockets.st_bind(),
+        goblin::elf::sym::STB_WEAK,
+        "the component's own default"
+    );
+
+    let port = free_port();
+    let netdev = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080");
+    let mut cmd = uniklink();
+    cmd.args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS])
+        .args([
+            "--append",
+            "uniklink.net.ip=10.0.2.15/24 uniklink.net.gateway=10.0.2.2",
+        ])
+        .arg(&image)
+        .args([
+            "--",
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-device,netdev=n0",
+        ]);
+    let server = Server::start(cmd, port);
+    assert_serves_the_page(server.port);
+}
