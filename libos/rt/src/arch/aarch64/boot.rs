@@ -124,9 +124,7 @@ extern "C" fn virt_entry(device_tree: u64, entry_ticks: u64) -> ! {
     };
     let tree = device_tree_at(address);
     // SAFETY: the range was just parsed as the tree, and the heap never gets it.
-    crate::devicetree::set(unsafe {
-        slice::from_raw_parts(address as *const u8, tree.size())
-    });
+    crate::devicetree::set(unsafe { slice::from_raw_parts(address as *const u8, tree.size()) });
     if let Some(conduit) = tree.psci() {
         power::set_psci(conduit);
     }
