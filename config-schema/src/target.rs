@@ -35,12 +35,11 @@ impl Arch {
     }
 
     /// The symbol the library OS's boot code starts at on this architecture: the entry of a
-    /// cargo app's image unless the manifest names another. `None` while the library OS has
-    /// no port to the architecture.
-    pub fn libos_entry(self) -> Option<&'static str> {
+    /// cargo app's image unless the manifest names another.
+    pub fn libos_entry(self) -> &'static str {
         match self {
-            Arch::X86_64 => Some("_pvh_start"),
-            Arch::Aarch64 => Some("_virt_start"),
+            Arch::X86_64 => "_pvh_start",
+            Arch::Aarch64 => "_virt_start",
         }
     }
 

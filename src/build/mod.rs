@@ -61,11 +61,6 @@ pub enum BuildError {
         listed: String,
     },
     #[error(
-        "{}: the library OS has no {arch} port yet, so a cargo app for {arch} needs `app.entry`",
-        manifest.display()
-    )]
-    NoLibosEntry { manifest: PathBuf, arch: Arch },
-    #[error(
         "{}: `app.bin` names a binary target; uniklink links apps built as a `staticlib` library",
         manifest.display()
     )]
@@ -211,13 +206,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
             }
             let entry = match entry {
                 Some(entry) => entry.clone(),
-                None => arch
-                    .libos_entry()
-                    .ok_or_else(|| BuildError::NoLibosEntry {
-                        manifest: manifest.path.clone(),
-                        arch,
-                    })?
-                    .to_owned(),
+                None => arch.libos_entry().to_owned(),
             };
             let cargo_toml = path.join("Cargo.toml");
             let metadata = {
