@@ -80,8 +80,8 @@ pub enum LinkError {
     #[error(transparent)]
     Glue(#[from] uniklink_linker::glue::GlueError),
     #[error(
-        "component `{component}` is required by the manifest, but the library OS has no such \
-         component (it has: {available})"
+        "component `{component}` is required by the manifest or its profile, but the library OS \
+         has no such component (it has: {available})"
     )]
     MissingComponent {
         component: String,

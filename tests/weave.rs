@@ -249,10 +249,11 @@ fn profiles_change_parameters_in_the_image() {
     let libos = LibOs::standard();
     let dir = fixture_dir().join("apps/netapp");
     let mut seen = Vec::new();
-    for (profile, rx_ring, promisc) in [
-        (ProfileName::Minimal, 16u32, 0u8),
-        (ProfileName::Network, 256, 1),
-        (ProfileName::Filesystem, 16, 0),
+    // The filesystem profile requires fs, which netapp never calls.
+    for (profile, rx_ring, promisc, fs) in [
+        (ProfileName::Minimal, 16u32, 0u8, "dropped (unreachable)"),
+        (ProfileName::Network, 256, 1, "dropped (unreachable)"),
+        (ProfileName::Filesystem, 16, 0, "live (required)"),
     ] {
         let manifest_path = libos.app(
             &dir,
@@ -288,7 +289,7 @@ fn profiles_change_parameters_in_the_image() {
         let text = String::from_utf8(bytes("__uniklink_report", len as usize)).unwrap();
         assert!(
             text.contains(&format!("param net.rx_ring={rx_ring}\n"))
-                && text.contains("component fs dropped (unreachable)\n"),
+                && text.contains(&format!("component fs {fs}\n")),
             "{profile}: {text}"
         );
         let log = run_ok(&out);
@@ -308,6 +309,55 @@ fn symbol_names(image: &[u8]) -> Vec<String> {
         .filter(|sym| sym.st_shndx != 0)
         .filter_map(|sym| elf.strtab.get_at(sym.st_name).map(str::to_owned))
         .collect()
+}
+
+/// A profile that requires a component changes the component set of the same app: the
+/// network profile brings net (and its dependencies) into `hello`, which never calls it.
+#[test]
+fn a_profile_requirement_changes_the_component_set() {
+    let libos = LibOs::standard();
+    let dir = fixture_dir().join("apps/hello");
+    let mut live_sets = Vec::new();
+    for profile in ["minimal", "network"] {
+        let manifest_path = libos.app(
+            &dir,
+            &format!("name: hello\napp:\n  objects: [app.o]\nprofile: {profile}\n"),
+        );
+        let manifest = Manifest::load_with(&manifest_path, &libos.registry()).unwrap();
+        let out = manifest_path.with_file_name(format!("hello-{profile}.out"));
+        let report = libos
+            .weave(&manifest_path.with_file_name("app.o"), &manifest, &out)
+            .unwrap()
+            .weave
+            .unwrap();
+        let image = std::fs::read(&out).unwrap();
+        let net = report.components.iter().find(|c| c.name == "net").unwrap();
+        assert_eq!(net.live, contains(&image, "NET-STACK-TABLES"), "{profile}");
+        live_sets.push((
+            report
+                .components
+                .iter()
+                .filter(|c| c.live)
+                .map(|c| format!("{} ({})", c.name, c.reason))
+                .collect::<Vec<_>>(),
+            run_ok(&out),
+        ));
+    }
+    assert_eq!(live_sets[0].0, ["console (reached)"]);
+    assert_eq!(
+        live_sets[1].0,
+        [
+            "clock (dependency of net)",
+            "console (reached)",
+            "heap (dependency of net)",
+            "net (required)"
+        ]
+    );
+    assert!(
+        live_sets[1].1.contains("init net rx_ring=256 promisc=1"),
+        "{}",
+        live_sets[1].1
+    );
 }
 
 /// The file bytes at virtual address `addr`, found through the program headers with goblin.
@@ -424,8 +474,8 @@ fn manifest_selection_against_the_library_os() {
         .expect_err("blk does not exist");
     assert_eq!(
         err.to_string(),
-        "component `blk` is required by the manifest, but the library OS has no such component \
-         (it has: clock, console, fs, heap, net)"
+        "component `blk` is required by the manifest or its profile, but the library OS has no \
+         such component (it has: clock, console, fs, heap, net)"
     );
 
     let manifest_path = libos.app(

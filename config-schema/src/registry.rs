@@ -283,6 +283,9 @@ pub struct ProfileSpec {
     pub name: ProfileName,
     pub doc: String,
     pub memory: ByteSize,
+    /// Components every image of this profile contains, reached or not (unless the manifest
+    /// forbids them).
+    pub require: Vec<String>,
 }
 
 /// The components (and profile machine defaults) validation and resolution consult.
@@ -317,6 +320,8 @@ struct RegistryFile {
 struct ProfileDecl {
     doc: String,
     memory: ByteSize,
+    #[serde(default)]
+    require: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -349,18 +354,33 @@ impl ComponentRegistry {
         let source = Source::new(path, text);
         let file: RegistryFile = crate::parse::from_source(&source)?;
         let mut errors = Vec::new();
-        let profiles = file
-            .profiles
-            .into_iter()
-            .map(|(name, decl)| {
-                let spec = ProfileSpec {
-                    name,
-                    doc: decl.doc,
-                    memory: decl.memory,
-                };
-                (name, spec)
-            })
+        let declared: Vec<&str> = file
+            .components
+            .0
+            .iter()
+            .map(|(n, _)| n.value.as_str())
             .collect();
+        let mut profiles = BTreeMap::new();
+        for (name, decl) in file.profiles {
+            for required in &decl.require {
+                if !declared.contains(&required.value.as_str()) {
+                    errors.push(source.error_at(
+                        required.referenced,
+                        format!(
+                            "profile {name} requires `{}`, which this table does not declare",
+                            required.value
+                        ),
+                    ));
+                }
+            }
+            let spec = ProfileSpec {
+                name,
+                doc: decl.doc,
+                memory: decl.memory,
+                require: decl.require.into_iter().map(|r| r.value).collect(),
+            };
+            profiles.insert(name, spec);
+        }
         let mut components = BTreeMap::new();
         for (name, decl) in file.components.0 {
             if !is_identifier(&name.value) {
@@ -544,6 +564,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn profiles_require_declared_components() {
+        let registry = ComponentRegistry::builtin();
+        let network = registry.profile(ProfileName::Network).unwrap();
+        assert_eq!(network.require, ["net"]);
+        assert!(
+            registry
+                .profile(ProfileName::Minimal)
+                .unwrap()
+                .require
+                .is_empty()
+        );
+
+        let text = "profiles:\n  network:\n    doc: d\n    memory: 64MiB\n    require: [nett]\n\
+                    components:\n  net:\n    doc: d\n    params: {}\n";
+        let err = ComponentRegistry::from_yaml(Path::new("t.yaml"), text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.yaml:5:15: profile network requires `nett`, which this table does not declare"
+        );
     }
 
     /// "minimal: smallest everything" is a property of the data, so the data is checked.

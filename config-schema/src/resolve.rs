@@ -83,6 +83,11 @@ impl ResolvedConfig {
             },
         };
         let selection = &manifest.components;
+        let profile_requires = |name: &String| {
+            registry
+                .profile(profile)
+                .is_some_and(|p| p.require.contains(name))
+        };
         let components = registry
             .components()
             .map(|component| {
@@ -106,7 +111,9 @@ impl ResolvedConfig {
                     .collect();
                 ResolvedComponent {
                     name: component.name.clone(),
-                    required: selection.require.contains(&component.name),
+                    required: selection.require.contains(&component.name)
+                        || (profile_requires(&component.name)
+                            && !selection.forbid.contains(&component.name)),
                     forbidden: selection.forbid.contains(&component.name),
                     params,
                 }
