@@ -258,6 +258,7 @@ fn is_symbol(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::ProfileName;
 
     fn load(text: &str) -> Result<ComponentSpec, String> {
         let dir = tempfile::tempdir().unwrap();
@@ -300,6 +301,75 @@ mod tests {
             "component.yaml:3:70: `net.rx_ring` default for network: 8GiB does not fit in a u32\n\
              component.yaml:3:88: `net.rx_ring` default for filesystem: expected a size, got boolean `true`"
         );
+    }
+
+    /// Every `component.yaml` of uniklink's own library OS.
+    fn libos_component_files() -> Vec<PathBuf> {
+        let libos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libos");
+        let mut files = Vec::new();
+        for krate in std::fs::read_dir(&libos).unwrap() {
+            let dir = krate.unwrap().path();
+            files.push(dir.join(COMPONENT_FILE));
+            if let Ok(inner) = std::fs::read_dir(dir.join("components")) {
+                files.extend(inner.map(|e| e.unwrap().path().join(COMPONENT_FILE)));
+            }
+        }
+        files.retain(|f| f.is_file());
+        files.sort();
+        files
+    }
+
+    /// Manifests are validated against the built-in table, images are woven from the library
+    /// OS's own files: where both describe a component they must agree, parameter by
+    /// parameter and profile by profile.
+    #[test]
+    fn library_os_components_agree_with_the_builtin_table() {
+        let files = libos_component_files();
+        let registry =
+            ComponentRegistry::from_component_files(&files).unwrap_or_else(|e| panic!("{e}"));
+        let builtin = ComponentRegistry::builtin();
+        let names: Vec<&str> = registry.names().collect();
+        assert!(
+            names.contains(&"net") && names.contains(&"heap"),
+            "{names:?}"
+        );
+        for component in registry.components() {
+            let table = builtin
+                .get(&component.name)
+                .unwrap_or_else(|| panic!("`{}` is not in components.yaml", component.name));
+            for dep in &component.depends {
+                assert!(
+                    registry.get(dep).is_some(),
+                    "{}: no `{dep}`",
+                    component.name
+                );
+            }
+            for param in component.params.values() {
+                let entry = table.params.get(&param.name).unwrap_or_else(|| {
+                    panic!(
+                        "`{}.{}` is not in components.yaml",
+                        component.name, param.name
+                    )
+                });
+                for profile in ProfileName::ALL {
+                    let value = entry.defaults.get(profile);
+                    assert!(
+                        param.ty.encode(value).is_ok(),
+                        "{}.{}: {value} does not fit {}",
+                        component.name,
+                        param.name,
+                        param.ty
+                    );
+                    assert_eq!(
+                        value.as_u64(),
+                        param.defaults.get(profile).as_u64(),
+                        "{}.{} in {profile}",
+                        component.name,
+                        param.name
+                    );
+                }
+            }
+        }
     }
 
     #[test]
