@@ -15,7 +15,18 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "uniklink") {
         args.remove(1);
     }
-    let cli = cli::Cli::parse_from(args);
+    // Exit status 1 for a bad command line, as cargo's own commands do; 0 for --help.
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let output = cli.output();
     progress::install(output.verbose, output.quiet, output.color);
     match cli.run() {

@@ -76,12 +76,31 @@ fn absolute(path: &Path) -> Result<PathBuf, BuildError> {
 
 /// `cargo metadata` for the app's manifest, dependencies resolved for `target_triple`.
 pub fn metadata(manifest_path: &Path, target_triple: &str) -> Result<Metadata, BuildError> {
+    metadata_with(manifest_path, target_triple, &[])
+}
+
+/// The flags of a `cargo build` command line that `cargo metadata` must obey too: it resolves
+/// the dependencies first and would otherwise write `Cargo.lock` or go online regardless.
+pub fn lock_flags(build_args: &[OsString]) -> Vec<String> {
+    build_args
+        .iter()
+        .filter_map(|a| a.to_str())
+        .filter(|a| matches!(*a, "--locked" | "--offline" | "--frozen"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `metadata` with extra flags, such as [`lock_flags`].
+pub fn metadata_with(
+    manifest_path: &Path,
+    target_triple: &str,
+    flags: &[String],
+) -> Result<Metadata, BuildError> {
     let absolute = absolute(manifest_path)?;
     let mut command = MetadataCommand::new();
-    command.manifest_path(&absolute).other_options(vec![
-        "--filter-platform".to_owned(),
-        target_triple.to_owned(),
-    ]);
+    let mut options = vec!["--filter-platform".to_owned(), target_triple.to_owned()];
+    options.extend_from_slice(flags);
+    command.manifest_path(&absolute).other_options(options);
     let mut cmd = command.cargo_command();
     isolate(&mut cmd, &absolute);
     let output = cmd.output().map_err(|source| BuildError::CargoSpawn {

@@ -212,7 +212,11 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
             let metadata = {
                 let _step = tracing::info_span!("step", name = "resolving the app's dependencies")
                     .entered();
-                cargo::metadata(&cargo_toml, arch.target_triple())?
+                cargo::metadata_with(
+                    &cargo_toml,
+                    arch.target_triple(),
+                    &cargo::lock_flags(&opts.cargo_args),
+                )?
             };
             if !metadata.packages.iter().any(|p| *p.name == **package) {
                 return Err(BuildError::NoPackage {

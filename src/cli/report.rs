@@ -43,15 +43,16 @@ pub struct Source {
 }
 
 impl Source {
-    /// `report` if given, else the report of the manifest (`./uniklink.yaml` by default).
+    /// `report` if given, else the report of the manifest (the nearest `uniklink.yaml` by default).
     pub fn locate(&self, report: Option<&Path>) -> miette::Result<PathBuf> {
         if let Some(report) = report {
             return Ok(report.to_path_buf());
         }
-        let path = self
-            .manifest
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("uniklink.yaml"));
+        let path = super::cargo_args::ManifestArgs {
+            manifest: self.manifest.clone(),
+            ..Default::default()
+        }
+        .manifest_file()?;
         let manifest = Manifest::load(&path)?;
         let target =
             uniklink::build::select_target(&manifest, self.arch).map_err(|e| miette!("{e}"))?;

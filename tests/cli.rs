@@ -1,0 +1,414 @@
+//! `cargo uniklink` as cargo users drive it: a scaffolded app built from inside its own
+//! directories with cargo's flags after the subcommand, booted, reported on; the errors a user
+//! meets first; and the build.rs API through the cc-app example.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn uniklink() -> Command {
+    let mut cmd = Command::cargo_bin("cargo-uniklink").unwrap();
+    // The user's log filter must not change what the tests read.
+    cmd.env_remove("UNIKLINK_LOG");
+    cmd
+}
+
+/// A new app from `cargo uniklink new`, in its own temporary directory.
+struct App {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl App {
+    fn new(name: &str) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        uniklink()
+            .current_dir(dir.path())
+            .args(["new", name])
+            .assert()
+            .success()
+            .stderr(predicate::str::contains(format!("created app `{name}`")));
+        let root = dir.path().join(name);
+        App { _dir: dir, root }
+    }
+
+    fn image(&self, name: &str) -> PathBuf {
+        self.root
+            .join("target/uniklink")
+            .join(format!("{name}-x86_64.elf"))
+    }
+}
+
+/// The one JSON object with `reason` on stdout.
+fn message(stdout: &[u8], reason: &str) -> Value {
+    let text = String::from_utf8_lossy(stdout);
+    let found: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .filter(|v| v["reason"] == reason)
+        .collect();
+    assert_eq!(found.len(), 1, "one `{reason}` message in:\n{text}");
+    found.into_iter().next().unwrap()
+}
+
+fn report_inputs(report: &Path) -> Vec<String> {
+    let json: Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    json["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn cargo_calls_it_with_its_own_name_first() {
+    for args in [&["--help"][..], &["uniklink", "--help"]] {
+        let out = uniklink().args(args).assert().success();
+        let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        for command in [
+            "build", "check", "config", "diff", "init", "link", "new", "report", "run", "schema",
+            "why",
+        ] {
+            assert!(
+                help.contains(&format!("  {command} ")),
+                "{command} in:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn build_and_run_take_cargo_flags_after_the_subcommand() {
+    let build = uniklink().args(["build", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&build.get_output().stdout).into_owned();
+    for flag in [
+        "--manifest <FILE>",
+        "--manifest-path <PATH>",
+        "--package <SPEC>",
+        "--release",
+        "--profile <PROFILE-NAME>",
+        "--target-dir <DIRECTORY>",
+        "--features <FEATURES>",
+        "--all-features",
+        "--no-default-features",
+        "--locked",
+        "--offline",
+        "--frozen",
+        "--color <WHEN>",
+        "--verbose",
+        "--quiet",
+        "--message-format <FMT>",
+    ] {
+        assert!(help.contains(flag), "{flag} in build --help:\n{help}");
+    }
+    let run = uniklink().args(["run", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
+    for flag in [
+        "--manifest <FILE>",
+        "--manifest-path <PATH>",
+        "--package <SPEC>",
+        "--target-dir <DIRECTORY>",
+        "--message-format <FMT>",
+        "--verbose",
+        "--quiet",
+    ] {
+        assert!(help.contains(flag), "{flag} in run --help:\n{help}");
+    }
+}
+
+#[test]
+fn a_bad_flag_is_a_usage_error_with_status_1() {
+    uniklink()
+        .args(["build", "--frobnicate"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "unexpected argument '--frobnicate'",
+        ));
+    uniklink()
+        .args(["build", "--release", "--profile", "small"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot be used with"));
+    uniklink()
+        .args(["run", "image.elf", "--target-dir", "t"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
+#[test]
+fn without_a_manifest_nearby_build_run_and_report_say_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["build", "run", "report"] {
+        uniklink()
+            .current_dir(dir.path())
+            .arg(command)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "could not find `uniklink.yaml` in",
+            ))
+            .stderr(predicate::str::contains("cargo uniklink init"));
+    }
+    uniklink()
+        .current_dir(dir.path())
+        .args(["build", "-m", "nowhere.yaml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nowhere.yaml"));
+}
+
+#[test]
+fn a_new_app_builds_and_boots_from_any_of_its_directories() {
+    let app = App::new("demo");
+    for file in ["Cargo.toml", "uniklink.yaml", "src/lib.rs", ".gitignore"] {
+        assert!(app.root.join(file).is_file(), "{file}");
+    }
+    let manifest = std::fs::read_to_string(app.root.join("uniklink.yaml")).unwrap();
+    let schema_line = manifest.lines().next().unwrap();
+    let schema = schema_line
+        .strip_prefix("# yaml-language-server: $schema=")
+        .unwrap();
+    assert!(Path::new(schema).is_file(), "{schema_line}");
+    uniklink()
+        .args(["check", "-q"])
+        .arg(app.root.join("uniklink.yaml"))
+        .assert()
+        .success();
+
+    // From a subdirectory, as cargo finds Cargo.toml.
+    let built = uniklink()
+        .current_dir(app.root.join("src"))
+        .args(["build", "--message-format", "json"])
+        .assert()
+        .success();
+    let msg = message(&built.get_output().stdout, "image-built");
+    let image = app.image("demo");
+    assert_eq!(msg["image"], image.to_str().unwrap());
+    assert_eq!(msg["arch"], "x86_64");
+    assert_eq!(msg["platform"], "qemu-microvm");
+    assert_eq!(
+        msg["image_size"].as_u64().unwrap(),
+        std::fs::metadata(&image).unwrap().len()
+    );
+    assert!(
+        msg["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == ".text")
+    );
+    // The static library came from cargo's artifact messages, in uniklink's own target dir.
+    let inputs = report_inputs(Path::new(msg["report"].as_str().unwrap()));
+    assert!(
+        inputs
+            .iter()
+            .any(|i| i.ends_with("/uniklink/cargo/x86_64-unknown-none/debug/libdemo.a")),
+        "{inputs:?}"
+    );
+
+    let ran = uniklink()
+        .current_dir(app.root.join("src"))
+        .args(["run", "--message-format", "json", "--timeout", "120"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("Hello from demo!"));
+    let booted = message(&ran.get_output().stdout, "booted");
+    assert_eq!(booted["image"], image.to_str().unwrap());
+    assert_eq!(booted["guest_exit_code"], 0);
+    assert!(booted["ready_ns"].as_u64().is_some(), "{booted}");
+
+    // The report commands find the same manifest.
+    uniklink()
+        .current_dir(&app.root)
+        .args(["report", "--format", "markdown"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("|"));
+    let report = image.with_extension("json");
+    uniklink()
+        .current_dir(&app.root)
+        .args(["why", "__unik_main"])
+        .assert()
+        .success();
+    uniklink()
+        .arg("diff")
+        .arg(&report)
+        .arg(&report)
+        .assert()
+        .success();
+    uniklink()
+        .current_dir(&app.root)
+        .args(["config", "-m", "uniklink.yaml"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("minimal"));
+}
+
+#[test]
+fn cargo_flags_reach_the_inner_build() {
+    let app = App::new("flags");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target_dir = elsewhere.path().join("t");
+    // --manifest-path leads to the manifest beside it; --release and --target-dir as in cargo;
+    // -v shows the inner command line.
+    let built = uniklink()
+        .current_dir(elsewhere.path())
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(app.root.join("Cargo.toml"))
+        .args(["-p", "flags", "--release", "-v", "--color", "never"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&built.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("running ") && stderr.contains("--release") && stderr.contains("--verbose"),
+        "{stderr}"
+    );
+    let image = target_dir.join("uniklink/flags-x86_64.elf");
+    assert!(image.is_file());
+    assert!(!app.image("flags").exists());
+    let inputs = report_inputs(&image.with_extension("json"));
+    assert!(
+        inputs.iter().any(|i| i.contains("/release/libflags.a")),
+        "{inputs:?}"
+    );
+
+    // run -q finds it through the same --target-dir and keeps its summary to itself.
+    uniklink()
+        .current_dir(&app.root)
+        .args(["run", "-q", "--timeout", "120", "--target-dir"])
+        .arg(&target_dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Hello from flags!"))
+        .stderr(predicate::str::contains("uniklink: boot:").not());
+
+    // Flags cargo rejects prove they were passed on: cargo's own errors, status 1.
+    uniklink()
+        .current_dir(&app.root)
+        .args(["build", "--features", "no-such-feature"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no-such-feature"));
+    uniklink()
+        .current_dir(&app.root)
+        .args(["build", "-p", "no-such-package"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no package `no-such-package`"));
+    // A fresh app has no Cargo.lock: --locked forbids writing one, --frozen too.
+    for flag in ["--locked", "--frozen"] {
+        std::fs::remove_file(app.root.join("Cargo.lock")).ok();
+        uniklink()
+            .current_dir(&app.root)
+            .args(["build", flag])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("cannot create the lock file"))
+            .stderr(predicate::str::contains(flag));
+        assert!(!app.root.join("Cargo.lock").exists());
+    }
+}
+
+#[test]
+fn an_app_that_does_not_compile_shows_cargo_errors_and_writes_no_image() {
+    let app = App::new("broken");
+    std::fs::write(
+        app.root.join("src/lib.rs"),
+        "#![no_std]\nunik::entry!(main);\nfn main() { let x: u32 = \"text\"; }\n",
+    )
+    .unwrap();
+    uniklink()
+        .current_dir(&app.root)
+        .arg("build")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("error[E0308]: mismatched types"))
+        .stderr(predicate::str::contains("cargo build"));
+    assert!(!app.image("broken").exists());
+    assert!(!app.image("broken").with_extension("json").exists());
+}
+
+#[test]
+fn new_and_init_never_overwrite() {
+    let app = App::new("twice");
+    let parent = app.root.parent().unwrap();
+    uniklink()
+        .current_dir(parent)
+        .args(["new", "twice"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+    uniklink()
+        .current_dir(&app.root)
+        .arg("init")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("would overwrite"));
+
+    let empty = parent.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    uniklink()
+        .current_dir(&empty)
+        .args(["init", "--name", "inited"])
+        .assert()
+        .success();
+    let cargo_toml = std::fs::read_to_string(empty.join("Cargo.toml")).unwrap();
+    assert!(cargo_toml.contains("name = \"inited\""), "{cargo_toml}");
+    assert!(
+        cargo_toml.contains(&format!(
+            "path = \"{}/libos/unik\"",
+            env!("CARGO_MANIFEST_DIR")
+        )),
+        "{cargo_toml}"
+    );
+    uniklink()
+        .current_dir(parent)
+        .args(["new", "9lives"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("invalid package name `9lives`"));
+    assert!(!parent.join("9lives").exists());
+}
+
+/// fixtures/apps/cc-app: build.rs compiles C with `cc` and links it with the Rust guest and the
+/// library OS through `uniklink::Image`; the guest prints the C code's CRC-32 and exits 0 only
+/// if its own Rust CRC-32 agrees.
+#[test]
+fn the_build_rs_example_links_c_into_an_image_that_boots() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/apps/cc-app");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = StdCommand::new(cargo)
+        .current_dir(&dir)
+        .args(["run", "--quiet"])
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cc-app: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (image, size) = stdout.trim().split_once(' ').unwrap();
+    assert_eq!(
+        size.parse::<u64>().unwrap(),
+        std::fs::metadata(image).unwrap().len(),
+        "the embedded image is the one on disk"
+    );
+    // zlib.crc32(b"uniklink")
+    uniklink()
+        .args(["run", image, "--timeout", "120"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("crc32(\"uniklink\") = 0x8cea2906"));
+}
