@@ -8,5 +8,6 @@ pub mod acpi;
 pub mod clock;
 pub mod cmdline;
 pub mod devicetree;
+pub mod elf;
 pub mod memory;
 pub mod pvh;

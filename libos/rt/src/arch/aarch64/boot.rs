@@ -12,6 +12,7 @@ use core::slice;
 
 use unik_platform::cmdline::BootFlags;
 use unik_platform::devicetree::{self, DeviceTree};
+use unik_platform::elf::{self, Segment};
 use unik_platform::memory::{Span, heap_spans};
 use unik_platform::pvh::{MemoryRegion, RegionKind};
 
@@ -46,7 +47,7 @@ static mut BOOT_STACK: BootStack = BootStack {
 
 unsafe extern "C" {
     /// The ELF header, loaded at the image's first address; the program headers follow it.
-    static __ehdr_start: [u64; 8];
+    static __ehdr_start: u8;
     /// End of the image including .bss, provided by the linker.
     static _end: u8;
 }
@@ -97,17 +98,8 @@ pub(super) fn stack_guard_page() -> Range<u64> {
     guard..guard + PAGE_SIZE as u64
 }
 
-/// A loaded segment of the image and what it may do.
-#[derive(Clone, Copy)]
-pub(super) struct Segment {
-    pub start: u64,
-    pub end: u64,
-    pub writable: bool,
-    pub executable: bool,
-}
-
-/// First Rust code: EL1, MMU off (so every access is a device access and must be aligned),
-/// boot stack, interrupts masked.
+/// First Rust code: EL1, MMU off (so every access is a device access and must be aligned,
+/// which the target's strict alignment ensures), boot stack, interrupts masked.
 extern "C" fn virt_entry(device_tree: u64, entry_ticks: u64) -> ! {
     let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
     let (segments, count) = loaded_segments();
@@ -181,45 +173,30 @@ extern "C" fn virt_entry(device_tree: u64, entry_ticks: u64) -> ! {
 
 /// The image's loadable segments, from its program headers.
 fn loaded_segments() -> ([Segment; MAX_SEGMENTS], usize) {
-    const PT_LOAD: u32 = 1;
-    const PF_X: u32 = 1;
-    const PF_W: u32 = 2;
     let header = (&raw const __ehdr_start).cast::<u8>();
-    let mut segments = [Segment {
+    // SAFETY: the linker puts the ELF header at `__ehdr_start` in a loaded segment.
+    let prefix = unsafe { slice::from_raw_parts(header, elf::EHDR_SIZE) };
+    let segments = elf::headers_len(prefix).and_then(|len| {
+        // SAFETY: and the program headers after it, in the same segment.
+        elf::loaded_segments(unsafe { slice::from_raw_parts(header, len) })
+    });
+    let segments =
+        segments.unwrap_or_else(|error| fatal(format_args!("the image's own headers: {error}")));
+    let mut found = [Segment {
         start: 0,
         end: 0,
         writable: false,
         executable: false,
     }; MAX_SEGMENTS];
     let mut count = 0;
-    // SAFETY: the linker puts the ELF header at `__ehdr_start` in a loaded segment, and the
-    // program headers it points to as well; every field read is naturally aligned, as the
-    // MMU-off device accesses require.
-    unsafe {
-        let phoff = header.add(32).cast::<u64>().read();
-        let phentsize = header.add(54).cast::<u16>().read() as usize;
-        let phnum = header.add(56).cast::<u16>().read() as usize;
-        for i in 0..phnum {
-            let phdr = header.add(phoff as usize + i * phentsize);
-            if phdr.cast::<u32>().read() != PT_LOAD {
-                continue;
-            }
-            if count == MAX_SEGMENTS {
-                fatal(format_args!("more than {MAX_SEGMENTS} loaded segments"));
-            }
-            let flags = phdr.add(4).cast::<u32>().read();
-            let vaddr = phdr.add(16).cast::<u64>().read();
-            let memsz = phdr.add(40).cast::<u64>().read();
-            segments[count] = Segment {
-                start: vaddr,
-                end: vaddr + memsz,
-                writable: flags & PF_W != 0,
-                executable: flags & PF_X != 0,
-            };
-            count += 1;
+    for segment in segments {
+        if count == MAX_SEGMENTS {
+            fatal(format_args!("more than {MAX_SEGMENTS} loaded segments"));
         }
+        found[count] = segment;
+        count += 1;
     }
-    (segments, count)
+    (found, count)
 }
 
 fn device_tree_at(address: u64) -> DeviceTree<'static> {

@@ -103,10 +103,13 @@ extern "C" fn handle_exception(kind: u64) -> ! {
     if power::exiting() {
         power::after_failed_exit();
     }
-    // A fault while reporting one (a broken console, say) must not loop.
-    if HANDLING.swap(true, Ordering::Relaxed) {
+    // A fault while reporting one (a broken console, say) must not loop. One core with
+    // interrupts masked: a plain load and store suffice, and unlike a read-modify-write they
+    // also work before the MMU is on, when exclusive accesses to device memory are undefined.
+    if HANDLING.load(Ordering::Relaxed) {
         exit(EXCEPTION);
     }
+    HANDLING.store(true, Ordering::Relaxed);
     let (esr, far, elr, spsr, sp): (u64, u64, u64, u64, u64);
     // SAFETY: reading the exception syndrome registers and SP_EL0 has no side effects.
     unsafe {

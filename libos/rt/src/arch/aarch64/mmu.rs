@@ -17,7 +17,7 @@
 use core::arch::asm;
 use core::ops::Range;
 
-use super::boot::Segment;
+use unik_platform::elf::{Access, Segment, page_access};
 
 const PAGE: u64 = 0x1000;
 const BLOCK_2M: u64 = 0x20_0000;
@@ -171,22 +171,14 @@ pub(super) unsafe fn enable(
     Ok(())
 }
 
-/// The permissions of the page at `page`: its segment's, or read-write data for RAM the image
-/// does not cover.
+/// The descriptor attributes of the page at `page`: its segment's access, or read-write data
+/// for RAM the image does not cover.
 fn page_attributes(segments: &[Segment], page: u64) -> u64 {
-    let Some(segment) = segments
-        .iter()
-        .find(|s| s.start & !(PAGE - 1) <= page && page < s.end.next_multiple_of(PAGE))
-    else {
-        return NORMAL_RW;
-    };
     let base = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | UXN;
-    if segment.executable {
-        base | READ_ONLY
-    } else if segment.writable {
-        base | PXN
-    } else {
-        base | READ_ONLY | PXN
+    match page_access(segments, page, PAGE) {
+        Access::ReadExecute => base | READ_ONLY,
+        Access::ReadOnly => base | READ_ONLY | PXN,
+        Access::ReadWrite => base | PXN,
     }
 }
 
