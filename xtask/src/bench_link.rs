@@ -1,7 +1,9 @@
 //! `cargo xtask bench link`: the largest real input (SQLite with its driver, musl's libc and
-//! libgcc) linked by each linker with section garbage collection, timed over several
-//! interleaved runs so that a slow moment of the machine hurts every linker alike.
+//! libgcc), or a synthetic object with very many functions, linked by each linker with section
+//! garbage collection, timed over several interleaved runs so that a slow moment of the
+//! machine hurts every linker alike.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,8 +13,23 @@ use xtask::Error;
 use xtask::real::{self, Program};
 use xtask::toolchain::{self, Toolchain};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Input {
+    /// SQLite's amalgamation with fixtures/real/sqlite_driver.c.
+    Sqlite,
+    /// One generated object with `--functions` functions, each in its own section with its
+    /// own FDE in .eh_frame; half of them are reachable from main, as a binary tree of calls.
+    /// Shows how a linker scales with sections, symbols and FDEs.
+    Functions,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Options {
+    #[arg(long, value_enum, default_value_t = Input::Sqlite)]
+    input: Input,
+    /// Function count for `--input functions`.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(2..))]
+    functions: u32,
     /// Timed runs per linker, after one untimed warm-up run.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     runs: u16,
@@ -51,12 +68,24 @@ pub fn run(options: &Options) -> Result<(), Error> {
     fs::create_dir_all(&work).map_err(Error::io(&work))?;
 
     let toolchain = Toolchain::discover()?;
-    eprintln!(
-        "building the SQLite driver (cached under {})",
-        target_dir.join("xtask/real").display()
-    );
-    let objects =
-        real::build(Program::Sqlite, &toolchain, &target_dir.join("xtask/real"))?.objects();
+    let (objects, title) = match options.input {
+        Input::Sqlite => {
+            eprintln!(
+                "building the SQLite driver (cached under {})",
+                target_dir.join("xtask/real").display()
+            );
+            let built = real::build(Program::Sqlite, &toolchain, &target_dir.join("xtask/real"))?;
+            (built.objects(), "SQLite driver + musl libc".to_string())
+        }
+        Input::Functions => {
+            eprintln!("generating and assembling {} functions", options.functions);
+            let object = functions_object(options.functions, &work)?;
+            (
+                vec![object],
+                format!("{} functions with FDEs + musl libc", options.functions),
+            )
+        }
+    };
 
     let uniklink = match &options.uniklink {
         Some(path) => path.clone(),
@@ -140,7 +169,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
         }
     }
 
-    print_table(&linkers, &outcomes, options.runs);
+    print_table(&title, &linkers, &outcomes, options.runs);
     Ok(())
 }
 
@@ -168,6 +197,41 @@ fn warm_up(linker: &Linker, out: &Path) -> Outcome {
     }
 }
 
+/// Writes and assembles the `--input functions` object. Function `i` of the first half calls
+/// `2i + 1` and `2i + 2` while they are in that half, so main's call to f0 reaches exactly the
+/// first half, by a tree only log2(n) deep; the second half is garbage.
+fn functions_object(count: u32, work: &Path) -> Result<PathBuf, Error> {
+    let reachable = count / 2;
+    let mut asm = String::new();
+    for i in 0..count {
+        let (left, right) = (2 * i + 1, 2 * i + 2);
+        let body = if i < reachable && right < reachable {
+            format!("  call f{left}\n  jmp f{right}\n")
+        } else {
+            format!("  lea {}(%rdi), %eax\n  ret\n", i % 7)
+        };
+        write!(
+            asm,
+            ".section .text.f{i},\"ax\",@progbits\n.globl f{i}\n.type f{i},@function\nf{i}:\n\
+             .cfi_startproc\n{body}.cfi_endproc\n.size f{i}, .-f{i}\n"
+        )
+        .expect("writing to a String");
+    }
+    asm.push_str(
+        ".section .text.main,\"ax\",@progbits\n.globl main\n.type main,@function\nmain:\n\
+         .cfi_startproc\n  sub $8, %rsp\n  .cfi_def_cfa_offset 16\n  xor %edi, %edi\n\
+         call f0\n  lea message(%rip), %rdi\n  call puts\n  xor %eax, %eax\n  add $8, %rsp\n\
+         .cfi_def_cfa_offset 8\n  ret\n.cfi_endproc\n\
+         .section .rodata.message,\"a\",@progbits\nmessage:\n  .asciz \"all reachable functions ran\"\n\
+         .section .note.GNU-stack,\"\",@progbits\n",
+    );
+    let source = work.join(format!("functions-{count}.s"));
+    let object = source.with_extension("o");
+    fs::write(&source, asm).map_err(Error::io(&source))?;
+    toolchain::run(Command::new("as").arg(&source).arg("-o").arg(&object))?;
+    Ok(object)
+}
+
 fn first_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .lines()
@@ -188,7 +252,7 @@ fn median(times: &[Duration]) -> Duration {
     }
 }
 
-fn print_table(linkers: &[Linker], outcomes: &[Outcome], runs: u16) {
+fn print_table(title: &str, linkers: &[Linker], outcomes: &[Outcome], runs: u16) {
     let reference_stdout = match &outcomes[0] {
         Outcome::Linked { stdout, .. } => Some(stdout),
         _ => None,
@@ -202,7 +266,7 @@ fn print_table(linkers: &[Linker], outcomes: &[Outcome], runs: u16) {
             _ => None,
         });
 
-    println!("SQLite driver + musl libc, --gc-sections, median of {runs} runs");
+    println!("{title}, --gc-sections, median of {runs} runs");
     println!();
     println!(
         "| linker | median ms | min ms | max ms | time / uniklink | output bytes | output as GNU ld's |"
