@@ -453,7 +453,7 @@ fn init_reaching_an_undeclared_component_is_an_error() {
     );
 }
 
-/// Manifests are validated against the built-in component table, which names components a
+/// Manifests are validated against uniklink's own library OS, which has components another
 /// library OS may lack: requiring one is an error, overriding a parameter it lacks is reported.
 #[test]
 fn manifest_selection_against_the_library_os() {
@@ -462,7 +462,7 @@ fn manifest_selection_against_the_library_os() {
     let builtin = ComponentRegistry::builtin();
     let manifest_path = libos.app(
         &dir,
-        "name: hello\napp:\n  objects: [app.o]\ncomponents:\n  require: [blk]\n",
+        "name: hello\napp:\n  objects: [app.o]\ncomponents:\n  require: [rt]\n",
     );
     let manifest = Manifest::load_with(&manifest_path, &builtin).unwrap();
     let err = libos
@@ -471,10 +471,10 @@ fn manifest_selection_against_the_library_os() {
             &manifest,
             &dir.join("never"),
         )
-        .expect_err("blk does not exist");
+        .expect_err("the fixture library OS has no rt");
     assert_eq!(
         err.to_string(),
-        "component `blk` is required by the manifest or its profile, but the library OS has no \
+        "component `rt` is required by the manifest or its profile, but the library OS has no \
          such component (it has: clock, console, fs, heap, net)"
     );
 

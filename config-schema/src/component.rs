@@ -6,6 +6,7 @@
 //! depends: [heap, clock]    # components whose init must run first
 //! archive: libnet.a         # C components only: the archive holding the component's code
 //! crates: [unik_rt::heap]   # code elsewhere that is this component (crates or module paths)
+//! symbols: [_pvh_start]     # unmangled symbols (assembly, #[no_mangle]) that are this component
 //! params:
 //!   rx_ring: { type: u32, default: { minimal: 16, network: 256, filesystem: 16 } }
 //! ```
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::error::{Located, ManifestError};
+use crate::error::{Located, ManifestError, Source};
 use crate::raw::KeyedMap;
 use crate::registry::{
     ComponentRegistry, ComponentSpec, DuplicateComponent, ParamKind, ParamSpec, ParamValue,
@@ -67,14 +68,6 @@ impl ParamType {
             (ParamType::U64, other) => Ok(other.as_u64().to_le_bytes().to_vec()),
         }
     }
-
-    /// The storage a manifest kind gets when a table (like the built-in one) gives no type.
-    pub(crate) fn for_kind(kind: ParamKind) -> ParamType {
-        match kind {
-            ParamKind::Bool => ParamType::Bool,
-            _ => ParamType::U64,
-        }
-    }
 }
 
 impl fmt::Display for ParamType {
@@ -100,6 +93,8 @@ struct ComponentFile {
     archive: Option<PathBuf>,
     #[serde(default)]
     crates: Vec<String>,
+    #[serde(default)]
+    symbols: Vec<Spanned<String>>,
     #[serde(default)]
     params: KeyedMap<ParamFile>,
 }
@@ -128,7 +123,16 @@ struct DefaultsFile {
 /// file's directory.
 pub fn load_component(path: &Path) -> Result<ComponentSpec, ManifestError> {
     let source = crate::parse::read_source(path)?;
-    let file: ComponentFile = crate::parse::from_source(&source)?;
+    check_component(path, &source)
+}
+
+/// Validates `component.yaml` text; `path` names it in diagnostics and anchors `archive`.
+pub fn parse_component(path: &Path, text: &str) -> Result<ComponentSpec, ManifestError> {
+    check_component(path, &Source::new(path, text))
+}
+
+fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, ManifestError> {
+    let file: ComponentFile = crate::parse::from_source(source)?;
     let mut errors: Vec<Located> = Vec::new();
     let name = file.name.value.clone();
     if !is_identifier(&name) {
@@ -153,6 +157,14 @@ pub fn load_component(path: &Path) -> Result<ComponentSpec, ManifestError> {
         }
         init.value
     });
+    for symbol in &file.symbols {
+        if !is_symbol(&symbol.value) {
+            errors.push(source.error_at(
+                symbol.referenced,
+                format!("`{}` is not a symbol name", symbol.value),
+            ));
+        }
+    }
     let mut params = BTreeMap::new();
     for (param, decl) in file.params.0 {
         if !is_identifier(&param.value) {
@@ -218,6 +230,7 @@ pub fn load_component(path: &Path) -> Result<ComponentSpec, ManifestError> {
         depends: file.depends.into_iter().map(|d| d.value).collect(),
         archive: file.archive.map(|a| dir.join(a)),
         crates: file.crates,
+        symbols: file.symbols.into_iter().map(|s| s.value).collect(),
         params,
     })
 }
@@ -258,7 +271,6 @@ fn is_symbol(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::ProfileName;
 
     fn load(text: &str) -> Result<ComponentSpec, String> {
         let dir = tempfile::tempdir().unwrap();
@@ -301,75 +313,6 @@ mod tests {
             "component.yaml:3:70: `net.rx_ring` default for network: 8GiB does not fit in a u32\n\
              component.yaml:3:88: `net.rx_ring` default for filesystem: expected a size, got boolean `true`"
         );
-    }
-
-    /// Every `component.yaml` of uniklink's own library OS.
-    fn libos_component_files() -> Vec<PathBuf> {
-        let libos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libos");
-        let mut files = Vec::new();
-        for krate in std::fs::read_dir(&libos).unwrap() {
-            let dir = krate.unwrap().path();
-            files.push(dir.join(COMPONENT_FILE));
-            if let Ok(inner) = std::fs::read_dir(dir.join("components")) {
-                files.extend(inner.map(|e| e.unwrap().path().join(COMPONENT_FILE)));
-            }
-        }
-        files.retain(|f| f.is_file());
-        files.sort();
-        files
-    }
-
-    /// Manifests are validated against the built-in table, images are woven from the library
-    /// OS's own files: where both describe a component they must agree, parameter by
-    /// parameter and profile by profile.
-    #[test]
-    fn library_os_components_agree_with_the_builtin_table() {
-        let files = libos_component_files();
-        let registry =
-            ComponentRegistry::from_component_files(&files).unwrap_or_else(|e| panic!("{e}"));
-        let builtin = ComponentRegistry::builtin();
-        let names: Vec<&str> = registry.names().collect();
-        assert!(
-            names.contains(&"net") && names.contains(&"heap"),
-            "{names:?}"
-        );
-        for component in registry.components() {
-            let table = builtin
-                .get(&component.name)
-                .unwrap_or_else(|| panic!("`{}` is not in components.yaml", component.name));
-            for dep in &component.depends {
-                assert!(
-                    registry.get(dep).is_some(),
-                    "{}: no `{dep}`",
-                    component.name
-                );
-            }
-            for param in component.params.values() {
-                let entry = table.params.get(&param.name).unwrap_or_else(|| {
-                    panic!(
-                        "`{}.{}` is not in components.yaml",
-                        component.name, param.name
-                    )
-                });
-                for profile in ProfileName::ALL {
-                    let value = entry.defaults.get(profile);
-                    assert!(
-                        param.ty.encode(value).is_ok(),
-                        "{}.{}: {value} does not fit {}",
-                        component.name,
-                        param.name,
-                        param.ty
-                    );
-                    assert_eq!(
-                        value.as_u64(),
-                        param.defaults.get(profile).as_u64(),
-                        "{}.{} in {profile}",
-                        component.name,
-                        param.name
-                    );
-                }
-            }
-        }
     }
 
     #[test]

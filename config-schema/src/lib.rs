@@ -23,7 +23,9 @@ mod suggest;
 mod target;
 mod units;
 
-pub use component::{COMPONENT_FILE, ComponentSetError, ParamType, load_component};
+pub use component::{
+    COMPONENT_FILE, ComponentSetError, ParamType, load_component, parse_component,
+};
 pub use error::{Located, ManifestError};
 pub use manifest::{App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, Manifest};
 pub use parse::MAX_MANIFEST_BYTES;

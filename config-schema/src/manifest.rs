@@ -191,7 +191,6 @@ impl Checker<'_> {
             budgets,
             registry: self.registry.clone(),
         };
-        self.memory_fits(&manifest.resolve(), raw.memory.as_ref(), &raw.components);
         Some(manifest)
     }
 
@@ -550,43 +549,5 @@ impl Checker<'_> {
             image_size: raw.image_size.as_ref().map(|s| s.value),
             boot_time: raw.boot_time.as_ref().map(|t| t.value),
         }
-    }
-
-    /// The heap is carved out of guest memory, so a heap at least as large as memory cannot
-    /// boot.
-    fn memory_fits(
-        &mut self,
-        resolved: &ResolvedConfig,
-        memory: Option<&Spanned<ByteSize>>,
-        raw: &RawComponents,
-    ) {
-        let Some(heap) = resolved.param("heap", "size") else {
-            return;
-        };
-        let heap = heap.as_u64();
-        let memory_bytes = resolved.memory.value.0;
-        if heap < memory_bytes || memory_bytes == 0 {
-            return;
-        }
-        let heap_key = raw
-            .params
-            .0
-            .iter()
-            .find(|(c, _)| c.value == "heap")
-            .and_then(|(_, ps)| ps.0.iter().find(|(p, _)| p.value == "size"))
-            .map(|(_, v)| v.referenced);
-        let at = memory
-            .map(|m| m.referenced)
-            .or(heap_key)
-            .unwrap_or(Location::UNKNOWN);
-        self.error(
-            at,
-            format!(
-                "memory {} leaves no room for the {} heap",
-                ByteSize(memory_bytes),
-                ByteSize(heap)
-            ),
-        )
-        .help = Some("raise `memory` or lower `components.params.heap.size`".to_owned());
     }
 }

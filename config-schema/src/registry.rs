@@ -1,10 +1,11 @@
 //! Library-OS components, their parameters and the built-in profiles, all as data.
 //!
-//! A profile is not a code path: it is one column of default values in the component table.
-//! The built-in table lives in `components.yaml` next to this crate's manifest; more
-//! components (e.g. declared by library-OS crates) come in through
-//! [`ComponentRegistry::from_yaml`] and [`ComponentRegistry::extend`], and validation only ever
-//! sees a [`ComponentRegistry`], never a hard-coded list.
+//! A profile is not a code path: it is one column of the default values each component
+//! declares in its `component.yaml`, plus the machine settings in `profiles.yaml` next to this
+//! crate's manifest. [`ComponentRegistry::builtin`] holds the components of uniklink's own
+//! library OS (embedded at build time); a build uses the components in the app's cargo graph
+//! instead ([`ComponentRegistry::with_components`], [`ComponentRegistry::extend`]), and
+//! validation only ever sees a [`ComponentRegistry`], never a hard-coded list.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,11 +15,9 @@ use std::sync::LazyLock;
 use schemars::JsonSchema;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_saphyr::Spanned;
 
 use crate::component::ParamType;
 use crate::error::{Located, ManifestError, Source};
-use crate::raw::KeyedMap;
 use crate::units::{ByteSize, Duration};
 
 /// A built-in profile: one column of component parameter defaults.
@@ -274,6 +273,9 @@ pub struct ComponentSpec {
     /// Rust crates or module paths (`unik_rt::heap`) whose code is this component, besides
     /// the crate the `component.yaml` sits in.
     pub crates: Vec<String>,
+    /// Unmangled symbols (assembly entry points, `#[no_mangle]` functions) that are this
+    /// component's: a demangler cannot name their crate.
+    pub symbols: Vec<String>,
     pub params: BTreeMap<String, ParamSpec>,
 }
 
@@ -295,25 +297,37 @@ pub struct ComponentRegistry {
     components: BTreeMap<String, ComponentSpec>,
 }
 
-const BUILTIN_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/components.yaml");
-const BUILTIN_YAML: &str = include_str!("../components.yaml");
+const PROFILES_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles.yaml");
+const PROFILES_YAML: &str = include_str!("../profiles.yaml");
 
-static BUILTIN: LazyLock<ComponentRegistry> = LazyLock::new(|| {
-    match ComponentRegistry::from_yaml(Path::new(BUILTIN_PATH), BUILTIN_YAML) {
-        Ok(registry) => registry,
+// `LIBOS_COMPONENTS`: (path, text) of every `component.yaml` in uniklink's library OS, embedded
+// by build.rs.
+include!(concat!(env!("OUT_DIR"), "/libos_components.rs"));
+
+static PROFILES: LazyLock<BTreeMap<ProfileName, ProfileSpec>> = LazyLock::new(|| {
+    match parse_profiles(Path::new(PROFILES_PATH), PROFILES_YAML) {
+        Ok(profiles) => profiles,
         // The embedded table is fixed at compile time and checked by the
         // `builtin_registry_is_valid` test, so this is a build defect, not bad input.
-        Err(error) => panic!("built-in component table is invalid: {error}"),
+        Err(error) => panic!("built-in profile table is invalid: {error}"),
     }
 });
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegistryFile {
-    #[serde(default)]
-    profiles: BTreeMap<ProfileName, ProfileDecl>,
-    components: KeyedMap<ComponentDecl>,
-}
+static BUILTIN: LazyLock<ComponentRegistry> = LazyLock::new(|| {
+    let components = LIBOS_COMPONENTS
+        .iter()
+        .map(|(path, text)| crate::component::parse_component(Path::new(path), text));
+    let registry = components
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+        .and_then(|specs| ComponentRegistry::with_components(specs).map_err(|e| e.to_string()));
+    match registry {
+        Ok(registry) => registry,
+        // The library OS's files are embedded at compile time and checked by the
+        // `builtin_registry_is_valid` test, so this is a build defect, not bad input.
+        Err(error) => panic!("the library OS's component.yaml files are invalid: {error}"),
+    }
+});
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,126 +335,35 @@ struct ProfileDecl {
     doc: String,
     memory: ByteSize,
     #[serde(default)]
-    require: Vec<Spanned<String>>,
+    require: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ComponentDecl {
-    doc: String,
-    params: KeyedMap<ParamDecl>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ParamDecl {
-    kind: ParamKind,
-    doc: String,
-    minimal: Spanned<RawValue>,
-    network: Spanned<RawValue>,
-    filesystem: Spanned<RawValue>,
-}
-
-impl ComponentRegistry {
-    /// The components uniklink's own library OS provides, with the built-in profiles.
-    pub fn builtin() -> ComponentRegistry {
-        BUILTIN.clone()
-    }
-
-    /// Reads a component table in the format of `components.yaml`. A table that declares
-    /// components only (no `profiles`) is meant to be [`extend`](Self::extend)ed into one
-    /// that has them.
-    pub fn from_yaml(path: &Path, text: &str) -> Result<ComponentRegistry, ManifestError> {
-        let source = Source::new(path, text);
-        let file: RegistryFile = crate::parse::from_source(&source)?;
-        let mut errors = Vec::new();
-        let declared: Vec<&str> = file
-            .components
-            .0
-            .iter()
-            .map(|(n, _)| n.value.as_str())
-            .collect();
-        let mut profiles = BTreeMap::new();
-        for (name, decl) in file.profiles {
-            for required in &decl.require {
-                if !declared.contains(&required.value.as_str()) {
-                    errors.push(source.error_at(
-                        required.referenced,
-                        format!(
-                            "profile {name} requires `{}`, which this table does not declare",
-                            required.value
-                        ),
-                    ));
-                }
-            }
+/// Reads a profile table in the format of `profiles.yaml`.
+fn parse_profiles(
+    path: &Path,
+    text: &str,
+) -> Result<BTreeMap<ProfileName, ProfileSpec>, ManifestError> {
+    let source = Source::new(path, text);
+    let file: BTreeMap<ProfileName, ProfileDecl> = crate::parse::from_source(&source)?;
+    Ok(file
+        .into_iter()
+        .map(|(name, decl)| {
             let spec = ProfileSpec {
                 name,
                 doc: decl.doc,
                 memory: decl.memory,
-                require: decl.require.into_iter().map(|r| r.value).collect(),
+                require: decl.require,
             };
-            profiles.insert(name, spec);
-        }
-        let mut components = BTreeMap::new();
-        for (name, decl) in file.components.0 {
-            if !is_identifier(&name.value) {
-                errors.push(source.error_at(name.referenced, NOT_IDENTIFIER));
-            }
-            let name = name.value;
-            let mut params = BTreeMap::new();
-            for (param, decl) in decl.params.0 {
-                if !is_identifier(&param.value) {
-                    errors.push(source.error_at(param.referenced, NOT_IDENTIFIER));
-                }
-                let param = param.value;
-                let mut default = |raw: &Spanned<RawValue>| match decl.kind.convert(&raw.value) {
-                    Ok(value) => Some(value),
-                    Err(message) => {
-                        errors.push(source.error_at(
-                            raw.referenced,
-                            format!("default for `{name}.{param}`: {message}"),
-                        ));
-                        None
-                    }
-                };
-                let (Some(minimal), Some(network), Some(filesystem)) = (
-                    default(&decl.minimal),
-                    default(&decl.network),
-                    default(&decl.filesystem),
-                ) else {
-                    continue;
-                };
-                let spec = ParamSpec {
-                    name: param.clone(),
-                    kind: decl.kind,
-                    ty: ParamType::for_kind(decl.kind),
-                    doc: decl.doc,
-                    defaults: ProfileDefaults {
-                        minimal,
-                        network,
-                        filesystem,
-                    },
-                };
-                params.insert(param, spec);
-            }
-            let spec = ComponentSpec {
-                name: name.clone(),
-                doc: decl.doc,
-                init: None,
-                depends: Vec::new(),
-                archive: None,
-                crates: Vec::new(),
-                params,
-            };
-            components.insert(name, spec);
-        }
-        if !errors.is_empty() {
-            return Err(ManifestError::invalid(errors));
-        }
-        Ok(ComponentRegistry {
-            profiles,
-            components,
+            (name, spec)
         })
+        .collect())
+}
+
+impl ComponentRegistry {
+    /// The components uniklink's own library OS declares (its `component.yaml` files, as
+    /// they were when uniklink was built), with the built-in profiles.
+    pub fn builtin() -> ComponentRegistry {
+        BUILTIN.clone()
     }
 
     /// The built-in profiles with exactly `components`, e.g. those a library OS's
@@ -449,7 +372,7 @@ impl ComponentRegistry {
         components: impl IntoIterator<Item = ComponentSpec>,
     ) -> Result<ComponentRegistry, DuplicateComponent> {
         let mut registry = ComponentRegistry {
-            profiles: BUILTIN.profiles.clone(),
+            profiles: PROFILES.clone(),
             components: BTreeMap::new(),
         };
         for spec in components {
@@ -502,9 +425,6 @@ pub struct DuplicateComponent {
     pub name: String,
 }
 
-const NOT_IDENTIFIER: &str =
-    "component and parameter names must be lowercase identifiers (a-z, 0-9, _)";
-
 /// Names that end up as symbols in the glue object, so they must be identifiers.
 pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -528,31 +448,30 @@ mod tests {
 
     #[test]
     fn builtin_registry_is_valid() {
-        let registry = ComponentRegistry::from_yaml(Path::new(BUILTIN_PATH), BUILTIN_YAML)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let registry = ComponentRegistry::builtin();
         for profile in ProfileName::ALL {
             assert!(
                 registry.profile(profile).is_some(),
                 "profile {profile} missing"
             );
         }
-        for name in ["console", "clock", "heap", "net", "blk", "fs", "virtio"] {
+        for name in ["console", "clock", "heap", "net", "rt"] {
             assert!(registry.get(name).is_some(), "component {name} missing");
         }
         for component in registry.components() {
-            assert!(is_identifier(&component.name), "{}", component.name);
             assert!(
                 !component.doc.trim().is_empty(),
                 "{} undocumented",
                 component.name
             );
-            for param in component.params.values() {
+            for dep in &component.depends {
                 assert!(
-                    is_identifier(&param.name),
-                    "{}.{}",
-                    component.name,
-                    param.name
+                    registry.get(dep).is_some(),
+                    "{}: no `{dep}`",
+                    component.name
                 );
+            }
+            for param in component.params.values() {
                 assert!(
                     !param.doc.trim().is_empty(),
                     "{}.{}",
@@ -566,11 +485,47 @@ mod tests {
         }
     }
 
+    /// The embedded copy is the library OS in this checkout: a component.yaml the build
+    /// script missed, or one changed without rebuilding, shows up here.
+    #[test]
+    fn builtin_registry_is_the_library_os_on_disk() {
+        let libos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libos");
+        let mut files = Vec::new();
+        for krate in std::fs::read_dir(&libos).unwrap() {
+            let dir = krate.unwrap().path();
+            files.push(dir.join(crate::COMPONENT_FILE));
+            if let Ok(inner) = std::fs::read_dir(dir.join("components")) {
+                files.extend(inner.map(|e| e.unwrap().path().join(crate::COMPONENT_FILE)));
+            }
+        }
+        files.retain(|f| f.is_file());
+        let on_disk =
+            ComponentRegistry::from_component_files(&files).unwrap_or_else(|e| panic!("{e}"));
+        let builtin = ComponentRegistry::builtin();
+        let names: Vec<&str> = builtin.names().collect();
+        assert_eq!(names, on_disk.names().collect::<Vec<_>>());
+        for component in on_disk.components() {
+            let embedded = builtin.get(&component.name).unwrap();
+            assert_eq!(embedded.params, component.params, "{}", component.name);
+            assert_eq!(embedded.init, component.init, "{}", component.name);
+            assert_eq!(embedded.depends, component.depends, "{}", component.name);
+            assert_eq!(embedded.crates, component.crates, "{}", component.name);
+        }
+    }
+
     #[test]
     fn profiles_require_declared_components() {
         let registry = ComponentRegistry::builtin();
         let network = registry.profile(ProfileName::Network).unwrap();
         assert_eq!(network.require, ["net"]);
+        for profile in ProfileName::ALL {
+            for required in &registry.profile(profile).unwrap().require {
+                assert!(
+                    registry.get(required).is_some(),
+                    "profile {profile} requires `{required}`, which the library OS does not declare"
+                );
+            }
+        }
         assert!(
             registry
                 .profile(ProfileName::Minimal)
@@ -578,14 +533,24 @@ mod tests {
                 .require
                 .is_empty()
         );
+    }
 
-        let text = "profiles:\n  network:\n    doc: d\n    memory: 64MiB\n    require: [nett]\n\
-                    components:\n  net:\n    doc: d\n    params: {}\n";
-        let err = ComponentRegistry::from_yaml(Path::new("t.yaml"), text).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t.yaml:5:15: profile network requires `nett`, which this table does not declare"
-        );
+    /// A profile that only changed guest memory would not be worth a name.
+    #[test]
+    fn profiles_differ_in_parameters() {
+        let registry = ComponentRegistry::builtin();
+        let column = |profile: ProfileName| -> Vec<u64> {
+            registry
+                .components()
+                .flat_map(|c| c.params.values())
+                .map(|p| p.defaults.get(profile).as_u64())
+                .collect()
+        };
+        for (i, a) in ProfileName::ALL.into_iter().enumerate() {
+            for b in ProfileName::ALL.into_iter().skip(i + 1) {
+                assert_ne!(column(a), column(b), "{a} and {b} set the same parameters");
+            }
+        }
     }
 
     /// "minimal: smallest everything" is a property of the data, so the data is checked.

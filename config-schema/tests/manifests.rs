@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use uniklink_config::{
     App, Arch, ByteSize, ComponentRegistry, DEFAULT_PREBUILT_ENTRY, Manifest, ManifestError,
-    Origin, ParamValue, Platform, ProfileName, schema_json,
+    Origin, ParamValue, Platform, ProfileName, parse_component, schema_json,
 };
 
 fn crate_dir() -> &'static Path {
@@ -60,7 +60,10 @@ fn profiles_resolve_with_manifest_overrides_marked() {
     assert_eq!(net.params["max_sockets"].origin, Origin::Manifest);
     assert_eq!(net.params["rx_ring_size"].value, ParamValue::Count(256));
     assert_eq!(net.params["rx_ring_size"].origin, Origin::Profile);
-    assert!(config.component("fs").unwrap().forbidden);
+    assert_eq!(
+        net.params["tcp_window"].value,
+        ParamValue::Size(ByteSize::kib(128))
+    );
     assert_eq!(config.memory.origin, Origin::Profile);
     assert_eq!(config.memory.value, ByteSize::mib(64));
     assert_eq!(config.targets.len(), 1);
@@ -78,18 +81,18 @@ fn profiles_resolve_with_manifest_overrides_marked() {
     );
     assert_eq!(hello.memory.origin, Origin::Manifest);
     assert_eq!(
-        hello.param("heap", "size"),
-        Some(ParamValue::Size(ByteSize::kib(64)))
+        hello.param("net", "socket_rx_buffer"),
+        Some(ParamValue::Size(ByteSize::kib(2)))
     );
     let json = serde_json::to_value(&hello).unwrap();
-    let console = json["components"]
+    let net = json["components"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "console")
+        .find(|c| c["name"] == "net")
         .unwrap();
-    assert_eq!(console["params"]["buffer"]["origin"], "profile");
-    assert_eq!(console["params"]["buffer"]["value"], 256);
+    assert_eq!(net["params"]["max_sockets"]["origin"], "profile");
+    assert_eq!(net["params"]["max_sockets"]["value"], 2);
 }
 
 /// Checks one failure against its expectation: the first line is `file:line:col`, each
@@ -249,7 +252,7 @@ fn every_semantic_error_is_reported_in_file_order() {
                 app:\n  package: hello\n\
                 arch: aarch64\n\
                 platform: qemu-q35\n\
-                components:\n  require: [nett]\n  params:\n    heap:\n      size: lots\n";
+                components:\n  require: [nett]\n  params:\n    net:\n      max_sockets: lots\n";
     let error = Manifest::from_text(Path::new("many.yaml"), text, &ComponentRegistry::builtin())
         .unwrap_err();
     let locations: Vec<String> = error
@@ -257,7 +260,7 @@ fn every_semantic_error_is_reported_in_file_order() {
         .iter()
         .map(|d| format!("{}:{}", d.line, d.column))
         .collect();
-    assert_eq!(locations, ["5:11", "7:13", "10:13"], "{error:?}");
+    assert_eq!(locations, ["5:11", "7:13", "10:20"], "{error:?}");
     assert!(
         error
             .to_string()
@@ -291,13 +294,13 @@ fn prebuilt_objects_are_relative_to_the_manifest() {
 
 #[test]
 fn registries_extend_with_components_from_outside() {
-    let extra = ComponentRegistry::from_yaml(
-        Path::new("tls.yaml"),
-        "components:\n  tls:\n    doc: TLS on top of net.\n    params:\n      \
-         sessions:\n        kind: count\n        doc: Cached sessions.\n        \
-         minimal: 0\n        network: 64\n        filesystem: 0\n",
+    let tls = parse_component(
+        Path::new("tls/component.yaml"),
+        "name: tls\ndoc: TLS on top of net.\ndepends: [net]\nparams:\n  sessions:\n    \
+         type: u32\n    doc: Cached sessions.\n    default: { minimal: 0, network: 64, filesystem: 0 }\n",
     )
     .unwrap();
+    let extra = ComponentRegistry::with_components([tls]).unwrap();
     let text = "name: web\napp:\n  package: web\nprofile: network\n\
                 components:\n  require: [tls]\n  params:\n    tls:\n      sessions: 8\n";
     let builtin = ComponentRegistry::builtin();
@@ -320,15 +323,21 @@ fn registries_extend_with_components_from_outside() {
 }
 
 #[test]
-fn bad_component_tables_are_located_too() {
-    let error = ComponentRegistry::from_yaml(
+fn bad_component_files_are_located_too() {
+    let error = parse_component(
         Path::new("bad.yaml"),
-        "components:\n  Bad-Name:\n    doc: x\n    params:\n      size:\n        kind: size\n        \
-         doc: x\n        minimal: 1parsec\n        network: 1\n        filesystem: 1\n",
+        "name: Bad-Name\nparams:\n  size:\n    type: u64\n    kind: size\n    \
+         default: { minimal: 1parsec, network: 1, filesystem: 1 }\n",
     )
     .unwrap_err();
     let shown: Vec<String> = error.diagnostics().iter().map(|d| d.to_string()).collect();
     assert_eq!(shown.len(), 2, "{shown:?}");
-    assert!(shown[0].starts_with("bad.yaml:2:3: component and parameter names"));
-    assert!(shown[1].starts_with("bad.yaml:8:18: default for `Bad-Name.size`"));
+    assert!(
+        shown[0].starts_with("bad.yaml:1:7: component and parameter names"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[1].starts_with("bad.yaml:6:25: `Bad-Name.size` default for minimal"),
+        "{shown:?}"
+    );
 }
