@@ -556,6 +556,48 @@ fn hello_report_rows_add_up_to_the_loadable_size() {
     );
 }
 
+/// The runtime core (boot, paging, exceptions, start, panic, exit) is the library OS's `rt`
+/// component, not the app: the app row holds only what the hello crate itself compiled to,
+/// even though LTO merged every crate into one object.
+#[test]
+fn hello_report_separates_the_runtime_core_from_the_app() {
+    let (_, image) = hello();
+    let saved = SavedReport::load(&image.with_extension("json")).unwrap();
+    let owner = |name: &str| {
+        saved
+            .sizes
+            .owners
+            .iter()
+            .find(|o| o.owner == name)
+            .unwrap_or_else(|| panic!("no `{name}` row in {:?}", saved.sizes.owners))
+    };
+    let rt = owner("component rt");
+    let app = owner("app");
+    assert!(app.size < 1024, "app row is {} B", app.size);
+    assert!(
+        rt.size > 50 * app.size,
+        "rt {} B, app {} B",
+        rt.size,
+        app.size
+    );
+    let rt_decision = saved
+        .sizes
+        .components
+        .iter()
+        .find(|c| c.name == "rt")
+        .expect("rt is a component");
+    assert!(rt_decision.kept, "{rt_decision:?}");
+    assert_eq!(rt_decision.reason, "reached");
+    for (symbol, expected) in [
+        ("_pvh_start", "component rt"),
+        ("__unik_exception_stubs", "component rt"),
+        ("__unik_main", "app"),
+    ] {
+        let row = row(&saved.sizes, symbol);
+        assert_eq!(saved.sizes.sections[row].owner, expected, "{symbol}");
+    }
+}
+
 fn run_hello(manifest: &Path) -> Output {
     uniklink()
         .args(["run", "--accel", "tcg", "--timeout", "120", "-m"])

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::input::Inputs;
-use crate::object::{SectionId, SymbolPlace};
+use crate::object::{ObjectFile, SectionId, SymbolPlace};
 use crate::resolve::SymbolDb;
 
 /// Index into [`Components::defs`].
@@ -39,6 +39,9 @@ pub struct ComponentDef {
     /// Rust crates, or module paths inside a crate (`unik_rt::heap`), that are this
     /// component, not its dependencies.
     pub crates: Vec<String>,
+    /// Unmangled symbols (assembly entry points, `#[no_mangle]` functions) that are this
+    /// component's.
+    pub symbols: Vec<String>,
     /// For a C component, the archive holding its code.
     pub archive: Option<PathBuf>,
     pub params: Vec<ParamDef>,
@@ -251,6 +254,12 @@ impl Attribution {
                 by_crate.insert(krate, Owner::Component(id));
             }
         }
+        let mut by_symbol: HashMap<&[u8], Owner> = HashMap::new();
+        for id in components.ids() {
+            for symbol in &components.def(id).symbols {
+                by_symbol.insert(symbol.as_bytes(), Owner::Component(id));
+            }
+        }
         let archives: Vec<(PathBuf, ComponentId)> = components
             .ids()
             .filter_map(|id| {
@@ -280,18 +289,35 @@ impl Attribution {
                 }
             };
             let mut section_owner: Vec<Option<Owner>> = vec![None; o.sections.len()];
+            // Sections defining a symbol nothing above attributes are the file's; sections
+            // defining none (anonymous constants, assembly stubs) take their referrers' owner.
+            let mut named = vec![false; o.sections.len()];
             for sym in &o.symbols {
                 let SymbolPlace::Section(s) = sym.place else {
                     continue;
                 };
-                let slot = &mut section_owner[s as usize];
-                if slot.is_some() || sym.is_section() {
+                // AArch64 mapping symbols ($x, $d) mark code and data, they name nothing.
+                if sym.is_section() || sym.name.is_empty() || sym.name.starts_with(b"$") {
                     continue;
                 }
-                if let Some(owner) = symbol_path(sym.name).and_then(|p| path_owner(&p, &by_crate)) {
+                named[s as usize] = true;
+                let slot = &mut section_owner[s as usize];
+                if slot.is_some() {
+                    continue;
+                }
+                let owner = by_symbol
+                    .get(sym.name)
+                    .or_else(|| symbol_path(sym.name).and_then(|p| path_owner(&p, &by_crate)));
+                if let Some(owner) = owner {
                     *slot = Some(owner.clone());
                 }
             }
+            for (index, slot) in section_owner.iter_mut().enumerate() {
+                if slot.is_none() && named[index] {
+                    *slot = Some(file_owner.clone());
+                }
+            }
+            inherit_from_referrers(o, &mut section_owner);
             for (index, owner) in section_owner.into_iter().enumerate().skip(1) {
                 // Unwind tables are shared by whatever they describe, and survive GC record
                 // by record; counting them would make every component look used.
@@ -310,6 +336,54 @@ impl Attribution {
 
     pub fn owner(&self, id: SectionId) -> Option<&Owner> {
         self.owners.get(&id)
+    }
+}
+
+/// Gives each section without an owner the owner of the sections in the same object that
+/// refer to it, when they all agree, until nothing changes: a constant only one crate's code
+/// uses is that crate's, even after LTO merged every crate into one object.
+fn inherit_from_referrers(o: &ObjectFile<'_>, owners: &mut [Option<Owner>]) {
+    // referred section → the sections referring to it
+    let mut referrers: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (index, section) in o.sections.iter().enumerate().skip(1) {
+        if section.name == b".eh_frame" {
+            continue;
+        }
+        for reloc in section.relocs() {
+            let Some(sym) = o.symbols.get(reloc.symbol as usize) else {
+                continue;
+            };
+            if let SymbolPlace::Section(target) = sym.place
+                && target as usize != index
+                && owners.get(target as usize).is_some_and(Option::is_none)
+            {
+                referrers.entry(target).or_default().push(index as u32);
+            }
+        }
+    }
+    loop {
+        let mut changed = false;
+        for (&target, from) in &referrers {
+            if owners[target as usize].is_some() {
+                continue;
+            }
+            let mut agreed: Option<&Owner> = None;
+            let mut unanimous = true;
+            for &r in from {
+                match (&owners[r as usize], agreed) {
+                    (None, _) => unanimous = false,
+                    (Some(owner), None) => agreed = Some(owner),
+                    (Some(owner), Some(seen)) => unanimous &= owner == seen,
+                }
+            }
+            if unanimous && let Some(owner) = agreed.cloned() {
+                owners[target as usize] = Some(owner);
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
     }
 }
 
@@ -333,6 +407,15 @@ pub fn symbol_path(name: &[u8]) -> Option<String> {
     let name = std::str::from_utf8(name).ok()?;
     let demangled = rustc_demangle::try_demangle(name).ok()?;
     let text = format!("{demangled:#}");
+    // `<u128 as core::fmt::Display>::fmt`: a type without a path is a primitive or generic,
+    // so the code is the trait's.
+    module_path(&text).or_else(|| {
+        let (_, rest) = text.split_once(" as ")?;
+        module_path(rest)
+    })
+}
+
+fn module_path(text: &str) -> Option<String> {
     let path = text.trim_start_matches(['<', '&', '*', '(']);
     let path = path
         .strip_prefix("mut ")
@@ -390,6 +473,7 @@ mod tests {
             required: false,
             forbidden: false,
             crates: Vec::new(),
+            symbols: Vec::new(),
             archive: None,
             params: Vec::new(),
         }
@@ -451,6 +535,11 @@ mod tests {
             Some("smoltcp::wire::Ipv4Address")
         );
         assert_eq!(symbol_path(b"net_init"), None);
+        let primitive = b"_RNvXNtNtCsg3SjgaGcPXb_4core3fmt3numoNtB4_7Display3fmt";
+        assert_eq!(
+            symbol_path(primitive).as_deref(),
+            Some("core::fmt::Display")
+        );
         assert_eq!(symbol_crate(trait_impl).as_deref(), Some("smoltcp"));
         let table = HashMap::from([
             ("unik_rt::heap", Owner::Component(ComponentId(0))),

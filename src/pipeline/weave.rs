@@ -138,6 +138,7 @@ fn components(w: &WeaveOptions) -> Result<Components, ComponentError> {
             required: w.flag(&spec.name, |c| c.required),
             forbidden: w.flag(&spec.name, |c| c.forbidden),
             crates: spec.crates.clone(),
+            symbols: spec.symbols.clone(),
             archive: spec.archive.clone(),
             params: spec
                 .params

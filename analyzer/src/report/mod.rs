@@ -388,14 +388,10 @@ fn is_mapping_symbol(name: &[u8]) -> bool {
 /// Sysroot crates named in rows as themselves; the attribution lumps them together.
 const RUNTIME_LABELS: &[&str] = &["core", "alloc", "compiler_builtins", "std", "panic_abort"];
 
-/// `core` for `<core::fmt::Arguments as core::fmt::Display>::fmt`, when it is a sysroot crate.
+/// `core` for `<core::fmt::Arguments as core::fmt::Display>::fmt` (and for
+/// `<u128 as core::fmt::Display>::fmt`), when it is a sysroot crate.
 fn leading_crate(name: &[u8]) -> Option<String> {
-    let demangled = rustc_demangle::try_demangle(std::str::from_utf8(name).ok()?).ok()?;
-    let text = format!("{demangled:#}");
-    let (krate, _) = text
-        .trim_start_matches(['<', '&', '*', '('])
-        .split_once("::")?;
-    RUNTIME_LABELS.contains(&krate).then(|| krate.to_owned())
+    crate::component::symbol_crate(name).filter(|krate| RUNTIME_LABELS.contains(&krate.as_str()))
 }
 
 fn component_rows(decisions: &[Decision], owners: &[OwnerRow]) -> Vec<ComponentRow> {
