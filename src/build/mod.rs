@@ -34,6 +34,9 @@ pub struct BuildOptions {
     /// Objects and archives linked beside the app's static library, such as the C archive a
     /// build script compiled.
     pub objects: Vec<PathBuf>,
+    /// Link as GNU ld would: every component's `.init_array` registration is a root, so every
+    /// component in the library OS's archive stays. For measuring what weaving saves.
+    pub conventional: bool,
 }
 
 /// Where `build` writes for one target.
@@ -248,7 +251,11 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                 },
                 &metadata,
             )?;
-            let weave = components::weave_options(&metadata, &config)?;
+            let weave = if opts.conventional {
+                None
+            } else {
+                components::weave_options(&metadata, &config)?
+            };
             (dir, staticlibs, entry, weave)
         }
         App::Prebuilt { objects, entry } => (

@@ -21,6 +21,10 @@ pub struct BuildArgs {
     /// Print one JSON object per image built on stdout (`"reason": "image-built"`).
     #[arg(long, value_name = "FMT", value_enum, default_value_t)]
     message_format: MessageFormat,
+    /// Link conventionally, as GNU ld would: every component in the library OS's archive
+    /// stays, its init run through `.init_array`. For comparing sizes; budgets do not apply.
+    #[arg(long)]
+    no_weave: bool,
     #[command(flatten)]
     cargo: CargoBuildArgs,
     #[command(flatten)]
@@ -53,6 +57,7 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
             cargo_args: cargo_args.clone(),
             target_dir: args.manifest.target_dir.clone(),
             objects: Vec::new(),
+            conventional: args.no_weave,
         };
         let built = build::build(&manifest, &opts).map_err(|e| miette::miette!("{}", chain(&e)))?;
         let report = &built.report;
@@ -75,6 +80,9 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
                 eprintln!("uniklink: report {}", built.paths.report.display());
             }
             MessageFormat::Human => {}
+        }
+        if args.no_weave {
+            continue;
         }
         // The image and report stay, so `cargo uniklink report` can show what to cut.
         uniklink::budget::check_image_size(
