@@ -62,6 +62,14 @@ fn every_example_manifest_with_a_cargo_app_builds() {
     }
     built.sort();
     assert_eq!(built, ["hello", "httpd", "kvstore"]);
+
+    // kvstore's `keep` holds a function nothing calls.
+    let report = Path::new(ROOT).join("fixtures/apps/kvstore/target/uniklink/kvstore-x86_64.json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["keep"], serde_json::json!(["kv_stats"]));
+    let kept = report["kept_sections"].to_string();
+    assert!(kept.contains("kv_stats"), "kv_stats is not kept");
 }
 
 /// `manifests/kvstore.yaml` on QEMU microvm (`run` boots QEMU, not Firecracker), forwarding
