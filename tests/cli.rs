@@ -291,6 +291,25 @@ fn cargo_flags_reach_the_inner_build() {
         .stdout(predicate::str::contains("Hello from flags!"))
         .stderr(predicate::str::contains("uniklink: boot:").not());
 
+    // --no-weave links conventionally: the report has no weave decisions, the woven one has.
+    let conventional = elsewhere.path().join("conventional");
+    uniklink()
+        .current_dir(&app.root)
+        .args(["build", "--no-weave", "-q", "--target-dir"])
+        .arg(&conventional)
+        .assert()
+        .success();
+    let read =
+        |path: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
+    let plain = read(conventional.join("uniklink/flags-x86_64.json"));
+    assert!(plain["weave"].is_null(), "{}", plain["weave"]);
+    let woven = read(image.with_extension("json"));
+    assert!(
+        woven["weave"]["components"].is_array(),
+        "{}",
+        woven["weave"]
+    );
+
     // Flags cargo rejects prove they were passed on: cargo's own errors, status 1.
     uniklink()
         .current_dir(&app.root)
