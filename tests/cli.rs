@@ -187,6 +187,11 @@ fn a_new_app_builds_and_boots_from_any_of_its_directories() {
         .args(["build", "--message-format", "json"])
         .assert()
         .success();
+    let stderr = String::from_utf8_lossy(&built.get_output().stderr).into_owned();
+    assert!(
+        !stderr.contains("uniklink: linking"),
+        "no spinner off a terminal:\n{stderr}"
+    );
     let msg = message(&built.get_output().stdout, "image-built");
     let image = app.image("demo");
     assert_eq!(msg["image"], image.to_str().unwrap());
@@ -211,6 +216,22 @@ fn a_new_app_builds_and_boots_from_any_of_its_directories() {
             .any(|i| i.ends_with("/uniklink/cargo/x86_64-unknown-none/debug/libdemo.a")),
         "{inputs:?}"
     );
+
+    // On a terminal (script(1) gives it one) the long steps show a spinner.
+    let on_terminal = StdCommand::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} build",
+            assert_cmd::cargo::cargo_bin("cargo-uniklink").display()
+        ))
+        .arg("/dev/null")
+        .current_dir(&app.root)
+        .env_remove("UNIKLINK_LOG")
+        .output()
+        .unwrap();
+    assert!(on_terminal.status.success());
+    let screen = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(screen.contains("uniklink: linking ("), "{screen}");
 
     let ran = uniklink()
         .current_dir(app.root.join("src"))
