@@ -312,6 +312,15 @@ fn cargo_flags_reach_the_inner_build() {
         .stdout(predicate::str::contains("Hello from flags!"))
         .stderr(predicate::str::contains("uniklink: boot:").not());
 
+    // report finds it through --target-dir too.
+    uniklink()
+        .current_dir(&app.root)
+        .args(["report", "--format", "markdown", "--target-dir"])
+        .arg(&target_dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("flags-x86_64.elf"));
+
     // --no-weave links conventionally: the report has no weave decisions, the woven one has.
     let conventional = elsewhere.path().join("conventional");
     uniklink()

@@ -7,7 +7,7 @@ use miette::{IntoDiagnostic, miette};
 use serde::Serialize;
 use uniklink::report::render::{self, Format};
 use uniklink::report::{By, SavedReport};
-use uniklink_config::{Arch, Manifest};
+use uniklink_config::Arch;
 
 use super::build::parse_arch;
 
@@ -34,9 +34,9 @@ pub struct ReportArgs {
 /// Which build report to read when none is named.
 #[derive(Debug, clap::Args)]
 pub struct Source {
-    /// Read the report `cargo uniklink build -m FILE` wrote.
-    #[arg(short = 'm', long = "manifest", value_name = "FILE")]
-    manifest: Option<PathBuf>,
+    /// The manifest, app and target directory whose report `cargo uniklink build` wrote.
+    #[command(flatten)]
+    manifest: super::cargo_args::ManifestArgs,
     /// With -m: which of the manifest's architectures (default: the first listed).
     #[arg(long, value_parser = parse_arch)]
     arch: Option<Arch>,
@@ -48,19 +48,16 @@ impl Source {
         if let Some(report) = report {
             return Ok(report.to_path_buf());
         }
-        let path = super::cargo_args::ManifestArgs {
-            manifest: self.manifest.clone(),
-            ..Default::default()
-        }
-        .manifest_file()?;
-        let manifest = Manifest::load(&path)?;
+        let manifest = self.manifest.load()?;
         let target =
             uniklink::build::select_target(&manifest, self.arch).map_err(|e| miette!("{e}"))?;
-        let paths =
-            uniklink::build::image_paths(&manifest, target.arch).map_err(|e| miette!("{e}"))?;
+        let paths = self.manifest.image_paths(&manifest, target.arch)?;
         if !paths.report.is_file() {
             return Err(miette!(
-                help = format!("build it first: cargo uniklink build -m {}", path.display()),
+                help = format!(
+                    "build it first: cargo uniklink build -m {}",
+                    manifest.path.display()
+                ),
                 "no build report for {} at {}",
                 target.arch,
                 paths.report.display()
