@@ -82,6 +82,27 @@ fn cargo_calls_it_with_its_own_name_first() {
 }
 
 #[test]
+fn cargo_finds_it_on_the_path_as_a_subcommand() {
+    let bin = assert_cmd::cargo::cargo_bin("cargo-uniklink");
+    let path = std::env::join_paths(
+        std::iter::once(bin.parent().unwrap().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    // Outside this checkout, whose .cargo/config.toml has an alias of the same name.
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    Command::new(cargo)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .args(["uniklink", "build", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Usage: cargo uniklink build"))
+        .stdout(predicate::str::contains("--manifest-path <PATH>"));
+}
+
+#[test]
 fn build_and_run_take_cargo_flags_after_the_subcommand() {
     let build = uniklink().args(["build", "--help"]).assert().success();
     let help = String::from_utf8_lossy(&build.get_output().stdout).into_owned();
