@@ -34,7 +34,9 @@ pub enum Error {
 }
 
 /// The workspace's GNU ld script for the library OS: everything at 1 MiB, the Xen note kept
-/// and first, code, read-only data and data on their own pages so no segment is W+X.
+/// and first, code, read-only data and data on their own pages so no segment is W+X. Every
+/// `.init_array` entry is kept, as ld's own scripts do, between the bounds the runtime's
+/// conventional `uniklink_start` walks.
 const LINKER_SCRIPT: &str = "\
 ENTRY(_pvh_start)
 SECTIONS
@@ -44,6 +46,11 @@ SECTIONS
     .text : { *(.text .text.*) }
     . = ALIGN(4096);
     .rodata : { *(.rodata .rodata.*) }
+    .init_array : {
+        __init_array_start = .;
+        KEEP(*(SORT_BY_INIT_PRIORITY(.init_array.*) .init_array))
+        __init_array_end = .;
+    }
     . = ALIGN(4096);
     .data : { *(.data .data.*) }
     .bss : { *(.bss .bss.*) *(COMMON) }
@@ -84,24 +91,8 @@ pub fn run(options: &Options) -> Result<(), Error> {
             source,
         })?;
     let root = metadata.workspace_root.as_std_path().to_path_buf();
-    let target_dir = metadata.target_directory.as_std_path().to_path_buf();
 
-    let uniklink = match &options.uniklink {
-        Some(path) => path.clone(),
-        None => {
-            eprintln!("building cargo-uniklink (release)");
-            toolchain::run(Command::new(env!("CARGO")).current_dir(&root).args([
-                "build",
-                "--release",
-                "--quiet",
-                "--package",
-                "cargo-uniklink",
-                "--bin",
-                "cargo-uniklink",
-            ]))?;
-            target_dir.join("release/cargo-uniklink")
-        }
-    };
+    let uniklink = release_uniklink(&root, options.uniklink.as_deref())?;
 
     eprintln!("building hello with cargo uniklink build --release");
     toolchain::run(
@@ -110,16 +101,16 @@ pub fn run(options: &Options) -> Result<(), Error> {
             .args(["build", "-m", "manifests/hello.yaml", "--release"])
             .args(["--", "--locked"]),
     )?;
-    let (image, inputs) = built_hello(&root)?;
+    let hello = built_image(&root, "fixtures/apps/hello", "hello")?;
 
     let work = tempfile::tempdir().map_err(ToolError::io(std::env::temp_dir()))?;
     let work = work.path();
-    let gnu = gnu_ld_hello(work, &inputs)?;
+    let gnu = gnu_ld(work, &hello.inputs, "hello")?;
     let floor = empty_guest(work, &root.join("fixtures/boot/x86_64"))?;
 
     let mut images = Vec::new();
     for (name, path, guest_time) in [
-        ("uniklink", image, true),
+        ("uniklink", hello.image, true),
         ("GNU ld", gnu, true),
         ("empty guest", floor, false),
     ] {
@@ -155,14 +146,51 @@ pub fn run(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
-fn file_size(path: &Path) -> Result<u64, ToolError> {
+/// `uniklink` if given; otherwise a release build of this workspace's `cargo-uniklink`.
+pub(crate) fn release_uniklink(root: &Path, uniklink: Option<&Path>) -> Result<PathBuf, ToolError> {
+    if let Some(path) = uniklink {
+        return Ok(path.to_path_buf());
+    }
+    eprintln!("building cargo-uniklink (release)");
+    toolchain::run(Command::new(env!("CARGO")).current_dir(root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "cargo-uniklink",
+        "--bin",
+        "cargo-uniklink",
+    ]))?;
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(root.join("Cargo.toml"))
+        .no_deps()
+        .exec()
+        .map_err(|source| ToolError::Metadata {
+            manifest: root.join("Cargo.toml"),
+            source,
+        })?;
+    Ok(metadata
+        .target_directory
+        .as_std_path()
+        .join("release/cargo-uniklink"))
+}
+
+pub(crate) fn file_size(path: &Path) -> Result<u64, ToolError> {
     Ok(fs::metadata(path).map_err(ToolError::io(path))?.len())
 }
 
-/// The image and the inputs `build` linked, from its report beside the image in the app's
-/// cargo target directory.
-fn built_hello(root: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
-    let app = root.join("fixtures/apps/hello/Cargo.toml");
+/// What `cargo uniklink build` made of an app's x86_64 image, from its build report.
+pub(crate) struct BuiltImage {
+    pub image: PathBuf,
+    /// The objects and archives it linked (the generated glue and notes aside).
+    pub inputs: Vec<PathBuf>,
+    pub entry: String,
+}
+
+/// The x86_64 image `build` made of the manifest `name` and the inputs it linked, from its
+/// report beside the image in the cargo target directory of the app in `app_dir`.
+pub(crate) fn built_image(root: &Path, app_dir: &str, name: &str) -> Result<BuiltImage, Error> {
+    let app = root.join(app_dir).join("Cargo.toml");
     let metadata = cargo_metadata::MetadataCommand::new()
         .manifest_path(&app)
         .no_deps()
@@ -174,7 +202,7 @@ fn built_hello(root: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
     let report_path = metadata
         .target_directory
         .as_std_path()
-        .join("uniklink/hello-x86_64.json");
+        .join(format!("uniklink/{name}-x86_64.json"));
     let text = fs::read(&report_path).map_err(ToolError::io(&report_path))?;
     let bad = |message: &str| Error::Report {
         path: report_path.clone(),
@@ -186,6 +214,10 @@ fn built_hello(root: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
         .as_str()
         .ok_or_else(|| bad("no `image`"))?
         .into();
+    let entry = report["entry"]
+        .as_str()
+        .ok_or_else(|| bad("no `entry`"))?
+        .to_owned();
     let inputs = report["inputs"]
         .as_array()
         .ok_or_else(|| bad("no `inputs`"))?
@@ -196,11 +228,16 @@ fn built_hello(root: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
                 .ok_or_else(|| bad("bad `inputs`"))
         })
         .collect::<Result<_, _>>()?;
-    Ok((image, inputs))
+    Ok(BuiltImage {
+        image,
+        inputs,
+        entry,
+    })
 }
 
-/// The same archive linked by GNU ld with the script above and a Xen note assembled here.
-fn gnu_ld_hello(work: &Path, inputs: &[PathBuf]) -> Result<PathBuf, ToolError> {
+/// The same inputs linked by GNU ld with the script above and a Xen note assembled here, as
+/// `<work>/<name>-ld.elf`.
+pub(crate) fn gnu_ld(work: &Path, inputs: &[PathBuf], name: &str) -> Result<PathBuf, ToolError> {
     let note_s = work.join("xen-note.S");
     let note_o = work.join("xen-note.o");
     let script = work.join("pvh.ld");
@@ -213,7 +250,7 @@ fn gnu_ld_hello(work: &Path, inputs: &[PathBuf]) -> Result<PathBuf, ToolError> {
             .arg(&note_o)
             .arg(&note_s),
     )?;
-    let out = work.join("hello-ld.elf");
+    let out = work.join(format!("{name}-ld.elf"));
     toolchain::run(
         Command::new("ld")
             .args(["-m", "elf_x86_64", "-static", "--gc-sections"])

@@ -3,6 +3,7 @@
 mod bench_boot;
 mod bench_http;
 mod bench_link;
+mod bench_size;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Bench {
     /// Boot the httpd example, time boot → listening, and load it from the host over
     /// loopback: requests/s, p50/p99 latency, image size.
     Http(bench_http::Options),
+    /// For every example app, the woven image beside the same objects linked conventionally
+    /// (uniklink without weaving, GNU ld): file, stripped and loadable sizes.
+    Size(bench_size::Options),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Link(options)) => bench_link::run(&options).map_err(Into::into),
         Command::Bench(Bench::Boot(options)) => bench_boot::run(&options).map_err(Into::into),
         Command::Bench(Bench::Http(options)) => bench_http::run(&options).map_err(Into::into),
+        Command::Bench(Bench::Size(options)) => bench_size::run(&options).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
