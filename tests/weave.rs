@@ -301,7 +301,10 @@ fn profiles_change_parameters_in_the_image() {
         seen.push(image);
     }
     assert_ne!(seen[0], seen[1], "minimal and network images are identical");
-    assert_ne!(seen[0], seen[2], "minimal and filesystem images are identical");
+    assert_ne!(
+        seen[0], seen[2],
+        "minimal and filesystem images are identical"
+    );
 }
 
 fn symbol_names(image: &[u8]) -> Vec<String> {
