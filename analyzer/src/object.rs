@@ -138,6 +138,50 @@ impl<'data> ObjectFile<'data> {
     pub fn section(&self, index: u32) -> &Section<'data> {
         &self.sections[index as usize]
     }
+
+    /// The symbols of every section, found in one pass over the symbol table, so that asking
+    /// for each of many sections costs symbols + sections rather than their product.
+    pub fn symbols_by_section(&self) -> SectionSymbols {
+        let mut starts = vec![0u32; self.sections.len() + 1];
+        for s in &self.symbols {
+            if let SymbolPlace::Section(index) = s.place {
+                starts[index as usize + 1] += 1;
+            }
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut symbols = vec![0u32; starts[self.sections.len()] as usize];
+        for (i, s) in self.symbols.iter().enumerate() {
+            if let SymbolPlace::Section(index) = s.place {
+                let at = &mut next[index as usize];
+                symbols[*at as usize] = i as u32;
+                *at += 1;
+            }
+        }
+        SectionSymbols { starts, symbols }
+    }
+}
+
+/// Symbol indices grouped by the section defining them, from
+/// [`ObjectFile::symbols_by_section`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionSymbols {
+    /// `symbols[starts[i]..starts[i + 1]]` are section `i`'s.
+    starts: Vec<u32>,
+    symbols: Vec<u32>,
+}
+
+impl SectionSymbols {
+    /// Indices of the symbols defined in section `index`, in symbol-table order.
+    pub fn of(&self, index: u32) -> &[u32] {
+        let i = index as usize;
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&start), Some(&end)) => &self.symbols[start as usize..end as usize],
+            _ => &[],
+        }
+    }
 }
 
 const EI_CLASS: usize = 4;
@@ -538,6 +582,64 @@ mod tests {
         data[rela..rela + 8].copy_from_slice(&0x40u64.to_le_bytes());
         let err = parse_err(&data);
         assert!(err.contains("offset 0x40 is outside .text"), "{err}");
+    }
+
+    /// Every section's symbols, and only those, whatever order the symbol table lists them
+    /// in; a report over thousands of sections relies on this rather than a scan per section.
+    #[test]
+    fn symbols_by_section_groups_every_symbol_once() {
+        const SECTIONS: usize = 2000;
+        let mut o = TestObject::new();
+        let sections: Vec<_> = (0..SECTIONS)
+            .map(|i| o.section(&format!(".text.f{i}"), SectionKind::Text, &[0; 8]))
+            .collect();
+        // Interleaved, so a section's symbols are not adjacent in the table.
+        for round in 0..3 {
+            for (i, &section) in sections.iter().enumerate().filter(|(i, _)| i % 3 >= round) {
+                o.define(&format!("f{i}_{round}"), section, round as u64, false);
+            }
+        }
+        o.undefined("ext", false);
+        let data = o.bytes();
+        let parsed = parse(ObjectId(0), InputId(0), "many.o".into(), false, &data).unwrap();
+        let index = parsed.symbols_by_section();
+
+        let mut seen = 0;
+        for (section_index, section) in parsed.sections.iter().enumerate() {
+            let found: Vec<&[u8]> = index
+                .of(section_index as u32)
+                .iter()
+                .map(|&i| parsed.symbols[i as usize].name)
+                .filter(|name| !name.is_empty())
+                .collect();
+            seen += index.of(section_index as u32).len();
+            let Some(i) = section.name.strip_prefix(b".text.f") else {
+                assert!(
+                    found.is_empty(),
+                    "{:?}",
+                    String::from_utf8_lossy(section.name)
+                );
+                continue;
+            };
+            let i: usize = std::str::from_utf8(i).unwrap().parse().unwrap();
+            let expected: Vec<Vec<u8>> = (0..3)
+                .filter(|round| i % 3 >= *round)
+                .map(|round| format!("f{i}_{round}").into_bytes())
+                .collect();
+            assert_eq!(
+                found,
+                expected,
+                "section {}",
+                String::from_utf8_lossy(section.name)
+            );
+        }
+        let in_sections = parsed
+            .symbols
+            .iter()
+            .filter(|s| matches!(s.place, SymbolPlace::Section(_)))
+            .count();
+        assert_eq!(seen, in_sections);
+        assert!(index.of(parsed.sections.len() as u32).is_empty());
     }
 
     #[test]

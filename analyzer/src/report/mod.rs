@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::component::{Attribution, Components, Owner};
 use crate::graph::{RootReason, SectionGraph};
 use crate::input::Inputs;
-use crate::object::{SectionId, SymbolPlace};
+use crate::object::{SectionId, SectionSymbols};
 
 pub use diff::{Diff, DiffRow};
 pub use view::{By, Row, Table, WhyStep};
@@ -192,16 +192,19 @@ impl SizeReport {
         let index: HashMap<SectionId, usize> =
             ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
 
+        let mut by_section: Vec<Option<SectionSymbols>> = vec![None; db.objects.len()];
         let mut sections: Vec<SectionRow> = ids
             .iter()
             .map(|&id| {
                 let o = db.object(id.object);
-                let mut symbols: Vec<SymbolRow> = o
-                    .symbols
+                let in_section = by_section[id.object.0 as usize]
+                    .get_or_insert_with(|| o.symbols_by_section())
+                    .of(id.index);
+                let mut symbols: Vec<SymbolRow> = in_section
                     .iter()
+                    .map(|&i| &o.symbols[i as usize])
                     .filter(|s| {
-                        s.place == SymbolPlace::Section(id.index)
-                            && !s.is_section()
+                        !s.is_section()
                             && s.st_type != object::elf::STT_FILE
                             && !s.name.is_empty()
                             && !is_mapping_symbol(s.name)
@@ -217,7 +220,7 @@ impl SizeReport {
                 SectionRow {
                     object: o.name.clone(),
                     section: o.section_name(id.index),
-                    owner: owner_label(r, id),
+                    owner: owner_label(r, id, in_section),
                     size: 0,
                     retained: 0,
                     idom: None,
@@ -348,8 +351,9 @@ fn component_label(name: &str) -> String {
     format!("component {name}")
 }
 
-/// Who a kept section belongs to, as rows name it.
-fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId) -> String {
+/// Who a kept section belongs to, as rows name it. `in_section` are the indices of the
+/// symbols it defines.
+fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId, in_section: &[u32]) -> String {
     let db = r.graph.db;
     let o = db.object(id.object);
     let unit = &r.inputs.units[id.object.0 as usize];
@@ -367,9 +371,10 @@ fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId) -> String {
             .map(|(krate, _)| krate.to_owned())
             .filter(|krate| RUNTIME_LABELS.contains(&krate.as_str()))
             .or_else(|| {
-                o.symbols
+                in_section
                     .iter()
-                    .filter(|s| s.place == SymbolPlace::Section(id.index) && !s.is_section())
+                    .map(|&i| &o.symbols[i as usize])
+                    .filter(|s| !s.is_section())
                     .find_map(|s| leading_crate(s.name))
             })
             .unwrap_or_else(|| "rust runtime".to_owned()),
