@@ -6,222 +6,65 @@
 //! address above the device tree, entry, W^X, build id) and rebuilt to show the build is
 //! reproducible.
 
+#[path = "common/apps.rs"]
+mod apps;
+#[path = "common/boot.rs"]
+mod boot;
 #[path = "common/image_check.rs"]
 mod image_check;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
 
-use assert_cmd::cargo::CommandCargoExt;
+use apps::{ROOT, app_dir, assert_success, build_release, uniklink};
+use boot::Suite;
 use goblin::elf::Elf;
 use goblin::elf::header::EM_AARCH64;
 use goblin::elf::program_header::{PF_W, PF_X, PT_LOAD};
-use serde::Deserialize;
 use uniklink_config::Arch;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Expect {
-    guest_exit_code: Option<i32>,
-    timed_out: bool,
-    console_line_prefixes: Vec<String>,
-}
-
-/// A guard against a guest that never stops, not a measurement; the hanging app runs into it.
-fn timeout_for(expect: &Expect) -> &'static str {
-    if expect.timed_out { "5" } else { "120" }
-}
-
-fn uniklink() -> Command {
-    let mut cmd = Command::cargo_bin("cargo-uniklink").expect("the cargo-uniklink binary");
-    cmd.current_dir(ROOT);
-    cmd
-}
-
-fn app_dir(app: &str) -> PathBuf {
-    Path::new(ROOT).join("fixtures/apps").join(app)
-}
-
-/// A manifest listing both architectures, so `--arch aarch64` picks the second one; its name
-/// is this test binary's own, apart from `tests/boot.rs`'s images.
-fn manifest_for(app: &str) -> PathBuf {
-    let dir = Path::new(ROOT).join("target/boot-tests-aarch64");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{app}.yaml"));
-    let text = format!(
-        "name: boot-a64-{app}\napp:\n  package: {app}\n  path: {}\narch: [x86_64, aarch64]\nmemory: 64MiB\n",
-        app_dir(app).display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn build(manifest: &Path) -> std::process::Output {
-    uniklink()
-        .args(["build", "--release", "--arch", "aarch64", "-m"])
-        .arg(manifest)
-        .args(["--", "--locked"])
-        .output()
-        .expect("cargo-uniklink build runs")
-}
-
-#[derive(Debug, Clone)]
-struct Built {
-    manifest: PathBuf,
-    image: PathBuf,
-}
-
-/// Builds `app` once for the whole test binary.
-fn built(app: &str) -> Built {
-    static BUILT: OnceLock<Mutex<HashMap<String, &'static OnceLock<Built>>>> = OnceLock::new();
-    let cell = *BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap()
-        .entry(app.to_owned())
-        .or_insert_with(|| Box::leak(Box::new(OnceLock::new())));
-    cell.get_or_init(|| {
-        let manifest = manifest_for(app);
-        let out = build(&manifest);
-        assert!(
-            out.status.success(),
-            "building {app} for aarch64 failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let loaded = uniklink_config::Manifest::load(&manifest).unwrap();
-        let paths = uniklink::build::image_paths(&loaded, Arch::Aarch64).unwrap();
-        assert_eq!(
-            paths.image,
-            app_dir(app).join(format!("target/uniklink/boot-a64-{app}-aarch64.elf")),
-            "images go to <target-dir>/uniklink/<name>-<arch>.elf"
-        );
-        assert!(paths.report.is_file(), "build writes its report");
-        Built {
-            manifest,
-            image: paths.image,
-        }
-    })
-    .clone()
-}
-
-fn expectation(app: &str) -> Expect {
-    let dir = app_dir(app);
-    let specific = dir.join("expect.aarch64.json");
-    let path = if specific.is_file() {
-        specific
-    } else {
-        dir.join("expect.json")
-    };
-    serde_json::from_slice(&std::fs::read(&path).expect("expect.json"))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn boot_as_expected(app: &str) {
-    let expect = expectation(app);
-    let manifest = built(app).manifest;
-    let out = uniklink()
-        .args([
-            "run",
-            "--arch",
-            "aarch64",
-            "--accel",
-            "tcg",
-            "--json",
-            "--timeout",
-            timeout_for(&expect),
-            "-m",
-        ])
-        .arg(&manifest)
-        .output()
-        .expect("cargo-uniklink run runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{app}: run --json printed no JSON ({e}):\n{stderr}"));
-    assert_eq!(report["arch"].as_str(), Some("aarch64"), "{report}");
-
-    // With --json the console goes to stderr, beside the runner's own `uniklink: ` lines.
-    let console: Vec<&str> = stderr
-        .lines()
-        .filter(|line| !line.starts_with("uniklink: ") && !line.starts_with("qemu-system"))
-        .collect();
-    assert_eq!(
-        console.len(),
-        expect.console_line_prefixes.len(),
-        "{app}: console lines {console:#?}\nstderr:\n{stderr}"
-    );
-    for (line, prefix) in console.iter().zip(&expect.console_line_prefixes) {
-        assert!(
-            line.starts_with(prefix.as_str()),
-            "{app}: `{line}` should start with `{prefix}`\nstderr:\n{stderr}"
-        );
-    }
-    assert_eq!(
-        report["guest_exit_code"].as_i64(),
-        expect.guest_exit_code.map(i64::from),
-        "{app}: {report}\n{stderr}"
-    );
-    assert_eq!(
-        report["timed_out"].as_bool(),
-        Some(expect.timed_out),
-        "{app}: {report}"
-    );
-    match expect.guest_exit_code {
-        Some(code) => assert_eq!(out.status.code(), Some(code), "{app}: exit status"),
-        None => assert_eq!(out.status.code(), Some(124), "{app}: a timeout exits 124"),
-    }
-}
+/// The manifests list both architectures, so `--arch aarch64` picks the second one.
+const SUITE: Suite = Suite {
+    arch: Arch::Aarch64,
+    dir: "target/boot-tests-aarch64",
+    prefix: "boot-a64",
+    arches: "x86_64, aarch64",
+    arch_args: &["--arch", "aarch64"],
+};
 
 #[test]
 fn hello_prints_its_line_and_exits_0() {
-    boot_as_expected("hello");
+    SUITE.boot_as_expected("hello");
 }
 
 #[test]
 fn a_panic_prints_message_and_location_and_exits_101() {
-    boot_as_expected("panic");
+    SUITE.boot_as_expected("panic");
 }
 
 #[test]
 fn a_null_dereference_reports_esr_far_elr_and_exits_102() {
-    boot_as_expected("fault");
+    SUITE.boot_as_expected("fault");
 }
 
 #[test]
 fn writing_to_code_is_a_permission_fault() {
     // W^X: code is mapped read-only, so the write faults at level 3 (ESR DFSC 0xf, WnR).
-    boot_as_expected("write_code");
+    SUITE.boot_as_expected("write_code");
 }
 
 #[test]
 fn a_hanging_app_is_stopped_at_the_timeout() {
-    boot_as_expected("hang");
+    SUITE.boot_as_expected("hang");
 }
 
 #[test]
 fn a_rebuild_gives_the_same_bytes() {
-    let Built { manifest, image } = built("hello");
-    let first = std::fs::read(&image).unwrap();
-    let out = build(&manifest);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let second = std::fs::read(&image).unwrap();
-    assert!(first == second, "two aarch64 builds of hello differ");
+    SUITE.assert_rebuild_gives_the_same_bytes();
 }
 
 #[test]
 fn the_image_is_a_sound_virt_kernel() {
-    let image = built("hello").image;
-    let problems = image_check::problems(&image);
-    assert!(problems.is_empty(), "{problems:#?}");
-
-    let bytes = std::fs::read(&image).unwrap();
+    let bytes = boot::assert_sound_image(&SUITE.built("hello").image);
     let elf = Elf::parse(&bytes).unwrap();
     assert_eq!(elf.header.e_machine, EM_AARCH64);
     let loads: Vec<_> = elf
@@ -258,31 +101,16 @@ fn the_image_is_a_sound_virt_kernel() {
             .all(|ph| ph.p_flags & PF_W == 0 || ph.p_flags & PF_X == 0),
         "W^X"
     );
-    let virt_start = elf
-        .syms
-        .iter()
-        .find(|s| elf.strtab.get_at(s.st_name) == Some("_virt_start"))
-        .expect("_virt_start in the symbol table");
-    assert_eq!(elf.entry, virt_start.st_value, "the entry is the libos's");
-    let notes: Vec<_> = elf
-        .iter_note_headers(&bytes)
-        .expect("notes")
-        .collect::<Result<_, _>>()
-        .expect("notes parse");
-    let build_id = notes
-        .iter()
-        .find(|n| n.name == "GNU" && n.n_type == 3)
-        .expect("an NT_GNU_BUILD_ID note");
-    assert_eq!(build_id.desc.len(), 20);
-    assert!(
-        !bytes.windows(ROOT.len()).any(|w| w == ROOT.as_bytes()),
-        "the image names no host path"
+    assert_eq!(
+        elf.entry,
+        boot::symbol(&elf, "_virt_start"),
+        "the entry is the libos's"
     );
 }
 
 #[test]
 fn verbose_boot_shows_the_device_tree_memory_and_the_generic_timer() {
-    let manifest = built("hello").manifest;
+    let manifest = SUITE.built("hello").manifest;
     let out = uniklink()
         .args([
             "run",
@@ -368,21 +196,9 @@ fn serve_the_page(qemu_args: &[&str]) {
         text.contains("arch: aarch64") && text.contains("qemu-virt"),
         "{text}"
     );
-    let dir = Path::new(ROOT).join("target/boot-tests-aarch64");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = dir.join(format!("httpd-{port}.yaml"));
+    let manifest = SUITE.dir().join(format!("httpd-{port}.yaml"));
     std::fs::write(&manifest, text).unwrap();
-    let out = uniklink()
-        .args(["build", "--release", "-m"])
-        .arg(&manifest)
-        .args(["--", "--locked"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&build_release(&manifest, &[]), "building httpd");
 
     let mut guest = Guest(
         uniklink()
@@ -429,18 +245,9 @@ fn serve_the_page(qemu_args: &[&str]) {
 
 #[test]
 fn one_build_makes_an_image_for_every_listed_architecture() {
-    let manifest = manifest_for("hello");
-    let out = uniklink()
-        .args(["build", "--release", "--message-format", "json", "-m"])
-        .arg(&manifest)
-        .args(["--", "--locked"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let manifest = SUITE.manifest_for("hello");
+    let out = build_release(&manifest, &["--message-format", "json"]);
+    assert_success(&out, "building hello for both architectures");
     let built: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))

@@ -2,19 +2,20 @@
 //! the C call graphs in `fixtures/report/` (see its README for `expect.json`), and the real
 //! `hello` fixture app, whose report rows must add up to its loadable size.
 
+#[path = "common/apps.rs"]
+mod apps;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use assert_cmd::cargo::CommandCargoExt;
+use apps::{ROOT, app_dir, uniklink};
 use goblin::elf::Elf;
 use goblin::elf::program_header::PT_LOAD;
 use serde::Deserialize;
 use uniklink::report::SavedReport;
 use uniklink_analyzer::report::SizeReport;
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,12 +36,6 @@ fn fixture(name: &str) -> PathBuf {
 fn expect(name: &str) -> Expect {
     let text = std::fs::read(fixture(name).join("expect.json")).expect("expect.json");
     serde_json::from_slice(&text).expect("expect.json parses")
-}
-
-fn uniklink() -> Command {
-    let mut cmd = Command::cargo_bin("cargo-uniklink").expect("the cargo-uniklink binary");
-    cmd.current_dir(ROOT);
-    cmd
 }
 
 fn stdout(out: &Output) -> String {
@@ -479,15 +474,8 @@ fn markdown_report_states_the_totals() {
 /// Writes a manifest for the `hello` fixture app named `hello-report`, with `extra` appended;
 /// every such manifest names the same image.
 fn hello_manifest(file: &str, extra: &str) -> PathBuf {
-    let dir = Path::new(ROOT).join("target/report-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(file);
-    let app = Path::new(ROOT).join("fixtures/apps/hello");
-    let text = format!(
-        "name: hello-report\napp:\n  package: hello\n  path: {}\narch: [x86_64]\nmemory: 64MiB\n{extra}",
-        app.display()
-    );
-    std::fs::write(&path, text).unwrap();
+    let path = Path::new(ROOT).join("target/report-tests").join(file);
+    apps::write_manifest(&path, "hello-report", "hello", "x86_64", extra);
     path
 }
 
@@ -496,15 +484,8 @@ fn hello() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
         let manifest = hello_manifest("hello.yaml", "");
-        let out = uniklink()
-            .args(["build", "--release", "-m"])
-            .arg(&manifest)
-            .args(["--", "--locked"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let image =
-            Path::new(ROOT).join("fixtures/apps/hello/target/uniklink/hello-report-x86_64.elf");
+        apps::assert_success(&apps::build_release(&manifest, &[]), "building hello");
+        let image = app_dir("hello").join("target/uniklink/hello-report-x86_64.elf");
         (manifest, image)
     })
 }

@@ -1,0 +1,219 @@
+//! What the boot suites of both architectures share: each fixture app built once per test
+//! binary, booted by `cargo uniklink run` on QEMU with TCG and held to its `expect.json` (or
+//! `expect.<arch>.json` where the console differs), and the checks every image must pass.
+//! A suite is a [`Suite`] value naming what differs between the architectures.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Mutex, OnceLock};
+
+use goblin::elf::Elf;
+use goblin::elf::note::Note;
+use serde::Deserialize;
+use uniklink_config::Arch;
+
+use crate::apps::{ROOT, app_dir, assert_success, build_release, uniklink, write_manifest};
+use crate::image_check;
+
+/// `fixtures/apps/NAME/expect.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    guest_exit_code: Option<i32>,
+    timed_out: bool,
+    console_line_prefixes: Vec<String>,
+}
+
+/// A guard against a guest that never stops, not a measurement. The hanging app is expected
+/// to run into it, so it is as short as lets a loaded machine print the ready marker first.
+fn timeout_for(expect: &Expect) -> &'static str {
+    if expect.timed_out { "5" } else { "120" }
+}
+
+/// One architecture's boot suite.
+pub struct Suite {
+    pub arch: Arch,
+    /// Where the suite writes its manifests, below the workspace root.
+    pub dir: &'static str,
+    /// The manifests are named `<prefix>-<app>`, the suite's own.
+    pub prefix: &'static str,
+    /// The manifests' `arch:` list.
+    pub arches: &'static str,
+    /// What `build` and `run` need to pick `arch` from that list.
+    pub arch_args: &'static [&'static str],
+}
+
+/// An app built by `cargo uniklink build`.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub manifest: PathBuf,
+    pub image: PathBuf,
+}
+
+impl Suite {
+    pub fn dir(&self) -> PathBuf {
+        Path::new(ROOT).join(self.dir)
+    }
+
+    pub fn manifest_for(&self, app: &str) -> PathBuf {
+        let path = self.dir().join(format!("{app}.yaml"));
+        let name = format!("{}-{app}", self.prefix);
+        write_manifest(&path, &name, app, self.arches, "");
+        path
+    }
+
+    pub fn build(&self, manifest: &Path) -> Output {
+        build_release(manifest, self.arch_args)
+    }
+
+    /// Builds `app` once for the whole test binary.
+    pub fn built(&self, app: &str) -> Built {
+        static BUILT: OnceLock<Mutex<HashMap<String, &'static OnceLock<Built>>>> = OnceLock::new();
+        let name = format!("{}-{app}", self.prefix);
+        let cell = *BUILT
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap()
+            .entry(name.clone())
+            .or_insert_with(|| Box::leak(Box::new(OnceLock::new())));
+        cell.get_or_init(|| {
+            let manifest = self.manifest_for(app);
+            assert_success(
+                &self.build(&manifest),
+                &format!("building {app} for {}", self.arch),
+            );
+            let loaded = uniklink_config::Manifest::load(&manifest).unwrap();
+            let paths = uniklink::build::image_paths(&loaded, self.arch).unwrap();
+            assert_eq!(
+                paths.image,
+                app_dir(app).join(format!("target/uniklink/{name}-{}.elf", self.arch)),
+                "images go to <target-dir>/uniklink/<name>-<arch>.elf"
+            );
+            assert!(paths.report.is_file(), "build writes its report");
+            Built {
+                manifest,
+                image: paths.image,
+            }
+        })
+        .clone()
+    }
+
+    fn expectation(&self, app: &str) -> Expect {
+        let dir = app_dir(app);
+        let specific = dir.join(format!("expect.{}.json", self.arch));
+        let path = if specific.is_file() {
+            specific
+        } else {
+            dir.join("expect.json")
+        };
+        serde_json::from_slice(&std::fs::read(&path).expect("expect.json"))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    pub fn boot_as_expected(&self, app: &str) {
+        let expect = self.expectation(app);
+        // `run -m` finds the image where `build -m` put it and boots it as the manifest says.
+        let manifest = self.built(app).manifest;
+        let out = uniklink()
+            .arg("run")
+            .args(self.arch_args)
+            .args([
+                "--accel",
+                "tcg",
+                "--json",
+                "--timeout",
+                timeout_for(&expect),
+                "-m",
+            ])
+            .arg(&manifest)
+            .output()
+            .expect("cargo-uniklink run runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{app}: run --json printed no JSON ({e}):\n{stderr}"));
+        assert_eq!(report["arch"].as_str(), Some(self.arch.name()), "{report}");
+
+        // With --json the console goes to stderr, beside the runner's own `uniklink: ` lines.
+        let console: Vec<&str> = stderr
+            .lines()
+            .filter(|line| !line.starts_with("uniklink: ") && !line.starts_with("qemu-system"))
+            .collect();
+        assert_eq!(
+            console.len(),
+            expect.console_line_prefixes.len(),
+            "{app}: console lines {console:#?}\nstderr:\n{stderr}"
+        );
+        for (line, prefix) in console.iter().zip(&expect.console_line_prefixes) {
+            assert!(
+                line.starts_with(prefix.as_str()),
+                "{app}: `{line}` should start with `{prefix}`\nstderr:\n{stderr}"
+            );
+        }
+        assert_eq!(
+            report["guest_exit_code"].as_i64(),
+            expect.guest_exit_code.map(i64::from),
+            "{app}: {report}\n{stderr}"
+        );
+        assert_eq!(
+            report["timed_out"].as_bool(),
+            Some(expect.timed_out),
+            "{app}: {report}"
+        );
+        match expect.guest_exit_code {
+            Some(code) => assert_eq!(out.status.code(), Some(code), "{app}: exit status"),
+            None => {
+                assert_eq!(out.status.code(), Some(124), "{app}: a timeout exits 124");
+                assert!(
+                    stderr.contains("uniklink: timeout after"),
+                    "{app}: the timeout is reported:\n{stderr}"
+                );
+            }
+        }
+    }
+
+    /// Builds `hello` again over its image and compares the bytes.
+    pub fn assert_rebuild_gives_the_same_bytes(&self) {
+        let Built { manifest, image } = self.built("hello");
+        let first = std::fs::read(&image).unwrap();
+        assert_success(&self.build(&manifest), "rebuilding hello");
+        let second = std::fs::read(&image).unwrap();
+        assert!(first == second, "two {} builds of hello differ", self.arch);
+    }
+}
+
+/// Checks what every booting image must be, whatever its architecture: sound by goblin's
+/// checks, with a 20-byte GNU build id, and naming no path of this checkout. Returns the
+/// image's bytes for the architecture's own checks.
+pub fn assert_sound_image(image: &Path) -> Vec<u8> {
+    let problems = image_check::problems(image);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let bytes = std::fs::read(image).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let build_id = notes(&elf, &bytes)
+        .into_iter()
+        .find(|n| n.name == "GNU" && n.n_type == 3)
+        .expect("an NT_GNU_BUILD_ID note");
+    assert_eq!(build_id.desc.len(), 20);
+    assert!(
+        !bytes.windows(ROOT.len()).any(|w| w == ROOT.as_bytes()),
+        "the image names no host path"
+    );
+    bytes
+}
+
+pub fn notes<'a>(elf: &Elf<'a>, bytes: &'a [u8]) -> Vec<Note<'a>> {
+    elf.iter_note_headers(bytes)
+        .expect("notes")
+        .collect::<Result<_, _>>()
+        .expect("notes parse")
+}
+
+/// The value of the symbol table's `name`.
+pub fn symbol(elf: &Elf<'_>, name: &str) -> u64 {
+    elf.syms
+        .iter()
+        .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+        .unwrap_or_else(|| panic!("{name} in the symbol table"))
+        .st_value
+}
