@@ -4,7 +4,10 @@
 
 use object::elf::*;
 
-use super::{Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, ThunkShape, TlsSegment};
+use super::{
+    Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, ThunkShape, TlsSegment,
+    check_either, check_signed, check_unsigned, write_bytes,
+};
 
 pub struct Aarch64;
 
@@ -174,29 +177,6 @@ fn page(x: i128) -> i128 {
     x & !0xfff
 }
 
-fn check_signed(value: i128, bits: u32) -> Result<(), RelocError> {
-    let min = -(1i128 << (bits - 1));
-    let max = (1i128 << (bits - 1)) - 1;
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(RelocError::Overflow { value, bits })
-    }
-}
-
-fn check_unsigned(value: i128, bits: u32) -> Result<(), RelocError> {
-    if (0..(1i128 << bits)).contains(&value) {
-        Ok(())
-    } else {
-        Err(RelocError::Overflow { value, bits })
-    }
-}
-
-/// The ABI's check for data fields: −2^(bits−1) ≤ X < 2^bits.
-fn check_either(value: i128, bits: u32) -> Result<(), RelocError> {
-    check_signed(value, bits).or_else(|_| check_unsigned(value, bits))
-}
-
 /// Instruction fields hold scaled offsets, so the low bits must be zero.
 fn check_aligned(value: i128, shift: u32) -> Result<(), RelocError> {
     if value & ((1 << shift) - 1) == 0 {
@@ -214,13 +194,6 @@ fn read32(data: &[u8], offset: usize) -> Result<u32, RelocError> {
         .get(offset..offset + 4)
         .ok_or(RelocError::OutOfBounds)?;
     Ok(u32::from_le_bytes(bytes.try_into().expect("four bytes")))
-}
-
-fn write_bytes(data: &mut [u8], offset: usize, bytes: &[u8]) -> Result<(), RelocError> {
-    data.get_mut(offset..offset + bytes.len())
-        .ok_or(RelocError::OutOfBounds)?
-        .copy_from_slice(bytes);
-    Ok(())
 }
 
 fn write32(data: &mut [u8], offset: usize, insn: u32) -> Result<(), RelocError> {
@@ -370,8 +343,8 @@ impl Arch for Aarch64 {
         0x40_0000
     }
 
-    fn reloc_name(&self, r_type: u32) -> Option<&'static str> {
-        NAMES.iter().find(|(t, _)| *t == r_type).map(|(_, n)| *n)
+    fn reloc_names(&self) -> &'static [(u32, &'static str)] {
+        NAMES
     }
 
     fn got_use(&self, r_type: u32, _data: &[u8], _offset: u64, target: TargetKind) -> GotUse {

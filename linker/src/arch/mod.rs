@@ -102,8 +102,15 @@ pub trait Arch: Sync {
     fn e_machine(&self) -> u16;
     fn page_size(&self) -> u64;
     fn default_base(&self) -> u64;
+    /// The ELF names of the relocation types the architecture applies.
+    fn reloc_names(&self) -> &'static [(u32, &'static str)];
     /// The relocation's ELF name, for messages.
-    fn reloc_name(&self, r_type: u32) -> Option<&'static str>;
+    fn reloc_name(&self, r_type: u32) -> Option<&'static str> {
+        self.reloc_names()
+            .iter()
+            .find(|(t, _)| *t == r_type)
+            .map(|(_, n)| *n)
+    }
     /// Decides the GOT use of a relocation from the original section bytes, so that layout
     /// (which allocates slots) and relocation (which fills them) agree.
     fn got_use(&self, r_type: u32, data: &[u8], offset: u64, target: TargetKind) -> GotUse;
@@ -120,6 +127,39 @@ pub trait Arch: Sync {
     fn thunk_shape(&self) -> Option<ThunkShape> {
         None
     }
+}
+
+// Range checks and stores of relocated fields, which no architecture does its own way.
+
+fn check_signed(value: i128, bits: u32) -> Result<(), RelocError> {
+    let min = -(1i128 << (bits - 1));
+    let max = (1i128 << (bits - 1)) - 1;
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(RelocError::Overflow { value, bits })
+    }
+}
+
+fn check_unsigned(value: i128, bits: u32) -> Result<(), RelocError> {
+    if (0..(1i128 << bits)).contains(&value) {
+        Ok(())
+    } else {
+        Err(RelocError::Overflow { value, bits })
+    }
+}
+
+/// Either interpretation is accepted, −2^(bits−1) ≤ X < 2^bits: the psABIs' check for
+/// narrow data fields, as GNU ld does it.
+fn check_either(value: i128, bits: u32) -> Result<(), RelocError> {
+    check_signed(value, bits).or_else(|_| check_unsigned(value, bits))
+}
+
+fn write_bytes(data: &mut [u8], offset: usize, bytes: &[u8]) -> Result<(), RelocError> {
+    data.get_mut(offset..offset + bytes.len())
+        .ok_or(RelocError::OutOfBounds)?
+        .copy_from_slice(bytes);
+    Ok(())
 }
 
 /// The architecture for an ELF `e_machine`, if supported.

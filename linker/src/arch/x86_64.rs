@@ -3,7 +3,10 @@
 
 use object::elf::*;
 
-use super::{Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, TlsSegment};
+use super::{
+    Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, TlsSegment, check_either,
+    check_signed, check_unsigned, write_bytes,
+};
 
 pub struct X86_64;
 
@@ -125,36 +128,6 @@ fn tls_call(data: &[u8], offset: usize, gd: bool) -> Option<TlsCall> {
     }
 }
 
-fn fits_signed(value: i128, bits: u32) -> Result<(), RelocError> {
-    let min = -(1i128 << (bits - 1));
-    let max = (1i128 << (bits - 1)) - 1;
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(RelocError::Overflow { value, bits })
-    }
-}
-
-fn fits_unsigned(value: i128, bits: u32) -> Result<(), RelocError> {
-    if (0..(1i128 << bits)).contains(&value) {
-        Ok(())
-    } else {
-        Err(RelocError::Overflow { value, bits })
-    }
-}
-
-/// Either interpretation is accepted, as GNU ld does for the narrow absolute types.
-fn fits_either(value: i128, bits: u32) -> Result<(), RelocError> {
-    fits_signed(value, bits).or_else(|_| fits_unsigned(value, bits))
-}
-
-fn write(data: &mut [u8], offset: usize, bytes: &[u8]) -> Result<(), RelocError> {
-    data.get_mut(offset..offset + bytes.len())
-        .ok_or(RelocError::OutOfBounds)?
-        .copy_from_slice(bytes);
-    Ok(())
-}
-
 fn expect(
     data: &[u8],
     at: Option<usize>,
@@ -184,8 +157,8 @@ impl Arch for X86_64 {
         0x40_0000
     }
 
-    fn reloc_name(&self, r_type: u32) -> Option<&'static str> {
-        NAMES.iter().find(|(t, _)| *t == r_type).map(|(_, n)| *n)
+    fn reloc_names(&self) -> &'static [(u32, &'static str)] {
+        NAMES
     }
 
     fn got_use(&self, r_type: u32, data: &[u8], offset: u64, target: TargetKind) -> GotUse {
@@ -215,8 +188,8 @@ impl Arch for X86_64 {
         let got = addr(r.got);
         let slot = || r.got_slot.map(addr).ok_or(RelocError::NoGotSlot);
         let tp = || r.tp_offset.map(i128::from).ok_or(RelocError::NoTls);
-        let w32 = |data: &mut [u8], v: i128| write(data, offset, &(v as u32).to_le_bytes());
-        let w64 = |data: &mut [u8], v: i128| write(data, offset, &(v as u64).to_le_bytes());
+        let w32 = |data: &mut [u8], v: i128| write_bytes(data, offset, &(v as u32).to_le_bytes());
+        let w64 = |data: &mut [u8], v: i128| write_bytes(data, offset, &(v as u64).to_le_bytes());
         if data.len() < offset + 1 {
             return Err(RelocError::OutOfBounds);
         }
@@ -226,52 +199,52 @@ impl Arch for X86_64 {
             R_X86_64_PC64 => w64(data, s + a - p)?,
             R_X86_64_PC32 | R_X86_64_PLT32 => {
                 let v = s + a - p;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_32 => {
                 let v = s + a;
-                fits_unsigned(v, 32)?;
+                check_unsigned(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_32S => {
                 let v = s + a;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_16 => {
                 let v = s + a;
-                fits_either(v, 16)?;
-                write(data, offset, &(v as u16).to_le_bytes())?;
+                check_either(v, 16)?;
+                write_bytes(data, offset, &(v as u16).to_le_bytes())?;
             }
             R_X86_64_PC16 => {
                 let v = s + a - p;
-                fits_signed(v, 16)?;
-                write(data, offset, &(v as u16).to_le_bytes())?;
+                check_signed(v, 16)?;
+                write_bytes(data, offset, &(v as u16).to_le_bytes())?;
             }
             R_X86_64_8 => {
                 let v = s + a;
-                fits_either(v, 8)?;
-                write(data, offset, &[v as u8])?;
+                check_either(v, 8)?;
+                write_bytes(data, offset, &[v as u8])?;
             }
             R_X86_64_PC8 => {
                 let v = s + a - p;
-                fits_signed(v, 8)?;
-                write(data, offset, &[v as u8])?;
+                check_signed(v, 8)?;
+                write_bytes(data, offset, &[v as u8])?;
             }
             R_X86_64_GOTPCREL => {
                 let v = slot()? + a - p;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX => {
                 if let Some(g) = r.got_slot {
                     let v = addr(g) + a - p;
-                    fits_signed(v, 32)?;
+                    check_signed(v, 32)?;
                     w32(data, v)?;
                 } else {
                     let v = s + a - p;
-                    fits_signed(v, 32)?;
+                    check_signed(v, 32)?;
                     let start = offset.checked_sub(2).ok_or(RelocError::OutOfBounds)?;
                     match (data[start], data[start + 1]) {
                         (0x8b, _) => {
@@ -288,8 +261,8 @@ impl Arch for X86_64 {
                             // `jmp *x@GOTPCREL(%rip)` → `jmp x; nop`: the displacement
                             // starts one byte earlier, so it is one larger.
                             data[start] = 0xe9;
-                            write(data, start + 1, &((v + 1) as u32).to_le_bytes())?;
-                            write(data, offset + 3, &[0x90])?;
+                            write_bytes(data, start + 1, &((v + 1) as u32).to_le_bytes())?;
+                            write_bytes(data, offset + 3, &[0x90])?;
                         }
                         _ => return Err(RelocError::Instruction("R_X86_64_GOTPCRELX")),
                     }
@@ -297,7 +270,7 @@ impl Arch for X86_64 {
             }
             R_X86_64_GOT32 => {
                 let v = slot()? - got + a;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 w32(data, v)?;
             }
             // Without a PLT a function's GOT entry is its ordinary slot.
@@ -308,13 +281,13 @@ impl Arch for X86_64 {
             R_X86_64_GOTOFF64 => w64(data, s + a - got)?,
             R_X86_64_GOTPC32 => {
                 let v = got + a - p;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_GOTPC64 => w64(data, got + a - p)?,
             R_X86_64_SIZE32 => {
                 let v = i128::from(r.size) + a;
-                fits_unsigned(v, 32)?;
+                check_unsigned(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_SIZE64 => w64(data, i128::from(r.size) + a)?,
@@ -322,14 +295,14 @@ impl Arch for X86_64 {
             // values become thread-pointer offsets, as in GNU ld and lld.
             R_X86_64_TPOFF32 | R_X86_64_DTPOFF32 => {
                 let v = tp()? + a;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_TPOFF64 | R_X86_64_DTPOFF64 => w64(data, tp()? + a)?,
             R_X86_64_GOTTPOFF => {
                 if let Some(g) = r.got_slot {
                     let v = addr(g) + a - p;
-                    fits_signed(v, 32)?;
+                    check_signed(v, 32)?;
                     w32(data, v)?;
                 } else {
                     let start = offset.checked_sub(3).ok_or(RelocError::OutOfBounds)?;
@@ -357,7 +330,7 @@ impl Arch for X86_64 {
                     }
                     // The PC-relative form's addend carried -4 for the displacement's end.
                     let v = tp()? + a + 4;
-                    fits_signed(v, 32)?;
+                    check_signed(v, 32)?;
                     w32(data, v)?;
                 }
             }
@@ -365,21 +338,21 @@ impl Arch for X86_64 {
                 // The call sequences (PLT, -fno-plt, large model) all become
                 // `mov %fs:0,%rax; lea x@tpoff(%rax),%rax`, padded with a nop to their length.
                 let v = tp()? + a + 4;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 let mut le = [0u8; 16];
                 le[..12]
                     .copy_from_slice(&[0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80]);
                 le[12..].copy_from_slice(&(v as u32).to_le_bytes());
                 let start = match tls_call(data, offset, true) {
                     Some(TlsCall::Short) => {
-                        write(data, offset - 4, &le)?;
+                        write_bytes(data, offset - 4, &le)?;
                         return Ok(Applied::SkipNext);
                     }
                     Some(TlsCall::Large) => offset - 3,
                     _ => return Err(RelocError::Instruction("R_X86_64_TLSGD")),
                 };
-                write(data, start, &le)?;
-                write(data, start + 16, &NOP6)?;
+                write_bytes(data, start, &le)?;
+                write_bytes(data, start + 16, &NOP6)?;
                 return Ok(Applied::SkipNext);
             }
             R_X86_64_TLSLD => {
@@ -390,17 +363,17 @@ impl Arch for X86_64 {
                 let start = offset - 3;
                 match tls_call(data, offset, false) {
                     Some(TlsCall::Short) => {
-                        write(data, start, &[0x66, 0x66, 0x66])?;
-                        write(data, start + 3, &mov)?;
+                        write_bytes(data, start, &[0x66, 0x66, 0x66])?;
+                        write_bytes(data, start + 3, &mov)?;
                     }
                     Some(TlsCall::ShortIndirect) => {
-                        write(data, start, &[0x66, 0x66, 0x66, 0x66])?;
-                        write(data, start + 4, &mov)?;
+                        write_bytes(data, start, &[0x66, 0x66, 0x66, 0x66])?;
+                        write_bytes(data, start + 4, &mov)?;
                     }
                     Some(TlsCall::Large) => {
-                        write(data, start, &[0x66, 0x66, 0x66])?;
-                        write(data, start + 3, &mov)?;
-                        write(data, start + 12, &NOP10)?;
+                        write_bytes(data, start, &[0x66, 0x66, 0x66])?;
+                        write_bytes(data, start + 3, &mov)?;
+                        write_bytes(data, start + 12, &NOP10)?;
                     }
                     None => return Err(RelocError::Instruction("R_X86_64_TLSLD")),
                 }
@@ -417,13 +390,13 @@ impl Arch for X86_64 {
                 data[start + 1] = 0xc7;
                 data[start + 2] = 0xc0 | ((modrm >> 3) & 7);
                 let v = tp()? + a + 4;
-                fits_signed(v, 32)?;
+                check_signed(v, 32)?;
                 w32(data, v)?;
             }
             R_X86_64_TLSDESC_CALL => {
                 // call *x@tlscall(%rax) → xchg %ax,%ax
                 expect(data, Some(offset), &[0xff, 0x10], "R_X86_64_TLSDESC_CALL")?;
-                write(data, offset, &[0x66, 0x90])?;
+                write_bytes(data, offset, &[0x66, 0x90])?;
             }
             other => return Err(RelocError::Unsupported(other)),
         }
