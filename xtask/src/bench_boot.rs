@@ -184,7 +184,6 @@ pub(crate) struct BuiltImage {
     pub image: PathBuf,
     /// The objects and archives it linked (the generated glue and notes aside).
     pub inputs: Vec<PathBuf>,
-    pub entry: String,
 }
 
 /// The x86_64 image `build` made of the manifest `name` and the inputs it linked, from its
@@ -214,10 +213,6 @@ pub(crate) fn built_image(root: &Path, app_dir: &str, name: &str) -> Result<Buil
         .as_str()
         .ok_or_else(|| bad("no `image`"))?
         .into();
-    let entry = report["entry"]
-        .as_str()
-        .ok_or_else(|| bad("no `entry`"))?
-        .to_owned();
     let inputs = report["inputs"]
         .as_array()
         .ok_or_else(|| bad("no `inputs`"))?
@@ -228,11 +223,7 @@ pub(crate) fn built_image(root: &Path, app_dir: &str, name: &str) -> Result<Buil
                 .ok_or_else(|| bad("bad `inputs`"))
         })
         .collect::<Result<_, _>>()?;
-    Ok(BuiltImage {
-        image,
-        inputs,
-        entry,
-    })
+    Ok(BuiltImage { image, inputs })
 }
 
 /// The same inputs linked by GNU ld with the script above and a Xen note assembled here, as

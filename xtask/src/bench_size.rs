@@ -1,7 +1,7 @@
 //! `cargo xtask bench size`: for every example app, the image uniklink weaves beside the same
-//! objects linked conventionally: by uniklink without weaving (every `.init_array` entry a
-//! root, as any linker keeps them) and by GNU ld with `--gc-sections` and the library OS's
-//! linker script. File sizes, stripped sizes and loadable sizes (the sum of the PT_LOAD
+//! objects linked conventionally: by uniklink without weaving (`build --no-weave`: every
+//! `.init_array` entry a root, as any linker keeps them) and by GNU ld with `--gc-sections`
+//! and the library OS's linker script. File sizes, stripped sizes and loadable sizes (the sum of the PT_LOAD
 //! segments' `p_memsz`, what the guest's memory holds), and the woven / GNU ld ratio.
 
 use std::fs;
@@ -12,7 +12,7 @@ use object::read::elf::{ElfFile64, ProgramHeader as _};
 use xtask::Error as ToolError;
 use xtask::toolchain;
 
-use crate::bench_boot::{self, BuiltImage, built_image, file_size, gnu_ld};
+use crate::bench_boot::{self, built_image, file_size, gnu_ld};
 
 /// An app to measure: its image name, cargo package directory and manifest.
 struct App {
@@ -105,17 +105,18 @@ pub fn run(options: &Options) -> Result<(), Error> {
                 path
             }
         };
-        eprintln!("building {} with cargo uniklink build --release", app.name);
-        toolchain::run(
-            Command::new(&uniklink)
-                .current_dir(&root)
-                .arg("build")
-                .arg("-m")
-                .arg(&manifest)
-                .args(["--arch", "x86_64", "--release", "--", "--locked"]),
-        )?;
+        // Unwoven first: both builds write the same path, and the woven one's report stays.
+        eprintln!(
+            "building {} with cargo uniklink build --release --no-weave",
+            app.name
+        );
+        build(&uniklink, &root, &manifest, &["--no-weave"])?;
+        let unwoven = work.join(format!("{}-unwoven.elf", app.name));
         let built = built_image(&root, app.dir, app.name)?;
-        let unwoven = unwoven(&uniklink, work, &built, app.name)?;
+        fs::copy(&built.image, &unwoven).map_err(ToolError::io(&unwoven))?;
+        eprintln!("building {} with cargo uniklink build --release", app.name);
+        build(&uniklink, &root, &manifest, &[])?;
+        let built = built_image(&root, app.dir, app.name)?;
         let gnu = gnu_ld(work, &built.inputs, app.name)?;
         rows.push(Row {
             app: app.name,
@@ -128,21 +129,19 @@ pub fn run(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
-/// The same inputs through `cargo uniklink link`: garbage-collecting, not weaving.
-fn unwoven(
-    uniklink: &Path,
-    work: &Path,
-    built: &BuiltImage,
-    name: &str,
-) -> Result<PathBuf, ToolError> {
-    let out = work.join(format!("{name}-unwoven.elf"));
+/// `cargo uniklink build --release` of the manifest's x86_64 image, with `extra` flags.
+fn build(uniklink: &Path, root: &Path, manifest: &Path, extra: &[&str]) -> Result<(), ToolError> {
     toolchain::run(
         Command::new(uniklink)
-            .args(["link", "--entry", &built.entry, "-o"])
-            .arg(&out)
-            .args(&built.inputs),
+            .current_dir(root)
+            .arg("build")
+            .arg("-m")
+            .arg(manifest)
+            .args(["--arch", "x86_64", "--release"])
+            .args(extra)
+            .args(["--", "--locked"]),
     )?;
-    Ok(out)
+    Ok(())
 }
 
 fn sizes(image: &Path, work: &Path) -> Result<Sizes, Error> {
@@ -174,13 +173,12 @@ fn loadable_size(image: &Path) -> Result<u64, Error> {
 
 fn print_table(rows: &[Row]) {
     let ratio = |a: u64, b: u64| format!("{:.2}", a as f64 / b as f64);
+    println!("x86_64 images, release builds. woven: `cargo uniklink build`; unwoven: `cargo");
     println!(
-        "x86_64 images, release builds. woven: `cargo uniklink build`; unwoven: `cargo uniklink"
+        "uniklink build --no-weave` (every .init_array entry kept); GNU ld: `ld --gc-sections`"
     );
-    println!(
-        "link` of the same inputs (GC, every .init_array entry kept); GNU ld: `ld --gc-sections`"
-    );
-    println!("with the library OS's linker script. Bytes; loadable = sum of PT_LOAD p_memsz.");
+    println!("of the same inputs with the library OS's linker script. Bytes; loadable = sum of");
+    println!("PT_LOAD p_memsz.");
     println!();
     println!(
         "| app | woven stripped | unwoven stripped | GNU ld stripped | woven / unwoven | woven / GNU ld | woven loadable | unwoven loadable | GNU ld loadable | woven / GNU ld loadable | woven file | unwoven file | GNU ld file |"
