@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
 	*) break ;;
 	esac
 done
-# The GNU ld for the inputs' machine: e_machine 183 is aarch64 (tests/differential_aarch64.rs).
+# The GNU ld for the inputs' machine: e_machine 183 is aarch64.
 ld=ld
 [ "$(od -An -j18 -N2 -tu2 "$1" | tr -d ' ')" = 183 ] && ld=aarch64-linux-gnu-ld
 exec "$ld" -static $gc $strip -e "$entry" -o "$out" --start-group "$@" --end-group
