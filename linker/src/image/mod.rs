@@ -2,6 +2,7 @@
 //! the base address, the objects it generates before resolution (notes), and the checks the
 //! finished layout must pass. Layout, relocation and the ELF writer stay kind-agnostic.
 
+mod notes;
 pub mod pvh;
 pub mod virt;
 
@@ -128,5 +129,21 @@ impl ImageKind {
             ImageKind::Pvh => pvh::check(layout, entry),
             ImageKind::Virt => virt::check(layout, entry),
         }
+    }
+}
+
+/// PVH and virt loaders jump to the entry before anything could catch a fault, so it must
+/// lie in an executable segment.
+fn entry_is_code(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> {
+    let executable = layout.segments.iter().any(|s| {
+        s.flags & elf::PF_X != 0 && s.addr <= layout.entry && layout.entry < s.addr + s.mem_size
+    });
+    if executable {
+        Ok(())
+    } else {
+        Err(ImageError::EntryNotExecutable {
+            entry: entry.to_owned(),
+            addr: layout.entry,
+        })
     }
 }

@@ -6,14 +6,12 @@
 //! fills in the address and section GC keeps the notes as it keeps every note. The same
 //! object serves GNU ld in the boot benchmark, so both linkers get identical notes.
 
-use object::write::{Object, Relocation, SectionId, Symbol, SymbolSection};
-use object::{
-    Architecture, BinaryFormat, Endianness, RelocationFlags, SectionFlags, SectionKind,
-    SymbolFlags, SymbolKind, SymbolScope, elf,
-};
+use object::write::{Relocation, Symbol, SymbolSection};
+use object::{Architecture, RelocationFlags, SymbolFlags, SymbolKind, SymbolScope, elf};
 use uniklink_analyzer::input::GeneratedObject;
 
-use super::{BuildId, ImageError};
+use super::notes;
+use super::{BuildId, ImageError, entry_is_code};
 use crate::layout::Layout;
 
 /// Where PVH loaders put the image: physical = virtual, above the legacy 1 MiB area.
@@ -21,7 +19,6 @@ pub const LOAD_ADDRESS: u64 = 0x10_0000;
 /// `XEN_ELFNOTE_PHYS32_ENTRY`: a 32-bit physical address entered in protected mode.
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 pub const XEN_NOTE_SECTION: &str = ".note.Xen";
-pub const BUILD_ID_SECTION: &str = ".note.gnu.build-id";
 /// How reports name the generated object.
 pub const NOTES_OBJECT_NAME: &str = "<uniklink:pvh-notes>";
 const FOUR_GIB: u64 = 1 << 32;
@@ -29,11 +26,13 @@ const FOUR_GIB: u64 = 1 << 32;
 /// An ELF relocatable object holding `.note.Xen` (entry = `entry`) and
 /// `.note.gnu.build-id` (= `build_id`), both allocated so they load with the headers.
 pub fn notes_object(entry: &str, build_id: &BuildId) -> Result<GeneratedObject, ImageError> {
-    let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-
-    let xen = note_section(&mut obj, XEN_NOTE_SECTION);
-    let desc_at = obj.append_section_data(xen, &note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY, &[0; 4]), 4)
-        + note_desc_offset(b"Xen");
+    let mut obj = notes::object(Architecture::X86_64);
+    let xen = notes::note_section(&mut obj, XEN_NOTE_SECTION);
+    let desc_at = obj.append_section_data(
+        xen,
+        &notes::note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY, &[0; 4]),
+        4,
+    ) + notes::note_desc_offset(b"Xen");
     let symbol = obj.add_symbol(Symbol {
         name: entry.as_bytes().to_vec(),
         value: 0,
@@ -59,58 +58,13 @@ pub fn notes_object(entry: &str, build_id: &BuildId) -> Result<GeneratedObject, 
         what: "PVH notes",
         source,
     })?;
-
-    let id = note_section(&mut obj, BUILD_ID_SECTION);
-    obj.append_section_data(id, &note(b"GNU", elf::NT_GNU_BUILD_ID, &build_id.0), 4);
-
-    let bytes = obj.write().map_err(|source| ImageError::Generate {
-        what: "PVH notes",
-        source,
-    })?;
-    Ok(GeneratedObject {
-        name: NOTES_OBJECT_NAME.to_owned(),
-        bytes,
-    })
-}
-
-pub(super) fn note_section(obj: &mut Object<'_>, name: &str) -> SectionId {
-    let id = obj.add_section(Vec::new(), name.as_bytes().to_vec(), SectionKind::Note);
-    obj.section_mut(id).flags = SectionFlags::Elf {
-        sh_flags: u64::from(elf::SHF_ALLOC),
-    };
-    id
-}
-
-/// One ELF note: header, NUL-terminated name and descriptor, each padded to 4 bytes.
-pub(super) fn note(name: &[u8], n_type: u32, desc: &[u8]) -> Vec<u8> {
-    let namesz = name.len() + 1;
-    let mut out = Vec::new();
-    out.extend_from_slice(&(namesz as u32).to_le_bytes());
-    out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
-    out.extend_from_slice(&n_type.to_le_bytes());
-    out.extend_from_slice(name);
-    out.resize(12 + namesz.next_multiple_of(4), 0);
-    out.extend_from_slice(desc);
-    out.resize(out.len().next_multiple_of(4), 0);
-    out
-}
-
-fn note_desc_offset(name: &[u8]) -> u64 {
-    12 + (name.len() as u64 + 1).next_multiple_of(4)
+    notes::finish(obj, build_id, "PVH notes", NOTES_OBJECT_NAME)
 }
 
 /// The loader enters at a 32-bit physical address with paging off, so the entry must be
 /// code and the whole image, `.bss` included, must sit below 4 GiB.
 pub(super) fn check(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> {
-    let executable = layout.segments.iter().any(|s| {
-        s.flags & elf::PF_X != 0 && s.addr <= layout.entry && layout.entry < s.addr + s.mem_size
-    });
-    if !executable {
-        return Err(ImageError::EntryNotExecutable {
-            entry: entry.to_owned(),
-            addr: layout.entry,
-        });
-    }
+    entry_is_code(layout, entry)?;
     let end = layout
         .segments
         .iter()
@@ -126,23 +80,10 @@ pub(super) fn check(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> 
 #[cfg(test)]
 mod tests {
     use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
-    use object::{Object as _, ObjectSection, ObjectSymbol};
+    use object::{Endianness, Object as _, ObjectSection, ObjectSymbol};
 
     use super::*;
-
-    #[test]
-    fn notes_are_padded_as_the_elf_spec_says() {
-        let n = note(b"Xen", 18, &[1, 2, 3, 4]);
-        assert_eq!(
-            n,
-            [
-                4, 0, 0, 0, 4, 0, 0, 0, 18, 0, 0, 0, b'X', b'e', b'n', 0, 1, 2, 3, 4
-            ]
-        );
-        let n = note(b"GNU", 3, &[7; 20]);
-        assert_eq!(n.len(), 12 + 4 + 20);
-        assert_eq!(note_desc_offset(b"GNU"), 16);
-    }
+    use crate::image::notes::BUILD_ID_SECTION;
 
     #[test]
     fn the_notes_object_is_allocated_notes_with_the_entry_relocation() {

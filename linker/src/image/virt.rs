@@ -6,12 +6,11 @@
 //! under 1 MiB, so the image starts 2 MiB into RAM. The same 2 MiB offset is where arm64
 //! boot loaders place Linux-style images, so one link address serves both.
 
-use object::write::Object;
-use object::{Architecture, BinaryFormat, Endianness, elf};
+use object::Architecture;
 use uniklink_analyzer::input::GeneratedObject;
 
-use super::pvh::{BUILD_ID_SECTION, note, note_section};
-use super::{BuildId, ImageError};
+use super::notes;
+use super::{BuildId, ImageError, entry_is_code};
 use crate::layout::Layout;
 
 /// Start of RAM on QEMU virt.
@@ -26,31 +25,18 @@ pub const NOTES_OBJECT_NAME: &str = "<uniklink:virt-notes>";
 /// An ELF relocatable object holding `.note.gnu.build-id` (= `build_id`), allocated so it
 /// loads with the headers.
 pub fn notes_object(build_id: &BuildId) -> Result<GeneratedObject, ImageError> {
-    let mut obj = Object::new(BinaryFormat::Elf, Architecture::Aarch64, Endianness::Little);
-    let id = note_section(&mut obj, BUILD_ID_SECTION);
-    obj.append_section_data(id, &note(b"GNU", elf::NT_GNU_BUILD_ID, &build_id.0), 4);
-    let bytes = obj.write().map_err(|source| ImageError::Generate {
-        what: "virt notes",
-        source,
-    })?;
-    Ok(GeneratedObject {
-        name: NOTES_OBJECT_NAME.to_owned(),
-        bytes,
-    })
+    notes::finish(
+        notes::object(Architecture::Aarch64),
+        build_id,
+        "virt notes",
+        NOTES_OBJECT_NAME,
+    )
 }
 
 /// QEMU jumps to `e_entry` with the MMU off, so the entry must be code; every loaded byte
 /// must lie in RAM above the device tree's room, or QEMU would refuse the tree or the image.
 pub(super) fn check(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> {
-    let executable = layout.segments.iter().any(|s| {
-        s.flags & elf::PF_X != 0 && s.addr <= layout.entry && layout.entry < s.addr + s.mem_size
-    });
-    if !executable {
-        return Err(ImageError::EntryNotExecutable {
-            entry: entry.to_owned(),
-            addr: layout.entry,
-        });
-    }
+    entry_is_code(layout, entry)?;
     let start = layout
         .segments
         .iter()
@@ -66,9 +52,10 @@ pub(super) fn check(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> 
 #[cfg(test)]
 mod tests {
     use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
-    use object::{Object as _, ObjectSection};
+    use object::{Endianness, Object as _, ObjectSection, elf};
 
     use super::*;
+    use crate::image::notes::BUILD_ID_SECTION;
 
     #[test]
     fn the_notes_object_is_an_aarch64_allocated_build_id() {
