@@ -42,6 +42,8 @@ pub enum Error {
     },
     #[error("entry symbol `{0}` is not defined")]
     NoEntry(String),
+    #[error("kept symbol `{0}` is not defined by any input")]
+    KeepUndefined(String),
     #[error("no input objects")]
     NoInputs,
 }

@@ -221,10 +221,12 @@ impl<'a> SectionGraph<'a> {
             None => return Err(Error::NoEntry(opts.entry.to_owned())),
         }
         for name in opts.keep {
-            if let Some(Some(s)) = this.symbol_section(name.as_bytes())
-                && this.is_eligible(s)
-            {
-                roots.push((s, RootReason::Keep));
+            // A kept name that nothing defines is almost always a typo or a renamed symbol;
+            // keeping nothing in silence would hide it (lld's --require-defined, not ld -u).
+            match this.symbol_section(name.as_bytes()) {
+                Some(Some(s)) if this.is_eligible(s) => roots.push((s, RootReason::Keep)),
+                Some(_) => {}
+                None => return Err(Error::KeepUndefined(name.to_owned())),
             }
         }
         roots.extend(
@@ -677,6 +679,20 @@ mod tests {
         assert_eq!(
             dropped,
             [".init_array", ".text.ctor", ".text.kept", ".text.unused"]
+        );
+    }
+
+    #[test]
+    fn a_kept_symbol_nothing_defines_is_an_error() {
+        let inputs = [("roots.o", false, roots_object())];
+        let objects = parse_all(&inputs);
+        let db = SymbolDb::resolve(&objects, &[b"_start", b"kv_panic_hook"]).unwrap();
+        let err = build(&db, &["kv_panic_hook".to_owned()], RootRules::CONVENTIONAL)
+            .err()
+            .expect("an undefined kept symbol must fail the link");
+        assert!(
+            matches!(&err, Error::KeepUndefined(name) if name == "kv_panic_hook"),
+            "{err}"
         );
     }
 
