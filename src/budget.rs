@@ -14,6 +14,8 @@ use std::time::Duration;
 use uniklink_analyzer::report::render::bytes;
 use uniklink_config::Budgets;
 
+use crate::run::human_duration;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BudgetError {
     #[error(
@@ -29,9 +31,9 @@ pub enum BudgetError {
     },
     #[error(
         "boot time budget exceeded: {image} was ready after {}, budget {}, over by {}",
-        time(*ready),
-        time(*budget),
-        time(*ready - *budget)
+        human_duration(*ready),
+        human_duration(*budget),
+        human_duration(*ready - *budget)
     )]
     BootTime {
         image: String,
@@ -40,7 +42,7 @@ pub enum BudgetError {
     },
     #[error(
         "boot time budget of {} not met: {image} never printed the ready marker",
-        time(*budget)
+        human_duration(*budget)
     )]
     NeverReady { image: String, budget: Duration },
 }
@@ -61,20 +63,6 @@ fn size_budget(n: u64) -> String {
         }
     }
     bytes(n)
-}
-
-/// `850 ns`, `41.2 µs`, `28.1 ms`, `4.50 s`.
-fn time(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns < 1_000 {
-        format!("{ns} ns")
-    } else if ns < 1_000_000 {
-        format!("{:.1} µs", ns as f64 / 1e3)
-    } else if ns < 1_000_000_000 {
-        format!("{:.1} ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.2} s", ns as f64 / 1e9)
-    }
 }
 
 /// Checks the size of the image file `image`, `size` bytes long, against the budget.

@@ -12,7 +12,9 @@ use std::time::Duration;
 use miette::{IntoDiagnostic, miette};
 use serde::Serialize;
 use uniklink::build;
-use uniklink::run::{self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions};
+use uniklink::run::{
+    self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions, human_duration,
+};
 use uniklink_config::{ByteSize, Manifest};
 
 use super::cargo_args::{ManifestArgs, MessageFormat, OutputArgs};
@@ -201,37 +203,24 @@ fn exit_status(outcome: &BootOutcome) -> u8 {
 fn summary(outcome: &BootOutcome) -> String {
     let t = &outcome.times;
     let mut parts = vec![match t.first_byte {
-        Some(d) => format!("first byte {}", human(d)),
+        Some(d) => format!("first byte {}", human_duration(d)),
         None => "no console output".to_owned(),
     }];
     if let Some(d) = t.ready {
-        parts.push(format!("ready {}", human(d)));
+        parts.push(format!("ready {}", human_duration(d)));
     } else if t.first_byte.is_some() {
         parts.push("no ready marker".to_owned());
     }
     if let Some(d) = t.entry_to_main {
-        parts.push(format!("guest entry→main {}", human(d)));
+        parts.push(format!("guest entry→main {}", human_duration(d)));
     }
-    parts.push(format!("total {}", human(t.total)));
+    parts.push(format!("total {}", human_duration(t.total)));
     let end = match outcome.guest_exit_code {
         Some(code) => format!("exit {code}"),
         None if outcome.timed_out => "timed out".to_owned(),
         None => "interrupted".to_owned(),
     };
     format!("{}; {end} ({})", parts.join(", "), outcome.accel.name())
-}
-
-fn human(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns < 1_000 {
-        format!("{ns} ns")
-    } else if ns < 1_000_000 {
-        format!("{:.1} µs", ns as f64 / 1e3)
-    } else if ns < 1_000_000_000 {
-        format!("{:.1} ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.2} s", ns as f64 / 1e9)
-    }
 }
 
 /// The `--json` report: one object, times in nanoseconds, `null` for what did not happen.
@@ -276,14 +265,6 @@ impl<'a> JsonReport<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human(Duration::from_nanos(850)), "850 ns");
-        assert_eq!(human(Duration::from_nanos(41_250)), "41.2 µs");
-        assert_eq!(human(Duration::from_micros(28_140)), "28.1 ms");
-        assert_eq!(human(Duration::from_millis(4_500)), "4.50 s");
-    }
 
     #[test]
     fn memory_is_mib_or_a_size() {

@@ -84,6 +84,21 @@ pub struct BootTimes {
     pub total: Duration,
 }
 
+/// `850 ns`, `41.2 µs`, `28.1 ms`, `4.50 s`: a boot time as the boot summary and the budget
+/// messages print it.
+pub fn human_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2} s", ns as f64 / 1e9)
+    }
+}
+
 /// How a boot ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootOutcome {
@@ -366,6 +381,14 @@ fn has_error_line(messages: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_nanos(850)), "850 ns");
+        assert_eq!(human_duration(Duration::from_nanos(41_250)), "41.2 µs");
+        assert_eq!(human_duration(Duration::from_micros(28_140)), "28.1 ms");
+        assert_eq!(human_duration(Duration::from_millis(4_500)), "4.50 s");
+    }
 
     #[test]
     fn warnings_alone_are_not_failure() {
