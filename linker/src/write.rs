@@ -370,23 +370,27 @@ fn sym(name: u32, info: u8, other: u8, shndx: u16, value: u64, size: u64) -> elf
 }
 
 fn persist(path: &Path, image: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
+    replace_file(path, image, true).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
+    })
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so that a
+/// failure leaves no partial file and a reader never sees one.
+pub fn replace_file(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(image).map_err(io)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
     #[cfg(unix)]
-    {
+    if executable {
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o755))
-            .map_err(io)?;
+            .set_permissions(std::fs::Permissions::from_mode(0o755))?;
     }
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! The JSON build report written beside each image: what went in, what was kept and dropped,
 //! and how large each output section is.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -96,15 +95,8 @@ impl BuildReport {
             path: path.to_path_buf(),
             source,
         };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        let json = serde_json::to_vec_pretty(self).map_err(|e| io(e.into()))?;
-        tmp.write_all(&json).map_err(io)?;
-        tmp.write_all(b"\n").map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| io(e.into()))?;
+        json.push(b'\n');
+        uniklink_linker::write::replace_file(path, &json, false).map_err(io)
     }
 }
