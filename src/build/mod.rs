@@ -151,16 +151,22 @@ pub fn select_target(manifest: &Manifest, arch: Option<Arch>) -> Result<Target, 
 
 /// Where `build` puts the image and report of `manifest` for `arch`.
 pub fn image_paths(manifest: &Manifest, arch: Arch) -> Result<ImagePaths, BuildError> {
-    Ok(paths_in(
-        &target_dir(manifest, arch)?.join("uniklink"),
-        &manifest.name,
+    Ok(image_paths_under(
+        manifest,
         arch,
+        &target_dir(manifest, arch)?,
     ))
 }
 
 /// Where `build` puts them when the target directory is `target_dir` (`--target-dir`).
 pub fn image_paths_under(manifest: &Manifest, arch: Arch, target_dir: &Path) -> ImagePaths {
-    paths_in(&target_dir.join("uniklink"), &manifest.name, arch)
+    paths_in(&uniklink_dir(target_dir), &manifest.name, arch)
+}
+
+/// uniklink's own directory in the target directory: the images, their reports, and the
+/// inner cargo build's target directory.
+fn uniklink_dir(target_dir: &Path) -> PathBuf {
+    target_dir.join("uniklink")
 }
 
 fn paths_in(dir: &Path, name: &str, arch: Arch) -> ImagePaths {
@@ -178,15 +184,17 @@ pub fn target_dir(manifest: &Manifest, arch: Arch) -> Result<PathBuf, BuildError
         App::Cargo { path, .. } => cargo::metadata(&path.join("Cargo.toml"), arch.target_triple())?
             .target_directory
             .into_std_path_buf(),
-        App::Prebuilt { .. } => manifest_dir(manifest).join("target"),
+        App::Prebuilt { .. } => prebuilt_target_dir(manifest),
     })
 }
 
-fn manifest_dir(manifest: &Manifest) -> PathBuf {
-    match manifest.path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+/// Prebuilt objects have no cargo package, so their target directory is beside the manifest.
+fn prebuilt_target_dir(manifest: &Manifest) -> PathBuf {
+    let dir = match manifest.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    dir.join("target")
 }
 
 /// Builds the image of `manifest` for the selected target and writes it with its report.
@@ -195,7 +203,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
     let arch = target.arch;
     let config = manifest.resolve();
 
-    let (dir, inputs, entry, weave) = match &manifest.app {
+    let (target_dir, inputs, entry, weave) = match &manifest.app {
         App::Cargo {
             package,
             bin,
@@ -233,13 +241,13 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                         .join(", "),
                 });
             }
-            let dir = match &opts.target_dir {
-                Some(target_dir) => target_dir.join("uniklink"),
-                None => metadata.target_directory.as_std_path().join("uniklink"),
-            };
+            let target_dir = opts
+                .target_dir
+                .clone()
+                .unwrap_or_else(|| metadata.target_directory.clone().into_std_path_buf());
             // Our own target directory: the flags we force would otherwise invalidate the
             // user's `cargo build` artifacts and theirs ours, rebuilding at every switch.
-            let inner_target_dir = dir.join("cargo");
+            let inner_target_dir = uniklink_dir(&target_dir).join("cargo");
             let staticlibs = cargo::build_staticlib(
                 &cargo::CargoRequest {
                     manifest_path: &cargo_toml,
@@ -256,24 +264,21 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
             } else {
                 components::weave_options(&metadata, &config)?
             };
-            (dir, staticlibs, entry, weave)
+            (target_dir, staticlibs, entry, weave)
         }
         App::Prebuilt { objects, entry } => (
             opts.target_dir
                 .clone()
-                .unwrap_or_else(|| manifest_dir(manifest).join("target"))
-                .join("uniklink"),
+                .unwrap_or_else(|| prebuilt_target_dir(manifest)),
             objects.clone(),
             entry.clone(),
             None,
         ),
     };
 
-    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    let paths = paths_in(&dir, &manifest.name, arch);
+    let dir = uniklink_dir(&target_dir);
+    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io { path: dir, source })?;
+    let paths = image_paths_under(manifest, arch, &target_dir);
     let inputs = inputs
         .into_iter()
         .chain(opts.objects.iter().cloned())
