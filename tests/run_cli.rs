@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde::Deserialize;
@@ -280,22 +280,28 @@ fn aarch64_fixtures_boot_as_expected() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-#[test]
-fn ctrl_c_kills_qemu_and_exits_130() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = X86_64.build("hang", dir.path());
+/// Boots the x86_64 `hang` guest built in `dir`, with the runner's stderr to `stderr`, and
+/// returns once the guest is up, so that what the test does next lands while QEMU runs.
+fn boot_hang(dir: &Path, stderr: Stdio) -> (Child, PathBuf) {
+    let image = X86_64.build("hang", dir);
     let mut child = uniklink()
         .arg(&image)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    // Wait until the guest is up, so the signal lands while QEMU runs.
     let mut console = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     console.read_line(&mut line).unwrap();
     assert_eq!(line, "hanging\n");
+    (child, image)
+}
+
+#[test]
+fn ctrl_c_kills_qemu_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, image) = boot_hang(dir.path(), Stdio::piped());
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: sends SIGINT to our own child, which has not been waited for yet.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -313,18 +319,7 @@ fn ctrl_c_kills_qemu_and_exits_130() {
 #[test]
 fn qemu_dies_with_a_runner_killed_outright() {
     let dir = tempfile::tempdir().unwrap();
-    let image = X86_64.build("hang", dir.path());
-    let mut child = uniklink()
-        .arg(&image)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut console = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    console.read_line(&mut line).unwrap();
-    assert_eq!(line, "hanging\n");
+    let (mut child, image) = boot_hang(dir.path(), Stdio::null());
     child.kill().unwrap();
     child.wait().unwrap();
     // The kernel sends QEMU its parent-death signal as the runner exits; QEMU then needs a
@@ -399,14 +394,31 @@ fn unknown_platform_is_a_usage_error() {
 
 /// A manifest for prebuilt objects in `dir`, as `cargo uniklink build -m` would read it.
 fn write_manifest(dir: &Path, extra: &str) -> PathBuf {
+    write_manifest_named(dir, "greeter", "[x86_64, aarch64]", extra)
+}
+
+fn write_manifest_named(dir: &Path, name: &str, arch: &str, extra: &str) -> PathBuf {
     std::fs::write(dir.join("app.o"), b"").unwrap();
     let manifest = dir.join("uniklink.yaml");
     std::fs::write(
         &manifest,
-        format!("name: greeter\napp:\n  objects: [app.o]\narch: [x86_64, aarch64]\n{extra}"),
+        format!("name: {name}\napp:\n  objects: [app.o]\narch: {arch}\n{extra}"),
     )
     .unwrap();
     manifest
+}
+
+/// `run ARGS -m MANIFEST`, which must exit with `status`; returns its stdout and stderr.
+fn run_manifest(args: &[&str], manifest: &Path, status: i32) -> (Vec<u8>, String) {
+    let out = uniklink()
+        .args(args)
+        .arg("-m")
+        .arg(manifest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(status), "{stderr}");
+    (out.stdout, stderr)
 }
 
 #[test]
@@ -421,14 +433,8 @@ fn manifest_mode_boots_the_built_image_with_the_manifest_settings() {
     let arm = AARCH64.build("hello_exit3", dir.path());
     std::fs::rename(&arm, images.join("greeter-aarch64.elf")).unwrap();
 
-    let out = uniklink()
-        .args(["--json", "-m"])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (stdout, _) = run_manifest(&["--json"], &manifest, 3);
+    let report: Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(report["arch"], "x86_64");
     assert_eq!(report["platform"], "qemu-microvm");
     assert_eq!(
@@ -436,14 +442,8 @@ fn manifest_mode_boots_the_built_image_with_the_manifest_settings() {
         images.join("greeter-x86_64.elf").display().to_string()
     );
 
-    let out = uniklink()
-        .args(["--json", "--arch", "aarch64", "-m"])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (stdout, _) = run_manifest(&["--json", "--arch", "aarch64"], &manifest, 3);
+    let report: Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(report["platform"], "qemu-virt");
 }
 
@@ -451,13 +451,7 @@ fn manifest_mode_boots_the_built_image_with_the_manifest_settings() {
 fn manifest_mode_without_a_built_image_says_to_build() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), "");
-    let out = uniklink()
-        .args(["--arch", "aarch64", "-m"])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (_, stderr) = run_manifest(&["--arch", "aarch64"], &manifest, 1);
     let expected = dir.path().join("target/uniklink/greeter-aarch64.elf");
     assert!(
         contains(
@@ -475,20 +469,8 @@ fn manifest_mode_without_a_built_image_says_to_build() {
 #[test]
 fn manifest_mode_refuses_an_arch_the_manifest_lacks() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.o"), b"").unwrap();
-    let manifest = dir.path().join("uniklink.yaml");
-    std::fs::write(
-        &manifest,
-        "name: solo\napp:\n  objects: [app.o]\narch: x86_64\n",
-    )
-    .unwrap();
-    let out = uniklink()
-        .args(["--arch", "aarch64", "-m"])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let manifest = write_manifest_named(dir.path(), "solo", "x86_64", "");
+    let (_, stderr) = run_manifest(&["--arch", "aarch64"], &manifest, 1);
     assert!(contains(&stderr, "has no aarch64 target"), "{stderr}");
 }
 
@@ -497,8 +479,6 @@ fn manifest_mode_reports_an_invalid_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("uniklink.yaml");
     std::fs::write(&manifest, "name: broken\narch: sparc\n").unwrap();
-    let out = uniklink().arg("-m").arg(&manifest).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (_, stderr) = run_manifest(&[], &manifest, 1);
     assert!(contains(&stderr, "sparc"), "{stderr}");
 }
