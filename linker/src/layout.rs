@@ -911,6 +911,15 @@ impl<'a> Layout<'a> {
         Ok(())
     }
 
+    /// The end of the last segment in memory, `.bss` included.
+    pub fn end(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| s.addr + s.mem_size)
+            .max()
+            .unwrap_or(self.base)
+    }
+
     fn segment_end(&self, kind: SegmentKind) -> Option<u64> {
         self.segments
             .iter()
@@ -931,12 +940,7 @@ impl<'a> Layout<'a> {
             .segments
             .iter()
             .find(|s| s.kind == SegmentKind::Writable);
-        let image_end = self
-            .segments
-            .iter()
-            .map(|s| s.addr + s.mem_size)
-            .max()
-            .unwrap_or(self.base);
+        let image_end = self.end();
         let data_end = rw.map_or(image_end, |s| s.addr + s.file_size);
         let array = |n: &[u8], end: bool| {
             self.section_bounds(n)

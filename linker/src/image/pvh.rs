@@ -65,12 +65,7 @@ pub fn notes_object(entry: &str, build_id: &BuildId) -> Result<GeneratedObject, 
 /// code and the whole image, `.bss` included, must sit below 4 GiB.
 pub(super) fn check(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> {
     entry_is_code(layout, entry)?;
-    let end = layout
-        .segments
-        .iter()
-        .map(|s| s.addr + s.mem_size)
-        .max()
-        .unwrap_or(layout.base);
+    let end = layout.end();
     if end > FOUR_GIB {
         return Err(ImageError::AboveFourGiB { end });
     }
