@@ -17,7 +17,7 @@ use std::process::Command;
 use apps::{app_dir, uniklink};
 use boot::Suite;
 use goblin::elf::Elf;
-use goblin::elf::program_header::{PF_X, PT_LOAD, PT_NOTE};
+use goblin::elf::program_header::{PF_X, PT_NOTE};
 use uniklink::pipeline::LinkOptions;
 use uniklink_config::Arch;
 use uniklink_linker::image::ImageKind;
@@ -59,11 +59,7 @@ fn a_rebuild_gives_the_same_bytes() {
 fn the_image_is_a_sound_pvh_kernel() {
     let bytes = boot::assert_sound_image(&SUITE.built("hello").image);
     let elf = Elf::parse(&bytes).unwrap();
-    let loads: Vec<_> = elf
-        .program_headers
-        .iter()
-        .filter(|ph| ph.p_type == PT_LOAD)
-        .collect();
+    let loads = boot::loads(&elf);
     assert_eq!(loads[0].p_paddr, 0x10_0000, "PVH images load at 1 MiB");
     assert!(
         elf.program_headers.iter().any(|ph| ph.p_type == PT_NOTE),

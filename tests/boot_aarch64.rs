@@ -19,7 +19,7 @@ use apps::{ROOT, app_dir, assert_success, build_release, uniklink};
 use boot::Suite;
 use goblin::elf::Elf;
 use goblin::elf::header::EM_AARCH64;
-use goblin::elf::program_header::{PF_W, PF_X, PT_LOAD};
+use goblin::elf::program_header::{PF_W, PF_X};
 use uniklink_config::Arch;
 
 /// The manifests list both architectures, so `--arch aarch64` picks the second one.
@@ -67,11 +67,7 @@ fn the_image_is_a_sound_virt_kernel() {
     let bytes = boot::assert_sound_image(&SUITE.built("hello").image);
     let elf = Elf::parse(&bytes).unwrap();
     assert_eq!(elf.header.e_machine, EM_AARCH64);
-    let loads: Vec<_> = elf
-        .program_headers
-        .iter()
-        .filter(|ph| ph.p_type == PT_LOAD)
-        .collect();
+    let loads = boot::loads(&elf);
     assert_eq!(
         loads[0].p_paddr,
         uniklink_linker::image::virt::LOAD_ADDRESS,

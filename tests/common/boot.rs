@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 
 use goblin::elf::Elf;
 use goblin::elf::note::Note;
+use goblin::elf::program_header::{PT_LOAD, ProgramHeader};
 use serde::Deserialize;
 use uniklink_config::Arch;
 
@@ -200,6 +201,14 @@ pub fn assert_sound_image(image: &Path) -> Vec<u8> {
         "the image names no host path"
     );
     bytes
+}
+
+/// The image's PT_LOAD segments, in program header order.
+pub fn loads<'e>(elf: &'e Elf<'_>) -> Vec<&'e ProgramHeader> {
+    elf.program_headers
+        .iter()
+        .filter(|ph| ph.p_type == PT_LOAD)
+        .collect()
 }
 
 pub fn notes<'a>(elf: &Elf<'a>, bytes: &'a [u8]) -> Vec<Note<'a>> {
