@@ -20,8 +20,7 @@ mod run;
 
 use std::path::Path;
 
-use differential::{Reference, fixture_failures, link_run_compare, make_archive, tools};
-use fixture::Fixture;
+use differential::{Reference, link_run_compare, make_archive, tools};
 use linkers::listing;
 use xtask::real::{self, Program};
 use xtask::toolchain::Target;
@@ -80,29 +79,6 @@ fixtures!(
         weak_common;
     real: real_sqlite, real_lua, real_zlib,
 );
-
-/// A known uniklink bug, kept as a strict expected failure: with `-gz`, gcc writes
-/// SHF_COMPRESSED debug sections, and uniklink checks their relocations against the compressed
-/// size ("relocation #10 in .rela.debug_info at offset 0x8c is outside .debug_info (0x8a
-/// bytes)") instead of the `Elf64_Chdr`'s `ch_size`, so the link fails where GNU ld's
-/// succeeds. Once uniklink links it, this test fails: then add `-gz=zlib` to the fixture's
-/// cflags and delete the test.
-#[test]
-fn known_bug_compressed_debug_sections() {
-    let tools = tools(Target::X86_64).expect("the host toolchain is required");
-    let mut fixture = Fixture::load("debug_info");
-    fixture.expect.cflags.push("-gz=zlib".to_string());
-    let failures = fixture_failures(tools, &fixture, &[]);
-    assert!(
-        !failures.is_empty(),
-        "uniklink now links compressed debug sections; make -gz=zlib part of debug_info"
-    );
-    assert!(
-        failures.iter().all(|failure| failure.contains(".debug_")),
-        "uniklink fails on compressed debug sections differently now:\n{}",
-        failures.join("\n\n")
-    );
-}
 
 #[test]
 fn every_fixture_directory_has_a_test() {

@@ -69,6 +69,7 @@ const E_SHENTSIZE: u64 = 0x3a;
 const E_SHNUM: u64 = 0x3c;
 const E_SHSTRNDX: u64 = 0x3e;
 const SH_NAME: u64 = 0;
+const SH_FLAGS: u64 = 8;
 const SH_OFFSET: u64 = 0x18;
 const SH_SIZE: u64 = 0x20;
 const SH_LINK: u64 = 0x28;
@@ -215,6 +216,14 @@ const CORRUPTIONS: &[Corruption] = &[
         target: Target::Object,
         edit: Edit::U64(At::Section(".data", SH_ADDRALIGN), 24),
         stderr: &["valid.o", ".data"],
+    },
+    Corruption {
+        name: "compression header of unknown type",
+        target: Target::Object,
+        // SHF_COMPRESSED on .comment (SHF_MERGE|SHF_STRINGS): its first bytes, "\0GCC", are
+        // then read as an Elf64_Chdr whose ch_type is no ELFCOMPRESS_* value.
+        edit: Edit::U64(At::Section(".comment", SH_FLAGS), 0x830),
+        stderr: &["valid.o", ".comment", "compression type 0x43434700"],
     },
     Corruption {
         name: "string table without its final NUL",

@@ -4,6 +4,7 @@
 //! object, line-program addresses are relocations against the function's section; each
 //! section gets a distinct synthetic base so addresses of different sections never collide.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use gimli::{EndianSlice, LittleEndian, Reader as _, RelocateReader};
@@ -59,16 +60,25 @@ pub fn source_line(o: &ObjectFile<'_>, section: u32, offset: u64) -> Option<Stri
                 .collect()
         })
         .collect();
+    // A section that does not decompress reads as empty: the message loses its line, no more.
+    let contents: Vec<Cow<'_, [u8]>> = o
+        .sections
+        .iter()
+        .map(|s| match s.name.starts_with(b".debug_") {
+            true => s.contents().unwrap_or_default(),
+            false => Cow::Borrowed(&[][..]),
+        })
+        .collect();
     let load = |id: gimli::SectionId| -> gimli::Result<Reader<'_, '_>> {
         let found = o
             .sections
             .iter()
-            .enumerate()
-            .find(|(_, s)| s.name == id.name().as_bytes());
+            .position(|s| s.name == id.name().as_bytes());
         Ok(match found {
-            Some((i, s)) => {
-                RelocateReader::new(EndianSlice::new(s.data, LittleEndian), Relocs(&maps[i]))
-            }
+            Some(i) => RelocateReader::new(
+                EndianSlice::new(&contents[i], LittleEndian),
+                Relocs(&maps[i]),
+            ),
             None => RelocateReader::new(EndianSlice::new(&[], LittleEndian), Relocs(&maps[0])),
         })
     };

@@ -5,6 +5,9 @@
 //! the caller. Everything the later phases index with is checked here once, so they can index
 //! without re-checking.
 
+use std::borrow::Cow;
+use std::io::Read;
+
 use object::LittleEndian as LE;
 use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
@@ -47,12 +50,23 @@ pub struct Section<'data> {
     pub flags: u64,
     pub align: u64,
     pub entsize: u64,
+    /// For a compressed section, the size once decompressed, which relocation offsets refer
+    /// to.
     pub size: u64,
-    /// Empty for `SHT_NOBITS`.
+    /// Empty for `SHT_NOBITS`; for a compressed section, the compressed stream after its
+    /// header (see [`Section::contents`]).
     pub data: &'data [u8],
+    pub compression: Option<Compression>,
     relocs: &'data [elf::Rela64<LE>],
     /// Index into [`ObjectFile::groups`].
     pub group: Option<u32>,
+}
+
+/// How an `SHF_COMPRESSED` section's bytes are compressed (`Elf64_Chdr::ch_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Zlib,
+    Zstd,
 }
 
 /// A relocation read generically: the architecture gives `r_type` its meaning later.
@@ -115,6 +129,41 @@ impl<'data> Section<'data> {
 
     pub fn is_nobits(&self) -> bool {
         self.sh_type == elf::SHT_NOBITS
+    }
+
+    /// The section's bytes, decompressed if it is compressed. Errors say what is wrong with
+    /// the compressed stream.
+    pub fn contents(&self) -> std::result::Result<Cow<'data, [u8]>, String> {
+        let Some(compression) = self.compression else {
+            return Ok(Cow::Borrowed(self.data));
+        };
+        let size = usize::try_from(self.size)
+            .map_err(|_| format!("decompressed size {:#x} does not fit in memory", self.size))?;
+        let bytes = match compression {
+            Compression::Zlib => {
+                miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(self.data, size)
+                    .map_err(|e| format!("zlib stream: {e}"))?
+            }
+            Compression::Zstd => {
+                let mut decoder = ruzstd::decoding::StreamingDecoder::new(self.data)
+                    .map_err(|e| format!("zstd stream: {e}"))?;
+                let mut bytes = Vec::with_capacity(size);
+                // One byte past the promised size is enough to tell that it lied.
+                (&mut decoder)
+                    .take(self.size + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| format!("zstd stream: {e}"))?;
+                bytes
+            }
+        };
+        if bytes.len() != size {
+            return Err(format!(
+                "decompresses to {:#x} bytes, but its header says {:#x}",
+                bytes.len(),
+                self.size
+            ));
+        }
+        Ok(Cow::Owned(bytes))
     }
 
     /// Sections no output ever contains: excluded, LLVM bitcode, or not loaded at run time.
@@ -299,7 +348,49 @@ pub fn parse<'data>(
                 sh.sh_entsize(LE)
             )));
         }
-        let align = sh.sh_addralign(LE).max(1);
+        let mut align = sh.sh_addralign(LE).max(1);
+        let mut size = size;
+        let mut section_data = section_data;
+        let mut compression = None;
+        if sh.sh_flags(LE) & u64::from(elf::SHF_COMPRESSED) != 0 && index.0 != 0 {
+            let name = String::from_utf8_lossy(section_name);
+            if sh_type == elf::SHT_NOBITS || sh.sh_flags(LE) & u64::from(elf::SHF_ALLOC) != 0 {
+                return Err(malformed(format!(
+                    "section {name} (#{}) is compressed (SHF_COMPRESSED), which only a non-allocated section with contents may be",
+                    index.0
+                )));
+            }
+            // Read field by field: an archive member's sections need not be 8-byte aligned.
+            let header_size = size_of::<elf::CompressionHeader64<LE>>();
+            let Some((header, stream)) = section_data.split_at_checked(header_size) else {
+                return Err(malformed(format!(
+                    "compressed section {name} (#{}) is {:#x} bytes, too small for its {header_size:#x}-byte compression header",
+                    index.0,
+                    section_data.len()
+                )));
+            };
+            let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().unwrap());
+            let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
+            compression = Some(match u32_at(0) {
+                elf::ELFCOMPRESS_ZLIB => Compression::Zlib,
+                elf::ELFCOMPRESS_ZSTD => Compression::Zstd,
+                other => {
+                    return Err(malformed(format!(
+                        "compressed section {name} (#{}) has unknown compression type {other:#x} in its header",
+                        index.0
+                    )));
+                }
+            });
+            align = u64_at(16).max(1);
+            if !align.is_power_of_two() {
+                return Err(malformed(format!(
+                    "compressed section {name} (#{}) has decompressed alignment {align:#x}, not a power of two",
+                    index.0
+                )));
+            }
+            size = u64_at(8);
+            section_data = stream;
+        }
         if !align.is_power_of_two() {
             return Err(malformed(format!(
                 "section {} alignment {align:#x} is not a power of two",
@@ -314,6 +405,7 @@ pub fn parse<'data>(
             entsize: sh.sh_entsize(LE),
             size,
             data: section_data,
+            compression,
             relocs: &[],
             group: None,
         });
@@ -640,6 +732,144 @@ mod tests {
             .count();
         assert_eq!(seen, in_sections);
         assert!(index.of(parsed.sections.len() as u32).is_empty());
+    }
+
+    /// DWARF-like contents long and repetitive enough that zlib shrinks them.
+    fn debug_bytes() -> Vec<u8> {
+        (0..0x200u32).flat_map(|i| (i % 7).to_le_bytes()).collect()
+    }
+
+    fn chdr(ch_type: u32, size: u64, align: u64) -> Vec<u8> {
+        let mut header = ch_type.to_le_bytes().to_vec();
+        header.extend(0u32.to_le_bytes());
+        header.extend(size.to_le_bytes());
+        header.extend(align.to_le_bytes());
+        header
+    }
+
+    /// An object whose `.debug_info` has the bytes `header` then `stream`, and a relocation
+    /// near the end of [`debug_bytes`] (past the compressed bytes).
+    fn compressed_debug(header: &[u8], stream: &[u8], flags: u64) -> Vec<u8> {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 16]);
+        o.define("_start", text, 0, false);
+        let data = [header, stream].concat();
+        let debug = o.elf_section(".debug_info", elf::SHT_PROGBITS, flags, &data);
+        let start = o.section_symbol(text);
+        o.refer(debug, debug_bytes().len() as u64 - 8, start);
+        o.bytes()
+    }
+
+    fn compressed(flags: u64) -> u64 {
+        flags | u64::from(elf::SHF_COMPRESSED)
+    }
+
+    #[test]
+    fn zlib_compressed_section_has_its_decompressed_size_and_contents() {
+        let contents = debug_bytes();
+        let stream = miniz_oxide::deflate::compress_to_vec_zlib(&contents, 6);
+        assert!(stream.len() + 8 < contents.len());
+        let data = compressed_debug(
+            &chdr(elf::ELFCOMPRESS_ZLIB, contents.len() as u64, 4),
+            &stream,
+            compressed(0),
+        );
+        let o = parse(ObjectId(0), InputId(0), "gz.o".into(), false, &data).unwrap();
+        let debug = o
+            .sections
+            .iter()
+            .find(|s| s.name == b".debug_info")
+            .unwrap();
+        assert_eq!(debug.compression, Some(Compression::Zlib));
+        assert_eq!(debug.size, contents.len() as u64);
+        assert_eq!(debug.align, 4);
+        assert_eq!(debug.relocs().len(), 1);
+        assert_eq!(debug.contents().unwrap(), &contents[..]);
+    }
+
+    #[test]
+    fn zstd_compressed_section_has_its_decompressed_contents() {
+        let contents = debug_bytes();
+        let stream = ruzstd::encoding::compress_to_vec(
+            &contents[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let data = compressed_debug(
+            &chdr(elf::ELFCOMPRESS_ZSTD, contents.len() as u64, 1),
+            &stream,
+            compressed(0),
+        );
+        let o = parse(ObjectId(0), InputId(0), "zst.o".into(), false, &data).unwrap();
+        let debug = o
+            .sections
+            .iter()
+            .find(|s| s.name == b".debug_info")
+            .unwrap();
+        assert_eq!(debug.compression, Some(Compression::Zstd));
+        assert_eq!(debug.size, contents.len() as u64);
+        assert_eq!(debug.contents().unwrap(), &contents[..]);
+    }
+
+    #[test]
+    fn compressed_section_that_decompresses_to_another_size_is_an_error() {
+        let contents = debug_bytes();
+        let stream = miniz_oxide::deflate::compress_to_vec_zlib(&contents, 6);
+        for claimed in [contents.len() as u64 - 1, contents.len() as u64 + 1] {
+            let data = compressed_debug(
+                &chdr(elf::ELFCOMPRESS_ZLIB, claimed, 1),
+                &stream,
+                compressed(0),
+            );
+            let o = parse(ObjectId(0), InputId(0), "gz.o".into(), false, &data).unwrap();
+            let debug = o
+                .sections
+                .iter()
+                .find(|s| s.name == b".debug_info")
+                .unwrap();
+            assert!(debug.contents().is_err(), "claimed {claimed:#x}");
+        }
+    }
+
+    #[test]
+    fn malformed_compression_headers() {
+        let contents = debug_bytes();
+        let stream = miniz_oxide::deflate::compress_to_vec_zlib(&contents, 6);
+        let size = contents.len() as u64;
+        let cases = [
+            (
+                "unknown type",
+                chdr(7, size, 1),
+                &stream[..],
+                compressed(0),
+                "unknown compression type 0x7",
+            ),
+            (
+                "truncated header",
+                Vec::new(),
+                &[0u8; 12][..],
+                compressed(0),
+                "0xc bytes, too small for its 0x18-byte compression header",
+            ),
+            (
+                "bad alignment",
+                chdr(elf::ELFCOMPRESS_ZLIB, size, 3),
+                &stream,
+                compressed(0),
+                "decompressed alignment 0x3",
+            ),
+            (
+                "allocated",
+                chdr(elf::ELFCOMPRESS_ZLIB, size, 1),
+                &stream,
+                compressed(u64::from(elf::SHF_ALLOC)),
+                "is compressed (SHF_COMPRESSED)",
+            ),
+        ];
+        for (what, header, stream, flags, expected) in cases {
+            let err = parse_err(&compressed_debug(&header, stream, flags));
+            assert!(err.contains("section .debug_info"), "{what}: {err}");
+            assert!(err.contains(expected), "{what}: {err}");
+        }
     }
 
     #[test]
