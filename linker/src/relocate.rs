@@ -171,10 +171,13 @@ fn apply_relocs(
                     object: o.name.clone(),
                     section: o.section_name(id.index),
                     offset: r.offset,
+                    place,
                     r_type: arch
                         .reloc_name(r.r_type)
                         .map_or_else(|| format!("type {}", r.r_type), str::to_owned),
                     symbol: db.symbol_name(id.object, r.symbol),
+                    target: target.addr,
+                    addend: target.addend,
                     source,
                 })));
             }

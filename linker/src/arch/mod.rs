@@ -5,6 +5,8 @@
 mod aarch64;
 mod x86_64;
 
+use std::fmt;
+
 pub use aarch64::Aarch64;
 pub use x86_64::X86_64;
 
@@ -67,8 +69,12 @@ pub enum Applied {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelocError {
-    #[error("value {value:#x} does not fit in {bits} bits")]
-    Overflow { value: i128, bits: u32 },
+    #[error("value {} does not fit in {range} {bits} bits", Shown(*value))]
+    Overflow {
+        value: i128,
+        bits: u32,
+        range: Range,
+    },
     #[error("unsupported relocation type {0}")]
     Unsupported(u32),
     #[error("unexpected instruction bytes for {0}")]
@@ -79,8 +85,45 @@ pub enum RelocError {
     NoTls,
     #[error("relocation needs a GOT slot that was not allocated")]
     NoGotSlot,
-    #[error("value {value:#x} is not a multiple of {align}, which the instruction requires")]
+    #[error(
+        "value {} is not a multiple of {align}, which the instruction requires",
+        Shown(*value)
+    )]
     Misaligned { value: i128, align: u32 },
+}
+
+/// How a relocated field's bits are read, which decides the values it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    Signed,
+    Unsigned,
+    /// Signed or unsigned, whichever fits (narrow data fields).
+    Either,
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Range::Signed => "signed",
+            Range::Unsigned => "unsigned",
+            Range::Either => "signed or unsigned",
+        })
+    }
+}
+
+/// A relocation value for messages: computed in 128 bits so nothing wraps, but read by people
+/// as a signed number and as the 64-bit word the image would hold.
+struct Shown(i128);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.0;
+        match (i64::try_from(value), u64::try_from(value)) {
+            (Ok(v), _) => write!(f, "{v} ({:#x})", v as u64),
+            (_, Ok(v)) => write!(f, "{v} ({v:#x})"),
+            _ => write!(f, "{value} (beyond 64 bits)"),
+        }
+    }
 }
 
 /// Range-extension thunks of an architecture: a branch that cannot reach its target jumps to
@@ -137,7 +180,11 @@ fn check_signed(value: i128, bits: u32) -> Result<(), RelocError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(RelocError::Overflow { value, bits })
+        Err(RelocError::Overflow {
+            value,
+            bits,
+            range: Range::Signed,
+        })
     }
 }
 
@@ -145,14 +192,24 @@ fn check_unsigned(value: i128, bits: u32) -> Result<(), RelocError> {
     if (0..(1i128 << bits)).contains(&value) {
         Ok(())
     } else {
-        Err(RelocError::Overflow { value, bits })
+        Err(RelocError::Overflow {
+            value,
+            bits,
+            range: Range::Unsigned,
+        })
     }
 }
 
 /// Either interpretation is accepted, −2^(bits−1) ≤ X < 2^bits: the psABIs' check for
 /// narrow data fields, as GNU ld does it.
 fn check_either(value: i128, bits: u32) -> Result<(), RelocError> {
-    check_signed(value, bits).or_else(|_| check_unsigned(value, bits))
+    check_signed(value, bits)
+        .or_else(|_| check_unsigned(value, bits))
+        .map_err(|_| RelocError::Overflow {
+            value,
+            bits,
+            range: Range::Either,
+        })
 }
 
 fn write_bytes(data: &mut [u8], offset: usize, bytes: &[u8]) -> Result<(), RelocError> {
