@@ -16,14 +16,14 @@ mod dominators;
 pub mod render;
 mod view;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::component::{Attribution, Components, Owner};
 use crate::graph::{RootReason, SectionGraph};
 use crate::input::Inputs;
-use crate::object::{SectionId, SectionSymbols};
+use crate::object::{ObjectFile, SectionId, SectionSymbols};
 
 pub use diff::{Diff, DiffRow};
 pub use view::{By, Row, Table, WhyStep};
@@ -189,8 +189,7 @@ impl SizeReport {
         let graph = r.graph;
         let db = graph.db;
         let ids: Vec<SectionId> = graph.kept_sections().collect();
-        let index: HashMap<SectionId, usize> =
-            ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let index = RowIndex::new(db.objects, &ids);
 
         let mut by_section: Vec<Option<SectionSymbols>> = vec![None; db.objects.len()];
         let mut sections: Vec<SectionRow> = ids
@@ -227,7 +226,7 @@ impl SizeReport {
                     root: graph.root_reason(id).map(|r| root_name(r).to_owned()),
                     parent: graph
                         .parent(id)
-                        .and_then(|(from, via)| Some((*index.get(&from)?, via))),
+                        .and_then(|(from, via)| Some((index.get(from)?, via))),
                     symbols,
                 }
             })
@@ -251,7 +250,7 @@ impl SizeReport {
                     in_chunks += chunk.size;
                     let what = match chunk.content {
                         Content::Input(id) => {
-                            if let Some(&row) = index.get(&id) {
+                            if let Some(row) = index.get(id) {
                                 sections[row].size += chunk.size;
                                 continue;
                             }
@@ -282,7 +281,7 @@ impl SizeReport {
             .collect();
         let edges: Vec<(usize, usize)> = graph
             .kept_edges()
-            .filter_map(|(a, b)| Some((*index.get(&a)?, *index.get(&b)?)))
+            .filter_map(|(a, b)| Some((index.get(a)?, index.get(b)?)))
             .collect();
         let sizes: Vec<u64> = sections.iter().map(|s| s.size).collect();
         let tree = dominators::DominatorTree::new(sections.len(), &roots, &edges, &sizes);
@@ -344,6 +343,43 @@ impl SizeReport {
     /// Bytes in remainder rows.
     pub fn unattributed(&self) -> u64 {
         self.remainder.iter().map(|r| r.size).sum()
+    }
+}
+
+/// The row of each kept section: a flat table by object and section index rather than a hash
+/// map, as every placed chunk and every kept edge looks rows up.
+struct RowIndex {
+    /// Where each object's sections start in `rows`.
+    starts: Vec<usize>,
+    rows: Vec<Option<u32>>,
+}
+
+impl RowIndex {
+    fn new(objects: &[ObjectFile<'_>], ids: &[SectionId]) -> RowIndex {
+        let mut starts = Vec::with_capacity(objects.len());
+        let mut total = 0;
+        for o in objects {
+            starts.push(total);
+            total += o.sections.len();
+        }
+        let mut rows = vec![None; total];
+        for (row, id) in ids.iter().enumerate() {
+            rows[starts[id.object.0 as usize] + id.index as usize] = Some(row as u32);
+        }
+        RowIndex { starts, rows }
+    }
+
+    fn get(&self, id: SectionId) -> Option<usize> {
+        let start = *self.starts.get(id.object.0 as usize)?;
+        let next = self
+            .starts
+            .get(id.object.0 as usize + 1)
+            .copied()
+            .unwrap_or(self.rows.len());
+        if id.index as usize >= next - start {
+            return None;
+        }
+        self.rows[start + id.index as usize].map(|row| row as usize)
     }
 }
 
@@ -420,6 +456,45 @@ fn component_rows(decisions: &[Decision], owners: &[OwnerRow]) -> Vec<ComponentR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_index_finds_each_kept_section_and_nothing_else() {
+        use crate::object::ObjectId;
+        use crate::test_objects::{TestObject, parse_all};
+        use object::SectionKind;
+
+        let object = |sections: usize| {
+            let mut o = TestObject::new();
+            for i in 0..sections {
+                o.section(&format!(".text.{i}"), SectionKind::Text, &[0; 4]);
+            }
+            o.bytes()
+        };
+        let inputs = [
+            ("a.o", false, object(3)),
+            ("b.o", false, object(40)),
+            ("c.o", false, object(1)),
+        ];
+        let objects = parse_all(&inputs);
+        let id = |object: u32, index: u32| SectionId {
+            object: ObjectId(object),
+            index,
+        };
+        let kept = [id(1, 5), id(0, 1), id(2, 1), id(1, 39)];
+        let index = RowIndex::new(&objects, &kept);
+        for (row, &section) in kept.iter().enumerate() {
+            assert_eq!(index.get(section), Some(row), "{section:?}");
+        }
+        for (o, object) in objects.iter().enumerate() {
+            for i in 0..object.sections.len() as u32 + 2 {
+                let section = id(o as u32, i);
+                if !kept.contains(&section) {
+                    assert_eq!(index.get(section), None, "{section:?}");
+                }
+            }
+        }
+        assert_eq!(index.get(id(3, 0)), None);
+    }
 
     #[test]
     fn mapping_symbols_are_not_names() {
