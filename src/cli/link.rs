@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use uniklink::pipeline::{LinkOptions, WeaveOptions, WhyReport, link};
-use uniklink_config::{ComponentRegistry, Manifest, ProfileName};
 use uniklink_analyzer::graph::RootReason;
+use uniklink_config::{ComponentRegistry, Manifest, ProfileName};
 
 /// Link objects and archives into a static executable.
 #[derive(Debug, clap::Args)]
