@@ -5,6 +5,8 @@
 
 use core::fmt;
 
+use crate::le::{u32_at, u64_at};
+
 pub const RSDP_SIGNATURE: &[u8; 8] = b"RSD PTR ";
 /// Bytes covered by the ACPI 1.0 RSDP checksum.
 pub const RSDP_V1_SIZE: usize = 20;
@@ -296,18 +298,6 @@ fn take(bytes: &[u8], needed: usize, table: [u8; 4]) -> Result<&[u8], AcpiError>
 
 fn sums_to_zero(bytes: &[u8]) -> bool {
     bytes.iter().fold(0u8, |sum, &b| sum.wrapping_add(b)) == 0
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> u32 {
-    let mut raw = [0; 4];
-    raw.copy_from_slice(&bytes[offset..offset + 4]);
-    u32::from_le_bytes(raw)
-}
-
-fn u64_at(bytes: &[u8], offset: usize) -> u64 {
-    let mut raw = [0; 8];
-    raw.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(raw)
 }
 
 #[cfg(test)]

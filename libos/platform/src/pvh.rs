@@ -5,6 +5,8 @@
 
 use core::fmt;
 
+use crate::le::{u32_at, u64_at};
+
 pub const START_INFO_MAGIC: u32 = 0x336e_c578;
 /// Size of a version 0 `hvm_start_info` (no memory map fields).
 pub const START_INFO_V0_SIZE: usize = 40;
@@ -157,18 +159,6 @@ pub fn modules(table: &[u8]) -> impl Iterator<Item = Module> + '_ {
         size: u64_at(entry, 8),
         cmdline_paddr: u64_at(entry, 16),
     })
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> u32 {
-    let mut raw = [0; 4];
-    raw.copy_from_slice(&bytes[offset..offset + 4]);
-    u32::from_le_bytes(raw)
-}
-
-fn u64_at(bytes: &[u8], offset: usize) -> u64 {
-    let mut raw = [0; 8];
-    raw.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(raw)
 }
 
 #[cfg(test)]
