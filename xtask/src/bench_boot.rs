@@ -1,7 +1,8 @@
 //! `cargo xtask bench boot`: the hello unikernel as uniklink links it, beside the same
 //! objects linked by GNU ld with a minimal linker script, and an empty guest that only prints
 //! the ready marker and exits (the floor QEMU itself sets). Image sizes, stripped and not,
-//! and boot times on QEMU microvm with TCG, median of interleaved runs.
+//! and boot times with TCG (QEMU microvm for x86_64, QEMU virt for aarch64), median of
+//! interleaved runs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,64 @@ use xtask::toolchain;
 /// Unikraft's hello world image on QEMU (x86_64, KVM platform), for scale.
 const UNIKRAFT_HELLO_BYTES: u64 = 197_280;
 
+/// The architecture whose images are built, linked and booted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    #[value(name = "x86_64")]
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// As `cargo uniklink build --arch` and the build report's file name spell it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    fn machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "QEMU microvm",
+            Arch::Aarch64 => "QEMU virt",
+        }
+    }
+
+    /// The host's binutils are x86_64 ones; aarch64 objects need the cross binutils.
+    fn binutil(self, tool: &'static str) -> String {
+        match self {
+            Arch::X86_64 => tool.to_owned(),
+            Arch::Aarch64 => format!("aarch64-linux-gnu-{tool}"),
+        }
+    }
+
+    pub(crate) fn strip(self) -> String {
+        self.binutil("strip")
+    }
+
+    fn assembler(self) -> Command {
+        let mut command = Command::new(self.binutil("as"));
+        if self == Arch::X86_64 {
+            command.arg("--64");
+        }
+        command
+    }
+
+    fn gnu_ld(self) -> Command {
+        let mut command = Command::new(self.binutil("ld"));
+        if self == Arch::X86_64 {
+            command.args(["-m", "elf_x86_64"]);
+        }
+        command
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Options {
+    /// The architecture to build and boot hello for.
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    arch: Arch,
     /// Timed boots per image, after one untimed boot that checks it works.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     runs: u16,
@@ -33,7 +90,7 @@ pub enum Error {
     BadBoot { image: String, json: String },
 }
 
-/// The workspace's GNU ld script for the library OS: everything at 1 MiB, the Xen note kept
+/// The x86_64 GNU ld script for the library OS: everything at 1 MiB, the Xen note kept
 /// and first, code, read-only data and data on their own pages so no segment is W+X. Every
 /// `.init_array` entry is kept, as ld's own scripts do, between the bounds the runtime's
 /// conventional `uniklink_start` walks.
@@ -56,6 +113,45 @@ SECTIONS
     .bss : { *(.bss .bss.*) *(COMMON) }
     _end = .;
 }
+";
+
+/// The aarch64 GNU ld script: the image at the library OS's link address on QEMU virt, 2 MiB
+/// into RAM (below it QEMU puts the device tree), with the ELF and program headers loaded at
+/// its start because the runtime finds its segments through `__ehdr_start`; the same page
+/// separation and `.init_array` bounds as the x86_64 script.
+const VIRT_LINKER_SCRIPT: &str = "\
+ENTRY(_virt_start)
+SECTIONS
+{
+    . = 0x40200000 + SIZEOF_HEADERS;
+    .text : { *(.text .text.*) }
+    . = ALIGN(4096);
+    .rodata : { *(.rodata .rodata.*) }
+    .init_array : {
+        __init_array_start = .;
+        KEEP(*(SORT_BY_INIT_PRIORITY(.init_array.*) .init_array))
+        __init_array_end = .;
+    }
+    . = ALIGN(4096);
+    .data : { *(.data .data.*) }
+    .got : { *(.got .got.*) }
+    .bss : { *(.bss .bss.*) *(COMMON) }
+    _end = .;
+}
+";
+
+/// The aarch64 empty guest, on the boot fixtures' `virt.inc` helpers: the ready marker on the
+/// PL011, then a semihosting exit with status 0.
+const VIRT_EMPTY_GUEST: &str = "\
+    .include \"virt.inc\"
+    .text
+    .globl _start
+_start:
+    puts ready
+    semihosting_exit 0
+
+    .section .rodata
+ready: .asciz \"uniklink:ready entry_to_main_ns=0\\n\"
 ";
 
 /// `XEN_ELFNOTE_PHYS32_ENTRY` (type 18, name "Xen") pointing at the library OS entry.
@@ -94,19 +190,24 @@ pub fn run(options: &Options) -> Result<(), Error> {
 
     let uniklink = release_uniklink(&root, options.uniklink.as_deref())?;
 
-    eprintln!("building hello with cargo uniklink build --release");
+    let arch = options.arch;
+    eprintln!(
+        "building hello with cargo uniklink build --arch {} --release",
+        arch.name()
+    );
     toolchain::run(
         Command::new(&uniklink)
             .current_dir(&root)
             .args(["build", "-m", "manifests/hello.yaml", "--release"])
+            .args(["--arch", arch.name()])
             .args(["--", "--locked"]),
     )?;
-    let hello = built_image(&root, "fixtures/apps/hello", "hello")?;
+    let hello = built_image(&root, "fixtures/apps/hello", "hello", arch)?;
 
     let work = tempfile::tempdir().map_err(ToolError::io(std::env::temp_dir()))?;
     let work = work.path();
-    let gnu = gnu_ld(work, &hello.inputs, "hello")?;
-    let floor = empty_guest(work, &root.join("fixtures/boot/x86_64"))?;
+    let gnu = gnu_ld(work, &hello.inputs, "hello", arch)?;
+    let floor = empty_guest(work, &root.join("fixtures/boot").join(arch.name()), arch)?;
 
     let mut images = Vec::new();
     for (name, path, guest_time) in [
@@ -115,7 +216,12 @@ pub fn run(options: &Options) -> Result<(), Error> {
         ("empty guest", floor, false),
     ] {
         let stripped = work.join(format!("{}.stripped", name.replace(' ', "_")));
-        toolchain::run(Command::new("strip").arg("-o").arg(&stripped).arg(&path))?;
+        toolchain::run(
+            Command::new(arch.strip())
+                .arg("-o")
+                .arg(&stripped)
+                .arg(&path),
+        )?;
         images.push(Image {
             name,
             bytes: file_size(&path)?,
@@ -131,8 +237,9 @@ pub fn run(options: &Options) -> Result<(), Error> {
         boot(&uniklink, image)?;
     }
     eprintln!(
-        "booting each image {} times (QEMU microvm, TCG)",
-        options.runs
+        "booting each image {} times ({}, TCG)",
+        options.runs,
+        arch.machine()
     );
     // Round-robin, so that a slow moment of the shared machine hurts every image alike.
     for _ in 0..options.runs {
@@ -142,7 +249,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
             image.entry_to_main_ns.push(entry_to_main);
         }
     }
-    print_table(&images, options.runs);
+    print_table(&images, options.runs, arch);
     Ok(())
 }
 
@@ -179,16 +286,21 @@ pub(crate) fn file_size(path: &Path) -> Result<u64, ToolError> {
     Ok(fs::metadata(path).map_err(ToolError::io(path))?.len())
 }
 
-/// What `cargo uniklink build` made of an app's x86_64 image, from its build report.
+/// What `cargo uniklink build` made of an app's image, from its build report.
 pub(crate) struct BuiltImage {
     pub image: PathBuf,
     /// The objects and archives it linked (the generated glue and notes aside).
     pub inputs: Vec<PathBuf>,
 }
 
-/// The x86_64 image `build` made of the manifest `name` and the inputs it linked, from its
+/// The `arch` image `build` made of the manifest `name` and the inputs it linked, from its
 /// report beside the image in the cargo target directory of the app in `app_dir`.
-pub(crate) fn built_image(root: &Path, app_dir: &str, name: &str) -> Result<BuiltImage, Error> {
+pub(crate) fn built_image(
+    root: &Path,
+    app_dir: &str,
+    name: &str,
+    arch: Arch,
+) -> Result<BuiltImage, Error> {
     let app = root.join(app_dir).join("Cargo.toml");
     let metadata = cargo_metadata::MetadataCommand::new()
         .manifest_path(&app)
@@ -201,7 +313,7 @@ pub(crate) fn built_image(root: &Path, app_dir: &str, name: &str) -> Result<Buil
     let report_path = metadata
         .target_directory
         .as_std_path()
-        .join(format!("uniklink/{name}-x86_64.json"));
+        .join(format!("uniklink/{name}-{}.json", arch.name()));
     let text = fs::read(&report_path).map_err(ToolError::io(&report_path))?;
     let bad = |message: &str| Error::Report {
         path: report_path.clone(),
@@ -226,52 +338,69 @@ pub(crate) fn built_image(root: &Path, app_dir: &str, name: &str) -> Result<Buil
     Ok(BuiltImage { image, inputs })
 }
 
-/// The same inputs linked by GNU ld with the script above and a Xen note assembled here, as
-/// `<work>/<name>-ld.elf`.
-pub(crate) fn gnu_ld(work: &Path, inputs: &[PathBuf], name: &str) -> Result<PathBuf, ToolError> {
-    let note_s = work.join("xen-note.S");
-    let note_o = work.join("xen-note.o");
-    let script = work.join("pvh.ld");
-    fs::write(&note_s, XEN_NOTE).map_err(ToolError::io(&note_s))?;
-    fs::write(&script, LINKER_SCRIPT).map_err(ToolError::io(&script))?;
-    toolchain::run(
-        Command::new("as")
-            .arg("--64")
-            .arg("-o")
-            .arg(&note_o)
-            .arg(&note_s),
-    )?;
+/// The same inputs linked by GNU ld with the `arch` script above (and for x86_64 a Xen note
+/// assembled here), as `<work>/<name>-ld.elf`.
+pub(crate) fn gnu_ld(
+    work: &Path,
+    inputs: &[PathBuf],
+    name: &str,
+    arch: Arch,
+) -> Result<PathBuf, ToolError> {
+    let script = work.join(format!("{}.ld", arch.name()));
+    let note = match arch {
+        Arch::X86_64 => {
+            fs::write(&script, LINKER_SCRIPT).map_err(ToolError::io(&script))?;
+            let note_s = work.join("xen-note.S");
+            let note_o = work.join("xen-note.o");
+            fs::write(&note_s, XEN_NOTE).map_err(ToolError::io(&note_s))?;
+            toolchain::run(arch.assembler().arg("-o").arg(&note_o).arg(&note_s))?;
+            Some(note_o)
+        }
+        Arch::Aarch64 => {
+            fs::write(&script, VIRT_LINKER_SCRIPT).map_err(ToolError::io(&script))?;
+            None
+        }
+    };
     let out = work.join(format!("{name}-ld.elf"));
     toolchain::run(
-        Command::new("ld")
-            .args(["-m", "elf_x86_64", "-static", "--gc-sections"])
+        arch.gnu_ld()
+            .args(["-static", "--gc-sections"])
             .args(["-z", "max-page-size=0x1000", "-z", "noexecstack", "-T"])
             .arg(&script)
             .arg("-o")
             .arg(&out)
-            .arg(&note_o)
+            .args(note)
             .args(inputs),
     )?;
     Ok(out)
 }
 
-/// `fixtures/boot/x86_64/marker_exit0.S`: prints the ready marker and exits at once.
-fn empty_guest(work: &Path, fixtures: &Path) -> Result<PathBuf, ToolError> {
+/// A guest that prints the ready marker and exits at once: x86_64's is
+/// `fixtures/boot/x86_64/marker_exit0.S`, aarch64's the source above, each linked with its
+/// boot fixtures' script.
+fn empty_guest(work: &Path, fixtures: &Path, arch: Arch) -> Result<PathBuf, ToolError> {
+    let (source, script) = match arch {
+        Arch::X86_64 => (fixtures.join("marker_exit0.S"), fixtures.join("pvh.ld")),
+        Arch::Aarch64 => {
+            let source = work.join("empty.S");
+            fs::write(&source, VIRT_EMPTY_GUEST).map_err(ToolError::io(&source))?;
+            (source, fixtures.join("virt.ld"))
+        }
+    };
     let object = work.join("empty.o");
     let out = work.join("empty.elf");
     toolchain::run(
-        Command::new("as")
-            .arg("--64")
+        arch.assembler()
             .arg("-I")
             .arg(fixtures)
             .arg("-o")
             .arg(&object)
-            .arg(fixtures.join("marker_exit0.S")),
+            .arg(&source),
     )?;
     toolchain::run(
-        Command::new("ld")
-            .args(["-m", "elf_x86_64", "-T"])
-            .arg(fixtures.join("pvh.ld"))
+        arch.gnu_ld()
+            .arg("-T")
+            .arg(&script)
             .arg("-o")
             .arg(&out)
             .arg(&object),
@@ -312,11 +441,15 @@ fn median(values: &[u64]) -> u64 {
     }
 }
 
-fn print_table(images: &[Image], runs: u16) {
+fn print_table(images: &[Image], runs: u16, arch: Arch) {
     let reference = &images[0];
     let ms = |ns: u64| format!("{:.1}", ns as f64 / 1e6);
     let ratio = |a: u64, b: u64| format!("{:.2}", a as f64 / b as f64);
-    println!("hello on QEMU microvm (TCG), median of {runs} boots");
+    println!(
+        "hello for {} on {} (TCG), median of {runs} boots",
+        arch.name(),
+        arch.machine()
+    );
     println!();
     println!(
         "| image | bytes | stripped | stripped / uniklink | launch→ready ms | min–max ms | ready / uniklink | guest entry→main ms |"
@@ -340,6 +473,10 @@ fn print_table(images: &[Image], runs: u16) {
             ms(*image.ready_ns.iter().max().unwrap_or(&0)),
             ratio(ready, median(&reference.ready_ns)),
         );
+    }
+    // Unikraft's figure is an x86_64 image; beside an aarch64 one it would compare two ISAs.
+    if arch != Arch::X86_64 {
+        return;
     }
     println!();
     println!(
