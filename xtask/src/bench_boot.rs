@@ -397,9 +397,10 @@ fn empty_guest(work: &Path, fixtures: &Path, arch: Arch) -> Result<PathBuf, Tool
             .arg(&object)
             .arg(&source),
     )?;
+    // aarch64 ld pads segments to 64 KiB pages by default, which would bloat the floor's file.
     toolchain::run(
         arch.gnu_ld()
-            .arg("-T")
+            .args(["-z", "max-page-size=0x1000", "-T"])
             .arg(&script)
             .arg("-o")
             .arg(&out)
