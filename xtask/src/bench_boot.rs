@@ -11,6 +11,8 @@ use std::process::Command;
 use xtask::Error as ToolError;
 use xtask::toolchain;
 
+use crate::stats::median;
+
 /// Unikraft's hello world image on QEMU (x86_64, KVM platform), for scale.
 const UNIKRAFT_HELLO_BYTES: u64 = 197_280;
 
@@ -428,17 +430,6 @@ fn boot(uniklink: &Path, image: &Image) -> Result<(u64, u64), Error> {
             image: image.name.to_owned(),
             json: format!("{text}{}", String::from_utf8_lossy(&output.stderr)),
         }),
-    }
-}
-
-fn median(values: &[u64]) -> u64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    let mid = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[mid - 1] + sorted[mid]) / 2
-    } else {
-        sorted[mid]
     }
 }
 

@@ -13,6 +13,8 @@ use xtask::Error;
 use xtask::real::{self, Program};
 use xtask::toolchain::{self, Toolchain};
 
+use crate::stats::median;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Input {
     /// SQLite's amalgamation with fixtures/real/sqlite_driver.c.
@@ -239,17 +241,6 @@ fn first_line(bytes: &[u8]) -> String {
         .unwrap_or("no message")
         .trim()
         .to_string()
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    let mid = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[mid - 1] + sorted[mid]) / 2
-    } else {
-        sorted[mid]
-    }
 }
 
 fn print_table(title: &str, linkers: &[Linker], outcomes: &[Outcome], runs: u16) {

@@ -4,6 +4,7 @@ mod bench_boot;
 mod bench_http;
 mod bench_link;
 mod bench_size;
+mod stats;
 
 use std::process::ExitCode;
 
