@@ -4,7 +4,38 @@
 //! an optional K/M/G suffix and numbers are decimal or `0x` hexadecimal. QEMU microvm appends
 //! one such word per device it has (`512@0xfeb00e00:12`), Firecracker does the same.
 
+use core::ptr::NonNull;
+
+use virtio_drivers::transport::mmio::VirtIOHeader;
+
 const KEY: &[u8] = b"virtio_mmio.device=";
+/// "virt" in little endian, the first word of every virtio-mmio register window.
+const MAGIC: u32 = 0x7472_6976;
+/// The device id register's offset; 0 there means an empty transport slot.
+const DEVICE_ID: usize = 8;
+
+/// The virtio device id of the window at `header`, or `None` when it is not a virtio-mmio
+/// window or too small to hold the registers. Only reads: unlike making a transport (whose
+/// drop resets the device), probing leaves a device another driver uses alone.
+///
+/// # Safety
+///
+/// `header` must be a mapped device window of at least `size` bytes.
+pub unsafe fn device_id(header: NonNull<VirtIOHeader>, size: usize) -> Option<u32> {
+    if size < DEVICE_ID + 4 {
+        return None;
+    }
+    let base = header.as_ptr().cast::<u32>();
+    // SAFETY: both words lie inside the window the caller vouches for, and reading these
+    // registers has no side effects.
+    let (magic, id) = unsafe {
+        (
+            base.read_volatile(),
+            base.add(DEVICE_ID / 4).read_volatile(),
+        )
+    };
+    (magic == MAGIC && id != 0).then_some(id)
+}
 
 /// One device window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

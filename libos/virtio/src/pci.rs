@@ -2,6 +2,7 @@
 //! every PC-compatible machine (QEMU q35 and pc) has without ACPI or an ECAM address.
 //! The firmware has assigned the BARs by the time the library OS runs.
 
+use alloc::vec::Vec;
 use core::arch::asm;
 
 use virtio_drivers::transport::DeviceType;
@@ -57,22 +58,26 @@ impl ConfigurationAccess for PortCam {
     }
 }
 
-/// The first virtio device of type `wanted` on bus 0, with memory decoding and bus mastering
-/// switched on (the firmware assigns BARs but may leave a device it did not boot from idle).
+/// Every virtio device of type `wanted` on bus 0, each with memory decoding and bus mastering
+/// switched on when the iterator reaches it (the firmware assigns BARs but may leave a device
+/// it did not boot from idle).
 ///
 /// # Safety
 ///
 /// The configuration ports must belong to a PCI host bridge or be unclaimed.
-pub(crate) unsafe fn find(wanted: DeviceType) -> Option<PciTransport> {
+pub(crate) unsafe fn devices(wanted: DeviceType) -> impl Iterator<Item = PciTransport> {
     let mut root = PciRoot::new(PortCam);
-    let device_function = root
+    let found: Vec<DeviceFunction> = root
         .enumerate_bus(0)
-        .find(|(_, info)| virtio_device_type(info) == Some(wanted))
-        .map(|(device_function, _)| device_function)?;
-    let (_, command) = root.get_status_command(device_function);
-    root.set_command(
-        device_function,
-        command | Command::MEMORY_SPACE | Command::BUS_MASTER,
-    );
-    PciTransport::new::<IdentityHal, _>(&mut root, device_function).ok()
+        .filter(|(_, info)| virtio_device_type(info) == Some(wanted))
+        .map(|(device_function, _)| device_function)
+        .collect();
+    found.into_iter().filter_map(move |device_function| {
+        let (_, command) = root.get_status_command(device_function);
+        root.set_command(
+            device_function,
+            command | Command::MEMORY_SPACE | Command::BUS_MASTER,
+        );
+        PciTransport::new::<IdentityHal, _>(&mut root, device_function).ok()
+    })
 }

@@ -1,0 +1,371 @@
+extern crate std;
+
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+use super::*;
+
+/// A disk in memory that can fail writes after a budget, and that records flushes.
+struct Ram {
+    bytes: Vec<u8>,
+    writes_left: Option<usize>,
+    flushes: usize,
+}
+
+impl Ram {
+    fn new(size: usize) -> Ram {
+        Ram {
+            bytes: vec![0; size],
+            writes_left: None,
+            flushes: 0,
+        }
+    }
+
+    fn range(&self, offset: u64, len: usize) -> Result<core::ops::Range<usize>, IoError> {
+        assert_eq!(
+            offset % u64::from(SECTOR_SIZE),
+            0,
+            "unaligned offset {offset}"
+        );
+        assert_eq!(len % SECTOR_SIZE as usize, 0, "unaligned length {len}");
+        let start = usize::try_from(offset).map_err(|_| IoError::OutOfRange)?;
+        let end = start.checked_add(len).ok_or(IoError::OutOfRange)?;
+        if end > self.bytes.len() {
+            return Err(IoError::OutOfRange);
+        }
+        Ok(start..end)
+    }
+}
+
+impl BlockDevice for Ram {
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        let range = self.range(offset, buf.len())?;
+        buf.copy_from_slice(&self.bytes[range]);
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), IoError> {
+        if let Some(left) = &mut self.writes_left {
+            if *left == 0 {
+                return Err(IoError::Device);
+            }
+            *left -= 1;
+        }
+        let range = self.range(offset, data.len())?;
+        self.bytes[range].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        self.flushes += 1;
+        Ok(())
+    }
+}
+
+const MIB: usize = 1 << 20;
+
+fn fresh() -> Filesystem<Ram> {
+    Filesystem::format(Ram::new(MIB), Config::default())
+        .map_err(|(e, _)| e)
+        .unwrap()
+}
+
+fn write_file(fs: &mut Filesystem<Ram>, path: &str, data: &[u8]) {
+    let file = fs
+        .open(
+            path,
+            OpenFlags {
+                write: true,
+                create: true,
+                truncate: true,
+                ..OpenFlags::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(fs.write(file, data).unwrap(), data.len());
+    fs.close(file).unwrap();
+}
+
+fn read_file(fs: &mut Filesystem<Ram>, path: &str) -> Result<Vec<u8>, Error> {
+    let file = fs.open(
+        path,
+        OpenFlags {
+            read: true,
+            ..OpenFlags::default()
+        },
+    )?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 777];
+    loop {
+        let n = fs.read(file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    fs.close(file)?;
+    Ok(out)
+}
+
+#[test]
+fn files_survive_unmount_and_mount() {
+    let mut fs = fresh();
+    fs.create_dir("/a").unwrap();
+    fs.create_dir("/a/b").unwrap();
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    write_file(&mut fs, "/a/b/big.bin", &big);
+    write_file(&mut fs, "/empty", b"");
+    write_file(&mut fs, "/ünïcødé.txt", "grüße".as_bytes());
+    let device = fs.unmount().unwrap();
+
+    let mut fs = Filesystem::mount(device, Config::default())
+        .map_err(|(e, _)| e)
+        .unwrap();
+    assert_eq!(read_file(&mut fs, "/a/b/big.bin").unwrap(), big);
+    assert_eq!(read_file(&mut fs, "/empty").unwrap(), b"");
+    assert_eq!(
+        read_file(&mut fs, "/ünïcødé.txt").unwrap(),
+        "grüße".as_bytes()
+    );
+    let names: Vec<_> = fs
+        .read_dir("/")
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.metadata))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "a".into(),
+                Metadata {
+                    file_type: FileType::Dir,
+                    len: 0
+                }
+            ),
+            (
+                "empty".into(),
+                Metadata {
+                    file_type: FileType::File,
+                    len: 0
+                }
+            ),
+            (
+                "ünïcødé.txt".into(),
+                Metadata {
+                    file_type: FileType::File,
+                    len: 7
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn seek_set_len_rename_remove() {
+    let mut fs = fresh();
+    write_file(&mut fs, "/f", b"0123456789");
+    let rw = OpenFlags {
+        read: true,
+        write: true,
+        ..OpenFlags::default()
+    };
+    let file = fs.open("/f", rw).unwrap();
+    assert_eq!(fs.seek(file, SeekFrom::End(-3)).unwrap(), 7);
+    fs.write(file, b"xy").unwrap();
+    fs.set_len(file, 12).unwrap();
+    assert_eq!(fs.len(file).unwrap(), 12);
+    fs.close(file).unwrap();
+    assert_eq!(read_file(&mut fs, "/f").unwrap(), b"0123456xy9\0\0");
+
+    fs.rename("/f", "/g").unwrap();
+    assert_eq!(read_file(&mut fs, "/f"), Err(Error::NotFound));
+    fs.create_dir("/d").unwrap();
+    write_file(&mut fs, "/d/x", b"x");
+    assert_eq!(fs.remove("/d"), Err(Error::DirectoryNotEmpty));
+    assert_eq!(fs.create_dir("/d"), Err(Error::AlreadyExists));
+    assert_eq!(
+        fs.open(
+            "/g",
+            OpenFlags {
+                write: true,
+                create_new: true,
+                ..OpenFlags::default()
+            }
+        )
+        .map(drop),
+        Err(Error::AlreadyExists)
+    );
+    fs.remove("/d/x").unwrap();
+    fs.remove("/d").unwrap();
+    assert_eq!(fs.metadata("/d"), Err(Error::NotFound));
+    assert_eq!(fs.metadata("/g").unwrap().len, 12);
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let mut fs = fresh();
+    assert_eq!(fs.metadata("/a\0b"), Err(Error::InvalidInput));
+    let long = String::from("/") + &"n".repeat(NAME_MAX + 1);
+    assert_eq!(fs.create_dir(&long), Err(Error::NameTooLong));
+    assert_eq!(fs.close(FileId(3)), Err(Error::BadHandle));
+    assert_eq!(
+        fs.open("/x", OpenFlags::default()).map(drop),
+        Err(Error::InvalidInput)
+    );
+    let file = fs
+        .open(
+            "/x",
+            OpenFlags {
+                write: true,
+                create: true,
+                ..OpenFlags::default()
+            },
+        )
+        .unwrap();
+    fs.close(file).unwrap();
+    assert_eq!(fs.close(file), Err(Error::BadHandle));
+}
+
+#[test]
+fn unformatted_and_damaged_devices_do_not_mount() {
+    let zeros = Filesystem::mount(Ram::new(MIB), Config::default());
+    assert_eq!(zeros.err().map(|(e, _)| e), Some(Error::Corrupt));
+
+    let mut noise = Ram::new(MIB);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for byte in &mut noise.bytes {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let noise = Filesystem::mount(noise, Config::default());
+    assert_eq!(noise.err().map(|(e, _)| e), Some(Error::Corrupt));
+
+    // The superblock pair zeroed on a formatted device.
+    let mut device = fresh().unmount().unwrap();
+    device.bytes[..2 * BLOCK_SIZE as usize].fill(0);
+    let zeroed = Filesystem::mount(device, Config::default());
+    assert_eq!(zeroed.err().map(|(e, _)| e), Some(Error::Corrupt));
+
+    let tiny = Filesystem::format(Ram::new(8 * BLOCK_SIZE as usize), Config::default());
+    assert_eq!(tiny.err().map(|(e, _)| e), Some(Error::TooSmall));
+}
+
+#[test]
+fn a_formatted_device_truncated_does_not_mount_or_panic() {
+    let mut fs = fresh();
+    write_file(&mut fs, "/f", &[7; 100_000]);
+    let mut device = fs.unmount().unwrap();
+    device.bytes.truncate(MIB / 4);
+    if let Ok(mut fs) = Filesystem::mount(device, Config::default()) {
+        // littlefs may find a consistent state in what is left; reading it must not panic.
+        let _ = read_file(&mut fs, "/f");
+    }
+}
+
+#[test]
+fn a_full_disk_and_a_failing_device_are_errors() {
+    let mut fs = Filesystem::format(Ram::new(64 * 1024), Config::default())
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let file = fs
+        .open(
+            "/big",
+            OpenFlags {
+                write: true,
+                create: true,
+                ..OpenFlags::default()
+            },
+        )
+        .unwrap();
+    let chunk = [1u8; 4096];
+    let result = (0..64).try_for_each(|_| fs.write(file, &chunk).map(drop));
+    assert_eq!(result, Err(Error::NoSpace));
+    let _ = fs.close(file);
+    // Still usable after the failure.
+    assert!(fs.read_dir("/").is_ok());
+
+    let mut fs = fresh();
+    fs.context.device.writes_left = Some(0);
+    assert_eq!(fs.create_dir("/d"), Err(Error::Io(IoError::Device)));
+}
+
+#[test]
+fn configs_littlefs_cannot_use_are_refused() {
+    for config in [
+        Config {
+            cache_size: 100,
+            ..Config::default()
+        },
+        Config {
+            cache_size: 8192,
+            ..Config::default()
+        },
+        Config {
+            lookahead_size: 12,
+            ..Config::default()
+        },
+    ] {
+        let result = Filesystem::format(Ram::new(MIB), config);
+        assert_eq!(result.err().map(|(e, _)| e), Some(Error::InvalidConfig));
+    }
+}
+
+/// Power loss at every write of a sequence of synced appends: whatever survives mounts, and
+/// holds every record whose sync returned, intact, and no torn record.
+#[test]
+fn power_loss_at_any_write_keeps_every_synced_record() {
+    let record = |i: u32| {
+        let mut r = [0u8; 64];
+        r[..4].copy_from_slice(&i.to_le_bytes());
+        r[4..].fill(i as u8);
+        r
+    };
+    let base = fresh().unmount().unwrap();
+    for cut in (0..120).step_by(3) {
+        let mut device = Ram::new(MIB);
+        device.bytes.copy_from_slice(&base.bytes);
+        device.writes_left = Some(cut);
+        let mut fs = Filesystem::mount(device, Config::default())
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let mut synced = 0;
+        let append = OpenFlags {
+            write: true,
+            create: true,
+            append: true,
+            ..OpenFlags::default()
+        };
+        if let Ok(file) = fs.open("/log", append) {
+            for i in 0..40 {
+                if fs.write(file, &record(i)).is_err() || fs.sync(file).is_err() {
+                    break;
+                }
+                synced = i + 1;
+            }
+        }
+        // The power goes: drop everything littlefs held in memory.
+        let mut device = fs.into_device();
+        device.writes_left = None;
+        let mut fs = Filesystem::mount(device, Config::default())
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let log = read_file(&mut fs, "/log").unwrap_or_default();
+        assert_eq!(log.len() % 64, 0, "torn record after cut {cut}");
+        let found = (log.len() / 64) as u32;
+        assert!(
+            found >= synced,
+            "cut {cut}: {found} records, {synced} synced"
+        );
+        for (i, chunk) in log.chunks(64).enumerate() {
+            assert_eq!(chunk, record(i as u32), "cut {cut}: record {i}");
+        }
+    }
+}
