@@ -31,10 +31,14 @@ fn main() {
             "cargo::rerun-if-changed={}",
             krate.join("Cargo.toml").display()
         );
-        println!(
-            "cargo::rerun-if-changed={}",
-            krate.join("components").display()
-        );
+        // Only a directory that exists: cargo counts a missing path as always changed, and
+        // every `cargo uniklink` command would rebuild the tool.
+        if krate.join("components").is_dir() {
+            println!(
+                "cargo::rerun-if-changed={}",
+                krate.join("components").display()
+            );
+        }
         files.push(krate.join("component.yaml"));
         files.extend(
             sorted_dirs(&krate.join("components"))
