@@ -7,6 +7,8 @@
 //! archive: libnet.a         # C components only: the archive holding the component's code
 //! crates: [unik_rt::heap]   # code elsewhere that is this component (crates or module paths)
 //! symbols: [_pvh_start]     # unmangled symbols (assembly, #[no_mangle]) that are this component
+//! devices: [virtio-net]     # device kinds the component drives; `run` attaches them
+//! owns: [ports]             # manifest keys that are this component's: setting one requires it
 //! params:
 //!   rx_ring: { type: u32, default: { minimal: 16, network: 256, filesystem: 16 } }
 //! ```
@@ -25,8 +27,8 @@ use serde_saphyr::Spanned;
 use crate::error::{Located, ManifestError, Source};
 use crate::raw::KeyedMap;
 use crate::registry::{
-    ComponentRegistry, ComponentSpec, DuplicateComponent, ParamKind, ParamSpec, ParamValue,
-    ProfileDefaults, RawValue, is_identifier,
+    ComponentRegistry, ComponentSpec, ParamKind, ParamSpec, ParamValue, ProfileDefaults, RawValue,
+    RegistryConflict, is_identifier,
 };
 
 /// How the glue object stores a parameter: little endian, `bool` as one byte.
@@ -76,6 +78,61 @@ impl fmt::Display for ParamType {
     }
 }
 
+/// A kind of device a component drives, so the machine the image boots on must have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    /// A virtio network card.
+    VirtioNet,
+    /// A virtio block device (a disk).
+    VirtioBlk,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 2] = [DeviceKind::VirtioNet, DeviceKind::VirtioBlk];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::VirtioNet => "virtio-net",
+            DeviceKind::VirtioBlk => "virtio-blk",
+        }
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A top-level manifest key a component can own: a manifest that sets the key needs the
+/// component, which is then required as if `components.require` listed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnedKey {
+    Ports,
+    Volumes,
+    Files,
+}
+
+impl OwnedKey {
+    pub const ALL: [OwnedKey; 3] = [OwnedKey::Ports, OwnedKey::Volumes, OwnedKey::Files];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnedKey::Ports => "ports",
+            OwnedKey::Volumes => "volumes",
+            OwnedKey::Files => "files",
+        }
+    }
+}
+
+impl fmt::Display for OwnedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The file every component crate keeps beside its `Cargo.toml`.
 pub const COMPONENT_FILE: &str = "component.yaml";
 
@@ -95,6 +152,10 @@ struct ComponentFile {
     crates: Vec<String>,
     #[serde(default)]
     symbols: Vec<Spanned<String>>,
+    #[serde(default)]
+    devices: Vec<Spanned<String>>,
+    #[serde(default)]
+    owns: Vec<Spanned<String>>,
     #[serde(default)]
     params: KeyedMap<ParamFile>,
 }
@@ -165,6 +226,22 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
             ));
         }
     }
+    let devices = named_list(
+        source,
+        &file.devices,
+        &DeviceKind::ALL,
+        DeviceKind::name,
+        "device kind",
+        &mut errors,
+    );
+    let owns = named_list(
+        source,
+        &file.owns,
+        &OwnedKey::ALL,
+        OwnedKey::name,
+        "ownable manifest key",
+        &mut errors,
+    );
     let mut params = BTreeMap::new();
     for (param, decl) in file.params.0 {
         if !is_identifier(&param.value) {
@@ -231,8 +308,40 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
         archive: file.archive.map(|a| dir.join(a)),
         crates: file.crates,
         symbols: file.symbols.into_iter().map(|s| s.value).collect(),
+        devices,
+        owns,
         params,
     })
+}
+
+/// The members of `all` that `list` names, each once. Unknown and repeated names are errors
+/// at the name; the known names are in the message itself, since a build prints component
+/// errors as one line without the source snippet.
+fn named_list<T: Copy + PartialEq>(
+    source: &Source,
+    list: &[Spanned<String>],
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &str,
+    errors: &mut Vec<Located>,
+) -> Vec<T> {
+    let names = || all.iter().map(|&item| name(item));
+    let mut found = Vec::new();
+    for item in list {
+        match all.iter().find(|&&known| name(known) == item.value) {
+            Some(&known) if found.contains(&known) => errors.push(
+                source.error_at(item.referenced, format!("`{}` is listed twice", item.value)),
+            ),
+            Some(&known) => found.push(known),
+            None => {
+                let known = names().collect::<Vec<_>>().join(", ");
+                let message = format!("unknown {what} `{}` (known: {known})", item.value);
+                let error = source.error_at(item.referenced, message);
+                errors.push(error.suggest(&item.value, names()));
+            }
+        }
+    }
+    found
 }
 
 /// Why a set of `component.yaml` files does not make a registry.
@@ -241,7 +350,7 @@ pub enum ComponentSetError {
     #[error(transparent)]
     File(#[from] ManifestError),
     #[error(transparent)]
-    Duplicate(#[from] DuplicateComponent),
+    Conflict(#[from] RegistryConflict),
 }
 
 impl ComponentRegistry {
@@ -300,6 +409,36 @@ mod tests {
         assert_eq!((rx.ty, rx.kind), (ParamType::U32, ParamKind::Count));
         assert_eq!(rx.defaults.network, ParamValue::Count(256));
         assert_eq!(spec.params["promisc"].ty, ParamType::Bool);
+    }
+
+    #[test]
+    fn devices_and_owned_keys() {
+        let spec = load("name: net\ndevices: [virtio-net]\nowns: [ports]\n").unwrap();
+        assert_eq!(spec.devices, [DeviceKind::VirtioNet]);
+        assert_eq!(spec.owns, [OwnedKey::Ports]);
+        let spec = load("name: console\n").unwrap();
+        assert!(spec.devices.is_empty() && spec.owns.is_empty());
+
+        let err = load(
+            "name: fs\ndevices: [virtio-blk, virtio-blk, virtio-gpu]\nowns: [volume, memory, files]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "component.yaml:2:23: `virtio-blk` is listed twice\n\
+             component.yaml:2:35: unknown device kind `virtio-gpu` (known: virtio-net, virtio-blk)\n\
+             component.yaml:3:8: unknown ownable manifest key `volume` (known: ports, volumes, files)\n\
+             component.yaml:3:16: unknown ownable manifest key `memory` (known: ports, volumes, files)"
+        );
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(COMPONENT_FILE);
+        let error = parse_component(&path, "name: blk\ndevices: [virtio-blok]\n").unwrap_err();
+        let help = error.diagnostics()[0].help.as_deref();
+        assert_eq!(help, Some("did you mean `virtio-blk`?"));
     }
 
     #[test]

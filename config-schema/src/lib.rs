@@ -24,15 +24,16 @@ mod target;
 mod units;
 
 pub use component::{
-    COMPONENT_FILE, ComponentSetError, ParamType, load_component, parse_component,
+    COMPONENT_FILE, ComponentSetError, DeviceKind, OwnedKey, ParamType, load_component,
+    parse_component,
 };
 pub use error::{Located, ManifestError};
 pub use manifest::{App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, Manifest};
 pub use parse::MAX_MANIFEST_BYTES;
 pub use raw::{Budgets, PortForward};
 pub use registry::{
-    ComponentRegistry, ComponentSpec, DuplicateComponent, ParamKind, ParamSpec, ParamValue,
-    ProfileDefaults, ProfileName, ProfileSpec,
+    ComponentRegistry, ComponentSpec, ParamKind, ParamSpec, ParamValue, ProfileDefaults,
+    ProfileName, ProfileSpec, RegistryConflict,
 };
 pub use resolve::{Origin, ResolvedComponent, ResolvedConfig, ResolvedParam, Sourced};
 pub use target::{Arch, Platform, Target};

@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::component::ParamType;
+use crate::component::{DeviceKind, OwnedKey, ParamType};
 use crate::error::{Located, ManifestError, Source};
 use crate::units::{ByteSize, Duration};
 
@@ -276,6 +276,10 @@ pub struct ComponentSpec {
     /// Unmangled symbols (assembly entry points, `#[no_mangle]` functions) that are this
     /// component's: a demangler cannot name their crate.
     pub symbols: Vec<String>,
+    /// Devices the component drives; the machine must have one of each.
+    pub devices: Vec<DeviceKind>,
+    /// Manifest keys that are this component's: a manifest setting one requires it.
+    pub owns: Vec<OwnedKey>,
     pub params: BTreeMap<String, ParamSpec>,
 }
 
@@ -370,34 +374,46 @@ impl ComponentRegistry {
     /// `component.yaml` files declare.
     pub fn with_components(
         components: impl IntoIterator<Item = ComponentSpec>,
-    ) -> Result<ComponentRegistry, DuplicateComponent> {
+    ) -> Result<ComponentRegistry, RegistryConflict> {
         let mut registry = ComponentRegistry {
             profiles: PROFILES.clone(),
             components: BTreeMap::new(),
         };
         for spec in components {
-            if registry.components.contains_key(&spec.name) {
-                return Err(DuplicateComponent { name: spec.name });
-            }
-            registry.components.insert(spec.name.clone(), spec);
+            registry.add(spec)?;
         }
         Ok(registry)
     }
 
-    /// Adds `other`'s components and profiles. A component both declare is a conflict: two
-    /// crates claiming one name would make parameter overrides ambiguous.
-    pub fn extend(&mut self, other: ComponentRegistry) -> Result<(), DuplicateComponent> {
-        if let Some(name) = other
-            .components
-            .keys()
-            .find(|name| self.components.contains_key(*name))
-        {
-            return Err(DuplicateComponent { name: name.clone() });
+    /// Adds `other`'s components and profiles, or nothing if they conflict with these. A
+    /// component both declare is a conflict: two crates claiming one name would make
+    /// parameter overrides ambiguous.
+    pub fn extend(&mut self, other: ComponentRegistry) -> Result<(), RegistryConflict> {
+        let mut merged = self.clone();
+        for spec in other.components.into_values() {
+            merged.add(spec)?;
         }
-        self.components.extend(other.components);
         for (name, profile) in other.profiles {
-            self.profiles.entry(name).or_insert(profile);
+            merged.profiles.entry(name).or_insert(profile);
         }
+        *self = merged;
+        Ok(())
+    }
+
+    fn add(&mut self, spec: ComponentSpec) -> Result<(), RegistryConflict> {
+        if self.components.contains_key(&spec.name) {
+            return Err(RegistryConflict::DuplicateComponent { name: spec.name });
+        }
+        for &key in &spec.owns {
+            if let Some(owner) = self.owner(key) {
+                return Err(RegistryConflict::SharedKey {
+                    key,
+                    first: owner.name.clone(),
+                    second: spec.name,
+                });
+            }
+        }
+        self.components.insert(spec.name.clone(), spec);
         Ok(())
     }
 
@@ -416,13 +432,26 @@ impl ComponentRegistry {
     pub fn profile(&self, name: ProfileName) -> Option<&ProfileSpec> {
         self.profiles.get(&name)
     }
+
+    /// The component that owns the manifest key `key`, if any does.
+    pub fn owner(&self, key: OwnedKey) -> Option<&ComponentSpec> {
+        self.components().find(|c| c.owns.contains(&key))
+    }
 }
 
-/// Two registries declare the same component.
+/// Component declarations that cannot share one registry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("component `{name}` is declared twice")]
-pub struct DuplicateComponent {
-    pub name: String,
+pub enum RegistryConflict {
+    /// Two crates claim one name, which would make parameter overrides ambiguous.
+    #[error("component `{name}` is declared twice")]
+    DuplicateComponent { name: String },
+    /// Two components own one manifest key, so setting it could not say which it requires.
+    #[error("components `{first}` and `{second}` both own the manifest key `{key}`")]
+    SharedKey {
+        key: OwnedKey,
+        first: String,
+        second: String,
+    },
 }
 
 /// Names that end up as symbols in the glue object, so they must be identifiers.
@@ -510,7 +539,40 @@ mod tests {
             assert_eq!(embedded.init, component.init, "{}", component.name);
             assert_eq!(embedded.depends, component.depends, "{}", component.name);
             assert_eq!(embedded.crates, component.crates, "{}", component.name);
+            assert_eq!(embedded.devices, component.devices, "{}", component.name);
+            assert_eq!(embedded.owns, component.owns, "{}", component.name);
         }
+    }
+
+    #[test]
+    fn one_owner_per_manifest_key() {
+        let spec = |text: &str| {
+            crate::component::parse_component(Path::new("component.yaml"), text).unwrap()
+        };
+        let net = spec("name: net\nowns: [ports]\n");
+        let fs = spec("name: fs\nowns: [volumes, files]\n");
+        let registry = ComponentRegistry::with_components([net.clone(), fs]).unwrap();
+        let owner = |key| registry.owner(key).map(|c| c.name.as_str());
+        assert_eq!(owner(OwnedKey::Ports), Some("net"));
+        assert_eq!(owner(OwnedKey::Files), Some("fs"));
+
+        let rival = spec("name: web\nowns: [ports]\n");
+        assert_eq!(
+            ComponentRegistry::with_components([net, rival.clone()]).unwrap_err(),
+            RegistryConflict::SharedKey {
+                key: OwnedKey::Ports,
+                first: "net".to_owned(),
+                second: "web".to_owned()
+            }
+        );
+        let mut extended = registry.clone();
+        let other = ComponentRegistry::with_components([spec("name: app\n"), rival]).unwrap();
+        let error = extended.extend(other).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "components `net` and `web` both own the manifest key `ports`"
+        );
+        assert_eq!(extended, registry, "a failed extend adds nothing");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use uniklink_config::{
     App, Arch, ByteSize, ComponentRegistry, DEFAULT_PREBUILT_ENTRY, Manifest, ManifestError,
-    Origin, ParamValue, Platform, ProfileName, parse_component, schema_json,
+    Origin, ParamValue, Platform, ProfileName, RegistryConflict, parse_component, schema_json,
 };
 
 fn crate_dir() -> &'static Path {
@@ -319,7 +319,12 @@ fn registries_extend_with_components_from_outside() {
     assert!(tls.required);
     assert_eq!(tls.params["sessions"].value, ParamValue::Count(8));
     assert_eq!(tls.params["sessions"].origin, Origin::Manifest);
-    assert_eq!(registry.extend(extra).unwrap_err().name, "tls");
+    assert_eq!(
+        registry.extend(extra).unwrap_err(),
+        RegistryConflict::DuplicateComponent {
+            name: "tls".to_owned()
+        }
+    );
 }
 
 #[test]
