@@ -40,7 +40,7 @@ pub struct ComponentDef {
     /// component, not its dependencies.
     pub crates: Vec<String>,
     /// Unmangled symbols (assembly entry points, `#[no_mangle]` functions) that are this
-    /// component's.
+    /// component's; one ending in `*` names every symbol with that prefix.
     pub symbols: Vec<String>,
     /// For a C component, the archive holding its code.
     pub archive: Option<PathBuf>,
@@ -255,9 +255,17 @@ impl Attribution {
             }
         }
         let mut by_symbol: HashMap<&[u8], Owner> = HashMap::new();
+        // `lfs_*`: every symbol with the prefix, for C libraries whose functions (static
+        // ones included) share one.
+        let mut by_prefix: Vec<(&[u8], Owner)> = Vec::new();
         for id in components.ids() {
             for symbol in &components.def(id).symbols {
-                by_symbol.insert(symbol.as_bytes(), Owner::Component(id));
+                match symbol.strip_suffix('*') {
+                    Some(prefix) => by_prefix.push((prefix.as_bytes(), Owner::Component(id))),
+                    None => {
+                        by_symbol.insert(symbol.as_bytes(), Owner::Component(id));
+                    }
+                }
             }
         }
         let archives: Vec<(PathBuf, ComponentId)> = components
@@ -307,6 +315,12 @@ impl Attribution {
                 }
                 let owner = by_symbol
                     .get(sym.name)
+                    .or_else(|| {
+                        by_prefix
+                            .iter()
+                            .find(|(prefix, _)| sym.name.starts_with(prefix))
+                            .map(|(_, owner)| owner)
+                    })
                     .or_else(|| symbol_path(sym.name).and_then(|p| path_owner(&p, &by_crate)));
                 if let Some(owner) = owner {
                     *slot = Some(owner.clone());

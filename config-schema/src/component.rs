@@ -6,7 +6,8 @@
 //! depends: [heap, clock]    # components whose init must run first
 //! archive: libnet.a         # C components only: the archive holding the component's code
 //! crates: [unik_rt::heap]   # code elsewhere that is this component (crates or module paths)
-//! symbols: [_pvh_start]     # unmangled symbols (assembly, #[no_mangle]) that are this component
+//! symbols: [_pvh_start]     # unmangled symbols (assembly, #[no_mangle]) that are this component;
+//!                           # `lfs_*` names every symbol with that prefix
 //! devices: [virtio-net]     # device kinds the component drives; `run` attaches them
 //! owns: [ports]             # manifest keys that are this component's: setting one requires it
 //! params:
@@ -219,7 +220,9 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
         init.value
     });
     for symbol in &file.symbols {
-        if !is_symbol(&symbol.value) {
+        // `lfs_*` names every symbol with the prefix (a C library's functions).
+        let name = symbol.value.strip_suffix('*').unwrap_or(&symbol.value);
+        if !is_symbol(name) {
             errors.push(source.error_at(
                 symbol.referenced,
                 format!("`{}` is not a symbol name", symbol.value),
