@@ -37,6 +37,20 @@ pub mod net {
     pub use unik_net::{Error, TcpListener, TcpStream, UdpSocket, local_addr};
 }
 
+/// Files (the `fs` feature): the read-only files the manifest's `files` bakes into the image,
+/// and littlefs volumes on the disks its `volumes` attach, in one tree of absolute paths.
+/// `std::fs`-like: `File`, `OpenOptions`, `read`, `write`, `read_dir`, `create_dir_all`,
+/// `rename`, ...; `format` makes a file system on a new or damaged volume, `mount` mounts a
+/// disk by hand.
+#[cfg(feature = "fs")]
+pub mod fs {
+    pub use unik_fs::{
+        DirEntry, Error, File, FileType, Metadata, OpenOptions, Result, SeekFrom, create_dir,
+        create_dir_all, format, metadata, mount, mounts, read, read_dir, read_to_string,
+        remove_dir, remove_file, rename, write,
+    };
+}
+
 /// Declares the app's entry point: a path to a `fn()` (or `fn() -> !`) the runtime calls
 /// once boot is done, right after printing the `uniklink:ready` marker.
 #[macro_export]
