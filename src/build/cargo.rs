@@ -55,6 +55,44 @@ const LEAKY_ENV: &[&str] = &[
     "CARGO_ENCODED_RUSTFLAGS",
 ];
 
+/// How C code in the app's dependencies (a `cc` build script, such as littlefs's in the `fs`
+/// component) compiles for each bare-metal target: freestanding, not position-independent,
+/// and on x86_64 without SSE or a red zone, as the Rust targets themselves; the `cc` crate
+/// reads `CC_<target>` and `CFLAGS_<target>`, `bindgen` its `BINDGEN_EXTRA_CLANG_ARGS_<target>`.
+/// A variable the user set wins. `libos/.cargo/config.toml` repeats these for building the
+/// library OS's own workspace directly.
+const C_TOOLCHAIN: &[(&str, &str, &str)] = &[
+    (
+        "x86_64-unknown-none",
+        "gcc",
+        "-ffreestanding -fno-pic -fno-stack-protector -mno-sse -mno-mmx -mno-sse2 -mno-red-zone -mcmodel=kernel",
+    ),
+    (
+        "aarch64-unknown-none",
+        "aarch64-linux-musl-gcc",
+        "-ffreestanding -fno-pic -fno-stack-protector -mstrict-align",
+    ),
+];
+
+fn c_toolchain(cmd: &mut Command, target_triple: &str) {
+    let Some((_, cc, cflags)) = C_TOOLCHAIN.iter().find(|(t, _, _)| *t == target_triple) else {
+        return;
+    };
+    let suffix = target_triple.replace('-', "_");
+    for (var, value) in [
+        (format!("CC_{suffix}"), *cc),
+        (format!("CFLAGS_{suffix}"), *cflags),
+        (
+            format!("BINDGEN_EXTRA_CLANG_ARGS_{suffix}"),
+            "-ffreestanding",
+        ),
+    ] {
+        if std::env::var_os(&var).is_none() {
+            cmd.env(var, value);
+        }
+    }
+}
+
 /// Runs `cmd` without the leaky variables, from the app's package directory: cargo reads
 /// `.cargo/config.toml` files from its working directory upwards, and those of wherever the
 /// user happens to be must not apply to the app. `manifest_path` must be absolute.
@@ -179,6 +217,7 @@ pub fn build_staticlib(
         "CARGO_ENCODED_RUSTFLAGS",
         remap_flags(metadata).join("\x1f"),
     );
+    c_toolchain(&mut cmd, req.target_triple);
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
 
     let command_line = command_line(&cmd);
