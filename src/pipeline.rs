@@ -80,11 +80,13 @@ pub enum LinkError {
     #[error(transparent)]
     Glue(#[from] uniklink_linker::glue::GlueError),
     #[error(
-        "component `{component}` is required by the manifest or its profile, but the library OS \
-         has no such component (it has: {available})"
+        "component `{component}` is required by {by}, but the library OS has no such component \
+         (it has: {available})"
     )]
     MissingComponent {
         component: String,
+        /// Who requires it: the manifest, a manifest key the component owns or the profile.
+        by: String,
         available: String,
     },
     #[error("component `{component}` parameter `{param}`: {message}")]

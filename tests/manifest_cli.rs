@@ -168,7 +168,7 @@ fn config_marks_where_values_came_from() {
         ["net.rx_ring_size", "256", "profile"]
     );
     assert_eq!(row("memory"), ["memory", "64MiB", "profile"]);
-    assert_eq!(row("net"), ["net", "required"]);
+    assert_eq!(row("net"), ["net", "required", "manifest"]);
 
     let outcome = run(uniklink().args(["config", "--json", "-m", "manifests/kvstore.yaml"]));
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);

@@ -479,8 +479,8 @@ fn manifest_selection_against_the_library_os() {
         .expect_err("the fixture library OS has no rt");
     assert_eq!(
         err.to_string(),
-        "component `rt` is required by the manifest or its profile, but the library OS has no \
-         such component (it has: clock, console, fs, heap, net)"
+        "component `rt` is required by the manifest, but the library OS has no such component \
+         (it has: clock, console, fs, heap, net)"
     );
 
     let manifest_path = libos.app(
@@ -496,6 +496,25 @@ fn manifest_selection_against_the_library_os() {
         )
         .unwrap();
     assert_eq!(output.weave.unwrap().unused_overrides, ["net.max_sockets"]);
+
+    // uniklink's `net` owns `ports`, so forwarding one requires the fixture's `net`, which the
+    // app never reaches.
+    let manifest_path = libos.app(
+        &dir,
+        "name: hello\napp:\n  objects: [app.o]\nports: [8080]\n",
+    );
+    let manifest = Manifest::load_with(&manifest_path, &builtin).unwrap();
+    let output = libos
+        .weave(
+            &manifest_path.with_file_name("app.o"),
+            &manifest,
+            &manifest_path.with_file_name("hello-ports.out"),
+        )
+        .unwrap();
+    let report = output.weave.unwrap();
+    let net = report.components.iter().find(|c| c.name == "net").unwrap();
+    assert!(net.live);
+    assert_eq!(net.reason, "required by the manifest's `ports`");
 }
 
 #[test]

@@ -28,14 +28,16 @@ pub use component::{
     parse_component,
 };
 pub use error::{Located, ManifestError};
-pub use manifest::{App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, Manifest};
+pub use manifest::{
+    App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, FileMapping, Manifest, Volume,
+};
 pub use parse::MAX_MANIFEST_BYTES;
 pub use raw::{Budgets, PortForward};
 pub use registry::{
     ComponentRegistry, ComponentSpec, ParamKind, ParamSpec, ParamValue, ProfileDefaults,
     ProfileName, ProfileSpec, RegistryConflict,
 };
-pub use resolve::{Origin, ResolvedComponent, ResolvedConfig, ResolvedParam, Sourced};
+pub use resolve::{Origin, Requirement, ResolvedComponent, ResolvedConfig, ResolvedParam, Sourced};
 pub use target::{Arch, Platform, Target};
 pub use units::{ByteSize, Duration, UnitError};
 

@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_saphyr::{Location, Spanned};
 
+use crate::component::OwnedKey;
 use crate::error::{Located, ManifestError, Source};
-use crate::raw::{ArchList, Budgets, PortForward, RawApp, RawBudgets, RawComponents, RawManifest};
+use crate::raw::{
+    ArchList, Budgets, PortForward, RawApp, RawBudgets, RawComponents, RawFile, RawManifest,
+    RawVolume,
+};
 use crate::registry::{ComponentRegistry, ParamValue, ProfileName};
 use crate::resolve::ResolvedConfig;
 use crate::target::{Arch, Platform, Target};
@@ -47,6 +51,42 @@ impl App {
     }
 }
 
+/// A host file or directory baked into the image; the guest sees it, read-only, at `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileMapping {
+    /// On the host, joined to the manifest's directory. Loading does not check that it
+    /// exists; `build` does.
+    pub from: PathBuf,
+    /// Absolute guest path without `.`, `..` or empty components; the tree of a directory
+    /// lands under it.
+    pub to: String,
+}
+
+/// A disk the guest mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    /// How the guest finds the disk: the virtio-blk serial the runner gives it.
+    pub name: String,
+    /// The raw disk image on the host, joined to the manifest's directory. Loading does not
+    /// check that it exists; `build` creates it when it does not.
+    pub image: PathBuf,
+    /// The disk's size when `build` creates it.
+    pub size: ByteSize,
+    /// Absolute guest path without `.`, `..` or empty components; no other volume's mount
+    /// lies under it or above it.
+    pub mount: String,
+    pub readonly: bool,
+}
+
+impl Volume {
+    /// The longest name: a virtio-blk serial is 20 bytes.
+    pub const MAX_NAME_LEN: usize = 20;
+    /// The smallest disk.
+    pub const MIN_SIZE: ByteSize = ByteSize::kib(64);
+    /// Sizes are whole multiples of this, the file system's block.
+    pub const SIZE_GRANULE: ByteSize = ByteSize::kib(4);
+}
+
 /// Component selection as the manifest states it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ComponentSelection {
@@ -70,6 +110,8 @@ pub struct Manifest {
     pub memory: Option<ByteSize>,
     pub cmdline: Option<String>,
     pub ports: Vec<PortForward>,
+    pub files: Vec<FileMapping>,
+    pub volumes: Vec<Volume>,
     pub budgets: Budgets,
     #[serde(skip)]
     registry: ComponentRegistry,
@@ -100,6 +142,16 @@ impl Manifest {
     /// The configuration later phases consume: profile defaults with manifest overrides.
     pub fn resolve(&self) -> ResolvedConfig {
         ResolvedConfig::new(self, &self.registry)
+    }
+
+    /// Whether the manifest sets `key` (lists at least one entry), which requires the
+    /// component that owns it.
+    pub fn sets(&self, key: OwnedKey) -> bool {
+        match key {
+            OwnedKey::Ports => !self.ports.is_empty(),
+            OwnedKey::Files => !self.files.is_empty(),
+            OwnedKey::Volumes => !self.volumes.is_empty(),
+        }
     }
 
     fn validate(source: &Source, registry: &ComponentRegistry) -> Result<Manifest, ManifestError> {
@@ -169,7 +221,17 @@ impl Checker<'_> {
             }
             c.value
         });
-        let ports = self.ports(&raw.ports, &components);
+        let ports = self.ports(&raw.ports);
+        let volumes = self.volumes(&raw.volumes);
+        let files = self.files(&raw.files, &raw.volumes);
+        self.owned_keys(
+            &[
+                (OwnedKey::Ports, raw.ports.first().map(|p| p.referenced)),
+                (OwnedKey::Files, raw.files.first().map(|f| f.referenced)),
+                (OwnedKey::Volumes, raw.volumes.first().map(|v| v.referenced)),
+            ],
+            &components,
+        );
         let budgets = self.budgets(&raw.budgets);
         if let Some(memory) = &raw.memory
             && memory.value.0 == 0
@@ -188,6 +250,8 @@ impl Checker<'_> {
             memory: raw.memory.as_ref().map(|m| m.value),
             cmdline,
             ports,
+            files,
+            volumes,
             budgets,
             registry: self.registry.clone(),
         };
@@ -504,11 +568,7 @@ impl Checker<'_> {
             .collect()
     }
 
-    fn ports(
-        &mut self,
-        list: &[Spanned<PortForward>],
-        components: &ComponentSelection,
-    ) -> Vec<PortForward> {
+    fn ports(&mut self, list: &[Spanned<PortForward>]) -> Vec<PortForward> {
         let mut hosts: Vec<u16> = Vec::new();
         for port in list {
             if hosts.contains(&port.value.host) {
@@ -519,16 +579,177 @@ impl Checker<'_> {
             }
             hosts.push(port.value.host);
         }
-        if let Some(first) = list.first()
-            && components.forbid.iter().any(|f| f == "net")
-        {
-            self.error(
-                first.referenced,
-                "ports are forwarded to a guest whose `net` component is forbidden",
-            )
-            .help = Some("remove `net` from `components.forbid` or drop `ports`".to_owned());
-        }
         list.iter().map(|p| p.value).collect()
+    }
+
+    /// A manifest key in use (at its first entry) requires the component that owns it, so
+    /// that component cannot be forbidden.
+    fn owned_keys(
+        &mut self,
+        used: &[(OwnedKey, Option<Location>)],
+        components: &ComponentSelection,
+    ) {
+        let registry = self.registry;
+        for &(key, at) in used {
+            let (Some(at), Some(owner)) = (at, registry.owner(key)) else {
+                continue;
+            };
+            if components.forbid.contains(&owner.name) {
+                let name = &owner.name;
+                self.error(
+                    at,
+                    format!("`{key}` belongs to component `{name}`, which is forbidden"),
+                )
+                .help = Some(format!(
+                    "remove `{name}` from `components.forbid` or drop `{key}`"
+                ));
+            }
+        }
+    }
+
+    /// Checks a guest path (`what` names it in messages); false if it is unusable.
+    fn guest_path(&mut self, path: &Spanned<String>, what: &str) -> bool {
+        let Some(problem) = guest_path_problem(&path.value) else {
+            return true;
+        };
+        let shown = path.value.replace('\0', "\\0");
+        self.error(path.referenced, format!("{what} `{shown}` {problem}"));
+        false
+    }
+
+    fn volumes(&mut self, list: &[Spanned<RawVolume>]) -> Vec<Volume> {
+        let dir = self.base_dir();
+        let mut volumes: Vec<Volume> = Vec::new();
+        // Earlier volumes with a usable mount, for the nesting check.
+        let mut mounts: Vec<&RawVolume> = Vec::new();
+        for (index, volume) in list.iter().enumerate() {
+            let raw = &volume.value;
+            let name = &raw.name;
+            if !is_volume_name(&name.value) {
+                self.error(
+                    name.referenced,
+                    format!("`{}` is not a usable volume name", name.value),
+                )
+                .help = Some(format!(
+                    "1 to {} letters, digits, `.`, `_` or `-`: the guest finds the disk by this \
+                     name, its virtio-blk serial",
+                    Volume::MAX_NAME_LEN
+                ));
+            } else if let Some(first) = list[..index]
+                .iter()
+                .find(|v| v.value.name.value == name.value)
+            {
+                let line = first.value.name.referenced.line();
+                self.error(
+                    name.referenced,
+                    format!(
+                        "volume `{}` is declared twice (first on line {line})",
+                        name.value
+                    ),
+                );
+            }
+            if raw.image.value.trim().is_empty() {
+                self.error(raw.image.referenced, "empty `image` path");
+            }
+            let size = raw.size.value;
+            if size < Volume::MIN_SIZE {
+                self.error(
+                    raw.size.referenced,
+                    format!(
+                        "a volume of {size} is too small; the least is {}",
+                        Volume::MIN_SIZE
+                    ),
+                );
+            } else if !size.0.is_multiple_of(Volume::SIZE_GRANULE.0) {
+                self.error(
+                    raw.size.referenced,
+                    format!(
+                        "volume size {size} is not a multiple of {}",
+                        Volume::SIZE_GRANULE
+                    ),
+                );
+            }
+            if self.guest_path(&raw.mount, "mount point") {
+                let mount = &raw.mount.value;
+                if let Some(other) = mounts.iter().find(|o| nested(mount, &o.mount.value)) {
+                    let line = other.mount.referenced.line();
+                    let message = if *mount == other.mount.value {
+                        format!(
+                            "`{mount}` is already the mount point of volume `{}` (line {line})",
+                            other.name.value
+                        )
+                    } else {
+                        format!(
+                            "mount point `{mount}` and volume `{}`'s `{}` (line {line}) lie one \
+                             under the other",
+                            other.name.value, other.mount.value
+                        )
+                    };
+                    self.error(raw.mount.referenced, message);
+                }
+                mounts.push(raw);
+            }
+            volumes.push(Volume {
+                name: name.value.clone(),
+                image: dir.join(&raw.image.value),
+                size,
+                mount: raw.mount.value.clone(),
+                readonly: raw.readonly,
+            });
+        }
+        volumes
+    }
+
+    /// `volumes` are the manifest's as written: a baked file under a disk's mount point would
+    /// be hidden by the disk, or hide part of it.
+    fn files(
+        &mut self,
+        list: &[Spanned<RawFile>],
+        volumes: &[Spanned<RawVolume>],
+    ) -> Vec<FileMapping> {
+        let dir = self.base_dir();
+        let mut files = Vec::new();
+        for (index, file) in list.iter().enumerate() {
+            let RawFile { from, to } = &file.value;
+            if from.value.trim().is_empty() {
+                self.error(from.referenced, "empty `from` path");
+            }
+            if self.guest_path(to, "`to`") {
+                let target = &to.value;
+                if let Some(first) = list[..index].iter().find(|f| f.value.to.value == *target) {
+                    let line = first.value.to.referenced.line();
+                    self.error(
+                        to.referenced,
+                        format!(
+                            "`{target}` is already the target of the `files` entry on line {line}"
+                        ),
+                    );
+                }
+                if let Some(volume) = volumes
+                    .iter()
+                    .map(|v| &v.value)
+                    .filter(|v| guest_path_problem(&v.mount.value).is_none())
+                    .find(|v| under(target, &v.mount.value))
+                {
+                    self.error(
+                        to.referenced,
+                        format!(
+                            "`{target}` lies under `{}`, the mount point of volume `{}`",
+                            volume.mount.value, volume.name.value
+                        ),
+                    )
+                    .help = Some(
+                        "the disk would hide the baked files; bake them elsewhere or move the mount point"
+                            .to_owned(),
+                    );
+                }
+            }
+            files.push(FileMapping {
+                from: dir.join(&from.value),
+                to: to.value.clone(),
+            });
+        }
+        files
     }
 
     fn budgets(&mut self, raw: &RawBudgets) -> Budgets {
@@ -550,4 +771,38 @@ impl Checker<'_> {
             boot_time: raw.boot_time.as_ref().map(|t| t.value),
         }
     }
+}
+
+/// Why `path` is not a guest path (absolute, normalised, no NUL), if it is not one.
+fn guest_path_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        Some("is not an absolute guest path (starting with `/`)")
+    } else if path.contains('\0') {
+        Some("contains a NUL character")
+    } else if path != "/" && path[1..].split('/').any(|c| matches!(c, "" | "." | "..")) {
+        Some("has an empty, `.` or `..` component; write the path out in full")
+    } else {
+        None
+    }
+}
+
+/// A virtio-blk serial the guest can match: 1 to 20 bytes of `[A-Za-z0-9._-]`.
+fn is_volume_name(name: &str) -> bool {
+    (1..=Volume::MAX_NAME_LEN).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Whether the guest path `path` is `base` or lies below it.
+fn under(path: &str, base: &str) -> bool {
+    base == "/"
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether one of two guest paths lies under the other (or they are the same).
+fn nested(a: &str, b: &str) -> bool {
+    under(a, b) || under(b, a)
 }

@@ -55,6 +55,14 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     #[schemars(with = "Vec<PortForward>")]
     pub ports: Vec<Spanned<PortForward>>,
+    /// Host files and directories baked into the image, read-only in the guest.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawFile>")]
+    pub files: Vec<Spanned<RawFile>>,
+    /// Disks the guest mounts, each a raw disk image on the host.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawVolume>")]
+    pub volumes: Vec<Spanned<RawVolume>>,
     /// Limits CI enforces on the linked image.
     #[serde(default)]
     pub budgets: RawBudgets,
@@ -99,6 +107,41 @@ pub(crate) struct RawComponents {
     #[serde(default)]
     #[schemars(schema_with = "params_schema")]
     pub params: KeyedMap<KeyedMap<Spanned<RawValue>>>,
+}
+
+/// A host file or directory and where the guest sees it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "FileMapping")]
+pub(crate) struct RawFile {
+    /// File or directory on the host, relative to the manifest.
+    #[schemars(with = "String", length(min = 1))]
+    pub from: Spanned<String>,
+    /// Absolute path in the guest.
+    #[schemars(with = "String", regex(pattern = r"^/"))]
+    pub to: Spanned<String>,
+}
+
+/// A disk: a raw image file on the host, mounted at a path in the guest.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Volume")]
+pub(crate) struct RawVolume {
+    /// The guest finds the disk by this name (its virtio-blk serial, at most 20 bytes).
+    #[schemars(with = "String", regex(pattern = r"^[A-Za-z0-9._-]{1,20}$"))]
+    pub name: Spanned<String>,
+    /// Raw disk image on the host, relative to the manifest; `build` creates it if missing.
+    #[schemars(with = "String", length(min = 1))]
+    pub image: Spanned<String>,
+    /// Disk size: at least 64KiB, a multiple of 4KiB.
+    #[schemars(with = "ByteSize")]
+    pub size: Spanned<ByteSize>,
+    /// Absolute path in the guest where the disk is mounted.
+    #[schemars(with = "String", regex(pattern = r"^/"))]
+    pub mount: Spanned<String>,
+    /// Mount the disk read-only.
+    #[serde(default)]
+    pub readonly: bool,
 }
 
 /// Limits the `link` report checks.

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::manifest::{App, Manifest};
+use crate::component::{DeviceKind, OwnedKey};
+use crate::manifest::{App, FileMapping, Manifest, Volume};
 use crate::raw::{Budgets, PortForward};
 use crate::registry::{ComponentRegistry, ParamValue, ProfileName};
 use crate::target::{Arch, Target};
@@ -31,13 +32,31 @@ pub struct Sourced<T> {
 /// A component parameter after resolution.
 pub type ResolvedParam = Sourced<ParamValue>;
 
+/// Why a component is in every image of a manifest, whether the application reaches it or
+/// not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Requirement {
+    /// `components.require` lists it.
+    Manifest,
+    /// The manifest sets a key the component owns.
+    Key(OwnedKey),
+    /// The profile requires it (and the manifest does not forbid it).
+    Profile,
+}
+
 /// A component's settings. Every registry component appears, whether or not the
 /// application will reach it: weaving decides that, and needs the parameters either way.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResolvedComponent {
     pub name: String,
-    pub required: bool,
+    /// Why it is required; `None` if it is in the image only when reached.
+    pub required: Option<Requirement>,
     pub forbidden: bool,
+    /// Devices it drives, which the machine needs when the component is in the image.
+    pub devices: Vec<DeviceKind>,
+    /// Manifest keys that are this component's.
+    pub owns: Vec<OwnedKey>,
     pub params: BTreeMap<String, ResolvedParam>,
 }
 
@@ -56,6 +75,10 @@ pub struct ResolvedConfig {
     pub memory: Sourced<ByteSize>,
     pub cmdline: String,
     pub ports: Vec<PortForward>,
+    /// Host files baked into the image, in manifest order.
+    pub files: Vec<FileMapping>,
+    /// Disks the guest mounts, in manifest order.
+    pub volumes: Vec<Volume>,
     pub budgets: Budgets,
     /// In registry (name) order.
     pub components: Vec<ResolvedComponent>,
@@ -83,10 +106,24 @@ impl ResolvedConfig {
             },
         };
         let selection = &manifest.components;
-        let profile_requires = |name: &String| {
-            registry
+        let requirement = |name: &String| {
+            let owned_key_set = OwnedKey::ALL.into_iter().find(|&key| {
+                manifest.sets(key) && registry.owner(key).is_some_and(|c| c.name == *name)
+            });
+            let profile_requires = registry
                 .profile(profile)
-                .is_some_and(|p| p.require.contains(name))
+                .is_some_and(|p| p.require.contains(name));
+            if selection.require.contains(name) {
+                Some(Requirement::Manifest)
+            } else if selection.forbid.contains(name) {
+                None
+            } else if let Some(key) = owned_key_set {
+                Some(Requirement::Key(key))
+            } else if profile_requires {
+                Some(Requirement::Profile)
+            } else {
+                None
+            }
         };
         let components = registry
             .components()
@@ -111,10 +148,10 @@ impl ResolvedConfig {
                     .collect();
                 ResolvedComponent {
                     name: component.name.clone(),
-                    required: selection.require.contains(&component.name)
-                        || (profile_requires(&component.name)
-                            && !selection.forbid.contains(&component.name)),
+                    required: requirement(&component.name),
                     forbidden: selection.forbid.contains(&component.name),
+                    devices: component.devices.clone(),
+                    owns: component.owns.clone(),
                     params,
                 }
             })
@@ -129,6 +166,8 @@ impl ResolvedConfig {
             memory,
             cmdline: manifest.cmdline.clone().unwrap_or_default(),
             ports: manifest.ports.clone(),
+            files: manifest.files.clone(),
+            volumes: manifest.volumes.clone(),
             budgets: manifest.budgets,
             components,
         }

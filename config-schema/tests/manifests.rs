@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use uniklink_config::{
-    App, Arch, ByteSize, ComponentRegistry, DEFAULT_PREBUILT_ENTRY, Manifest, ManifestError,
-    Origin, ParamValue, Platform, ProfileName, RegistryConflict, parse_component, schema_json,
+    App, Arch, ByteSize, ComponentRegistry, DEFAULT_PREBUILT_ENTRY, DeviceKind, FileMapping,
+    Manifest, ManifestError, Origin, OwnedKey, ParamValue, Platform, ProfileName, RegistryConflict,
+    Requirement, ResolvedConfig, Volume, parse_component, schema_json,
 };
 
 fn crate_dir() -> &'static Path {
@@ -55,7 +56,8 @@ fn profiles_resolve_with_manifest_overrides_marked() {
     let config = httpd.resolve();
     assert_eq!(config.profile, ProfileName::Network);
     let net = config.component("net").unwrap();
-    assert!(net.required && !net.forbidden);
+    assert_eq!(net.required, Some(Requirement::Manifest));
+    assert!(!net.forbidden);
     assert_eq!(net.params["max_sockets"].value, ParamValue::Count(128));
     assert_eq!(net.params["max_sockets"].origin, Origin::Manifest);
     assert_eq!(net.params["rx_ring_size"].value, ParamValue::Count(256));
@@ -293,6 +295,101 @@ fn prebuilt_objects_are_relative_to_the_manifest() {
 }
 
 #[test]
+fn files_and_volumes_are_relative_to_the_manifest() {
+    let text = "name: store\napp:\n  objects: [app.o]\n\
+                files:\n  - { from: ./static, to: /static }\n  - { from: site, to: / }\n\
+                volumes:\n  - { name: data, image: data.img, size: 64MiB, mount: /data }\n  \
+                - { name: Cfg_v1.2-ro, image: /srv/cfg.img, size: 64KiB, mount: /database, \
+                readonly: true }\n";
+    let manifest = Manifest::from_text(
+        Path::new("apps/store/uniklink.yaml"),
+        text,
+        &ComponentRegistry::builtin(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest.files,
+        [
+            FileMapping {
+                from: PathBuf::from("apps/store/./static"),
+                to: "/static".to_owned()
+            },
+            FileMapping {
+                from: PathBuf::from("apps/store/site"),
+                to: "/".to_owned()
+            },
+        ]
+    );
+    assert_eq!(
+        manifest.volumes,
+        [
+            Volume {
+                name: "data".to_owned(),
+                image: PathBuf::from("apps/store/data.img"),
+                size: ByteSize::mib(64),
+                mount: "/data".to_owned(),
+                readonly: false,
+            },
+            Volume {
+                name: "Cfg_v1.2-ro".to_owned(),
+                image: PathBuf::from("/srv/cfg.img"),
+                size: ByteSize::kib(64),
+                mount: "/database".to_owned(),
+                readonly: true,
+            },
+        ]
+    );
+    let config = manifest.resolve();
+    assert_eq!(config.files, manifest.files);
+    assert_eq!(config.volumes, manifest.volumes);
+}
+
+#[test]
+fn a_key_in_use_requires_the_component_that_owns_it() {
+    let builtin = ComponentRegistry::builtin();
+    let resolve = |text: &str, registry: &ComponentRegistry| {
+        Manifest::from_text(Path::new("app.yaml"), text, registry).map(|m| m.resolve())
+    };
+    let app = "name: app\napp:\n  objects: [app.o]\n";
+    let net = |config: &ResolvedConfig| config.component("net").unwrap().clone();
+
+    let config = resolve(&format!("{app}ports: [8080]\n"), &builtin).unwrap();
+    assert_eq!(
+        net(&config).required,
+        Some(Requirement::Key(OwnedKey::Ports))
+    );
+    assert_eq!(net(&config).devices, [DeviceKind::VirtioNet]);
+    assert_eq!(net(&config).owns, [OwnedKey::Ports]);
+    let config = resolve(&format!("{app}profile: network\n"), &builtin).unwrap();
+    assert_eq!(net(&config).required, Some(Requirement::Profile));
+    let config = resolve(
+        &format!("{app}ports: [8080]\ncomponents:\n  require: [net]\n"),
+        &builtin,
+    );
+    assert_eq!(net(&config.unwrap()).required, Some(Requirement::Manifest));
+    assert_eq!(net(&resolve(app, &builtin).unwrap()).required, None);
+
+    let disks = parse_component(
+        Path::new("disks/component.yaml"),
+        "name: disks\ndoc: Volumes.\ndevices: [virtio-blk]\nowns: [volumes]\n",
+    )
+    .unwrap();
+    let registry = ComponentRegistry::with_components([disks]).unwrap();
+    let volumes = "volumes:\n  - { name: data, image: data.img, size: 1MiB, mount: /data }\n";
+    let config = resolve(&format!("{app}{volumes}"), &registry).unwrap();
+    let disks = config.component("disks").unwrap();
+    assert_eq!(disks.required, Some(Requirement::Key(OwnedKey::Volumes)));
+    let forbidden = format!("{app}{volumes}components:\n  forbid: [disks]\n");
+    let error = resolve(&forbidden, &registry).unwrap_err();
+    assert_diagnostic(
+        &error,
+        "app.yaml:5:5\n`volumes` belongs to component `disks`, which is forbidden\n\
+         remove `disks` from `components.forbid` or drop `volumes`",
+        "forbidden owner",
+    );
+}
+
+#[test]
 fn registries_extend_with_components_from_outside() {
     let tls = parse_component(
         Path::new("tls/component.yaml"),
@@ -316,7 +413,7 @@ fn registries_extend_with_components_from_outside() {
         .unwrap()
         .resolve();
     let tls = config.component("tls").unwrap();
-    assert!(tls.required);
+    assert_eq!(tls.required, Some(Requirement::Manifest));
     assert_eq!(tls.params["sessions"].value, ParamValue::Count(8));
     assert_eq!(tls.params["sessions"].origin, Origin::Manifest);
     assert_eq!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use miette::IntoDiagnostic;
-use uniklink_config::{App, Manifest, Origin, ResolvedConfig};
+use uniklink_config::{App, Manifest, Origin, Requirement, ResolvedConfig};
 
 /// Print the resolved configuration (profile defaults with manifest overrides).
 #[derive(Debug, clap::Args)]
@@ -53,6 +53,15 @@ fn mark(origin: Origin) -> &'static str {
     match origin {
         Origin::Manifest => "manifest",
         Origin::Profile => "profile",
+    }
+}
+
+/// Where a requirement came from, in the column `mark` fills for values.
+fn requirement_mark(requirement: Requirement) -> String {
+    match requirement {
+        Requirement::Manifest => "manifest".to_owned(),
+        Requirement::Key(key) => format!("manifest ({key})"),
+        Requirement::Profile => "profile".to_owned(),
     }
 }
 
@@ -111,6 +120,26 @@ fn table(config: &ResolvedConfig) -> String {
     for port in &config.ports {
         row("ports", &port.to_string(), "");
     }
+    for file in &config.files {
+        row(
+            "files",
+            &format!("{} -> {}", file.from.display(), file.to),
+            "",
+        );
+    }
+    for volume in &config.volumes {
+        let access = if volume.readonly { ", read-only" } else { "" };
+        row(
+            &format!("volumes.{}", volume.name),
+            &format!(
+                "{} ({}{access}) at {}",
+                volume.image.display(),
+                volume.size,
+                volume.mount
+            ),
+            "",
+        );
+    }
     if let Some(size) = config.budgets.image_size {
         row("budgets.image_size", &size.to_string(), "");
     }
@@ -118,12 +147,21 @@ fn table(config: &ResolvedConfig) -> String {
         row("budgets.boot_time", &time.to_string(), "");
     }
     for component in &config.components {
-        let state = match (component.required, component.forbidden) {
-            (true, _) => "required",
-            (_, true) => "forbidden",
-            _ => "if reached",
+        let (state, why) = match (component.required, component.forbidden) {
+            (Some(requirement), _) => ("required", requirement_mark(requirement)),
+            (None, true) => ("forbidden", String::new()),
+            (None, false) => ("if reached", String::new()),
         };
-        row(&component.name, state, "");
+        row(&component.name, state, &why);
+        // Unprefixed, unlike parameters, so that no parameter name can look like them.
+        if !component.devices.is_empty() {
+            let devices: Vec<&str> = component.devices.iter().map(|d| d.name()).collect();
+            row("  devices", &devices.join(", "), "");
+        }
+        if !component.owns.is_empty() {
+            let owns: Vec<&str> = component.owns.iter().map(|k| k.name()).collect();
+            row("  owns", &owns.join(", "), "");
+        }
         for (name, param) in &component.params {
             row(
                 &format!("  {}.{name}", component.name),

@@ -16,7 +16,7 @@ use uniklink_analyzer::object;
 use uniklink_analyzer::resolve::SymbolDb;
 use uniklink_analyzer::weave::{Dropped, Live, Registrations, Status, WeaveError, Weaving};
 use uniklink_config::{
-    ComponentRegistry, Origin, ParamSpec, ParamValue, ProfileName, ResolvedConfig,
+    ComponentRegistry, Origin, ParamSpec, ParamValue, ProfileName, Requirement, ResolvedConfig,
 };
 use uniklink_linker::glue::{self, GLUE_NAME, GlueParam, GlueSpec, START_SYMBOL};
 
@@ -72,7 +72,8 @@ impl WeaveOptions {
 pub struct ComponentReport {
     pub name: String,
     pub live: bool,
-    /// `reached`, `required`, `dependency of <component>`, `unreachable`, `not required` or
+    /// `reached`, `required`, `required by the manifest's <key>` (a key the component owns,
+    /// in backticks), `dependency of <component>`, `unreachable`, `not required` or
     /// `forbidden`.
     pub reason: String,
     /// For a reached component, the symbols leading from a root to its first reached section.
@@ -135,7 +136,7 @@ fn components(w: &WeaveOptions) -> Result<Components, ComponentError> {
             name: spec.name.clone(),
             init: spec.init.clone(),
             depends: spec.depends.clone(),
-            required: w.flag(&spec.name, |c| c.required),
+            required: w.flag(&spec.name, |c| c.required.is_some()),
             forbidden: w.flag(&spec.name, |c| c.forbidden),
             crates: spec.crates.clone(),
             symbols: spec.symbols.clone(),
@@ -218,7 +219,12 @@ pub(super) fn plan(
                 });
             }
         }
-        let (reason, chain) = reason(&graph, &components, weaving.status[id.0 as usize]);
+        let requirement = w
+            .config
+            .as_ref()
+            .and_then(|c| c.component(&def.name)?.required);
+        let status = weaving.status[id.0 as usize];
+        let (reason, chain) = reason(&graph, &components, status, requirement);
         reports.push(ComponentReport {
             name: def.name.clone(),
             live,
@@ -267,9 +273,10 @@ fn check_selection(w: &WeaveOptions) -> Result<Vec<String>, LinkError> {
     let mut unused = Vec::new();
     for c in &config.components {
         let spec = w.registry.get(&c.name);
-        if c.required && spec.is_none() {
+        if let (Some(requirement), None) = (c.required, spec) {
             return Err(LinkError::MissingComponent {
                 component: c.name.clone(),
+                by: required_by(requirement),
                 available: w.registry.names().collect::<Vec<_>>().join(", "),
             });
         }
@@ -301,10 +308,20 @@ fn verbose_report(components: &[ComponentReport], inits: &[String]) -> String {
     text
 }
 
+/// Who requires a component, for messages ("the manifest's `volumes`").
+fn required_by(requirement: Requirement) -> String {
+    match requirement {
+        Requirement::Manifest => "the manifest".to_owned(),
+        Requirement::Key(key) => format!("the manifest's `{key}`"),
+        Requirement::Profile => "the profile".to_owned(),
+    }
+}
+
 fn reason(
     graph: &SectionGraph<'_>,
     components: &Components,
     status: Status,
+    requirement: Option<Requirement>,
 ) -> (String, Vec<String>) {
     match status {
         Status::Live(Live::Reached(section)) => {
@@ -323,7 +340,15 @@ fn reason(
                 .unwrap_or_default();
             ("reached".to_owned(), chain)
         }
-        Status::Live(Live::Required) => ("required".to_owned(), Vec::new()),
+        // Only an owned key is spelled out: it is the one requirement the manifest does not
+        // state in so many words.
+        Status::Live(Live::Required) => match requirement {
+            Some(requirement @ Requirement::Key(_)) => (
+                format!("required by {}", required_by(requirement)),
+                Vec::new(),
+            ),
+            _ => ("required".to_owned(), Vec::new()),
+        },
         Status::Live(Live::DependencyOf(by)) => (
             format!("dependency of {}", components.def(by).name),
             Vec::new(),
