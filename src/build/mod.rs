@@ -8,6 +8,7 @@
 
 pub mod cargo;
 mod components;
+pub mod data;
 mod report;
 
 use std::ffi::OsString;
@@ -114,6 +115,12 @@ pub enum BuildError {
     Components {
         #[source]
         source: uniklink_config::ComponentSetError,
+    },
+    #[error("{}: the manifest's `files`: {source}", manifest.display())]
+    Data {
+        manifest: PathBuf,
+        #[source]
+        source: data::DataError,
     },
     #[error("cannot write {}: {source}", path.display())]
     Io {
@@ -279,9 +286,11 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
     let dir = uniklink_dir(&target_dir);
     std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io { path: dir, source })?;
     let paths = image_paths_under(manifest, arch, &target_dir);
+    let data = data_object(manifest, &config, arch, &paths)?;
     let inputs = inputs
         .into_iter()
         .chain(opts.objects.iter().cloned())
+        .chain(data)
         .collect();
     let link_opts = LinkOptions {
         entry,
@@ -314,6 +323,36 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
     })
 }
 
+/// Writes the object holding the manifest's baked files and volume table beside the image
+/// (`<name>-<arch>.data.o`) and returns its path, or removes a stale one and returns `None`
+/// when the manifest bakes nothing.
+fn data_object(
+    manifest: &Manifest,
+    config: &ResolvedConfig,
+    arch: Arch,
+    paths: &ImagePaths,
+) -> Result<Option<PathBuf>, BuildError> {
+    let path = paths.image.with_extension("data.o");
+    let bytes = data::object(config, arch).map_err(|source| BuildError::Data {
+        manifest: manifest.path.clone(),
+        source,
+    })?;
+    let io = |source| BuildError::Io {
+        path: path.clone(),
+        source,
+    };
+    match bytes {
+        Some(bytes) => {
+            uniklink_linker::write::replace_file(&path, &bytes, false).map_err(io)?;
+            Ok(Some(path))
+        }
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+            _ => Ok(None),
+        },
+    }
+}
+
 /// The resolved manifest as it decides the image, without the paths of this checkout, so
 /// that the same sources give the same build id wherever they are built.
 fn build_id_salt(config: &ResolvedConfig, target: Target) -> Vec<u8> {
@@ -323,6 +362,14 @@ fn build_id_salt(config: &ResolvedConfig, target: Target) -> Vec<u8> {
         if let Some(app) = config.get_mut("app").and_then(|a| a.as_object_mut()) {
             app.remove("path");
             app.remove("objects");
+        }
+        // Host paths: the baked files' bytes enter the build id through the data object.
+        for (list, key) in [("files", "from"), ("volumes", "image")] {
+            if let Some(entries) = config.get_mut(list).and_then(|l| l.as_array_mut()) {
+                for entry in entries.iter_mut().filter_map(|e| e.as_object_mut()) {
+                    entry.remove(key);
+                }
+            }
         }
     }
     value.to_string().into_bytes()
