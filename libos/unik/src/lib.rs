@@ -19,6 +19,12 @@
 pub use unik_rt::exit::{BOOT_FAILURE, EXCEPTION, PANIC, SUCCESS, exit};
 pub use unik_rt::{print, println};
 
+/// The kernel command line (`-append`, the manifest's `cmdline`), for apps that read their own
+/// words from it.
+pub mod cmdline {
+    pub use unik_rt::cmdline::command_line;
+}
+
 /// The serial console, for `write!`.
 pub mod console {
     pub use unik_rt::console::Console;
