@@ -467,6 +467,28 @@ fn manifest_mode_without_a_built_image_says_to_build() {
 }
 
 #[test]
+fn manifest_mode_without_a_volume_image_says_to_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = "volumes:\n  - { name: data, image: data.img, size: 1MiB, mount: /data }\n";
+    let manifest = write_manifest_named(dir.path(), "store", "x86_64", volume);
+    let images = dir.path().join("target/uniklink");
+    std::fs::create_dir_all(&images).unwrap();
+    // Never booted: the missing disk stops `run` first.
+    std::fs::write(images.join("store-x86_64.elf"), b"").unwrap();
+    let (_, stderr) = run_manifest(&[], &manifest, 1);
+    let expected = format!(
+        "volume `data` of {} has no disk image at {}",
+        manifest.display(),
+        dir.path().join("data.img").display()
+    );
+    assert!(contains(&stderr, &expected), "{stderr}");
+    assert!(
+        contains(&stderr, "cargo uniklink build -m") && contains(&stderr, "which creates it"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn manifest_mode_refuses_an_arch_the_manifest_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest_named(dir.path(), "solo", "x86_64", "");

@@ -29,7 +29,7 @@ const EXIT_INTERRUPTED: u8 = 130;
 pub struct RunArgs {
     /// The image to boot (an ELF file; its architecture picks the QEMU binary). Without it,
     /// what `cargo uniklink build` built from the manifest boots, with the manifest's
-    /// platform, memory, command line and port forwards.
+    /// platform, memory, command line, port forwards and volumes.
     #[arg(conflicts_with_all = ["manifest", "manifest_path", "package", "target_dir"])]
     image: Option<PathBuf>,
     #[command(flatten)]
@@ -128,7 +128,20 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
             image.display()
         ));
     }
-    Ok(run::options_from_config(&manifest.resolve(), target, image))
+    let opts = run::options_from_config(&manifest.resolve(), target, image);
+    if let Some(disk) = opts.disks.iter().find(|disk| !disk.image.is_file()) {
+        return Err(miette!(
+            help = format!(
+                "run `cargo uniklink build -m {}` first, which creates it",
+                manifest.path.display()
+            ),
+            "volume `{}` of {} has no disk image at {}",
+            disk.name,
+            manifest.path.display(),
+            disk.image.display()
+        ));
+    }
+    Ok(opts)
 }
 
 pub fn run(args: RunArgs) -> miette::Result<ExitCode> {

@@ -6,16 +6,25 @@ use std::path::PathBuf;
 
 use uniklink_config::{ResolvedConfig, Target};
 
-use super::RunOptions;
+use super::{Disk, RunOptions};
 
 /// Boot options for `image`, built from `config` for `target`: its platform, memory, kernel
-/// command line and port forwards. Everything else is at its default.
+/// command line, port forwards and volumes' disks. Everything else is at its default.
 pub fn options_from_config(config: &ResolvedConfig, target: Target, image: PathBuf) -> RunOptions {
     let mut opts = RunOptions::new(image, target.arch);
     opts.platform = target.platform;
     opts.memory = Some(config.memory.value.bytes());
     opts.cmdline = Some(config.cmdline.clone()).filter(|c| !c.is_empty());
     opts.ports = config.ports.iter().map(|p| (p.host, p.guest)).collect();
+    opts.disks = config
+        .volumes
+        .iter()
+        .map(|volume| Disk {
+            name: volume.name.clone(),
+            image: volume.image.clone(),
+            readonly: volume.readonly,
+        })
+        .collect();
     opts
 }
 
@@ -48,6 +57,36 @@ mod tests {
         assert_eq!(opts.memory, Some(64 * 1024 * 1024));
         assert_eq!(opts.cmdline.as_deref(), Some("verbose"));
         assert_eq!(opts.ports, vec![(8080, 80)]);
+        assert!(opts.disks.is_empty());
+    }
+
+    #[test]
+    fn volumes_become_disks_in_manifest_order() {
+        let manifest = manifest(
+            "name: store\napp:\n  objects: [app.o]\nvolumes:\n  \
+             - { name: data, image: disks/data.img, size: 1MiB, mount: /data }\n  \
+             - { name: seed, image: /srv/seed.img, size: 64KiB, mount: /seed, readonly: true }\n",
+        );
+        let opts = options_from_config(
+            &manifest.resolve(),
+            manifest.targets[0],
+            PathBuf::from("store.elf"),
+        );
+        assert_eq!(
+            opts.disks,
+            [
+                Disk {
+                    name: "data".to_owned(),
+                    image: PathBuf::from("/project/disks/data.img"),
+                    readonly: false,
+                },
+                Disk {
+                    name: "seed".to_owned(),
+                    image: PathBuf::from("/srv/seed.img"),
+                    readonly: true,
+                },
+            ]
+        );
     }
 
     #[test]

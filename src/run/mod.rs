@@ -40,8 +40,11 @@ pub struct RunOptions {
     pub memory: Option<u64>,
     /// The kernel command line (`-append`).
     pub cmdline: Option<String>,
-    /// TCP forwards as (host port on 127.0.0.1, guest port).
+    /// TCP forwards as (host port on 127.0.0.1, guest port); any forward attaches a network
+    /// device.
     pub ports: Vec<(u16, u16)>,
+    /// Disks, each attached as one block device, in this order.
+    pub disks: Vec<Disk>,
     pub accel: Accel,
     /// Kill QEMU when the guest runs longer than this.
     pub timeout: Option<Duration>,
@@ -50,10 +53,20 @@ pub struct RunOptions {
     pub console: ConsoleSink,
 }
 
+/// A raw disk image the guest sees as a block device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// The device's serial, by which the guest finds the disk (a manifest volume's name).
+    pub name: String,
+    pub image: PathBuf,
+    /// Attach it read-only: the guest cannot write, and QEMU opens the file read-only.
+    pub readonly: bool,
+}
+
 impl RunOptions {
     /// Boots `image` on the default platform for `arch` with every other option at its
-    /// default: 128 MiB, no command line, no ports, `Accel::Auto`, no timeout, console to
-    /// stdout.
+    /// default: 128 MiB, no command line, no ports, no disks, `Accel::Auto`, no timeout,
+    /// console to stdout.
     pub fn new(image: impl Into<PathBuf>, arch: Arch) -> RunOptions {
         RunOptions {
             image: image.into(),
@@ -62,6 +75,7 @@ impl RunOptions {
             memory: None,
             cmdline: None,
             ports: Vec::new(),
+            disks: Vec::new(),
             accel: Accel::Auto,
             timeout: None,
             extra_args: Vec::new(),
@@ -226,6 +240,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
             memory: opts.memory.unwrap_or(DEFAULT_MEMORY),
             cmdline: opts.cmdline.as_deref(),
             ports: &opts.ports,
+            disks: &opts.disks,
             extra_args: &opts.extra_args,
         },
     );

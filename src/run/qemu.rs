@@ -1,11 +1,13 @@
 //! The QEMU command line for each platform. Everything that differs between platforms is a row
 //! of `PLATFORMS`; `command_line` only assembles a row with the caller's options.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use uniklink_config::{Arch, Platform};
+use uniklink_config::{Arch, DeviceKind, Platform};
 
+use super::Disk;
 use super::accel::ResolvedAccel;
 
 /// The row for `platform`, or `None` for a platform QEMU does not emulate (Firecracker).
@@ -36,6 +38,22 @@ impl ExitConvention {
     }
 }
 
+/// QEMU device names by [`DeviceKind`]: the `-device` that gives the guest one such device.
+#[derive(Debug)]
+pub(crate) struct Devices {
+    pub virtio_net: &'static str,
+    pub virtio_blk: &'static str,
+}
+
+impl Devices {
+    pub(crate) fn get(&self, kind: DeviceKind) -> &'static str {
+        match kind {
+            DeviceKind::VirtioNet => self.virtio_net,
+            DeviceKind::VirtioBlk => self.virtio_blk,
+        }
+    }
+}
+
 /// One platform: the QEMU binary and the arguments that make it boot an image the way the
 /// library OS expects.
 #[derive(Debug)]
@@ -53,12 +71,21 @@ pub(crate) struct PlatformSpec {
     pub cpu_kvm: &'static str,
     /// Arguments every boot on this platform needs (the exit device among them).
     pub fixed: &'static [&'static str],
-    /// The virtio-net device that matches the platform's bus.
-    pub net_device: &'static str,
+    /// The QEMU device for each kind of device a component drives, on the platform's bus.
+    pub devices: Devices,
     /// Whether the image must carry a PVH entry note, without which QEMU cannot boot an ELF.
     pub needs_pvh_note: bool,
     pub exit: ExitConvention,
 }
+
+/// microvm and virt have no PCI bus the library OS drives: their virtio devices sit on
+/// virtio-mmio transports, which QEMU announces on the kernel command line (microvm) or in the
+/// device tree (virt). QEMU makes those transports legacy (version 1) unless told
+/// `-global virtio-mmio.force-legacy=false`; the library OS's drivers take either.
+const VIRTIO_MMIO: Devices = Devices {
+    virtio_net: "virtio-net-device",
+    virtio_blk: "virtio-blk-device",
+};
 
 const PLATFORMS: &[PlatformSpec] = &[
     PlatformSpec {
@@ -70,7 +97,7 @@ const PLATFORMS: &[PlatformSpec] = &[
         cpu_tcg: "max",
         cpu_kvm: "host",
         fixed: &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
-        net_device: "virtio-net-device",
+        devices: VIRTIO_MMIO,
         needs_pvh_note: true,
         exit: ExitConvention::IsaDebugExit,
     },
@@ -83,7 +110,10 @@ const PLATFORMS: &[PlatformSpec] = &[
         cpu_tcg: "max",
         cpu_kvm: "host",
         fixed: &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
-        net_device: "virtio-net-pci",
+        devices: Devices {
+            virtio_net: "virtio-net-pci",
+            virtio_blk: "virtio-blk-pci",
+        },
         needs_pvh_note: true,
         exit: ExitConvention::IsaDebugExit,
     },
@@ -98,7 +128,7 @@ const PLATFORMS: &[PlatformSpec] = &[
         // Semihosting also lets the guest open host files; the guests run here are our own
         // images and tests, and SYS_EXIT_EXTENDED is the only exit that carries a code.
         fixed: &["-semihosting"],
-        net_device: "virtio-net-device",
+        devices: VIRTIO_MMIO,
         needs_pvh_note: false,
         exit: ExitConvention::Semihosting,
     },
@@ -115,6 +145,7 @@ pub(crate) struct Invocation<'a> {
     pub memory: u64,
     pub cmdline: Option<&'a str>,
     pub ports: &'a [(u16, u16)],
+    pub disks: &'a [Disk],
     pub extra_args: &'a [OsString],
 }
 
@@ -160,7 +191,20 @@ pub(crate) fn command_line(spec: &PlatformSpec, inv: &Invocation<'_>) -> Vec<OsS
         args.push("-netdev".into());
         args.push(format!("user,id=n0{forwards}").into());
         args.push("-device".into());
-        args.push(format!("{},netdev=n0", spec.net_device).into());
+        let net = spec.devices.get(DeviceKind::VirtioNet);
+        args.push(format!("{net},netdev=n0").into());
+    }
+    for (index, disk) in inv.disks.iter().enumerate() {
+        let mut drive = OsString::from("file=");
+        drive.push(escape_option_value(disk.image.as_os_str()));
+        drive.push(format!(",if=none,id=d{index},format=raw,cache=writeback"));
+        if disk.readonly {
+            drive.push(",readonly=on");
+        }
+        let blk = spec.devices.get(DeviceKind::VirtioBlk);
+        let mut device = OsString::from(format!("{blk},drive=d{index},serial="));
+        device.push(escape_option_value(OsStr::new(&disk.name)));
+        args.extend(["-drive".into(), drive, "-device".into(), device]);
     }
     args.push("-kernel".into());
     args.push(inv.image.into());
@@ -170,6 +214,18 @@ pub(crate) fn command_line(spec: &PlatformSpec, inv: &Invocation<'_>) -> Vec<OsS
     }
     args.extend(inv.extra_args.iter().cloned());
     args
+}
+
+/// A value inside a QEMU `key=value,...` option, where a comma is written twice.
+fn escape_option_value(value: &OsStr) -> OsString {
+    let mut bytes = Vec::with_capacity(value.len());
+    for &byte in value.as_bytes() {
+        bytes.push(byte);
+        if byte == b',' {
+            bytes.push(b',');
+        }
+    }
+    OsString::from_vec(bytes)
 }
 
 #[cfg(test)]
@@ -191,6 +247,7 @@ mod tests {
             memory: DEFAULT_MEMORY,
             cmdline: None,
             ports: &[],
+            disks: &[],
             extra_args: &[],
         };
         assert_eq!(
@@ -210,6 +267,7 @@ mod tests {
             memory: 3 * 1024 * 1024 + 1,
             cmdline: Some("verbose quiet"),
             ports: &[(8080, 80), (2222, 22)],
+            disks: &[],
             extra_args: &extra,
         };
         assert_eq!(
@@ -229,6 +287,7 @@ mod tests {
             memory: DEFAULT_MEMORY,
             cmdline: None,
             ports: &[(8080, 80)],
+            disks: &[],
             extra_args: &[],
         };
         let line = render(&command_line(spec(Platform::QemuVirt).unwrap(), &inv));
@@ -241,6 +300,46 @@ mod tests {
             line.contains("-device virtio-net-device,netdev=n0"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn disks_are_block_devices_named_by_their_serials() {
+        let disks = [
+            Disk {
+                name: "data".to_owned(),
+                image: "/var/disks/data.img".into(),
+                readonly: false,
+            },
+            Disk {
+                name: "seed".to_owned(),
+                image: "/var/a,b/seed.img".into(),
+                readonly: true,
+            },
+        ];
+        let platforms = [
+            (Platform::QemuMicrovm, "virtio-blk-device"),
+            (Platform::QemuQ35, "virtio-blk-pci"),
+            (Platform::QemuVirt, "virtio-blk-device"),
+        ];
+        for (platform, device) in platforms {
+            let inv = Invocation {
+                image: Path::new("app.elf"),
+                accel: ResolvedAccel::Tcg,
+                memory: DEFAULT_MEMORY,
+                cmdline: None,
+                ports: &[],
+                disks: &disks,
+                extra_args: &[],
+            };
+            let line = render(&command_line(spec(platform).unwrap(), &inv));
+            let expected = format!(
+                " -drive file=/var/disks/data.img,if=none,id=d0,format=raw,cache=writeback \
+                 -device {device},drive=d0,serial=data \
+                 -drive file=/var/a,,b/seed.img,if=none,id=d1,format=raw,cache=writeback,readonly=on \
+                 -device {device},drive=d1,serial=seed -kernel app.elf"
+            );
+            assert!(line.ends_with(&expected), "{platform}: {line}");
+        }
     }
 
     #[test]
