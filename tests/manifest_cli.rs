@@ -176,7 +176,7 @@ fn config_marks_where_values_came_from() {
     assert_eq!(json["profile"], "filesystem");
     assert_eq!(json["memory"]["origin"], "manifest");
     assert_eq!(json["memory"]["value"], 256 * 1024 * 1024);
-    assert_eq!(json["targets"][0]["platform"], "firecracker");
+    assert_eq!(json["targets"][0]["platform"], "qemu-microvm");
     assert_eq!(json["budgets"]["boot_time"], "150ms");
 }
 
