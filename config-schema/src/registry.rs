@@ -615,12 +615,18 @@ mod tests {
         }
     }
 
-    /// "minimal: smallest everything" is a property of the data, so the data is checked.
+    /// "minimal: smallest everything" is a property of the data, so the data is checked. A
+    /// bool is a behaviour, not an amount (`fs.write_through` is on in minimal: no dirty data
+    /// waits in the cache), so only quantities are compared.
     #[test]
     fn minimal_profile_is_smallest() {
         let registry = ComponentRegistry::builtin();
         for component in registry.components() {
-            for param in component.params.values() {
+            let quantities = component
+                .params
+                .values()
+                .filter(|p| p.kind != ParamKind::Bool);
+            for param in quantities {
                 let minimal = param.defaults.minimal.as_u64();
                 for profile in [ProfileName::Network, ProfileName::Filesystem] {
                     assert!(
