@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod build;
+pub mod disk;
 mod image;
 pub mod pipeline;
 pub mod report;
