@@ -10,6 +10,7 @@ mod cargo_args;
 mod check;
 mod config;
 mod diff;
+mod disk;
 mod link;
 mod new;
 mod report;
@@ -31,6 +32,7 @@ enum Command {
     Check(check::CheckArgs),
     Config(config::ConfigArgs),
     Diff(diff::DiffArgs),
+    Disk(disk::DiskArgs),
     Init(new::InitArgs),
     Link(link::LinkArgs),
     New(new::NewArgs),
@@ -57,6 +59,7 @@ impl Cli {
             Command::Check(args) => check::run(args),
             Command::Config(args) => config::run(args),
             Command::Diff(args) => diff::run(args),
+            Command::Disk(args) => disk::run(args),
             Command::Init(args) => new::run_init(args),
             Command::Link(args) => link::run(args),
             Command::New(args) => new::run_new(args),

@@ -1,0 +1,224 @@
+//! `cargo uniklink disk`: a tree copied into a new image and back out byte for byte, and bad
+//! images refused with exit status 1, a message naming the file and nothing written.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn uniklink() -> Command {
+    let mut cmd = Command::cargo_bin("cargo-uniklink").unwrap();
+    cmd.env_remove("UNIKLINK_LOG");
+    cmd
+}
+
+fn disk(args: &[&str], dir: &Path) -> assert_cmd::assert::Assert {
+    uniklink().current_dir(dir).arg("disk").args(args).assert()
+}
+
+/// Bytes without a pattern, so that a misplaced block cannot go unnoticed.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Every path under `root`, `/`-separated and sorted, with the contents of files.
+fn tree(root: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            if path.is_dir() {
+                found.push((relative, None));
+                pending.push(path);
+            } else {
+                found.push((relative, Some(fs::read(&path).unwrap())));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_tree_goes_in_and_comes_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let src = root.join("src");
+    fs::create_dir_all(src.join("etc/app/conf.d")).unwrap();
+    fs::create_dir_all(src.join("var/empty")).unwrap();
+    fs::write(src.join("etc/app/conf.d/10-port.toml"), "port = 80\n").unwrap();
+    fs::write(src.join("etc/app/empty"), "").unwrap();
+    fs::write(src.join("blob.bin"), noise(1 << 20)).unwrap();
+    fs::write(src.join("größe-サイズ.txt"), "non-ASCII\n").unwrap();
+
+    disk(&["create", "disk.img", "--size", "8MiB"], root)
+        .success()
+        .stdout("");
+    assert_eq!(fs::metadata(root.join("disk.img")).unwrap().len(), 8 << 20);
+    disk(&["put", "-r", "disk.img", "src", "/data"], root).success();
+    disk(&["put", "disk.img", "src/blob.bin", "/copies/"], root).success();
+
+    disk(&["ls", "disk.img", "/data"], root)
+        .success()
+        .stdout(concat!(
+            "file      1048576 blob.bin\n",
+            "dir             - etc\n",
+            "file           10 größe-サイズ.txt\n",
+            "dir             - var\n",
+        ));
+    disk(&["ls", "-R", "disk.img"], root)
+        .success()
+        .stdout(predicate::str::contains(
+            "dir             - /data/var/empty\n",
+        ))
+        .stdout(predicate::str::contains(
+            "file            0 /data/etc/app/empty\n",
+        ))
+        .stdout(predicate::str::contains(
+            "file      1048576 /copies/blob.bin\n",
+        ));
+    disk(&["df", "disk.img"], root)
+        .success()
+        .stdout(predicate::str::ends_with("of 2048 blocks of 4096 bytes)\n"));
+
+    disk(&["get", "-r", "disk.img", "/data", "out"], root).success();
+    assert_eq!(tree(&root.join("out")), tree(&src));
+    let out = disk(&["get", "disk.img", "/copies/blob.bin"], root).success();
+    assert!(
+        out.get_output().stdout == noise(1 << 20),
+        "blob.bin on stdout"
+    );
+    disk(
+        &["get", "disk.img", "/data/größe-サイズ.txt", "copy.txt"],
+        root,
+    )
+    .success();
+    assert_eq!(fs::read(root.join("copy.txt")).unwrap(), b"non-ASCII\n");
+}
+
+#[test]
+fn wrong_paths_are_errors_that_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    disk(&["create", "disk.img", "--size", "64KiB"], root).success();
+    disk(&["create", "disk.img", "--size", "64KiB"], root)
+        .code(1)
+        .stderr(predicate::str::contains("disk.img: already exists"));
+    disk(&["create", "small.img", "--size", "60KiB"], root)
+        .code(1)
+        .stderr(predicate::str::contains(
+            "small.img: 61440 bytes is not a disk size",
+        ));
+    disk(&["get", "disk.img", "/missing"], root)
+        .code(1)
+        .stderr(predicate::str::contains(
+            "disk.img: /missing: no such file or directory",
+        ));
+    disk(&["put", "disk.img", "missing.txt", "/x"], root)
+        .code(1)
+        .stderr(predicate::str::contains(
+            "disk.img: /x: cannot read missing.txt",
+        ));
+    fs::write(root.join("f"), "x").unwrap();
+    disk(&["put", "disk.img", "f", "/a/../b"], root)
+        .code(1)
+        .stderr(predicate::str::contains("disk.img: /a/../b: `.` and `..`"));
+    disk(&["put", "disk.img", "f", "relative"], root)
+        .code(1)
+        .stderr(predicate::str::contains(
+            "disk.img: relative: guest paths are absolute",
+        ));
+    assert_eq!(names_in(root), ["disk.img", "f"]);
+}
+
+/// Images that are not littlefs disks: each command fails with status 1, names the file and
+/// writes nothing, neither to the image nor beside it.
+#[test]
+fn bad_images_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |name: &str, bytes: &[u8]| -> PathBuf {
+        fs::write(root.join(name), bytes).unwrap();
+        root.join(name)
+    };
+    disk(&["create", "valid.img", "--size", "1MiB"], root).success();
+    let valid = fs::read(root.join("valid.img")).unwrap();
+    let mut no_superblock = valid.clone();
+    no_superblock[..8192].fill(0);
+    fs::remove_file(root.join("valid.img")).unwrap();
+    fs::create_dir(root.join("dir.img")).unwrap();
+    fs::write(root.join("file"), "x").unwrap();
+
+    let cases = [
+        (
+            write("random.img", &noise(1 << 20)),
+            "no littlefs file system",
+        ),
+        (
+            write("zeros.img", &vec![0; 1 << 20]),
+            "no littlefs file system",
+        ),
+        (
+            write("no-superblock.img", &no_superblock),
+            "no littlefs file system",
+        ),
+        (
+            write("truncated.img", &valid[..3000]),
+            "3000 bytes is not a disk size",
+        ),
+        (
+            write("odd.img", &valid[..(1 << 20) - 100]),
+            "is not a disk size",
+        ),
+        (root.join("dir.img"), "dir.img"),
+        (
+            root.join("missing.img"),
+            "missing.img: cannot open the disk image",
+        ),
+    ];
+    let before = tree(root);
+    for (image, message) in &cases {
+        let name = image.file_name().unwrap().to_str().unwrap();
+        let commands: [&[&str]; 6] = [
+            &["ls", name],
+            &["df", name],
+            &["get", name, "/x", "out"],
+            &["get", "-r", name, "/", "out"],
+            &["put", name, "file", "/file"],
+            &["put", "-r", name, ".", "/"],
+        ];
+        for args in commands {
+            disk(args, root)
+                .code(1)
+                .stdout("")
+                .stderr(predicate::str::contains(format!("{name}:")))
+                .stderr(predicate::str::contains(*message));
+            assert!(tree(root) == before, "{args:?} changed the directory");
+        }
+    }
+}
