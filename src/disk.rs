@@ -937,6 +937,77 @@ mod tests {
         assert_eq!(files_in(dir.path()), ["disk.img", "in.bin", "out.bin"]);
     }
 
+    /// The guest mounts with its own caches (the fs component's `cache_size`, 512 bytes to
+    /// 4 KiB) and reads what the host wrote, inline files included, and the other way round.
+    #[test]
+    fn the_guest_configuration_reads_and_writes_host_images() {
+        let (_dir, path) = image(MIB);
+        let files = [
+            ("/inline", noise(300, 1)),
+            ("/edge", noise(512, 2)),
+            ("/d/outlined", noise(513, 3)),
+            ("/d/big", noise(200_000, 4)),
+        ];
+        let mut disk = Disk::open(&path, true).unwrap();
+        for (name, bytes) in &files {
+            disk.put(name, bytes).unwrap();
+        }
+        disk.close().unwrap();
+        for cache_size in [512, 1024, 4096] {
+            let guest = Config {
+                cache_size,
+                lookahead_size: 16,
+                block_cycles: 0,
+            };
+            let device = ImageDevice::open(&path, true).unwrap();
+            let mut fs = Filesystem::mount(device, guest)
+                .map_err(|(e, _)| e)
+                .unwrap();
+            for (name, bytes) in &files {
+                let file = fs
+                    .open(
+                        name,
+                        OpenFlags {
+                            read: true,
+                            ..OpenFlags::default()
+                        },
+                    )
+                    .unwrap();
+                let mut read = vec![0; bytes.len() + 1];
+                let mut filled = 0;
+                loop {
+                    let n = fs.read(file, &mut read[filled..]).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                fs.close(file).unwrap();
+                assert_eq!(
+                    &read[..filled],
+                    &bytes[..],
+                    "{name} with a {cache_size}-byte cache"
+                );
+            }
+            let flags = OpenFlags {
+                write: true,
+                create: true,
+                truncate: true,
+                ..OpenFlags::default()
+            };
+            let written = format!("/d/from-guest-{cache_size}");
+            let file = fs.open(&written, flags).unwrap();
+            fs.write(file, &noise(400, u64::from(cache_size))).unwrap();
+            fs.close(file).unwrap();
+            fs.unmount().unwrap();
+            let mut disk = Disk::open(&path, false).unwrap();
+            assert_eq!(
+                disk.get(&written).unwrap(),
+                noise(400, u64::from(cache_size))
+            );
+        }
+    }
+
     #[test]
     fn a_write_that_does_not_fit_leaves_the_old_file_or_none() {
         let (_dir, path) = image(MIN_SIZE);
