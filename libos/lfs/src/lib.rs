@@ -506,7 +506,13 @@ impl<D: BlockDevice> Filesystem<D> {
         let code = unsafe { ll::lfs_dir_open(self.lfs(), dir.as_mut_ptr(), path.as_ptr()) };
         self.check(code)?;
         let mut entries = Vec::new();
+        // A damaged directory whose entries link in a cycle would list forever: no real one
+        // holds more entries than the disk has room for names.
+        let most = u64::from(self.config.block_count) * u64::from(BLOCK_SIZE) / 8;
         let result = loop {
+            if entries.len() as u64 > most {
+                break Err(Error::Corrupt);
+            }
             let mut info = MaybeUninit::<ll::lfs_info>::zeroed();
             // SAFETY: `dir` is open; `info` is written before it is read.
             let code = unsafe { ll::lfs_dir_read(self.lfs(), dir.as_mut_ptr(), info.as_mut_ptr()) };
