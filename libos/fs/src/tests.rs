@@ -44,6 +44,8 @@ const PARAMS: Params = Params {
         block_cycles: 0,
     },
     write_through: true,
+    read_ahead: 0,
+    block_cache: 0,
 };
 
 fn formatted() -> Ram {

@@ -7,16 +7,110 @@
 
 use core::arch::global_asm;
 
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
 use unik_blk::Disk;
 use unik_lfs::{BlockDevice, Config, IoError};
 
 use super::{LfsVolume, Params};
 use crate::{Error, Result};
 
-/// A blk disk as littlefs's device.
+/// A blk disk as littlefs's device, behind a cache of whole blocks. littlefs finds a file's
+/// blocks through a skip list whose upper links every lookup reads again, and reads a file
+/// block by block: cached blocks and read-ahead turn those small reads into few, large device
+/// requests. Writes go to the disk at once (littlefs's order of writes is its crash safety)
+/// and update the copies they overlap.
 struct DiskDevice {
     disk: &'static Disk,
     write_through: bool,
+    /// Bytes fetched by a read that misses the cache, at least the block asked for.
+    read_ahead: usize,
+    cache: BlockCache,
+}
+
+const BLOCK: usize = unik_lfs::BLOCK_SIZE as usize;
+
+/// Least recently used blocks, by block number.
+struct BlockCache {
+    capacity: usize,
+    /// (block number, last use, bytes); a linear scan, as it holds at most a few hundred.
+    blocks: Vec<(u64, u64, Box<[u8]>)>,
+    clock: u64,
+}
+
+impl BlockCache {
+    fn get(&mut self, block: u64) -> Option<&[u8]> {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self.blocks.iter_mut().find(|(b, _, _)| *b == block)?;
+        entry.1 = clock;
+        Some(&entry.2)
+    }
+
+    fn insert(&mut self, block: u64, bytes: &[u8]) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.clock += 1;
+        if let Some(entry) = self.blocks.iter_mut().find(|(b, _, _)| *b == block) {
+            entry.1 = self.clock;
+            entry.2.copy_from_slice(bytes);
+        } else if self.blocks.len() < self.capacity {
+            self.blocks.push((block, self.clock, bytes.into()));
+        } else if let Some(oldest) = self.blocks.iter_mut().min_by_key(|(_, used, _)| *used) {
+            *oldest = (block, self.clock, bytes.into());
+        }
+    }
+
+    /// Writes `data`, at disk `offset`, into the copies it overlaps.
+    fn update(&mut self, offset: u64, data: &[u8]) {
+        let end = offset + data.len() as u64;
+        for (block, _, bytes) in &mut self.blocks {
+            let start = *block * BLOCK as u64;
+            let (from, to) = (offset.max(start), end.min(start + BLOCK as u64));
+            if from < to {
+                let (dst, src, len) = (
+                    (from - start) as usize,
+                    (from - offset) as usize,
+                    (to - from) as usize,
+                );
+                bytes[dst..dst + len].copy_from_slice(&data[src..src + len]);
+            }
+        }
+    }
+}
+
+impl DiskDevice {
+    fn new(disk: &'static Disk, params: &Params) -> DiskDevice {
+        DiskDevice {
+            disk,
+            write_through: params.write_through,
+            read_ahead: params.read_ahead.max(BLOCK) / BLOCK * BLOCK,
+            cache: BlockCache {
+                capacity: params.block_cache / BLOCK,
+                blocks: Vec::new(),
+                clock: 0,
+            },
+        }
+    }
+
+    /// Reads block `block`, and the blocks after it up to the read-ahead, into the cache.
+    fn fill(&mut self, block: u64) -> core::result::Result<(), IoError> {
+        let start = block * BLOCK as u64;
+        let len = self
+            .disk
+            .size()
+            .saturating_sub(start)
+            .min(self.read_ahead as u64) as usize;
+        let mut bytes = vec![0u8; len];
+        self.disk.read(start, &mut bytes).map_err(io)?;
+        for (i, chunk) in bytes.chunks_exact(BLOCK).enumerate() {
+            self.cache.insert(block + i as u64, chunk);
+        }
+        Ok(())
+    }
 }
 
 fn io(e: unik_blk::Error) -> IoError {
@@ -33,11 +127,37 @@ impl BlockDevice for DiskDevice {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> core::result::Result<(), IoError> {
-        self.disk.read(offset, buf).map_err(io)
+        if self.cache.capacity == 0 {
+            return self.disk.read(offset, buf).map_err(io);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let (block, within) = (at / BLOCK as u64, (at % BLOCK as u64) as usize);
+            let len = (BLOCK - within).min(buf.len() - done);
+            if self.cache.get(block).is_none() {
+                self.fill(block)?;
+            }
+            match self.cache.get(block) {
+                Some(bytes) => buf[done..done + len].copy_from_slice(&bytes[within..within + len]),
+                // A block past the last whole one: straight from the disk.
+                None => self.disk.read(at, &mut buf[done..done + len]).map_err(io)?,
+            }
+            done += len;
+        }
+        Ok(())
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> core::result::Result<(), IoError> {
-        self.disk.write(offset, data).map_err(io)
+        self.disk.write(offset, data).map_err(io)?;
+        self.cache.update(offset, data);
+        // littlefs reads back what it wrote to check it: keep whole written blocks at hand.
+        if offset.is_multiple_of(BLOCK as u64) {
+            for (i, chunk) in data.chunks_exact(BLOCK).enumerate() {
+                self.cache.insert(offset / BLOCK as u64 + i as u64, chunk);
+            }
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> core::result::Result<(), IoError> {
@@ -79,6 +199,22 @@ global_asm!(
     "__uniklink_param_fs_write_through:",
     ".byte 0",
     ".popsection",
+    ".pushsection .rodata.__uniklink_param_fs_read_ahead,\"a\",%progbits",
+    ".weak __uniklink_param_fs_read_ahead",
+    ".type __uniklink_param_fs_read_ahead,%object",
+    ".size __uniklink_param_fs_read_ahead, 4",
+    ".balign 4",
+    "__uniklink_param_fs_read_ahead:",
+    ".long 65536",
+    ".popsection",
+    ".pushsection .rodata.__uniklink_param_fs_block_cache,\"a\",%progbits",
+    ".weak __uniklink_param_fs_block_cache",
+    ".type __uniklink_param_fs_block_cache,%object",
+    ".size __uniklink_param_fs_block_cache, 4",
+    ".balign 4",
+    "__uniklink_param_fs_block_cache:",
+    ".long 262144",
+    ".popsection",
     ".pushsection .rodata.__uniklink_volumes,\"a\",%progbits",
     ".weak __uniklink_volumes",
     ".type __uniklink_volumes,%object",
@@ -98,6 +234,8 @@ unsafe extern "C" {
     static __uniklink_param_fs_cache_size: u32;
     static __uniklink_param_fs_lookahead_size: u32;
     static __uniklink_param_fs_write_through: u8;
+    static __uniklink_param_fs_read_ahead: u32;
+    static __uniklink_param_fs_block_cache: u32;
     static __uniklink_volumes: u8;
     static __uniklink_volumes_size: u64;
 }
@@ -112,6 +250,8 @@ fn params() -> Params {
                 block_cycles: 0,
             },
             write_through: __uniklink_param_fs_write_through != 0,
+            read_ahead: __uniklink_param_fs_read_ahead as usize,
+            block_cache: __uniklink_param_fs_block_cache as usize,
         }
     }
 }
@@ -133,10 +273,7 @@ fn volume_table() -> &'static [u8] {
 pub fn mount(disk: &str, at: &str, readonly: bool) -> Result<()> {
     let disk = unik_blk::disk(disk).ok_or(Error::NoDevice)?;
     let params = params();
-    let device = DiskDevice {
-        disk,
-        write_through: params.write_through,
-    };
+    let device = DiskDevice::new(disk, &params);
     let volume = LfsVolume::new(device, readonly || disk.readonly(), params);
     match super::add(at, volume)? {
         None => Ok(()),
