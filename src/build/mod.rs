@@ -122,6 +122,13 @@ pub enum BuildError {
         #[source]
         source: data::DataError,
     },
+    #[error("{}: cannot create the image of volume `{volume}`: {source}", manifest.display())]
+    Volume {
+        manifest: PathBuf,
+        volume: String,
+        #[source]
+        source: crate::disk::DiskError,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -286,6 +293,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
     let dir = uniklink_dir(&target_dir);
     std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io { path: dir, source })?;
     let paths = image_paths_under(manifest, arch, &target_dir);
+    create_missing_volumes(manifest, &config)?;
     let data = data_object(manifest, &config, arch, &paths)?;
     let inputs = inputs
         .into_iter()
@@ -321,6 +329,35 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         report,
         link,
     })
+}
+
+/// Creates the image of every volume that has none yet, formatted with the guest's file
+/// system; an existing image is the volume's data and stays as it is.
+fn create_missing_volumes(manifest: &Manifest, config: &ResolvedConfig) -> Result<(), BuildError> {
+    for volume in &config.volumes {
+        if volume.image.exists() {
+            continue;
+        }
+        if let Some(dir) = volume.image.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        crate::disk::create(&volume.image, volume.size.bytes()).map_err(|source| {
+            BuildError::Volume {
+                manifest: manifest.path.clone(),
+                volume: volume.name.clone(),
+                source,
+            }
+        })?;
+        tracing::info!(
+            "created volume image {} ({})",
+            volume.image.display(),
+            volume.size
+        );
+    }
+    Ok(())
 }
 
 /// Writes the object holding the manifest's baked files and volume table beside the image
