@@ -1,6 +1,7 @@
 //! Project chores that are not part of the tool: `cargo xtask bench ...`.
 
 mod bench_boot;
+mod bench_fs;
 mod bench_http;
 mod bench_link;
 mod bench_size;
@@ -35,6 +36,9 @@ enum Bench {
     /// Boot the httpd example, time boot → listening, and load it from the host over
     /// loopback: requests/s, p50/p99 latency, image size.
     Http(bench_http::Options),
+    /// The storage stack in the guest, per profile: sequential and random reads, writes,
+    /// synced appends and mount time against the raw disk; kvstore and hello image sizes.
+    Fs(bench_fs::Options),
     /// For every example app, the woven image beside the same objects linked conventionally
     /// (uniklink without weaving, GNU ld): file, stripped and loadable sizes.
     Size(bench_size::Options),
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Link(options)) => bench_link::run(&options).map_err(Into::into),
         Command::Bench(Bench::Boot(options)) => bench_boot::run(&options).map_err(Into::into),
         Command::Bench(Bench::Http(options)) => bench_http::run(&options).map_err(Into::into),
+        Command::Bench(Bench::Fs(options)) => bench_fs::run(&options).map_err(Into::into),
         Command::Bench(Bench::Size(options)) => bench_size::run(&options).map_err(Into::into),
     };
     match result {
