@@ -135,34 +135,13 @@ impl Disk {
 
 /// The `max_request` parameter: at least one sector, whole sectors.
 fn max_request() -> usize {
-    let bytes = params::max_request() as usize;
+    let bytes = Params::get().max_request;
     (bytes / SECTOR_SIZE).max(1) * SECTOR_SIZE
 }
 
-mod params {
-    use core::arch::global_asm;
-
-    // The weak default for a link without uniklink's glue, which defines the strong symbol
-    // with the profile's value.
-    global_asm!(
-        ".pushsection .rodata.__uniklink_param_blk_max_request,\"a\",%progbits",
-        ".weak __uniklink_param_blk_max_request",
-        ".type __uniklink_param_blk_max_request,%object",
-        ".size __uniklink_param_blk_max_request, 4",
-        ".balign 4",
-        "__uniklink_param_blk_max_request:",
-        ".long 65536",
-        ".popsection",
-    );
-
-    unsafe extern "C" {
-        #[link_name = "__uniklink_param_blk_max_request"]
-        static MAX_REQUEST: u32;
-    }
-
-    pub(super) fn max_request() -> u32 {
-        // SAFETY: a 4-byte `u32`, defined above or by the glue.
-        unsafe { MAX_REQUEST }
+unik_rt::component_params! {
+    struct Params for "blk" {
+        max_request: u32 = 65536,
     }
 }
 

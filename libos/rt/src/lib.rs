@@ -19,6 +19,7 @@ pub mod devicetree;
 pub mod exit;
 mod heap;
 mod panic;
+mod params;
 mod start;
 pub mod time;
 mod weave;

@@ -173,48 +173,19 @@ impl BlockDevice for DiskDevice {
     }
 }
 
-// The weak defaults for a link without uniklink's glue (whose strong definitions carry the
-// profile's values) and an image without volumes.
+unik_rt::component_params! {
+    /// The fs component's parameters as the glue object baked them in.
+    struct Glued for "fs" {
+        cache_size: u32 = 4096,
+        lookahead_size: u32 = 256,
+        write_through: bool = 0,
+        read_ahead: u32 = 65536,
+        block_cache: u32 = 262144,
+    }
+}
+
+// The volume table, weakly empty for an image without volumes or linked without uniklink.
 global_asm!(
-    ".pushsection .rodata.__uniklink_param_fs_cache_size,\"a\",%progbits",
-    ".weak __uniklink_param_fs_cache_size",
-    ".type __uniklink_param_fs_cache_size,%object",
-    ".size __uniklink_param_fs_cache_size, 4",
-    ".balign 4",
-    "__uniklink_param_fs_cache_size:",
-    ".long 4096",
-    ".popsection",
-    ".pushsection .rodata.__uniklink_param_fs_lookahead_size,\"a\",%progbits",
-    ".weak __uniklink_param_fs_lookahead_size",
-    ".type __uniklink_param_fs_lookahead_size,%object",
-    ".size __uniklink_param_fs_lookahead_size, 4",
-    ".balign 4",
-    "__uniklink_param_fs_lookahead_size:",
-    ".long 256",
-    ".popsection",
-    ".pushsection .rodata.__uniklink_param_fs_write_through,\"a\",%progbits",
-    ".weak __uniklink_param_fs_write_through",
-    ".type __uniklink_param_fs_write_through,%object",
-    ".size __uniklink_param_fs_write_through, 1",
-    "__uniklink_param_fs_write_through:",
-    ".byte 0",
-    ".popsection",
-    ".pushsection .rodata.__uniklink_param_fs_read_ahead,\"a\",%progbits",
-    ".weak __uniklink_param_fs_read_ahead",
-    ".type __uniklink_param_fs_read_ahead,%object",
-    ".size __uniklink_param_fs_read_ahead, 4",
-    ".balign 4",
-    "__uniklink_param_fs_read_ahead:",
-    ".long 65536",
-    ".popsection",
-    ".pushsection .rodata.__uniklink_param_fs_block_cache,\"a\",%progbits",
-    ".weak __uniklink_param_fs_block_cache",
-    ".type __uniklink_param_fs_block_cache,%object",
-    ".size __uniklink_param_fs_block_cache, 4",
-    ".balign 4",
-    "__uniklink_param_fs_block_cache:",
-    ".long 262144",
-    ".popsection",
     ".pushsection .rodata.__uniklink_volumes,\"a\",%progbits",
     ".weak __uniklink_volumes",
     ".type __uniklink_volumes,%object",
@@ -231,28 +202,21 @@ global_asm!(
 );
 
 unsafe extern "C" {
-    static __uniklink_param_fs_cache_size: u32;
-    static __uniklink_param_fs_lookahead_size: u32;
-    static __uniklink_param_fs_write_through: u8;
-    static __uniklink_param_fs_read_ahead: u32;
-    static __uniklink_param_fs_block_cache: u32;
     static __uniklink_volumes: u8;
     static __uniklink_volumes_size: u64;
 }
 
 fn params() -> Params {
-    // SAFETY: each symbol has its declared size, defined above or by the glue.
-    unsafe {
-        Params {
-            config: Config {
-                cache_size: __uniklink_param_fs_cache_size,
-                lookahead_size: __uniklink_param_fs_lookahead_size,
-                block_cycles: 0,
-            },
-            write_through: __uniklink_param_fs_write_through != 0,
-            read_ahead: __uniklink_param_fs_read_ahead as usize,
-            block_cache: __uniklink_param_fs_block_cache as usize,
-        }
+    let glued = Glued::get();
+    Params {
+        config: Config {
+            cache_size: glued.cache_size as u32,
+            lookahead_size: glued.lookahead_size as u32,
+            block_cycles: 0,
+        },
+        write_through: glued.write_through,
+        read_ahead: glued.read_ahead,
+        block_cache: glued.block_cache,
     }
 }
 
