@@ -70,8 +70,8 @@ fn cargo_calls_it_with_its_own_name_first() {
         let out = uniklink().args(args).assert().success();
         let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
         for command in [
-            "build", "check", "config", "diff", "init", "link", "new", "report", "run", "schema",
-            "why",
+            "build", "check", "config", "diff", "disk", "init", "link", "new", "report", "run",
+            "schema", "why",
         ] {
             assert!(
                 help.contains(&format!("  {command} ")),

@@ -344,13 +344,18 @@ fn create_missing_volumes(manifest: &Manifest, config: &ResolvedConfig) -> Resul
                 source,
             })?;
         }
-        crate::disk::create(&volume.image, volume.size.bytes()).map_err(|source| {
-            BuildError::Volume {
-                manifest: manifest.path.clone(),
-                volume: volume.name.clone(),
-                source,
+        match crate::disk::create(&volume.image, volume.size.bytes()) {
+            Ok(()) => {}
+            // Another build of the same manifest made it meanwhile; `create` never replaces.
+            Err(_) if volume.image.exists() => continue,
+            Err(source) => {
+                return Err(BuildError::Volume {
+                    manifest: manifest.path.clone(),
+                    volume: volume.name.clone(),
+                    source,
+                });
             }
-        })?;
+        }
         tracing::info!(
             "created volume image {} ({})",
             volume.image.display(),
