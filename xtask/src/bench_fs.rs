@@ -46,7 +46,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
     let work = tempfile::tempdir().map_err(ToolError::io(std::env::temp_dir()))?;
     let arch = options.arch.name();
 
-    let mut results: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut results: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
     for profile in PROFILES {
         let image = work.path().join(format!("{profile}.img"));
         let manifest = work.path().join(format!("fsbench-{profile}.yaml"));
@@ -107,11 +107,11 @@ pub fn run(options: &Options) -> Result<(), Error> {
     }
     for profile in PROFILES {
         let r = &results[profile];
-        let raw = r["raw-read"].max(1) as f64;
+        let raw = r["raw-read"].max(0.1);
         println!(
             "{profile}: seq-read / raw-read {:.2}, seq-write / raw-read {:.2}",
-            r["seq-read"] as f64 / raw,
-            r["seq-write"] as f64 / raw
+            r["seq-read"] / raw,
+            r["seq-write"] / raw
         );
     }
 

@@ -24,9 +24,11 @@ const CHUNK: usize = 64 * 1024;
 const RANDOM_READS: u32 = 2000;
 const APPENDS: u32 = 300;
 
-fn mib_per_s(bytes: u64, took: Duration) -> u64 {
+/// MiB/s with one decimal, as text.
+fn mib_per_s(bytes: u64, took: Duration) -> alloc::string::String {
     let micros = took.as_micros().max(1) as u64;
-    bytes * 1_000_000 / micros / (1024 * 1024)
+    let tenths = bytes * 10_000_000 / micros / (1024 * 1024);
+    alloc::format!("{}.{}", tenths / 10, tenths % 10)
 }
 
 fn per_s(count: u32, took: Duration) -> u64 {
