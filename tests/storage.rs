@@ -79,10 +79,16 @@ fn build(manifest: &Path, arch: &str) {
 
 /// `cargo uniklink run` to the end: (guest exit code, console).
 fn run(manifest: &Path, arch: &str) -> (Option<i32>, String) {
+    run_on(manifest, arch, &[])
+}
+
+/// `run` with more arguments (`--platform`).
+fn run_on(manifest: &Path, arch: &str, args: &[&str]) -> (Option<i32>, String) {
     let out = uniklink()
         .args(["run", "--accel", "tcg", "--timeout", "120", "-m"])
         .arg(manifest)
         .args(arch_args(arch))
+        .args(args)
         .output()
         .unwrap();
     (
@@ -106,10 +112,35 @@ fn assert_lines(console: &str, lines: &[&str]) {
 
 /// Host → guest → host: files put into the image with `disk put`, read, changed and added by
 /// the guest, read back with `disk get`.
-fn round_trip(arch: &str) {
-    let dir = work_dir(&format!("round-trip-{arch}"));
+fn round_trip(arch: &str, run_args: &[&str]) {
+    let dir = work_dir(&format!("round-trip-{arch}{}", run_args.join("-")));
     let image = dir.join("data.img");
+    // A second disk, read-only to the guest, holding a file the host put there.
+    let cfg = dir.join("cfg.img");
+    assert_success(
+        &disk(&["create", cfg.to_str().unwrap(), "--size", "256KiB"]),
+        "disk create",
+    );
+    std::fs::write(dir.join("settings"), "mode=test").unwrap();
+    assert_success(
+        &disk(&[
+            "put",
+            cfg.to_str().unwrap(),
+            dir.join("settings").to_str().unwrap(),
+            "/settings",
+        ]),
+        "disk put",
+    );
     let manifest = storage_manifest(&dir, arch, &image, "4MiB", "storage.mode=roundtrip");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!(
+            "{text}  - {{ name: cfg, image: {}, size: 256KiB, mount: /cfg, readonly: true }}\n",
+            cfg.display()
+        ),
+    )
+    .unwrap();
     build(&manifest, arch);
     assert!(image.is_file(), "build did not create the volume image");
 
@@ -132,7 +163,7 @@ fn round_trip(arch: &str) {
         "disk put",
     );
 
-    let (code, console) = run(&manifest, arch);
+    let (code, console) = run_on(&manifest, arch, run_args);
     assert_eq!(code, Some(0), "{console}");
     let expected: Vec<String> = files
         .iter()
@@ -146,7 +177,15 @@ fn round_trip(arch: &str) {
         .collect();
     let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
     assert_lines(&console, &expected);
-    assert_lines(&console, &["storage: roundtrip done"]);
+    assert_lines(
+        &console,
+        &[
+            "storage: cfg mode=test",
+            "storage: cfg write refused: read-only",
+            "storage: by hand mode=test",
+            "storage: roundtrip done",
+        ],
+    );
 
     let back = dir.join("back");
     assert_success(
@@ -171,12 +210,18 @@ fn round_trip(arch: &str) {
 
 #[test]
 fn host_guest_host_round_trip_x86_64() {
-    round_trip("x86_64");
+    round_trip("x86_64", &[]);
+}
+
+/// The same over virtio-pci, on q35.
+#[test]
+fn host_guest_host_round_trip_x86_64_q35() {
+    round_trip("x86_64", &["--platform", "qemu-q35"]);
 }
 
 #[test]
 fn host_guest_host_round_trip_aarch64() {
-    round_trip("aarch64");
+    round_trip("aarch64", &[]);
 }
 
 /// `cargo uniklink run` in a process group of its own, so that SIGKILL to the group kills
