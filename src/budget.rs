@@ -65,6 +65,19 @@ fn size_budget(n: u64) -> String {
     bytes(n)
 }
 
+/// Whether `budgets` hold a build with cargo profile `profile`; when they do not but have a
+/// limit, the note that says so.
+pub fn gate(budgets: &Budgets, profile: &str) -> Result<(), String> {
+    let limited = budgets.image_size.is_some() || budgets.boot_time.is_some();
+    match &budgets.profile {
+        Some(gated) if limited && gated != profile => Err(format!(
+            "the manifest's budgets gate the `{gated}` profile; this `{profile}` image is not \
+             checked (`budgets: {{ profile: any }}` checks every profile)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks the size of the image file `image`, `size` bytes long, against the budget.
 pub fn check_image_size(budgets: &Budgets, image: &Path, size: u64) -> Result<(), BudgetError> {
     match budgets.image_size {
@@ -110,7 +123,26 @@ mod tests {
         Budgets {
             image_size: size.map(ByteSize),
             boot_time: ms.map(uniklink_config::Duration::from_millis),
+            profile: Some(uniklink_config::BUDGET_PROFILE.to_owned()),
         }
+    }
+
+    #[test]
+    fn budgets_gate_their_profile_and_say_so_for_another() {
+        let release = budgets(Some(65_536), None);
+        assert_eq!(gate(&release, "release"), Ok(()));
+        let note = gate(&release, "dev").unwrap_err();
+        assert!(
+            note.contains("gate the `release` profile; this `dev` image is not checked"),
+            "{note}"
+        );
+        let any = Budgets {
+            profile: None,
+            ..release.clone()
+        };
+        assert_eq!(gate(&any, "dev"), Ok(()));
+        // Without a limit there is nothing to say.
+        assert_eq!(gate(&budgets(None, None), "dev"), Ok(()));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! rebuilt to show the build is reproducible. Each app is built once per test run and shared
 //! by the tests that need it.
 
+#[path = "common/alloc_app.rs"]
+mod alloc_app;
 #[path = "common/apps.rs"]
 mod apps;
 #[path = "common/boot.rs"]
@@ -48,6 +50,16 @@ fn a_null_dereference_reports_the_address_and_exits_102() {
 #[test]
 fn a_hanging_app_is_stopped_at_the_timeout() {
     SUITE.boot_as_expected("hang");
+}
+
+#[test]
+fn a_1_mib_allocation_fits_in_the_template_memory() {
+    alloc_app::assert_one_mib_fits(&SUITE);
+}
+
+#[test]
+fn allocating_more_than_the_guest_has_reports_the_memory() {
+    alloc_app::assert_too_much_is_reported(&SUITE);
 }
 
 #[test]
@@ -199,10 +211,18 @@ fn a_prebuilt_object_gets_the_pvh_note_and_boots() {
     )
     .unwrap();
     apps::assert_success(&SUITE.build(&manifest), "building exit3");
-    let image = dir.path().join("target/uniklink/exit3-x86_64.elf");
+    let image = dir.path().join("target/uniklink/release/exit3-x86_64.elf");
     assert!(image_check::problems(&image).is_empty());
     let ran = uniklink()
-        .args(["run", "--accel", "tcg", "--timeout", "120", "-m"])
+        .args([
+            "run",
+            "--release",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "120",
+            "-m",
+        ])
         .arg(&manifest)
         .output()
         .expect("cargo-uniklink run runs");

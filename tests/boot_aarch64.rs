@@ -6,6 +6,8 @@
 //! address above the device tree, entry, W^X, build id) and rebuilt to show the build is
 //! reproducible.
 
+#[path = "common/alloc_app.rs"]
+mod alloc_app;
 #[path = "common/apps.rs"]
 mod apps;
 #[path = "common/boot.rs"]
@@ -55,6 +57,16 @@ fn writing_to_code_is_a_permission_fault() {
 #[test]
 fn a_hanging_app_is_stopped_at_the_timeout() {
     SUITE.boot_as_expected("hang");
+}
+
+#[test]
+fn a_1_mib_allocation_fits_in_the_template_memory() {
+    alloc_app::assert_one_mib_fits(&SUITE);
+}
+
+#[test]
+fn allocating_more_than_the_guest_has_reports_the_memory() {
+    alloc_app::assert_too_much_is_reported(&SUITE);
 }
 
 #[test]
@@ -110,6 +122,8 @@ fn verbose_boot_shows_the_device_tree_memory_and_the_generic_timer() {
     let out = uniklink()
         .args([
             "run",
+            "--release",
+            "--no-build",
             "--arch",
             "aarch64",
             "--accel",
@@ -198,7 +212,16 @@ fn serve_the_page(qemu_args: &[&str]) {
 
     let mut guest = Guest(
         uniklink()
-            .args(["run", "--accel", "tcg", "--timeout", "300", "-m"])
+            .args([
+                "run",
+                "--release",
+                "--no-build",
+                "--accel",
+                "tcg",
+                "--timeout",
+                "300",
+                "-m",
+            ])
             .arg(&manifest)
             .arg("--")
             .args(qemu_args)
@@ -255,7 +278,7 @@ fn one_build_makes_an_image_for_every_listed_architecture() {
         let path = PathBuf::from(image["image"].as_str().unwrap());
         assert_eq!(
             path,
-            app_dir("hello").join(format!("target/uniklink/boot-a64-hello-{arch}.elf"))
+            app_dir("hello").join(format!("target/uniklink/release/boot-a64-hello-{arch}.elf"))
         );
         assert!(path.is_file() && path.with_extension("json").is_file());
     }

@@ -37,7 +37,7 @@ impl App {
 
     fn image(&self, name: &str) -> PathBuf {
         self.root
-            .join("target/uniklink")
+            .join("target/uniklink/debug")
             .join(format!("{name}-x86_64.elf"))
     }
 }
@@ -314,7 +314,7 @@ fn cargo_flags_reach_the_inner_build() {
         stderr.contains("running ") && stderr.contains("--release") && stderr.contains("--verbose"),
         "{stderr}"
     );
-    let image = target_dir.join("uniklink/flags-x86_64.elf");
+    let image = target_dir.join("uniklink/release/flags-x86_64.elf");
     assert!(image.is_file());
     assert!(!app.image("flags").exists());
     let inputs = report_inputs(&image.with_extension("json"));
@@ -326,7 +326,7 @@ fn cargo_flags_reach_the_inner_build() {
     // run -q finds it through the same --target-dir and keeps its summary to itself.
     uniklink()
         .current_dir(&app.root)
-        .args(["run", "-q", "--timeout", "120", "--target-dir"])
+        .args(["run", "-q", "--release", "--timeout", "120", "--target-dir"])
         .arg(&target_dir)
         .assert()
         .success()
@@ -352,7 +352,7 @@ fn cargo_flags_reach_the_inner_build() {
         .success();
     let read =
         |path: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
-    let plain = read(conventional.join("uniklink/flags-x86_64.json"));
+    let plain = read(conventional.join("uniklink/debug/flags-x86_64.json"));
     assert!(plain["weave"].is_null(), "{}", plain["weave"]);
     let woven = read(image.with_extension("json"));
     assert!(
@@ -481,4 +481,45 @@ fn the_build_rs_example_links_c_into_an_image_that_boots() {
         .assert()
         .success()
         .stdout(predicate::str::contains("crc32(\"uniklink\") = 0x8cea2906"));
+}
+
+/// `run` builds what changed before it boots, as `cargo run` does, so a changed app never
+/// boots its old image; `--no-build` boots what is there. Debug and release images live apart.
+#[test]
+fn run_rebuilds_a_changed_app_and_profiles_keep_their_own_images() {
+    let app = App::new("stale");
+    let boot = |args: &[&str]| {
+        let out = uniklink()
+            .current_dir(&app.root)
+            .args(["run", "--timeout", "120"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(boot(&[]).contains("Hello from stale!"));
+
+    let lib = app.root.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, source.replace("Hello from stale!", "Changed!")).unwrap();
+    assert!(boot(&[]).contains("Changed!"), "run booted the old image");
+
+    std::fs::write(&lib, source.replace("Hello from stale!", "Not built")).unwrap();
+    assert!(boot(&["--no-build"]).contains("Changed!"));
+
+    assert!(boot(&["--release"]).contains("Not built"));
+    let debug = app.image("stale");
+    let release = app.root.join("target/uniklink/release/stale-x86_64.elf");
+    let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+    assert!(
+        size(&release) < size(&debug),
+        "release {} B, debug {} B",
+        size(&release),
+        size(&debug)
+    );
 }

@@ -52,7 +52,7 @@ fn every_example_manifest_with_a_cargo_app_builds() {
         build(&path);
         for target in &manifest.targets {
             let image = app.join(format!(
-                "target/uniklink/{}-{}.elf",
+                "target/uniklink/release/{}-{}.elf",
                 manifest.name,
                 target.arch.name()
             ));
@@ -64,7 +64,8 @@ fn every_example_manifest_with_a_cargo_app_builds() {
     assert_eq!(built, ["hello", "httpd", "kvstore"]);
 
     // kvstore's `keep` holds a function nothing calls.
-    let report = Path::new(ROOT).join("fixtures/apps/kvstore/target/uniklink/kvstore-x86_64.json");
+    let report =
+        Path::new(ROOT).join("fixtures/apps/kvstore/target/uniklink/release/kvstore-x86_64.json");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(report["keep"], serde_json::json!(["kv_stats"]));
@@ -88,6 +89,10 @@ fn kvstore_on_qemu(host_port: u16) -> PathBuf {
         .replace(
             "path: ../fixtures/apps/kvstore",
             &format!("path: {ROOT}/fixtures/apps/kvstore"),
+        )
+        .replace(
+            "image: ../target/volumes/",
+            &format!("image: {ROOT}/target/volumes/"),
         );
     let dir = Path::new(ROOT).join("target/example-manifests");
     std::fs::create_dir_all(&dir).unwrap();
@@ -118,7 +123,16 @@ fn kvstore_answers_set_get_del_and_ping() {
     build(&manifest);
     let mut guest = Guest(
         uniklink()
-            .args(["run", "--accel", "tcg", "--timeout", "600", "-m"])
+            .args([
+                "run",
+                "--release",
+                "--no-build",
+                "--accel",
+                "tcg",
+                "--timeout",
+                "600",
+                "-m",
+            ])
             .arg(&manifest)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -104,8 +104,17 @@ impl Server {
         let port = free_port();
         let manifest = manifest_with_port(port);
         let mut cmd = uniklink();
-        cmd.args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS, "-m"])
-            .arg(&manifest);
+        cmd.args([
+            "run",
+            "--release",
+            "--no-build",
+            "--accel",
+            "tcg",
+            "--timeout",
+            RUN_GUARD_SECS,
+            "-m",
+        ])
+        .arg(&manifest);
         if let Some(platform) = platform {
             cmd.args(["--platform", platform]);
         }
@@ -121,7 +130,10 @@ impl Server {
         build_httpd();
         let mut cmd = uniklink();
         cmd.args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS])
-            .arg(Path::new(ROOT).join("fixtures/apps/httpd/target/uniklink/httpd-x86_64.elf"))
+            .arg(
+                Path::new(ROOT)
+                    .join("fixtures/apps/httpd/target/uniklink/release/httpd-x86_64.elf"),
+            )
             .arg("--")
             .args(network);
         Server::start(cmd, port)
@@ -642,7 +654,7 @@ fn the_component_file_matches_the_parameters_the_code_reads() {
 #[test]
 fn the_woven_image_carries_the_manifests_net_parameters() {
     build_httpd();
-    let dir = Path::new(ROOT).join("fixtures/apps/httpd/target/uniklink");
+    let dir = Path::new(ROOT).join("fixtures/apps/httpd/target/uniklink/release");
     let bytes = std::fs::read(dir.join("httpd-x86_64.elf")).expect("the image");
     let elf = goblin::elf::Elf::parse(&bytes).expect("an ELF image");
     let param = |name: &str| -> u32 {

@@ -132,7 +132,8 @@ fn outputs(name: &str, dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn outputs_on(arch: &str, name: &str, dir: &Path) -> (PathBuf, PathBuf) {
-    let out = dir.join("target/uniklink");
+    // `build` without --release: the dev profile's directory.
+    let out = dir.join("target/uniklink/debug");
     (
         out.join(format!("{name}-{arch}.elf")),
         out.join(format!("{name}-{arch}.json")),
@@ -485,7 +486,7 @@ fn hello() -> &'static (PathBuf, PathBuf) {
     BUILT.get_or_init(|| {
         let manifest = hello_manifest("hello.yaml", "");
         apps::assert_success(&apps::build_release(&manifest, &[]), "building hello");
-        let image = app_dir("hello").join("target/uniklink/hello-report-x86_64.elf");
+        let image = app_dir("hello").join("target/uniklink/release/hello-report-x86_64.elf");
         (manifest, image)
     })
 }
@@ -581,7 +582,16 @@ fn hello_report_separates_the_runtime_core_from_the_app() {
 
 fn run_hello(manifest: &Path) -> Output {
     uniklink()
-        .args(["run", "--accel", "tcg", "--timeout", "120", "-m"])
+        .args([
+            "run",
+            "--release",
+            "--no-build",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "120",
+            "-m",
+        ])
         .arg(manifest)
         .output()
         .expect("cargo-uniklink run runs")

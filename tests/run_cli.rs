@@ -410,8 +410,10 @@ fn write_manifest_named(dir: &Path, name: &str, arch: &str, extra: &str) -> Path
 
 /// `run ARGS -m MANIFEST`, which must exit with `status`; returns its stdout and stderr.
 fn run_manifest(args: &[&str], manifest: &Path, status: i32) -> (Vec<u8>, String) {
+    // The images are placed by hand: boot them as they are.
     let out = uniklink()
         .args(args)
+        .arg("--no-build")
         .arg("-m")
         .arg(manifest)
         .output()
@@ -426,7 +428,7 @@ fn manifest_mode_boots_the_built_image_with_the_manifest_settings() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), "memory: 32MiB\ncmdline: quiet\n");
     // Outside any cargo package the target directory is `target` beside the manifest.
-    let images = dir.path().join("target/uniklink");
+    let images = dir.path().join("target/uniklink/debug");
     std::fs::create_dir_all(&images).unwrap();
     let built = X86_64.build("hello_exit3", dir.path());
     std::fs::rename(&built, images.join("greeter-x86_64.elf")).unwrap();
@@ -452,7 +454,7 @@ fn manifest_mode_without_a_built_image_says_to_build() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = write_manifest(dir.path(), "");
     let (_, stderr) = run_manifest(&["--arch", "aarch64"], &manifest, 1);
-    let expected = dir.path().join("target/uniklink/greeter-aarch64.elf");
+    let expected = dir.path().join("target/uniklink/debug/greeter-aarch64.elf");
     assert!(
         contains(
             &stderr,
@@ -471,7 +473,7 @@ fn manifest_mode_without_a_volume_image_says_to_build() {
     let dir = tempfile::tempdir().unwrap();
     let volume = "volumes:\n  - { name: data, image: data.img, size: 1MiB, mount: /data }\n";
     let manifest = write_manifest_named(dir.path(), "store", "x86_64", volume);
-    let images = dir.path().join("target/uniklink");
+    let images = dir.path().join("target/uniklink/debug");
     std::fs::create_dir_all(&images).unwrap();
     // Never booted: the missing disk stops `run` first.
     std::fs::write(images.join("store-x86_64.elf"), b"").unwrap();

@@ -85,7 +85,16 @@ fn run(manifest: &Path, arch: &str) -> (Option<i32>, String) {
 /// `run` with more arguments (`--platform`).
 fn run_on(manifest: &Path, arch: &str, args: &[&str]) -> (Option<i32>, String) {
     let out = uniklink()
-        .args(["run", "--accel", "tcg", "--timeout", "120", "-m"])
+        .args([
+            "run",
+            "--release",
+            "--no-build",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "120",
+            "-m",
+        ])
         .arg(manifest)
         .args(arch_args(arch))
         .args(args)
@@ -234,7 +243,16 @@ struct Guest {
 impl Guest {
     fn start(manifest: &Path, arch: &str) -> Guest {
         let mut child = uniklink()
-            .args(["run", "--accel", "tcg", "--timeout", "300", "-m"])
+            .args([
+                "run",
+                "--release",
+                "--no-build",
+                "--accel",
+                "tcg",
+                "--timeout",
+                "300",
+                "-m",
+            ])
             .arg(manifest)
             .args(arch_args(arch))
             .stdin(Stdio::null())
@@ -462,7 +480,8 @@ fn baked(arch: &str) {
         ),
     );
     build(&manifest, arch);
-    let image = apps::app_dir("baked").join(format!("target/uniklink/baked-{arch}-{arch}.elf"));
+    let image =
+        apps::app_dir("baked").join(format!("target/uniklink/release/baked-{arch}-{arch}.elf"));
     let first = std::fs::read(&image).unwrap();
     build(&manifest, arch);
     assert!(first == std::fs::read(&image).unwrap(), "two builds differ");
@@ -684,7 +703,16 @@ fn run_without_the_volume_image_names_it() {
     build(&manifest, "x86_64");
     std::fs::remove_file(&image).unwrap();
     let out = uniklink()
-        .args(["run", "--accel", "tcg", "--timeout", "60", "-m"])
+        .args([
+            "run",
+            "--release",
+            "--no-build",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "60",
+            "-m",
+        ])
         .arg(&manifest)
         .output()
         .unwrap();

@@ -699,7 +699,17 @@ fn real_libos_app_without_sockets_boots_without_net() {
     assert!(image.len() < conventional_image.len());
 
     let ran = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"))
-        .args(["run", "--accel", "tcg", "--json", "--timeout", "120", "-m"])
+        .args([
+            "run",
+            "--release",
+            "--no-build",
+            "--accel",
+            "tcg",
+            "--json",
+            "--timeout",
+            "120",
+            "-m",
+        ])
         .arg(&manifest)
         .output()
         .unwrap();

@@ -32,7 +32,7 @@ pub use manifest::{
     App, ComponentSelection, DEFAULT_PREBUILT_ENTRY, FileMapping, Manifest, Volume,
 };
 pub use parse::MAX_MANIFEST_BYTES;
-pub use raw::{Budgets, PortForward};
+pub use raw::{BUDGET_PROFILE, Budgets, PortForward};
 pub use registry::{
     ComponentRegistry, ComponentSpec, ParamKind, ParamSpec, ParamValue, ProfileDefaults,
     ProfileName, ProfileSpec, RegistryConflict,

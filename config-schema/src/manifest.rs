@@ -766,9 +766,30 @@ impl Checker<'_> {
         {
             self.error(time.referenced, "a boot time budget of 0 can never be met");
         }
+        let profile = match &raw.profile {
+            None => Some(crate::raw::BUDGET_PROFILE.to_owned()),
+            Some(p) if p.value == "any" => None,
+            Some(p) => {
+                let valid = !p.value.is_empty()
+                    && p.value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !valid {
+                    self.error(
+                        p.referenced,
+                        format!(
+                            "`{}` is not a cargo profile name (letters, digits, `-`, `_`) or `any`",
+                            p.value
+                        ),
+                    );
+                }
+                Some(p.value.clone())
+            }
+        };
         Budgets {
             image_size: raw.image_size.as_ref().map(|s| s.value),
             boot_time: raw.boot_time.as_ref().map(|t| t.value),
+            profile,
         }
     }
 }

@@ -154,13 +154,31 @@ pub(crate) struct RawBudgets {
     /// Longest acceptable time from VM start to the application's first instruction.
     #[schemars(with = "Option<Duration>")]
     pub boot_time: Option<Spanned<Duration>>,
+    /// The cargo profile whose images the budgets gate (`release` by default: a debug image is
+    /// several times larger), or `any` for every profile.
+    #[schemars(with = "Option<String>")]
+    pub profile: Option<Spanned<String>>,
 }
 
 /// Limits CI enforces on the linked image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Budgets {
     pub image_size: Option<ByteSize>,
     pub boot_time: Option<Duration>,
+    /// The cargo profile they gate (its name as `--profile` takes it: `release`, `dev`, ...),
+    /// or `None` for every profile (`any`).
+    pub profile: Option<String>,
+}
+
+/// The profile budgets gate when the manifest does not say.
+pub const BUDGET_PROFILE: &str = "release";
+
+impl Budgets {
+    /// Whether a build with cargo profile `profile` (`dev`, `release`, a custom name) is held
+    /// to these budgets.
+    pub fn gate(&self, profile: &str) -> bool {
+        self.profile.as_deref().is_none_or(|gated| gated == profile)
+    }
 }
 
 /// One or several architecture names, each with its position; names are checked later so an

@@ -168,7 +168,7 @@ impl ResolvedConfig {
             ports: manifest.ports.clone(),
             files: manifest.files.clone(),
             volumes: manifest.volumes.clone(),
-            budgets: manifest.budgets,
+            budgets: manifest.budgets.clone(),
             components,
         }
     }

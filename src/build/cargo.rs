@@ -12,19 +12,55 @@ use cargo_metadata::{Message, Metadata, MetadataCommand};
 use super::BuildError;
 
 /// Which cargo profile the app is built with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CargoProfile {
     #[default]
     Dev,
     Release,
+    /// `--profile NAME`.
+    Named(String),
 }
 
 impl CargoProfile {
-    fn args(self) -> &'static [&'static str] {
-        match self {
-            CargoProfile::Dev => &[],
-            CargoProfile::Release => &["--release"],
+    /// From `--release` and `--profile NAME`, as cargo reads them.
+    pub fn from_flags(release: bool, profile: Option<&str>) -> CargoProfile {
+        match (release, profile) {
+            (true, _) | (false, Some("release")) => CargoProfile::Release,
+            (false, Some("dev")) | (false, None) => CargoProfile::Dev,
+            (false, Some(name)) => CargoProfile::Named(name.to_owned()),
         }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        match self {
+            CargoProfile::Dev => Vec::new(),
+            CargoProfile::Release => vec!["--release"],
+            CargoProfile::Named(name) => vec!["--profile", name],
+        }
+    }
+
+    /// The name `--profile` takes: `dev`, `release` or the custom one.
+    pub fn name(&self) -> &str {
+        match self {
+            CargoProfile::Dev => "dev",
+            CargoProfile::Release => "release",
+            CargoProfile::Named(name) => name,
+        }
+    }
+
+    /// The directory cargo writes the profile's artifacts to, which images follow: `debug`
+    /// for dev, as cargo names it.
+    pub fn dir_name(&self) -> &str {
+        match self {
+            CargoProfile::Dev => "debug",
+            CargoProfile::Release => "release",
+            CargoProfile::Named(name) => name,
+        }
+    }
+
+    /// The flags that select it, for messages: nothing, `--release` or `--profile NAME`.
+    pub fn flags(&self) -> String {
+        self.args().join(" ")
     }
 }
 
@@ -34,7 +70,7 @@ pub struct CargoRequest<'a> {
     pub manifest_path: &'a Path,
     pub package: &'a str,
     pub target_triple: &'a str,
-    pub profile: CargoProfile,
+    pub profile: &'a CargoProfile,
     pub target_dir: &'a Path,
     /// Flags forwarded as given (`--features`, `--locked`, `--offline`, ...).
     pub passthrough: &'a [OsString],

@@ -163,22 +163,63 @@ pub fn select_target(manifest: &Manifest, arch: Option<Arch>) -> Result<Target, 
     })
 }
 
-/// Where `build` puts the image and report of `manifest` for `arch`.
-pub fn image_paths(manifest: &Manifest, arch: Arch) -> Result<ImagePaths, BuildError> {
+/// Where `build` puts the image and report of `manifest` for `arch` with `profile`.
+pub fn image_paths(
+    manifest: &Manifest,
+    arch: Arch,
+    profile: &CargoProfile,
+) -> Result<ImagePaths, BuildError> {
     Ok(image_paths_under(
         manifest,
         arch,
         &target_dir(manifest, arch)?,
+        profile,
     ))
 }
 
-/// Where `build` puts them when the target directory is `target_dir` (`--target-dir`).
-pub fn image_paths_under(manifest: &Manifest, arch: Arch, target_dir: &Path) -> ImagePaths {
-    paths_in(&uniklink_dir(target_dir), &manifest.name, arch)
+/// Where they go when the target directory is `target_dir` (`--target-dir`).
+pub fn image_paths_under(
+    manifest: &Manifest,
+    arch: Arch,
+    target_dir: &Path,
+    profile: &CargoProfile,
+) -> ImagePaths {
+    paths_in(
+        &uniklink_dir(target_dir).join(profile.dir_name()),
+        &manifest.name,
+        arch,
+    )
 }
 
-/// uniklink's own directory in the target directory: the images, their reports, and the
-/// inner cargo build's target directory.
+/// The profiles that have an image of `manifest` for `arch` under `target_dir`, newest first:
+/// what `report` and `why` read when not told which.
+pub fn built_profiles(manifest: &Manifest, arch: Arch, target_dir: &Path) -> Vec<CargoProfile> {
+    let Ok(entries) = std::fs::read_dir(uniklink_dir(target_dir)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, CargoProfile)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().into_string().ok()?;
+            // The inner cargo build's own directory holds no images.
+            if name == "cargo" {
+                return None;
+            }
+            let profile = match name.as_str() {
+                "debug" => CargoProfile::Dev,
+                "release" => CargoProfile::Release,
+                _ => CargoProfile::Named(name),
+            };
+            let report = image_paths_under(manifest, arch, target_dir, &profile).report;
+            Some((std::fs::metadata(report).ok()?.modified().ok()?, profile))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.into_iter().map(|(_, profile)| profile).collect()
+}
+
+/// uniklink's own directory in the target directory: a directory of images and reports per
+/// profile, and the inner cargo build's target directory.
 fn uniklink_dir(target_dir: &Path) -> PathBuf {
     target_dir.join("uniklink")
 }
@@ -267,7 +308,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                     manifest_path: &cargo_toml,
                     package,
                     target_triple: arch.target_triple(),
-                    profile: opts.profile,
+                    profile: &opts.profile,
                     target_dir: &inner_target_dir,
                     passthrough: &opts.cargo_args,
                 },
@@ -290,9 +331,13 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         ),
     };
 
-    let dir = uniklink_dir(&target_dir);
-    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io { path: dir, source })?;
-    let paths = image_paths_under(manifest, arch, &target_dir);
+    let paths = image_paths_under(manifest, arch, &target_dir, &opts.profile);
+    if let Some(dir) = paths.image.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
     create_missing_volumes(manifest, &config)?;
     let data = data_object(manifest, &config, arch, &paths)?;
     let inputs = inputs
@@ -472,8 +517,23 @@ mod tests {
 
     #[test]
     fn images_are_named_after_the_manifest_and_arch() {
-        let paths = paths_in(Path::new("/t/uniklink"), "hello", Arch::X86_64);
-        assert_eq!(paths.image, Path::new("/t/uniklink/hello-x86_64.elf"));
-        assert_eq!(paths.report, Path::new("/t/uniklink/hello-x86_64.json"));
+        let m = manifest("name: hello\napp: {objects: [a.o]}\n");
+        let release = image_paths_under(&m, Arch::X86_64, Path::new("/t"), &CargoProfile::Release);
+        assert_eq!(
+            release.image,
+            Path::new("/t/uniklink/release/hello-x86_64.elf")
+        );
+        assert_eq!(
+            release.report,
+            Path::new("/t/uniklink/release/hello-x86_64.json")
+        );
+        let dev = image_paths_under(&m, Arch::X86_64, Path::new("/t"), &CargoProfile::Dev);
+        assert_eq!(dev.image, Path::new("/t/uniklink/debug/hello-x86_64.elf"));
+        let named = CargoProfile::from_flags(false, Some("bench"));
+        let named = image_paths_under(&m, Arch::Aarch64, Path::new("/t"), &named);
+        assert_eq!(
+            named.image,
+            Path::new("/t/uniklink/bench/hello-aarch64.elf")
+        );
     }
 }

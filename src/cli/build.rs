@@ -84,6 +84,12 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
         if args.no_weave {
             continue;
         }
+        if let Err(note) = uniklink::budget::gate(&manifest.budgets, opts.profile.name()) {
+            if !args.output.quiet {
+                eprintln!("uniklink: {note}");
+            }
+            continue;
+        }
         // The image and report stay, so `cargo uniklink report` can show what to cut.
         uniklink::budget::check_image_size(
             &manifest.budgets,

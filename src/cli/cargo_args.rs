@@ -84,12 +84,33 @@ impl ManifestArgs {
         Ok(manifest)
     }
 
-    /// Where `build` puts the image and report of `manifest` for `arch`.
-    pub fn image_paths(&self, manifest: &Manifest, arch: Arch) -> miette::Result<ImagePaths> {
-        match &self.target_dir {
-            Some(dir) => Ok(build::image_paths_under(manifest, arch, dir)),
-            None => build::image_paths(manifest, arch).map_err(|e| miette!("{e}")),
-        }
+    /// Where `build` puts the image and report of `manifest` for `arch` with `profile`; without
+    /// one, those of the profile built last (dev when none is).
+    pub fn image_paths(
+        &self,
+        manifest: &Manifest,
+        arch: Arch,
+        profile: Option<&CargoProfile>,
+    ) -> miette::Result<ImagePaths> {
+        let target_dir = match &self.target_dir {
+            Some(dir) => dir.clone(),
+            None => build::target_dir(manifest, arch).map_err(|e| miette!("{e}"))?,
+        };
+        let newest = || {
+            build::built_profiles(manifest, arch, &target_dir)
+                .into_iter()
+                .next()
+        };
+        let profile = match profile {
+            Some(profile) => profile.clone(),
+            None => newest().unwrap_or_default(),
+        };
+        Ok(build::image_paths_under(
+            manifest,
+            arch,
+            &target_dir,
+            &profile,
+        ))
     }
 }
 
@@ -125,20 +146,13 @@ pub struct CargoBuildArgs {
 
 impl CargoBuildArgs {
     pub fn cargo_profile(&self) -> CargoProfile {
-        if self.release {
-            CargoProfile::Release
-        } else {
-            CargoProfile::Dev
-        }
+        CargoProfile::from_flags(self.release, self.profile.as_deref())
     }
 
-    /// The flags for the inner `cargo build`, except `--release`, which `cargo_profile`
+    /// The flags for the inner `cargo build`, except the profile, which `cargo_profile`
     /// carries.
     pub fn to_cargo(&self, output: &OutputArgs) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
-        if let Some(profile) = &self.profile {
-            args.extend(["--profile".into(), profile.into()]);
-        }
         let features = &self.features;
         if !features.features.is_empty() {
             args.extend(["--features".into(), features.features.join(",").into()]);
@@ -228,8 +242,6 @@ mod tests {
                 "never",
             ]),
             [
-                "--profile",
-                "small",
                 "--features",
                 "a,b,c",
                 "--no-default-features",
@@ -251,6 +263,13 @@ mod tests {
         assert!(Flags::try_parse_from(["t", "--release", "--profile", "x"]).is_err());
         let flags = Flags::try_parse_from(["t", "-r"]).unwrap();
         assert_eq!(flags.cargo.cargo_profile(), CargoProfile::Release);
+        let flags = Flags::try_parse_from(["t", "--profile", "small"]).unwrap();
+        assert_eq!(
+            flags.cargo.cargo_profile(),
+            CargoProfile::Named("small".to_owned())
+        );
+        let flags = Flags::try_parse_from(["t", "--profile", "dev"]).unwrap();
+        assert_eq!(flags.cargo.cargo_profile(), CargoProfile::Dev);
     }
 
     #[test]

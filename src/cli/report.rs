@@ -51,7 +51,7 @@ impl Source {
         let manifest = self.manifest.load()?;
         let target =
             uniklink::build::select_target(&manifest, self.arch).map_err(|e| miette!("{e}"))?;
-        let paths = self.manifest.image_paths(&manifest, target.arch)?;
+        let paths = self.manifest.image_paths(&manifest, target.arch, None)?;
         if !paths.report.is_file() {
             return Err(miette!(
                 help = format!(

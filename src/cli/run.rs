@@ -17,7 +17,7 @@ use uniklink::run::{
 };
 use uniklink_config::{ByteSize, Manifest};
 
-use super::cargo_args::{ManifestArgs, MessageFormat, OutputArgs};
+use super::cargo_args::{CargoBuildArgs, ManifestArgs, MessageFormat, OutputArgs};
 
 /// Exit status when the timeout killed QEMU, as timeout(1) uses.
 const EXIT_TIMEOUT: u8 = 124;
@@ -34,6 +34,13 @@ pub struct RunArgs {
     image: Option<PathBuf>,
     #[command(flatten)]
     manifest: ManifestArgs,
+    /// Boot the image as it is instead of building it first. Without IMAGE, `run` builds
+    /// the manifest's app like `cargo uniklink build` (cargo decides what is out of date), as
+    /// `cargo run` does, so it never boots a stale image.
+    #[arg(long, conflicts_with = "image")]
+    no_build: bool,
+    #[command(flatten)]
+    cargo: CargoBuildArgs,
     /// Without IMAGE: which of the manifest's architectures to boot (default: the first
     /// listed).
     #[arg(long, conflicts_with = "image", value_name = "ARCH", value_parser = super::build::parse_arch)]
@@ -115,14 +122,37 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
         return Ok(RunOptions::new(image, info.arch));
     };
     let target = build::select_target(manifest, args.arch).into_diagnostic()?;
-    let image = args.manifest.image_paths(manifest, target.arch)?.image;
+    let profile = args.cargo.cargo_profile();
+    let image = if args.no_build {
+        args.manifest
+            .image_paths(manifest, target.arch, Some(&profile))?
+            .image
+    } else {
+        let opts = build::BuildOptions {
+            arch: Some(target.arch),
+            profile: profile.clone(),
+            cargo_args: args.cargo.to_cargo(&args.output),
+            target_dir: args.manifest.target_dir.clone(),
+            objects: Vec::new(),
+            conventional: false,
+        };
+        let built =
+            build::build(manifest, &opts).map_err(|e| miette!("{}", super::build::chain(&e)))?;
+        if !args.output.quiet {
+            eprintln!("uniklink: built {}", built.paths.image.display());
+        }
+        built.paths.image
+    };
     if !image.is_file() {
         return Err(miette!(
             help = format!(
-                "build it first: cargo uniklink build -m {} --arch {}",
+                "build it first: cargo uniklink build -m {} --arch {} {}",
                 manifest.path.display(),
-                target.arch
-            ),
+                target.arch,
+                profile.flags()
+            )
+            .trim_end()
+            .to_owned(),
             "no image for {} at {}",
             target.arch,
             image.display()
@@ -190,9 +220,11 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
         let report = JsonReport::new(&opts, &outcome, status);
         println!("{}", serde_json::to_string(&report).into_diagnostic()?);
     }
-    // Budgets come with a manifest; an image named on the command line boots unchecked. A
-    // guest that failed keeps its own exit status.
+    // Budgets come with a manifest; an image named on the command line boots unchecked, and
+    // so does one of a profile the budgets do not gate. A guest that failed keeps its own
+    // exit status.
     if let Some(manifest) = &manifest
+        && uniklink::budget::gate(&manifest.budgets, args.cargo.cargo_profile().name()).is_ok()
         && let Err(e) =
             uniklink::budget::check_boot_time(&manifest.budgets, &opts.image, outcome.times.ready)
     {

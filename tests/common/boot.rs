@@ -85,11 +85,16 @@ impl Suite {
                 &format!("building {app} for {}", self.arch),
             );
             let loaded = uniklink_config::Manifest::load(&manifest).unwrap();
-            let paths = uniklink::build::image_paths(&loaded, self.arch).unwrap();
+            let paths = uniklink::build::image_paths(
+                &loaded,
+                self.arch,
+                &uniklink::build::CargoProfile::Release,
+            )
+            .unwrap();
             assert_eq!(
                 paths.image,
-                app_dir(app).join(format!("target/uniklink/{name}-{}.elf", self.arch)),
-                "images go to <target-dir>/uniklink/<name>-<arch>.elf"
+                app_dir(app).join(format!("target/uniklink/release/{name}-{}.elf", self.arch)),
+                "images go to <target-dir>/uniklink/<profile>/<name>-<arch>.elf"
             );
             assert!(paths.report.is_file(), "build writes its report");
             Built {
@@ -117,7 +122,7 @@ impl Suite {
         // `run -m` finds the image where `build -m` put it and boots it as the manifest says.
         let manifest = self.built(app).manifest;
         let out = uniklink()
-            .arg("run")
+            .args(["run", "--release", "--no-build"])
             .args(self.arch_args)
             .args([
                 "--accel",

@@ -315,7 +315,7 @@ pub(crate) fn built_image(
     let report_path = metadata
         .target_directory
         .as_std_path()
-        .join(format!("uniklink/{name}-{}.json", arch.name()));
+        .join(format!("uniklink/release/{name}-{}.json", arch.name()));
     let text = fs::read(&report_path).map_err(ToolError::io(&report_path))?;
     let bad = |message: &str| Error::Report {
         path: report_path.clone(),

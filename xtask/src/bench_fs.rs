@@ -70,7 +70,16 @@ pub fn run(options: &Options) -> Result<(), Error> {
         )?;
         let console = toolchain::run(
             Command::new(&uniklink)
-                .args(["run", "--accel", "tcg", "--timeout", "900", "-m"])
+                .args([
+                    "run",
+                    "--release",
+                    "--no-build",
+                    "--accel",
+                    "tcg",
+                    "--timeout",
+                    "900",
+                    "-m",
+                ])
                 .arg(&manifest),
         )?;
         let measured = results.entry(profile).or_default();

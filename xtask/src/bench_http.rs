@@ -114,7 +114,7 @@ pub fn run(options: &Options) -> Result<(), BenchError> {
         "-m",
         "manifests/httpd.yaml",
     ]))?;
-    let image = root.join("fixtures/apps/httpd/target/uniklink/httpd-x86_64.elf");
+    let image = root.join("fixtures/apps/httpd/target/uniklink/release/httpd-x86_64.elf");
     let image_bytes = fs::metadata(&image)
         .map_err(xtask::Error::io(&image))?
         .len();
@@ -228,6 +228,8 @@ fn boot(uniklink: &Path, root: &Path, work: &Path, accel: &str) -> Result<Boot, 
         .args([
             "uniklink",
             "run",
+            "--release",
+            "--no-build",
             "--accel",
             accel,
             "--timeout",
