@@ -84,7 +84,32 @@ fn the_readme_quick_start_builds_and_boots_hello_in_a_fresh_clone() {
     assert!(stdout.contains("Hello from uniklink!"), "{stdout}");
     assert!(
         clone
-            .join("fixtures/apps/hello/target/uniklink/hello-x86_64.elf")
+            .join("fixtures/apps/hello/target/uniklink/release/hello-x86_64.elf")
             .is_file()
+    );
+
+    // The alias (`cargo uniklink`, from .cargo/config.toml) compiles nothing once the tool is
+    // built: a build script that watched a missing path once rebuilt it at every command.
+    let binary = root.join("target/readme-clone/debug/cargo-uniklink");
+    let alias = || {
+        let out = Command::new("cargo")
+            .args(["uniklink", "--version"])
+            .current_dir(&clone)
+            .env("CARGO_TARGET_DIR", root.join("target/readme-clone"))
+            .env_remove("RUSTFLAGS")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::metadata(&binary).unwrap().modified().unwrap()
+    };
+    let first = alias();
+    assert_eq!(
+        alias(),
+        first,
+        "the second `cargo uniklink` rebuilt the tool"
     );
 }

@@ -99,7 +99,7 @@ pub fn run_init(args: InitArgs) -> miette::Result<ExitCode> {
 
 fn created(name: &str, path: &Path) {
     eprintln!(
-        "uniklink: created app `{name}` in {}; build and boot it: cd {} && cargo uniklink build && cargo uniklink run",
+        "uniklink: created app `{name}` in {}; build and boot it: cd {} && cargo uniklink run --release",
         path.display(),
         path.display()
     );
@@ -189,6 +189,8 @@ bench = false
 
 [dependencies]
 # The library OS is not on crates.io; this is the checkout cargo-uniklink was built from.
+# Its features turn components on: `features = ["net"]` for sockets (unik::net), `"fs"` for
+# files baked into the image and volumes (unik::fs). Weaving links only what the app reaches.
 unik = {{ path = "{libos}" }}
 
 [profile.dev]
@@ -208,8 +210,9 @@ fn manifest(name: &str, schema: &Path) -> String {
     format!(
         r#"# yaml-language-server: $schema={schema}
 #
-# cargo uniklink build   → <target-dir>/uniklink/{name}-x86_64.elf
-# cargo uniklink run     → boots it in QEMU
+# cargo uniklink run --release     → builds <target-dir>/uniklink/release/{name}-x86_64.elf
+#                                    (the small image; without --release, uniklink/debug/)
+#                                    and boots it in QEMU
 name: {name}
 app:
   package: {name}
