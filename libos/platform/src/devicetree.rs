@@ -44,6 +44,59 @@ pub fn total_size(prefix: &[u8]) -> Result<usize, DeviceTreeError> {
     }
 }
 
+/// The header of version 17, the first to record the structure block's size.
+const HEADER_V17: usize = 40;
+/// A memory reservation entry: big-endian 64-bit address and size.
+const RESERVATION_ENTRY: usize = 16;
+
+/// Shrinks the tree to its blocks: sets the header's `totalsize` to the end of the last one
+/// (memory reservations, structure, strings) and returns that size. Loaders leave free space
+/// after the blocks for editing the tree (QEMU pads its tree to 1 MiB), which the library OS
+/// never does; trimmed, that space can go to the heap, and the header no longer claims it, so
+/// a later parse reads only what stays reserved. A tree older than version 17 does not record
+/// its structure block's size and is left as it is.
+pub fn trim_free_space(tree: &mut [u8]) -> Result<usize, DeviceTreeError> {
+    let total = total_size(tree)?;
+    if tree.len() < total.max(HEADER_V17) {
+        return Err(DeviceTreeError::Truncated);
+    }
+    let field = |offset: usize| {
+        let mut raw = [0; 4];
+        raw.copy_from_slice(&tree[offset..offset + 4]);
+        u32::from_be_bytes(raw) as usize
+    };
+    if field(20) < 17 {
+        return Ok(total);
+    }
+    let block_end = |offset: usize, size: usize| {
+        offset
+            .checked_add(size)
+            .filter(|&end| end <= total)
+            .ok_or(DeviceTreeError::Truncated)
+    };
+    let structure = block_end(field(8), field(36))?;
+    let strings = block_end(field(12), field(32))?;
+    let reservations = reservation_block_end(&tree[..total], field(16))?;
+    let used = HEADER_V17.max(structure).max(strings).max(reservations);
+    tree[4..8].copy_from_slice(&(used as u32).to_be_bytes());
+    Ok(used)
+}
+
+/// The end of the memory reservation block at `offset`: just after its all-zero entry.
+fn reservation_block_end(tree: &[u8], offset: usize) -> Result<usize, DeviceTreeError> {
+    let mut entry = offset;
+    loop {
+        let end = entry
+            .checked_add(RESERVATION_ENTRY)
+            .filter(|&end| end <= tree.len())
+            .ok_or(DeviceTreeError::Truncated)?;
+        if tree[entry..end].iter().all(|&b| b == 0) {
+            return Ok(end);
+        }
+        entry = end;
+    }
+}
+
 /// How to call PSCI firmware, from `/psci`'s `method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PsciConduit {
@@ -199,6 +252,78 @@ mod tests {
         assert_eq!(virtio.len(), 32);
         assert!(virtio.contains(&Span::new(0x0a00_0000, 0x0a00_0200)));
         assert!(virtio.contains(&Span::new(0x0a00_3e00, 0x0a00_4000)));
+    }
+
+    /// `VIRT` with the free space QEMU leaves after the strings put back: 1 MiB in all.
+    fn padded_virt() -> Vec<u8> {
+        let mut tree = VIRT.to_vec();
+        tree.resize(1 << 20, 0);
+        tree[4..8].copy_from_slice(&(1u32 << 20).to_be_bytes());
+        tree
+    }
+
+    #[test]
+    fn trimming_drops_the_free_space_after_the_last_block() {
+        let mut tree = padded_virt();
+        assert_eq!(total_size(&tree), Ok(1 << 20));
+        let used = trim_free_space(&mut tree).unwrap();
+        assert_eq!(used, VIRT.len(), "the strings block ends the tree");
+        assert_eq!(total_size(&tree), Ok(used));
+        let trimmed = DeviceTree::parse(&tree[..used]).unwrap();
+        assert_eq!(trimmed.size(), used);
+        let original = DeviceTree::parse(VIRT).unwrap();
+        assert!(trimmed.memory().eq(original.memory()));
+        assert_eq!(trimmed.bootargs(), original.bootargs());
+        assert_eq!(trimmed.windows("virtio,mmio").count(), 32);
+        assert_eq!(trim_free_space(&mut tree[..used]), Ok(used), "idempotent");
+    }
+
+    #[test]
+    fn trimming_keeps_whichever_block_ends_last() {
+        let mut tree = padded_virt();
+        let strings_end = VIRT.len();
+        // Move the reservation block after the strings, with one entry and its terminator.
+        let reservations = strings_end.next_multiple_of(8);
+        tree[16..20].copy_from_slice(&(reservations as u32).to_be_bytes());
+        tree[reservations..reservations + 8].copy_from_slice(&0x4800_0000u64.to_be_bytes());
+        tree[reservations + 8..reservations + 16].copy_from_slice(&0x1000u64.to_be_bytes());
+        let used = trim_free_space(&mut tree).unwrap();
+        assert_eq!(used, reservations + 2 * RESERVATION_ENTRY);
+        let trimmed = DeviceTree::parse(&tree[..used]).unwrap();
+        assert_eq!(
+            trimmed.reserved().collect::<Vec<_>>(),
+            [Span::new(0x4800_0000, 0x4800_1000)]
+        );
+    }
+
+    #[test]
+    fn trimming_leaves_old_trees_and_refuses_blocks_past_the_end() {
+        let mut old = padded_virt();
+        old[20..24].copy_from_slice(&16u32.to_be_bytes());
+        assert_eq!(trim_free_space(&mut old), Ok(1 << 20));
+        assert_eq!(total_size(&old), Ok(1 << 20), "untouched");
+
+        let mut overrun = padded_virt();
+        overrun[32..36].copy_from_slice(&(1u32 << 20).to_be_bytes());
+        assert_eq!(
+            trim_free_space(&mut overrun),
+            Err(DeviceTreeError::Truncated),
+            "a strings block running past totalsize"
+        );
+
+        let mut unterminated = padded_virt();
+        let reservations = VIRT.len().next_multiple_of(8);
+        unterminated[16..20].copy_from_slice(&(reservations as u32).to_be_bytes());
+        unterminated[reservations..].fill(0xff);
+        assert_eq!(
+            trim_free_space(&mut unterminated),
+            Err(DeviceTreeError::Truncated),
+            "a reservation block without its terminator"
+        );
+        assert_eq!(
+            trim_free_space(&mut padded_virt()[..1000]),
+            Err(DeviceTreeError::Truncated)
+        );
     }
 
     #[test]

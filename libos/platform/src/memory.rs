@@ -296,4 +296,63 @@ mod tests {
         );
         assert_eq!(spans.total(), 0x18_0000);
     }
+
+    /// The memory map QEMU's PVH boot gives a 4 MiB microvm.
+    fn pvh_4_mib() -> [MemoryRegion; 5] {
+        [
+            ram(0, 0x9_fc00),
+            MemoryRegion {
+                base: 0x9_fc00,
+                size: 0x400,
+                kind: RegionKind::Reserved,
+            },
+            MemoryRegion {
+                base: 0xd_0000,
+                size: 0x2_0000,
+                kind: RegionKind::AcpiNvs,
+            },
+            MemoryRegion {
+                base: 0xf_0000,
+                size: 0x1_0000,
+                kind: RegionKind::Reserved,
+            },
+            ram(0x10_0000, 0x30_0000),
+        ]
+    }
+
+    fn largest(spans: &[Span]) -> u64 {
+        spans.iter().map(Span::len).max().unwrap_or(0)
+    }
+
+    /// `memory: 4MiB` on both machines, with the images a small release build links (`_end`
+    /// 0x138000 on PVH, 0x40260000 on virt) and QEMU's 1 MiB device tree at the start of virt's
+    /// RAM, of which 7.4 KiB are blocks and the rest free space.
+    #[test]
+    fn virt_gives_the_heap_a_largest_span_like_pvh() {
+        let pvh =
+            heap_spans::<8>(pvh_4_mib(), &[Span::new(0, 0x13_8000)], 1 << 32, 0x1_0000).unwrap();
+        assert_eq!(pvh.as_slice(), [Span::new(0x13_8000, 0x40_0000)]);
+
+        let virt_ram = [ram(0x4000_0000, 4 << 20)];
+        let image = Span::new(0x4020_0000, 0x4026_0000);
+        let whole_tree = Span::new(0x4000_0000, 0x4010_0000);
+        let untrimmed = heap_spans::<8>(virt_ram, &[whole_tree, image], 1 << 32, 0x1_0000).unwrap();
+        assert_eq!(largest(untrimmed.as_slice()), 0x1a_0000);
+
+        let trimmed_tree = Span::new(0x4000_0000, 0x4000_1d9b);
+        let virt = heap_spans::<8>(virt_ram, &[trimmed_tree, image], 1 << 32, 0x1_0000).unwrap();
+        assert_eq!(
+            virt.as_slice(),
+            [
+                Span::new(0x4000_2000, 0x4020_0000),
+                Span::new(0x4026_0000, 0x4040_0000)
+            ]
+        );
+        assert_eq!(largest(virt.as_slice()), (2 << 20) - 0x2000);
+        assert!(
+            largest(virt.as_slice()) >= largest(pvh.as_slice()) * 2 / 3,
+            "{virt:x?} against {pvh:x?}"
+        );
+        assert!(virt.total() >= pvh.total());
+    }
 }

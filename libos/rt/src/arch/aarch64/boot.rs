@@ -213,8 +213,12 @@ fn device_tree_at(address: u64) -> DeviceTree<'static> {
             "device tree at {address:#x}: {size} bytes run past the mapped RAM"
         ));
     }
-    // SAFETY: the range is mapped RAM holding the tree; the heap never gets it.
-    let bytes = unsafe { slice::from_raw_parts(address as *const u8, size) };
+    // SAFETY: mapped RAM holding the tree, which nothing else refers to yet.
+    let whole = unsafe { slice::from_raw_parts_mut(address as *mut u8, size) };
+    let used = devicetree::trim_free_space(whole)
+        .unwrap_or_else(|error| fatal(format_args!("device tree at {address:#x}: {error}")));
+    // SAFETY: the trimmed tree, which the heap never gets; the free space after it is heap.
+    let bytes = unsafe { slice::from_raw_parts(address as *const u8, used) };
     DeviceTree::parse(bytes)
         .unwrap_or_else(|error| fatal(format_args!("device tree at {address:#x}: {error}")))
 }
