@@ -11,7 +11,7 @@ use talc::TalcLock;
 use talc::base::Talc;
 use talc::base::binning::Binning;
 use talc::source::Source;
-use unik_platform::memory::SpanSet;
+use unik_platform::memory::{Span, SpanSet};
 
 pub(crate) const MAX_SPANS: usize = 16;
 /// Pieces smaller than this are not worth talc's per-heap metadata.
@@ -31,8 +31,14 @@ struct BootMemory;
 unsafe impl Source for BootMemory {
     fn acquire<B: Binning>(talc: &mut Talc<Self, B>, _layout: Layout) -> Result<(), ()> {
         let spans = FREE_RAM.lock().take().ok_or(())?;
+        // Talc keeps its metadata at the start of the first span it claims; the smallest
+        // span takes it, so the largest stays whole for the largest allocations.
+        let mut by_size = [Span::EMPTY; MAX_SPANS];
+        let by_size = &mut by_size[..spans.as_slice().len()];
+        by_size.copy_from_slice(spans.as_slice());
+        by_size.sort_unstable_by_key(Span::len);
         let mut claimed = false;
-        for span in spans.as_slice() {
+        for span in by_size.iter() {
             let size = usize::try_from(span.len()).map_err(|_| ())?;
             // SAFETY: the span is RAM from the memory map, identity-mapped, outside the
             // image, stack, page tables and boot modules, and handed out only this once.
