@@ -11,4 +11,5 @@ pub mod devicetree;
 pub mod elf;
 mod le;
 pub mod memory;
+pub mod oom;
 pub mod pvh;

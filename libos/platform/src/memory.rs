@@ -172,6 +172,19 @@ pub fn heap_spans<const N: usize>(
     Ok(usable)
 }
 
+/// The guest's RAM as a manifest's `memory:` states it: the RAM regions summed and rounded up
+/// to whole MiB, since a PC's memory map leaves out the firmware's 384 KiB below 1 MiB (VGA
+/// window and ROMs) that QEMU's `-m` counts.
+pub fn guest_ram(regions: impl IntoIterator<Item = MemoryRegion>) -> u64 {
+    const MIB: u64 = 1 << 20;
+    regions
+        .into_iter()
+        .filter(|region| region.kind == RegionKind::Ram)
+        .fold(0u64, |sum, region| sum.saturating_add(region.size))
+        .checked_next_multiple_of(MIB)
+        .unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +331,21 @@ mod tests {
             },
             ram(0x10_0000, 0x30_0000),
         ]
+    }
+
+    #[test]
+    fn guest_ram_is_what_the_manifest_gave() {
+        assert_eq!(
+            guest_ram(pvh_4_mib()),
+            4 << 20,
+            "the holes below 1 MiB count"
+        );
+        assert_eq!(guest_ram([ram(0x4000_0000, 4 << 20)]), 4 << 20);
+        assert_eq!(
+            guest_ram([ram(0, 0x8000_0000), ram(0x1_0000_0000, 0x8000_0000)]),
+            4 << 30
+        );
+        assert_eq!(guest_ram([]), 0);
     }
 
     fn largest(spans: &[Span]) -> u64 {

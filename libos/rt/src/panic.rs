@@ -1,4 +1,5 @@
-use core::panic::PanicInfo;
+use core::fmt::Display;
+use core::panic::{Location, PanicInfo};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exit::{PANIC, exit};
@@ -11,9 +12,16 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     if PANICKING.swap(true, Ordering::Relaxed) {
         exit(PANIC);
     }
-    match info.location() {
-        Some(location) => crate::println!("uniklink:panic at {location}: {}", info.message()),
-        None => crate::println!("uniklink:panic: {}", info.message()),
+    if !crate::heap::report_out_of_memory(info) {
+        print_line(info.location(), &info.message());
     }
     exit(PANIC)
+}
+
+/// The runtime's one panic line.
+pub(crate) fn print_line(location: Option<&Location<'_>>, message: &dyn Display) {
+    match location {
+        Some(location) => crate::println!("uniklink:panic at {location}: {message}"),
+        None => crate::println!("uniklink:panic: {message}"),
+    }
 }

@@ -2,7 +2,7 @@
 //! mode with a stack" and the app's `main`.
 
 use unik_platform::cmdline::BootFlags;
-use unik_platform::memory::SpanSet;
+use unik_platform::memory::{SpanSet, guest_ram};
 use unik_platform::pvh::MemoryRegion;
 
 use crate::exit::{SUCCESS, exit, fatal};
@@ -38,7 +38,10 @@ pub(crate) fn run(boot: BootInfo) -> ! {
             );
         }
     }
-    heap::offer(boot.heap);
+    heap::offer(
+        boot.heap,
+        guest_ram(boot.regions[..boot.region_count].iter().copied()),
+    );
 
     let (hz, source) = arch::tsc_frequency().unwrap_or_else(|| {
         fatal(format_args!(
