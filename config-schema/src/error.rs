@@ -179,11 +179,9 @@ impl fmt::Display for Located {
 
 impl std::error::Error for Located {}
 
+// No diagnostic code: miette prints it as a line of its own above the message, which
+// already starts with `file:line:col`.
 impl Diagnostic for Located {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new("uniklink::manifest"))
-    }
-
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
             .as_ref()
@@ -261,10 +259,6 @@ impl std::error::Error for ManifestError {
 }
 
 impl Diagnostic for ManifestError {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new("uniklink::manifest"))
-    }
-
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.diagnostics().first()?.help()
     }
@@ -284,5 +278,31 @@ impl Diagnostic for ManifestError {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rendered_diagnostic_starts_with_its_location() {
+        let source = Source::new(Path::new("app/uniklink.yaml"), "name: t\narhc: [x86_64]\n");
+        let error = ManifestError::from(
+            source
+                .error_at_offset(8, 4, "unknown key `arhc`")
+                .with_help("did you mean `arch`?"),
+        );
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, &error)
+            .unwrap();
+        let first = out.lines().find(|l| !l.trim().is_empty()).unwrap();
+        assert_eq!(
+            first.trim_start_matches([' ', '×']),
+            "app/uniklink.yaml:2:1: unknown key `arhc`",
+            "{out}"
+        );
+        assert!(out.contains("did you mean `arch`?"), "{out}");
     }
 }
