@@ -377,7 +377,9 @@ fn persist(path: &Path, image: &[u8]) -> Result<()> {
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so that a
-/// failure leaves no partial file and a reader never sees one.
+/// failure leaves no partial file and a reader never sees one. The file is readable by all,
+/// mode 0755 when `executable` and 0644 otherwise: the temporary file starts as 0600, which
+/// would keep a build report from anyone but its writer while the image beside it is public.
 pub fn replace_file(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -386,11 +388,31 @@ pub fn replace_file(path: &Path, bytes: &[u8], executable: bool) -> std::io::Res
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     #[cfg(unix)]
-    if executable {
+    {
         use std::os::unix::fs::PermissionsExt;
+        let mode = if executable { 0o755 } else { 0o644 };
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o755))?;
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn replaced_files_are_readable_by_all() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |name: &str, executable: bool| {
+            let path = dir.path().join(name);
+            replace_file(&path, b"bytes", executable).unwrap();
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode("image.elf", true), 0o755);
+        assert_eq!(mode("image.json", false), 0o644);
+    }
 }
