@@ -13,3 +13,4 @@ mod le;
 pub mod memory;
 pub mod oom;
 pub mod pvh;
+pub mod rtc;
