@@ -114,16 +114,26 @@ pub enum OwnedKey {
     Ports,
     Volumes,
     Files,
+    Args,
+    Env,
 }
 
 impl OwnedKey {
-    pub const ALL: [OwnedKey; 3] = [OwnedKey::Ports, OwnedKey::Volumes, OwnedKey::Files];
+    pub const ALL: [OwnedKey; 5] = [
+        OwnedKey::Ports,
+        OwnedKey::Volumes,
+        OwnedKey::Files,
+        OwnedKey::Args,
+        OwnedKey::Env,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             OwnedKey::Ports => "ports",
             OwnedKey::Volumes => "volumes",
             OwnedKey::Files => "files",
+            OwnedKey::Args => "args",
+            OwnedKey::Env => "env",
         }
     }
 }
@@ -430,8 +440,8 @@ mod tests {
             err,
             "component.yaml:2:23: `virtio-blk` is listed twice\n\
              component.yaml:2:35: unknown device kind `virtio-gpu` (known: virtio-net, virtio-blk)\n\
-             component.yaml:3:8: unknown ownable manifest key `volume` (known: ports, volumes, files)\n\
-             component.yaml:3:16: unknown ownable manifest key `memory` (known: ports, volumes, files)"
+             component.yaml:3:8: unknown ownable manifest key `volume` (known: ports, volumes, files, args, env)\n\
+             component.yaml:3:16: unknown ownable manifest key `memory` (known: ports, volumes, files, args, env)"
         );
     }
 

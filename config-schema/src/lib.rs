@@ -37,8 +37,13 @@ pub use registry::{
     ComponentRegistry, ComponentSpec, ParamKind, ParamSpec, ParamValue, ProfileDefaults,
     ProfileName, ProfileSpec, RegistryConflict,
 };
-pub use resolve::{Origin, Requirement, ResolvedComponent, ResolvedConfig, ResolvedParam, Sourced};
+pub use resolve::{
+    MAX_COMMAND_LINE, Origin, Requirement, ResolvedComponent, ResolvedConfig, ResolvedParam,
+    Sourced, command_line,
+};
 pub use target::{Arch, Platform, Target};
+/// Whether a name can be an environment variable's, as the library OS reads them.
+pub use unik_platform::cmdline::is_env_name;
 pub use units::{ByteSize, Duration, UnitError};
 
 /// The JSON Schema of `uniklink.yaml`, pretty-printed with a trailing newline, exactly as

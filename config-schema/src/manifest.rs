@@ -10,8 +10,8 @@ use serde_saphyr::{Location, Spanned};
 use crate::component::OwnedKey;
 use crate::error::{Located, ManifestError, Source};
 use crate::raw::{
-    ArchList, Budgets, PortForward, RawApp, RawBudgets, RawComponents, RawFile, RawManifest,
-    RawVolume,
+    ArchList, Budgets, KeyedMap, PortForward, RawApp, RawBudgets, RawComponents, RawFile,
+    RawManifest, RawVolume,
 };
 use crate::registry::{ComponentRegistry, ParamValue, ProfileName};
 use crate::resolve::ResolvedConfig;
@@ -110,6 +110,10 @@ pub struct Manifest {
     pub memory: Option<ByteSize>,
     pub cmdline: Option<String>,
     pub ports: Vec<PortForward>,
+    /// The app's arguments, in order.
+    pub args: Vec<String>,
+    /// The app's environment, in manifest order.
+    pub env: Vec<(String, String)>,
     pub files: Vec<FileMapping>,
     pub volumes: Vec<Volume>,
     pub budgets: Budgets,
@@ -151,6 +155,8 @@ impl Manifest {
             OwnedKey::Ports => !self.ports.is_empty(),
             OwnedKey::Files => !self.files.is_empty(),
             OwnedKey::Volumes => !self.volumes.is_empty(),
+            OwnedKey::Args => !self.args.is_empty(),
+            OwnedKey::Env => !self.env.is_empty(),
         }
     }
 
@@ -222,6 +228,7 @@ impl Checker<'_> {
             c.value
         });
         let ports = self.ports(&raw.ports);
+        let (args, env) = self.args_and_env(&raw.args, &raw.env, cmdline.as_deref());
         let volumes = self.volumes(&raw.volumes);
         let files = self.files(&raw.files, &raw.volumes);
         self.owned_keys(
@@ -229,6 +236,8 @@ impl Checker<'_> {
                 (OwnedKey::Ports, raw.ports.first().map(|p| p.referenced)),
                 (OwnedKey::Files, raw.files.first().map(|f| f.referenced)),
                 (OwnedKey::Volumes, raw.volumes.first().map(|v| v.referenced)),
+                (OwnedKey::Args, raw.args.first().map(|a| a.referenced)),
+                (OwnedKey::Env, raw.env.0.first().map(|(k, _)| k.referenced)),
             ],
             &components,
         );
@@ -250,6 +259,8 @@ impl Checker<'_> {
             memory: raw.memory.as_ref().map(|m| m.value),
             cmdline,
             ports,
+            args,
+            env,
             files,
             volumes,
             budgets,
@@ -752,6 +763,59 @@ impl Checker<'_> {
         files
     }
 
+    /// The app's arguments and environment: no NUL anywhere, names as shells take them, and
+    /// all of it, encoded, fitting on the command line beside `cmdline`.
+    fn args_and_env(
+        &mut self,
+        args: &[Spanned<String>],
+        env: &KeyedMap<Spanned<String>>,
+        cmdline: Option<&str>,
+    ) -> (Vec<String>, Vec<(String, String)>) {
+        for arg in args {
+            if arg.value.contains('\0') {
+                self.error(arg.referenced, "an argument cannot contain a NUL character");
+            }
+        }
+        for (name, value) in &env.0 {
+            if !unik_platform::cmdline::is_env_name(name.value.as_bytes()) {
+                self.error(
+                    name.referenced,
+                    format!(
+                        "`{}` is not an environment variable name (a letter or `_`, then letters, digits and `_`)",
+                        excerpt(&name.value)
+                    ),
+                );
+            }
+            if value.value.contains('\0') {
+                self.error(value.referenced, "a value cannot contain a NUL character");
+            }
+        }
+        let at = args
+            .first()
+            .map(|a| a.referenced)
+            .or_else(|| env.0.first().map(|(name, _)| name.referenced));
+        let args: Vec<String> = args.iter().map(|a| a.value.clone()).collect();
+        let env: Vec<(String, String)> = env
+            .0
+            .iter()
+            .map(|(name, value)| (name.value.clone(), value.value.clone()))
+            .collect();
+        let length = crate::resolve::command_line(cmdline.unwrap_or(""), &args, &env).len();
+        if let Some(at) = at
+            && length > crate::resolve::MAX_COMMAND_LINE
+        {
+            self.error(
+                at,
+                format!(
+                    "`cmdline`, `args` and `env` take {length} bytes on the kernel command line, \
+                     more than the {} every platform accepts",
+                    crate::resolve::MAX_COMMAND_LINE
+                ),
+            );
+        }
+        (args, env)
+    }
+
     fn budgets(&mut self, raw: &RawBudgets) -> Budgets {
         if let Some(size) = &raw.image_size
             && size.value.0 == 0
@@ -791,6 +855,15 @@ impl Checker<'_> {
             boot_time: raw.boot_time.as_ref().map(|t| t.value),
             profile,
         }
+    }
+}
+
+/// At most the first 100 characters of `text`, marked when cut, for messages about values
+/// that may be huge.
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(100) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 

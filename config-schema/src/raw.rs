@@ -55,6 +55,14 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     #[schemars(with = "Vec<PortForward>")]
     pub ports: Vec<Spanned<PortForward>>,
+    /// The app's arguments (`unik::env::args()`), in order; `run --arg` adds more.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub args: Vec<Spanned<String>>,
+    /// The app's environment (`unik::env::var`): NAME: value; `run -e NAME=VALUE` overrides.
+    #[serde(default)]
+    #[schemars(with = "std::collections::BTreeMap<String, String>")]
+    pub env: KeyedMap<Spanned<String>>,
     /// Host files and directories baked into the image, read-only in the guest.
     #[serde(default)]
     #[schemars(with = "Vec<RawFile>")]

@@ -73,7 +73,11 @@ pub struct ResolvedConfig {
     pub app: App,
     pub keep: Vec<String>,
     pub memory: Sourced<ByteSize>,
+    /// The manifest's `cmdline`; the guest gets it followed by `args` and `env`
+    /// ([`command_line`]).
     pub cmdline: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
     pub ports: Vec<PortForward>,
     /// Host files baked into the image, in manifest order.
     pub files: Vec<FileMapping>,
@@ -165,6 +169,8 @@ impl ResolvedConfig {
             keep: manifest.keep.clone(),
             memory,
             cmdline: manifest.cmdline.clone().unwrap_or_default(),
+            args: manifest.args.clone(),
+            env: manifest.env.clone(),
             ports: manifest.ports.clone(),
             files: manifest.files.clone(),
             volumes: manifest.volumes.clone(),
@@ -187,4 +193,25 @@ impl ResolvedConfig {
             .get(param)
             .map(|p| p.value)
     }
+}
+
+/// The longest kernel command line uniklink gives a guest, in bytes: what Firecracker and the
+/// Linux x86 boot protocol accept, so an image boots on every platform with the same line.
+pub const MAX_COMMAND_LINE: usize = 2048;
+
+/// `cmdline` followed by the words that carry `args` and `env` to the library OS
+/// (`unik_platform::cmdline`), separated by single spaces.
+pub fn command_line(cmdline: &str, args: &[String], env: &[(String, String)]) -> String {
+    let mut words: Vec<Vec<u8>> = Vec::new();
+    if !cmdline.is_empty() {
+        words.push(cmdline.as_bytes().to_vec());
+    }
+    for arg in args {
+        words.push(unik_platform::cmdline::arg_word(arg.as_bytes()).collect());
+    }
+    for (name, value) in env {
+        words.push(unik_platform::cmdline::env_word(name.as_bytes(), value.as_bytes()).collect());
+    }
+    // Every encoded byte is ASCII, and `cmdline` is a `str`.
+    String::from_utf8(words.join(&b' ')).unwrap_or_default()
 }

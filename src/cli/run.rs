@@ -52,9 +52,16 @@ pub struct RunArgs {
     /// Guest memory: MiB as a bare number, or a size such as 512K, 64MiB, 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     memory: Option<u64>,
-    /// Kernel command line passed to the guest.
+    /// Kernel command line passed to the guest, instead of the manifest's `cmdline` (the app's
+    /// arguments and environment are passed either way).
     #[arg(long, value_name = "CMDLINE")]
     append: Option<String>,
+    /// An argument for the app, after the manifest's `args`; repeat for more.
+    #[arg(long = "arg", value_name = "VALUE")]
+    args: Vec<String>,
+    /// An environment variable for the app, over the manifest's `env`; repeat for more.
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
     /// Accelerator: auto uses KVM only on bare metal (a usable /dev/kvm and no `hypervisor`
     /// CPU flag), TCG otherwise; kvm and tcg force one.
     #[arg(long, default_value = "auto")]
@@ -101,6 +108,53 @@ fn parse_memory(s: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    if !uniklink_config::is_env_name(name.as_bytes()) {
+        return Err(format!(
+            "`{name}` is not an environment variable name (a letter or `_`, then letters, \
+             digits and `_`)"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+/// The kernel command line: `--append` or the manifest's `cmdline`, then the app's arguments
+/// (the manifest's, then `--arg`s) and environment (the manifest's, `-e` overriding).
+fn command_line(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<Option<String>> {
+    let config = manifest.map(Manifest::resolve);
+    let base = match (&args.append, &config) {
+        (Some(append), _) => append.clone(),
+        (None, Some(config)) => config.cmdline.clone(),
+        (None, None) => String::new(),
+    };
+    if base.chars().any(char::is_control) {
+        return Err(miette!(
+            "--append: the command line must be one line of text (it has a control character)"
+        ));
+    }
+    let mut app_args = config.as_ref().map(|c| c.args.clone()).unwrap_or_default();
+    app_args.extend(args.args.iter().cloned());
+    let mut env = config.map(|c| c.env).unwrap_or_default();
+    for (name, value) in &args.env {
+        env.retain(|(n, _)| n != name);
+        env.push((name.clone(), value.clone()));
+    }
+    let line = uniklink_config::command_line(&base, &app_args, &env);
+    if line.len() > uniklink_config::MAX_COMMAND_LINE {
+        return Err(miette!(
+            help = "pass less, or bake large data into the image with the manifest's `files`",
+            "the kernel command line would be {} bytes (cmdline, arguments and environment), more \
+             than the {} every platform accepts",
+            line.len(),
+            uniklink_config::MAX_COMMAND_LINE
+        ));
+    }
+    Ok(Some(line).filter(|l| !l.is_empty()))
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
@@ -135,6 +189,7 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
             target_dir: args.manifest.target_dir.clone(),
             objects: Vec::new(),
             conventional: false,
+            strip: false,
         };
         let built =
             build::build(manifest, &opts).map_err(|e| miette!("{}", super::build::chain(&e)))?;
@@ -180,15 +235,15 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
         None => Some(args.manifest.load()?),
     };
     let json = args.json || args.message_format == MessageFormat::Json;
+    // Bad arguments are errors before anything builds or boots.
+    let cmdline = command_line(&args, manifest.as_ref())?;
     let mut opts = base_options(&args, manifest.as_ref())?;
+    opts.cmdline = cmdline;
     if let Some(platform) = args.platform {
         opts.platform = platform;
     }
     if let Some(memory) = args.memory {
         opts.memory = Some(memory);
-    }
-    if let Some(append) = args.append {
-        opts.cmdline = Some(append);
     }
     opts.accel = args.accel;
     opts.timeout = args.timeout;

@@ -14,7 +14,12 @@ pub fn options_from_config(config: &ResolvedConfig, target: Target, image: PathB
     let mut opts = RunOptions::new(image, target.arch);
     opts.platform = target.platform;
     opts.memory = Some(config.memory.value.bytes());
-    opts.cmdline = Some(config.cmdline.clone()).filter(|c| !c.is_empty());
+    opts.cmdline = Some(uniklink_config::command_line(
+        &config.cmdline,
+        &config.args,
+        &config.env,
+    ))
+    .filter(|c| !c.is_empty());
     opts.ports = config.ports.iter().map(|p| (p.host, p.guest)).collect();
     opts.disks = config
         .volumes

@@ -12,10 +12,13 @@
 )))]
 compile_error!("unik-rt runs on x86_64-unknown-none and aarch64-unknown-none only");
 
+extern crate alloc;
+
 mod arch;
 pub mod cmdline;
 pub mod console;
 pub mod devicetree;
+pub mod env;
 pub mod exit;
 mod heap;
 mod panic;

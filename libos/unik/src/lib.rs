@@ -25,6 +25,12 @@ pub mod cmdline {
     pub use unik_rt::cmdline::command_line;
 }
 
+/// The app's arguments and environment (the manifest's `args` and `env`, `cargo uniklink run
+/// --arg` and `-e`): `args()`, `var(name)`, `vars()`.
+pub mod env {
+    pub use unik_rt::env::{VarError, args, var, vars};
+}
+
 /// The serial console, for `write!`.
 pub mod console {
     pub use unik_rt::console::Console;
