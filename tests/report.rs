@@ -1,6 +1,6 @@
 //! Size reports, `why`, `diff` and budgets, checked against programs whose answers are known:
 //! the C call graphs in `fixtures/report/` (see its README for `expect.json`), and the real
-//! `hello` fixture app, whose report rows must add up to its loadable size.
+//! `hello` and `httpd` fixture apps, whose report rows must add up to their loadable size.
 
 #[path = "common/apps.rs"]
 mod apps;
@@ -14,7 +14,7 @@ use apps::{ROOT, app_dir, uniklink};
 use goblin::elf::Elf;
 use goblin::elf::program_header::PT_LOAD;
 use serde::Deserialize;
-use uniklink::report::SavedReport;
+use uniklink::report::{By, SavedReport};
 use uniklink_analyzer::report::SizeReport;
 
 #[derive(Debug, Deserialize)]
@@ -182,15 +182,13 @@ fn assert_adds_up(sizes: &SizeReport, image: &Path) {
     let loadable = sum_of_load_memsz(image);
     assert_eq!(sizes.loadable_size, loadable, "sum of PT_LOAD p_memsz");
     assert_eq!(sizes.attributed() + sizes.unattributed(), loadable);
-    assert_eq!(
-        sizes.owners.iter().map(|o| o.size).sum::<u64>(),
-        sizes.attributed()
-    );
-    for by in [
-        uniklink::report::By::Component,
-        uniklink::report::By::Section,
-        uniklink::report::By::Symbol,
-    ] {
+    for groups in [&sizes.owners, &sizes.crates] {
+        assert_eq!(
+            groups.iter().map(|o| o.size).sum::<u64>(),
+            sizes.attributed()
+        );
+    }
+    for by in [By::Component, By::Crate, By::Section, By::Symbol] {
         for top in [None, Some(3)] {
             let table = sizes.table(by, top);
             assert_eq!(
@@ -437,7 +435,7 @@ fn markdown_report_states_the_totals() {
     let (saved, _) = graph_build(&dir, &[], "");
     let (image, _) = outputs("graph", &dir);
     let loadable = sum_of_load_memsz(&image);
-    for by in ["component", "section", "symbol"] {
+    for by in ["component", "crate", "section", "symbol"] {
         let out = uniklink()
             .args(["report", "--format", "markdown", "--by", by, "-m"])
             .arg(dir.join("uniklink.yaml"))
@@ -578,6 +576,89 @@ fn hello_report_separates_the_runtime_core_from_the_app() {
         let row = row(&saved.sizes, symbol);
         assert_eq!(saved.sizes.sections[row].owner, expected, "{symbol}");
     }
+}
+
+/// Builds `httpd`, whose net component brings smoltcp, once for this test binary and returns
+/// its manifest, image and build report.
+fn httpd() -> &'static (PathBuf, PathBuf, SavedReport) {
+    static BUILT: OnceLock<(PathBuf, PathBuf, SavedReport)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let manifest = Path::new(ROOT).join("target/report-tests/httpd.yaml");
+        apps::write_manifest(
+            &manifest,
+            "httpd-report",
+            "httpd",
+            "x86_64",
+            "profile: network\ncomponents:\n  require: [net]\n",
+        );
+        apps::assert_success(&apps::build_release(&manifest, &[]), "building httpd");
+        let image = app_dir("httpd").join("target/uniklink/release/httpd-report-x86_64.elf");
+        let saved = SavedReport::load(&image.with_extension("json")).unwrap();
+        (manifest, image, saved)
+    })
+}
+
+/// The component view counts smoltcp as `net`'s and every crate of the app as `app`; the
+/// crate view has a row per crate, and the rows still add up.
+#[test]
+fn httpd_report_by_crate_has_a_row_per_crate() {
+    let (manifest, image, saved) = httpd();
+    let sizes = &saved.sizes;
+    assert_adds_up(sizes, image);
+    let owners: Vec<&str> = sizes.owners.iter().map(|o| o.owner.as_str()).collect();
+    assert!(owners.contains(&"component net"), "{owners:?}");
+    assert!(!owners.contains(&"smoltcp"), "{owners:?}");
+    let smoltcp: Vec<_> = sizes
+        .sections
+        .iter()
+        .filter(|s| s.krate.as_deref() == Some("smoltcp"))
+        .collect();
+    assert!(!smoltcp.is_empty(), "no section of smoltcp");
+    for s in &smoltcp {
+        assert_eq!(s.owner, "component net", "{s:?}");
+    }
+
+    let out = uniklink()
+        .args(["report", "--by", "crate", "--format", "json", "-m"])
+        .arg(manifest)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["by"], "crate");
+    let rows: BTreeMap<&str, (&str, u64)> = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap(),
+                (r["detail"].as_str().unwrap(), r["size"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    let expected = [
+        ("smoltcp", "component net"),
+        ("unik_net", "component net"),
+        ("talc", "component heap"),
+        ("httpd", "app"),
+        ("core", ""),
+    ];
+    for (krate, owners) in expected {
+        let (detail, size) = rows
+            .get(krate)
+            .unwrap_or_else(|| panic!("no `{krate}` row in {rows:?}"));
+        assert!(detail.starts_with(owners), "{krate}: {detail}");
+        assert!(*size > 0, "{krate}");
+    }
+    assert_eq!(
+        rows["smoltcp"].1,
+        smoltcp.iter().map(|s| s.size).sum::<u64>()
+    );
+    assert_eq!(
+        json["rows_total"].as_u64().unwrap() + json["remainder_total"].as_u64().unwrap(),
+        sum_of_load_memsz(image)
+    );
 }
 
 fn run_hello(manifest: &Path) -> Output {

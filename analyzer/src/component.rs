@@ -356,7 +356,10 @@ impl Attribution {
 /// Gives each section without an owner the owner of the sections in the same object that
 /// refer to it, when they all agree, until nothing changes: a constant only one crate's code
 /// uses is that crate's, even after LTO merged every crate into one object.
-fn inherit_from_referrers(o: &ObjectFile<'_>, owners: &mut [Option<Owner>]) {
+pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
+    o: &ObjectFile<'_>,
+    owners: &mut [Option<T>],
+) {
     // referred section → the sections referring to it
     let mut referrers: HashMap<u32, Vec<u32>> = HashMap::new();
     for (index, section) in o.sections.iter().enumerate().skip(1) {
@@ -381,7 +384,7 @@ fn inherit_from_referrers(o: &ObjectFile<'_>, owners: &mut [Option<Owner>]) {
             if owners[target as usize].is_some() {
                 continue;
             }
-            let mut agreed: Option<&Owner> = None;
+            let mut agreed: Option<&T> = None;
             let mut unanimous = true;
             for &r in from {
                 match (&owners[r as usize], agreed) {
@@ -406,7 +409,7 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 /// The crate of an rlib/staticlib member: `unik_net-1a2b3c4d5e6f7a8b.unik_net.abc-cgu.0.rcgu.o`.
-fn member_crate(member: &str) -> Option<&str> {
+pub(crate) fn member_crate(member: &str) -> Option<&str> {
     if !member.ends_with(".rcgu.o") {
         return None;
     }

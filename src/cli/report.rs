@@ -11,7 +11,7 @@ use uniklink_config::Arch;
 
 use super::build::parse_arch;
 
-/// Show shallow and retained sizes of an image by owner, section or symbol.
+/// Show shallow and retained sizes of an image by owner, crate, section or symbol.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// A build report (`<target-dir>/uniklink/<name>-<arch>.json`).
@@ -22,11 +22,12 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: FormatArg,
     /// Rows per owner (`component`: the app, each component, core, alloc, C archives...),
-    /// per kept input section, or per symbol.
+    /// per Rust crate or C archive (`crate`: smoltcp, talc, core...), per kept input section,
+    /// or per symbol.
     #[arg(long, value_enum, default_value = "component")]
     by: ByArg,
-    /// Show the N largest rows and sum the rest into one (default: every owner, or the 30
-    /// largest sections or symbols).
+    /// Show the N largest rows and sum the rest into one (default: every owner or crate, or
+    /// the 30 largest sections or symbols).
     #[arg(long, value_name = "N")]
     top: Option<usize>,
 }
@@ -82,6 +83,7 @@ pub enum FormatArg {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ByArg {
     Component,
+    Crate,
     Section,
     Symbol,
 }
@@ -103,12 +105,20 @@ pub fn run(args: ReportArgs) -> miette::Result<ExitCode> {
     let saved = args.source.load(args.report.as_deref())?;
     let (by, by_name) = match args.by {
         ByArg::Component => (By::Component, "component"),
+        ByArg::Crate => (By::Crate, "crate"),
         ByArg::Section => (By::Section, "section"),
         ByArg::Symbol => (By::Symbol, "symbol"),
     };
     let sizes = &saved.sizes;
+    if by == By::Crate && !sizes.has_crates() {
+        return Err(miette!(
+            help = "rebuild the image: build reports record crates since `report --by crate`",
+            "{} was written before build reports recorded crates",
+            saved.image_name()
+        ));
+    }
     let top = match by {
-        By::Component => args.top,
+        By::Component | By::Crate => args.top,
         By::Section | By::Symbol => Some(args.top.unwrap_or(30)),
     };
     let table = sizes.table(by, top);

@@ -11,6 +11,7 @@
 //! Sizes are computed after layout; the linker hands over where bytes went as a
 //! [`Placement`], which keeps this crate free of the linker's types.
 
+mod crates;
 mod diff;
 mod dominators;
 pub mod render;
@@ -88,6 +89,10 @@ pub struct SectionRow {
     /// `app`, `component <name>`, `core`, `alloc`, `compiler_builtins`, `C archive <file>`,
     /// `shared dependencies`, `unwind tables` or `linker-generated`.
     pub owner: String,
+    /// The Rust crate (`smoltcp`), else `C archive <file>`, `app`, `unwind tables` or
+    /// `linker-generated`; `None` in reports written before crates were recorded.
+    #[serde(rename = "crate", default, skip_serializing_if = "Option::is_none")]
+    pub krate: Option<String>,
     /// Bytes in the loaded image (0 for strings merged into a shared chunk and for `.tbss`).
     pub size: u64,
     /// This section and every section only reachable through it.
@@ -142,6 +147,10 @@ pub struct SizeReport {
     pub remainder: Vec<RemainderRow>,
     /// Sorted by size, largest first.
     pub owners: Vec<OwnerRow>,
+    /// The sections of each crate (see [`SectionRow::krate`]), largest first; empty in
+    /// reports written before crates were recorded.
+    #[serde(default)]
+    pub crates: Vec<OwnerRow>,
     /// Empty unless the link wove components; in name order.
     pub components: Vec<ComponentRow>,
     /// `.tbss` bytes, which each thread allocates and no segment's memory size counts.
@@ -170,6 +179,13 @@ pub struct Decision {
 
 const HEADERS: &str = "ELF and program headers";
 const PADDING: &str = "alignment padding";
+const APP: &str = "app";
+const UNWIND_TABLES: &str = "unwind tables";
+const LINKER_GENERATED: &str = "linker-generated";
+
+fn archive_label(file: &str) -> String {
+    format!("C archive {file}")
+}
 
 pub fn root_name(reason: RootReason) -> &'static str {
     match reason {
@@ -220,6 +236,7 @@ impl SizeReport {
                     object: o.name.clone(),
                     section: o.section_name(id.index),
                     owner: owner_label(r, id, in_section),
+                    krate: None,
                     size: 0,
                     retained: 0,
                     idom: None,
@@ -231,6 +248,19 @@ impl SizeReport {
                 }
             })
             .collect();
+
+        let special: Vec<Option<String>> = sections
+            .iter()
+            .map(|s| {
+                (s.owner == UNWIND_TABLES || s.owner == LINKER_GENERATED).then(|| s.owner.clone())
+            })
+            .collect();
+        for (row, krate) in sections
+            .iter_mut()
+            .zip(crates::kept_crates(r, &ids, &special))
+        {
+            row.krate = Some(krate);
+        }
 
         let mut remainder: BTreeMap<String, u64> = BTreeMap::new();
         let mut loadable_size = 0u64;
@@ -290,20 +320,8 @@ impl SizeReport {
             row.retained = tree.retained[i];
         }
 
-        let mut owners: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, row) in sections.iter().enumerate() {
-            owners.entry(&row.owner).or_default().push(i);
-        }
-        let mut owner_rows: Vec<OwnerRow> = owners
-            .iter()
-            .map(|(owner, members)| OwnerRow {
-                owner: (*owner).to_owned(),
-                size: members.iter().map(|&i| sizes[i]).sum(),
-                retained: tree.retained_by_set(members),
-            })
-            .collect();
-        owner_rows.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.owner.cmp(&b.owner)));
-
+        let owner_rows = group_rows(&sections, &tree, |row| Some(&row.owner));
+        let crate_rows = group_rows(&sections, &tree, |row| row.krate.as_deref());
         let components = component_rows(r.components_decided, &owner_rows);
 
         SizeReport {
@@ -311,6 +329,7 @@ impl SizeReport {
             sections,
             remainder,
             owners: owner_rows,
+            crates: crate_rows,
             components,
             tls_bss,
         }
@@ -335,6 +354,12 @@ impl SizeReport {
         Ok(())
     }
 
+    /// Whether its sections record their crates, which reports written before `report --by
+    /// crate` existed do not.
+    pub fn has_crates(&self) -> bool {
+        self.sections.iter().all(|s| s.krate.is_some())
+    }
+
     /// Bytes in section rows.
     pub fn attributed(&self) -> u64 {
         self.sections.iter().map(|s| s.size).sum()
@@ -344,6 +369,31 @@ impl SizeReport {
     pub fn unattributed(&self) -> u64 {
         self.remainder.iter().map(|r| r.size).sum()
     }
+}
+
+/// One row per group of sections (an owner, a crate), with what the group retains together;
+/// largest first.
+fn group_rows<'s>(
+    sections: &'s [SectionRow],
+    tree: &dominators::DominatorTree,
+    group: impl Fn(&'s SectionRow) -> Option<&'s str>,
+) -> Vec<OwnerRow> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, row) in sections.iter().enumerate() {
+        if let Some(name) = group(row) {
+            groups.entry(name).or_default().push(i);
+        }
+    }
+    let mut rows: Vec<OwnerRow> = groups
+        .iter()
+        .map(|(name, members)| OwnerRow {
+            owner: (*name).to_owned(),
+            size: members.iter().map(|&i| sections[i].size).sum(),
+            retained: tree.retained_by_set(members),
+        })
+        .collect();
+    rows.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.owner.cmp(&b.owner)));
+    rows
 }
 
 /// The row of each kept section: a flat table by object and section index rather than a hash
@@ -394,10 +444,10 @@ fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId, in_section: &[u32]) -> S
     let o = db.object(id.object);
     let unit = &r.inputs.units[id.object.0 as usize];
     if unit.input.0 as usize >= r.inputs.command_line && unit.member.is_none() {
-        return "linker-generated".to_owned();
+        return LINKER_GENERATED.to_owned();
     }
     match r.attribution.owner(id) {
-        None => "unwind tables".to_owned(),
+        None => UNWIND_TABLES.to_owned(),
         Some(Owner::Component(c)) => component_label(&r.components.def(*c).name),
         Some(Owner::Runtime) => unit
             .member
@@ -415,8 +465,8 @@ fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId, in_section: &[u32]) -> S
             })
             .unwrap_or_else(|| "rust runtime".to_owned()),
         Some(Owner::Deps) => "shared dependencies".to_owned(),
-        Some(Owner::Archive(name)) => format!("C archive {name}"),
-        Some(Owner::App) => "app".to_owned(),
+        Some(Owner::Archive(name)) => archive_label(name),
+        Some(Owner::App) => APP.to_owned(),
     }
 }
 
@@ -456,6 +506,115 @@ fn component_rows(decisions: &[Decision], owners: &[OwnerRow]) -> Vec<ComponentR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    pub(super) const F64: &str =
+        "_RINvNtNtCsfySoobUK4LL_4core3fmt5float29float_to_decimal_common_exactdE";
+    const F32: &str = "_RINvNtNtCsfySoobUK4LL_4core3fmt5float29float_to_decimal_common_exactfE";
+    const DISPLAY: &str = "_RNvXs8_NtCsg3SjgaGcPXb_4core3fmtNtB5_9ArgumentsNtB5_7Display3fmt";
+
+    /// A kept section: object, section, owner, crate, size, symbol, parent row.
+    type Kept = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        u64,
+        Option<&'static str>,
+        Option<usize>,
+    );
+
+    /// Kept sections of an httpd-like image.
+    pub(super) fn image() -> SizeReport {
+        let app = "/t/libhttpd.a(httpd-1a2b.httpd.3c4d-cgu.0.rcgu.o)";
+        let rows: [Kept; 10] = [
+            (app, ".text.f64", "core", "core", 300, Some(F64), Some(2)),
+            (app, ".text.f32", "core", "core", 200, Some(F32), Some(2)),
+            (
+                app,
+                ".text.main",
+                "app",
+                "httpd",
+                50,
+                Some("_ZN5httpd4main17h0123456789abcdefE"),
+                None,
+            ),
+            (
+                app,
+                ".text.poll",
+                "component net",
+                "smoltcp",
+                400,
+                Some("_ZN7smoltcp5iface9Interface4poll17h0123456789abcdefE"),
+                Some(2),
+            ),
+            (
+                app,
+                ".text.verify",
+                "component net",
+                "smoltcp",
+                100,
+                Some("_ZN7smoltcp4wire4ipv46Packet6verify17h0123456789abcdefE"),
+                Some(3),
+            ),
+            (
+                "/t/libhttpd.a(compiler_builtins-5e6f.compiler_builtins.7a8b-cgu.1.rcgu.o)",
+                ".text.memcpy",
+                "compiler_builtins",
+                "compiler_builtins",
+                80,
+                Some("memcpy"),
+                Some(3),
+            ),
+            (
+                app,
+                ".text.display",
+                "core",
+                "core",
+                60,
+                Some(DISPLAY),
+                Some(2),
+            ),
+            (
+                "/t/graph.o",
+                ".rodata.cst16",
+                "app",
+                "app",
+                16,
+                None,
+                Some(2),
+            ),
+            ("/t/a.o", ".text.d", "app", "app", 8, Some("d"), Some(2)),
+            ("/t/b.o", ".text.d", "app", "app", 4, Some("d"), Some(2)),
+        ];
+        let sections = rows
+            .iter()
+            .map(
+                |&(object, section, owner, krate, size, symbol, parent)| SectionRow {
+                    object: object.to_owned(),
+                    section: section.to_owned(),
+                    owner: owner.to_owned(),
+                    krate: Some(krate.to_owned()),
+                    size,
+                    retained: size,
+                    idom: parent,
+                    root: parent.is_none().then(|| "entry".to_owned()),
+                    parent: parent.map(|p| (p, format!("via {p}"))),
+                    symbols: symbol
+                        .iter()
+                        .map(|&name| SymbolRow {
+                            name: name.to_owned(),
+                            offset: 0,
+                            size,
+                        })
+                        .collect(),
+                },
+            )
+            .collect();
+        SizeReport {
+            sections,
+            ..SizeReport::default()
+        }
+    }
 
     #[test]
     fn row_index_finds_each_kept_section_and_nothing_else() {

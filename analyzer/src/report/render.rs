@@ -70,6 +70,7 @@ pub fn totals_line(t: &Table, format: Format) -> String {
 fn by_heading(by: By) -> &'static str {
     match by {
         By::Component => "Owner",
+        By::Crate => "Crate",
         By::Section => "Section (largest symbol)",
         By::Symbol => "Symbol",
     }
@@ -395,6 +396,7 @@ mod tests {
                 size: 768,
                 retained: 768,
             }],
+            crates: Vec::new(),
             components: vec![
                 component("fs", false, "not required", 0),
                 component("net", true, "reached", 768),
@@ -429,6 +431,33 @@ mod tests {
             "{markdown}"
         );
         assert!(markdown.contains("| `net` | yes | reached: entry → app::main | 768 B | 768 B |"));
+    }
+
+    #[test]
+    fn crate_rows_name_the_components_they_count_for() {
+        let mut r = super::super::tests::image();
+        r.crates = vec![
+            super::super::OwnerRow {
+                owner: "smoltcp".to_owned(),
+                size: 500,
+                retained: 500,
+            },
+            super::super::OwnerRow {
+                owner: "core".to_owned(),
+                size: 560,
+                retained: 560,
+            },
+        ];
+        let t = r.table(By::Crate, None);
+        let rows: Vec<(&str, &str, u64)> = t
+            .rows
+            .iter()
+            .map(|row| (row.name.as_str(), row.detail.as_str(), row.size))
+            .collect();
+        assert_eq!(rows, [("core", "", 560), ("smoltcp", "component net", 500)]);
+        let text = report(&r, &t, By::Crate, "t", Format::Table);
+        assert!(text.contains("Crate\n"), "{text}");
+        assert!(text.contains("smoltcp  [component net]"), "{text}");
     }
 
     #[test]

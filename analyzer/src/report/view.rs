@@ -10,6 +10,8 @@ use super::{SectionRow, SizeReport};
 pub enum By {
     /// By owner: the app, each component, `core`, `alloc`, C archives, ...
     Component,
+    /// By Rust crate (`smoltcp`, `talc`, `core`), C archive, then as by owner.
+    Crate,
     Section,
     Symbol,
 }
@@ -105,6 +107,16 @@ impl SizeReport {
                     retained: Some(o.retained),
                 })
                 .collect(),
+            By::Crate => self
+                .crates
+                .iter()
+                .map(|c| Row {
+                    name: c.owner.clone(),
+                    detail: self.owners_of_crate(&c.owner),
+                    size: c.size,
+                    retained: Some(c.retained),
+                })
+                .collect(),
             By::Section => self
                 .sections
                 .iter()
@@ -169,6 +181,33 @@ impl SizeReport {
         } else {
             exact
         }
+    }
+
+    /// The owners of a crate's sections, largest share first, unless the crate is its own
+    /// owner (`core`, `app`): which component a dependency's bytes count for.
+    fn owners_of_crate(&self, krate: &str) -> String {
+        let mut owners: Vec<(&str, u64)> = Vec::new();
+        for s in self
+            .sections
+            .iter()
+            .filter(|s| s.krate.as_deref() == Some(krate))
+        {
+            match owners.iter_mut().find(|(o, _)| *o == s.owner) {
+                Some((_, size)) => *size += s.size,
+                None => owners.push((&s.owner, s.size)),
+            }
+        }
+        if let [(only, _)] = owners[..]
+            && only == krate
+        {
+            return String::new();
+        }
+        owners.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        owners
+            .iter()
+            .map(|(o, _)| *o)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The chain of references from a root to section row `row`, root first.
@@ -247,6 +286,7 @@ mod tests {
             object: "x.o".to_owned(),
             section: ".text.x".to_owned(),
             owner: "app".to_owned(),
+            krate: Some("x".to_owned()),
             size,
             retained: size,
             idom: None,
