@@ -16,7 +16,7 @@ use uniklink_linker::arch;
 use uniklink_linker::image::{BuildId, ImageKind};
 use uniklink_linker::layout::{Layout, LayoutOptions};
 use uniklink_linker::relocate::relocate;
-use uniklink_linker::write::{WriteOptions, write};
+use uniklink_linker::write::{WriteOptions, Written, write};
 
 mod weave;
 
@@ -143,6 +143,8 @@ pub struct LinkOutput {
     pub weave: Option<WeaveReport>,
     /// Sizes, retained sizes and why-chains of the kept sections.
     pub sizes: SizeReport,
+    /// The image file's size, and what it would be stripped.
+    pub written: Written,
 }
 
 /// Links `opts.inputs` into a static executable at `opts.output`. On error nothing is written.
@@ -225,19 +227,14 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         woven.as_ref(),
     )?;
     let image = relocate(&layout)?;
-    write(
+    let written = write(
         &layout,
         image,
         &opts.output,
         &WriteOptions { strip: opts.strip },
     )?;
 
-    Ok(LinkOutput {
-        build_id,
-        sizes,
-        weave: woven,
-        ..report(&layout, opts)
-    })
+    Ok(report(&layout, opts, written, build_id, woven, sizes))
 }
 
 /// `e_machine` of an ELF object, or of the first ELF member of an archive; 0 when neither.
@@ -269,7 +266,14 @@ fn section_info(db: &SymbolDb<'_>, id: SectionId) -> SectionInfo {
     }
 }
 
-fn report(layout: &Layout<'_>, opts: &LinkOptions) -> LinkOutput {
+fn report(
+    layout: &Layout<'_>,
+    opts: &LinkOptions,
+    written: Written,
+    build_id: Option<BuildId>,
+    weave: Option<WeaveReport>,
+    sizes: SizeReport,
+) -> LinkOutput {
     let graph = layout.graph;
     let db = graph.db;
     let mut symbols: Vec<(String, u64)> = db
@@ -328,8 +332,9 @@ fn report(layout: &Layout<'_>, opts: &LinkOptions) -> LinkOutput {
         symbols,
         entry: layout.entry,
         why,
-        build_id: None,
-        weave: None,
-        sizes: SizeReport::default(),
+        build_id,
+        weave,
+        sizes,
+        written,
     }
 }

@@ -11,7 +11,7 @@ use uniklink_analyzer::report::{
 };
 use uniklink_linker::layout::{ChunkKind, Layout, Rank, SegmentKind};
 
-pub use uniklink_analyzer::report::{By, Diff, Query, Table, render};
+pub use uniklink_analyzer::report::{By, Diff, Table, render};
 
 use crate::pipeline::WeaveReport;
 
@@ -115,6 +115,9 @@ pub struct SavedReport {
     pub image: PathBuf,
     /// Size of the image file.
     pub image_size: u64,
+    /// What `strip` would leave of it; reports written before they had it lack it.
+    #[serde(default)]
+    pub stripped_size: Option<u64>,
     pub dropped_sections: Vec<SavedSection>,
     pub sizes: SizeReport,
 }

@@ -223,6 +223,10 @@ fn a_new_app_builds_and_boots_from_any_of_its_directories() {
         std::fs::metadata(&image).unwrap().len()
     );
     assert!(
+        msg["stripped_size"].as_u64().unwrap() < msg["image_size"].as_u64().unwrap(),
+        "{msg}"
+    );
+    assert!(
         msg["sections"]
             .as_array()
             .unwrap()
@@ -271,7 +275,8 @@ fn a_new_app_builds_and_boots_from_any_of_its_directories() {
         .args(["report", "--format", "markdown"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("|"));
+        .stdout(predicate::str::contains("|"))
+        .stdout(predicate::str::contains(" B stripped, "));
     let report = image.with_extension("json");
     uniklink()
         .current_dir(&app.root)
@@ -342,6 +347,39 @@ fn cargo_flags_reach_the_inner_build() {
         .success()
         .stdout(predicate::str::contains("flags-x86_64.elf"));
 
+    // --strip writes what the unstripped build reported as its stripped size, and it boots.
+    let read =
+        |path: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
+    let unstripped = read(image.with_extension("json"));
+    let stripped = uniklink()
+        .current_dir(&app.root)
+        .args(["build", "--release", "--strip", "--message-format", "json"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .assert()
+        .success();
+    let msg = message(&stripped.get_output().stdout, "image-built");
+    assert_eq!(msg["image_size"], unstripped["stripped_size"], "{msg}");
+    assert_eq!(msg["stripped_size"], msg["image_size"]);
+    assert_eq!(
+        std::fs::metadata(&image).unwrap().len(),
+        msg["image_size"].as_u64().unwrap()
+    );
+    uniklink()
+        .current_dir(&app.root)
+        .args([
+            "run",
+            "--no-build",
+            "--release",
+            "--timeout",
+            "120",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Hello from flags!"));
+
     // --no-weave links conventionally: the report has no weave decisions, the woven one has.
     let conventional = elsewhere.path().join("conventional");
     uniklink()
@@ -350,8 +388,6 @@ fn cargo_flags_reach_the_inner_build() {
         .arg(&conventional)
         .assert()
         .success();
-    let read =
-        |path: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
     let plain = read(conventional.join("uniklink/debug/flags-x86_64.json"));
     assert!(plain["weave"].is_null(), "{}", plain["weave"]);
     let woven = read(image.with_extension("json"));

@@ -19,100 +19,29 @@ pub struct WriteOptions {
     pub strip: bool,
 }
 
+/// The sizes of a written image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The file's size.
+    pub size: u64,
+    /// Its size without `.symtab` and `.strtab`, as `strip` leaves it (the image has no debug
+    /// sections); `size` when it was written stripped.
+    pub stripped_size: u64,
+}
+
 /// Serialises the image and writes it to `path` atomically, mode 0755.
 pub fn write(
     layout: &Layout<'_>,
     mut image: Vec<u8>,
     path: &Path,
     opts: &WriteOptions,
-) -> Result<()> {
-    let shnum_sections = layout.sections.len();
-    let mut shstrtab = vec![0u8];
-    let mut name_of = |name: &[u8]| {
-        let at = shstrtab.len() as u32;
-        shstrtab.extend_from_slice(name);
-        shstrtab.push(0);
-        at
-    };
-    let section_names: Vec<u32> = layout.sections.iter().map(|s| name_of(&s.name)).collect();
-    let symtab_name = name_of(b".symtab");
-    let strtab_name = name_of(b".strtab");
-    let shstrtab_name = name_of(b".shstrtab");
-
-    let (symtab, strtab, first_global) = if opts.strip {
-        (Vec::new(), Vec::new(), 0)
-    } else {
-        symbol_table(layout)
-    };
-
-    let mut offset = image.len() as u64;
-    let symtab_offset = offset.next_multiple_of(8);
-    image.resize(symtab_offset as usize, 0);
-    image.extend_from_slice(&symtab);
-    let strtab_offset = image.len() as u64;
-    image.extend_from_slice(&strtab);
-    let shstrtab_offset = image.len() as u64;
-    image.extend_from_slice(&shstrtab);
-    offset = (image.len() as u64).next_multiple_of(8);
-    image.resize(offset as usize, 0);
-    let shoff = offset;
-
-    let extra = if opts.strip { 1 } else { 3 };
-    let shnum = 1 + shnum_sections + extra;
-    // Section indices from SHN_LORESERVE up are reserved; symbols could not name them.
-    if shnum >= usize::from(elf::SHN_LORESERVE) {
-        return Err(Error::TooManySections(shnum));
-    }
-    let mut shdrs: Vec<elf::SectionHeader64<LE>> = Vec::with_capacity(shnum);
-    shdrs.push(section_header(0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
-    for (s, &name) in layout.sections.iter().zip(&section_names) {
-        shdrs.push(section_header(
-            name, s.sh_type, s.flags, s.addr, s.offset, s.size, 0, 0, s.align, 0,
-        ));
-    }
-    let symtab_index = shdrs.len() as u32;
-    if !opts.strip {
-        shdrs.push(section_header(
-            symtab_name,
-            elf::SHT_SYMTAB,
-            0,
-            0,
-            symtab_offset,
-            symtab.len() as u64,
-            symtab_index + 1,
-            first_global,
-            8,
-            24,
-        ));
-        shdrs.push(section_header(
-            strtab_name,
-            elf::SHT_STRTAB,
-            0,
-            0,
-            strtab_offset,
-            strtab.len() as u64,
-            0,
-            0,
-            1,
-            0,
-        ));
-    }
-    let shstrndx = shdrs.len() as u16;
-    shdrs.push(section_header(
-        shstrtab_name,
-        elf::SHT_STRTAB,
-        0,
-        0,
-        shstrtab_offset,
-        shstrtab.len() as u64,
-        0,
-        0,
-        1,
-        0,
-    ));
-    for h in &shdrs {
-        image.extend_from_slice(bytes_of(h));
-    }
+) -> Result<Written> {
+    let loaded_size = image.len() as u64;
+    // The same tail without the symbols: a stripped copy's size without writing one.
+    let stripped_size = loaded_size + FileTail::new(layout, loaded_size, None)?.bytes.len() as u64;
+    let symbols = (!opts.strip).then(|| symbol_table(layout));
+    let tail = FileTail::new(layout, loaded_size, symbols.as_ref())?;
+    image.extend_from_slice(&tail.bytes);
 
     let ehdr = elf::FileHeader64::<LE> {
         e_ident: elf::Ident {
@@ -129,14 +58,14 @@ pub fn write(
         e_version: U32::new(LE, u32::from(elf::EV_CURRENT)),
         e_entry: U64::new(LE, layout.entry),
         e_phoff: U64::new(LE, EHDR_SIZE),
-        e_shoff: U64::new(LE, shoff),
+        e_shoff: U64::new(LE, tail.shoff),
         e_flags: U32::new(LE, 0),
         e_ehsize: U16::new(LE, EHDR_SIZE as u16),
         e_phentsize: U16::new(LE, PHDR_SIZE as u16),
         e_phnum: U16::new(LE, layout.phnum as u16),
         e_shentsize: U16::new(LE, size_of::<elf::SectionHeader64<LE>>() as u16),
-        e_shnum: U16::new(LE, shdrs.len() as u16),
-        e_shstrndx: U16::new(LE, shstrndx),
+        e_shnum: U16::new(LE, tail.shnum),
+        e_shstrndx: U16::new(LE, tail.shstrndx),
     };
     let mut headers = bytes_of(&ehdr).to_vec();
     for ph in program_headers(layout) {
@@ -145,7 +74,120 @@ pub fn write(
     debug_assert_eq!(headers.len() as u64, layout.headers_size);
     image[..headers.len()].copy_from_slice(&headers);
 
-    persist(path, &image)
+    persist(path, &image)?;
+    Ok(Written {
+        size: image.len() as u64,
+        stripped_size,
+    })
+}
+
+/// What follows the loaded image in the file: the symbol table when there is one, the
+/// section names and the section headers.
+struct FileTail {
+    bytes: Vec<u8>,
+    shoff: u64,
+    shnum: u16,
+    shstrndx: u16,
+}
+
+impl FileTail {
+    /// The tail of a file whose first `loaded_size` bytes are the loaded image.
+    fn new(layout: &Layout<'_>, loaded_size: u64, symbols: Option<&Symbols>) -> Result<FileTail> {
+        let mut shstrtab = vec![0u8];
+        let mut name_of = |name: &[u8]| {
+            let at = shstrtab.len() as u32;
+            shstrtab.extend_from_slice(name);
+            shstrtab.push(0);
+            at
+        };
+        let section_names: Vec<u32> = layout.sections.iter().map(|s| name_of(&s.name)).collect();
+        let symtab_names = symbols.map(|_| (name_of(b".symtab"), name_of(b".strtab")));
+        let shstrtab_name = name_of(b".shstrtab");
+
+        let mut bytes = Vec::new();
+        let pad_to_8 = |bytes: &mut Vec<u8>| {
+            let offset = (loaded_size + bytes.len() as u64).next_multiple_of(8);
+            bytes.resize((offset - loaded_size) as usize, 0);
+            offset
+        };
+        // Only the symbol table is aligned: without one the names follow the loaded bytes
+        // directly, as `strip` leaves them.
+        let symbol_headers = symbols
+            .zip(symtab_names)
+            .map(|(symbols, (symtab, strtab))| {
+                let symtab_offset = pad_to_8(&mut bytes);
+                bytes.extend_from_slice(&symbols.symtab);
+                let strtab_offset = loaded_size + bytes.len() as u64;
+                bytes.extend_from_slice(&symbols.strtab);
+                // After the null header, the sections and this one.
+                let strtab_index = layout.sections.len() as u32 + 2;
+                [
+                    section_header(
+                        symtab,
+                        elf::SHT_SYMTAB,
+                        0,
+                        0,
+                        symtab_offset,
+                        symbols.symtab.len() as u64,
+                        strtab_index,
+                        symbols.first_global,
+                        8,
+                        24,
+                    ),
+                    section_header(
+                        strtab,
+                        elf::SHT_STRTAB,
+                        0,
+                        0,
+                        strtab_offset,
+                        symbols.strtab.len() as u64,
+                        0,
+                        0,
+                        1,
+                        0,
+                    ),
+                ]
+            });
+        let shstrtab_offset = loaded_size + bytes.len() as u64;
+        bytes.extend_from_slice(&shstrtab);
+        let shoff = pad_to_8(&mut bytes);
+
+        let shnum = 1 + layout.sections.len() + if symbols.is_some() { 3 } else { 1 };
+        // Section indices from SHN_LORESERVE up are reserved; symbols could not name them.
+        if shnum >= usize::from(elf::SHN_LORESERVE) {
+            return Err(Error::TooManySections(shnum));
+        }
+        let mut shdrs: Vec<elf::SectionHeader64<LE>> = Vec::with_capacity(shnum);
+        shdrs.push(section_header(0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+        for (s, &name) in layout.sections.iter().zip(&section_names) {
+            shdrs.push(section_header(
+                name, s.sh_type, s.flags, s.addr, s.offset, s.size, 0, 0, s.align, 0,
+            ));
+        }
+        shdrs.extend(symbol_headers.into_iter().flatten());
+        let shstrndx = shdrs.len() as u16;
+        shdrs.push(section_header(
+            shstrtab_name,
+            elf::SHT_STRTAB,
+            0,
+            0,
+            shstrtab_offset,
+            shstrtab.len() as u64,
+            0,
+            0,
+            1,
+            0,
+        ));
+        for h in &shdrs {
+            bytes.extend_from_slice(bytes_of(h));
+        }
+        Ok(FileTail {
+            bytes,
+            shoff,
+            shnum: shdrs.len() as u16,
+            shstrndx,
+        })
+    }
 }
 
 fn program_headers(layout: &Layout<'_>) -> Vec<elf::ProgramHeader64<LE>> {
@@ -237,8 +279,16 @@ fn section_header(
     }
 }
 
-/// Locals of kept sections, then every defined global. Returns (symtab, strtab, first global).
-fn symbol_table(layout: &Layout<'_>) -> (Vec<u8>, Vec<u8>, u32) {
+/// The symbol table and its strings.
+struct Symbols {
+    symtab: Vec<u8>,
+    strtab: Vec<u8>,
+    /// The index of the first global symbol; locals come first.
+    first_global: u32,
+}
+
+/// Locals of kept sections, then every defined global.
+fn symbol_table(layout: &Layout<'_>) -> Symbols {
     let db = layout.db;
     let mut shndx_of = std::collections::HashMap::new();
     for (i, s) in layout.sections.iter().enumerate() {
@@ -322,7 +372,11 @@ fn symbol_table(layout: &Layout<'_>) -> (Vec<u8>, Vec<u8>, u32) {
         };
         table.add(g.name, info, shndx, value, size);
     }
-    (table.symtab, table.strtab, first_global)
+    Symbols {
+        symtab: table.symtab,
+        strtab: table.strtab,
+        first_global,
+    }
 }
 
 struct SymbolTable {

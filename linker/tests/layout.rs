@@ -381,6 +381,81 @@ fn written_image_has_one_note_segment_per_note_section() {
     assert_ne!(exec.p_flags(endian) & elf::PF_X, 0);
 }
 
+/// The stripped size `write` reports is the size of the image it writes with `strip`, which
+/// has neither the symbol table nor its section names, and is what GNU strip leaves.
+#[test]
+fn the_stripped_size_is_that_of_the_stripped_image() {
+    use object::read::elf::{FileHeader, SectionHeader};
+    use uniklink_linker::write::{WriteOptions, write};
+
+    let mut o = Builder::new();
+    let text = o.section(".text", SectionKind::Text, &[0x90, 0xc3], 16);
+    o.define("_start", text, 0);
+    o.define("helper", text, 1);
+    let data = o.section(".data", SectionKind::Data, &[7; 24], 8);
+    o.define("table", data, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let stripped = dir.path().join("stripped");
+    with_link(&[("a.o", o.bytes())], None, |layout, image| {
+        let written = write(
+            layout,
+            image.to_vec(),
+            &full,
+            &WriteOptions { strip: false },
+        )
+        .unwrap();
+        let bare = write(
+            layout,
+            image.to_vec(),
+            &stripped,
+            &WriteOptions { strip: true },
+        )
+        .unwrap();
+        let size = |path: &std::path::Path| std::fs::metadata(path).unwrap().len();
+        assert_eq!(written.size, size(&full));
+        assert!(written.stripped_size < written.size);
+        assert_eq!(bare.size, size(&stripped));
+        assert_eq!(bare.stripped_size, bare.size);
+        assert_eq!(written.stripped_size, bare.size);
+    });
+    let bytes = std::fs::read(&stripped).unwrap();
+    let endian = object::LittleEndian;
+    let header = elf::FileHeader64::<object::LittleEndian>::parse(&bytes[..]).unwrap();
+    let sections = header.sections(endian, &bytes[..]).unwrap();
+    assert!(
+        sections
+            .symbols(endian, &bytes[..], elf::SHT_SYMTAB)
+            .unwrap()
+            .is_empty()
+    );
+    let shstrtab = sections
+        .section(object::SectionIndex(usize::from(header.e_shstrndx(endian))))
+        .unwrap()
+        .data(endian, &bytes[..])
+        .unwrap();
+    assert!(!shstrtab.windows(7).any(|w| w == b".symtab"));
+
+    // GNU strip's output is the yardstick the README's sizes use; CI installs binutils.
+    let gnu = dir.path().join("gnu-stripped");
+    match std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&gnu)
+        .arg(&full)
+        .status()
+    {
+        Ok(status) => {
+            assert!(status.success());
+            assert_eq!(
+                std::fs::metadata(&gnu).unwrap().len(),
+                bytes.len() as u64,
+                "GNU strip leaves a different size"
+            );
+        }
+        Err(e) => eprintln!("not compared with GNU strip, which cannot run: {e}"),
+    }
+}
+
 /// `object`'s writer has no way to set `sh_entsize`; patch it in the written bytes.
 fn set_entsize(mut bytes: Vec<u8>, name: &[u8], entsize: u64) -> Vec<u8> {
     use object::read::elf::FileHeader;

@@ -38,6 +38,8 @@ pub struct BuildOptions {
     /// Link as GNU ld would: every component's `.init_array` registration is a root, so every
     /// component in the library OS's archive stays. For measuring what weaving saves.
     pub conventional: bool,
+    /// Write the image without its symbol table, as `strip` would.
+    pub strip: bool,
 }
 
 /// Where `build` writes for one target.
@@ -351,6 +353,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         image: image_kind(arch),
         build_id_salt: build_id_salt(&config, target),
         weave,
+        strip: opts.strip,
         ..LinkOptions::new(inputs, paths.image.clone())
     };
     let link_step = tracing::info_span!("step", name = "linking").entered();
@@ -359,13 +362,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         arch,
         source: Box::new(source),
     })?;
-    let image_size = std::fs::metadata(&paths.image)
-        .map_err(|source| BuildError::Io {
-            path: paths.image.clone(),
-            source,
-        })?
-        .len();
-    let report = BuildReport::new(&config, target, &link_opts, &link, image_size);
+    let report = BuildReport::new(&config, target, &link_opts, &link);
     report.write(&paths.report)?;
     drop(link_step);
     Ok(Built {

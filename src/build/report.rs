@@ -31,6 +31,8 @@ pub struct BuildReport {
     pub platform: String,
     pub image: PathBuf,
     pub image_size: u64,
+    /// What `strip` would leave of the image: without the symbol table.
+    pub stripped_size: u64,
     pub build_id: Option<String>,
     pub entry: String,
     pub entry_addr: u64,
@@ -51,7 +53,6 @@ impl BuildReport {
         target: Target,
         opts: &LinkOptions,
         link: &LinkOutput,
-        image_size: u64,
     ) -> BuildReport {
         let sections = |list: &[crate::pipeline::SectionInfo]| {
             list.iter()
@@ -67,7 +68,8 @@ impl BuildReport {
             arch: target.arch.name().to_owned(),
             platform: target.platform.name().to_owned(),
             image: opts.output.clone(),
-            image_size,
+            image_size: link.written.size,
+            stripped_size: link.written.stripped_size,
             build_id: link.build_id.map(|id| id.to_hex()),
             entry: opts.entry.clone(),
             entry_addr: link.entry,

@@ -25,6 +25,10 @@ pub struct BuildArgs {
     /// stays, its init run through `.init_array`. For comparing sizes; budgets do not apply.
     #[arg(long)]
     no_weave: bool,
+    /// Leave the symbol table out of the image, as `strip` would (the size `build` prints as
+    /// stripped).
+    #[arg(long)]
+    strip: bool,
     #[command(flatten)]
     cargo: CargoBuildArgs,
     #[command(flatten)]
@@ -58,6 +62,7 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
             target_dir: args.manifest.target_dir.clone(),
             objects: Vec::new(),
             conventional: args.no_weave,
+            strip: args.strip,
         };
         let built = build::build(&manifest, &opts).map_err(|e| miette::miette!("{}", chain(&e)))?;
         let report = &built.report;
@@ -68,8 +73,13 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
                     .into_diagnostic()?
             ),
             MessageFormat::Human if !args.output.quiet => {
+                let stripped = if args.strip {
+                    "stripped".to_owned()
+                } else {
+                    format!("{} stripped", report.stripped_size)
+                };
                 eprintln!(
-                    "uniklink: built {} ({} bytes, {} of {} input sections kept) for {} on {}",
+                    "uniklink: built {} ({} bytes, {stripped}, {} of {} input sections kept) for {} on {}",
                     built.paths.image.display(),
                     report.image_size,
                     report.kept_sections.len(),
@@ -118,6 +128,8 @@ struct ImageBuilt<'a> {
     build_id: Option<&'a str>,
     /// The image file's size.
     image_size: u64,
+    /// What `strip` would leave of it (`image_size` after `build --strip`).
+    stripped_size: u64,
     /// The loaded memory: the sum of the PT_LOAD segments' sizes.
     loadable_size: u64,
     /// The output sections: name, address, size.
@@ -138,6 +150,7 @@ impl<'a> ImageBuilt<'a> {
             report: &built.paths.report,
             build_id: report.build_id.as_deref(),
             image_size: report.image_size,
+            stripped_size: report.stripped_size,
             loadable_size: report.sizes.loadable_size,
             sections: serde_json::to_value(&report.output_sections)?,
             kept_sections: report.kept_sections.len(),

@@ -93,6 +93,7 @@ enum ByArg {
 struct JsonReport<'a> {
     image: &'a Path,
     image_size: u64,
+    stripped_size: Option<u64>,
     by: &'static str,
     #[serde(flatten)]
     table: uniklink::report::Table,
@@ -122,8 +123,12 @@ pub fn run(args: ReportArgs) -> miette::Result<ExitCode> {
         By::Section | By::Symbol => Some(args.top.unwrap_or(30)),
     };
     let table = sizes.table(by, top);
+    let stripped = saved
+        .stripped_size
+        .map(|size| format!(", {} stripped", render::bytes(size)))
+        .unwrap_or_default();
     let title = format!(
-        "{}: {} file, {} loaded",
+        "{}: {} file{stripped}, {} loaded",
         saved.image_name(),
         render::bytes(saved.image_size),
         render::bytes(sizes.loadable_size)
@@ -133,6 +138,7 @@ pub fn run(args: ReportArgs) -> miette::Result<ExitCode> {
             let json = JsonReport {
                 image: &saved.image,
                 image_size: saved.image_size,
+                stripped_size: saved.stripped_size,
                 by: by_name,
                 table,
                 remainder: &sizes.remainder,

@@ -29,8 +29,7 @@ const EXIT_INTERRUPTED: u8 = 130;
 pub struct RunArgs {
     /// The image to boot (an ELF file; its architecture picks the QEMU binary). Without it,
     /// what `cargo uniklink build` built from the manifest boots, with the manifest's
-    /// platform, memory, command line, port forwards and volumes, and the devices its live
-    /// components drive that need nothing from the manifest (an entropy source).
+    /// platform, memory, command line, port forwards and volumes.
     #[arg(conflicts_with_all = ["manifest", "manifest_path", "package", "target_dir"])]
     image: Option<PathBuf>,
     #[command(flatten)]
@@ -178,9 +177,10 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
     };
     let target = build::select_target(manifest, args.arch).into_diagnostic()?;
     let profile = args.cargo.cargo_profile();
-    let paths = if args.no_build {
+    let image = if args.no_build {
         args.manifest
             .image_paths(manifest, target.arch, Some(&profile))?
+            .image
     } else {
         let opts = build::BuildOptions {
             arch: Some(target.arch),
@@ -196,9 +196,8 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
         if !args.output.quiet {
             eprintln!("uniklink: built {}", built.paths.image.display());
         }
-        built.paths
+        built.paths.image
     };
-    let image = paths.image;
     if !image.is_file() {
         return Err(miette!(
             help = format!(
@@ -214,14 +213,7 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
             image.display()
         ));
     }
-    let mut opts = run::options_from_config(&manifest.resolve(), target, image);
-    opts.devices = run::live_devices(&paths.report).map_err(|e| {
-        miette!(
-            help = "rebuild the image: its build report says which devices it drives",
-            "{}",
-            super::build::chain(&e)
-        )
-    })?;
+    let opts = run::options_from_config(&manifest.resolve(), target, image);
     if let Some(disk) = opts.disks.iter().find(|disk| !disk.image.is_file()) {
         return Err(miette!(
             help = format!(
