@@ -13,6 +13,7 @@ use uniklink_analyzer::object::{self, SectionId};
 use uniklink_analyzer::report::SizeReport;
 use uniklink_analyzer::resolve::{Definition, SymbolDb};
 use uniklink_linker::arch;
+use uniklink_linker::glue::MAIN_SYMBOL;
 use uniklink_linker::image::{BuildId, ImageKind};
 use uniklink_linker::layout::{Layout, LayoutOptions};
 use uniklink_linker::relocate::relocate;
@@ -70,7 +71,7 @@ impl LinkOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error(transparent)]
-    Analyze(#[from] uniklink_analyzer::Error),
+    Analyze(uniklink_analyzer::Error),
     #[error(transparent)]
     Link(#[from] uniklink_linker::Error),
     #[error(transparent)]
@@ -95,6 +96,34 @@ pub enum LinkError {
         param: String,
         message: String,
     },
+}
+
+impl From<uniklink_analyzer::Error> for LinkError {
+    /// An undefined symbol the library OS expects the app to define says how to define it.
+    fn from(error: uniklink_analyzer::Error) -> Self {
+        let error = match error {
+            uniklink_analyzer::Error::Undefined {
+                mut symbols,
+                more_symbols,
+            } => {
+                for symbol in &mut symbols {
+                    if symbol.name == MAIN_SYMBOL {
+                        symbol.help = Some(
+                            "add `unik::entry!(main)` to the app: it names the function the \
+                             library OS calls once booted"
+                                .to_owned(),
+                        );
+                    }
+                }
+                uniklink_analyzer::Error::Undefined {
+                    symbols,
+                    more_symbols,
+                }
+            }
+            other => other,
+        };
+        LinkError::Analyze(error)
+    }
 }
 
 /// An input section and its size.
@@ -336,5 +365,80 @@ fn report(
         weave,
         sizes,
         written,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::object::write::{Object, Relocation, StandardSection, Symbol, SymbolSection};
+    use ::object::{
+        Architecture, BinaryFormat, Endianness, RelocationFlags, SymbolFlags, SymbolKind,
+        SymbolScope, elf,
+    };
+
+    /// `_start` calling `callee`, which nothing defines.
+    fn calling(callee: &str) -> Vec<u8> {
+        let mut o = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+        let text = o.section_id(StandardSection::Text);
+        // call rel32; ret
+        let at = o.append_section_data(text, &[0xe8, 0, 0, 0, 0, 0xc3], 16);
+        o.add_symbol(Symbol {
+            name: b"_start".to_vec(),
+            value: at,
+            size: 6,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(text),
+            flags: SymbolFlags::None,
+        });
+        let target = o.add_symbol(Symbol {
+            name: callee.as_bytes().to_vec(),
+            value: 0,
+            size: 0,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Undefined,
+            flags: SymbolFlags::None,
+        });
+        o.add_relocation(
+            text,
+            Relocation {
+                offset: at + 1,
+                symbol: target,
+                addend: -4,
+                flags: RelocationFlags::Elf {
+                    r_type: elf::R_X86_64_PLT32,
+                },
+            },
+        )
+        .unwrap();
+        o.write().unwrap()
+    }
+
+    fn link_error(callee: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("app.o");
+        std::fs::write(&input, calling(callee)).unwrap();
+        let opts = LinkOptions::new(vec![input], dir.path().join("image"));
+        link(&opts).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_app_without_its_entry_is_told_to_declare_one() {
+        let error = link_error(MAIN_SYMBOL);
+        assert!(
+            error.starts_with("undefined symbol `__unik_main`, referenced by ")
+                && error.contains("app.o (section .text+0x1)"),
+            "{error}"
+        );
+        assert!(
+            error.ends_with("\n  help: add `unik::entry!(main)` to the app: it names the function the library OS calls once booted"),
+            "{error}"
+        );
+        let other = link_error("elsewhere");
+        assert!(!other.contains("help:"), "{other}");
     }
 }

@@ -66,6 +66,8 @@ pub struct Undefined {
     pub references: Vec<Reference>,
     /// References not listed.
     pub more_references: usize,
+    /// How to define it, when the caller knows who should (the analyzer does not).
+    pub help: Option<String>,
 }
 
 /// A place that references a symbol.
@@ -118,6 +120,9 @@ impl fmt::Display for UndefinedList<'_> {
             }
             if u.more_references > 0 {
                 write!(f, "\n  and {} more references", u.more_references)?;
+            }
+            if let Some(help) = &u.help {
+                write!(f, "\n  help: {help}")?;
             }
         }
         if self.1 > 0 {

@@ -491,6 +491,7 @@ impl<'a> SectionGraph<'a> {
                         }
                     })
                     .collect(),
+                help: None,
             })
             .collect();
         Err(Error::Undefined {
