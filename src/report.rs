@@ -11,7 +11,7 @@ use uniklink_analyzer::report::{
 };
 use uniklink_linker::layout::{ChunkKind, Layout, Rank, SegmentKind};
 
-pub use uniklink_analyzer::report::{By, Diff, Table, render};
+pub use uniklink_analyzer::report::{By, Diff, Query, Table, render};
 
 use crate::pipeline::WeaveReport;
 

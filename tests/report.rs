@@ -14,8 +14,8 @@ use apps::{ROOT, app_dir, uniklink};
 use goblin::elf::Elf;
 use goblin::elf::program_header::PT_LOAD;
 use serde::Deserialize;
-use uniklink::report::{By, SavedReport};
-use uniklink_analyzer::report::SizeReport;
+use uniklink::report::{By, Query, SavedReport};
+use uniklink_analyzer::report::{Found, SizeReport};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,7 +167,7 @@ fn sum_of_load_memsz(image: &Path) -> u64 {
 
 /// Row index of the section defining `symbol`.
 fn row(sizes: &SizeReport, symbol: &str) -> usize {
-    match sizes.find_symbol(symbol)[..] {
+    match sizes.find(&Query::new(symbol)).rows()[..] {
         [row] => row,
         ref rows => panic!("`{symbol}` is defined by rows {rows:?}"),
     }
@@ -239,7 +239,11 @@ fn known_graph(arch: &str) {
         assert_eq!(sizes.sections[r].owner, "app", "{symbol}");
     }
     for symbol in &expect.dropped {
-        assert!(sizes.find_symbol(symbol).is_empty(), "{symbol} is dropped");
+        assert_eq!(
+            sizes.find(&Query::new(symbol)),
+            Found::Sections(Vec::new()),
+            "{symbol} is dropped"
+        );
         assert!(
             saved
                 .dropped_sections
@@ -659,6 +663,74 @@ fn httpd_report_by_crate_has_a_row_per_crate() {
         json["rows_total"].as_u64().unwrap() + json["remainder_total"].as_u64().unwrap(),
         sum_of_load_memsz(image)
     );
+}
+
+/// Every name `report --by section` and `--by symbol` print finds its section, and a name
+/// several sections answer to lists them.
+#[test]
+fn why_finds_what_the_report_shows() {
+    let (manifest, _, saved) = httpd();
+    let sizes = &saved.sizes;
+    for (row, s) in sizes.sections.iter().enumerate() {
+        let (shares, _) = s.symbol_shares();
+        for name in [s.display_name()]
+            .into_iter()
+            .chain(shares.into_iter().map(|(name, _)| name))
+        {
+            let found = sizes.find(&Query::new(&name)).rows();
+            assert!(found.contains(&row), "`{name}` finds {found:?}, not {row}");
+        }
+    }
+
+    let why = |name: &str| {
+        let out = uniklink()
+            .args(["why", name, "-m"])
+            .arg(manifest)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "why {name}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let smoltcp = sizes
+        .sections
+        .iter()
+        .filter(|s| s.krate.as_deref() == Some("smoltcp"))
+        .count();
+    let text = why("smoltcp");
+    assert!(
+        text.starts_with(&format!(
+            "`smoltcp` (a row of report --by crate): {smoltcp} kept sections"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("[component net, crate smoltcp]")
+            && text.contains("Chains into it from the roots")
+            && text.contains("OBJECT:(SECTION)"),
+        "{text}"
+    );
+
+    // Two instances of one generic function: the bare name lists both, the generic
+    // arguments pick one, as does its symbol-table name.
+    for name in ["assert_failed", "core::panicking::assert_failed"] {
+        let text = why(name);
+        assert!(text.starts_with(&format!("`{name}` matches ")), "{text}");
+        for instance in ["assert_failed::<usize, usize>", "assert_failed::<u64, u64>"] {
+            assert!(text.contains(instance), "{instance} not in:\n{text}");
+        }
+    }
+    let text = why("assert_failed::<u64, u64>");
+    assert!(
+        text.starts_with("`assert_failed::<u64, u64>` is kept: "),
+        "{text}"
+    );
+    let mangled = sizes.sections[row(sizes, "assert_failed::<u64, u64>")]
+        .symbols
+        .iter()
+        .find(|s| s.name.contains("assert_failed"))
+        .map(|s| s.name.clone())
+        .expect("a mangled name");
+    assert!(why(&mangled).contains(" is kept: "), "{mangled}");
 }
 
 fn run_hello(manifest: &Path) -> Output {

@@ -80,22 +80,29 @@ impl fmt::Display for ParamType {
 }
 
 /// A kind of device a component drives, so the machine the image boots on must have one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
     /// A virtio network card.
     VirtioNet,
     /// A virtio block device (a disk).
     VirtioBlk,
+    /// A virtio entropy source.
+    VirtioRng,
 }
 
 impl DeviceKind {
-    pub const ALL: [DeviceKind; 2] = [DeviceKind::VirtioNet, DeviceKind::VirtioBlk];
+    pub const ALL: [DeviceKind; 3] = [
+        DeviceKind::VirtioNet,
+        DeviceKind::VirtioBlk,
+        DeviceKind::VirtioRng,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             DeviceKind::VirtioNet => "virtio-net",
             DeviceKind::VirtioBlk => "virtio-blk",
+            DeviceKind::VirtioRng => "virtio-rng",
         }
     }
 }
@@ -439,7 +446,7 @@ mod tests {
         assert_eq!(
             err,
             "component.yaml:2:23: `virtio-blk` is listed twice\n\
-             component.yaml:2:35: unknown device kind `virtio-gpu` (known: virtio-net, virtio-blk)\n\
+             component.yaml:2:35: unknown device kind `virtio-gpu` (known: virtio-net, virtio-blk, virtio-rng)\n\
              component.yaml:3:8: unknown ownable manifest key `volume` (known: ports, volumes, files, args, env)\n\
              component.yaml:3:16: unknown ownable manifest key `memory` (known: ports, volumes, files, args, env)"
         );

@@ -249,10 +249,14 @@ pub fn build_staticlib(
     // CARGO_ENCODED_RUSTFLAGS takes precedence over every config-file rustflags setting, so
     // the user's flags cannot change the image. The `*-unknown-none` targets already put
     // each function and data object in its own section, which section GC relies on.
-    cmd.env(
-        "CARGO_ENCODED_RUSTFLAGS",
-        remap_flags(metadata).join("\x1f"),
-    );
+    let mut rustflags = remap_flags(metadata);
+    // getrandom has no backend of its own for bare-metal targets and fails to compile without
+    // one; the rng component is its custom backend, so rand and uuid work as they are.
+    rustflags.extend([
+        "--cfg".to_owned(),
+        r#"getrandom_backend="custom""#.to_owned(),
+    ]);
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
     c_toolchain(&mut cmd, req.target_triple);
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
 

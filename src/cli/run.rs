@@ -29,7 +29,8 @@ const EXIT_INTERRUPTED: u8 = 130;
 pub struct RunArgs {
     /// The image to boot (an ELF file; its architecture picks the QEMU binary). Without it,
     /// what `cargo uniklink build` built from the manifest boots, with the manifest's
-    /// platform, memory, command line, port forwards and volumes.
+    /// platform, memory, command line, port forwards and volumes, and the devices its live
+    /// components drive that need nothing from the manifest (an entropy source).
     #[arg(conflicts_with_all = ["manifest", "manifest_path", "package", "target_dir"])]
     image: Option<PathBuf>,
     #[command(flatten)]
@@ -177,10 +178,9 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
     };
     let target = build::select_target(manifest, args.arch).into_diagnostic()?;
     let profile = args.cargo.cargo_profile();
-    let image = if args.no_build {
+    let paths = if args.no_build {
         args.manifest
             .image_paths(manifest, target.arch, Some(&profile))?
-            .image
     } else {
         let opts = build::BuildOptions {
             arch: Some(target.arch),
@@ -196,8 +196,9 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
         if !args.output.quiet {
             eprintln!("uniklink: built {}", built.paths.image.display());
         }
-        built.paths.image
+        built.paths
     };
+    let image = paths.image;
     if !image.is_file() {
         return Err(miette!(
             help = format!(
@@ -213,7 +214,14 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
             image.display()
         ));
     }
-    let opts = run::options_from_config(&manifest.resolve(), target, image);
+    let mut opts = run::options_from_config(&manifest.resolve(), target, image);
+    opts.devices = run::live_devices(&paths.report).map_err(|e| {
+        miette!(
+            help = "rebuild the image: its build report says which devices it drives",
+            "{}",
+            super::build::chain(&e)
+        )
+    })?;
     if let Some(disk) = opts.disks.iter().find(|disk| !disk.image.is_file()) {
         return Err(miette!(
             help = format!(

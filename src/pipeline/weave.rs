@@ -16,7 +16,8 @@ use uniklink_analyzer::object;
 use uniklink_analyzer::resolve::SymbolDb;
 use uniklink_analyzer::weave::{Dropped, Live, Registrations, Status, WeaveError, Weaving};
 use uniklink_config::{
-    ComponentRegistry, Origin, ParamSpec, ParamValue, ProfileName, Requirement, ResolvedConfig,
+    ComponentRegistry, DeviceKind, Origin, ParamSpec, ParamValue, ProfileName, Requirement,
+    ResolvedConfig,
 };
 use uniklink_linker::glue::{self, GLUE_NAME, GlueParam, GlueSpec, START_SYMBOL};
 
@@ -83,6 +84,9 @@ pub struct ComponentReport {
     pub params: BTreeMap<String, u64>,
     /// Bytes of its sections in the image.
     pub size: u64,
+    /// The kinds of device it drives (its `component.yaml`'s `devices`): `run` gives the
+    /// guest those of the live components.
+    pub devices: Vec<DeviceKind>,
 }
 
 /// What weaving decided, for the build report.
@@ -233,6 +237,11 @@ pub(super) fn plan(
             init: def.init.clone(),
             params: values,
             size: 0,
+            devices: w
+                .registry
+                .get(&def.name)
+                .map(|spec| spec.devices.clone())
+                .unwrap_or_default(),
         });
     }
     let inits: Vec<String> = weaving

@@ -1,10 +1,11 @@
 //! Booting what `cargo uniklink build` made from a manifest with the boot settings the
-//! manifest gives. Where the image is comes from [`crate::build::image_paths`], so `run`
-//! always looks where `build` wrote.
+//! manifest gives and the devices its build report says the image drives. Where the image is
+//! comes from [`crate::build::image_paths`], so `run` always looks where `build` wrote.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use uniklink_config::{ResolvedConfig, Target};
+use serde::Deserialize;
+use uniklink_config::{DeviceKind, ResolvedConfig, Target};
 
 use super::{Disk, RunOptions};
 
@@ -31,6 +32,65 @@ pub fn options_from_config(config: &ResolvedConfig, target: Target, image: PathB
         })
         .collect();
     opts
+}
+
+/// Why the devices an image drives are unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read the build report {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a uniklink build report", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The part of a build report that says which components are live and what they drive.
+#[derive(Deserialize)]
+struct SavedReport {
+    weave: Option<SavedWeave>,
+}
+
+#[derive(Deserialize)]
+struct SavedWeave {
+    components: Vec<SavedComponent>,
+}
+
+#[derive(Deserialize)]
+struct SavedComponent {
+    live: bool,
+    /// Absent from reports written before components listed their devices.
+    #[serde(default)]
+    devices: Vec<DeviceKind>,
+}
+
+/// The kinds of device the live components of the image whose build report is `report`
+/// drive, each once; none for an image linked without weaving.
+pub fn live_devices(report: &Path) -> Result<Vec<DeviceKind>, ReportError> {
+    let text = std::fs::read(report).map_err(|source| ReportError::Read {
+        path: report.to_owned(),
+        source,
+    })?;
+    let saved: SavedReport = serde_json::from_slice(&text).map_err(|source| ReportError::Json {
+        path: report.to_owned(),
+        source,
+    })?;
+    let mut devices: Vec<DeviceKind> = saved
+        .weave
+        .into_iter()
+        .flat_map(|weave| weave.components)
+        .filter(|component| component.live)
+        .flat_map(|component| component.devices)
+        .collect();
+    devices.sort();
+    devices.dedup();
+    Ok(devices)
 }
 
 #[cfg(test)]
@@ -92,6 +152,36 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn devices_of_live_components_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("app-x86_64.json");
+        std::fs::write(
+            &report,
+            r#"{"name": "app", "weave": {"components": [
+                {"name": "blk", "live": false, "devices": ["virtio-blk"]},
+                {"name": "rng", "live": true, "devices": ["virtio-rng"]},
+                {"name": "rng2", "live": true, "devices": ["virtio-rng"]},
+                {"name": "heap", "live": true, "devices": []},
+                {"name": "old", "live": true}
+            ]}}"#,
+        )
+        .unwrap();
+        assert_eq!(live_devices(&report).unwrap(), [DeviceKind::VirtioRng]);
+
+        std::fs::write(&report, r#"{"name": "app", "weave": null}"#).unwrap();
+        assert_eq!(live_devices(&report).unwrap(), []);
+
+        std::fs::write(&report, "not json").unwrap();
+        assert!(matches!(
+            live_devices(&report),
+            Err(ReportError::Json { .. })
+        ));
+        let missing = dir.path().join("missing.json");
+        let err = live_devices(&missing).unwrap_err();
+        assert!(err.to_string().contains("missing.json"), "{err}");
     }
 
     #[test]

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 pub use accel::{Accel, ResolvedAccel, UnknownAccel};
 pub use console::{ConsoleSink, READY_MARKER};
 pub use image::{ImageError, ImageInfo, inspect};
-pub use manifest::options_from_config;
+pub use manifest::{ReportError, live_devices, options_from_config};
 pub use qemu::DEFAULT_MEMORY;
-pub use uniklink_config::{Arch, Platform};
+pub use uniklink_config::{Arch, DeviceKind, Platform};
 
 use process::{InterruptScope, Qemu};
 use qemu::Invocation;
@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub ports: Vec<(u16, u16)>,
     /// Disks, each attached as one block device, in this order.
     pub disks: Vec<Disk>,
+    /// The kinds of device the image's live components drive ([`live_devices`]); those that
+    /// need no host side of their own (an entropy source) are attached, one of each.
+    pub devices: Vec<DeviceKind>,
     pub accel: Accel,
     /// Kill QEMU when the guest runs longer than this.
     pub timeout: Option<Duration>,
@@ -65,8 +68,8 @@ pub struct Disk {
 
 impl RunOptions {
     /// Boots `image` on the default platform for `arch` with every other option at its
-    /// default: 128 MiB, no command line, no ports, no disks, `Accel::Auto`, no timeout,
-    /// console to stdout.
+    /// default: 128 MiB, no command line, no ports, no disks, no devices, `Accel::Auto`, no
+    /// timeout, console to stdout.
     pub fn new(image: impl Into<PathBuf>, arch: Arch) -> RunOptions {
         RunOptions {
             image: image.into(),
@@ -76,6 +79,7 @@ impl RunOptions {
             cmdline: None,
             ports: Vec::new(),
             disks: Vec::new(),
+            devices: Vec::new(),
             accel: Accel::Auto,
             timeout: None,
             extra_args: Vec::new(),
@@ -241,6 +245,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
             cmdline: opts.cmdline.as_deref(),
             ports: &opts.ports,
             disks: &opts.disks,
+            devices: &opts.devices,
             extra_args: &opts.extra_args,
         },
     );

@@ -43,6 +43,7 @@ impl ExitConvention {
 pub(crate) struct Devices {
     pub virtio_net: &'static str,
     pub virtio_blk: &'static str,
+    pub virtio_rng: &'static str,
 }
 
 impl Devices {
@@ -50,7 +51,19 @@ impl Devices {
         match kind {
             DeviceKind::VirtioNet => self.virtio_net,
             DeviceKind::VirtioBlk => self.virtio_blk,
+            DeviceKind::VirtioRng => self.virtio_rng,
         }
+    }
+}
+
+/// Whether one device of `kind` is attached as it is whenever a live component drives it. A
+/// network card needs the manifest's port forwards and a disk its volume, so those come from
+/// the invocation's `ports` and `disks` instead; an entropy source needs nothing but QEMU's
+/// default backend (the host's random source).
+fn attached_alone(kind: DeviceKind) -> bool {
+    match kind {
+        DeviceKind::VirtioNet | DeviceKind::VirtioBlk => false,
+        DeviceKind::VirtioRng => true,
     }
 }
 
@@ -85,6 +98,7 @@ pub(crate) struct PlatformSpec {
 const VIRTIO_MMIO: Devices = Devices {
     virtio_net: "virtio-net-device",
     virtio_blk: "virtio-blk-device",
+    virtio_rng: "virtio-rng-device",
 };
 
 const PLATFORMS: &[PlatformSpec] = &[
@@ -113,6 +127,7 @@ const PLATFORMS: &[PlatformSpec] = &[
         devices: Devices {
             virtio_net: "virtio-net-pci",
             virtio_blk: "virtio-blk-pci",
+            virtio_rng: "virtio-rng-pci",
         },
         needs_pvh_note: true,
         exit: ExitConvention::IsaDebugExit,
@@ -146,6 +161,8 @@ pub(crate) struct Invocation<'a> {
     pub cmdline: Option<&'a str>,
     pub ports: &'a [(u16, u16)],
     pub disks: &'a [Disk],
+    /// The kinds of device the image's live components drive.
+    pub devices: &'a [DeviceKind],
     pub extra_args: &'a [OsString],
 }
 
@@ -206,6 +223,10 @@ pub(crate) fn command_line(spec: &PlatformSpec, inv: &Invocation<'_>) -> Vec<OsS
         device.push(escape_option_value(OsStr::new(&disk.name)));
         args.extend(["-drive".into(), drive, "-device".into(), device]);
     }
+    for &kind in inv.devices.iter().filter(|&&kind| attached_alone(kind)) {
+        args.push("-device".into());
+        args.push(spec.devices.get(kind).into());
+    }
     args.push("-kernel".into());
     args.push(inv.image.into());
     if let Some(cmdline) = inv.cmdline {
@@ -248,6 +269,7 @@ mod tests {
             cmdline: None,
             ports: &[],
             disks: &[],
+            devices: &[],
             extra_args: &[],
         };
         assert_eq!(
@@ -268,6 +290,7 @@ mod tests {
             cmdline: Some("verbose quiet"),
             ports: &[(8080, 80), (2222, 22)],
             disks: &[],
+            devices: &[],
             extra_args: &extra,
         };
         assert_eq!(
@@ -288,6 +311,7 @@ mod tests {
             cmdline: None,
             ports: &[(8080, 80)],
             disks: &[],
+            devices: &[],
             extra_args: &[],
         };
         let line = render(&command_line(spec(Platform::QemuVirt).unwrap(), &inv));
@@ -329,6 +353,7 @@ mod tests {
                 cmdline: None,
                 ports: &[],
                 disks: &disks,
+                devices: &[],
                 extra_args: &[],
             };
             let line = render(&command_line(spec(platform).unwrap(), &inv));
@@ -339,6 +364,34 @@ mod tests {
                  -device {device},drive=d1,serial=seed -kernel app.elf"
             );
             assert!(line.ends_with(&expected), "{platform}: {line}");
+        }
+    }
+
+    #[test]
+    fn an_entropy_source_is_attached_when_a_live_component_drives_one() {
+        let platforms = [
+            (Platform::QemuMicrovm, "virtio-rng-device"),
+            (Platform::QemuQ35, "virtio-rng-pci"),
+            (Platform::QemuVirt, "virtio-rng-device"),
+        ];
+        for (platform, device) in platforms {
+            let inv = Invocation {
+                image: Path::new("app.elf"),
+                accel: ResolvedAccel::Tcg,
+                memory: DEFAULT_MEMORY,
+                cmdline: None,
+                ports: &[],
+                disks: &[],
+                // A network card without port forwards has no host side to attach it to.
+                devices: &[DeviceKind::VirtioNet, DeviceKind::VirtioRng],
+                extra_args: &[],
+            };
+            let line = render(&command_line(spec(platform).unwrap(), &inv));
+            assert!(
+                line.ends_with(&format!(" -device {device} -kernel app.elf")),
+                "{platform}: {line}"
+            );
+            assert!(!line.contains("virtio-net"), "{platform}: {line}");
         }
     }
 

@@ -14,6 +14,7 @@
 mod crates;
 mod diff;
 mod dominators;
+mod find;
 pub mod render;
 mod view;
 
@@ -27,6 +28,7 @@ use crate::input::Inputs;
 use crate::object::{ObjectFile, SectionId, SectionSymbols};
 
 pub use diff::{Diff, DiffRow};
+pub use find::{Found, Match, Query};
 pub use view::{By, Row, Table, WhyStep};
 
 /// What a chunk of an output section holds.

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
+use super::find::{Found, Match};
 use super::view::{By, Table, WhyStep};
-use super::{Diff, DiffRow, SizeReport};
+use super::{Diff, DiffRow, SectionRow, SizeReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -217,7 +218,7 @@ pub fn pretty(name: &str) -> String {
 }
 
 /// `/long/path/libhello.a(member.o)` → `libhello.a(member.o)`.
-fn short_object(object: &str) -> &str {
+pub(super) fn short_object(object: &str) -> &str {
     let path_end = object.find('(').unwrap_or(object.len());
     let start = object[..path_end].rfind('/').map_or(0, |i| i + 1);
     &object[start..]
@@ -234,7 +235,7 @@ pub fn why(r: &SizeReport, symbol: &str, steps: &[WhyStep]) -> String {
         out,
         "`{symbol}` is kept: {} ({}) in {}, {}, retaining {}",
         target.section,
-        target.owner,
+        owner_and_crate(target),
         short_object(&target.object),
         bytes(target.size),
         bytes(target.retained)
@@ -274,6 +275,123 @@ pub fn why(r: &SizeReport, symbol: &str, steps: &[WhyStep]) -> String {
         let _ = writeln!(out, "  it alone keeps {} in the image", names.join(", "));
     }
     out
+}
+
+/// Sections listed when `why` finds several, before the rest are summed up.
+const LISTED: usize = 20;
+
+/// Chains listed into a crate or owner `why` found.
+const ENTRIES: usize = 10;
+
+/// `why` for a name that found several sections, or a whole crate or owner: what it found and
+/// how to name one section. `found` finds more than one row.
+pub fn found(r: &SizeReport, query: &str, found: &Found) -> String {
+    let mut out = String::new();
+    let rows = found.rows();
+    let total: u64 = rows.iter().map(|&row| r.sections[row].size).sum();
+    let listed: Vec<(usize, String)> = match found {
+        Found::Sections(matches) => {
+            let _ = writeln!(
+                out,
+                "`{query}` matches {} kept sections, {}:",
+                rows.len(),
+                bytes(total)
+            );
+            matches
+                .iter()
+                .map(|Match { row, name }| (*row, name.clone()))
+                .collect()
+        }
+        Found::Group {
+            name,
+            by_crate,
+            rows,
+        } => {
+            let (by, groups) = if *by_crate {
+                ("crate", &r.crates)
+            } else {
+                ("component", &r.owners)
+            };
+            let retained = groups
+                .iter()
+                .find(|g| g.owner == *name)
+                .map_or_else(String::new, |g| {
+                    format!(", retaining {}", bytes(g.retained))
+                });
+            let _ = writeln!(
+                out,
+                "`{name}` (a row of report --by {by}): {} kept sections, {}{retained}:",
+                rows.len(),
+                bytes(total)
+            );
+            rows.iter()
+                .map(|&row| (row, r.sections[row].display_name()))
+                .collect()
+        }
+    };
+    for (row, name) in listed.iter().take(LISTED) {
+        let s = &r.sections[*row];
+        let _ = writeln!(
+            out,
+            "{:>14}  {name}  [{}]  {}:({})",
+            bytes(s.size),
+            owner_and_crate(s),
+            short_object(&s.object),
+            s.section
+        );
+    }
+    if listed.len() > LISTED {
+        let rest = &listed[LISTED..];
+        let _ = writeln!(
+            out,
+            "{:>14}  … {} more",
+            bytes(rest.iter().map(|&(row, _)| r.sections[row].size).sum()),
+            rest.len()
+        );
+    }
+    if let Found::Group { rows, .. } = found {
+        let mut entries = r.entries(rows);
+        entries.sort_by(|&a, &b| {
+            r.sections[b]
+                .retained
+                .cmp(&r.sections[a].retained)
+                .then(a.cmp(&b))
+        });
+        let _ = writeln!(out, "\nChains into it from the roots ({}):", entries.len());
+        for &entry in entries.iter().take(ENTRIES) {
+            let _ = writeln!(out, "  {}", chain(r, &r.why(entry)));
+        }
+        if entries.len() > ENTRIES {
+            let _ = writeln!(out, "  … {} more", entries.len() - ENTRIES);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nName one section to see the whole chain that keeps it: a longer path (`a::b::f`), \
+         with generic arguments (`f::<T>`), or as listed, OBJECT:(SECTION)."
+    );
+    out
+}
+
+/// `component net, crate smoltcp`; just `core` when the crate is its own owner.
+fn owner_and_crate(s: &SectionRow) -> String {
+    match s.krate.as_deref() {
+        Some(krate) if krate != s.owner => format!("{}, crate {krate}", s.owner),
+        _ => s.owner.clone(),
+    }
+}
+
+/// `entry: unik_rt::start::run → hello::main → talc::Talc::malloc`: a why-chain on one line.
+fn chain(r: &SizeReport, steps: &[WhyStep]) -> String {
+    let names: Vec<String> = steps
+        .iter()
+        .map(|step| r.sections[step.row].display_name())
+        .collect();
+    let root = steps
+        .first()
+        .and_then(|step| r.sections[step.row].root.as_deref())
+        .unwrap_or("kept");
+    format!("{root}: {}", names.join(" → "))
 }
 
 fn diff_rows(out: &mut String, heading: &str, rows: &[DiffRow], format: Format) {
@@ -431,6 +549,49 @@ mod tests {
             "{markdown}"
         );
         assert!(markdown.contains("| `net` | yes | reached: entry → app::main | 768 B | 768 B |"));
+    }
+
+    #[test]
+    fn several_matches_are_listed_with_how_to_name_one() {
+        let r = super::super::tests::image();
+        let query = "float_to_decimal_common_exact";
+        let text = found(&r, query, &r.find(&super::super::Query::new(query)));
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        let object = "libhttpd.a(httpd-1a2b.httpd.3c4d-cgu.0.rcgu.o)";
+        for line in [
+            "`float_to_decimal_common_exact` matches 2 kept sections, 500 B:".to_owned(),
+            format!(
+                "300 B core::fmt::float::float_to_decimal_common_exact::<f64> [core] {object}:(.text.f64)"
+            ),
+            format!(
+                "200 B core::fmt::float::float_to_decimal_common_exact::<f32> [core] {object}:(.text.f32)"
+            ),
+        ] {
+            assert!(lines.contains(&line), "{line:?} not in:\n{text}");
+        }
+        assert!(text.contains("OBJECT:(SECTION)"), "{text}");
+    }
+
+    #[test]
+    fn a_crate_is_listed_with_the_chains_into_it() {
+        let r = super::super::tests::image();
+        let text = found(&r, "smoltcp", &r.find(&super::super::Query::new("smoltcp")));
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        for line in [
+            "`smoltcp` (a row of report --by crate): 2 kept sections, 500 B:",
+            "400 B smoltcp::iface::Interface::poll [component net, crate smoltcp] \
+             libhttpd.a(httpd-1a2b.httpd.3c4d-cgu.0.rcgu.o):(.text.poll)",
+            "Chains into it from the roots (1):",
+            "entry: httpd::main → smoltcp::iface::Interface::poll",
+        ] {
+            assert!(lines.iter().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
     }
 
     #[test]

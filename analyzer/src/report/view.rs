@@ -157,32 +157,6 @@ impl SizeReport {
         }
     }
 
-    /// Rows of kept sections defining `symbol`: by its name in the symbol table, its
-    /// demangled name, or the last components of the demangled path (`main` for
-    /// `hello::main`).
-    pub fn find_symbol(&self, symbol: &str) -> Vec<usize> {
-        let matches = |exact: bool| -> Vec<usize> {
-            (0..self.sections.len())
-                .filter(|&i| {
-                    self.sections[i].symbols.iter().any(|s| {
-                        let demangled = demangle(&s.name);
-                        if exact {
-                            s.name == symbol || demangled == symbol
-                        } else {
-                            demangled.ends_with(&format!("::{symbol}"))
-                        }
-                    })
-                })
-                .collect()
-        };
-        let exact = matches(true);
-        if exact.is_empty() {
-            matches(false)
-        } else {
-            exact
-        }
-    }
-
     /// The owners of a crate's sections, largest share first, unless the crate is its own
     /// owner (`core`, `app`): which component a dependency's bytes count for.
     fn owners_of_crate(&self, krate: &str) -> String {

@@ -1,6 +1,6 @@
 //! The device tree the loader passed (aarch64 `virt`), kept for components that find their
-//! devices in it (the net component's virtio-mmio windows). It stays where the loader put it,
-//! and boot keeps the heap off it. Machines without one (x86_64 PVH) have none.
+//! devices in it (virtio-mmio windows, the rtc component's PL031). It stays where the loader
+//! put it, and boot keeps the heap off it. Machines without one (x86_64 PVH) have none.
 
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -37,6 +37,12 @@ pub fn virtio_mmio() -> impl Iterator<Item = (u64, u64)> {
         }
     }
     windows.into_iter().take(count)
+}
+
+/// `(base, size)` of the first node compatible with `compatible`; none without a device tree.
+pub fn window(compatible: &'static str) -> Option<(u64, u64)> {
+    let span = tree()?.windows(compatible).next()?;
+    Some((span.start, span.len()))
 }
 
 /// QEMU virt has 32 virtio-mmio transports.

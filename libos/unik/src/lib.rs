@@ -36,10 +36,20 @@ pub mod console {
     pub use unik_rt::console::Console;
 }
 
-/// Monotonic time from the calibrated TSC.
+/// Monotonic time from the calibrated TSC; with the `rtc` feature, wall-clock time
+/// (`SystemTime`, read from the machine's real-time clock at boot).
 pub mod time {
     pub use core::time::Duration;
     pub use unik_rt::time::{Instant, now};
+    #[cfg(feature = "rtc")]
+    pub use unik_rtc::{SystemTime, SystemTimeError, UNIX_EPOCH};
+}
+
+/// Random bytes (the `rng` feature) from the CPU's generator or a virtio-rng device; the
+/// `getrandom` crate, and so `rand` and `uuid`, draws from the same source.
+#[cfg(feature = "rng")]
+pub mod random {
+    pub use unik_rng::{Error, fill};
 }
 
 /// TCP and UDP over virtio-net (the `net` feature): `TcpListener`, `TcpStream`,
