@@ -403,7 +403,8 @@ fn image_size_budget_fails_the_build_and_keeps_the_outputs() {
         "graph",
         &dir,
         &expect.entry,
-        "budgets:\n  image_size: 1KiB\n",
+        // This is a dev build, and budgets gate release images unless told otherwise.
+        "budgets:\n  image_size: 1KiB\n  profile: any\n",
     );
     let out = build(&manifest);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -431,6 +432,23 @@ fn image_size_budget_fails_the_build_and_keeps_the_outputs() {
     build_ok(&roomy);
     let unlimited = self::manifest("graph", &dir, &expect.entry, "");
     build_ok(&unlimited);
+
+    // The same budget gating the release profile (the default) lets this dev build through,
+    // and says so.
+    let release_only = self::manifest(
+        "graph",
+        &dir,
+        &expect.entry,
+        "budgets:\n  image_size: 1KiB\n",
+    );
+    let out = build(&release_only);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        unwrapped(&stderr(&out))
+            .contains("budgets gate the `release` profile; this `dev` image is not checked"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
