@@ -506,3 +506,25 @@ fn manifest_mode_reports_an_invalid_manifest() {
     let (_, stderr) = run_manifest(&[], &manifest, 1);
     assert!(contains(&stderr, "sparc"), "{stderr}");
 }
+
+#[test]
+fn manifest_mode_names_a_host_port_another_process_listens_on() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = format!("ports: [\"{port}:80\"]\n");
+    let manifest = write_manifest_named(dir.path(), "server", "x86_64", &ports);
+    let images = dir.path().join("target/uniklink/debug");
+    std::fs::create_dir_all(&images).unwrap();
+    let built = X86_64.build("hello_exit3", dir.path());
+    std::fs::rename(&built, images.join("server-x86_64.elf")).unwrap();
+    // What `run` reads the image's devices from: a conventional link's report has no weave.
+    std::fs::write(images.join("server-x86_64.json"), "{\"weave\": null}\n").unwrap();
+    let (_, stderr) = run_manifest(&[], &manifest, 1);
+    let expected = format!(
+        "host port {port} is taken (another process listens on 127.0.0.1:{port}); change \
+         `ports:` or stop it"
+    );
+    assert!(contains(&stderr, &expected), "{stderr}");
+    drop(taken);
+}

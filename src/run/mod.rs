@@ -178,6 +178,11 @@ pub enum RunError {
         messages: String,
         accel: ResolvedAccel,
     },
+    #[error(
+        "host port {port} is taken (another process listens on 127.0.0.1:{port}); change \
+         `ports:` or stop it"
+    )]
+    PortTaken { port: u16 },
     #[error("lost track of the QEMU process")]
     Wait(#[source] io::Error),
     #[error("cannot read the guest's console")]
@@ -342,11 +347,14 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         End::TimedOut(at) => Ok(outcome(None, true, false, at)),
         End::Interrupted(at) => Ok(outcome(None, false, true, at)),
         End::Exited(status, at) => {
-            let failed = || RunError::QemuFailed {
-                binary: spec.qemu,
-                status: status.to_string(),
-                messages: messages.clone(),
-                accel,
+            let failed = || match taken_host_port(&messages) {
+                Some(port) => RunError::PortTaken { port },
+                None => RunError::QemuFailed {
+                    binary: spec.qemu,
+                    status: status.to_string(),
+                    messages: messages.clone(),
+                    accel,
+                },
             };
             let code = status.code().ok_or_else(failed)?;
             // Status 1 is both "guest wrote 0 to isa-debug-exit" and QEMU's own failure
@@ -391,6 +399,25 @@ fn read_capped(mut reader: impl Read, cap: usize) -> Vec<u8> {
     kept
 }
 
+/// The host port of a forward QEMU could not set up because another process listens on it.
+/// QEMU says only that the rule failed; binding the port here tells whether it is taken or
+/// refused for another reason (a port below 1024 without privileges).
+fn taken_host_port(messages: &str) -> Option<u16> {
+    const RULE: &str = "Could not set up host forwarding rule 'tcp:127.0.0.1:";
+    messages
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(RULE)? + RULE.len()..];
+            rest.split_once('-')?.0.parse().ok()
+        })
+        .find(|&port| {
+            matches!(
+                std::net::TcpListener::bind(("127.0.0.1", port)),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse
+            )
+        })
+}
+
 /// Whether QEMU's stderr holds a line that is not a warning.
 fn has_error_line(messages: &str) -> bool {
     messages
@@ -408,6 +435,31 @@ mod tests {
         assert_eq!(human_duration(Duration::from_nanos(41_250)), "41.2 µs");
         assert_eq!(human_duration(Duration::from_micros(28_140)), "28.1 ms");
         assert_eq!(human_duration(Duration::from_millis(4_500)), "4.50 s");
+    }
+
+    #[test]
+    fn a_forward_to_a_port_in_use_names_the_port() {
+        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let failed = |port: u16| {
+            format!(
+                "qemu-system-x86_64: -netdev user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:80: Could \
+                 not set up host forwarding rule 'tcp:127.0.0.1:{port}-:80'\n"
+            )
+        };
+        assert_eq!(taken_host_port(&failed(port)), Some(port));
+        let error = RunError::PortTaken { port }.to_string();
+        assert_eq!(
+            error,
+            format!(
+                "host port {port} is taken (another process listens on 127.0.0.1:{port}); \
+                 change `ports:` or stop it"
+            )
+        );
+        drop(taken);
+        // Free again: whatever failed, it was not that the port is taken.
+        assert_eq!(taken_host_port(&failed(port)), None);
+        assert_eq!(taken_host_port("qemu: invalid kernel header\n"), None);
     }
 
     #[test]
