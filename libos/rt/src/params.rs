@@ -4,10 +4,11 @@
 /// Declares a component's parameters and a struct that reads them.
 ///
 /// Each parameter is a symbol `__uniklink_param_<component>_<name>` in `.rodata`, defined by
-/// the glue object with the value the profile and manifest resolve to (`u32` little-endian,
-/// `bool` as one byte). The macro also defines each one weakly with the default given here, so
-/// an image linked without uniklink's glue (GNU ld, lld, mold) still links and runs. `u32`
-/// parameters read as `usize`, `bool` ones as `bool` (defaults `0` or `1`).
+/// the glue object with the value the profile and manifest resolve to (`u32` and `u64`
+/// little-endian, `bool` as one byte). The macro also defines each one weakly with the default
+/// given here, so an image linked without uniklink's glue (GNU ld, lld, mold) still links and
+/// runs. `u32` parameters read as `usize`, `u64` ones (durations are nanoseconds) as `u64`,
+/// `bool` ones as `bool` (defaults `0` or `1`).
 ///
 /// ```ignore
 /// unik_rt::component_params! {
@@ -44,6 +45,7 @@ macro_rules! component_params {
         }
     };
     (@rust u32) => { usize };
+    (@rust u64) => { u64 };
     (@rust bool) => { bool };
     (@define $component:literal, $field:ident, $ty:tt, $default:literal) => {
         ::core::arch::global_asm!(
@@ -64,8 +66,10 @@ macro_rules! component_params {
         );
     };
     (@size u32) => { "4" };
+    (@size u64) => { "8" };
     (@size bool) => { "1" };
     (@directive u32) => { ".long" };
+    (@directive u64) => { ".quad" };
     (@directive bool) => { ".byte" };
     (@read $component:literal, $field:ident, u32) => {{
         unsafe extern "C" {
@@ -74,6 +78,14 @@ macro_rules! component_params {
         }
         // SAFETY: a 4-byte `u32`, defined weakly here or by the glue object.
         (unsafe { VALUE }) as usize
+    }};
+    (@read $component:literal, $field:ident, u64) => {{
+        unsafe extern "C" {
+            #[link_name = concat!("__uniklink_param_", $component, "_", stringify!($field))]
+            static VALUE: u64;
+        }
+        // SAFETY: an 8-byte `u64`, defined weakly here or by the glue object.
+        unsafe { VALUE }
     }};
     (@read $component:literal, $field:ident, bool) => {{
         unsafe extern "C" {
