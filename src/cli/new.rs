@@ -189,8 +189,10 @@ bench = false
 
 [dependencies]
 # The library OS is not on crates.io; this is the checkout cargo-uniklink was built from.
-# Its features turn components on: `features = ["net"]` for sockets (unik::net), `"fs"` for
-# files baked into the image and volumes (unik::fs). Weaving links only what the app reaches.
+# Its features turn components on: `features = ["net"]` for sockets and DNS (unik::net),
+# `"fs"` for files baked into the image and volumes (unik::fs), `"rtc"` for wall-clock time
+# (unik::time::SystemTime), `"rng"` for random bytes (unik::random, and the getrandom crate).
+# Arguments and environment (unik::env) need none. Weaving links only what the app reaches.
 unik = {{ path = "{libos}" }}
 
 [profile.dev]
