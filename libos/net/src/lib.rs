@@ -1,12 +1,14 @@
 //! The uniklink net component: virtio-net (virtio-mmio on microvm and Firecracker,
-//! virtio-pci on q35), the smoltcp TCP/IP stack (IPv4, ARP, TCP, UDP, DHCP) and the small
-//! socket API apps see as `unik::net`.
+//! virtio-pci on q35), the smoltcp TCP/IP stack (IPv4, ARP, TCP, UDP, DHCP), a DNS stub
+//! resolver and the small socket API apps see as `unik::net`.
 //!
 //! The address comes from DHCP; when no lease arrives within three seconds of bring-up, from
 //! `uniklink.net.ip=<a.b.c.d>/<prefix>` and `uniklink.net.gateway=<a.b.c.d>` on the command
-//! line (the manifest's `cmdline`). Interrupts are off in the library OS, so the stack moves
-//! only while a socket call polls it: blocking calls poll until they can answer or their
-//! timeout passes, and a server should not compute for long between calls.
+//! line (the manifest's `cmdline`). Host names resolve through the name servers of
+//! `uniklink.net.dns=<a.b.c.d>[:<port>]` on the command line, else those of the DHCP lease.
+//! Interrupts are off in the library OS, so the stack moves only while a socket call polls it:
+//! blocking calls poll until they can answer or their timeout passes, and a server should not
+//! compute for long between calls.
 //!
 //! Ring and buffer sizes are the component's parameters (`component.yaml`), baked into the
 //! image by uniklink's glue object per profile and manifest.
@@ -15,6 +17,7 @@
 extern crate alloc;
 
 mod device;
+mod dns;
 mod params;
 mod stack;
 mod tcp;
@@ -22,6 +25,7 @@ mod udp;
 
 use core::fmt;
 
+pub use dns::lookup_host;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
@@ -40,11 +44,21 @@ pub enum Error {
     TooManySockets,
     /// The heap has no room for another socket's buffers.
     OutOfMemory,
-    /// The port is taken, or 0.
+    /// The port is taken (a listener's port is 0), or no ephemeral port is free.
     AddrInUse,
-    /// The destination cannot be reached (no address yet, no route) or the datagram is larger
-    /// than the socket's buffer.
+    /// The destination cannot be reached (no address yet, no route, no name server known) or
+    /// the datagram is larger than the socket's buffer.
     Unreachable,
+    /// The peer answered the connection attempt with a reset: nothing listens on that port.
+    ConnectionRefused,
+    /// The name server says the name does not exist or has no IPv4 address.
+    NameNotFound,
+    /// Not a host name: empty, a label empty or longer than 63 bytes, more than 253 bytes, or
+    /// a byte other than ASCII letters, digits, `-` and `_`.
+    InvalidName,
+    /// No name server could answer: each reported a failure (SERVFAIL, REFUSED, ...) or sent
+    /// an answer that does not parse.
+    LookupFailed,
 }
 
 impl fmt::Display for Error {
@@ -58,6 +72,10 @@ impl fmt::Display for Error {
             Error::OutOfMemory => "out of memory for socket buffers",
             Error::AddrInUse => "address in use",
             Error::Unreachable => "unreachable",
+            Error::ConnectionRefused => "connection refused",
+            Error::NameNotFound => "name not found",
+            Error::InvalidName => "invalid host name",
+            Error::LookupFailed => "name lookup failed",
         })
     }
 }

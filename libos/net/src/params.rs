@@ -17,3 +17,12 @@ unik_rt::component_params! {
         tcp_window: u32 = 16384,
     }
 }
+
+unik_rt::component_params! {
+    /// The resolver's parameters, apart from the stack's, which bring-up reads: only
+    /// `lookup_host` reads these, so no other code path carries their reads.
+    pub(crate) struct DnsParams for "net" {
+        dns_cache_size: u32 = 16,
+        dns_query_timeout: u64 = 1000000000,
+    }
+}

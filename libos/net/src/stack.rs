@@ -6,15 +6,19 @@
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::ops::RangeInclusive;
 use core::time::Duration;
 
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
 };
-use smoltcp::socket::{dhcpv4, tcp};
+use smoltcp::socket::{Socket, dhcpv4, tcp};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+use smoltcp::wire::{
+    DHCP_MAX_DNS_SERVER_COUNT, EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint,
+    Ipv4Cidr,
+};
 use spinning_top::Spinlock;
 use unik_rt::time::{self, Instant};
 use unik_virtio::DeviceType;
@@ -28,6 +32,9 @@ const DHCP_WAIT: Duration = Duration::from_secs(3);
 /// A closed socket that has not finished its goodbye by then is freed anyway; the peer's next
 /// segment then gets a reset.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// Local ports for outgoing connections and unbound UDP sockets: IANA's dynamic range, which
+/// servers do not listen on.
+const EPHEMERAL_PORTS: RangeInclusive<u16> = 49152..=65535;
 
 pub(crate) struct Listener {
     pub port: u16,
@@ -52,6 +59,11 @@ pub(crate) struct Stack {
     closing: Vec<(SocketHandle, Instant)>,
     /// Sockets in `sockets`, the DHCP client excluded.
     pub open: usize,
+    /// The name servers of the DHCP lease. An array rather than a `Vec`: copying into it costs
+    /// the poll loop of every image a few instructions, not an allocation.
+    pub dns_servers: [Option<Ipv4Addr>; DHCP_MAX_DNS_SERVER_COUNT],
+    /// State of the generator behind [`Stack::random`].
+    random: u64,
 }
 
 /// Boxed: smoltcp's interface is some 17 KiB, which inline would sit in the image's `.data`
@@ -126,6 +138,7 @@ impl Stack {
         seed[..6].copy_from_slice(&mac);
         config.random_seed =
             u64::from_le_bytes(seed) ^ (started.elapsed().as_nanos() as u64).rotate_left(29);
+        let random = config.random_seed;
         let booted = time::now();
         let iface = Interface::new(config, &mut nic, SmolInstant::ZERO);
         let mut stack = Stack {
@@ -138,6 +151,8 @@ impl Stack {
             listeners: Vec::new(),
             closing: Vec::new(),
             open: 0,
+            dns_servers: [None; DHCP_MAX_DNS_SERVER_COUNT],
+            random,
         };
         let fallback = StaticConfig::from_cmdline(unik_rt::cmdline::command_line());
         stack.dhcp = Some(stack.sockets.add(dhcpv4::Socket::new()));
@@ -207,9 +222,16 @@ impl Stack {
             match event {
                 Some(dhcpv4::Event::Configured(config)) => {
                     let (address, router) = (config.address, config.router);
+                    self.dns_servers = [None; DHCP_MAX_DNS_SERVER_COUNT];
+                    for (slot, &server) in self.dns_servers.iter_mut().zip(&config.dns_servers) {
+                        *slot = Some(server);
+                    }
                     self.configure(address, router);
                 }
-                Some(dhcpv4::Event::Deconfigured) => self.iface.update_ip_addrs(|a| a.clear()),
+                Some(dhcpv4::Event::Deconfigured) => {
+                    self.iface.update_ip_addrs(|a| a.clear());
+                    self.dns_servers = [None; DHCP_MAX_DNS_SERVER_COUNT];
+                }
                 None => {}
             }
         }
@@ -237,6 +259,83 @@ impl Stack {
         socket.set_nagle_enabled(false);
         self.open += 1;
         Ok(self.sockets.add(socket))
+    }
+
+    /// A TCP socket in SYN-SENT towards `to` from a free ephemeral port. `Unreachable` when no
+    /// packet could leave for `to`: no address yet, no route, or no such host (port 0, a
+    /// broadcast, multicast or loopback address).
+    pub(crate) fn connect(&mut self, to: SocketAddrV4) -> Result<SocketHandle, Error> {
+        let ip = *to.ip();
+        if to.port() == 0
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip.is_loopback()
+            || !self.routable(ip)
+        {
+            return Err(Error::Unreachable);
+        }
+        let port = self.ephemeral_port()?;
+        let handle = self.new_tcp()?;
+        let remote = IpEndpoint::new(IpAddress::Ipv4(ip), to.port());
+        let started =
+            self.sockets
+                .get_mut::<tcp::Socket>(handle)
+                .connect(self.iface.context(), remote, port);
+        if started.is_err() {
+            self.free(handle);
+            return Err(Error::Unreachable);
+        }
+        Ok(handle)
+    }
+
+    /// Whether a packet to `ip` has a way out: the interface has an address, and `ip` is on
+    /// its network or there is a default route.
+    fn routable(&self, ip: Ipv4Addr) -> bool {
+        let on_link = self
+            .iface
+            .ip_addrs()
+            .iter()
+            .any(|cidr| cidr.contains_addr(&IpAddress::Ipv4(ip)));
+        self.has_address() && (on_link || self.iface.routes().get_default_ipv4_route().is_some())
+    }
+
+    /// A local port no socket or listener uses, from a random point of the ephemeral range
+    /// so that a reboot does not reuse the previous boot's connections' ports.
+    pub(crate) fn ephemeral_port(&mut self) -> Result<u16, Error> {
+        let first = *EPHEMERAL_PORTS.start();
+        let count = u64::from(*EPHEMERAL_PORTS.end() - first) + 1;
+        let start = self.random() % count;
+        (0..count)
+            .map(|i| first + ((start + i) % count) as u16)
+            .find(|&port| !self.port_in_use(port))
+            .ok_or(Error::AddrInUse)
+    }
+
+    fn port_in_use(&self, port: u16) -> bool {
+        self.listeners.iter().flatten().any(|l| l.port == port)
+            || self.sockets.iter().any(|(_, socket)| match socket {
+                Socket::Tcp(tcp) => {
+                    tcp.listen_endpoint().port == port
+                        || tcp.local_endpoint().is_some_and(|e| e.port == port)
+                }
+                Socket::Udp(udp) => udp.endpoint().port == port,
+                _ => false,
+            })
+    }
+
+    /// 64 bits from splitmix64 over the stack's seed, stirred with the clock: ephemeral
+    /// ports and DNS query ids, which need to be hard to guess from outside, not secret.
+    pub(crate) fn random(&mut self) -> u64 {
+        let jitter = self.booted.elapsed().as_nanos() as u64;
+        self.random = self
+            .random
+            .wrapping_add(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(jitter.rotate_left(17));
+        let mut z = self.random;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     pub(crate) fn free(&mut self, handle: SocketHandle) {

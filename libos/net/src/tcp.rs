@@ -1,4 +1,5 @@
-//! TCP: a listener that keeps a backlog of listening sockets, and connected streams.
+//! TCP: a listener that keeps a backlog of listening sockets, outgoing connections, and
+//! connected streams.
 
 use alloc::vec::Vec;
 use core::net::SocketAddrV4;
@@ -95,6 +96,34 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
+    /// Connects to `addr` from a free ephemeral port, waiting at most `timeout` for the
+    /// handshake (`None`: no limit, though a peer that never answers then holds the call
+    /// forever). `ConnectionRefused` when the peer resets the attempt, `TimedOut` when it does
+    /// not answer in time, `Unreachable` when nothing could be sent (no address, no route).
+    /// Counts against the `max_sockets` parameter.
+    pub fn connect(addr: SocketAddrV4, timeout: Option<Duration>) -> Result<TcpStream, Error> {
+        let stream = TcpStream {
+            handle: stack::with(|stack| stack.connect(addr))?,
+        };
+        let connected = stack::block_on(timeout, |stack| {
+            match stack.sockets.get::<tcp::Socket>(stream.handle).state() {
+                tcp::State::SynSent | tcp::State::SynReceived => None,
+                // Out of SYN-SENT, only a reset closes the socket.
+                tcp::State::Closed => Some(Err(Error::ConnectionRefused)),
+                // Established, or already closing: the peer may have sent all it had.
+                _ => Some(Ok(())),
+            }
+        });
+        match connected {
+            Ok(()) => Ok(stream),
+            Err(error) => {
+                // A reset tells a peer that answers late to forget the attempt.
+                stream.abort();
+                Err(error)
+            }
+        }
+    }
+
     /// Reads what has arrived into `buf`, waiting at most `timeout` for at least one byte.
     /// `Ok(0)` means the peer has closed its side and everything it sent was read.
     pub fn read(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, Error> {

@@ -21,13 +21,18 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds to `port` on every address. Counts against the `max_sockets` parameter; its
-    /// buffers are the TCP socket buffer sizes.
+    /// Binds to `port` on every address, or to a free ephemeral port if `port` is 0 (a
+    /// client's socket). Counts against the `max_sockets` parameter; its buffers are the TCP
+    /// socket buffer sizes.
     pub fn bind(port: u16) -> Result<UdpSocket, Error> {
         stack::with(|stack| {
             if stack.open >= stack.params.max_sockets {
                 return Err(Error::TooManySockets);
             }
+            let port = match port {
+                0 => stack.ephemeral_port()?,
+                port => port,
+            };
             let mut socket = udp::Socket::new(
                 udp::PacketBuffer::new(
                     vec![udp::PacketMetadata::EMPTY; DATAGRAMS],

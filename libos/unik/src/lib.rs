@@ -52,11 +52,12 @@ pub mod random {
     pub use unik_rng::{Error, fill};
 }
 
-/// TCP and UDP over virtio-net (the `net` feature): `TcpListener`, `TcpStream`,
-/// `UdpSocket`. Blocking calls take a timeout (`None` waits without limit).
+/// TCP and UDP over virtio-net (the `net` feature): `TcpListener`, `TcpStream` (`connect`
+/// for outgoing connections), `UdpSocket`, and `lookup_host` for names through DNS. Blocking
+/// calls take a timeout (`None` waits without limit).
 #[cfg(feature = "net")]
 pub mod net {
-    pub use unik_net::{Error, TcpListener, TcpStream, UdpSocket, local_addr};
+    pub use unik_net::{Error, TcpListener, TcpStream, UdpSocket, local_addr, lookup_host};
 }
 
 /// Files (the `fs` feature): the read-only files the manifest's `files` bakes into the image,
