@@ -444,6 +444,58 @@ fn an_app_that_does_not_compile_shows_cargo_errors_and_writes_no_image() {
 }
 
 #[test]
+fn a_dependency_that_needs_std_is_named_with_what_to_turn_off() {
+    let app = App::new("needy");
+    let dep = app.root.join("needs-std");
+    std::fs::create_dir_all(dep.join("src")).unwrap();
+    std::fs::write(
+        dep.join("Cargo.toml"),
+        "[package]\nname = \"needs-std\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dep.join("src/lib.rs"),
+        "pub fn args() -> usize {\n    std::env::args().count()\n}\n",
+    )
+    .unwrap();
+    let cargo_toml = app.root.join("Cargo.toml");
+    let manifest = std::fs::read_to_string(&cargo_toml).unwrap().replace(
+        "[dependencies]\n",
+        "[dependencies]\nneeds-std = { path = \"needs-std\" }\n",
+    );
+    std::fs::write(&cargo_toml, manifest).unwrap();
+    std::fs::write(
+        app.root.join("src/lib.rs"),
+        "#![no_std]\nunik::entry!(main);\nfn main() {\n    unik::println!(\"{}\", needs_std::args());\n}\n",
+    )
+    .unwrap();
+    let out = uniklink()
+        .current_dir(&app.root)
+        .arg("build")
+        .assert()
+        .code(1);
+    // The error box wraps long lines; compare with the wrapping taken out.
+    let stderr: String = String::from_utf8_lossy(&out.get_output().stderr)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Cargo's own output still shows, and the help follows it.
+    assert!(
+        stderr.contains("error[E0463]: can't find crate for `std`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "help: `needs-std` needs `std`, which x86_64-unknown-none does not have: apps are \
+             `no_std` + `alloc`; turn the dependency's `std` feature off (`default-features = \
+             false` in Cargo.toml"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn new_and_init_never_overwrite() {
     let app = App::new("twice");
     let parent = app.root.parent().unwrap();

@@ -3,7 +3,7 @@
 //! so that an outer `RUSTFLAGS`, `build.target` or wrapper cannot change the image.
 
 use std::ffi::OsString;
-use std::io::BufReader;
+use std::io::{BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -244,8 +244,9 @@ pub fn build_staticlib(
         .arg("--target-dir")
         .arg(req.target_dir)
         .arg("--message-format=json-render-diagnostics")
-        .args(req.profile.args())
-        .args(req.passthrough);
+        .args(req.profile.args());
+    let passthrough = look_as_on_terminal(&mut cmd, req.passthrough);
+    cmd.args(passthrough);
     // CARGO_ENCODED_RUSTFLAGS takes precedence over every config-file rustflags setting, so
     // the user's flags cannot change the image. The `*-unknown-none` targets already put
     // each function and data object in its own section, which section GC relies on.
@@ -258,7 +259,7 @@ pub fn build_staticlib(
     ]);
     cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
     c_toolchain(&mut cmd, req.target_triple);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
 
     let command_line = command_line(&cmd);
     tracing::info!("running {command_line}");
@@ -270,6 +271,11 @@ pub fn build_staticlib(
         command: command_line.clone(),
         source: std::io::Error::other("cargo's stdout was not captured"),
     })?;
+    let stderr = child.stderr.take().ok_or_else(|| BuildError::CargoSpawn {
+        command: command_line.clone(),
+        source: std::io::Error::other("cargo's stderr was not captured"),
+    })?;
+    let stderr_thread = std::thread::spawn(move || tee(stderr, std::io::stderr()));
 
     let mut staticlibs = Vec::new();
     let mut parse_error = None;
@@ -301,10 +307,14 @@ pub fn build_staticlib(
         command: command_line.clone(),
         source,
     })?;
+    let needs_std = stderr_thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if !status.success() {
         return Err(BuildError::CargoFailed {
             command: command_line,
             status,
+            help: std_help(&package_names(&needs_std, metadata), req.target_triple),
         });
     }
     if let Some(source) = parse_error {
@@ -317,4 +327,216 @@ pub fn build_staticlib(
         });
     }
     Ok(staticlibs)
+}
+
+/// Cargo's stderr reaches the terminal through [`tee`], so cargo no longer sees one; when
+/// ours is a terminal, cargo is told to colour and draw its progress bar as it would there.
+/// A colour or progress setting the user made stays. Returns `passthrough`, recoloured.
+fn look_as_on_terminal(cmd: &mut Command, passthrough: &[OsString]) -> Vec<OsString> {
+    let mut args = passthrough.to_vec();
+    if !std::io::stderr().is_terminal() {
+        return args;
+    }
+    if std::env::var_os("NO_COLOR").is_none() {
+        for i in 0..args.len() {
+            if args[i] == "--color=auto" {
+                args[i] = "--color=always".into();
+            } else if args[i] == "--color" && args.get(i + 1).is_some_and(|a| a == "auto") {
+                args[i + 1] = "always".into();
+            }
+        }
+        let chosen = args
+            .iter()
+            .any(|a| a.to_string_lossy().starts_with("--color"));
+        if !chosen && std::env::var_os("CARGO_TERM_COLOR").is_none() {
+            args.push("--color=always".into());
+        }
+    }
+    if std::env::var_os("CARGO_TERM_PROGRESS_WHEN").is_none()
+        && let Some(width) = terminal_width()
+    {
+        // Off a terminal cargo draws the bar only when told to and how wide.
+        cmd.env("CARGO_TERM_PROGRESS_WHEN", "always")
+            .env("CARGO_TERM_PROGRESS_WIDTH", width.to_string());
+    }
+    args
+}
+
+/// The width of the terminal on our stderr, when it is one.
+fn terminal_width() -> Option<u16> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ only writes a `winsize` through the pointer, which points at one
+    // that lives across the call.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(size.ws_col)
+}
+
+/// Copies cargo's stderr to `to` as it comes, so cargo's output shows as it would on its
+/// own, and returns the crates rustc said need `std`.
+fn tee(mut from: impl Read, mut to: impl Write) -> Vec<String> {
+    // Longer lines are cut for the search only; they are copied whole.
+    const MAX_LINE: usize = 4096;
+    let mut needs_std = Vec::new();
+    let mut line = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // A closed stderr of ours must not stop the read, or cargo would block on the pipe.
+        let _ = to.write_all(&buf[..n]);
+        for &byte in &buf[..n] {
+            if byte == b'\n' {
+                needs_std.extend(crate_needing_std(&line));
+                line.clear();
+            } else if line.len() < MAX_LINE {
+                line.push(byte);
+            }
+        }
+    }
+    needs_std.extend(crate_needing_std(&line));
+    needs_std
+}
+
+/// The crate in rustc's note "`std` is required by `CRATE` because it does not declare
+/// `#![no_std]`", coloured or not.
+fn crate_needing_std(line: &[u8]) -> Option<String> {
+    const NOTE: &str = "`std` is required by `";
+    let text = strip_ansi(&String::from_utf8_lossy(line));
+    let rest = &text[text.find(NOTE)? + NOTE.len()..];
+    let name = &rest[..rest.find('`')?];
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// `text` without its ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The packages whose library crates are `crates`, as rustc names them; a crate cargo does
+/// not know keeps its own name.
+fn package_names(crates: &[String], metadata: &Metadata) -> Vec<String> {
+    crates
+        .iter()
+        .map(|krate| {
+            metadata
+                .packages
+                .iter()
+                .find(|p| {
+                    p.targets
+                        .iter()
+                        .any(|t| t.is_lib() && t.name.replace('-', "_") == *krate)
+                })
+                .map_or_else(|| krate.clone(), |p| p.name.to_string())
+        })
+        .collect()
+}
+
+/// What to do about the dependencies `packages` that need `std`.
+fn std_help(packages: &[String], target_triple: &str) -> Option<String> {
+    let mut names: Vec<String> = packages.iter().map(|name| format!("`{name}`")).collect();
+    names.sort();
+    names.dedup();
+    let (list, verb) = match names.as_slice() {
+        [] => return None,
+        [one] => (one.clone(), "needs"),
+        [rest @ .., last] => (format!("{} and {last}", rest.join(", ")), "need"),
+    };
+    Some(format!(
+        "{list} {verb} `std`, which {target_triple} does not have: apps are `no_std` + \
+         `alloc`; turn the dependency's `std` feature off (`default-features = false` in \
+         Cargo.toml, with the features you need) or use a crate that works without `std`"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: &str = "   Compiling needs-std v0.1.0\n\
+        error[E0463]: can't find crate for `std`\n  |\n  \
+        = note: `std` is required by `needs_std` because it does not declare `#![no_std]`\n\n\
+        error: could not compile `needs-std` (lib) due to 3 previous errors\n";
+
+    #[test]
+    fn stderr_is_copied_whole_and_crates_needing_std_are_noted() {
+        let coloured = "\u{1b}[1m\u{1b}[94m= \u{1b}[0m\u{1b}[1mnote\u{1b}[0m: `std` is required \
+            by `other` because it does not declare `#![no_std]`";
+        let input = format!("{PLAIN}{coloured}");
+        /// Gives one byte a read, so every note is split across reads.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let Some((first, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = *first;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let mut copied = Vec::new();
+        let found = tee(Trickle(input.as_bytes()), &mut copied);
+        assert_eq!(copied, input.as_bytes());
+        assert_eq!(found, ["needs_std", "other"]);
+        assert!(tee("error[E0308]: mismatched types\n".as_bytes(), Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn the_std_help_names_the_packages_and_what_to_turn_off() {
+        assert_eq!(std_help(&[], "x86_64-unknown-none"), None);
+        let one = std_help(&["needs-std".to_owned()], "x86_64-unknown-none").unwrap();
+        assert!(
+            one.starts_with(
+                "`needs-std` needs `std`, which x86_64-unknown-none does not have: apps are \
+                 `no_std` + `alloc`; turn the dependency's `std` feature off \
+                 (`default-features = false`"
+            ),
+            "{one}"
+        );
+        let names = ["b", "a", "c", "a"].map(str::to_owned);
+        let several = std_help(&names, "aarch64-unknown-none").unwrap();
+        assert!(
+            several.starts_with("`a`, `b` and `c` need `std`"),
+            "{several}"
+        );
+    }
+
+    #[test]
+    fn a_cargo_failure_shows_the_help_under_it() {
+        use std::os::unix::process::ExitStatusExt;
+        let error = BuildError::CargoFailed {
+            command: "cargo build".to_owned(),
+            status: std::process::ExitStatus::from_raw(101 << 8),
+            help: std_help(&["needs-std".to_owned()], "x86_64-unknown-none"),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("`cargo build` failed (exit status: 101)\n  help: `needs-std` needs"),
+            "{text}"
+        );
+    }
 }

@@ -91,10 +91,15 @@ pub enum BuildError {
         package: String,
         found: String,
     },
-    #[error("`{command}` failed ({status})")]
+    #[error(
+        "`{command}` failed ({status}){}",
+        help.as_ref().map_or_else(String::new, |help| format!("\n  help: {help}"))
+    )]
     CargoFailed {
         command: String,
         status: std::process::ExitStatus,
+        /// What to do, when cargo's output says (a dependency needs `std`).
+        help: Option<String>,
     },
     #[error("cannot read cargo's JSON messages: {source}")]
     CargoOutput {
