@@ -61,7 +61,7 @@ fn every_example_manifest_with_a_cargo_app_builds() {
         built.push(manifest.name);
     }
     built.sort();
-    assert_eq!(built, ["hello", "httpd", "kvstore"]);
+    assert_eq!(built, ["fetch", "hello", "httpd", "kvstore"]);
 
     // kvstore's `keep` holds a function nothing calls.
     let report =
