@@ -32,6 +32,8 @@ mod utc;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The name the test's DNS server knows; it answers 10.0.2.2, the host as the guest sees it.
 const TEST_NAME: &str = "fetch.uniklink.test";
+/// A name the test's DNS server answers with a CNAME record for `TEST_NAME`, then its address.
+const TEST_ALIAS: &str = "alias.uniklink.test";
 /// Guards on every host socket operation; the guest answers in milliseconds.
 const IO_GUARD: Duration = Duration::from_secs(30);
 /// How long a server thread sleeps between looks for a connection or its stop flag.
@@ -202,8 +204,8 @@ fn serve(mut stream: TcpStream, body: &[u8], requests: &Mutex<Vec<String>>) {
     let _ = stream.write_all(&response);
 }
 
-/// A DNS server that answers an A query for `TEST_NAME` with 10.0.2.2 and says NXDOMAIN for
-/// every other name. It records the names it is asked.
+/// A DNS server that answers an A query for `TEST_NAME` with 10.0.2.2, one for `TEST_ALIAS`
+/// with a CNAME record and the same address, and says NXDOMAIN for every other name. It records the names it is asked.
 fn dns_server(asked: Arc<Mutex<Vec<String>>>) -> Server {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a DNS port");
     socket.set_read_timeout(Some(POLL)).unwrap();
@@ -245,12 +247,34 @@ fn dns_reply(query: &[u8]) -> Option<(String, Vec<u8>)> {
     reply[2] = 0x80 | (query[2] & 0x01);
     reply[3] = 0x80;
     reply[6..12].fill(0);
-    if name != TEST_NAME {
-        reply[3] |= 3; // NXDOMAIN
-    } else if qtype == [0, 1] {
-        reply[7] = 1;
-        // A pointer to the question's name, type A, class IN, TTL 60, 4 bytes: 10.0.2.2.
-        reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 2]);
+    // A record: its name as a pointer into the message, type, class IN, TTL 60, data length.
+    let record = |reply: &mut Vec<u8>, name_at: usize, kind: u8, data: &[u8]| {
+        reply.extend_from_slice(&[0xc0 | (name_at >> 8) as u8, name_at as u8, 0, kind, 0, 1]);
+        reply.extend_from_slice(&[0, 0, 0, 60, 0, data.len() as u8]);
+        reply.extend_from_slice(data);
+    };
+    const A: u8 = 1;
+    const CNAME: u8 = 5;
+    match name.as_str() {
+        TEST_NAME if qtype == [0, A] => {
+            reply[7] = 1;
+            record(&mut reply, 12, A, &[10, 0, 2, 2]);
+        }
+        TEST_ALIAS if qtype == [0, A] => {
+            reply[7] = 2;
+            let target: Vec<u8> = TEST_NAME
+                .split('.')
+                .flat_map(|label| std::iter::once(label.len() as u8).chain(label.bytes()))
+                .chain([0])
+                .collect();
+            // The CNAME record's data starts 12 bytes into it: after its name pointer, type,
+            // class, TTL and data length.
+            let target_at = reply.len() + 12;
+            record(&mut reply, 12, CNAME, &target);
+            record(&mut reply, target_at, A, &[10, 0, 2, 2]);
+        }
+        TEST_NAME | TEST_ALIAS => {}
+        _ => reply[3] |= 3, // NXDOMAIN
     }
     Some((name, reply))
 }
@@ -305,60 +329,40 @@ fn fetch(cmdline: &str) -> Run {
 }
 
 #[test]
-fn fetches_a_named_host_by_length_and_chunked_and_prints_a_redirect() {
+fn fetches_named_hosts_by_length_chunked_and_alias_and_prints_a_redirect() {
     let requests = Arc::new(Mutex::new(Vec::new()));
     let asked = Arc::new(Mutex::new(Vec::new()));
     let web = http_server(Arc::clone(&requests));
     let dns = dns_server(Arc::clone(&asked));
-    let body = body();
+    let whole = format!("200 {BODY_LEN} bytes sha256 {}", sha256_hex(&body()));
+    let moved = format!("301 5 bytes sha256 {}", sha256_hex(b"moved"));
     let cases = [
-        (
-            "/body",
-            format!("200 {BODY_LEN} bytes sha256 {}", sha256_hex(&body)),
-        ),
-        (
-            "/chunked",
-            format!("200 {BODY_LEN} bytes sha256 {}", sha256_hex(&body)),
-        ),
-        (
-            "/moved",
-            format!("301 5 bytes sha256 {}", sha256_hex(b"moved")),
-        ),
+        (TEST_NAME, "/body", &whole),
+        (TEST_NAME, "/chunked", &whole),
+        (TEST_NAME, "/moved", &moved),
+        (TEST_ALIAS, "/body", &whole),
     ];
-    for (path, expected) in cases {
+    for (host, path, expected) in cases {
         let run = fetch(&format!(
-            "uniklink.net.dns=10.0.2.2:{} fetch.url=http://{TEST_NAME}:{}{path}",
+            "uniklink.net.dns=10.0.2.2:{} fetch.url=http://{host}:{}{path}",
             dns.port, web.port
         ));
-        assert_eq!(run.code, Some(0), "{path}: {:#?}", run.lines);
-        assert!(
-            run.has(&format!("fetch: {TEST_NAME} is 10.0.2.2")),
-            "{:#?}",
-            run.lines
-        );
-        assert!(
-            run.lines
-                .iter()
-                .any(|l| l.starts_with("fetch: at 20") && l.ends_with('Z')),
-            "{path}: {:#?}",
-            run.lines
-        );
-        assert!(
-            run.has(&format!("fetch: {expected}")),
-            "{path}: {:#?}",
-            run.lines
-        );
+        let context = format!("{host}{path}: {:#?}", run.lines);
+        assert_eq!(run.code, Some(0), "{context}");
+        assert!(run.has(&format!("fetch: {host} is 10.0.2.2")), "{context}");
+        assert!(run.has(&format!("fetch: {expected}")), "{context}");
+        let time = |l: &String| l.starts_with("fetch: at 20") && l.ends_with('Z');
+        assert!(run.lines.iter().any(time), "{context}");
     }
     // One query and one request per boot: the redirect was not followed.
-    assert_eq!(*asked.lock().unwrap(), [TEST_NAME; 3]);
+    let hosts: Vec<&str> = cases.iter().map(|(host, ..)| *host).collect();
+    assert_eq!(*asked.lock().unwrap(), hosts);
     let requests = requests.lock().unwrap();
-    assert_eq!(requests.len(), 3, "{requests:#?}");
-    for (request, path) in requests.iter().zip(["/body", "/chunked", "/moved"]) {
-        assert!(
-            request.starts_with(&format!("GET {path} HTTP/1.1\r\n")),
-            "{request}"
-        );
-        let host = format!("\r\nHost: {TEST_NAME}:{}\r\n", web.port);
+    assert_eq!(requests.len(), cases.len(), "{requests:#?}");
+    for (request, (host, path, _)) in requests.iter().zip(cases) {
+        let line = format!("GET {path} HTTP/1.1\r\n");
+        assert!(request.starts_with(&line), "{request}");
+        let host = format!("\r\nHost: {host}:{}\r\n", web.port);
         assert!(request.contains(&host), "{request}");
         assert!(request.contains("\r\nConnection: close\r\n"), "{request}");
     }
