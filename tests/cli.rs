@@ -505,12 +505,30 @@ fn new_and_init_never_overwrite() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("already exists"));
+    // In an app init has nothing to do; over code someone wrote it says what it would change
+    // and writes nothing.
+    uniklink()
+        .current_dir(&app.root)
+        .arg("init")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("nothing to change"));
+    let lib = app.root.join("src/lib.rs");
+    std::fs::write(&lib, "#![no_std]\npub fn mine() {}\n").unwrap();
     uniklink()
         .current_dir(&app.root)
         .arg("init")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("would overwrite"));
+        .stderr(predicate::str::contains("would change what is in"))
+        .stderr(predicate::str::contains(
+            "src/lib.rs: replaces what it has with a `unik::entry!(main)` hello world",
+        ))
+        .stderr(predicate::str::contains("cargo uniklink init --force"));
+    assert_eq!(
+        std::fs::read_to_string(&lib).unwrap(),
+        "#![no_std]\npub fn mine() {}\n"
+    );
 
     let empty = parent.join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -535,6 +553,40 @@ fn new_and_init_never_overwrite() {
         .code(1)
         .stderr(predicate::str::contains("invalid package name `9lives`"));
     assert!(!parent.join("9lives").exists());
+}
+
+/// The crate `cargo new --lib` makes becomes an app that boots; what init adds it lists.
+#[test]
+fn init_makes_a_cargo_new_lib_crate_an_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let made = StdCommand::new(cargo)
+        .current_dir(dir.path())
+        .args(["new", "--lib", "--vcs", "none", "--quiet", "lib-app"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let root = dir.path().join("lib-app");
+    uniklink()
+        .current_dir(&root)
+        .arg("init")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "Cargo.toml: adds [lib] crate-type = [\"staticlib\"]",
+        ))
+        .stderr(predicate::str::contains(
+            "src/lib.rs: replaces cargo's template with a `unik::entry!(main)` hello world",
+        ))
+        .stderr(predicate::str::contains(
+            "uniklink.yaml: writes the manifest",
+        ));
+    uniklink()
+        .current_dir(&root)
+        .args(["run", "--timeout", "120"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Hello from lib-app!"));
 }
 
 /// fixtures/apps/cc-app: build.rs compiles C with `cc` and links it with the Rust guest and the

@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::cargo_args::MANIFEST_FILE;
+use convert::Edit;
+
+mod convert;
 
 /// The source tree this binary was built from.
 const SOURCE_TREE: &str = env!("CARGO_MANIFEST_DIR");
@@ -24,7 +27,8 @@ pub struct NewArgs {
     name: NameArg,
 }
 
-/// Create a unikernel app crate in an existing directory.
+/// Create a unikernel app crate in an existing directory, or make the library crate there
+/// (`cargo new --lib`) one.
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// The directory to put the app in.
@@ -32,11 +36,16 @@ pub struct InitArgs {
     path: PathBuf,
     #[command(flatten)]
     name: NameArg,
+    /// Change what is there already: values in Cargo.toml, an existing uniklink.yaml, a
+    /// src/lib.rs that is not cargo's template. Without it `init` says what it would change.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
 struct NameArg {
-    /// The package and image name [default: the directory name]
+    /// The image name, and the package's when Cargo.toml is new [default: the package's name,
+    /// or the directory's]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
 }
@@ -78,30 +87,153 @@ pub fn run_init(args: InitArgs) -> miette::Result<ExitCode> {
             args.path.display()
         ));
     }
-    let name = package_name(&dir, args.name.name)?;
-    let files = scaffold(&name)?;
-    let existing: Vec<&str> = files
+    let libos = libos_dir()?;
+    let cargo_toml_path = dir.join("Cargo.toml");
+    let mut files: Vec<(&str, String)> = Vec::new();
+    let mut edits = Vec::new();
+    let existing = read_if_present(&cargo_toml_path)?;
+    let (package, name) = match &existing {
+        Some(text) => {
+            let converted = convert::convert(text, &libos)
+                .wrap_err_with(|| format!("{}", cargo_toml_path.display()))?;
+            if !converted.edits.is_empty() {
+                files.push(("Cargo.toml", converted.text));
+            }
+            edits.extend(converted.edits);
+            let name = match args.name.name {
+                Some(name) => package_name(&dir, Some(name))?,
+                None => converted.package.clone(),
+            };
+            (converted.package, name)
+        }
+        None => {
+            let name = package_name(&dir, args.name.name)?;
+            files.push(("Cargo.toml", cargo_toml(&name, &libos)));
+            edits.push(Edit::adds("Cargo.toml: writes a new package"));
+            (name.clone(), name)
+        }
+    };
+    let schema = Path::new(SOURCE_TREE).join("config-schema/uniklink.schema.json");
+    let planned = [
+        (
+            MANIFEST_FILE,
+            manifest(&name, &package, &schema),
+            "the manifest",
+            (|_: &str| false) as fn(&str) -> bool,
+        ),
+        (
+            "src/lib.rs",
+            lib_rs(&package),
+            "a `unik::entry!(main)` hello world",
+            convert::is_cargo_template,
+        ),
+    ];
+    for (file, text, what, replaceable) in planned {
+        match read_if_present(&dir.join(file))? {
+            None => edits.push(Edit::adds(format!("{file}: writes {what}"))),
+            Some(old) if old == text => continue,
+            Some(old) if replaceable(&old) => edits.push(Edit::adds(format!(
+                "{file}: replaces cargo's template with {what}"
+            ))),
+            Some(_) => edits.push(Edit::overwrites(format!(
+                "{file}: replaces what it has with {what}"
+            ))),
+        }
+        files.push((file, text));
+    }
+    if !dir.join(".gitignore").exists() {
+        files.push((".gitignore", "/target\n".to_owned()));
+        edits.push(Edit::adds(".gitignore: writes /target"));
+    }
+
+    let overwrites: Vec<String> = edits
         .iter()
-        .map(|(file, _)| *file)
-        .filter(|file| dir.join(file).exists())
+        .filter(|e| e.overwrites)
+        .map(|e| format!("\n  {e}"))
         .collect();
-    if !existing.is_empty() {
+    if !overwrites.is_empty() && !args.force {
         return Err(miette!(
-            "`cargo uniklink init` would overwrite {} in {}",
-            existing.join(", "),
-            args.path.display()
+            help = "nothing was written; `cargo uniklink init --force` makes these changes",
+            "`cargo uniklink init` would change what is in {}:{}",
+            args.path.display(),
+            overwrites.concat()
         ));
     }
+    if files.is_empty() {
+        eprintln!(
+            "uniklink: {} is a uniklink app already; nothing to change",
+            args.path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     write_files(&dir, &files)?;
-    created(&name, &args.path);
+    for edit in &edits {
+        eprintln!("uniklink: {edit}");
+    }
+    if existing.is_some()
+        && edits
+            .iter()
+            .any(|e| e.text.starts_with("Cargo.toml: adds [workspace]"))
+        && let Some(outer) = enclosing_workspace(&dir)
+    {
+        eprintln!(
+            "uniklink: note: {} is a workspace too; if it lists this app in `members`, move it \
+             to `exclude`",
+            outer.display()
+        );
+    }
+    if existing.is_some() {
+        eprintln!(
+            "uniklink: made package `{package}` in {} an app; build and boot it:{} cargo uniklink \
+             run --release",
+            args.path.display(),
+            cd_to(&args.path)
+        );
+    } else {
+        created(&name, &args.path);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// ` cd PATH &&`, or nothing when `path` is the current directory.
+fn cd_to(path: &Path) -> String {
+    if path == Path::new(".") || path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" cd {} &&", path.display())
+    }
+}
+
+/// The file's text, or `None` when there is no such file.
+fn read_if_present(path: &Path) -> miette::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The Cargo.toml of a workspace in a directory above `dir`, which cargo would have taken
+/// the app for a member of.
+fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .skip(1)
+        .map(|d| d.join("Cargo.toml"))
+        .find(|file| {
+            std::fs::read_to_string(file)
+                .ok()
+                .and_then(|text| text.parse::<toml_edit::DocumentMut>().ok())
+                .is_some_and(|doc| doc.contains_key("workspace"))
+        })
 }
 
 fn created(name: &str, path: &Path) {
     eprintln!(
-        "uniklink: created app `{name}` in {}; build and boot it: cd {} && cargo uniklink run --release",
+        "uniklink: created app `{name}` in {}; build and boot it:{} cargo uniklink run --release",
         path.display(),
-        path.display()
+        cd_to(path)
     );
 }
 
@@ -149,8 +281,8 @@ fn write_files(dir: &Path, files: &[(&str, String)]) -> miette::Result<()> {
     Ok(())
 }
 
-/// The files of a new app, by path relative to its directory.
-fn scaffold(name: &str) -> miette::Result<Vec<(&'static str, String)>> {
+/// The library OS's `unik` crate in the source tree this binary was built from.
+fn libos_dir() -> miette::Result<PathBuf> {
     let source = Path::new(SOURCE_TREE);
     let libos = source.join("libos/unik");
     if !libos.join("Cargo.toml").is_file() {
@@ -160,10 +292,16 @@ fn scaffold(name: &str) -> miette::Result<Vec<(&'static str, String)>> {
             source.display()
         ));
     }
-    let schema = source.join("config-schema/uniklink.schema.json");
+    Ok(libos)
+}
+
+/// The files of a new app, by path relative to its directory.
+fn scaffold(name: &str) -> miette::Result<Vec<(&'static str, String)>> {
+    let libos = libos_dir()?;
+    let schema = Path::new(SOURCE_TREE).join("config-schema/uniklink.schema.json");
     Ok(vec![
         ("Cargo.toml", cargo_toml(name, &libos)),
-        (MANIFEST_FILE, manifest(name, &schema)),
+        (MANIFEST_FILE, manifest(name, name, &schema)),
         ("src/lib.rs", lib_rs(name)),
         (".gitignore", "/target\n".to_owned()),
     ])
@@ -208,7 +346,8 @@ codegen-units = 1
     )
 }
 
-fn manifest(name: &str, schema: &Path) -> String {
+/// The manifest of image `name` built from the cargo package `package`.
+fn manifest(name: &str, package: &str, schema: &Path) -> String {
     format!(
         r#"# yaml-language-server: $schema={schema}
 #
@@ -217,7 +356,7 @@ fn manifest(name: &str, schema: &Path) -> String {
 #                                    and boots it in QEMU
 name: {name}
 app:
-  package: {name}
+  package: {package}
   path: .
 arch: [x86_64]
 profile: minimal
@@ -262,7 +401,7 @@ mod tests {
 
     #[test]
     fn the_scaffold_manifest_is_valid() {
-        let text = manifest("demo", Path::new("/s/uniklink.schema.json"));
+        let text = manifest("demo", "demo-app", Path::new("/s/uniklink.schema.json"));
         let parsed = uniklink_config::Manifest::from_text(
             Path::new("/app/uniklink.yaml"),
             &text,
@@ -270,6 +409,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parsed.name, "demo");
+        assert!(
+            matches!(&parsed.app, uniklink_config::App::Cargo { package, .. } if package == "demo-app")
+        );
         assert!(text.starts_with("# yaml-language-server: $schema=/s/uniklink.schema.json\n"));
     }
 }
