@@ -291,28 +291,31 @@ impl Run {
     }
 }
 
-/// Boots the fetch image with `cmdline` as its whole command line on a user network.
-fn fetch(cmdline: &str) -> Run {
+/// Boots the fetch image with `url` as its argument, `cmdline` as the rest of its command
+/// line (the name server) and `timeout_ms` in its environment, on the user network `run` gives
+/// a live net component.
+fn fetch(url: &str, cmdline: &str, timeout_ms: Option<u32>) -> Run {
     build_fetch();
-    let out = uniklink()
-        .args([
-            "run",
-            "--release",
-            "--no-build",
-            "--accel",
-            "tcg",
-            "--timeout",
-            RUN_GUARD_SECS,
-            "-m",
-            "manifests/fetch.yaml",
-            "--append",
-            cmdline,
-            "--",
-            "-netdev",
-            "user,id=n0",
-            "-device",
-            "virtio-net-device,netdev=n0",
-        ])
+    let mut cmd = uniklink();
+    cmd.args([
+        "run",
+        "--release",
+        "--no-build",
+        "--accel",
+        "tcg",
+        "--timeout",
+        RUN_GUARD_SECS,
+        "-m",
+        "manifests/fetch.yaml",
+        "--append",
+        cmdline,
+        "--arg",
+        url,
+    ]);
+    if let Some(ms) = timeout_ms {
+        cmd.args(["-e", &format!("FETCH_TIMEOUT_MS={ms}")]);
+    }
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .expect("cargo-uniklink run runs");
@@ -343,10 +346,11 @@ fn fetches_named_hosts_by_length_chunked_and_alias_and_prints_a_redirect() {
         (TEST_ALIAS, "/body", &whole),
     ];
     for (host, path, expected) in cases {
-        let run = fetch(&format!(
-            "uniklink.net.dns=10.0.2.2:{} fetch.url=http://{host}:{}{path}",
-            dns.port, web.port
-        ));
+        let run = fetch(
+            &format!("http://{host}:{}{path}", web.port),
+            &format!("uniklink.net.dns=10.0.2.2:{}", dns.port),
+            None,
+        );
         let context = format!("{host}{path}: {:#?}", run.lines);
         assert_eq!(run.code, Some(0), "{context}");
         assert!(run.has(&format!("fetch: {host} is 10.0.2.2")), "{context}");
@@ -371,7 +375,7 @@ fn fetches_named_hosts_by_length_chunked_and_alias_and_prints_a_redirect() {
 #[test]
 fn a_closed_port_refuses_the_connection() {
     let port = closed_port();
-    let run = fetch(&format!("fetch.url=http://10.0.2.2:{port}/"));
+    let run = fetch(&format!("http://10.0.2.2:{port}/"), "", None);
     assert_eq!(run.code, Some(1), "{:#?}", run.lines);
     let refused =
         format!("fetch: error: connect 10.0.2.2:{port}: ConnectionRefused (connection refused)");
@@ -382,7 +386,7 @@ fn a_closed_port_refuses_the_connection() {
 fn a_host_that_never_answers_times_out() {
     // QEMU's user network answers ARP only for its own addresses in 10.0.2.0/24, so a SYN to
     // another one never leaves the guest.
-    let run = fetch("fetch.url=http://10.0.2.99/ fetch.timeout_ms=2000");
+    let run = fetch("http://10.0.2.99/", "", Some(2000));
     assert_eq!(run.code, Some(1), "{:#?}", run.lines);
     assert!(
         run.has("fetch: error: connect 10.0.2.99:80: TimedOut (timed out)"),
@@ -395,10 +399,11 @@ fn a_host_that_never_answers_times_out() {
 fn an_unknown_name_is_not_found() {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let dns = dns_server(Arc::clone(&asked));
-    let run = fetch(&format!(
-        "uniklink.net.dns=10.0.2.2:{} fetch.url=http://nosuch.uniklink.test/",
-        dns.port
-    ));
+    let run = fetch(
+        "http://nosuch.uniklink.test/",
+        &format!("uniklink.net.dns=10.0.2.2:{}", dns.port),
+        None,
+    );
     assert_eq!(run.code, Some(1), "{:#?}", run.lines);
     assert!(
         run.has("fetch: error: resolve nosuch.uniklink.test: NameNotFound (name not found)"),
@@ -413,9 +418,11 @@ fn a_silent_name_server_times_out() {
     // Bound, so the host does not answer with an ICMP error, and never read.
     let silent = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
     let port = silent.local_addr().unwrap().port();
-    let run = fetch(&format!(
-        "uniklink.net.dns=10.0.2.2:{port} fetch.url=http://{TEST_NAME}/ fetch.timeout_ms=2500"
-    ));
+    let run = fetch(
+        &format!("http://{TEST_NAME}/"),
+        &format!("uniklink.net.dns=10.0.2.2:{port}"),
+        Some(2500),
+    );
     assert_eq!(run.code, Some(1), "{:#?}", run.lines);
     assert!(
         run.has(&format!(

@@ -57,9 +57,9 @@ impl Devices {
 }
 
 /// Whether one device of `kind` is attached as it is whenever a live component drives it. A
-/// network card needs the manifest's port forwards and a disk its volume, so those come from
-/// the invocation's `ports` and `disks` instead; an entropy source needs nothing but QEMU's
-/// default backend (the host's random source).
+/// network card needs a user network with the manifest's port forwards and a disk its volume,
+/// so those are made from the invocation's `ports` and `disks` instead; an entropy source needs
+/// nothing but QEMU's default backend (the host's random source).
 fn attached_alone(kind: DeviceKind) -> bool {
     match kind {
         DeviceKind::VirtioNet | DeviceKind::VirtioBlk => false,
@@ -199,7 +199,9 @@ pub(crate) fn command_line(spec: &PlatformSpec, inv: &Invocation<'_>) -> Vec<OsS
     args.push("-m".into());
     args.push(format!("{}M", inv.memory.div_ceil(1024 * 1024)).into());
     args.extend(spec.fixed.iter().map(OsString::from));
-    if !inv.ports.is_empty() {
+    // A live net component gets a card even without forwards: an app that only connects out
+    // (the guest reaches the host as 10.0.2.2) needs one too.
+    if !inv.ports.is_empty() || inv.devices.contains(&DeviceKind::VirtioNet) {
         let forwards: String = inv
             .ports
             .iter()
@@ -382,8 +384,7 @@ mod tests {
                 cmdline: None,
                 ports: &[],
                 disks: &[],
-                // A network card without port forwards has no host side to attach it to.
-                devices: &[DeviceKind::VirtioNet, DeviceKind::VirtioRng],
+                devices: &[DeviceKind::VirtioRng],
                 extra_args: &[],
             };
             let line = render(&command_line(spec(platform).unwrap(), &inv));
@@ -393,6 +394,25 @@ mod tests {
             );
             assert!(!line.contains("virtio-net"), "{platform}: {line}");
         }
+    }
+
+    #[test]
+    fn a_live_net_component_gets_a_user_network_without_forwards() {
+        let inv = Invocation {
+            image: Path::new("app.elf"),
+            accel: ResolvedAccel::Tcg,
+            memory: DEFAULT_MEMORY,
+            cmdline: None,
+            ports: &[],
+            disks: &[],
+            devices: &[DeviceKind::VirtioNet],
+            extra_args: &[],
+        };
+        let line = render(&command_line(spec(Platform::QemuQ35).unwrap(), &inv));
+        assert!(
+            line.contains(" -netdev user,id=n0 -device virtio-net-pci,netdev=n0 "),
+            "{line}"
+        );
     }
 
     #[test]
