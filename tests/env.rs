@@ -158,3 +158,37 @@ fn bad_arguments_and_variables_are_errors_naming_them() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("more than the 2048"), "{stderr}");
 }
+
+/// The `env` component is in an image only when the app reads its arguments or environment.
+#[test]
+fn only_an_app_that_reads_them_keeps_the_env_component() {
+    let state = |app: &str, extra: &str| {
+        let path = Path::new(ROOT).join(format!("target/env-tests/weave-{app}.yaml"));
+        write_manifest(&path, &format!("env-weave-{app}"), app, "x86_64", extra);
+        let out = build_release(&path, &[]);
+        assert_success(&out, app);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("uniklink: report "))
+            .unwrap_or_else(|| panic!("no report path in:\n{stderr}"));
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+        let env = report["weave"]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "env")
+            .cloned()
+            .unwrap_or_else(|| panic!("{app}: no env component in the report"));
+        (
+            env["live"].as_bool().unwrap(),
+            env["reason"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        state("envdump", "args: [x]\n"),
+        (true, "reached".to_owned())
+    );
+    assert_eq!(state("hello", ""), (false, "not required".to_owned()));
+}
