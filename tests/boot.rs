@@ -16,7 +16,7 @@ mod image_check;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use apps::{app_dir, uniklink};
+use apps::app_dir;
 use boot::Suite;
 use goblin::elf::Elf;
 use goblin::elf::program_header::{PF_X, PT_NOTE};
@@ -213,17 +213,7 @@ fn a_prebuilt_object_gets_the_pvh_note_and_boots() {
     apps::assert_success(&SUITE.build(&manifest), "building exit3");
     let image = dir.path().join("target/uniklink/release/exit3-x86_64.elf");
     assert!(image_check::problems(&image).is_empty());
-    let ran = uniklink()
-        .args([
-            "run",
-            "--release",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "120",
-            "-m",
-        ])
-        .arg(&manifest)
+    let ran = apps::run_built(&manifest, "120")
         .output()
         .expect("cargo-uniklink run runs");
     assert_eq!(

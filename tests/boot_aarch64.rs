@@ -17,7 +17,7 @@ mod image_check;
 
 use std::path::{Path, PathBuf};
 
-use apps::{ROOT, app_dir, assert_success, build_release, uniklink};
+use apps::{ROOT, app_dir, assert_success, build_release, run_built, uniklink};
 use boot::Suite;
 use goblin::elf::Elf;
 use goblin::elf::header::EM_AARCH64;
@@ -218,18 +218,7 @@ fn serve_the_page(qemu_args: &[&str]) {
     assert_success(&build_release(&manifest, &[]), "building httpd");
 
     let mut guest = Guest(
-        uniklink()
-            .args([
-                "run",
-                "--release",
-                "--no-build",
-                "--accel",
-                "tcg",
-                "--timeout",
-                "300",
-                "-m",
-            ])
-            .arg(&manifest)
+        run_built(&manifest, "300")
             .arg("--")
             .args(qemu_args)
             .stdin(Stdio::null())

@@ -9,7 +9,7 @@ mod apps;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use apps::{ROOT, assert_success, build_release, uniklink, write_manifest};
+use apps::{ROOT, assert_success, build_release, run_built, write_manifest};
 
 const ARGS: [&str; 6] = [
     "plain",
@@ -37,21 +37,7 @@ fn manifest(name: &str) -> PathBuf {
 }
 
 fn run(manifest: &Path, extra: &[&str]) -> Output {
-    uniklink()
-        .args([
-            "run",
-            "--release",
-            "--no-build",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "120",
-            "-m",
-        ])
-        .arg(manifest)
-        .args(extra)
-        .output()
-        .unwrap()
+    run_built(manifest, "120").args(extra).output().unwrap()
 }
 
 fn expected(args: &[&str], env: &[(&str, &str)]) -> String {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use apps::{ROOT, app_dir, uniklink};
+use apps::{ROOT, app_dir, run_built, uniklink};
 use goblin::elf::Elf;
 use goblin::elf::program_header::PT_LOAD;
 use serde::Deserialize;
@@ -752,18 +752,7 @@ fn why_finds_what_the_report_shows() {
 }
 
 fn run_hello(manifest: &Path) -> Output {
-    uniklink()
-        .args([
-            "run",
-            "--release",
-            "--no-build",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "120",
-            "-m",
-        ])
-        .arg(manifest)
+    run_built(manifest, "120")
         .output()
         .expect("cargo-uniklink run runs")
 }

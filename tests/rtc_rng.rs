@@ -68,18 +68,17 @@ fn run_manifest(
     extra: &[&str],
     qemu: &[&str],
 ) -> (Option<i32>, String) {
-    let mut args = vec![
-        "--release",
-        "--no-build",
-        "-m",
-        manifest.to_str().unwrap(),
-        "--arch",
-        arch,
-    ];
-    args.extend(extra);
-    args.push("--");
-    args.extend(qemu);
-    run(&args)
+    let out = apps::run_built(manifest, "120")
+        .args(["--arch", arch])
+        .args(extra)
+        .arg("--")
+        .args(qemu)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// `run IMAGE`: the image alone, without the devices its build report names.

@@ -17,7 +17,7 @@ use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use apps::{ROOT, assert_success, build_release, uniklink, write_manifest};
+use apps::{ROOT, assert_success, build_release, run_built, uniklink, write_manifest};
 
 /// A guest that stops answering fails the test instead of hanging it.
 const GUARD: Duration = Duration::from_secs(120);
@@ -84,18 +84,7 @@ fn run(manifest: &Path, arch: &str) -> (Option<i32>, String) {
 
 /// `run` with more arguments (`--platform`).
 fn run_on(manifest: &Path, arch: &str, args: &[&str]) -> (Option<i32>, String) {
-    let out = uniklink()
-        .args([
-            "run",
-            "--release",
-            "--no-build",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "120",
-            "-m",
-        ])
-        .arg(manifest)
+    let out = run_built(manifest, "120")
         .args(arch_args(arch))
         .args(args)
         .output()
@@ -242,18 +231,7 @@ struct Guest {
 
 impl Guest {
     fn start(manifest: &Path, arch: &str) -> Guest {
-        let mut child = uniklink()
-            .args([
-                "run",
-                "--release",
-                "--no-build",
-                "--accel",
-                "tcg",
-                "--timeout",
-                "300",
-                "-m",
-            ])
-            .arg(manifest)
+        let mut child = run_built(manifest, "300")
             .args(arch_args(arch))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -702,20 +680,7 @@ fn run_without_the_volume_image_names_it() {
     let manifest = storage_manifest(&dir, "x86_64", &image, "1MiB", "storage.mode=damaged");
     build(&manifest, "x86_64");
     std::fs::remove_file(&image).unwrap();
-    let out = uniklink()
-        .args([
-            "run",
-            "--release",
-            "--no-build",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "60",
-            "-m",
-        ])
-        .arg(&manifest)
-        .output()
-        .unwrap();
+    let out = run_built(&manifest, "60").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     // miette wraps long lines behind a gutter; the path may be cut anywhere.

@@ -44,6 +44,24 @@ pub fn build_release(manifest: &Path, args: &[&str]) -> Output {
         .expect("cargo-uniklink build runs")
 }
 
+/// `cargo uniklink run` of the image `build --release` made of `manifest`, as it is, under TCG;
+/// QEMU is killed after `timeout_secs`, a guard, not a measurement. More arguments go after.
+pub fn run_built(manifest: &Path, timeout_secs: &str) -> Command {
+    let mut cmd = uniklink();
+    cmd.args([
+        "run",
+        "--release",
+        "--no-build",
+        "--accel",
+        "tcg",
+        "--timeout",
+        timeout_secs,
+        "-m",
+    ])
+    .arg(manifest);
+    cmd
+}
+
 pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
