@@ -13,6 +13,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: is {kind}; inputs must be regular files", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{}: thin archive member {}: {reason}", archive.display(), member.display())]
+    ThinMember {
+        archive: PathBuf,
+        member: PathBuf,
+        reason: String,
+    },
     #[error("{}: not an ELF relocatable object or ar archive", path.display())]
     UnknownFormat { path: PathBuf },
     #[error("{}: malformed archive: {reason}", path.display())]

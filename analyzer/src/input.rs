@@ -1,8 +1,9 @@
 //! Input files: memory-mapped once, split into the ELF objects they contain.
 //!
 //! A plain object is one unit; an archive contributes one unit per ELF member. Thin archive
-//! members name files beside the archive, which are mapped too. Non-ELF members (the `lib.rmeta`
-//! of an rlib, LLVM bitcode) are skipped because no linker could use them.
+//! members name files beside the archive, which are mapped too. Non-ELF members of regular
+//! archives (the `lib.rmeta` of an rlib, LLVM bitcode) are skipped because no linker could use
+//! them; a thin member that is not ELF is an error.
 
 use std::fs::File;
 use std::ops::Range;
@@ -39,15 +40,16 @@ impl MappedFile {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        let metadata = file.metadata().map_err(io)?;
-        if metadata.is_dir() {
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "is a directory",
-            )));
+        // Checked before opening: opening a FIFO for reading blocks until a writer appears.
+        let kind = std::fs::metadata(path).map_err(io)?.file_type();
+        if !kind.is_file() {
+            return Err(Error::NotRegular {
+                path: path.to_path_buf(),
+                kind: file_kind(kind),
+            });
         }
-        let len = metadata.len();
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
         // Mapping an empty file fails on Linux; an empty file simply has no bytes.
         let map = if len == 0 {
             None
@@ -130,16 +132,33 @@ impl Inputs {
                 };
                 for m in members {
                     if let Some(path) = thin.as_ref().map(|dir| dir.join(&m.name)) {
-                        let mapped = MappedFile::open(&path)?;
-                        if mapped.data().starts_with(ELF_MAGIC) {
-                            units.push(Unit {
-                                input,
-                                file: files.len(),
-                                range: 0..mapped.data().len(),
-                                member: Some(m.name),
-                            });
-                            files.push(mapped);
+                        let archive = &files[index].path;
+                        let member_error = |reason: String| Error::ThinMember {
+                            archive: archive.clone(),
+                            member: path.clone(),
+                            reason,
+                        };
+                        let mapped = MappedFile::open(&path).map_err(|e| {
+                            member_error(match e {
+                                Error::Io { source, .. } => source.to_string(),
+                                Error::NotRegular { kind, .. } => {
+                                    format!("is {kind}, not a regular file")
+                                }
+                                other => other.to_string(),
+                            })
+                        })?;
+                        // A thin member is a file the archive points at, not a packed
+                        // payload like an rlib's metadata; one that is not ELF is a mistake.
+                        if !mapped.data().starts_with(ELF_MAGIC) {
+                            return Err(member_error("not an ELF object".to_owned()));
                         }
+                        units.push(Unit {
+                            input,
+                            file: files.len(),
+                            range: 0..mapped.data().len(),
+                            member: Some(m.name),
+                        });
+                        files.push(mapped);
                     } else if is_elf(&files, &m.range) {
                         units.push(Unit {
                             input,
@@ -196,6 +215,24 @@ impl Inputs {
             Some(m) => format!("{path}({m})"),
             None => path.to_string(),
         }
+    }
+}
+
+/// How messages name a file type that is not a regular file.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
     }
 }
 

@@ -283,6 +283,12 @@ pub fn parse<'data>(
         object: name.clone(),
         reason,
     };
+    if data.len() < std::mem::size_of::<elf::FileHeader64<object::Endianness>>() {
+        return Err(malformed(format!(
+            "truncated ELF header ({} bytes)",
+            data.len()
+        )));
+    }
     if data.get(EI_CLASS) != Some(&elf::ELFCLASS64) {
         return Err(unsupported("only ELF64 objects are supported".into()));
     }
@@ -630,7 +636,7 @@ mod tests {
     #[test]
     fn truncated_header() {
         let err = parse_err(&valid()[..20]);
-        assert!(err.starts_with("bad.o: malformed ELF: ELF header"), "{err}");
+        assert_eq!(err, "bad.o: malformed ELF: truncated ELF header (20 bytes)");
     }
 
     #[test]
