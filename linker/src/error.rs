@@ -22,8 +22,14 @@ pub enum Error {
     Thunk { symbol: String, reason: String },
     #[error("{0} output sections do not fit in an ELF section header table")]
     TooManySections(usize),
-    #[error("the image does not fit in the address space above base {base:#x}")]
-    AddressOverflow { base: u64 },
+    #[error(
+        "section {section} ({size:#x} bytes) does not fit in the address space above base {base:#x}"
+    )]
+    AddressOverflow {
+        base: u64,
+        section: String,
+        size: u64,
+    },
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error("cannot write {}: {source}", path.display())]

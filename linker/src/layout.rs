@@ -537,12 +537,13 @@ impl<'a> Layout<'a> {
             let mut align = 1u64;
             let mut placed = Vec::with_capacity(chunks.len());
             for (kind, csize, calign) in chunks {
-                let offset = size
-                    .checked_next_multiple_of(calign)
-                    .ok_or(Error::AddressOverflow { base: layout.base })?;
-                size = offset
-                    .checked_add(csize)
-                    .ok_or(Error::AddressOverflow { base: layout.base })?;
+                let overflow = || Error::AddressOverflow {
+                    base: layout.base,
+                    section: String::from_utf8_lossy(b.name).into_owned(),
+                    size: csize,
+                };
+                let offset = size.checked_next_multiple_of(calign).ok_or_else(overflow)?;
+                size = offset.checked_add(csize).ok_or_else(overflow)?;
                 align = align.max(calign);
                 placed.push(Chunk {
                     kind,
@@ -650,9 +651,13 @@ impl<'a> Layout<'a> {
             Rank::Bss if !commons.is_empty() => {
                 let mut size = 0u64;
                 let mut align = 1u64;
-                let overflow = || Error::AddressOverflow { base: self.base };
                 for &(id, object, index) in commons {
                     let sym = &db.object(object).symbols[index as usize];
+                    let overflow = || Error::AddressOverflow {
+                        base: self.base,
+                        section: String::from_utf8_lossy(b.name).into_owned(),
+                        size: sym.size,
+                    };
                     let a = sym
                         .value
                         .max(1)
@@ -779,7 +784,11 @@ impl<'a> Layout<'a> {
         let mut addr = self
             .base
             .checked_add(offset)
-            .ok_or(Error::AddressOverflow { base: self.base })?;
+            .ok_or_else(|| Error::AddressOverflow {
+                base: self.base,
+                section: "the ELF headers".to_owned(),
+                size: offset,
+            })?;
         let mut tls: Option<(u64, u64, u64, u64)> = None;
         for kind in kinds {
             let members: Vec<usize> = (0..self.sections.len())
@@ -798,7 +807,11 @@ impl<'a> Layout<'a> {
                 addr = addr
                     .checked_next_multiple_of(page)
                     .and_then(|a| a.checked_add(offset % page))
-                    .ok_or(Error::AddressOverflow { base: self.base })?;
+                    .ok_or_else(|| Error::AddressOverflow {
+                        base: self.base,
+                        section: self.sections[members[0]].name_str(),
+                        size: self.sections[members[0]].size,
+                    })?;
                 (offset, addr)
             };
             let mut file_end = offset;
@@ -811,10 +824,13 @@ impl<'a> Layout<'a> {
                     s.align = s.align.max(tbss_align);
                 }
                 let unpadded = addr;
-                let pad = addr
-                    .checked_next_multiple_of(s.align)
-                    .ok_or(Error::AddressOverflow { base: self.base })?
-                    - addr;
+                let pad = addr.checked_next_multiple_of(s.align).ok_or_else(|| {
+                    Error::AddressOverflow {
+                        base: self.base,
+                        section: s.name_str(),
+                        size: s.size,
+                    }
+                })? - addr;
                 addr += pad;
                 if !s.is_nobits() {
                     offset += pad;
@@ -827,9 +843,13 @@ impl<'a> Layout<'a> {
                     }
                     Rank::Tbss => {
                         let (start, off, file, align) = tls.unwrap_or((addr, offset, 0, 1));
-                        let end = addr
-                            .checked_add(s.size)
-                            .ok_or(Error::AddressOverflow { base: self.base })?;
+                        let end =
+                            addr.checked_add(s.size)
+                                .ok_or_else(|| Error::AddressOverflow {
+                                    base: self.base,
+                                    section: s.name_str(),
+                                    size: s.size,
+                                })?;
                         tls = Some((start, off, file, align.max(s.align)));
                         self.tls = Some(TlsSegment {
                             addr: start,
@@ -845,7 +865,11 @@ impl<'a> Layout<'a> {
                 }
                 addr = addr
                     .checked_add(s.size)
-                    .ok_or(Error::AddressOverflow { base: self.base })?;
+                    .ok_or_else(|| Error::AddressOverflow {
+                        base: self.base,
+                        section: s.name_str(),
+                        size: s.size,
+                    })?;
                 if !s.is_nobits() {
                     offset += s.size;
                     file_end = offset;
