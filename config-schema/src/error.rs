@@ -164,6 +164,31 @@ impl Located {
     }
 }
 
+/// The longest source line a diagnostic quotes; a longer one (a 200,000-character name) would
+/// bury the message, which already says where the problem is.
+const MAX_QUOTED_LINE: usize = 300;
+
+impl Located {
+    /// The source to quote, unless a line the snippet shows (the span's, and one line of context
+    /// either side, as miette prints them) is longer than [`MAX_QUOTED_LINE`].
+    fn shown_source(&self) -> Option<&NamedSource<Arc<str>>> {
+        let source = self.source.as_ref()?;
+        let text: &str = source.inner();
+        let start = self.span.offset().min(text.len());
+        let end = (start + self.span.len()).min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let from = text[..line_start.saturating_sub(1)]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let lines = text[from..end].matches('\n').count() + 2;
+        text[from..]
+            .lines()
+            .take(lines)
+            .all(|line| line.len() <= MAX_QUOTED_LINE)
+            .then_some(source)
+    }
+}
+
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -189,11 +214,11 @@ impl Diagnostic for Located {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn SourceCode)
+        self.shown_source().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.source.as_ref()?;
+        self.shown_source()?;
         let label = self.label.clone().unwrap_or_else(|| "here".to_owned());
         Some(Box::new(std::iter::once(
             LabeledSpan::new_primary_with_span(Some(label), self.span),
@@ -222,8 +247,23 @@ impl ManifestError {
         }
     }
 
+    /// The most diagnostics one manifest reports: past this many, the rest are usually one
+    /// mistake repeated, and the first ones are what to fix.
+    pub const MAX_REPORTED: usize = 20;
+
     pub(crate) fn invalid(mut errors: Vec<Located>) -> Self {
         errors.sort_by_key(|e| (e.line, e.column));
+        if errors.len() > Self::MAX_REPORTED {
+            let unshown = errors.len() - Self::MAX_REPORTED;
+            let next = &errors[Self::MAX_REPORTED];
+            let summary = Located::without_source(
+                &next.path,
+                (next.line, next.column),
+                format!("and {unshown} more errors from here on"),
+            );
+            errors.truncate(Self::MAX_REPORTED);
+            errors.push(summary);
+        }
         ManifestError::Invalid(errors)
     }
 }

@@ -10,7 +10,7 @@ use serde_saphyr::{Location, Spanned};
 use crate::component::OwnedKey;
 use crate::error::{Located, ManifestError, Source};
 use crate::raw::{
-    ArchList, Budgets, KeyedMap, PortForward, RawApp, RawBudgets, RawComponents, RawFile,
+    ArchList, Budgets, KeyedMap, PortForward, PortText, RawApp, RawBudgets, RawComponents, RawFile,
     RawManifest, RawVolume,
 };
 use crate::registry::{ComponentRegistry, ParamValue, ProfileName};
@@ -78,6 +78,15 @@ pub struct Volume {
     pub readonly: bool,
 }
 
+/// The longest file name Linux file systems hold, in bytes.
+const MAX_FILE_NAME: usize = 255;
+
+impl Manifest {
+    /// The longest image name: its longest file name, `<name>-aarch64.data.o`, must fit in
+    /// [`MAX_FILE_NAME`] bytes.
+    pub const MAX_NAME_LEN: usize = MAX_FILE_NAME - "-aarch64.data.o".len();
+}
+
 impl Volume {
     /// The longest name: a virtio-blk serial is 20 bytes.
     pub const MAX_NAME_LEN: usize = 20;
@@ -130,7 +139,14 @@ impl Manifest {
     /// Like [`Manifest::load`], with the components of `registry`.
     pub fn load_with(path: &Path, registry: &ComponentRegistry) -> Result<Manifest, ManifestError> {
         let source = crate::parse::read_source(path)?;
-        Manifest::validate(&source, registry)
+        Manifest::validate(&source, registry, Disk::Ignore)
+    }
+
+    /// Like [`Manifest::load`], and also checks on disk what `build` will need of the app: the
+    /// cargo package directory with its `Cargo.toml`, or the prebuilt objects as regular files.
+    pub fn load_and_check_app(path: &Path) -> Result<Manifest, ManifestError> {
+        let source = crate::parse::read_source(path)?;
+        Manifest::validate(&source, &ComponentRegistry::builtin(), Disk::Check)
     }
 
     /// Parses and validates manifest text; `path` names it in diagnostics and anchors
@@ -140,7 +156,7 @@ impl Manifest {
         text: &str,
         registry: &ComponentRegistry,
     ) -> Result<Manifest, ManifestError> {
-        Manifest::validate(&Source::new(path, text), registry)
+        Manifest::validate(&Source::new(path, text), registry, Disk::Ignore)
     }
 
     /// The configuration later phases consume: profile defaults with manifest overrides.
@@ -160,11 +176,16 @@ impl Manifest {
         }
     }
 
-    fn validate(source: &Source, registry: &ComponentRegistry) -> Result<Manifest, ManifestError> {
+    fn validate(
+        source: &Source,
+        registry: &ComponentRegistry,
+        disk: Disk,
+    ) -> Result<Manifest, ManifestError> {
         let raw: RawManifest = crate::parse::from_source(source)?;
         let mut checker = Checker {
             source,
             registry,
+            disk,
             errors: Vec::new(),
         };
         let manifest = checker.manifest(raw);
@@ -177,9 +198,17 @@ impl Manifest {
     }
 }
 
+/// Whether validation looks at the files the manifest names, or only at its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disk {
+    Ignore,
+    Check,
+}
+
 struct Checker<'a> {
     source: &'a Source,
     registry: &'a ComponentRegistry,
+    disk: Disk,
     errors: Vec<Located>,
 }
 
@@ -271,6 +300,21 @@ impl Checker<'_> {
 
     fn name(&mut self, name: &Spanned<String>) {
         let text = &name.value;
+        if text.len() > Manifest::MAX_NAME_LEN {
+            self.error(
+                name.referenced,
+                format!(
+                    "image name `{}` is {} bytes long; at most {} fit in its file names",
+                    excerpt(text),
+                    text.len(),
+                    Manifest::MAX_NAME_LEN
+                ),
+            )
+            .help = Some(format!(
+                "the name becomes `<name>-<arch>.elf`, `.json` and `.data.o`, and a file name holds at most {MAX_FILE_NAME} bytes"
+            ));
+            return;
+        }
         let valid = text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -281,7 +325,7 @@ impl Checker<'_> {
         if !valid {
             self.error(
                 name.referenced,
-                format!("`{text}` is not a usable image name"),
+                format!("`{}` is not a usable image name", excerpt(text)),
             )
             .help = Some(
                 "names the output file: start with a letter or digit, then letters, digits, `.`, `_`, `-`"
@@ -309,10 +353,13 @@ impl Checker<'_> {
                     self.error(package.referenced, "`package` cannot be empty");
                 }
                 let dir = self.base_dir();
-                let path = match path {
-                    Some(p) => dir.join(&p.value),
-                    None => dir,
+                let (path, path_at) = match path {
+                    Some(p) => (dir.join(&p.value), p.referenced),
+                    None => (dir, package.referenced),
                 };
+                if self.disk == Disk::Check {
+                    self.package_dir(&path, path_at);
+                }
                 Some(App::Cargo {
                     package: package.value,
                     bin: bin.map(|b| b.value),
@@ -333,10 +380,13 @@ impl Checker<'_> {
                 let dir = self.base_dir();
                 let mut files = Vec::new();
                 for object in &objects.value {
+                    let file = dir.join(&object.value);
                     if object.value.trim().is_empty() {
                         self.error(object.referenced, "empty object path");
+                    } else if self.disk == Disk::Check {
+                        self.object_file(&file, object.referenced);
                     }
-                    files.push(dir.join(&object.value));
+                    files.push(file);
                 }
                 Some(App::Prebuilt {
                     objects: files,
@@ -358,6 +408,38 @@ impl Checker<'_> {
                 self.error(at, "`app` needs a cargo `package` or a list of `objects`");
                 None
             }
+        }
+    }
+
+    /// `build` runs cargo in this directory, which must hold a package's `Cargo.toml`.
+    fn package_dir(&mut self, dir: &Path, at: Location) {
+        let shown = excerpt(&dir.display().to_string());
+        let problem = match std::fs::metadata(dir) {
+            Err(error) => format!("app path `{shown}` cannot be used: {error}"),
+            Ok(m) if !m.is_dir() => {
+                format!("app path `{shown}` is a file, not a package directory")
+            }
+            Ok(_) if !dir.join("Cargo.toml").is_file() => {
+                format!("app path `{shown}` is not a cargo package: it has no Cargo.toml")
+            }
+            Ok(_) => return,
+        };
+        self.error(at, problem).help = Some(
+            "`app.path` is the cargo package's directory, relative to the manifest".to_owned(),
+        );
+    }
+
+    /// `build` links each prebuilt object, which must be a regular file.
+    fn object_file(&mut self, file: &Path, at: Location) {
+        let shown = excerpt(&file.display().to_string());
+        match std::fs::metadata(file) {
+            Err(error) => {
+                self.error(at, format!("object `{shown}` cannot be used: {error}"));
+            }
+            Ok(m) if !m.is_file() => {
+                self.error(at, format!("object `{shown}` is not a regular file"));
+            }
+            Ok(_) => {}
         }
     }
 
@@ -579,18 +661,25 @@ impl Checker<'_> {
             .collect()
     }
 
-    fn ports(&mut self, list: &[Spanned<PortForward>]) -> Vec<PortForward> {
-        let mut hosts: Vec<u16> = Vec::new();
-        for port in list {
-            if hosts.contains(&port.value.host) {
+    fn ports(&mut self, list: &[Spanned<PortText>]) -> Vec<PortForward> {
+        let mut ports: Vec<PortForward> = Vec::new();
+        for text in list {
+            let port = match PortForward::parse(&text.value.0) {
+                Ok(port) => port,
+                Err(message) => {
+                    self.error(text.referenced, message);
+                    continue;
+                }
+            };
+            if ports.iter().any(|p| p.host == port.host) {
                 self.error(
-                    port.referenced,
-                    format!("host port {} is forwarded twice", port.value.host),
+                    text.referenced,
+                    format!("host port {} is forwarded twice", port.host),
                 );
             }
-            hosts.push(port.value.host);
+            ports.push(port);
         }
-        list.iter().map(|p| p.value).collect()
+        ports
     }
 
     /// A manifest key in use (at its first entry) requires the component that owns it, so
@@ -860,7 +949,7 @@ impl Checker<'_> {
 
 /// At most the first 100 characters of `text`, marked when cut, for messages about values
 /// that may be huge.
-fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     match text.char_indices().nth(100) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),

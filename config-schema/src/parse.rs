@@ -59,6 +59,14 @@ pub(crate) fn read_source(path: &Path) -> Result<Source, ManifestError> {
         path: path.to_path_buf(),
         source,
     };
+    // Checked before opening: opening a FIFO for reading blocks until a writer appears.
+    let kind = std::fs::metadata(path).map_err(read_error)?.file_type();
+    if !kind.is_file() {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {}, not a regular file", file_kind(kind)),
+        )));
+    }
     let file = File::open(path).map_err(read_error)?;
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES + 1)
@@ -92,6 +100,22 @@ pub(crate) fn read_source(path: &Path) -> Result<Source, ManifestError> {
             )
             .into())
         }
+    }
+}
+
+/// How messages name a file type that is not a regular file.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "something else"
     }
 }
 

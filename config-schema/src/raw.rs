@@ -54,7 +54,7 @@ pub(crate) struct RawManifest {
     /// both.
     #[serde(default)]
     #[schemars(with = "Vec<PortForward>")]
-    pub ports: Vec<Spanned<PortForward>>,
+    pub ports: Vec<Spanned<PortText>>,
     /// The app's arguments (`unik::env::args()`), in order; `run --arg` adds more.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
@@ -333,42 +333,53 @@ impl fmt::Display for PortForward {
     }
 }
 
-fn port<E: de::Error>(text: &str, what: &str) -> Result<u16, E> {
+fn port(text: &str, what: &str) -> Result<u16, String> {
     match text.trim().parse::<u16>() {
-        Ok(0) | Err(_) => Err(E::custom(format!(
+        Ok(0) | Err(_) => Err(format!(
             "{what} port `{}` is not a TCP port (1-65535)",
-            text.trim()
-        ))),
+            crate::manifest::excerpt(text.trim())
+        )),
         Ok(port) => Ok(port),
     }
 }
 
-impl<'de> Deserialize<'de> for PortForward {
+impl PortForward {
+    /// Parses `"HOST:GUEST"`, or one port used on both sides.
+    pub(crate) fn parse(text: &str) -> Result<PortForward, String> {
+        match text.split_once(':') {
+            Some((host, guest)) => Ok(PortForward {
+                host: port(host, "host")?,
+                guest: port(guest, "guest")?,
+            }),
+            None => port(text, "the").map(|p| PortForward { host: p, guest: p }),
+        }
+    }
+}
+
+/// A port forward as written. The manifest checker parses it, so that every bad entry is
+/// reported rather than only the first, where deserialization would stop.
+#[derive(Debug, Clone)]
+pub(crate) struct PortText(pub String);
+
+impl<'de> Deserialize<'de> for PortText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct PortVisitor;
         impl Visitor<'_> for PortVisitor {
-            type Value = PortForward;
+            type Value = PortText;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a port forward such as \"8080:80\" or 8080")
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortForward, E> {
-                let p = port(&v.to_string(), "the")?;
-                Ok(PortForward { host: p, guest: p })
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortForward, E> {
-                port(&v.to_string(), "the").map(|p| PortForward { host: p, guest: p })
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PortForward, E> {
-                port(&v.to_string(), "the").map(|p| PortForward { host: p, guest: p })
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortForward, E> {
-                match v.split_once(':') {
-                    Some((host, guest)) => Ok(PortForward {
-                        host: port(host, "host")?,
-                        guest: port(guest, "guest")?,
-                    }),
-                    None => port(v, "the").map(|p| PortForward { host: p, guest: p }),
-                }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortText, E> {
+                Ok(PortText(v.to_owned()))
             }
         }
         deserializer.deserialize_any(PortVisitor)

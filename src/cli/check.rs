@@ -28,7 +28,7 @@ pub fn run(args: CheckArgs) -> miette::Result<ExitCode> {
     }
     let mut invalid = 0usize;
     for file in &files {
-        match Manifest::load(file) {
+        match Manifest::load_and_check_app(file) {
             Ok(_) if args.quiet => {}
             Ok(_) => eprintln!("{}: ok", file.display()),
             Err(error) => {
