@@ -5,7 +5,7 @@
 //! without the components' init registrations as roots, decide which components are live,
 //! and generate the glue object, which then joins the inputs like any other object.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use uniklink_analyzer::graph::{GraphOptions, RootReason, RootRules, SectionGraph};
 use uniklink_analyzer::input::Inputs;
@@ -90,6 +90,12 @@ pub enum LinkError {
         by: String,
         available: String,
     },
+    #[error(
+        "output {} is the input {}; writing it would destroy the input",
+        output.display(),
+        input.display()
+    )]
+    OutputIsInput { output: PathBuf, input: PathBuf },
     #[error("component `{component}` parameter `{param}`: {message}")]
     Param {
         component: String,
@@ -176,8 +182,27 @@ pub struct LinkOutput {
     pub written: Written,
 }
 
+/// Compares files by device and inode, so a symlink or hard link to an input is caught too.
+fn refuse_output_among_inputs(output: &Path, inputs: &[PathBuf]) -> Result<(), LinkError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(out) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    let same = |input: &&PathBuf| {
+        std::fs::metadata(input).is_ok_and(|m| (m.dev(), m.ino()) == (out.dev(), out.ino()))
+    };
+    match inputs.iter().find(same) {
+        Some(input) => Err(LinkError::OutputIsInput {
+            output: output.to_path_buf(),
+            input: input.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Links `opts.inputs` into a static executable at `opts.output`. On error nothing is written.
 pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
+    refuse_output_among_inputs(&opts.output, &opts.inputs)?;
     let mut inputs = Inputs::load(&opts.inputs)?;
     let build_id = (opts.image != ImageKind::Elf).then(|| {
         BuildId::of(
