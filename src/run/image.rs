@@ -32,6 +32,8 @@ pub enum ImageError {
     },
     #[error("{} is not an ELF file (it starts with {magic})", path.display())]
     NotElf { path: PathBuf, magic: String },
+    #[error("{}: truncated ELF header ({len} bytes)", path.display())]
+    TruncatedHeader { path: PathBuf, len: usize },
     #[error("{} is a malformed ELF file", path.display())]
     Malformed {
         path: PathBuf,
@@ -54,6 +56,10 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, ImageError> {
     match FileKind::parse(&*data) {
         Ok(FileKind::Elf32) => inspect_elf::<elf::FileHeader32<object::Endianness>>(path, &data),
         Ok(FileKind::Elf64) => inspect_elf::<elf::FileHeader64<object::Endianness>>(path, &data),
+        _ if data.starts_with(&elf::ELFMAG) => Err(ImageError::TruncatedHeader {
+            path: path.to_owned(),
+            len: data.len(),
+        }),
         _ => Err(ImageError::NotElf {
             path: path.to_owned(),
             magic: describe_magic(&data),
