@@ -234,8 +234,9 @@ pub enum ManifestError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The manifest was read but is not valid; at least one diagnostic, in file order.
-    Invalid(Vec<Located>),
+    /// The manifest was read but is not valid; at least one diagnostic, in file order, and how
+    /// many more were found than are listed (the last one listed then counts them).
+    Invalid(Vec<Located>, usize),
 }
 
 impl ManifestError {
@@ -243,7 +244,16 @@ impl ManifestError {
     pub fn diagnostics(&self) -> &[Located] {
         match self {
             ManifestError::Read { .. } => &[],
-            ManifestError::Invalid(all) => all,
+            ManifestError::Invalid(all, _) => all,
+        }
+    }
+
+    /// How many problems were found, counting those past [`Self::MAX_REPORTED`].
+    fn count(&self) -> usize {
+        match self {
+            ManifestError::Read { .. } => 0,
+            ManifestError::Invalid(all, 0) => all.len(),
+            ManifestError::Invalid(all, unshown) => all.len() - 1 + unshown,
         }
     }
 
@@ -253,8 +263,8 @@ impl ManifestError {
 
     pub(crate) fn invalid(mut errors: Vec<Located>) -> Self {
         errors.sort_by_key(|e| (e.line, e.column));
-        if errors.len() > Self::MAX_REPORTED {
-            let unshown = errors.len() - Self::MAX_REPORTED;
+        let unshown = errors.len().saturating_sub(Self::MAX_REPORTED);
+        if unshown > 0 {
             let next = &errors[Self::MAX_REPORTED];
             let summary = Located::without_source(
                 &next.path,
@@ -264,13 +274,13 @@ impl ManifestError {
             errors.truncate(Self::MAX_REPORTED);
             errors.push(summary);
         }
-        ManifestError::Invalid(errors)
+        ManifestError::Invalid(errors, unshown)
     }
 }
 
 impl From<Located> for ManifestError {
     fn from(error: Located) -> Self {
-        ManifestError::Invalid(vec![error])
+        ManifestError::Invalid(vec![error], 0)
     }
 }
 
@@ -280,10 +290,10 @@ impl fmt::Display for ManifestError {
             ManifestError::Read { path, source } => {
                 write!(f, "{}: cannot read manifest: {source}", path.display())
             }
-            ManifestError::Invalid(errors) => match errors.as_slice() {
+            ManifestError::Invalid(errors, _) => match errors.as_slice() {
                 [] => f.write_str("invalid manifest"),
                 [only] => only.fmt(f),
-                [first, rest @ ..] => write!(f, "{first} (and {} more)", rest.len()),
+                [first, ..] => write!(f, "{first} (and {} more)", self.count() - 1),
             },
         }
     }
@@ -293,7 +303,7 @@ impl std::error::Error for ManifestError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ManifestError::Read { source, .. } => Some(source),
-            ManifestError::Invalid(_) => None,
+            ManifestError::Invalid(..) => None,
         }
     }
 }
