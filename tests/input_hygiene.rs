@@ -267,6 +267,13 @@ fn special_files_are_refused_without_blocking() {
             stderr: &["/dev/zero: is a character device"],
         },
         Case {
+            name: "FIFO as an image to run",
+            make: &[Make::Fifo("kernel.elf")],
+            args: &["run", "--accel", "tcg", "kernel.elf"],
+            status: 1,
+            stderr: &["image kernel.elf is not a regular file"],
+        },
+        Case {
             name: "FIFO as a manifest to check",
             make: &[Make::Fifo("uniklink.yaml")],
             args: &["check", "uniklink.yaml"],
@@ -436,6 +443,7 @@ fn every_error_is_reported() {
             args: &["check", "m.yaml"],
             status: 1,
             stderr: &[
+                "m.yaml:6:5: guest port `99990` is not a TCP port (1-65535) (and 29 more)",
                 "m.yaml:25:5: guest port `100009`",
                 "m.yaml:26:5: and 10 more errors from here on",
             ],

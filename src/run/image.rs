@@ -30,6 +30,8 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("image {} is not a regular file", path.display())]
+    NotRegular { path: PathBuf },
     #[error("{} is not an ELF file (it starts with {magic})", path.display())]
     NotElf { path: PathBuf, magic: String },
     #[error("{}: truncated ELF header ({len} bytes)", path.display())]
@@ -49,10 +51,17 @@ pub enum ImageError {
 
 /// Reads the header and notes of the image at `path`.
 pub fn inspect(path: &Path) -> Result<ImageInfo, ImageError> {
-    let data = std::fs::read(path).map_err(|source| ImageError::Read {
+    let read = |source| ImageError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    // Checked before reading: opening a FIFO for reading blocks until a writer appears.
+    if !std::fs::metadata(path).map_err(read)?.is_file() {
+        return Err(ImageError::NotRegular {
+            path: path.to_owned(),
+        });
+    }
+    let data = std::fs::read(path).map_err(read)?;
     match FileKind::parse(&*data) {
         Ok(FileKind::Elf32) => inspect_elf::<elf::FileHeader32<object::Endianness>>(path, &data),
         Ok(FileKind::Elf64) => inspect_elf::<elf::FileHeader64<object::Endianness>>(path, &data),
