@@ -373,6 +373,36 @@ fn check_rejects_what_build_would() {
             stderr: &["m.yaml:1:7", "`a/b` is not a usable image name"],
         },
         Case {
+            name: "unknown key of 1,000 characters",
+            make: &[Make::Text("m.yaml", || {
+                format!("{}{}: 1\n", manifest("ok", &hello_path()), "k".repeat(1000))
+            })],
+            args: &["check", "m.yaml"],
+            status: 1,
+            stderr: &["m.yaml:5:1", "unknown key `kkkk", "k…`"],
+        },
+        Case {
+            name: "unknown component of 200,000 characters",
+            make: &[Make::Text("m.yaml", || {
+                let component = "c".repeat(200_000);
+                let components = format!("components:\n  require: [{component}]\n");
+                manifest("ok", &format!("{}{components}", hello_path()))
+            })],
+            args: &["check", "m.yaml"],
+            status: 1,
+            stderr: &["m.yaml:6:13", "unknown component `cccc", "c…`"],
+        },
+        Case {
+            name: "kept symbol of 200,000 characters",
+            make: &[Make::Text("m.yaml", || {
+                let keep = format!("keep: [\"a {}\"]\n", "s".repeat(200_000));
+                manifest("ok", &format!("{}{keep}", hello_path()))
+            })],
+            args: &["check", "m.yaml"],
+            status: 1,
+            stderr: &["m.yaml:5:8", "is not a symbol name"],
+        },
+        Case {
             name: "app path that does not exist",
             make: &[Make::Text("m.yaml", || manifest("ok", "  path: nowhere\n"))],
             args: &["check", "m.yaml"],

@@ -463,7 +463,10 @@ impl Checker<'_> {
                     None => {
                         let error = self
                             .source
-                            .error_at(at, format!("unknown architecture `{}`", name.value))
+                            .error_at(
+                                at,
+                                format!("unknown architecture `{}`", excerpt(&name.value)),
+                            )
                             .with_label("expected x86_64 or aarch64")
                             .suggest(&name.value, Arch::ALL.map(Arch::name));
                         self.push(error);
@@ -542,14 +545,14 @@ impl Checker<'_> {
                     .source
                     .error_at(
                         item.referenced,
-                        format!("unknown component `{}`", item.value),
+                        format!("unknown component `{}`", excerpt(&item.value)),
                     )
                     .unknown_component(&item.value, self.registry);
                 self.push(error);
             } else if names.contains(&item.value) {
                 self.error(
                     item.referenced,
-                    format!("component `{}` is {what} twice", item.value),
+                    format!("component `{}` is {what} twice", excerpt(&item.value)),
                 );
             } else {
                 names.push(item.value.clone());
@@ -582,7 +585,7 @@ impl Checker<'_> {
                     .source
                     .error_at(
                         component_key.referenced,
-                        format!("unknown component `{component_name}`"),
+                        format!("unknown component `{}`", excerpt(component_name)),
                     )
                     .unknown_component(component_name, self.registry);
                 self.push(error);
@@ -605,7 +608,10 @@ impl Checker<'_> {
                         .source
                         .error_at(
                             param_key.referenced,
-                            format!("component `{component_name}` has no parameter `{param_name}`"),
+                            format!(
+                                "component `{component_name}` has no parameter `{}`",
+                                excerpt(param_name)
+                            ),
                         )
                         .with_label(format!(
                             "parameters: {}",
@@ -648,7 +654,10 @@ impl Checker<'_> {
     fn symbol(&mut self, symbol: &Spanned<String>) {
         let text = &symbol.value;
         if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c == '\0') {
-            self.error(symbol.referenced, format!("`{text}` is not a symbol name"));
+            self.error(
+                symbol.referenced,
+                format!("`{}` is not a symbol name", excerpt(text)),
+            );
         }
     }
 
@@ -728,7 +737,7 @@ impl Checker<'_> {
             if !is_volume_name(&name.value) {
                 self.error(
                     name.referenced,
-                    format!("`{}` is not a usable volume name", name.value),
+                    format!("`{}` is not a usable volume name", excerpt(&name.value)),
                 )
                 .help = Some(format!(
                     "1 to {} letters, digits, `.`, `_` or `-`: the guest finds the disk by this \

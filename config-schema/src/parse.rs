@@ -147,13 +147,19 @@ fn yaml_error(source: &Source, error: &YamlError) -> Located {
         YamlError::SerdeUnknownField {
             field, expected, ..
         } => source
-            .error_at(location, format!("unknown key `{field}`"))
+            .error_at(
+                location,
+                format!("unknown key `{}`", crate::manifest::excerpt(field)),
+            )
             .with_label(format!("expected one of: {}", expected.join(", ")))
             .suggest(field, expected.iter().copied()),
         YamlError::SerdeUnknownVariant {
             variant, expected, ..
         } => source
-            .error_at(location, format!("unknown value `{variant}`"))
+            .error_at(
+                location,
+                format!("unknown value `{}`", crate::manifest::excerpt(variant)),
+            )
             .with_label(format!("expected one of: {}", expected.join(", ")))
             .suggest(variant, expected.iter().copied()),
         YamlError::SerdeMissingField { field, .. } => {
