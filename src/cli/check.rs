@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use miette::{Diagnostic, GraphicalReportHandler};
 use uniklink_config::Manifest;
 
-/// Validate manifests: report every problem with file:line:col; exit 1 if any file is invalid.
+/// Validate manifests, and that the app they name exists (a cargo package, or prebuilt objects),
+/// as `build` needs it: report every problem with file:line:col; exit 1 if any file is invalid.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Manifest to check (repeatable). Without any file, ./uniklink.yaml is checked.
