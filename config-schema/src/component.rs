@@ -12,11 +12,15 @@
 //! owns: [ports]             # manifest keys that are this component's: setting one requires it
 //! params:
 //!   rx_ring: { type: u32, default: { minimal: 16, network: 256, filesystem: 16 } }
+//!   stack_size: { type: u32, kind: size, reserve: true, default: { ... } }
 //! ```
 //!
 //! A parameter's `type` is how the glue object stores it (`u32`, `u64`, `bool` as one byte);
 //! its optional `kind` says how manifests write values (`size`, `count`, `percent`,
-//! `duration`, `bool`; integers default to `count`).
+//! `duration`, `bool`; integers default to `count`). A `size` parameter with `reserve: true`
+//! also sizes memory: the glue object reserves that many zero bytes, page-aligned, in `.bss`
+//! as `__uniklink_reserve_<component>_<param>`, which the component defines weakly for a link
+//! without the glue.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -188,6 +192,8 @@ struct ParamFile {
     #[serde(default)]
     doc: String,
     default: DefaultsFile,
+    #[serde(default)]
+    reserve: bool,
 }
 
 #[derive(Deserialize)]
@@ -283,6 +289,16 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
             (None, ParamType::Bool) => ParamKind::Bool,
             (None, _) => ParamKind::Count,
         };
+        if decl.reserve && kind != ParamKind::Size {
+            errors.push(source.error_at(
+                param.referenced,
+                format!(
+                    "`{name}.{param_name}`: only a size parameter can reserve memory, not a {} one",
+                    kind.name()
+                ),
+            ));
+            continue;
+        }
         let mut default = |profile: &str, raw: &Spanned<RawValue>| {
             let value = kind
                 .convert(&raw.value)
@@ -313,6 +329,7 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
                 network,
                 filesystem,
             },
+            reserve: decl.reserve,
         };
         params.insert(param_name, spec);
     }
@@ -483,6 +500,23 @@ mod tests {
         assert_eq!(
             err,
             "component.yaml:3:3: `fs.write_back`: a bool parameter cannot have type u32"
+        );
+    }
+
+    #[test]
+    fn only_sizes_reserve_memory() {
+        let spec = load(
+            "name: rt\nparams:\n  stack_size: { type: u32, kind: size, reserve: true, default: { minimal: 32KiB, network: 128KiB, filesystem: 128KiB } }\n",
+        )
+        .unwrap();
+        assert!(spec.params["stack_size"].reserve);
+        let err = load(
+            "name: rt\nparams:\n  stacks: { type: u32, reserve: true, default: { minimal: 1, network: 1, filesystem: 1 } }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "component.yaml:3:3: `rt.stacks`: only a size parameter can reserve memory, not a count one"
         );
     }
 

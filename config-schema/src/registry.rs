@@ -239,6 +239,10 @@ pub struct ParamSpec {
     pub ty: ParamType,
     pub doc: String,
     pub defaults: ProfileDefaults,
+    /// A size the glue object also reserves: that many zero bytes, page-aligned, in `.bss` as
+    /// `__uniklink_reserve_<component>_<param>` (the runtime's boot stack).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reserve: bool,
 }
 
 /// A parameter's value in each built-in profile.

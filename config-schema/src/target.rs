@@ -102,6 +102,17 @@ impl Platform {
             Platform::QemuVirt => &[Arch::Aarch64],
         }
     }
+
+    /// The MMIO address of the platform's boot timer on `arch`, where the guest writes one
+    /// byte (123) when its `main` starts: Firecracker's `--boot-timer` device, which logs the
+    /// guest's boot time then. QEMU has no such device.
+    pub fn boot_timer(self, arch: Arch) -> Option<u64> {
+        match (self, arch) {
+            (Platform::Firecracker, Arch::X86_64) => Some(0xc000_0000),
+            (Platform::Firecracker, Arch::Aarch64) => Some(0x4000_0000),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Platform {
