@@ -176,7 +176,7 @@ impl Server {
                     assert!(
                         console
                             .iter()
-                            .any(|l: &String| l.starts_with("uniklink:ready entry_to_main_ns=")),
+                            .any(|l: &String| l.starts_with("uniklink:ready ")),
                         "the listening line comes after the ready marker: {console:?}"
                     );
                     break;

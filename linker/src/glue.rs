@@ -1,7 +1,10 @@
 //! The glue object: generated per image with cranelift for the image's architecture. It
 //! defines the strong `uniklink_start`, which calls the live components' inits in dependency
-//! order and then the app's entry, overriding the runtime's weak default (the init-array
-//! walk). It also defines one read-only symbol per resolved component parameter.
+//! order, each followed by the runtime's boot-timeline stamp, and then hands over to the
+//! runtime's `main` entry, overriding the runtime's weak default (the init-array walk). It
+//! also defines one read-only symbol per resolved component parameter, the memory reserved
+//! by size parameters, the names of the components whose inits it calls and the platform's
+//! boot-timer address.
 //!
 //! The bytes are an ordinary ELF relocatable object; the pipeline loads them through the
 //! same input path as every other object, so nothing about them is trusted.
@@ -15,14 +18,28 @@ use cranelift_module::{DataDescription, Linkage, Module, default_libcall_names};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use object::elf;
 
-/// The start routine the runtime calls right before the app's main.
+/// The start routine the runtime calls once it is set up.
 pub const START_SYMBOL: &str = "uniklink_start";
-/// The app's entry, which `uniklink_start` calls last.
+/// The runtime's stamp for the boot timeline, which `uniklink_start` calls after each init.
+pub const STAMP_INIT_SYMBOL: &str = "unik_rt_stamp_init";
+/// The runtime's hand-over to the app (ready marker, then main), which `uniklink_start`
+/// calls last.
+pub const ENTER_MAIN_SYMBOL: &str = "unik_rt_enter_main";
+/// The app's entry, which the runtime calls once the inits have run.
 pub const MAIN_SYMBOL: &str = "__unik_main";
 /// Text lines the runtime prints in verbose mode: which components are live and why, and
 /// the parameter values. `REPORT_LEN_SYMBOL` is its length as a little-endian u64.
 pub const REPORT_SYMBOL: &str = "__uniklink_report";
 pub const REPORT_LEN_SYMBOL: &str = "__uniklink_report_len";
+/// The components whose inits `uniklink_start` calls, in order, separated by spaces, for the
+/// boot timeline; `INIT_NAMES_LEN_SYMBOL` is its length as a little-endian u64.
+pub const INIT_NAMES_SYMBOL: &str = "__uniklink_init_names";
+pub const INIT_NAMES_LEN_SYMBOL: &str = "__uniklink_init_names_len";
+/// Where the runtime writes the platform's boot-timer byte when `main` starts, as a
+/// little-endian u64; 0 for a platform without one.
+pub const BOOT_TIMER_SYMBOL: &str = "__uniklink_boot_timer";
+/// Reserved memory is page-aligned.
+const RESERVE_ALIGN: u64 = 4096;
 /// The file name the glue object goes by in messages.
 pub const GLUE_NAME: &str = "uniklink-glue.o";
 
@@ -34,14 +51,32 @@ pub struct GlueParam {
     pub bytes: Vec<u8>,
 }
 
+/// Zero-filled memory a size parameter reserves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlueReserve {
+    pub symbol: String,
+    pub size: u64,
+}
+
+/// One init `uniklink_start` calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlueInit {
+    /// The component it initialises, as the boot timeline names it.
+    pub component: String,
+    pub function: String,
+}
+
 /// What the glue object contains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlueSpec {
-    /// Init functions in the order they run.
-    pub inits: Vec<String>,
+    /// In the order they run.
+    pub inits: Vec<GlueInit>,
     pub params: Vec<GlueParam>,
+    pub reserves: Vec<GlueReserve>,
     /// Lines for [`REPORT_SYMBOL`], each ending in `\n`.
     pub report: String,
+    /// For [`BOOT_TIMER_SYMBOL`]: 0 for none.
+    pub boot_timer: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,17 +126,18 @@ pub fn generate(machine: u16, spec: &GlueSpec) -> Result<Vec<u8>, GlueError> {
     let start = module
         .declare_function(START_SYMBOL, Linkage::Export, &void)
         .map_err(codegen)?;
-    let callees = spec
-        .inits
-        .iter()
-        .map(String::as_str)
-        .chain([MAIN_SYMBOL])
-        .map(|name| {
-            module
-                .declare_function(name, Linkage::Import, &void)
-                .map_err(codegen)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut declare = |name: &str| {
+        module
+            .declare_function(name, Linkage::Import, &void)
+            .map_err(codegen)
+    };
+    let stamp = declare(STAMP_INIT_SYMBOL)?;
+    let mut callees = Vec::new();
+    for init in &spec.inits {
+        callees.push(declare(&init.function)?);
+        callees.push(stamp);
+    }
+    callees.push(declare(ENTER_MAIN_SYMBOL)?);
 
     let mut func = Function::with_name_signature(UserFuncName::user(0, start.as_u32()), void);
     let mut fctx = FunctionBuilderContext::new();
@@ -125,7 +161,15 @@ pub fn generate(machine: u16, spec: &GlueSpec) -> Result<Vec<u8>, GlueError> {
         .define_function(start, &mut ctx)
         .map_err(|e| GlueError::Codegen(format!("{e:?}")))?;
 
-    let report_len = (spec.report.len() as u64).to_le_bytes().to_vec();
+    let init_names = spec
+        .inits
+        .iter()
+        .map(|init| init.component.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let report_len = (spec.report.len() as u64).to_le_bytes();
+    let init_names_len = (init_names.len() as u64).to_le_bytes();
+    let boot_timer = spec.boot_timer.to_le_bytes();
     let data_objects = spec
         .params
         .iter()
@@ -133,6 +177,9 @@ pub fn generate(machine: u16, spec: &GlueSpec) -> Result<Vec<u8>, GlueError> {
         .chain([
             (REPORT_SYMBOL, spec.report.as_bytes(), 1),
             (REPORT_LEN_SYMBOL, &report_len[..], 8),
+            (INIT_NAMES_SYMBOL, init_names.as_bytes(), 1),
+            (INIT_NAMES_LEN_SYMBOL, &init_names_len[..], 8),
+            (BOOT_TIMER_SYMBOL, &boot_timer[..], 8),
         ]);
     for (symbol, bytes, align) in data_objects {
         let id = module
@@ -141,6 +188,16 @@ pub fn generate(machine: u16, spec: &GlueSpec) -> Result<Vec<u8>, GlueError> {
         let mut data = DataDescription::new();
         data.define(bytes.to_vec().into_boxed_slice());
         data.set_align(align.max(1) as u64);
+        module.define_data(id, &data).map_err(codegen)?;
+    }
+    for reserve in &spec.reserves {
+        let id = module
+            .declare_data(&reserve.symbol, Linkage::Export, true, false)
+            .map_err(codegen)?;
+        let size = usize::try_from(reserve.size).map_err(codegen)?;
+        let mut data = DataDescription::new();
+        data.define_zeroinit(size);
+        data.set_align(RESERVE_ALIGN);
         module.define_data(id, &data).map_err(codegen)?;
     }
 
@@ -156,8 +213,12 @@ mod tests {
     use crate::arch;
 
     fn spec() -> GlueSpec {
+        let init = |component: &str| GlueInit {
+            component: component.into(),
+            function: format!("{component}_init"),
+        };
         GlueSpec {
-            inits: vec!["clock_init".into(), "heap_init".into(), "net_init".into()],
+            inits: vec![init("clock"), init("heap"), init("net")],
             params: vec![
                 GlueParam {
                     symbol: "__uniklink_param_net_rx_ring".into(),
@@ -168,12 +229,19 @@ mod tests {
                     bytes: vec![1],
                 },
             ],
+            reserves: vec![GlueReserve {
+                symbol: "__uniklink_reserve_rt_stack_size".into(),
+                size: 0x8000,
+            }],
             report: "component net live (reached)\n".into(),
+            boot_timer: 0xc000_0000,
         }
     }
 
-    /// The object parses through the analyzer, calls the inits then the app's entry in
-    /// order, carries the parameter bytes, and uses only relocations the `Arch` applies.
+    /// The object parses through the analyzer, calls each init and the timeline stamp after
+    /// it, then the runtime's hand-over to main, in order; carries the parameter bytes, the
+    /// init names and the boot timer, reserves zero-filled memory, and uses only relocations
+    /// the `Arch` applies.
     #[test]
     fn glue_object_for_each_architecture() {
         for machine in [elf::EM_X86_64, elf::EM_AARCH64] {
@@ -210,10 +278,29 @@ mod tests {
                 .collect();
             calls.sort();
             let order: Vec<&str> = calls.iter().map(|(_, n)| n.as_str()).collect();
-            assert_eq!(order, ["clock_init", "heap_init", "net_init", MAIN_SYMBOL]);
+            assert_eq!(
+                order,
+                [
+                    "clock_init",
+                    STAMP_INIT_SYMBOL,
+                    "heap_init",
+                    STAMP_INIT_SYMBOL,
+                    "net_init",
+                    STAMP_INIT_SYMBOL,
+                    ENTER_MAIN_SYMBOL
+                ]
+            );
 
             let report = spec().report;
             let mut expected = spec().params;
+            expected.push(GlueParam {
+                symbol: INIT_NAMES_SYMBOL.into(),
+                bytes: b"clock heap net".to_vec(),
+            });
+            expected.push(GlueParam {
+                symbol: BOOT_TIMER_SYMBOL.into(),
+                bytes: 0xc000_0000u64.to_le_bytes().to_vec(),
+            });
             expected.push(GlueParam {
                 symbol: REPORT_SYMBOL.into(),
                 bytes: report.as_bytes().to_vec(),
@@ -237,6 +324,19 @@ mod tests {
                 let at = sym.value as usize;
                 assert_eq!(&section.data[at..at + param.bytes.len()], param.bytes);
             }
+
+            let stack = o
+                .symbols
+                .iter()
+                .find(|s| s.name == b"__uniklink_reserve_rt_stack_size")
+                .unwrap();
+            assert_eq!((stack.bind, stack.size), (elf::STB_GLOBAL, 0x8000));
+            let SymbolPlace::Section(s) = stack.place else {
+                panic!("the reserve is not defined in a section");
+            };
+            let bss = o.section(s);
+            assert!(bss.name.starts_with(b".bss"), "{:?}", bss.name);
+            assert_eq!(bss.align, RESERVE_ALIGN);
         }
     }
 

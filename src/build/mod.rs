@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use uniklink_config::{App, Arch, Manifest, ResolvedConfig, Target};
 use uniklink_linker::image::ImageKind;
 
-use crate::pipeline::{self, LinkError, LinkOptions, LinkOutput};
+use crate::pipeline::{self, LinkError, LinkOptions, LinkOutput, WeaveOptions};
 pub use cargo::CargoProfile;
 pub use report::BuildReport;
 
@@ -324,7 +324,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
             let weave = if opts.conventional {
                 None
             } else {
-                components::weave_options(&metadata, &config)?
+                components::weave_options(&metadata, &config)?.map(|weave| WeaveOptions {
+                    platform: Some(target.platform),
+                    ..weave
+                })
             };
             (target_dir, staticlibs, entry, weave)
         }

@@ -107,6 +107,7 @@ pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
                 profile: ProfileName::Minimal,
                 config: None,
                 crates: Default::default(),
+                platform: None,
             },
         })
     };

@@ -5,7 +5,7 @@
 //! stderr instead so that stdout carries nothing but the one JSON object.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -73,6 +73,12 @@ pub struct RunArgs {
     /// Print one JSON object with the outcome and times on stdout; the console goes to stderr.
     #[arg(long)]
     json: bool,
+    /// Ask the guest for its boot timeline: print when each phase ended (entry, paging, the
+    /// runtime's set-up, each component init, main) beside the host's launch → first byte →
+    /// ready times, and write an SVG chart of it to FILE, by default beside the image
+    /// (`<image>.timeline.svg`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+    timeline: Option<Option<PathBuf>>,
     /// Output format; `json` is the same as `--json`.
     #[arg(long, value_name = "FMT", value_enum, default_value_t)]
     message_format: MessageFormat,
@@ -256,6 +262,7 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     opts.accel = args.accel;
     opts.timeout = args.timeout;
     opts.extra_args = args.qemu_args;
+    opts.timeline = args.timeline.is_some();
     opts.console = if json {
         ConsoleSink::Stderr
     } else {
@@ -278,9 +285,27 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     if !args.output.quiet {
         eprintln!("uniklink: boot: {}", summary(&outcome));
     }
+    let chart = match (&args.timeline, &outcome.timeline) {
+        (Some(path), Some(timeline)) => {
+            let path = path
+                .clone()
+                .unwrap_or_else(|| opts.image.with_extension("timeline.svg"));
+            write_chart(&path, timeline, &outcome, &opts)?;
+            if !args.output.quiet {
+                eprint!("{}", run::timeline::table(timeline, &outcome.times));
+                eprintln!("uniklink: timeline chart {}", path.display());
+            }
+            Some(path)
+        }
+        (Some(_), None) => {
+            eprintln!("uniklink: no boot timeline: the guest printed none after the ready marker");
+            None
+        }
+        (None, _) => None,
+    };
     let status = exit_status(&outcome);
     if json {
-        let report = JsonReport::new(&opts, &outcome, status);
+        let report = JsonReport::new(&opts, &outcome, status, chart.as_deref());
         println!("{}", serde_json::to_string(&report).into_diagnostic()?);
     }
     // Budgets come with a manifest; an image named on the command line boots unchecked, and
@@ -297,6 +322,26 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
         eprintln!("uniklink: {e}");
     }
     Ok(ExitCode::from(status))
+}
+
+/// The timeline's SVG chart, titled with the image's name.
+fn write_chart(
+    path: &Path,
+    timeline: &run::Timeline,
+    outcome: &BootOutcome,
+    opts: &RunOptions,
+) -> miette::Result<()> {
+    let name = opts.image.file_name().map_or_else(
+        || opts.image.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let title = format!(
+        "{name}: boot timeline ({}, {})",
+        opts.platform.name(),
+        outcome.accel.name()
+    );
+    std::fs::write(path, run::timeline::svg(timeline, &outcome.times, &title))
+        .map_err(|e| miette!("cannot write the timeline chart {}: {e}", path.display()))
 }
 
 fn exit_status(outcome: &BootOutcome) -> u8 {
@@ -347,10 +392,24 @@ struct JsonReport<'a> {
     timed_out: bool,
     interrupted: bool,
     exit_status: u8,
+    /// With `--timeline`: the guest's phases, `null` if it printed none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<Option<JsonTimeline<'a>>>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonTimeline<'a> {
+    phases: &'a [run::timeline::Phase],
+    chart: Option<&'a Path>,
 }
 
 impl<'a> JsonReport<'a> {
-    fn new(opts: &'a RunOptions, outcome: &BootOutcome, exit_status: u8) -> Self {
+    fn new(
+        opts: &'a RunOptions,
+        outcome: &'a BootOutcome,
+        exit_status: u8,
+        chart: Option<&'a Path>,
+    ) -> Self {
         let t = &outcome.times;
         JsonReport {
             reason: "booted",
@@ -366,6 +425,12 @@ impl<'a> JsonReport<'a> {
             timed_out: outcome.timed_out,
             interrupted: outcome.interrupted,
             exit_status,
+            timeline: opts.timeline.then(|| {
+                outcome.timeline.as_ref().map(|timeline| JsonTimeline {
+                    phases: &timeline.phases,
+                    chart,
+                })
+            }),
         }
     }
 }

@@ -16,10 +16,12 @@ use uniklink_analyzer::object;
 use uniklink_analyzer::resolve::SymbolDb;
 use uniklink_analyzer::weave::{Dropped, Live, Registrations, Status, WeaveError, Weaving};
 use uniklink_config::{
-    ComponentRegistry, DeviceKind, Origin, ParamSpec, ParamValue, ProfileName, Requirement,
-    ResolvedConfig,
+    Arch, ComponentRegistry, DeviceKind, Origin, ParamSpec, ParamValue, Platform, ProfileName,
+    Requirement, ResolvedConfig,
 };
-use uniklink_linker::glue::{self, GLUE_NAME, GlueParam, GlueSpec, START_SYMBOL};
+use uniklink_linker::glue::{
+    self, GLUE_NAME, GlueInit, GlueParam, GlueReserve, GlueSpec, START_SYMBOL,
+};
 
 use super::{LinkError, LinkOptions};
 
@@ -36,6 +38,9 @@ pub struct WeaveOptions {
     /// Which component each Rust crate (or module path) belongs to, for attribution; `cargo
     /// uniklink build` fills it from the app's cargo graph.
     pub crates: CrateOwners,
+    /// The platform the image boots on, for what the glue object tells the runtime about it
+    /// (its boot timer); `None` for none in particular.
+    pub platform: Option<Platform>,
 }
 
 impl WeaveOptions {
@@ -46,6 +51,7 @@ impl WeaveOptions {
             profile: config.profile,
             config: Some(config),
             crates: CrateOwners::default(),
+            platform: None,
         }
     }
 
@@ -203,6 +209,7 @@ pub(super) fn plan(
     let weaving = Weaving::decide(&graph, &attribution, &components)?;
 
     let mut params = Vec::new();
+    let mut reserves = Vec::new();
     let mut reports = Vec::new();
     for id in components.ids() {
         let def = components.def(id);
@@ -217,6 +224,12 @@ pub(super) fn plan(
                     message: format!("{message} (type {})", param.ty),
                 })?;
                 values.insert(param.name.clone(), value.as_u64());
+                if param.reserve {
+                    reserves.push(GlueReserve {
+                        symbol: reserve_symbol(&def.name, &param.name),
+                        size: value.as_u64(),
+                    });
+                }
                 params.push(GlueParam {
                     symbol: param_symbol(&def.name, &param.name),
                     bytes,
@@ -244,17 +257,31 @@ pub(super) fn plan(
                 .unwrap_or_default(),
         });
     }
-    let inits: Vec<String> = weaving
+    let glue_inits: Vec<GlueInit> = weaving
         .init_order
         .iter()
-        .filter_map(|&id| components.def(id).init.clone())
+        .filter_map(|&id| {
+            let def = components.def(id);
+            Some(GlueInit {
+                component: def.name.clone(),
+                function: def.init.clone()?,
+            })
+        })
         .collect();
+    let inits: Vec<String> = glue_inits.iter().map(|i| i.function.clone()).collect();
+    let boot_timer = w
+        .platform
+        .zip(machine_arch(machine))
+        .and_then(|(platform, arch)| platform.boot_timer(arch))
+        .unwrap_or(0);
     let bytes = glue::generate(
         machine,
         &GlueSpec {
-            inits: inits.clone(),
+            inits: glue_inits,
             params,
+            reserves,
             report: verbose_report(&reports, &inits),
+            boot_timer,
         },
     )?;
     Ok(Plan {
@@ -271,6 +298,20 @@ pub(super) fn plan(
             unused_overrides,
         },
     })
+}
+
+/// The memory a `reserve` parameter sizes, as the component defines it weakly.
+fn reserve_symbol(component: &str, param: &str) -> String {
+    format!("__uniklink_reserve_{component}_{param}")
+}
+
+/// The architecture of an object's `e_machine`.
+fn machine_arch(machine: u16) -> Option<Arch> {
+    match machine {
+        ::object::elf::EM_X86_64 => Some(Arch::X86_64),
+        ::object::elf::EM_AARCH64 => Some(Arch::Aarch64),
+        _ => None,
+    }
 }
 
 /// A component the manifest requires must exist in the library OS; overrides of parameters it

@@ -1,12 +1,19 @@
 //! The guest's serial console: copied to the caller's sink as it arrives, timed, and scanned
-//! for the ready marker the library OS prints right before the app's `main`.
+//! for the ready marker the library OS prints right before the app's `main` and the boot
+//! timeline it prints after the marker when asked.
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-/// The line the library OS prints once, just before the app's `main`, followed by the
-/// nanoseconds from guest entry to that point as the guest's TSC measured them.
-pub const READY_MARKER: &str = "uniklink:ready entry_to_main_ns=";
+use super::timeline::{self, GuestTime, GuestTimeline};
+
+/// The start of the line the library OS prints once, just before the app's `main`:
+/// `entry_to_main_ns=<n>`, the nanoseconds from guest entry to that point, or
+/// `entry_to_main_ticks=<n>`, counter ticks where the guest does not know the counter's
+/// frequency, follow.
+pub const READY_MARKER: &str = "uniklink:ready ";
+const ENTRY_TO_MAIN_NS: &str = "entry_to_main_ns=";
+const ENTRY_TO_MAIN_TICKS: &str = "entry_to_main_ticks=";
 
 /// Where the guest's console goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,49 +29,58 @@ pub enum ConsoleSink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadyMarker {
     pub at: Instant,
-    /// `None` when the number after `=` does not parse.
-    pub entry_to_main_ns: Option<u64>,
+    /// `None` when the value does not parse.
+    pub entry_to_main: Option<GuestTime>,
 }
 
 /// What streaming the console saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConsoleReport {
     pub first_byte: Option<Instant>,
     pub ready: Option<ReadyMarker>,
+    /// The first timeline line.
+    pub(crate) timeline: Option<GuestTimeline>,
     /// When the console reached end of file, which QEMU causes by exiting.
     pub closed: Option<Instant>,
 }
 
-/// Finds the ready marker in a byte stream that arrives in arbitrary pieces.
+/// Finds the ready marker and the timeline in a byte stream that arrives in arbitrary pieces.
 #[derive(Debug, Default)]
 pub(crate) struct MarkerScanner {
     line: Vec<u8>,
-    /// Set once the current line has grown past any marker, so a guest printing one endless
-    /// line costs no memory.
+    /// Set once the current line has grown past any line of the runtime's, so a guest
+    /// printing one endless line costs no memory.
     overlong: bool,
     found: Option<ReadyMarker>,
+    timeline: Option<GuestTimeline>,
 }
 
-/// Longest line that can still be a marker: the prefix, a u64 and a carriage return.
-const MAX_MARKER_LINE: usize = READY_MARKER.len() + 20 + 1;
+/// Longest line that can still be one of the runtime's: a timeline of many inits.
+const MAX_RUNTIME_LINE: usize = 4096;
 
 impl MarkerScanner {
     pub(crate) fn feed(&mut self, bytes: &[u8], at: Instant) {
         for &byte in bytes {
             if byte == b'\n' {
-                if !self.overlong && self.found.is_none() {
-                    self.found = parse_marker(&self.line).map(|entry_to_main_ns| ReadyMarker {
-                        at,
-                        entry_to_main_ns,
-                    });
+                if !self.overlong {
+                    self.end_line(at);
                 }
                 self.line.clear();
                 self.overlong = false;
-            } else if self.line.len() < MAX_MARKER_LINE {
+            } else if self.line.len() < MAX_RUNTIME_LINE {
                 self.line.push(byte);
             } else {
                 self.overlong = true;
             }
+        }
+    }
+
+    fn end_line(&mut self, at: Instant) {
+        if self.found.is_none() {
+            self.found =
+                parse_marker(&self.line).map(|entry_to_main| ReadyMarker { at, entry_to_main });
+        } else if self.timeline.is_none() {
+            self.timeline = timeline::parse_line(&self.line);
         }
     }
 
@@ -73,11 +89,16 @@ impl MarkerScanner {
     }
 }
 
-/// `Some(number)` for a marker line, `Some(None)` for a marker whose number is garbled.
-fn parse_marker(line: &[u8]) -> Option<Option<u64>> {
+/// `Some(time)` for a marker line, `Some(None)` for a marker whose value is garbled.
+fn parse_marker(line: &[u8]) -> Option<Option<GuestTime>> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let value = line.strip_prefix(READY_MARKER.as_bytes())?;
-    Some(std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()))
+    let value = std::str::from_utf8(line.strip_prefix(READY_MARKER.as_bytes())?).ok();
+    let number = |prefix: &str| value?.strip_prefix(prefix)?.parse().ok();
+    Some(
+        number(ENTRY_TO_MAIN_NS)
+            .map(GuestTime::Ns)
+            .or_else(|| number(ENTRY_TO_MAIN_TICKS).map(GuestTime::Ticks)),
+    )
 }
 
 /// Copies `reader` to `sink` until end of file, noting when the first byte and the ready
@@ -111,6 +132,7 @@ pub(crate) fn stream(mut reader: impl Read, sink: ConsoleSink) -> io::Result<Con
         }
     }
     report.ready = scanner.found();
+    report.timeline = scanner.timeline;
     report.closed = Some(Instant::now());
     Ok(report)
 }
@@ -119,20 +141,28 @@ pub(crate) fn stream(mut reader: impl Read, sink: ConsoleSink) -> io::Result<Con
 mod tests {
     use super::*;
 
-    fn scan(pieces: &[&[u8]]) -> Option<Option<u64>> {
+    fn scan(pieces: &[&[u8]]) -> Option<Option<GuestTime>> {
         let mut scanner = MarkerScanner::default();
         let at = Instant::now();
         for piece in pieces {
             scanner.feed(piece, at);
         }
-        scanner.found().map(|m| m.entry_to_main_ns)
+        scanner.found().map(|m| m.entry_to_main)
     }
 
     #[test]
     fn marker_on_its_own_line() {
         assert_eq!(
             scan(&[b"hello\nuniklink:ready entry_to_main_ns=41250\n"]),
-            Some(Some(41250))
+            Some(Some(GuestTime::Ns(41250)))
+        );
+    }
+
+    #[test]
+    fn marker_in_counter_ticks() {
+        assert_eq!(
+            scan(&[b"uniklink:ready entry_to_main_ticks=530000\n"]),
+            Some(Some(GuestTime::Ticks(530_000)))
         );
     }
 
@@ -140,7 +170,7 @@ mod tests {
     fn marker_split_across_reads_and_crlf() {
         assert_eq!(
             scan(&[b"uniklink:rea", b"dy entry_to_m", b"ain_ns=7\r", b"\n"]),
-            Some(Some(7))
+            Some(Some(GuestTime::Ns(7)))
         );
     }
 
@@ -148,7 +178,7 @@ mod tests {
     fn first_marker_wins() {
         assert_eq!(
             scan(&[b"uniklink:ready entry_to_main_ns=1\nuniklink:ready entry_to_main_ns=2\n"]),
-            Some(Some(1))
+            Some(Some(GuestTime::Ns(1)))
         );
     }
 
@@ -158,6 +188,7 @@ mod tests {
             scan(&[b"uniklink:ready entry_to_main_ns=12x\n"]),
             Some(None)
         );
+        assert_eq!(scan(&[b"uniklink:ready soon\n"]), Some(None));
     }
 
     #[test]
@@ -169,13 +200,21 @@ mod tests {
     #[test]
     fn overlong_line_is_not_a_marker() {
         let mut line = READY_MARKER.as_bytes().to_vec();
-        line.extend(std::iter::repeat_n(b'9', 100));
+        line.extend(std::iter::repeat_n(b'9', MAX_RUNTIME_LINE));
         line.push(b'\n');
         assert_eq!(scan(&[&line]), None);
         assert_eq!(
             scan(&[&line, b"uniklink:ready entry_to_main_ns=3\n"]),
-            Some(Some(3))
+            Some(Some(GuestTime::Ns(3)))
         );
+    }
+
+    #[test]
+    fn the_timeline_follows_the_marker() {
+        let input: &[u8] = b"uniklink:timeline ns entry=0 main=1\nuniklink:ready entry_to_main_ns=9\nuniklink:timeline ns entry=0 paging=4 main=9\nuniklink:timeline ns entry=0 main=2\n";
+        let report = stream(input, ConsoleSink::Discard).unwrap();
+        let timeline = report.timeline.unwrap().convert(None).unwrap();
+        assert_eq!(timeline.phases.len(), 3, "the first line after the marker");
     }
 
     #[test]
@@ -186,7 +225,8 @@ mod tests {
         let ready = report.ready.unwrap();
         assert!(ready.at >= first);
         assert!(report.closed.unwrap() >= ready.at);
-        assert_eq!(ready.entry_to_main_ns, Some(99));
+        assert_eq!(ready.entry_to_main, Some(GuestTime::Ns(99)));
+        assert_eq!(report.timeline, None);
     }
 
     #[test]

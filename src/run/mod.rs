@@ -3,7 +3,8 @@
 //!
 //! Times are taken from QEMU's launch: to the first console byte, to the end of the ready
 //! marker line the library OS prints before the app's `main`, and to QEMU's exit. The marker
-//! also carries the guest's own TSC measurement from entry to `main`.
+//! also carries the guest's own measurement from entry to `main`, and the timeline line after
+//! it, when asked for, each boot phase's.
 
 mod accel;
 mod console;
@@ -11,6 +12,7 @@ mod image;
 mod manifest;
 mod process;
 mod qemu;
+pub mod timeline;
 
 use std::ffi::OsString;
 use std::io::{self, Read};
@@ -25,6 +27,7 @@ pub use console::{ConsoleSink, READY_MARKER};
 pub use image::{ImageError, ImageInfo, inspect};
 pub use manifest::{ReportError, live_devices, options_from_config};
 pub use qemu::DEFAULT_MEMORY;
+pub use timeline::{TIMELINE_WORD, Timeline};
 pub use uniklink_config::{Arch, DeviceKind, Platform};
 
 use process::{InterruptScope, Qemu};
@@ -54,6 +57,8 @@ pub struct RunOptions {
     /// Appended to QEMU's command line as given.
     pub extra_args: Vec<OsString>,
     pub console: ConsoleSink,
+    /// Ask the guest for its boot timeline ([`TIMELINE_WORD`] on its command line).
+    pub timeline: bool,
 }
 
 /// A raw disk image the guest sees as a block device.
@@ -84,6 +89,7 @@ impl RunOptions {
             timeout: None,
             extra_args: Vec::new(),
             console: ConsoleSink::Stdout,
+            timeline: false,
         }
     }
 }
@@ -95,7 +101,8 @@ pub struct BootTimes {
     pub first_byte: Option<Duration>,
     /// Launch to the end of the ready marker line; `None` if the guest never printed it.
     pub ready: Option<Duration>,
-    /// Guest entry to the app's `main`, as the guest measured it and printed in the marker.
+    /// Guest entry to the app's `main`, as the guest measured it and printed in the marker
+    /// (converted at the host's TSC rate when the guest gave counter ticks).
     pub entry_to_main: Option<Duration>,
     /// Launch to QEMU's exit (or its kill, on timeout or interruption) with the console
     /// read to its end.
@@ -128,6 +135,9 @@ pub struct BootOutcome {
     pub times: BootTimes,
     /// The accelerator QEMU ran with, after `Accel::Auto` was decided.
     pub accel: ResolvedAccel,
+    /// The guest's boot phases, when [`RunOptions::timeline`] asked for them and the guest
+    /// printed them.
+    pub timeline: Option<Timeline>,
     /// What QEMU itself printed on stderr (warnings, mostly), for the caller to show.
     pub qemu_messages: String,
 }
@@ -241,13 +251,14 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         });
     }
     let accel = opts.accel.resolve();
+    let cmdline = command_line(opts);
     let args = qemu::command_line(
         spec,
         &Invocation {
             image: &opts.image,
             accel,
             memory: opts.memory.unwrap_or(DEFAULT_MEMORY),
-            cmdline: opts.cmdline.as_deref(),
+            cmdline: cmdline.as_deref(),
             ports: &opts.ports,
             disks: &opts.disks,
             devices: &opts.devices,
@@ -263,6 +274,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
 
     let scope = InterruptScope::enter();
     let launch = Instant::now();
+    let host_ticks = HostTicks::now();
     let mut qemu = Qemu::spawn(command).map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {
             RunError::QemuMissing {
@@ -322,14 +334,23 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
 
     let console_report = join(console_thread).map_err(RunError::Console)?;
     let messages = String::from_utf8_lossy(&join(stderr_thread)).into_owned();
+    // The guest counts ticks of its TSC only where it cannot tell their rate (QEMU's TCG),
+    // which then runs at the host's.
+    let tick_rate = (opts.arch == Arch::X86_64)
+        .then(|| host_ticks.rate_since())
+        .flatten();
+    let timeline = console_report
+        .timeline
+        .as_ref()
+        .and_then(|line| line.convert(tick_rate));
 
     let times = |ended: Instant| BootTimes {
         first_byte: console_report.first_byte.map(|t| t - launch),
         ready: console_report.ready.map(|m| m.at - launch),
         entry_to_main: console_report
             .ready
-            .and_then(|m| m.entry_to_main_ns)
-            .map(Duration::from_nanos),
+            .and_then(|m| m.entry_to_main)
+            .and_then(|time| time.to_duration(tick_rate)),
         total: console_report
             .closed
             .map_or(ended, |closed| closed.max(ended))
@@ -341,6 +362,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         interrupted,
         times: times(ended),
         accel,
+        timeline: timeline.clone(),
         qemu_messages: messages.clone(),
     };
     match end {
@@ -366,6 +388,50 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
             Ok(outcome(Some(guest), false, false, at))
         }
     }
+}
+
+/// The guest's command line: the caller's, with [`TIMELINE_WORD`] when asked.
+fn command_line(opts: &RunOptions) -> Option<String> {
+    if !opts.timeline {
+        return opts.cmdline.clone();
+    }
+    Some(match &opts.cmdline {
+        Some(line) => format!("{TIMELINE_WORD} {line}"),
+        None => TIMELINE_WORD.to_owned(),
+    })
+}
+
+/// The host's TSC and clock read together, to measure the TSC's rate over a boot.
+struct HostTicks {
+    at: Instant,
+    ticks: Option<u64>,
+}
+
+impl HostTicks {
+    fn now() -> HostTicks {
+        HostTicks {
+            at: Instant::now(),
+            ticks: host_tsc(),
+        }
+    }
+
+    /// TSC ticks per second since `now`; `None` on a host without a TSC.
+    fn rate_since(&self) -> Option<f64> {
+        let ticks = host_tsc()?.checked_sub(self.ticks?)?;
+        let seconds = self.at.elapsed().as_secs_f64();
+        (seconds > 0.0).then(|| ticks as f64 / seconds)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn host_tsc() -> Option<u64> {
+    // SAFETY: rdtsc exists on every x86_64 CPU and has no side effects.
+    Some(unsafe { std::arch::x86_64::_rdtsc() })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn host_tsc() -> Option<u64> {
+    None
 }
 
 enum End {
@@ -428,6 +494,28 @@ fn has_error_line(messages: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeline_word_goes_first_on_the_command_line() {
+        let mut opts = RunOptions::new("/nonexistent.elf", Arch::X86_64);
+        assert_eq!(command_line(&opts), None);
+        opts.timeline = true;
+        assert_eq!(command_line(&opts).as_deref(), Some("uniklink.timeline"));
+        opts.cmdline = Some("uniklink.verbose uniklink.arg=a".to_owned());
+        assert_eq!(
+            command_line(&opts).as_deref(),
+            Some("uniklink.timeline uniklink.verbose uniklink.arg=a")
+        );
+    }
+
+    #[test]
+    fn the_host_tsc_has_a_rate_where_there_is_one() {
+        let start = HostTicks::now();
+        assert_eq!(
+            start.rate_since().is_some_and(|rate| rate > 0.0),
+            cfg!(target_arch = "x86_64")
+        );
+    }
 
     #[test]
     fn durations_read_naturally() {

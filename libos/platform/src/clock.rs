@@ -8,14 +8,17 @@ pub const PIT_HZ: u64 = 1_193_182;
 /// Where the TSC frequency came from; printed in verbose mode so a wrong clock can be traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TscSource {
-    /// Hypervisor timing leaf 0x40000010 (TSC kHz).
-    HypervisorLeaf,
     /// CPUID 0x15: crystal frequency times the TSC/crystal ratio.
     CpuidCrystal,
-    /// Measured against PIT channel 2.
-    Pit,
-    /// CPUID 0x16 base frequency: nominal, used only when nothing better exists.
+    /// CPUID 0x16 base frequency, which the TSC runs at on the CPUs that have the leaf.
     CpuidBase,
+    /// Hypervisor timing leaf 0x40000010 (TSC kHz).
+    HypervisorLeaf,
+    /// KVM's paravirtual clock: the TSC-to-nanoseconds scale the hypervisor keeps for the
+    /// guest.
+    KvmPvclock,
+    /// Measured against PIT channel 0.
+    Pit,
     /// aarch64: the generic timer's frequency register CNTFRQ_EL0, set by the firmware.
     GenericTimer,
 }
@@ -23,10 +26,11 @@ pub enum TscSource {
 impl fmt::Display for TscSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            TscSource::HypervisorLeaf => "cpuid-0x40000010",
             TscSource::CpuidCrystal => "cpuid-0x15",
-            TscSource::Pit => "pit",
             TscSource::CpuidBase => "cpuid-0x16",
+            TscSource::HypervisorLeaf => "cpuid-0x40000010",
+            TscSource::KvmPvclock => "kvm-pvclock",
+            TscSource::Pit => "pit",
             TscSource::GenericTimer => "cntfrq_el0",
         })
     }
@@ -50,6 +54,24 @@ pub fn hz_from_base_mhz(eax: u32) -> Option<u64> {
 /// Hypervisor timing leaf 0x40000010 eax: TSC frequency in kHz.
 pub fn hz_from_khz(khz: u32) -> Option<u64> {
     (khz != 0).then_some(u64::from(khz) * 1000)
+}
+
+/// TSC rate from KVM's `pvclock_vcpu_time_info`, whose `tsc_to_system_mul` and `tsc_shift`
+/// turn TSC ticks into nanoseconds as `ns = (ticks << shift) * mul >> 32` (a right shift for a
+/// negative `shift`).
+pub fn hz_from_pvclock(mul: u32, shift: i8) -> Option<u64> {
+    if mul == 0 || !(-32..=32).contains(&shift) {
+        return None;
+    }
+    let mut scaled = 1_000_000_000u128 << 32;
+    if shift < 0 {
+        scaled <<= shift.unsigned_abs();
+    }
+    let mut hz = scaled / u128::from(mul);
+    if shift > 0 {
+        hz >>= shift;
+    }
+    u64::try_from(hz).ok().filter(|&hz| hz != 0)
 }
 
 /// TSC rate from `tsc_ticks` elapsed while a reference clock of `reference_hz` advanced
@@ -124,6 +146,16 @@ mod tests {
         assert_eq!(hz_from_base_mhz(0x1_0000), None);
         assert_eq!(hz_from_khz(2_400_000), Some(2_400_000_000));
         assert_eq!(hz_from_khz(0), None);
+    }
+
+    #[test]
+    fn pvclock_scale() {
+        // What KVM gives a 2.4 GHz TSC: halve the ticks, then multiply by 0.8333.. (2^32 scale).
+        assert_eq!(hz_from_pvclock(3_579_139_413, -1), Some(2_400_000_000));
+        // A 1 GHz TSC as a scale that doubles the ticks, then halves them.
+        assert_eq!(hz_from_pvclock(1 << 31, 1), Some(1_000_000_000));
+        assert_eq!(hz_from_pvclock(0, -1), None);
+        assert_eq!(hz_from_pvclock(1, 64), None);
     }
 
     #[test]

@@ -13,6 +13,9 @@
 pub struct BootFlags {
     /// `uniklink.verbose`: print the memory map, heap and clock before the ready marker.
     pub verbose: bool,
+    /// `uniklink.timeline`: print when each boot phase ended, in one line after the ready
+    /// marker.
+    pub timeline: bool,
 }
 
 impl BootFlags {
@@ -23,10 +26,13 @@ impl BootFlags {
                 Some(eq) => (&word[..eq], Some(&word[eq + 1..])),
                 None => (word, None),
             };
-            if key == b"uniklink.verbose"
-                && let Some(on) = switch(value)
-            {
-                flags.verbose = on;
+            let flag = match key {
+                b"uniklink.verbose" => &mut flags.verbose,
+                b"uniklink.timeline" => &mut flags.timeline,
+                _ => continue,
+            };
+            if let Some(on) = switch(value) {
+                *flag = on;
             }
         }
         flags
@@ -206,5 +212,13 @@ mod tests {
         assert!(!BootFlags::parse(b"uniklink.verbose uniklink.verbose=0").verbose);
         assert!(BootFlags::parse(b"uniklink.verbose uniklink.verbose=maybe").verbose);
         assert!(!BootFlags::parse(b"uniklink.verbosely xuniklink.verbose").verbose);
+    }
+
+    #[test]
+    fn timeline_flag_is_apart_from_verbose() {
+        let flags = BootFlags::parse(b"uniklink.timeline app=1");
+        assert!(flags.timeline && !flags.verbose);
+        assert!(!BootFlags::parse(b"uniklink.timeline uniklink.timeline=off").timeline);
+        assert!(!BootFlags::parse(b"uniklink.verbose").timeline);
     }
 }

@@ -97,6 +97,75 @@ fn reservation_block_end(tree: &[u8], offset: usize) -> Result<usize, DeviceTree
     }
 }
 
+const BEGIN_NODE: u32 = 1;
+const END_NODE: u32 = 2;
+const PROP: u32 = 3;
+const NOP: u32 = 4;
+const END: u32 = 9;
+
+/// `/chosen`'s `bootargs` (QEMU `-append`) without the terminating NUL, empty if absent, read
+/// by walking the structure block's tokens without parsing the tree: boot needs only this
+/// one property, and [`DeviceTree::parse`] is far more code to run first.
+pub fn chosen_bootargs(tree: &[u8]) -> Result<&[u8], DeviceTreeError> {
+    let total = total_size(tree)?;
+    let tree = tree.get(..total).ok_or(DeviceTreeError::Truncated)?;
+    let word = |offset: usize| -> Result<usize, DeviceTreeError> {
+        let raw = tree
+            .get(offset..offset.checked_add(4).ok_or(DeviceTreeError::Truncated)?)
+            .ok_or(DeviceTreeError::Truncated)?;
+        Ok(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
+    };
+    let strings = word(12)?;
+    let name_at = |offset: usize| -> Result<&[u8], DeviceTreeError> {
+        let rest = tree.get(offset..).ok_or(DeviceTreeError::Truncated)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(DeviceTreeError::Truncated)?;
+        Ok(&rest[..len])
+    };
+    let mut at = word(8)?;
+    let mut depth = 0usize;
+    let mut chosen = false;
+    loop {
+        let token = word(at)? as u32;
+        at += 4;
+        match token {
+            BEGIN_NODE => {
+                let name = name_at(at)?;
+                at = (at + name.len() + 1).next_multiple_of(4);
+                depth += 1;
+                chosen |= depth == 2 && name == b"chosen";
+            }
+            END_NODE => {
+                if chosen && depth == 2 {
+                    return Ok(&[]);
+                }
+                depth = depth.checked_sub(1).ok_or(DeviceTreeError::Truncated)?;
+            }
+            PROP => {
+                let len = word(at)?;
+                let name = word(at + 4)?;
+                let value = at + 8;
+                at = value
+                    .checked_add(len)
+                    .ok_or(DeviceTreeError::Truncated)?
+                    .next_multiple_of(4);
+                if chosen && depth == 2 && name_at(strings.saturating_add(name))? == b"bootargs" {
+                    let value = tree
+                        .get(value..value + len)
+                        .ok_or(DeviceTreeError::Truncated)?;
+                    let len = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+                    return Ok(&value[..len]);
+                }
+            }
+            NOP => {}
+            END => return Ok(&[]),
+            _ => return Err(DeviceTreeError::Truncated),
+        }
+    }
+}
+
 /// How to call PSCI firmware, from `/psci`'s `method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PsciConduit {
@@ -238,6 +307,26 @@ mod tests {
         );
         assert_eq!(tree.reserved().count(), 0);
         assert_eq!(tree.psci(), Some(PsciConduit::Hvc));
+    }
+
+    #[test]
+    fn bootargs_without_parsing_the_tree() {
+        assert_eq!(
+            chosen_bootargs(VIRT),
+            Ok(&b"uniklink.verbose uniklink.net.ip=10.0.2.15/24"[..])
+        );
+        assert_eq!(chosen_bootargs(&padded_virt()), chosen_bootargs(VIRT));
+        assert_eq!(
+            chosen_bootargs(&VIRT[..VIRT.len() / 2]),
+            Err(DeviceTreeError::Truncated)
+        );
+        let mut renamed = VIRT.to_vec();
+        let at = renamed
+            .windows(7)
+            .position(|w| w == b"chosen\0")
+            .expect("a /chosen node");
+        renamed[at] = b'C';
+        assert_eq!(chosen_bootargs(&renamed), Ok(&b""[..]), "no /chosen");
     }
 
     #[test]

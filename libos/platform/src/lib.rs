@@ -7,6 +7,7 @@
 pub mod acpi;
 pub mod clock;
 pub mod cmdline;
+pub mod decimal;
 pub mod devicetree;
 pub mod elf;
 mod le;

@@ -89,6 +89,20 @@ impl<const N: usize> SpanSet<N> {
         if span.is_empty() {
             return Ok(());
         }
+        // Memory maps list their regions in address order, so appending is the common case
+        // and keeps building a set from one linear.
+        if self
+            .as_slice()
+            .last()
+            .is_none_or(|last| last.end <= span.start)
+        {
+            if self.len == N {
+                return Err(CapacityError { capacity: N });
+            }
+            self.spans[self.len] = span;
+            self.len += 1;
+            return Ok(());
+        }
         self.remove(span)?;
         if self.len == N {
             return Err(CapacityError { capacity: N });
@@ -144,29 +158,61 @@ impl<const N: usize> SpanSet<N> {
     }
 }
 
+/// Most reserved ranges [`heap_spans`] takes out of RAM.
+pub const MAX_HOLES: usize = 16;
+
 /// The RAM a heap may claim: RAM regions below `limit` (the end of the identity mapping),
 /// minus `reserved` (image, boot data, modules), shrunk to whole pages, dropping pieces
-/// smaller than `min_len`.
+/// smaller than `min_len`. One pass over the regions and the reserved ranges, each sorted
+/// once.
 pub fn heap_spans<const N: usize>(
     regions: impl IntoIterator<Item = MemoryRegion>,
     reserved: &[Span],
     limit: u64,
     min_len: u64,
 ) -> Result<SpanSet<N>, CapacityError> {
-    let mut set = SpanSet::<N>::new();
+    let mut ram = SpanSet::<N>::new();
     for region in regions {
         if region.kind == RegionKind::Ram {
-            set.insert(Span::new(region.base.min(limit), region.end().min(limit)))?;
+            ram.insert(Span::new(region.base.min(limit), region.end().min(limit)))?;
         }
     }
-    for &hole in reserved {
-        set.remove(hole)?;
-    }
+    let mut sorted = [Span::EMPTY; MAX_HOLES];
+    let holes = sorted.get_mut(..reserved.len()).ok_or(CapacityError {
+        capacity: MAX_HOLES,
+    })?;
+    holes.copy_from_slice(reserved);
+    holes.sort_unstable_by_key(|hole| hole.start);
+
     let mut usable = SpanSet::<N>::new();
-    for span in set.as_slice() {
-        let aligned = span.page_aligned();
+    let mut keep = |piece: Span| {
+        let aligned = piece.page_aligned();
         if aligned.len() >= min_len {
             usable.insert(aligned)?;
+        }
+        Ok(())
+    };
+    let mut first_hole = 0;
+    for span in ram.as_slice() {
+        // The spans are sorted too: a hole that ends before this one cannot touch a later one.
+        while holes
+            .get(first_hole)
+            .is_some_and(|hole| hole.end <= span.start)
+        {
+            first_hole += 1;
+        }
+        let mut start = span.start;
+        for hole in holes[first_hole..].iter().filter(|hole| !hole.is_empty()) {
+            if hole.start >= span.end {
+                break;
+            }
+            if hole.start > start {
+                keep(Span::new(start, hole.start))?;
+            }
+            start = start.max(hole.end);
+        }
+        if start < span.end {
+            keep(Span::new(start, span.end))?;
         }
     }
     Ok(usable)
@@ -308,6 +354,34 @@ mod tests {
             ]
         );
         assert_eq!(spans.total(), 0x18_0000);
+    }
+
+    #[test]
+    fn heap_spans_take_out_unsorted_and_overlapping_holes() {
+        let regions = [ram(0x10_0000, 0x70_0000), ram(0, 0x8_0000)];
+        let holes = [
+            Span::new(0x50_0000, 0x60_0000),
+            Span::new(0, 0x12_0000),
+            Span::new(0x11_0000, 0x11_8000),
+            Span::new(0x58_0000, 0x58_0000),
+            Span::new(0x30_0000, 0x30_1000),
+        ];
+        let spans = heap_spans::<8>(regions, &holes, 1 << 32, 0x1000).unwrap();
+        assert_eq!(
+            spans.as_slice(),
+            [
+                Span::new(0x12_0000, 0x30_0000),
+                Span::new(0x30_1000, 0x50_0000),
+                Span::new(0x60_0000, 0x80_0000)
+            ]
+        );
+        let too_many = [Span::EMPTY; MAX_HOLES + 1];
+        assert_eq!(
+            heap_spans::<8>(regions, &too_many, 1 << 32, 0x1000).err(),
+            Some(CapacityError {
+                capacity: MAX_HOLES
+            })
+        );
     }
 
     /// The memory map QEMU's PVH boot gives a 4 MiB microvm.

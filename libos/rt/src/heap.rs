@@ -1,8 +1,8 @@
 //! The global allocator: talc over the RAM the memory map reports, minus the image.
 //!
-//! Boot only records which spans are free; talc claims them on its first allocation
-//! (`Source::acquire`). An app that never allocates therefore never reaches talc, and the
-//! linker drops the allocator along with this claiming code.
+//! Boot only keeps the memory map; talc works out the free spans and claims them on its first
+//! allocation (`Source::acquire`). An app that never allocates therefore never reaches talc,
+//! and the linker drops the allocator along with this claiming code.
 //!
 //! A refused allocation still returns null, so fallible callers (`try_reserve`) carry on; it
 //! also records the request and the largest block left, for the panic line of the allocation
@@ -12,23 +12,27 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::{self, Write};
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use spinning_top::{RawSpinlock, Spinlock};
 use talc::TalcLock;
 use talc::base::Talc;
 use talc::base::binning::Binning;
 use talc::source::Source;
-use unik_platform::memory::{Span, SpanSet};
+use unik_platform::memory::{Span, guest_ram};
 use unik_platform::oom::{self, OutOfMemory};
+
+use crate::arch;
+use crate::exit::fatal;
 
 pub(crate) const MAX_SPANS: usize = 16;
 /// Pieces smaller than this are not worth talc's per-heap metadata.
 pub(crate) const MIN_SPAN: u64 = 64 * 1024;
 
-static FREE_RAM: Spinlock<Option<SpanSet<MAX_SPANS>>> = Spinlock::new(None);
+/// Whether talc has had the free memory: it asks again only when it runs out.
+static CLAIMED: AtomicBool = AtomicBool::new(false);
 
-/// What boot offered, for the out-of-memory report.
+/// What talc was given, for the out-of-memory report.
 static HEAP_BYTES: AtomicU64 = AtomicU64::new(0);
 static HEAP_SPANS: AtomicUsize = AtomicUsize::new(0);
 static GUEST_RAM: AtomicU64 = AtomicU64::new(0);
@@ -36,35 +40,14 @@ static GUEST_RAM: AtomicU64 = AtomicU64::new(0);
 /// The last allocation talc refused and the largest block it could still hand out then.
 static REFUSED: Spinlock<Option<Refused>> = Spinlock::new(None);
 
-/// Prints the panic line if the panic is an allocation failure; false if not.
-type Report = fn(&PanicInfo<'_>) -> bool;
-
-/// `None` until talc first refuses.
-static REPORT: Spinlock<Option<Report>> = Spinlock::new(None);
-
 #[derive(Debug, Clone, Copy)]
 struct Refused {
     layout: Layout,
     largest_free: u64,
 }
 
-/// Hands the heap its memory; called once at boot before the app runs. `guest_ram` is only
-/// reported, when an allocation fails.
-pub(crate) fn offer(spans: SpanSet<MAX_SPANS>, guest_ram: u64) {
-    HEAP_BYTES.store(spans.total(), Ordering::Relaxed);
-    HEAP_SPANS.store(spans.as_slice().len(), Ordering::Relaxed);
-    GUEST_RAM.store(guest_ram, Ordering::Relaxed);
-    *FREE_RAM.lock() = Some(spans);
-}
-
 /// Prints the panic line with the out-of-memory report if the panic is the allocation error
 /// handler's for the allocation talc refused last; false, printing nothing, for any other.
-pub(crate) fn report_out_of_memory(info: &PanicInfo<'_>) -> bool {
-    // The locks are never held across a panic, but a panic handler must not wait on one.
-    let report = REPORT.try_lock().and_then(|report| *report);
-    report.is_some_and(|report| report(info))
-}
-
 fn print_out_of_memory(info: &PanicInfo<'_>) -> bool {
     let Some(report) = Short::format(info.message()).and_then(|short| out_of_memory(&short)) else {
         return false;
@@ -125,10 +108,21 @@ impl Write for Short {
 #[derive(Debug)]
 struct BootMemory;
 
-// SAFETY: `acquire` touches only `FREE_RAM`, never the global allocator.
+// SAFETY: `acquire` reads only the boot's memory map, never the global allocator.
 unsafe impl Source for BootMemory {
     fn acquire<B: Binning>(talc: &mut Talc<Self, B>, _layout: Layout) -> Result<(), ()> {
-        let spans = FREE_RAM.lock().take().ok_or(())?;
+        if CLAIMED.swap(true, Ordering::Relaxed) {
+            return Err(());
+        }
+        let spans =
+            arch::heap_spans().unwrap_or_else(|error| fatal(format_args!("memory map: {error}")));
+        HEAP_BYTES.store(spans.total(), Ordering::Relaxed);
+        HEAP_SPANS.store(spans.as_slice().len(), Ordering::Relaxed);
+        let regions = arch::memory_map();
+        GUEST_RAM.store(
+            guest_ram(regions.as_slice().iter().copied()),
+            Ordering::Relaxed,
+        );
         // Talc keeps its metadata at the start of the first span it claims; the smallest
         // span takes it, so the largest stays whole for the largest allocations.
         let mut by_size = [Span::EMPTY; MAX_SPANS];
@@ -157,7 +151,7 @@ impl Heap {
                 layout,
                 largest_free,
             });
-            *REPORT.lock() = Some(print_out_of_memory);
+            crate::panic::set_allocation_report(print_out_of_memory);
         }
         ptr
     }

@@ -23,6 +23,8 @@ pub mod exit;
 mod heap;
 mod panic;
 mod params;
+mod stack;
 mod start;
 pub mod time;
+mod timeline;
 mod weave;

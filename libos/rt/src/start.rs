@@ -1,68 +1,132 @@
 //! The architecture-independent part of boot: everything between "the CPU is in its final
 //! mode with a stack" and the app's `main`.
 
-use unik_platform::cmdline::BootFlags;
-use unik_platform::memory::{SpanSet, guest_ram};
-use unik_platform::pvh::MemoryRegion;
+use core::ptr::write_volatile;
 
-use crate::exit::{SUCCESS, exit, fatal};
-use crate::heap::{self, MAX_SPANS};
-use crate::time::{self, Instant};
-use crate::{arch, println};
+use unik_platform::clock::TscScale;
+use unik_platform::cmdline::BootFlags;
+use unik_platform::pvh::{MemoryRegion, RegionKind};
+
+use crate::arch::serial::write_bytes;
+use crate::exit::{SUCCESS, exit};
+use crate::timeline::{self, Phase};
+use crate::{arch, println, stack, weave};
 
 pub(crate) const MAX_REGIONS: usize = 64;
 
-/// What the architecture's boot code learned from the loader, copied out of loader memory.
-pub(crate) struct BootInfo {
-    pub entry: Instant,
-    pub flags: BootFlags,
-    pub regions: [MemoryRegion; MAX_REGIONS],
-    pub region_count: usize,
-    pub heap: SpanSet<MAX_SPANS>,
+/// The byte Firecracker's boot timer device takes as "the guest has booted".
+const BOOT_TIMER_MAGIC: u8 = 123;
+
+/// The guest's memory map, copied out of loader memory or the device tree.
+pub(crate) struct Regions {
+    regions: [MemoryRegion; MAX_REGIONS],
+    len: usize,
 }
 
-pub(crate) fn run(boot: BootInfo) -> ! {
-    if boot.flags.verbose {
-        for region in &boot.regions[..boot.region_count] {
-            println!(
-                "uniklink:verbose memmap {:#014x}-{:#014x} {:?}",
-                region.base,
-                region.end(),
-                region.kind
-            );
-        }
-        for span in boot.heap.as_slice() {
-            println!(
-                "uniklink:verbose heap {:#014x}-{:#014x}",
-                span.start, span.end
-            );
-        }
-    }
-    heap::offer(
-        boot.heap,
-        guest_ram(boot.regions[..boot.region_count].iter().copied()),
-    );
-
-    let (hz, source) = arch::tsc_frequency().unwrap_or_else(|| {
-        fatal(format_args!(
-            "no TSC frequency source (CPUID 0x15/0x16, hypervisor leaf, PIT)"
-        ))
-    });
-    if time::set_frequency(hz).is_none() {
-        fatal(format_args!("TSC frequency of 0 Hz from {source}"));
-    }
-    if boot.flags.verbose {
-        println!("uniklink:verbose tsc {hz} Hz from {source}");
-        for line in crate::weave::report().lines() {
-            println!("uniklink:verbose {line}");
+impl Regions {
+    pub(crate) const fn new() -> Regions {
+        Regions {
+            regions: [MemoryRegion {
+                base: 0,
+                size: 0,
+                kind: RegionKind::Reserved,
+            }; MAX_REGIONS],
+            len: 0,
         }
     }
 
-    let entry_to_main = boot.entry.elapsed();
-    println!(
-        "uniklink:ready entry_to_main_ns={}",
-        entry_to_main.as_nanos()
-    );
-    crate::weave::start();
+    /// Adds `region`; `false` when the table is full.
+    pub(crate) fn push(&mut self, region: MemoryRegion) -> bool {
+        let Some(slot) = self.regions.get_mut(self.len) else {
+            return false;
+        };
+        *slot = region;
+        self.len += 1;
+        true
+    }
+
+    pub(crate) fn as_slice(&self) -> &[MemoryRegion] {
+        &self.regions[..self.len]
+    }
+}
+
+/// Runs once the architecture's boot is done: the component inits and the app
+/// (`uniklink_start`).
+pub(crate) fn run() -> ! {
+    timeline::stamp(Phase::Runtime);
+    weave::start();
     exit(SUCCESS)
+}
+
+fn print_verbose() {
+    for region in arch::memory_map().as_slice() {
+        println!(
+            "uniklink:verbose memmap {:#014x}-{:#014x} {:?}",
+            region.base,
+            region.end(),
+            region.kind
+        );
+    }
+    match arch::heap_spans() {
+        Ok(spans) => {
+            for span in spans.as_slice() {
+                println!(
+                    "uniklink:verbose heap {:#014x}-{:#014x}",
+                    span.start, span.end
+                );
+            }
+        }
+        Err(error) => println!("uniklink:verbose heap: {error}"),
+    }
+    let stack = stack::range();
+    println!(
+        "uniklink:verbose stack {:#014x}-{:#014x} (guard page {:#014x})",
+        stack.start,
+        stack.end,
+        stack::guard_page().start
+    );
+    match arch::stated_frequency() {
+        Some((hz, source)) => println!("uniklink:verbose tsc {hz} Hz from {source}"),
+        None => println!(
+            "uniklink:verbose tsc frequency not stated; the clock measures it when the app \
+             first reads it"
+        ),
+    }
+    for line in weave::report().lines() {
+        println!("uniklink:verbose {line}");
+    }
+}
+
+/// After the inits: the boot timer, the verbose report and the ready marker (and the
+/// timeline), as the command line asks, then the app's `main`. Everything here comes after
+/// the stamp the ready marker reports, the command line's words included.
+pub(crate) fn enter_main() {
+    timeline::stamp(Phase::Main);
+    let boot_timer = weave::boot_timer();
+    if boot_timer != 0 {
+        // SAFETY: the glue object names this address only for a platform whose boot timer
+        // device sits there (Firecracker's), identity-mapped like all of the first 4 GiB.
+        unsafe { write_volatile(boot_timer as *mut u8, BOOT_TIMER_MAGIC) };
+    }
+    let flags = BootFlags::parse(crate::cmdline::command_line());
+    if flags.verbose {
+        print_verbose();
+    }
+    let scale = arch::stated_frequency().and_then(|(hz, _)| TscScale::from_hz(hz));
+    let entry_to_main = timeline::ticks_to(Phase::Main);
+    match scale {
+        Some(scale) => {
+            write_bytes(b"uniklink:ready entry_to_main_ns=");
+            timeline::write_number(scale.ticks_to_ns(entry_to_main));
+        }
+        None => {
+            write_bytes(b"uniklink:ready entry_to_main_ticks=");
+            timeline::write_number(entry_to_main);
+        }
+    }
+    write_bytes(b"\n");
+    if flags.timeline {
+        timeline::print(scale, weave::init_names());
+    }
+    weave::run_main();
 }

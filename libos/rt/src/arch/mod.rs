@@ -5,10 +5,16 @@
 mod x86_64;
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86_64::{power_off, serial, ticks, tsc_frequency};
+pub(crate) use x86_64::{
+    clock_frequency, find_command_line, heap_spans, memory_map, power_off, serial,
+    stated_frequency, ticks,
+};
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 
 #[cfg(target_arch = "aarch64")]
-pub(crate) use aarch64::{power_off, serial, ticks, tsc_frequency};
+pub(crate) use aarch64::{
+    clock_frequency, find_command_line, heap_spans, memory_map, power_off, serial,
+    stated_frequency, ticks,
+};

@@ -129,7 +129,7 @@ extern "C" fn handle_exception(kind: u64) -> ! {
     }
     let class = (esr >> 26) & 0x3f;
     let kind_name = KINDS.get(kind as usize).copied().unwrap_or("unknown");
-    let overflow = class == DATA_ABORT && super::boot::stack_guard_page().contains(&far);
+    let overflow = class == DATA_ABORT && crate::stack::guard_page().contains(&far);
     println!(
         "uniklink:exception class={class:#x} ({}) esr={esr:#x} far={far:#x} elr={elr:#x} sp={sp:#x} spsr={spsr:#x} vector={kind} ({kind_name}){}",
         class_name(class),

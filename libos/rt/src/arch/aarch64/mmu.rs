@@ -17,7 +17,7 @@
 use core::arch::asm;
 use core::ops::Range;
 
-use unik_platform::elf::{Access, Segment, page_access};
+use unik_platform::elf::{Access, Segment, block_access};
 
 const PAGE: u64 = 0x1000;
 const BLOCK_2M: u64 = 0x20_0000;
@@ -126,25 +126,29 @@ pub(super) unsafe fn enable(
         }
 
         (*level1).0[1] = ram as u64 | TABLE;
-        for (i, entry) in (*ram).0.iter_mut().enumerate() {
-            *entry = (RAM_START + i as u64 * BLOCK_2M) | NORMAL_RW | BLOCK;
+        let mut i = 0;
+        while i < ENTRIES {
+            (*ram).0[i] = (RAM_START + i as u64 * BLOCK_2M) | NORMAL_RW | BLOCK;
+            i += 1;
         }
-        for gib in 2..(MAPPED_LIMIT / BLOCK_1G) {
+        let mut gib = 2;
+        while gib < MAPPED_LIMIT / BLOCK_1G {
             (*level1).0[gib as usize] = (gib * BLOCK_1G) | NORMAL_RW | BLOCK;
+            gib += 1;
         }
 
-        for (n, table) in (*image_tables).iter_mut().take(blocks as usize).enumerate() {
+        let mut n = 0;
+        while n < blocks as usize {
+            let table = &raw mut (*image_tables)[n];
             let block = first_block + n as u64 * BLOCK_2M;
-            for (i, entry) in table.0.iter_mut().enumerate() {
-                let page = block + i as u64 * PAGE;
-                *entry = if page == unmapped {
-                    0
-                } else {
-                    page | page_attributes(segments, page) | PAGE_DESC
-                };
+            block_access(segments, block, PAGE, ENTRIES, |i, access| {
+                (*table).0[i] = (block + i as u64 * PAGE) | page_attributes(access) | PAGE_DESC;
+            });
+            if (block..block + BLOCK_2M).contains(&unmapped) {
+                (*table).0[((unmapped - block) / PAGE) as usize] = 0;
             }
-            (*ram).0[((block - RAM_START) / BLOCK_2M) as usize] =
-                (&raw const *table) as u64 | TABLE;
+            (*ram).0[((block - RAM_START) / BLOCK_2M) as usize] = table as u64 | TABLE;
+            n += 1;
         }
 
         asm!(
@@ -171,11 +175,10 @@ pub(super) unsafe fn enable(
     Ok(())
 }
 
-/// The descriptor attributes of the page at `page`: its segment's access, or read-write data
-/// for RAM the image does not cover.
-fn page_attributes(segments: &[Segment], page: u64) -> u64 {
+/// The descriptor attributes of a page with `access`.
+fn page_attributes(access: Access) -> u64 {
     let base = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | UXN;
-    match page_access(segments, page, PAGE) {
+    match access {
         Access::ReadExecute => base | READ_ONLY,
         Access::ReadOnly => base | READ_ONLY | PXN,
         Access::ReadWrite => base | PXN,

@@ -2,6 +2,7 @@
 //! with W^X, PL011 console, generic timer clock, semihosting and PSCI exit.
 
 mod boot;
+mod counter;
 mod exceptions;
 mod mmu;
 mod power;
@@ -9,5 +10,7 @@ pub(crate) mod serial;
 mod timer;
 mod weave;
 
+pub(crate) use boot::{find_command_line, heap_spans, memory_map};
+pub(crate) use counter::{stated_frequency, ticks};
 pub(crate) use power::power_off;
-pub(crate) use timer::{frequency as tsc_frequency, ticks};
+pub(crate) use timer::frequency as clock_frequency;

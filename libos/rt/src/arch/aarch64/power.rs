@@ -23,18 +23,6 @@ static STAGE: AtomicU8 = AtomicU8::new(RUNNING);
 const RUNNING: u8 = 0;
 const SEMIHOSTING: u8 = 1;
 const PSCI: u8 = 2;
-static CONDUIT: AtomicU8 = AtomicU8::new(HVC);
-const HVC: u8 = 0;
-const SMC: u8 = 1;
-
-/// Records how to reach PSCI, from the device tree.
-pub(super) fn set_psci(conduit: PsciConduit) {
-    let value = match conduit {
-        PsciConduit::Hvc => HVC,
-        PsciConduit::Smc => SMC,
-    };
-    CONDUIT.store(value, Ordering::Relaxed);
-}
 
 /// Whether an exit is under way, so that an exception now is its trap failing.
 pub(super) fn exiting() -> bool {
@@ -68,10 +56,11 @@ pub(crate) fn power_off(code: u8) -> ! {
 /// PSCI `SYSTEM_OFF`; halts the CPU if the firmware returns.
 fn system_off() -> ! {
     STAGE.store(PSCI, Ordering::Relaxed);
+    let conduit = crate::devicetree::psci().unwrap_or(PsciConduit::Hvc);
     // SAFETY: SYSTEM_OFF takes no arguments and does not return when PSCI is present; the
     // conduit comes from the device tree, HVC being what QEMU virt uses at EL1.
     unsafe {
-        if CONDUIT.load(Ordering::Relaxed) == SMC {
+        if conduit == PsciConduit::Smc {
             asm!("smc #0", inout("x0") PSCI_SYSTEM_OFF => _, options(nostack, nomem));
         } else {
             asm!("hvc #0", inout("x0") PSCI_SYSTEM_OFF => _, options(nostack, nomem));

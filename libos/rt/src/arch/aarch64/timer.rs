@@ -1,23 +1,10 @@
-//! The generic timer's virtual counter: a fixed-frequency monotonic clock whose frequency
-//! the firmware (QEMU) publishes in CNTFRQ_EL0, so nothing needs calibrating.
-
-use core::arch::asm;
+//! The clock's counter frequency: CNTFRQ_EL0, which the firmware sets, so there is nothing
+//! to measure.
 
 use unik_platform::clock::TscSource;
 
-pub(crate) fn ticks() -> u64 {
-    let ticks: u64;
-    // SAFETY: EL1 may always read the virtual counter. The ISB keeps the read from being
-    // hoisted above earlier instructions, so an interval never comes out shorter than it was.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) ticks, options(nomem, nostack)) };
-    ticks
-}
+use super::counter;
 
 pub(crate) fn frequency() -> Option<(u64, TscSource)> {
-    let hz: u64;
-    // SAFETY: reading CNTFRQ_EL0 has no side effects.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) hz, options(nomem, nostack)) };
-    // Only the low 32 bits are the frequency; the rest is reserved.
-    let hz = hz & 0xffff_ffff;
-    (hz != 0).then_some((hz, TscSource::GenericTimer))
+    counter::stated_frequency()
 }

@@ -202,7 +202,7 @@ extern "C" fn handle_exception(frame: &ExceptionFrame) -> ! {
         .get(frame.vector as usize)
         .copied()
         .unwrap_or("unknown");
-    let guard = super::boot::stack_guard_page();
+    let guard = crate::stack::guard_page();
     let overflow = frame.vector == PAGE_FAULT && guard.contains(&cr2);
     println!(
         "uniklink:exception vector={} ({name}) error_code={:#x} cr2={:#x} rip={:#x} rsp={:#x} cs={:#x} rflags={:#x}{}",

@@ -5,11 +5,11 @@
 use core::arch::asm;
 
 pub(super) const KERNEL_CODE: u16 = 0x08;
-pub(super) const KERNEL_DATA: u16 = 0x10;
 const TSS_SELECTOR: u16 = 0x18;
 /// Interrupt stack table slot used by every exception gate.
 pub(super) const EXCEPTION_IST: u8 = 1;
-const EXCEPTION_STACK_SIZE: usize = 16 * 1024;
+/// Enough for the handler's one formatted line.
+const EXCEPTION_STACK_SIZE: usize = 8 * 1024;
 
 #[repr(C, align(16))]
 pub(super) struct Gdt([u64; 5]);
@@ -22,7 +22,9 @@ pub(super) const GDT_LIMIT: u16 = (size_of::<Gdt>() - 1) as u16;
 pub(super) static mut GDT: Gdt = Gdt([
     0,
     0x00af_9a00_0000_ffff, // KERNEL_CODE: present, ring 0, code, long mode
-    0x00cf_9200_0000_ffff, // KERNEL_DATA: present, ring 0, data, writable
+    // Data: present, ring 0, writable. 64-bit mode ignores the data segment registers, so the
+    // loader's flat ones stay loaded and this one is for completeness only.
+    0x00cf_9200_0000_ffff,
     0,
     0,
 ]);
@@ -32,46 +34,38 @@ struct Tss {
     _reserved0: u32,
     privilege_stacks: [u64; 3],
     _reserved1: u64,
-    interrupt_stacks: [u64; 7],
+    interrupt_stacks: [*const u8; 7],
     _reserved2: u64,
     _reserved3: u16,
     io_map_base: u16,
 }
-
-static mut TSS: Tss = Tss {
-    _reserved0: 0,
-    privilege_stacks: [0; 3],
-    _reserved1: 0,
-    interrupt_stacks: [0; 7],
-    _reserved2: 0,
-    _reserved3: 0,
-    io_map_base: 0,
-};
 
 #[repr(C, align(16))]
 struct ExceptionStack([u8; EXCEPTION_STACK_SIZE]);
 
 static mut EXCEPTION_STACK: ExceptionStack = ExceptionStack([0; EXCEPTION_STACK_SIZE]);
 
+/// Complete in the image: the exception stack's top is a relocated address, so boot only
+/// writes the TSS's descriptor.
+static mut TSS: Tss = Tss {
+    _reserved0: 0,
+    privilege_stacks: [0; 3],
+    _reserved1: 0,
+    interrupt_stacks: {
+        let mut stacks = [core::ptr::null(); 7];
+        stacks[EXCEPTION_IST as usize - 1] = (&raw const EXCEPTION_STACK)
+            .cast::<u8>()
+            .wrapping_add(EXCEPTION_STACK_SIZE);
+        stacks
+    },
+    _reserved2: 0,
+    _reserved3: 0,
+    // Past the limit: no I/O permission bitmap, which ring 0 never consults.
+    io_map_base: size_of::<Tss>() as u16,
+};
+
 pub(super) fn load_tss() {
-    let stack_top = (&raw mut EXCEPTION_STACK) as u64 + EXCEPTION_STACK_SIZE as u64;
-    let mut interrupt_stacks = [0; 7];
-    interrupt_stacks[usize::from(EXCEPTION_IST) - 1] = stack_top;
-    let tss = &raw mut TSS;
-    // SAFETY: boot runs single-threaded and nothing else has touched the TSS yet.
-    unsafe {
-        tss.write(Tss {
-            _reserved0: 0,
-            privilege_stacks: [0; 3],
-            _reserved1: 0,
-            interrupt_stacks,
-            _reserved2: 0,
-            _reserved3: 0,
-            // Past the limit: no I/O permission bitmap, which ring 0 never consults.
-            io_map_base: size_of::<Tss>() as u16,
-        });
-    }
-    let base = tss as u64;
+    let base = (&raw const TSS) as u64;
     let limit = size_of::<Tss>() as u64 - 1;
     let available_tss = 0x89;
     let low = (limit & 0xffff)

@@ -23,7 +23,8 @@ const CALIBRATION_MICROS: u32 = 5_000;
 const MAX_POLLS: u32 = 1_000_000;
 
 /// Counts TSC ticks while the PIT counts `CALIBRATION_MICROS`; `None` when there is no
-/// working PIT.
+/// working PIT. Never inlined, so that its symbol tells whether an image contains it.
+#[inline(never)]
 pub(super) fn measure_tsc_hz(ticks: fn() -> u64) -> Option<u64> {
     let target = pit_ticks_for_micros(CALIBRATION_MICROS)?;
     outb(COMMAND, CHANNEL_0_ONE_SHOT);

@@ -3,7 +3,6 @@
 
 use core::arch::asm;
 use core::slice;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use unik_platform::acpi::{
     self, AddressSpace, FADT_SIGNATURE, HEADER_SIZE, PowerOff, RSDP_SIGNATURE, RSDP_V2_SIZE,
@@ -20,13 +19,6 @@ const DEBUG_EXIT_PORT: u16 = 0xf4;
 const BIOS_AREA: (u64, u64) = (0xe_0000, 0x10_0000);
 /// No real ACPI table comes close; a larger length is a corrupt header.
 const MAX_TABLE_LENGTH: usize = 1 << 20;
-
-/// The RSDP address from the start info, zero when the loader passed none.
-static RSDP_ADDRESS: AtomicU64 = AtomicU64::new(0);
-
-pub(super) fn set_rsdp_address(address: u64) {
-    RSDP_ADDRESS.store(address, Ordering::Relaxed);
-}
 
 pub(crate) fn power_off(code: u8) -> ! {
     outl(DEBUG_EXIT_PORT, u32::from(code));
@@ -70,7 +62,7 @@ fn acpi_power_off() {
 }
 
 fn acpi_plan() -> Option<PowerOff> {
-    let root = match RSDP_ADDRESS.load(Ordering::Relaxed) {
+    let root = match super::boot::rsdp_address() {
         0 => find_rsdp()?,
         address => acpi::parse_rsdp(physical(address, RSDP_V2_SIZE)?).ok()?,
     };
