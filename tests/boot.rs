@@ -52,6 +52,26 @@ fn a_hanging_app_is_stopped_at_the_timeout() {
     SUITE.boot_as_expected("hang");
 }
 
+/// hello never reads the clock, so nothing in it measures the TSC against the PIT (the
+/// function keeps its own symbol, `#[inline(never)]`); an app that reads the clock has it.
+#[test]
+fn only_an_app_that_reads_the_clock_links_the_pit_calibration() {
+    const PIT: &str = "measure_tsc_hz";
+    assert!(!boot::has_symbol_containing(
+        &SUITE.built("hello").image,
+        PIT
+    ));
+    assert!(boot::has_symbol_containing(
+        &SUITE.built("clock").image,
+        PIT
+    ));
+}
+
+#[test]
+fn the_timeline_lists_the_boot_phases_in_woven_order() {
+    SUITE.assert_timeline_in_woven_order("clock");
+}
+
 #[test]
 fn a_1_mib_allocation_fits_in_the_template_memory() {
     alloc_app::assert_one_mib_fits(&SUITE);
@@ -93,6 +113,46 @@ fn the_image_is_a_sound_pvh_kernel() {
         boot::symbol(&elf, "_pvh_start"),
         "the note names the libos entry"
     );
+}
+
+/// An image built for Firecracker carries the address of Firecracker's boot-timer device
+/// (0xC0000000 on x86_64), where the runtime writes its byte when `main` starts. QEMU has
+/// nothing there, so the same image boots on microvm too.
+#[test]
+fn an_image_for_firecracker_knows_its_boot_timer() {
+    let manifest = SUITE.dir().join("firecracker-hello.yaml");
+    apps::write_manifest(
+        &manifest,
+        "boot-firecracker-hello",
+        "hello",
+        "x86_64",
+        "platform: firecracker\n",
+    );
+    apps::assert_success(&SUITE.build(&manifest), "building hello for firecracker");
+    let image = app_dir("hello").join("target/uniklink/release/boot-firecracker-hello-x86_64.elf");
+    let bytes = std::fs::read(&image).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let at = boot::symbol(&elf, "__uniklink_boot_timer");
+    let section = elf
+        .section_headers
+        .iter()
+        .find(|sh| sh.sh_addr <= at && at < sh.sh_addr + sh.sh_size)
+        .expect("a section holds the boot timer address");
+    let offset = (section.sh_offset + at - section.sh_addr) as usize;
+    let address = u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap());
+    assert_eq!(address, 0xc000_0000);
+
+    let ran = apps::run_built(&manifest, "120")
+        .args(["--platform", "qemu-microvm"])
+        .output()
+        .expect("cargo-uniklink run runs");
+    assert_eq!(
+        ran.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ran.stdout).contains("Hello from uniklink!"));
 }
 
 #[test]

@@ -59,6 +59,26 @@ fn a_hanging_app_is_stopped_at_the_timeout() {
     SUITE.boot_as_expected("hang");
 }
 
+/// hello never reads the clock, so the clock's set-up (`find_scale`, never inlined) is not in
+/// it; an app that reads the clock has it.
+#[test]
+fn only_an_app_that_reads_the_clock_links_the_clock() {
+    const CLOCK: &str = "find_scale";
+    assert!(!boot::has_symbol_containing(
+        &SUITE.built("hello").image,
+        CLOCK
+    ));
+    assert!(boot::has_symbol_containing(
+        &SUITE.built("clock").image,
+        CLOCK
+    ));
+}
+
+#[test]
+fn the_timeline_lists_the_boot_phases_in_woven_order() {
+    SUITE.assert_timeline_in_woven_order("clock");
+}
+
 #[test]
 fn a_1_mib_allocation_fits_in_the_template_memory() {
     alloc_app::assert_one_mib_fits(&SUITE);

@@ -178,6 +178,84 @@ impl Suite {
         }
     }
 
+    /// Boots `app` with `run --timeline --json` and checks the timeline: entry, paging and
+    /// the runtime's set-up, then one phase per init in the order the build report says the
+    /// start routine runs them, then main, each ending no earlier than the one before; the
+    /// SVG chart beside the image, and the table beside the host's times.
+    pub fn assert_timeline_in_woven_order(&self, app: &str) {
+        let Built { manifest, image } = self.built(app);
+        let out = uniklink()
+            .args(["run", "--release", "--no-build"])
+            .args(self.arch_args)
+            .args([
+                "--accel",
+                "tcg",
+                "--json",
+                "--timeline",
+                "--timeout",
+                "120",
+                "-m",
+            ])
+            .arg(&manifest)
+            .output()
+            .expect("cargo-uniklink run runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{app}:\n{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{app}: run --json printed no JSON ({e}):\n{stderr}"));
+
+        let build: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(image.with_extension("json")).unwrap()).unwrap();
+        let component_of = |init: &str| {
+            build["weave"]["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["init"].as_str() == Some(init))
+                .and_then(|c| c["name"].as_str())
+                .unwrap_or_else(|| panic!("no component has the init {init}"))
+                .to_owned()
+        };
+        let woven: Vec<String> = build["weave"]["init_order"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|init| format!("init {}", component_of(init.as_str().unwrap())))
+            .collect();
+        assert!(!woven.is_empty(), "{app} runs at least the console's init");
+        let expected: Vec<String> = ["entry", "paging", "runtime"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(woven)
+            .chain(["main".to_owned()])
+            .collect();
+
+        let phases = report["timeline"]["phases"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{app}: no timeline in {report}\n{stderr}"));
+        let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, expected, "{app}: {report}");
+        let ends: Vec<u64> = phases
+            .iter()
+            .map(|p| p["at_ns"].as_u64().unwrap())
+            .collect();
+        assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{app}: {ends:?}");
+        assert_eq!(
+            ends.last().copied(),
+            report["entry_to_main_ns"].as_u64(),
+            "{app}: main's stamp is what the ready marker reports"
+        );
+
+        let chart = report["timeline"]["chart"].as_str().expect("a chart path");
+        assert_eq!(Path::new(chart), image.with_extension("timeline.svg"));
+        let svg = std::fs::read_to_string(chart).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("init "), "{svg}");
+        assert!(
+            stderr.contains("since entry") && stderr.contains("host: launch → first byte"),
+            "{app}: the table\n{stderr}"
+        );
+    }
+
     /// Builds `hello` again over its image and compares the bytes.
     pub fn assert_rebuild_gives_the_same_bytes(&self) {
         let Built { manifest, image } = self.built("hello");
@@ -221,6 +299,16 @@ pub fn notes<'a>(elf: &Elf<'a>, bytes: &'a [u8]) -> Vec<Note<'a>> {
         .expect("notes")
         .collect::<Result<_, _>>()
         .expect("notes parse")
+}
+
+/// Whether the symbol table has a symbol whose (mangled) name contains `part`.
+pub fn has_symbol_containing(image: &Path, part: &str) -> bool {
+    let bytes = std::fs::read(image).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    elf.syms
+        .iter()
+        .filter_map(|s| elf.strtab.get_at(s.st_name))
+        .any(|name| name.contains(part))
 }
 
 /// The value of the symbol table's `name`.
