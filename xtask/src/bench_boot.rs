@@ -1,12 +1,15 @@
 //! `cargo xtask bench boot`: the hello unikernel as uniklink links it, beside the same
 //! objects linked by GNU ld with a minimal linker script, and an empty guest that only prints
-//! the ready marker and exits (the floor QEMU itself sets). Image sizes, stripped and not,
-//! and boot times with TCG (QEMU microvm for x86_64, QEMU virt for aarch64), median of
-//! interleaved runs.
+//! the ready marker and exits (the floor QEMU itself sets). Image sizes (stripped, as
+//! written, loaded) and boot times with TCG (QEMU microvm for x86_64, QEMU virt for aarch64),
+//! median of interleaved runs, with the median of each boot phase the library OS reports in
+//! its timeline (`cargo uniklink run --timeline`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use object::read::elf::{ElfFile64, ProgramHeader as _};
 
 use xtask::Error as ToolError;
 use xtask::toolchain;
@@ -90,6 +93,11 @@ pub enum Error {
     Report { path: PathBuf, message: String },
     #[error("{image}: the boot did not end with the ready marker and exit 0: {json}")]
     BadBoot { image: String, json: String },
+    #[error("{path}: not an ELF64 image: {source}")]
+    Elf {
+        path: PathBuf,
+        source: object::read::Error,
+    },
 }
 
 /// The x86_64 GNU ld script for the library OS: everything at 1 MiB, the Xen note kept
@@ -172,10 +180,22 @@ struct Image {
     path: PathBuf,
     bytes: u64,
     stripped: u64,
+    loadable: u64,
     /// The empty guest prints a fixed number where the library OS measures.
     guest_time: bool,
     ready_ns: Vec<u64>,
     entry_to_main_ns: Vec<u64>,
+    /// Each timeline phase's duration (from the end of the one before) per boot, phases in
+    /// the order the guest reports them; none for the empty guest.
+    phases: Vec<(String, Vec<u64>)>,
+}
+
+/// One boot's times.
+struct Boot {
+    ready_ns: u64,
+    entry_to_main_ns: u64,
+    /// (phase, nanoseconds it took), in order.
+    phases: Vec<(String, u64)>,
 }
 
 pub fn run(options: &Options) -> Result<(), Error> {
@@ -228,15 +248,18 @@ pub fn run(options: &Options) -> Result<(), Error> {
             name,
             bytes: file_size(&path)?,
             stripped: file_size(&stripped)?,
+            loadable: loadable_size(&path)?,
             path,
             guest_time,
             ready_ns: Vec::new(),
             entry_to_main_ns: Vec::new(),
+            phases: Vec::new(),
         });
     }
 
+    let chart = work.join("timeline.svg");
     for image in &images {
-        boot(&uniklink, image)?;
+        boot(&uniklink, image, &chart)?;
     }
     eprintln!(
         "booting each image {} times ({}, TCG)",
@@ -246,9 +269,15 @@ pub fn run(options: &Options) -> Result<(), Error> {
     // Round-robin, so that a slow moment of the shared machine hurts every image alike.
     for _ in 0..options.runs {
         for image in &mut images {
-            let (ready, entry_to_main) = boot(&uniklink, image)?;
-            image.ready_ns.push(ready);
-            image.entry_to_main_ns.push(entry_to_main);
+            let boot = boot(&uniklink, image, &chart)?;
+            image.ready_ns.push(boot.ready_ns);
+            image.entry_to_main_ns.push(boot.entry_to_main_ns);
+            for (name, took) in boot.phases {
+                match image.phases.iter_mut().find(|(known, _)| *known == name) {
+                    Some((_, times)) => times.push(took),
+                    None => image.phases.push((name, vec![took])),
+                }
+            }
         }
     }
     print_table(&images, options.runs, arch);
@@ -286,6 +315,23 @@ pub(crate) fn release_uniklink(root: &Path, uniklink: Option<&Path>) -> Result<P
 
 pub(crate) fn file_size(path: &Path) -> Result<u64, ToolError> {
     Ok(fs::metadata(path).map_err(ToolError::io(path))?.len())
+}
+
+/// The sum of the PT_LOAD segments' `p_memsz`: what the guest's memory holds of the image.
+pub(crate) fn loadable_size(image: &Path) -> Result<u64, Error> {
+    let data = fs::read(image).map_err(ToolError::io(image))?;
+    let elf_error = |source| Error::Elf {
+        path: image.to_path_buf(),
+        source,
+    };
+    let elf = ElfFile64::<object::Endianness>::parse(&*data).map_err(elf_error)?;
+    let endian = elf.endian();
+    Ok(elf
+        .elf_program_headers()
+        .iter()
+        .filter(|ph| ph.p_type(endian) == object::elf::PT_LOAD)
+        .map(|ph| ph.p_memsz(endian))
+        .sum())
 }
 
 /// What `cargo uniklink build` made of an app's image, from its build report.
@@ -411,10 +457,11 @@ fn empty_guest(work: &Path, fixtures: &Path, arch: Arch) -> Result<PathBuf, Tool
     Ok(out)
 }
 
-/// One boot; returns (launch → ready marker, guest entry → main) in nanoseconds.
-fn boot(uniklink: &Path, image: &Image) -> Result<(u64, u64), Error> {
+/// One boot, with the guest's timeline asked for (its chart written to `chart`).
+fn boot(uniklink: &Path, image: &Image, chart: &Path) -> Result<Boot, Error> {
     let mut cmd = Command::new(uniklink);
     cmd.args(["run", "--accel", "tcg", "--json", "--timeout", "60"])
+        .arg(format!("--timeline={}", chart.display()))
         .arg(&image.path);
     let output = cmd.output().map_err(|source| ToolError::MissingTool {
         tool: uniklink.display().to_string(),
@@ -424,8 +471,21 @@ fn boot(uniklink: &Path, image: &Image) -> Result<(u64, u64), Error> {
     let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let ready = json["ready_ns"].as_u64();
     let entry_to_main = json["entry_to_main_ns"].as_u64();
+    let mut phases = Vec::new();
+    let mut previous = 0;
+    for phase in json["timeline"]["phases"].as_array().into_iter().flatten() {
+        let (Some(name), Some(at)) = (phase["name"].as_str(), phase["at_ns"].as_u64()) else {
+            continue;
+        };
+        phases.push((name.to_owned(), at.saturating_sub(previous)));
+        previous = at;
+    }
     match (ready, entry_to_main, json["guest_exit_code"].as_i64()) {
-        (Some(ready), Some(entry_to_main), Some(0)) => Ok((ready, entry_to_main)),
+        (Some(ready_ns), Some(entry_to_main_ns), Some(0)) => Ok(Boot {
+            ready_ns,
+            entry_to_main_ns,
+            phases,
+        }),
         _ => Err(Error::BadBoot {
             image: image.name.to_owned(),
             json: format!("{text}{}", String::from_utf8_lossy(&output.stderr)),
@@ -436,6 +496,7 @@ fn boot(uniklink: &Path, image: &Image) -> Result<(u64, u64), Error> {
 fn print_table(images: &[Image], runs: u16, arch: Arch) {
     let reference = &images[0];
     let ms = |ns: u64| format!("{:.1}", ns as f64 / 1e6);
+    let us = |ns: u64| format!("{:.1}", ns as f64 / 1e3);
     let ratio = |a: u64, b: u64| format!("{:.2}", a as f64 / b as f64);
     println!(
         "hello for {} on {} (TCG), median of {runs} boots",
@@ -444,28 +505,38 @@ fn print_table(images: &[Image], runs: u16, arch: Arch) {
     );
     println!();
     println!(
-        "| image | bytes | stripped | stripped / uniklink | launch→ready ms | min–max ms | ready / uniklink | guest entry→main ms |"
+        "| image | bytes | stripped | stripped / uniklink | loaded | launch→ready ms | min–max ms | ready / uniklink | guest entry→main µs |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for image in images {
         let ready = median(&image.ready_ns);
         let guest = if image.guest_time {
-            ms(median(&image.entry_to_main_ns))
+            us(median(&image.entry_to_main_ns))
         } else {
             "n/a".to_owned()
         };
         println!(
-            "| {} | {} | {} | {} | {} | {}–{} | {} | {guest} |",
+            "| {} | {} | {} | {} | {} | {} | {}–{} | {} | {guest} |",
             image.name,
             image.bytes,
             image.stripped,
             ratio(image.stripped, reference.stripped),
+            image.loadable,
             ms(ready),
             ms(*image.ready_ns.iter().min().unwrap_or(&0)),
             ms(*image.ready_ns.iter().max().unwrap_or(&0)),
             ratio(ready, median(&reference.ready_ns)),
         );
     }
+    let floor = images.iter().find(|image| !image.guest_time);
+    if let Some(floor) = floor {
+        println!();
+        println!(
+            "launch→ready beyond the empty guest's: uniklink {} ms",
+            signed_ms(median(&reference.ready_ns), median(&floor.ready_ns))
+        );
+    }
+    print_phases(images, runs);
     // Unikraft's figure is an x86_64 image; beside an aarch64 one it would compare two ISAs.
     if arch != Arch::X86_64 {
         return;
@@ -475,4 +546,50 @@ fn print_table(images: &[Image], runs: u16, arch: Arch) {
         "Unikraft hello: {UNIKRAFT_HELLO_BYTES} B (uniklink stripped is {} of it); its guest boots in 54–82 µs on QEMU.",
         ratio(reference.stripped, UNIKRAFT_HELLO_BYTES)
     );
+}
+
+/// `+1.3` or `-0.4`: milliseconds from `b` to `a`.
+fn signed_ms(a: u64, b: u64) -> String {
+    format!("{:+.1}", (a as f64 - b as f64) / 1e6)
+}
+
+/// The median time of each boot phase, for the images that report a timeline, phases in the
+/// order they are first reported (the conventionally linked image numbers its inits where
+/// the woven one names their components).
+fn print_phases(images: &[Image], runs: u16) {
+    let timed: Vec<&Image> = images.iter().filter(|i| !i.phases.is_empty()).collect();
+    if timed.is_empty() {
+        return;
+    }
+    let mut phases: Vec<&str> = Vec::new();
+    for image in &timed {
+        for (name, _) in &image.phases {
+            if name != "entry" && !phases.contains(&name.as_str()) {
+                phases.push(name);
+            }
+        }
+    }
+    println!();
+    println!(
+        "boot phases (`run --timeline`), median µs of {runs} boots, each from the end of the one before"
+    );
+    println!();
+    let names: Vec<&str> = timed.iter().map(|image| image.name).collect();
+    println!("| phase | {} |", names.join(" | "));
+    println!("| --- |{}", " ---: |".repeat(names.len()));
+    for phase in phases {
+        let cells: Vec<String> = timed
+            .iter()
+            .map(|image| {
+                image
+                    .phases
+                    .iter()
+                    .find(|(name, _)| name == phase)
+                    .map_or("–".to_owned(), |(_, times)| {
+                        format!("{:.1}", median(times) as f64 / 1e3)
+                    })
+            })
+            .collect();
+        println!("| {phase} | {} |", cells.join(" | "));
+    }
 }

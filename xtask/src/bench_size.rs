@@ -8,7 +8,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use object::read::elf::{ElfFile64, ProgramHeader as _};
 use xtask::Error as ToolError;
 use xtask::toolchain;
 
@@ -70,11 +69,6 @@ pub enum Error {
     Boot(#[from] bench_boot::Error),
     #[error(transparent)]
     Tool(#[from] ToolError),
-    #[error("{path}: not an ELF64 image: {source}")]
-    Elf {
-        path: PathBuf,
-        source: object::read::Error,
-    },
 }
 
 /// One linked image's sizes.
@@ -177,25 +171,8 @@ fn sizes(image: &Path, work: &Path, arch: Arch) -> Result<Sizes, Error> {
     Ok(Sizes {
         file: file_size(image)?,
         stripped: file_size(&stripped)?,
-        loadable: loadable_size(image)?,
+        loadable: bench_boot::loadable_size(image)?,
     })
-}
-
-/// The sum of the PT_LOAD segments' `p_memsz`.
-fn loadable_size(image: &Path) -> Result<u64, Error> {
-    let data = fs::read(image).map_err(ToolError::io(image))?;
-    let elf_error = |source| Error::Elf {
-        path: image.to_path_buf(),
-        source,
-    };
-    let elf = ElfFile64::<object::Endianness>::parse(&*data).map_err(elf_error)?;
-    let endian = elf.endian();
-    Ok(elf
-        .elf_program_headers()
-        .iter()
-        .filter(|ph| ph.p_type(endian) == object::elf::PT_LOAD)
-        .map(|ph| ph.p_memsz(endian))
-        .sum())
 }
 
 fn print_table(rows: &[Row], arch: Arch) {
