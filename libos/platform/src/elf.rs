@@ -127,33 +127,28 @@ pub fn loaded_segments(headers: &[u64], out: &mut [Segment]) -> Result<usize, El
     Ok(count)
 }
 
-/// Calls `set(index, access)` for the pages of the `page_size`-byte pages of a block
-/// starting at `block` (`pages` of them) so that, once all calls are done, each page has its
-/// segments' access, the strongest where segments share it ([`Access`]'s order), and
-/// read-write for memory outside the image. Each page is first set read-write, then the
-/// segments' pages are set class by class, strongest last; the calls are plain loops, since
-/// boot runs them with the MMU off.
+/// Calls `set(first, count, access)` for runs of the `page_size`-byte pages of a block
+/// starting at `block` (`pages` of them, numbered from 0) so that, once all calls are done,
+/// each page has its segments' access, the strongest where segments share it ([`Access`]'s
+/// order), and read-write for memory outside the image: first the whole block read-write,
+/// then each segment's pages, class by class, strongest last. Runs, not pages, so that the
+/// caller fills each with one tight loop: boot does this with the MMU off.
 pub fn block_access(
     segments: &[Segment],
     block: u64,
     page_size: u64,
     pages: usize,
-    mut set: impl FnMut(usize, Access),
+    mut set: impl FnMut(usize, usize, Access),
 ) {
-    for index in 0..pages {
-        set(index, Access::ReadWrite);
-    }
+    set(0, pages, Access::ReadWrite);
     let block_end = block + pages as u64 * page_size;
     for class in [Access::ReadOnly, Access::ReadExecute, Access::ReadWrite] {
         for segment in segments {
-            if segment.access() != class || segment.start == segment.end {
-                continue;
-            }
-            let mut page = segment.start.max(block) / page_size * page_size;
+            let start = segment.start.max(block) / page_size * page_size;
             let end = segment.end.min(block_end);
-            while page < end {
-                set(((page - block) / page_size) as usize, class);
-                page += page_size;
+            if segment.access() == class && start < end {
+                let first = ((start - block) / page_size) as usize;
+                set(first, (end - start).div_ceil(page_size) as usize, class);
             }
         }
     }
@@ -230,7 +225,9 @@ mod tests {
     /// The access of every 4 KiB page of the 2 MiB block at `block`.
     fn accesses(segments: &[Segment], block: u64) -> Vec<Access> {
         let mut pages = std::vec![Access::ReadOnly; 512];
-        block_access(segments, block, 0x1000, 512, |i, access| pages[i] = access);
+        block_access(segments, block, 0x1000, 512, |first, count, access| {
+            pages[first..first + count].fill(access)
+        });
         pages
     }
 

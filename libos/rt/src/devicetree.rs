@@ -3,41 +3,14 @@
 //! rtc component's PL031). It stays where the loader put it, and the heap is kept off it.
 //! Machines without one (x86_64 PVH) have none.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use unik_platform::devicetree::{DeviceTree, PsciConduit};
 
-use unik_platform::devicetree::{self, DeviceTree, PsciConduit};
+use crate::arch;
 
-use crate::exit::fatal;
-
-static START: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
-static LEN: AtomicUsize = AtomicUsize::new(0);
-static TRIMMED: AtomicBool = AtomicBool::new(false);
-
-/// The tree the loader passed, `totalsize` bytes long.
-#[cfg_attr(not(target_arch = "aarch64"), expect(dead_code))]
-pub(crate) fn set(tree: &'static mut [u8]) {
-    START.store(tree.as_mut_ptr(), Ordering::Relaxed);
-    LEN.store(tree.len(), Ordering::Relaxed);
-}
-
-/// The tree's bytes, trimmed at the first call to its blocks (the free space after them is
-/// the heap's); empty without a device tree.
+/// The tree's bytes, trimmed to its blocks (the free space after them is the heap's); empty
+/// without a device tree.
 pub(crate) fn bytes() -> &'static [u8] {
-    let start = START.load(Ordering::Relaxed);
-    if start.is_null() {
-        return &[];
-    }
-    if !TRIMMED.swap(true, Ordering::Relaxed) {
-        // SAFETY: `set` stored a `'static mut` slice, which nothing reads before this first
-        // call, so the header can still be rewritten.
-        let whole = unsafe { core::slice::from_raw_parts_mut(start, LEN.load(Ordering::Relaxed)) };
-        let used = devicetree::trim_free_space(whole).unwrap_or_else(|error| {
-            fatal(format_args!("device tree at {:#x}: {error}", start as u64))
-        });
-        LEN.store(used, Ordering::Relaxed);
-    }
-    // SAFETY: the trimmed tree, which stays as it is for the rest of the run.
-    unsafe { core::slice::from_raw_parts(start, LEN.load(Ordering::Relaxed)) }
+    arch::device_tree()
 }
 
 fn tree() -> Option<DeviceTree<'static>> {

@@ -6,13 +6,14 @@
 //! RAM; a loader that passes a device tree pointer in x0 (the arm64 boot protocol) is
 //! honoured.
 //!
-//! Boot only notes where the device tree is: the command line is read from it when the
-//! runtime's flags are first needed (when `main` is reached), the memory nodes and
-//! reservations at the heap's first allocation, the PSCI conduit when the machine is powered
-//! off.
+//! Boot only notes where the device tree is. It is checked and trimmed when first read: the
+//! command line when the runtime's flags are first needed (when `main` is reached), the memory
+//! nodes and reservations at the heap's first allocation, device windows by components, the
+//! PSCI conduit when the machine is powered off.
 
 use core::arch::global_asm;
 use core::slice;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use unik_platform::devicetree::{self, DeviceTree};
 use unik_platform::elf::{self, Segment};
@@ -32,6 +33,10 @@ const PAGE_SIZE: usize = 4096;
 const MAX_SEGMENTS: usize = 8;
 /// Reservations from the device tree that are honoured; more is an error.
 const MAX_RESERVED: usize = 8;
+
+/// Where the loader put the device tree, and its length once trimmed (0 until then).
+static DEVICE_TREE: AtomicU64 = AtomicU64::new(0);
+static DEVICE_TREE_LEN: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "C" {
     /// The ELF header, loaded at the image's first address; the program headers follow it.
@@ -107,7 +112,7 @@ extern "C" fn virt_entry(device_tree: u64) -> ! {
     } else {
         device_tree
     };
-    crate::devicetree::set(device_tree_at(address));
+    DEVICE_TREE.store(address, Ordering::Relaxed);
     start::run()
 }
 
@@ -126,8 +131,22 @@ fn loaded_segments(out: &mut [Segment]) -> usize {
         .unwrap_or_else(|error| fatal(format_args!("the image's own headers: {error}")))
 }
 
-/// The device tree at `address`, checked to lie in mapped RAM. Trimming it and reading it
-/// wait until something first needs it (`crate::devicetree`).
+/// The device tree, trimmed at the first call to its blocks (the free space after them is the
+/// heap's): the one the loader passed, checked to lie in mapped RAM.
+pub(crate) fn device_tree() -> &'static [u8] {
+    let mut len = DEVICE_TREE_LEN.load(Ordering::Relaxed);
+    let address = DEVICE_TREE.load(Ordering::Relaxed);
+    if len == 0 {
+        let whole = device_tree_at(address);
+        len = devicetree::trim_free_space(whole)
+            .unwrap_or_else(|error| fatal(format_args!("device tree at {address:#x}: {error}")));
+        DEVICE_TREE_LEN.store(len, Ordering::Relaxed);
+    }
+    // SAFETY: the trimmed tree, which stays as it is for the rest of the run.
+    unsafe { slice::from_raw_parts(address as *const u8, len) }
+}
+
+/// The device tree at `address`, checked to lie in mapped RAM.
 fn device_tree_at(address: u64) -> &'static mut [u8] {
     if !mmu::is_ram(address..address + devicetree::HEADER_PREFIX as u64) {
         fatal(format_args!("no device tree: {address:#x} is not RAM"));
@@ -142,13 +161,13 @@ fn device_tree_at(address: u64) -> &'static mut [u8] {
             "device tree at {address:#x}: {size} bytes run past the mapped RAM"
         ));
     }
-    // SAFETY: mapped RAM holding the tree, which nothing else refers to.
+    // SAFETY: mapped RAM holding the tree, which nothing refers to before it is trimmed.
     unsafe { slice::from_raw_parts_mut(address as *mut u8, size) }
 }
 
 /// `/chosen/bootargs`.
 pub(crate) fn find_command_line() -> &'static [u8] {
-    let tree = crate::devicetree::bytes();
+    let tree = device_tree();
     devicetree::chosen_bootargs(tree).unwrap_or_else(|error| {
         fatal(format_args!(
             "device tree at {:#x}: {error}",
@@ -158,8 +177,8 @@ pub(crate) fn find_command_line() -> &'static [u8] {
 }
 
 /// The device tree, parsed, and where it is.
-fn device_tree() -> (DeviceTree<'static>, u64) {
-    let tree = crate::devicetree::bytes();
+fn parsed_device_tree() -> (DeviceTree<'static>, u64) {
+    let tree = device_tree();
     let address = tree.as_ptr() as u64;
     let parsed = DeviceTree::parse(tree)
         .unwrap_or_else(|error| fatal(format_args!("device tree at {address:#x}: {error}")));
@@ -169,7 +188,7 @@ fn device_tree() -> (DeviceTree<'static>, u64) {
 /// The device tree's `memory` nodes.
 pub(crate) fn memory_map() -> Regions {
     let mut regions = Regions::new();
-    for region in device_tree().0.memory() {
+    for region in parsed_device_tree().0.memory() {
         if !regions.push(region) {
             break;
         }
@@ -180,7 +199,7 @@ pub(crate) fn memory_map() -> Regions {
 /// The RAM the heap may take: the `memory` nodes below the end of the mapping, less the
 /// device tree, the image (with its stack and page tables) and the tree's reservations.
 pub(crate) fn heap_spans() -> Result<SpanSet<MAX_SPANS>, CapacityError> {
-    let (tree, address) = device_tree();
+    let (tree, address) = parsed_device_tree();
     let regions = memory_map();
     if regions.as_slice().is_empty() {
         fatal(format_args!(

@@ -113,41 +113,43 @@ pub(super) unsafe fn enable(
     }
     // SAFETY: boot is single-threaded and nothing else holds references to the tables.
     unsafe {
-        let level1 = &raw mut LEVEL1;
-        let low = &raw mut LOW;
-        let ram = &raw mut RAM;
-        let image_tables = &raw mut IMAGE;
+        let level1 = (&raw mut LEVEL1).cast::<u64>();
+        let low = (&raw mut LOW).cast::<u64>();
+        let ram = (&raw mut RAM).cast::<u64>();
 
-        (*level1).0[0] = low as u64 | TABLE;
-        let mut addr = DEVICES.start;
-        while addr < DEVICES.end {
-            (*low).0[(addr / BLOCK_2M) as usize] = addr | DEVICE_RW | BLOCK;
-            addr += BLOCK_2M;
-        }
-
-        (*level1).0[1] = ram as u64 | TABLE;
-        let mut i = 0;
-        while i < ENTRIES {
-            (*ram).0[i] = (RAM_START + i as u64 * BLOCK_2M) | NORMAL_RW | BLOCK;
-            i += 1;
-        }
-        let mut gib = 2;
-        while gib < MAPPED_LIMIT / BLOCK_1G {
-            (*level1).0[gib as usize] = (gib * BLOCK_1G) | NORMAL_RW | BLOCK;
-            gib += 1;
-        }
+        *level1 = low as u64 | TABLE;
+        fill(
+            low.add((DEVICES.start / BLOCK_2M) as usize),
+            DEVICES.start | DEVICE_RW | BLOCK,
+            BLOCK_2M,
+            ((DEVICES.end - DEVICES.start) / BLOCK_2M) as usize,
+        );
+        *level1.add(1) = ram as u64 | TABLE;
+        fill(ram, RAM_START | NORMAL_RW | BLOCK, BLOCK_2M, ENTRIES);
+        fill(
+            level1.add(2),
+            (2 * BLOCK_1G) | NORMAL_RW | BLOCK,
+            BLOCK_1G,
+            (MAPPED_LIMIT / BLOCK_1G - 2) as usize,
+        );
 
         let mut n = 0;
         while n < blocks as usize {
-            let table = &raw mut (*image_tables)[n];
+            let table = (&raw mut IMAGE[n]).cast::<u64>();
             let block = first_block + n as u64 * BLOCK_2M;
-            block_access(segments, block, PAGE, ENTRIES, |i, access| {
-                (*table).0[i] = (block + i as u64 * PAGE) | page_attributes(access) | PAGE_DESC;
+            block_access(segments, block, PAGE, ENTRIES, |first, count, access| {
+                let page = block + first as u64 * PAGE;
+                fill(
+                    table.add(first),
+                    page | page_attributes(access) | PAGE_DESC,
+                    PAGE,
+                    count,
+                );
             });
             if (block..block + BLOCK_2M).contains(&unmapped) {
-                (*table).0[((unmapped - block) / PAGE) as usize] = 0;
+                *table.add(((unmapped - block) / PAGE) as usize) = 0;
             }
-            (*ram).0[((block - RAM_START) / BLOCK_2M) as usize] = table as u64 | TABLE;
+            *ram.add(((block - RAM_START) / BLOCK_2M) as usize) = table as u64 | TABLE;
             n += 1;
         }
 
@@ -182,6 +184,19 @@ fn page_attributes(access: Access) -> u64 {
         Access::ReadExecute => base | READ_ONLY,
         Access::ReadOnly => base | READ_ONLY | PXN,
         Access::ReadWrite => base | PXN,
+    }
+}
+
+/// Writes `count` entries from `entry` on: `first`, then each `step` more.
+///
+/// # Safety
+/// The `count` entries must lie in one table that nothing else refers to.
+unsafe fn fill(entry: *mut u64, first: u64, step: u64, count: usize) {
+    let mut i = 0;
+    while i < count {
+        // SAFETY: the caller's guarantee.
+        unsafe { *entry.add(i) = first + i as u64 * step };
+        i += 1;
     }
 }
 

@@ -10,7 +10,7 @@ pub(crate) mod serial;
 mod timer;
 mod weave;
 
-pub(crate) use boot::{find_command_line, heap_spans, memory_map};
+pub(crate) use boot::{device_tree, find_command_line, heap_spans, memory_map};
 pub(crate) use counter::{stated_frequency, ticks};
 pub(crate) use power::power_off;
 pub(crate) use timer::frequency as clock_frequency;

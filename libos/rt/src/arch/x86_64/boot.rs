@@ -191,6 +191,11 @@ extern "C" fn pvh_entry() -> ! {
     start::run()
 }
 
+/// PVH machines describe themselves with the start info and ACPI tables, not a device tree.
+pub(crate) fn device_tree() -> &'static [u8] {
+    &[]
+}
+
 /// The start info; a boot error if it is none.
 fn start_info() -> StartInfo {
     let paddr = u64::from(START_INFO_PADDR.load(Ordering::Relaxed));
