@@ -153,18 +153,18 @@ pub fn table(timeline: &Timeline, times: &BootTimes) -> String {
         "phase", "since entry", "took"
     );
     for (phase, took) in timeline.spans() {
-        let took = if phase.at.is_zero() {
-            String::new()
+        let line = if phase.at.is_zero() {
+            format!("{:width$}  {:>12}", phase.name, short(phase.at))
         } else {
-            short(took)
+            format!(
+                "{:width$}  {:>12}  {:>10}",
+                phase.name,
+                short(phase.at),
+                short(took)
+            )
         };
-        let _ = writeln!(
-            text,
-            "{:width$}  {:>12}  {:>10}",
-            phase.name,
-            short(phase.at),
-            took
-        );
+        text.push_str(&line);
+        text.push('\n');
     }
     text.push_str(&host_line(times));
     text.push('\n');
