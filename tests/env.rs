@@ -5,6 +5,9 @@
 
 #[path = "common/apps.rs"]
 mod apps;
+#[path = "common/woven.rs"]
+#[allow(dead_code, reason = "env is checked by its component, not by symbols")]
+mod woven;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -151,26 +154,9 @@ fn only_an_app_that_reads_them_keeps_the_env_component() {
     let state = |app: &str, extra: &str| {
         let path = Path::new(ROOT).join(format!("target/env-tests/weave-{app}.yaml"));
         write_manifest(&path, &format!("env-weave-{app}"), app, "x86_64", extra);
-        let out = build_release(&path, &[]);
-        assert_success(&out, app);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let report = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("uniklink: report "))
-            .unwrap_or_else(|| panic!("no report path in:\n{stderr}"));
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
-        let env = report["weave"]["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "env")
-            .cloned()
-            .unwrap_or_else(|| panic!("{app}: no env component in the report"));
-        (
-            env["live"].as_bool().unwrap(),
-            env["reason"].as_str().unwrap().to_owned(),
-        )
+        let report = woven::built_reports(&path, &[]).remove(0);
+        woven::component(&report, "env")
+            .unwrap_or_else(|| panic!("{app}: no env component in the report"))
     };
     assert_eq!(
         state("envdump", "args: [x]\n"),

@@ -9,11 +9,14 @@
 
 #[path = "common/apps.rs"]
 mod apps;
+#[path = "common/woven.rs"]
+mod woven;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use apps::{ROOT, assert_success, build_release, uniklink, write_manifest};
+use apps::{ROOT, uniklink, write_manifest};
+use woven::component;
 
 const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
 
@@ -26,16 +29,9 @@ fn work_dir(name: &str) -> PathBuf {
 
 /// Builds `manifest` for every architecture it lists; the build reports, by architecture.
 fn build(manifest: &Path) -> Vec<(String, serde_json::Value)> {
-    let out = build_release(manifest, &[]);
-    assert_success(&out, &format!("building {}", manifest.display()));
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|line| line.strip_prefix("uniklink: report "))
-        .map(|path| {
-            let report: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-            (report["arch"].as_str().unwrap().to_owned(), report)
-        })
+    woven::built_reports(manifest, &[])
+        .into_iter()
+        .map(|report| (report["arch"].as_str().unwrap().to_owned(), report))
         .collect()
 }
 
@@ -227,34 +223,13 @@ fn each_source_alone_and_none() {
     assert_no_source("aarch64", run_image(report_for(&reports, "aarch64"), &[]));
 }
 
-fn component(report: &serde_json::Value, name: &str) -> Option<(bool, String)> {
-    let c = report["weave"]["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)?;
-    Some((
-        c["live"].as_bool().unwrap(),
-        c["reason"].as_str().unwrap().to_owned(),
-    ))
-}
-
 /// The image's symbols that belong to the rtc or rng component or to getrandom.
 fn rtc_rng_symbols(report: &serde_json::Value) -> Vec<String> {
-    let image = std::fs::read(report["image"].as_str().unwrap()).unwrap();
-    let elf = goblin::elf::Elf::parse(&image).unwrap();
-    elf.syms
-        .iter()
-        .filter_map(|s| elf.strtab.get_at(s.st_name))
-        .filter(|name| {
-            name.starts_with("unik_rtc_")
-                || name.starts_with("unik_rng_")
-                || name.starts_with("__getrandom")
-                || uniklink_analyzer::component::symbol_crate(name.as_bytes())
-                    .is_some_and(|c| ["unik_rtc", "unik_rng", "getrandom"].contains(&c.as_str()))
-        })
-        .map(str::to_owned)
-        .collect()
+    woven::symbols(
+        report,
+        &["unik_rtc_", "unik_rng_", "__getrandom"],
+        &["unik_rtc", "unik_rng", "getrandom"],
+    )
 }
 
 #[test]

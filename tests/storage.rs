@@ -8,6 +8,8 @@
 
 #[path = "common/apps.rs"]
 mod apps;
+#[path = "common/woven.rs"]
+mod woven;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -18,6 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use apps::{ROOT, assert_success, build_release, run_built, uniklink, write_manifest};
+use woven::component;
 
 /// A guest that stops answering fails the test instead of hanging it.
 const GUARD: Duration = Duration::from_secs(120);
@@ -544,30 +547,8 @@ fn kvstore_answers_get_after_a_power_off() {
     }
 }
 
-/// The JSON build report of the last `build` of `manifest`.
 fn report(manifest: &Path, arch: &str) -> serde_json::Value {
-    let out = build_release(manifest, &arch_args(arch));
-    assert_success(&out, "build");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let path = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("uniklink: report "))
-        .unwrap_or_else(|| panic!("no report path in:\n{stderr}"));
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Whether `component` is live in the report's weave and why; `None` when the app's
-/// dependency graph does not have it at all.
-fn component(report: &serde_json::Value, component: &str) -> Option<(bool, String)> {
-    let c = report["weave"]["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == component)?;
-    Some((
-        c["live"].as_bool().unwrap(),
-        c["reason"].as_str().unwrap().to_owned(),
-    ))
+    woven::built_reports(manifest, &arch_args(arch)).remove(0)
 }
 
 fn live(report: &serde_json::Value, name: &str) -> bool {
@@ -576,21 +557,11 @@ fn live(report: &serde_json::Value, name: &str) -> bool {
 
 /// The image's symbol names that belong to the storage stack, by crate or C prefix.
 fn storage_symbols(report: &serde_json::Value) -> Vec<String> {
-    let image = std::fs::read(report["image"].as_str().unwrap()).unwrap();
-    let elf = goblin::elf::Elf::parse(&image).unwrap();
-    elf.syms
-        .iter()
-        .filter_map(|s| elf.strtab.get_at(s.st_name))
-        .filter(|name| {
-            name.starts_with("lfs_")
-                || name.starts_with("unik_blk_")
-                || name.starts_with("unik_fs_")
-                || uniklink_analyzer::component::symbol_crate(name.as_bytes()).is_some_and(|c| {
-                    ["unik_blk", "unik_fs", "unik_lfs", "cpio_reader"].contains(&c.as_str())
-                })
-        })
-        .map(str::to_owned)
-        .collect()
+    woven::symbols(
+        report,
+        &["lfs_", "unik_blk_", "unik_fs_"],
+        &["unik_blk", "unik_fs", "unik_lfs", "cpio_reader"],
+    )
 }
 
 #[test]
