@@ -275,12 +275,15 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
         }
         let param_name = param.value;
         let kind = match (decl.kind, decl.ty) {
-            (Some(kind), ty) if (kind == ParamKind::Bool) != (ty == ParamType::Bool) => {
+            (Some(kind), ty)
+                if kind.required_type().is_some_and(|required| required != ty)
+                    || (kind.required_type().is_none() && ty == ParamType::Bool) =>
+            {
                 errors.push(source.error_at(
                     param.referenced,
                     format!(
-                        "`{name}.{param_name}`: a {} parameter cannot have type {ty}",
-                        kind.name()
+                        "`{name}.{param_name}`: {} parameter cannot have type {ty}",
+                        kind.a()
                     ),
                 ));
                 continue;
@@ -293,8 +296,8 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
             errors.push(source.error_at(
                 param.referenced,
                 format!(
-                    "`{name}.{param_name}`: only a size parameter can reserve memory, not a {} one",
-                    kind.name()
+                    "`{name}.{param_name}`: only a size parameter can reserve memory, not {} one",
+                    kind.a()
                 ),
             ));
             continue;
@@ -500,6 +503,51 @@ mod tests {
         assert_eq!(
             err,
             "component.yaml:3:3: `fs.write_back`: a bool parameter cannot have type u32"
+        );
+    }
+
+    #[test]
+    fn addresses_store_as_their_bits() {
+        let spec = load(
+            "name: net\nparams:\n  address: { type: u64, kind: ipv4-cidr, default: { minimal: none, network: 10.0.2.15/24, filesystem: \" 192.168.1.2/32 \" } }\n  gateway: { type: u32, kind: ipv4, default: { minimal: none, network: 10.0.2.2, filesystem: none } }\n",
+        )
+        .unwrap();
+        let address = &spec.params["address"];
+        assert_eq!(address.defaults.minimal.as_u64(), 0);
+        assert_eq!(address.defaults.network.as_u64(), 0x000a_0002_0f18);
+        assert_eq!(address.defaults.network.to_string(), "10.0.2.15/24");
+        assert_eq!(address.defaults.filesystem.to_string(), "192.168.1.2/32");
+        let gateway = &spec.params["gateway"];
+        assert_eq!(gateway.defaults.network.as_u64(), 0x0a00_0202);
+        assert_eq!(gateway.defaults.minimal.to_string(), "none");
+        assert_eq!(
+            ParamType::U32.encode(gateway.defaults.network),
+            Ok(vec![2, 2, 0, 10])
+        );
+    }
+
+    #[test]
+    fn bad_addresses_say_what_is_expected() {
+        let err = load(
+            "name: net\nparams:\n  address: { type: u64, kind: ipv4-cidr, default: { minimal: 10.0.2.15, network: 10.0.2.15/33, filesystem: 0.0.0.0/8 } }\n  gateway: { type: u32, kind: ipv4, default: { minimal: 10.0.2, network: 0.0.0.0, filesystem: 2 } }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "component.yaml:3:62: `net.address` default for minimal: expected an IPv4 address with its prefix length such as 10.0.2.15/24 or `none`, got `10.0.2.15`\n\
+             component.yaml:3:82: `net.address` default for network: the prefix length of `10.0.2.15/33` must be 0 to 32\n\
+             component.yaml:3:108: `net.address` default for filesystem: 0.0.0.0 is no address; write `none`\n\
+             component.yaml:4:57: `net.gateway` default for minimal: expected an IPv4 address such as 10.0.2.2 or `none`, got `10.0.2`\n\
+             component.yaml:4:74: `net.gateway` default for network: 0.0.0.0 is no address; write `none`\n\
+             component.yaml:4:95: `net.gateway` default for filesystem: expected an ipv4, got integer `2`"
+        );
+        let err = load(
+            "name: net\nparams:\n  gateway: { type: u64, kind: ipv4, default: { minimal: none, network: none, filesystem: none } }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "component.yaml:3:3: `net.gateway`: an ipv4 parameter cannot have type u64"
         );
     }
 

@@ -637,7 +637,7 @@ impl Checker<'_> {
                                 value.referenced,
                                 format!("`{component_name}.{param_name}`: {message}"),
                             )
-                            .with_label(format!("a {}: {}", param.kind.name(), param.doc.trim()));
+                            .with_label(format!("{}: {}", param.kind.a(), param.doc.trim()));
                         self.push(error);
                     }
                 }

@@ -284,6 +284,14 @@ fn kind_schema(kind: ParamKind) -> serde_json::Map<String, serde_json::Value> {
             ]
         }),
         ParamKind::Bool => json_schema!({ "type": "boolean" }),
+        ParamKind::Ipv4 => json_schema!({
+            "type": "string",
+            "pattern": "^\\s*(none|[0-9]{1,3}(\\.[0-9]{1,3}){3})\\s*$"
+        }),
+        ParamKind::Ipv4Cidr => json_schema!({
+            "type": "string",
+            "pattern": "^\\s*(none|[0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2})\\s*$"
+        }),
     };
     let mut map = schema.to_value().as_object().cloned().unwrap_or_default();
     map.remove("description");

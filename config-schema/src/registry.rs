@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -69,6 +70,12 @@ pub enum ParamKind {
     Bool,
     /// A duration with a unit (`10ms`).
     Duration,
+    /// An IPv4 address (`10.0.2.2`) or `none`; stored as the address's 32 bits, most
+    /// significant octet first, 0 for `none`.
+    Ipv4,
+    /// An IPv4 address with its prefix length (`10.0.2.15/24`) or `none`; stored as the
+    /// address's 32 bits shifted left by 8 with the prefix length in the low byte, 0 for `none`.
+    Ipv4Cidr,
 }
 
 impl ParamKind {
@@ -79,6 +86,30 @@ impl ParamKind {
             ParamKind::Percent => "percent",
             ParamKind::Bool => "bool",
             ParamKind::Duration => "duration",
+            ParamKind::Ipv4 => "ipv4",
+            ParamKind::Ipv4Cidr => "ipv4-cidr",
+        }
+    }
+
+    /// The name with its article: `a size`, `an ipv4`.
+    pub fn a(self) -> String {
+        let article = if self.name().starts_with('i') {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {}", self.name())
+    }
+
+    /// The one storage type this kind needs, if it needs one: 1-byte booleans, 32-bit
+    /// addresses, 40-bit address-and-prefix values. Other kinds fit any integer type their
+    /// values fit.
+    pub fn required_type(self) -> Option<ParamType> {
+        match self {
+            ParamKind::Bool => Some(ParamType::Bool),
+            ParamKind::Ipv4 => Some(ParamType::U32),
+            ParamKind::Ipv4Cidr => Some(ParamType::U64),
+            ParamKind::Size | ParamKind::Count | ParamKind::Percent | ParamKind::Duration => None,
         }
     }
 
@@ -109,10 +140,51 @@ impl ParamKind {
             (ParamKind::Duration, RawValue::Int(n)) => {
                 Err(format!("duration `{n}` needs a unit; write e.g. `{n}ms`"))
             }
-            (kind, raw) => Err(format!("expected a {}, got {raw}", kind.name())),
+            (ParamKind::Ipv4, RawValue::Str(s)) => ipv4(s).map(ParamValue::Ipv4),
+            (ParamKind::Ipv4Cidr, RawValue::Str(s)) => ipv4_cidr(s).map(ParamValue::Ipv4Cidr),
+            (kind, raw) => Err(format!("expected {}, got {raw}", kind.a())),
         }
     }
 }
+
+/// `none`, or an address other than 0.0.0.0 (which stores as `none` does).
+fn ipv4(s: &str) -> Result<Option<Ipv4Addr>, String> {
+    let s = s.trim();
+    if s == NO_ADDRESS {
+        return Ok(None);
+    }
+    let address: Ipv4Addr = s
+        .parse()
+        .map_err(|_| format!("expected an IPv4 address such as 10.0.2.2 or `none`, got `{s}`"))?;
+    if address.is_unspecified() {
+        return Err(format!("0.0.0.0 is no address; write `{NO_ADDRESS}`"));
+    }
+    Ok(Some(address))
+}
+
+/// `none`, or `<address>/<prefix length>` with a prefix length of at most 32.
+fn ipv4_cidr(s: &str) -> Result<Option<(Ipv4Addr, u8)>, String> {
+    let s = s.trim();
+    if s == NO_ADDRESS {
+        return Ok(None);
+    }
+    let expected = || {
+        format!(
+            "expected an IPv4 address with its prefix length such as 10.0.2.15/24 or `none`, got `{s}`"
+        )
+    };
+    let (address, prefix) = s.split_once('/').ok_or_else(expected)?;
+    let address = ipv4(address)?.ok_or_else(expected)?;
+    let prefix = prefix
+        .parse::<u8>()
+        .ok()
+        .filter(|&p| p <= 32)
+        .ok_or_else(|| format!("the prefix length of `{s}` must be 0 to 32"))?;
+    Ok(Some((address, prefix)))
+}
+
+/// How an address parameter is written when it has no address.
+const NO_ADDRESS: &str = "none";
 
 fn percent(n: u64) -> Result<ParamValue, String> {
     u8::try_from(n)
@@ -130,6 +202,8 @@ pub enum ParamValue {
     Percent(u8),
     Bool(bool),
     Duration(Duration),
+    Ipv4(Option<Ipv4Addr>),
+    Ipv4Cidr(Option<(Ipv4Addr, u8)>),
 }
 
 impl ParamValue {
@@ -140,11 +214,14 @@ impl ParamValue {
             ParamValue::Percent(_) => ParamKind::Percent,
             ParamValue::Bool(_) => ParamKind::Bool,
             ParamValue::Duration(_) => ParamKind::Duration,
+            ParamValue::Ipv4(_) => ParamKind::Ipv4,
+            ParamValue::Ipv4Cidr(_) => ParamKind::Ipv4Cidr,
         }
     }
 
     /// The value as the glue object stores it: bytes, counts and percentages as they are,
-    /// booleans as 0/1, durations in nanoseconds (saturating).
+    /// booleans as 0/1, durations in nanoseconds (saturating), addresses as [`ParamKind::Ipv4`]
+    /// and [`ParamKind::Ipv4Cidr`] say.
     pub fn as_u64(self) -> u64 {
         match self {
             ParamValue::Size(size) => size.0,
@@ -152,6 +229,10 @@ impl ParamValue {
             ParamValue::Percent(p) => u64::from(p),
             ParamValue::Bool(b) => u64::from(b),
             ParamValue::Duration(d) => u64::try_from(d.0.as_nanos()).unwrap_or(u64::MAX),
+            ParamValue::Ipv4(address) => address.map_or(0, |a| u64::from(a.to_bits())),
+            ParamValue::Ipv4Cidr(cidr) => cidr.map_or(0, |(a, prefix)| {
+                u64::from(a.to_bits()) << 8 | u64::from(prefix)
+            }),
         }
     }
 }
@@ -164,6 +245,9 @@ impl fmt::Display for ParamValue {
             ParamValue::Percent(p) => write!(f, "{p}%"),
             ParamValue::Bool(b) => b.fmt(f),
             ParamValue::Duration(d) => d.fmt(f),
+            ParamValue::Ipv4(None) | ParamValue::Ipv4Cidr(None) => f.write_str(NO_ADDRESS),
+            ParamValue::Ipv4(Some(address)) => address.fmt(f),
+            ParamValue::Ipv4Cidr(Some((address, prefix))) => write!(f, "{address}/{prefix}"),
         }
     }
 }
@@ -176,6 +260,7 @@ impl Serialize for ParamValue {
             ParamValue::Percent(p) => serializer.serialize_u8(*p),
             ParamValue::Bool(b) => serializer.serialize_bool(*b),
             ParamValue::Duration(d) => d.serialize(serializer),
+            ParamValue::Ipv4(_) | ParamValue::Ipv4Cidr(_) => serializer.collect_str(self),
         }
     }
 }
