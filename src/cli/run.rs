@@ -13,7 +13,7 @@ use miette::{IntoDiagnostic, miette};
 use serde::Serialize;
 use uniklink::build;
 use uniklink::run::{
-    self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions, human_duration,
+    self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions, StopPoint, human_duration,
 };
 use uniklink_config::{ByteSize, Manifest};
 
@@ -70,6 +70,12 @@ pub struct RunArgs {
     /// Kill QEMU after this many seconds and exit with status 124.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    /// Stop the guest (kill QEMU) once it reaches POINT, and exit 0: `ready` (the ready
+    /// marker, right before the app's `main`) or a milestone the library OS marks after it
+    /// (`listening`: the first socket a server listens on). A guest that exits before
+    /// reaching it fails the run.
+    #[arg(long, value_name = "POINT", value_parser = parse_stop_point)]
+    until: Option<StopPoint>,
     /// Print one JSON object with the outcome and times on stdout; the console goes to stderr.
     #[arg(long)]
     json: bool,
@@ -100,6 +106,23 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
                 names.join(", ")
             )
         })
+}
+
+/// `ready`, or a milestone's name: one word of letters, digits, `_` and `-`, as the library OS
+/// prints it.
+fn parse_stop_point(s: &str) -> Result<StopPoint, String> {
+    if s == "ready" {
+        return Ok(StopPoint::Ready);
+    }
+    let word = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !word {
+        return Err(format!(
+            "`{s}` is not a stop point: `ready` or a milestone such as `listening`"
+        ));
+    }
+    Ok(StopPoint::Milestone(s.to_owned()))
 }
 
 /// A bare number is MiB, as QEMU's `-m` reads it; anything else is a manifest size.
@@ -263,6 +286,7 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     opts.timeout = args.timeout;
     opts.extra_args = args.qemu_args;
     opts.timeline = args.timeline.is_some();
+    opts.until = args.until.clone();
     opts.console = if json {
         ConsoleSink::Stderr
     } else {
@@ -281,6 +305,14 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     }
     if outcome.interrupted {
         eprintln!("uniklink: interrupted, QEMU killed");
+    }
+    if let Some(point) = &opts.until
+        && outcome.guest_exit_code.is_some()
+    {
+        eprintln!(
+            "uniklink: the guest exited before reaching `{}`",
+            point.name()
+        );
     }
     if !args.output.quiet {
         eprintln!("uniklink: boot: {}", summary(&outcome));
@@ -303,7 +335,7 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
         }
         (None, _) => None,
     };
-    let status = exit_status(&outcome);
+    let status = exit_status(&outcome, opts.until.is_some());
     if json {
         let report = JsonReport::new(&opts, &outcome, status, chart.as_deref());
         println!("{}", serde_json::to_string(&report).into_diagnostic()?);
@@ -344,9 +376,13 @@ fn write_chart(
         .map_err(|e| miette!("cannot write the timeline chart {}: {e}", path.display()))
 }
 
-fn exit_status(outcome: &BootOutcome) -> u8 {
+/// The guest's exit code, 124 for a timeout, 130 for Ctrl-C, 0 for a stop at `--until`'s
+/// point; with `until`, a guest that exited before the point fails even with code 0.
+fn exit_status(outcome: &BootOutcome, until: bool) -> u8 {
     match outcome.guest_exit_code {
+        Some(0) if until => 1,
         Some(code) => code.clamp(0, 255) as u8,
+        None if outcome.stopped => 0,
         None if outcome.timed_out => EXIT_TIMEOUT,
         None => EXIT_INTERRUPTED,
     }
@@ -368,8 +404,18 @@ fn summary(outcome: &BootOutcome) -> String {
         parts.push(format!("guest entry→main {}", human_duration(d)));
     }
     parts.push(format!("total {}", human_duration(t.total)));
+    if let Some(timeline) = &outcome.timeline {
+        for milestone in &timeline.milestones {
+            parts.push(format!(
+                "{} {}",
+                milestone.name,
+                human_duration(milestone.host_at)
+            ));
+        }
+    }
     let end = match outcome.guest_exit_code {
         Some(code) => format!("exit {code}"),
+        None if outcome.stopped => "stopped".to_owned(),
         None if outcome.timed_out => "timed out".to_owned(),
         None => "interrupted".to_owned(),
     };
@@ -391,7 +437,11 @@ struct JsonReport<'a> {
     guest_exit_code: Option<i32>,
     timed_out: bool,
     interrupted: bool,
+    /// Killed on reaching `--until`'s point.
+    stopped: bool,
     exit_status: u8,
+    /// The guest's milestones, host times from launch: `{"listening": 32000000}`.
+    milestones_ns: std::collections::BTreeMap<&'a str, u128>,
     /// With `--timeline`: the guest's phases, `null` if it printed none.
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<Option<JsonTimeline<'a>>>,
@@ -400,6 +450,7 @@ struct JsonReport<'a> {
 #[derive(Debug, Serialize)]
 struct JsonTimeline<'a> {
     phases: &'a [run::timeline::Phase],
+    milestones: &'a [run::Milestone],
     chart: Option<&'a Path>,
 }
 
@@ -424,10 +475,18 @@ impl<'a> JsonReport<'a> {
             guest_exit_code: outcome.guest_exit_code,
             timed_out: outcome.timed_out,
             interrupted: outcome.interrupted,
+            stopped: outcome.stopped,
             exit_status,
+            milestones_ns: outcome
+                .timeline
+                .iter()
+                .flat_map(|timeline| &timeline.milestones)
+                .map(|m| (m.name.as_str(), m.host_at.as_nanos()))
+                .collect(),
             timeline: opts.timeline.then(|| {
                 outcome.timeline.as_ref().map(|timeline| JsonTimeline {
                     phases: &timeline.phases,
+                    milestones: &timeline.milestones,
                     chart,
                 })
             }),
@@ -456,6 +515,18 @@ mod tests {
                 .unwrap_err()
                 .contains("qemu-microvm, qemu-q35, firecracker, qemu-virt")
         );
+    }
+
+    #[test]
+    fn stop_points_are_ready_or_one_word() {
+        assert_eq!(parse_stop_point("ready"), Ok(StopPoint::Ready));
+        assert_eq!(
+            parse_stop_point("listening"),
+            Ok(StopPoint::Milestone("listening".to_owned()))
+        );
+        for bad in ["", "two words", "a=b", "listening\n"] {
+            assert!(parse_stop_point(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The guest's serial console: copied to the caller's sink as it arrives, timed, and scanned
-//! for the ready marker the library OS prints right before the app's `main` and the boot
-//! timeline it prints after the marker when asked.
+//! for the ready marker the library OS prints right before the app's `main`, and for the boot
+//! timeline and the milestones (`listening`) it prints after the marker when asked.
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use super::timeline::{self, GuestTime, GuestTimeline};
+use super::timeline::{self, GuestTime, GuestTimeline, SeenMilestone};
 
 /// The start of the line the library OS prints once, just before the app's `main`:
 /// `entry_to_main_ns=<n>`, the nanoseconds from guest entry to that point, or
@@ -40,8 +40,28 @@ pub struct ConsoleReport {
     pub ready: Option<ReadyMarker>,
     /// The first timeline line.
     pub(crate) timeline: Option<GuestTimeline>,
+    /// Milestone lines after the marker, in the order they came.
+    pub(crate) milestones: Vec<SeenMilestone>,
     /// When the console reached end of file, which QEMU causes by exiting.
     pub closed: Option<Instant>,
+}
+
+/// A point of the boot a run can stop at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopPoint {
+    /// The ready marker, right before the app's `main`.
+    Ready,
+    /// A milestone the library OS marks after `main` (`listening`).
+    Milestone(String),
+}
+
+impl StopPoint {
+    pub fn name(&self) -> &str {
+        match self {
+            StopPoint::Ready => "ready",
+            StopPoint::Milestone(name) => name,
+        }
+    }
 }
 
 /// Finds the ready marker and the timeline in a byte stream that arrives in arbitrary pieces.
@@ -53,10 +73,13 @@ pub(crate) struct MarkerScanner {
     overlong: bool,
     found: Option<ReadyMarker>,
     timeline: Option<GuestTimeline>,
+    milestones: Vec<SeenMilestone>,
 }
 
 /// Longest line that can still be one of the runtime's: a timeline of many inits.
 const MAX_RUNTIME_LINE: usize = 4096;
+/// Milestones kept; a guest printing milestone lines forever costs no more memory.
+const MAX_MILESTONES: usize = 64;
 
 impl MarkerScanner {
     pub(crate) fn feed(&mut self, bytes: &[u8], at: Instant) {
@@ -79,6 +102,10 @@ impl MarkerScanner {
         if self.found.is_none() {
             self.found =
                 parse_marker(&self.line).map(|entry_to_main| ReadyMarker { at, entry_to_main });
+        } else if let Some((name, time)) = timeline::parse_milestone(&self.line) {
+            if self.milestones.len() < MAX_MILESTONES {
+                self.milestones.push(SeenMilestone { name, time, at });
+            }
         } else if self.timeline.is_none() {
             self.timeline = timeline::parse_line(&self.line);
         }
@@ -86,6 +113,14 @@ impl MarkerScanner {
 
     pub(crate) fn found(&self) -> Option<ReadyMarker> {
         self.found
+    }
+
+    /// Whether the console has shown `point`.
+    fn reached(&self, point: &StopPoint) -> bool {
+        match point {
+            StopPoint::Ready => self.found.is_some(),
+            StopPoint::Milestone(name) => self.milestones.iter().any(|m| m.name == *name),
+        }
     }
 }
 
@@ -102,11 +137,16 @@ fn parse_marker(line: &[u8]) -> Option<Option<GuestTime>> {
 }
 
 /// Copies `reader` to `sink` until end of file, noting when the first byte and the ready
-/// marker arrived.
+/// marker arrived, and calling `on_stop` once when the console shows `stop`.
 ///
 /// A sink that fails (a closed stdout, say) stops being written to but the console is still
 /// read to its end: QEMU blocks once the pipe fills, and the exit status is still wanted.
-pub(crate) fn stream(mut reader: impl Read, sink: ConsoleSink) -> io::Result<ConsoleReport> {
+pub(crate) fn stream(
+    mut reader: impl Read,
+    sink: ConsoleSink,
+    mut stop: Option<&StopPoint>,
+    mut on_stop: impl FnMut(),
+) -> io::Result<ConsoleReport> {
     let mut report = ConsoleReport::default();
     let mut scanner = MarkerScanner::default();
     let mut out: Option<Box<dyn Write>> = match sink {
@@ -130,9 +170,13 @@ pub(crate) fn stream(mut reader: impl Read, sink: ConsoleSink) -> io::Result<Con
         {
             out = None;
         }
+        if stop.take_if(|point| scanner.reached(point)).is_some() {
+            on_stop();
+        }
     }
     report.ready = scanner.found();
     report.timeline = scanner.timeline;
+    report.milestones = scanner.milestones;
     report.closed = Some(Instant::now());
     Ok(report)
 }
@@ -212,15 +256,19 @@ mod tests {
     #[test]
     fn the_timeline_follows_the_marker() {
         let input: &[u8] = b"uniklink:timeline ns entry=0 main=1\nuniklink:ready entry_to_main_ns=9\nuniklink:timeline ns entry=0 paging=4 main=9\nuniklink:timeline ns entry=0 main=2\n";
-        let report = stream(input, ConsoleSink::Discard).unwrap();
-        let timeline = report.timeline.unwrap().convert(None).unwrap();
+        let report = stream(input, ConsoleSink::Discard, None, || {}).unwrap();
+        let timeline = report
+            .timeline
+            .unwrap()
+            .convert(None, &[], Instant::now())
+            .unwrap();
         assert_eq!(timeline.phases.len(), 3, "the first line after the marker");
     }
 
     #[test]
     fn stream_notes_first_byte_and_marker() {
         let input: &[u8] = b"boot\nuniklink:ready entry_to_main_ns=99\nbye\n";
-        let report = stream(input, ConsoleSink::Discard).unwrap();
+        let report = stream(input, ConsoleSink::Discard, None, || {}).unwrap();
         let first = report.first_byte.unwrap();
         let ready = report.ready.unwrap();
         assert!(ready.at >= first);
@@ -230,8 +278,44 @@ mod tests {
     }
 
     #[test]
+    fn milestones_follow_the_marker_and_stop_the_run_once() {
+        let input: &[u8] = b"uniklink:milestone ns early=1\nuniklink:ready entry_to_main_ns=9\nuniklink:timeline ns entry=0 main=9\nuniklink:milestone ns listening=50\nuniklink:milestone ticks listening=70\n";
+        let mut stops = 0;
+        let point = StopPoint::Milestone("listening".to_owned());
+        let report = stream(input, ConsoleSink::Discard, Some(&point), || stops += 1).unwrap();
+        assert_eq!(stops, 1);
+        let seen: Vec<(&str, GuestTime)> = report
+            .milestones
+            .iter()
+            .map(|m| (m.name.as_str(), m.time))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("listening", GuestTime::Ns(50)),
+                ("listening", GuestTime::Ticks(70))
+            ]
+        );
+        assert!(report.timeline.is_some(), "a milestone is no timeline line");
+    }
+
+    #[test]
+    fn a_stop_point_never_shown_never_stops() {
+        let input: &[u8] = b"uniklink:ready entry_to_main_ns=9\n";
+        let mut stopped = false;
+        let point = StopPoint::Milestone("listening".to_owned());
+        stream(input, ConsoleSink::Discard, Some(&point), || stopped = true).unwrap();
+        assert!(!stopped);
+        stream(input, ConsoleSink::Discard, Some(&StopPoint::Ready), || {
+            stopped = true
+        })
+        .unwrap();
+        assert!(stopped);
+    }
+
+    #[test]
     fn silent_console_has_no_times() {
-        let report = stream(&b""[..], ConsoleSink::Discard).unwrap();
+        let report = stream(&b""[..], ConsoleSink::Discard, None, || {}).unwrap();
         assert_eq!(report.first_byte, None);
         assert_eq!(report.ready, None);
         assert!(report.closed.is_some());

@@ -23,11 +23,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use accel::{Accel, ResolvedAccel, UnknownAccel};
-pub use console::{ConsoleSink, READY_MARKER};
+pub use console::{ConsoleSink, READY_MARKER, StopPoint};
 pub use image::{ImageError, ImageInfo, inspect};
 pub use manifest::{ReportError, live_devices, options_from_config};
 pub use qemu::DEFAULT_MEMORY;
-pub use timeline::{TIMELINE_WORD, Timeline};
+pub use timeline::{Milestone, TIMELINE_WORD, Timeline};
 pub use uniklink_config::{Arch, DeviceKind, Platform};
 
 use process::{InterruptScope, Qemu};
@@ -59,6 +59,9 @@ pub struct RunOptions {
     pub console: ConsoleSink,
     /// Ask the guest for its boot timeline ([`TIMELINE_WORD`] on its command line).
     pub timeline: bool,
+    /// Kill QEMU once the console shows this point; the boot then counts as a success. A
+    /// milestone asks the guest for its timeline, which carries milestones.
+    pub until: Option<StopPoint>,
 }
 
 /// A raw disk image the guest sees as a block device.
@@ -90,6 +93,7 @@ impl RunOptions {
             extra_args: Vec::new(),
             console: ConsoleSink::Stdout,
             timeline: false,
+            until: None,
         }
     }
 }
@@ -132,6 +136,8 @@ pub struct BootOutcome {
     pub timed_out: bool,
     /// Ctrl-C arrived and QEMU was killed.
     pub interrupted: bool,
+    /// The console showed [`RunOptions::until`] and QEMU was killed.
+    pub stopped: bool,
     pub times: BootTimes,
     /// The accelerator QEMU ran with, after `Accel::Auto` was decided.
     pub accel: ResolvedAccel,
@@ -300,11 +306,13 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         .take()
         .ok_or_else(|| RunError::Console(io::Error::other("QEMU's stderr was not captured")))?;
     let sink = opts.console;
-    let (closed_tx, closed_rx) = mpsc::channel::<()>();
+    let until = opts.until.clone();
+    // The console thread sends once it has seen `until`, and hangs up at the console's end.
+    let (console_tx, console_rx) = mpsc::channel::<()>();
     let console_thread = thread::spawn(move || {
-        let report = console::stream(stdout, sink);
-        drop(closed_tx);
-        report
+        console::stream(stdout, sink, until.as_ref(), || {
+            let _ = console_tx.send(());
+        })
     });
     let stderr_thread = thread::spawn(move || read_capped(stderr, MAX_QEMU_MESSAGES));
 
@@ -314,7 +322,14 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         // Waiting on the console wakes us the moment QEMU closes it on exit; once it has,
         // the exit itself follows at once.
         if console_open {
-            console_open = closed_rx.recv_timeout(TICK) == Err(mpsc::RecvTimeoutError::Timeout);
+            match console_rx.recv_timeout(TICK) {
+                Ok(()) => {
+                    qemu.kill().map_err(RunError::Wait)?;
+                    break End::Stopped(Instant::now());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => console_open = false,
+            }
         } else {
             thread::sleep(Duration::from_millis(1));
         }
@@ -342,7 +357,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
     let timeline = console_report
         .timeline
         .as_ref()
-        .and_then(|line| line.convert(tick_rate));
+        .and_then(|line| line.convert(tick_rate, &console_report.milestones, launch));
 
     let times = |ended: Instant| BootTimes {
         first_byte: console_report.first_byte.map(|t| t - launch),
@@ -356,18 +371,20 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
             .map_or(ended, |closed| closed.max(ended))
             - launch,
     };
-    let outcome = |guest_exit_code, timed_out, interrupted, ended| BootOutcome {
+    let outcome = |guest_exit_code, (timed_out, interrupted, stopped), ended| BootOutcome {
         guest_exit_code,
         timed_out,
         interrupted,
+        stopped,
         times: times(ended),
         accel,
         timeline: timeline.clone(),
         qemu_messages: messages.clone(),
     };
     match end {
-        End::TimedOut(at) => Ok(outcome(None, true, false, at)),
-        End::Interrupted(at) => Ok(outcome(None, false, true, at)),
+        End::TimedOut(at) => Ok(outcome(None, (true, false, false), at)),
+        End::Interrupted(at) => Ok(outcome(None, (false, true, false), at)),
+        End::Stopped(at) => Ok(outcome(None, (false, false, true), at)),
         End::Exited(status, at) => {
             let failed = || match taken_host_port(&messages) {
                 Some(port) => RunError::PortTaken { port },
@@ -385,14 +402,16 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
                 return Err(failed());
             }
             let guest = spec.exit.guest_code(code).ok_or_else(failed)?;
-            Ok(outcome(Some(guest), false, false, at))
+            Ok(outcome(Some(guest), (false, false, false), at))
         }
     }
 }
 
-/// The guest's command line: the caller's, with [`TIMELINE_WORD`] when asked.
+/// The guest's command line: the caller's, with [`TIMELINE_WORD`] when the timeline or a
+/// milestone is asked for.
 fn command_line(opts: &RunOptions) -> Option<String> {
-    if !opts.timeline {
+    let milestone = matches!(opts.until, Some(StopPoint::Milestone(_)));
+    if !opts.timeline && !milestone {
         return opts.cmdline.clone();
     }
     Some(match &opts.cmdline {
@@ -438,6 +457,8 @@ enum End {
     Exited(std::process::ExitStatus, Instant),
     TimedOut(Instant),
     Interrupted(Instant),
+    /// The console showed the stop point.
+    Stopped(Instant),
 }
 
 fn join<T>(handle: thread::JoinHandle<T>) -> T {

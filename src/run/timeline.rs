@@ -7,9 +7,13 @@
 //! nanoseconds (`ns`) when the guest knows its counter's frequency, else in counter ticks
 //! (`ticks`), which the runner converts at the host's TSC rate (QEMU's TCG runs the guest's
 //! TSC at the host's).
+//!
+//! Moments after `main` that boot time is measured to come as lines of their own,
+//! `uniklink:milestone <unit> <name>=<n>` (the net component's `listening`: its first
+//! listening socket), each also timed by the host when it arrives.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -19,6 +23,8 @@ use super::BootTimes;
 pub const TIMELINE_WORD: &str = "uniklink.timeline";
 /// The start of the guest's timeline line.
 pub(crate) const TIMELINE_PREFIX: &str = "uniklink:timeline ";
+/// The start of a milestone line.
+pub(crate) const MILESTONE_PREFIX: &str = "uniklink:milestone ";
 
 /// A time the guest measured, in the unit it could.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,23 +54,44 @@ pub(crate) struct GuestTimeline {
     pub stamps: Vec<(String, GuestTime)>,
 }
 
+/// A milestone line as the console saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SeenMilestone {
+    pub name: String,
+    /// From the guest's entry point, as the guest measured it.
+    pub time: GuestTime,
+    /// When the host read the line.
+    pub at: Instant,
+}
+
 /// `Some` for a timeline line (`None` for any other line, or a garbled one).
 pub(crate) fn parse_line(line: &[u8]) -> Option<GuestTimeline> {
+    let stamps = stamps(line, TIMELINE_PREFIX)?;
+    (!stamps.is_empty()).then_some(GuestTimeline { stamps })
+}
+
+/// `Some((name, time))` for a milestone line, which has one stamp.
+pub(crate) fn parse_milestone(line: &[u8]) -> Option<(String, GuestTime)> {
+    let mut stamps = stamps(line, MILESTONE_PREFIX)?;
+    (stamps.len() == 1).then(|| stamps.remove(0))
+}
+
+/// The `<name>=<n>` stamps of a line that starts with `prefix` and a unit.
+fn stamps(line: &[u8], prefix: &str) -> Option<Vec<(String, GuestTime)>> {
     let line = std::str::from_utf8(line).ok()?;
     let line = line.strip_suffix('\r').unwrap_or(line);
-    let mut words = line.strip_prefix(TIMELINE_PREFIX)?.split(' ');
+    let mut words = line.strip_prefix(prefix)?.split(' ');
     let unit: fn(u64) -> GuestTime = match words.next()? {
         "ns" => GuestTime::Ns,
         "ticks" => GuestTime::Ticks,
         _ => return None,
     };
-    let stamps = words
+    words
         .map(|word| {
             let (name, value) = word.split_once('=')?;
             Some((name.to_owned(), unit(value.parse().ok()?)))
         })
-        .collect::<Option<Vec<_>>>()?;
-    (!stamps.is_empty()).then_some(GuestTimeline { stamps })
+        .collect()
 }
 
 /// One phase of the guest's boot.
@@ -82,16 +109,37 @@ fn nanoseconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
     s.serialize_u128(d.as_nanos())
 }
 
-/// The guest's boot phases in order, each ending where the next starts.
+/// A moment after `main` that boot time is measured to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Milestone {
+    /// `listening`: the first socket a server listens on.
+    pub name: String,
+    /// From the guest's entry point, as the guest measured it.
+    #[serde(rename = "at_ns", serialize_with = "nanoseconds")]
+    pub at: Duration,
+    /// From QEMU's launch to the host reading the milestone's line.
+    #[serde(rename = "host_ns", serialize_with = "nanoseconds")]
+    pub host_at: Duration,
+}
+
+/// The guest's boot phases in order, each ending where the next starts, and the milestones
+/// after them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Timeline {
     pub phases: Vec<Phase>,
+    pub milestones: Vec<Milestone>,
 }
 
 impl GuestTimeline {
-    /// In time, converting ticks at `ticks_per_second`; `None` when the line is in ticks and
-    /// the rate is unknown.
-    pub(crate) fn convert(&self, ticks_per_second: Option<f64>) -> Option<Timeline> {
+    /// In time, converting ticks at `ticks_per_second`, with the `milestones` seen after it
+    /// (host times from `launch`); `None` when the line is in ticks and the rate is unknown.
+    /// A milestone in ticks without a rate is left out.
+    pub(crate) fn convert(
+        &self,
+        ticks_per_second: Option<f64>,
+        milestones: &[SeenMilestone],
+        launch: Instant,
+    ) -> Option<Timeline> {
         let phases = self
             .stamps
             .iter()
@@ -105,7 +153,17 @@ impl GuestTimeline {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Timeline { phases })
+        let milestones = milestones
+            .iter()
+            .filter_map(|seen| {
+                Some(Milestone {
+                    name: seen.name.clone(),
+                    at: seen.time.to_duration(ticks_per_second)?,
+                    host_at: seen.at.saturating_duration_since(launch),
+                })
+            })
+            .collect();
+        Some(Timeline { phases, milestones })
     }
 }
 
@@ -144,7 +202,9 @@ pub fn table(timeline: &Timeline, times: &BootTimes) -> String {
     let width = timeline
         .phases
         .iter()
-        .map(|p| p.name.chars().count())
+        .map(|p| &p.name)
+        .chain(timeline.milestones.iter().map(|m| &m.name))
+        .map(|name| name.chars().count())
         .max()
         .unwrap_or(0)
         .max("phase".len());
@@ -166,22 +226,44 @@ pub fn table(timeline: &Timeline, times: &BootTimes) -> String {
         text.push_str(&line);
         text.push('\n');
     }
-    text.push_str(&host_line(times));
+    for milestone in &timeline.milestones {
+        text.push_str(&format!(
+            "{:width$}  {:>12}  {:>10}\n",
+            milestone.name,
+            short(milestone.at),
+            format!(
+                "+{}",
+                short(milestone.at.saturating_sub(timeline.entry_to_main()))
+            ),
+        ));
+    }
+    text.push_str(&host_line(timeline, times));
     text.push('\n');
     text
 }
 
-/// `host: launch → first byte 31.2 ms → ready 31.3 ms → exit 33.0 ms`
-fn host_line(times: &BootTimes) -> String {
+/// `host: launch → first byte 31.2 ms → ready 31.3 ms → listening 32.0 ms → exit 33.0 ms`
+fn host_line(timeline: &Timeline, times: &BootTimes) -> String {
     let mut line = "host: launch".to_owned();
-    if let Some(first) = times.first_byte {
-        let _ = write!(line, " → first byte {}", short(first));
+    for (label, at) in host_marks(timeline, times) {
+        let _ = write!(line, " → {label} {}", short(at));
     }
-    if let Some(ready) = times.ready {
-        let _ = write!(line, " → ready {}", short(ready));
-    }
-    let _ = write!(line, " → exit {}", short(times.total));
     line
+}
+
+/// What the host saw when, from QEMU's launch: first byte, ready, each milestone, exit.
+fn host_marks<'a>(timeline: &'a Timeline, times: &BootTimes) -> Vec<(&'a str, Duration)> {
+    let mut marks = Vec::new();
+    marks.extend(times.first_byte.map(|at| ("first byte", at)));
+    marks.extend(times.ready.map(|at| ("ready", at)));
+    marks.extend(
+        timeline
+            .milestones
+            .iter()
+            .map(|m| (m.name.as_str(), m.host_at)),
+    );
+    marks.push(("exit", times.total));
+    marks
 }
 
 const CHART_WIDTH: f64 = 960.0;
@@ -210,7 +292,7 @@ pub fn svg(timeline: &Timeline, times: &BootTimes, title: &str) -> String {
     let x0 = MARGIN + LABEL_WIDTH;
     let rows = timeline.phases.len();
     let host_top = MARGIN + 40.0;
-    let guest_top = host_top + 4.0 * ROW;
+    let guest_top = host_top + (2 + timeline.milestones.len()) as f64 * ROW;
     let height = guest_top + (rows as f64 + 2.0) * ROW + MARGIN;
     let mut svg = String::new();
     let _ = writeln!(
@@ -248,13 +330,8 @@ pub fn svg(timeline: &Timeline, times: &BootTimes, title: &str) -> String {
             (hx(end) - hx(start)).max(1.0)
         );
     }
-    let marks = [
-        ("first byte", times.first_byte),
-        ("ready", times.ready),
-        ("exit", Some(times.total)),
-    ];
+    let marks = host_marks(timeline, times);
     for (i, (label, at)) in marks.iter().enumerate() {
-        let Some(at) = at else { continue };
         let x = hx(*at);
         let y = host_top + BAR + 12.0 + i as f64 * 13.0;
         let _ = writeln!(
@@ -318,7 +395,7 @@ mod tests {
             b"uniklink:timeline ns entry=0 paging=21034 runtime=40112 init.console=41020 main=41577\r",
         )
         .unwrap();
-        let timeline = raw.convert(None).unwrap();
+        let timeline = raw.convert(None, &[], Instant::now()).unwrap();
         let names: Vec<&str> = timeline.phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
@@ -330,10 +407,55 @@ mod tests {
     }
 
     #[test]
+    fn a_milestone_line_has_one_stamp() {
+        assert_eq!(
+            parse_milestone(b"uniklink:milestone ns listening=83412\r"),
+            Some(("listening".to_owned(), GuestTime::Ns(83412)))
+        );
+        for line in [
+            &b"uniklink:milestone ns"[..],
+            b"uniklink:milestone ns a=1 b=2",
+            b"uniklink:milestone parsecs a=1",
+            b"uniklink:timeline ns entry=0",
+        ] {
+            assert_eq!(
+                parse_milestone(line),
+                None,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn milestones_show_after_main_with_the_hosts_time() {
+        let launch = Instant::now();
+        let seen = [SeenMilestone {
+            name: "listening".to_owned(),
+            time: GuestTime::Ns(141_577),
+            at: launch + Duration::from_micros(32_000),
+        }];
+        let timeline = parse_line(b"uniklink:timeline ns entry=0 main=41577")
+            .unwrap()
+            .convert(None, &seen, launch)
+            .unwrap();
+        let table = table(&timeline, &times());
+        assert!(
+            table.contains("listening      141.6 µs   +100.0 µs\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("→ ready 31.3 ms → listening 32.0 ms → exit 33.0 ms"),
+            "{table}"
+        );
+        assert!(svg(&timeline, &times(), "t").contains("listening 32.0 ms"));
+    }
+
+    #[test]
     fn ticks_need_a_rate() {
         let raw = parse_line(b"uniklink:timeline ticks entry=0 paging=2000 main=5000").unwrap();
-        assert_eq!(raw.convert(None), None);
-        let timeline = raw.convert(Some(1e9)).unwrap();
+        assert_eq!(raw.convert(None, &[], Instant::now()), None);
+        let timeline = raw.convert(Some(1e9), &[], Instant::now()).unwrap();
         assert_eq!(timeline.entry_to_main(), Duration::from_nanos(5000));
     }
 
@@ -364,7 +486,7 @@ mod tests {
     fn sample() -> Timeline {
         parse_line(b"uniklink:timeline ns entry=0 paging=21034 init.a<b=40112 main=41577")
             .unwrap()
-            .convert(None)
+            .convert(None, &[], Instant::now())
             .unwrap()
     }
 

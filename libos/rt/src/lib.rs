@@ -26,5 +26,5 @@ mod params;
 mod stack;
 mod start;
 pub mod time;
-mod timeline;
+pub mod timeline;
 mod weave;

@@ -8,8 +8,12 @@
 //! Values count from entry, in nanoseconds (`ns`) when the platform states the counter's
 //! frequency, else in counter ticks (`ticks`). Inits are named by the glue object's list of
 //! live components in init order, or numbered from 1 in an image linked without it.
+//!
+//! After `main` has started, components mark [`milestone`]s, each a line of its own when
+//! the timeline was asked for: `uniklink:milestone ns listening=83412` (the net component's
+//! first listening socket).
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use unik_platform::clock::TscScale;
 use unik_platform::decimal::{MAX_DIGITS, decimal};
@@ -42,6 +46,8 @@ pub(crate) static PHASE_TICKS: [AtomicU64; PHASES] = [const { AtomicU64::new(0) 
 /// that stamping needs no branch.
 static INIT_TICKS: [AtomicU64; MAX_INITS + 1] = [const { AtomicU64::new(0) }; MAX_INITS + 1];
 static INITS: AtomicUsize = AtomicUsize::new(0);
+/// Whether the command line asked for the timeline; set before `main`.
+static ASKED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn stamp(phase: Phase) {
     PHASE_TICKS[phase as usize].store(arch::ticks(), Ordering::Relaxed);
@@ -73,11 +79,13 @@ pub(crate) fn write_number(value: u64) {
 }
 
 /// Prints the timeline line; `scale` converts ticks to nanoseconds where the frequency is
-/// known. `names` are the inits' components, separated by spaces.
+/// known. `names` are the inits' components, separated by spaces. Milestones print from now
+/// on.
 pub(crate) fn print(scale: Option<TscScale>, names: &str) {
+    ASKED.store(true, Ordering::Relaxed);
     let value = |ticks: u64| scale.map_or(ticks, |scale| scale.ticks_to_ns(ticks));
     write_bytes(b"uniklink:timeline ");
-    write_bytes(if scale.is_some() { b"ns" } else { b"ticks" });
+    write_unit(scale);
     let runtime_phases = [
         (&b"entry"[..], Phase::Entry),
         (b"paging", Phase::Paging),
@@ -100,6 +108,28 @@ pub(crate) fn print(scale: Option<TscScale>, names: &str) {
     }
     write_stamp(&[b"main"], value(ticks_to(Phase::Main)));
     write_bytes(b"\n");
+}
+
+/// Marks a moment after `main` started that boot time is measured to (`listening`: the first
+/// socket a server listens on), printed as a line of its own when the command line asks for
+/// the timeline, counted from entry like the timeline's phases. `name` is one word.
+pub fn milestone(name: &str) {
+    if !ASKED.load(Ordering::Relaxed) {
+        return;
+    }
+    let since = since_entry(arch::ticks());
+    let scale = arch::stated_frequency().and_then(|(hz, _)| TscScale::from_hz(hz));
+    write_bytes(b"uniklink:milestone ");
+    write_unit(scale);
+    write_stamp(
+        &[name.as_bytes()],
+        scale.map_or(since, |scale| scale.ticks_to_ns(since)),
+    );
+    write_bytes(b"\n");
+}
+
+fn write_unit(scale: Option<TscScale>) {
+    write_bytes(if scale.is_some() { b"ns" } else { b"ticks" });
 }
 
 /// ` <name>=<value>`, the name in pieces.
