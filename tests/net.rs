@@ -601,6 +601,155 @@ fn a_request_that_never_finishes_is_timed_out() {
     assert_serves_the_page(server.port);
 }
 
+/// The guest's frames on a network with nothing else on it (a QEMU hub port), written by
+/// QEMU to a pcap file, and the runner's JSON report of a boot stopped at `listening`.
+struct Isolated {
+    frames: Vec<Vec<u8>>,
+    report: serde_json::Value,
+}
+
+/// Boots `image` on a network with no DHCP server and no peer, until its first listening
+/// socket (`run --until listening`).
+fn boot_isolated(image: &Path) -> Isolated {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pcap = dir.path().join("frames.pcap");
+    let out = uniklink()
+        .args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS])
+        .args(["--until", "listening", "--json"])
+        .arg(image)
+        .args(["--", "-netdev", "hubport,id=n0,hubid=0"])
+        .args(["-device", "virtio-net-device,netdev=n0", "-object"])
+        .arg(format!(
+            "filter-dump,id=f0,netdev=n0,file={}",
+            pcap.display()
+        ))
+        .output()
+        .expect("cargo-uniklink run runs");
+    let console = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the JSON report ({e}); console: {console}"));
+    assert!(
+        out.status.success(),
+        "the guest reaches `listening`: {report:#}\n{console}"
+    );
+    let frames = pcap_frames(&std::fs::read(&pcap).expect("QEMU wrote the pcap file"));
+    Isolated { frames, report }
+}
+
+/// The frames of a pcap file (microsecond format, this host's byte order).
+fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(
+        bytes.get(..4),
+        Some(&0xa1b2_c3d4u32.to_ne_bytes()[..]),
+        "pcap magic"
+    );
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while let Some(header) = bytes.get(at..at + 16) {
+        let len = u32::from_ne_bytes(header[8..12].try_into().unwrap()) as usize;
+        let frame = bytes
+            .get(at + 16..at + 16 + len)
+            .expect("a whole frame in the pcap file");
+        frames.push(frame.to_vec());
+        at += 16 + len;
+    }
+    frames
+}
+
+/// Whether `frame` is an IPv4 UDP datagram to port 67: a DHCP client's request.
+fn is_dhcp_request(frame: &[u8]) -> bool {
+    let ipv4 = frame.get(12..14) == Some(&[0x08, 0x00]);
+    let Some(ip) = frame.get(14..).filter(|_| ipv4) else {
+        return false;
+    };
+    let header = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+    ip.get(9) == Some(&17) && ip.get(header + 2..header + 4) == Some(&67u16.to_be_bytes())
+}
+
+/// The boot is timed to the first listening socket, which the report carries beside the
+/// ready marker, ordered after it.
+fn assert_listening_after_ready(report: &serde_json::Value) {
+    assert_eq!(report["stopped"], true, "{report:#}");
+    assert_eq!(report["exit_status"], 0, "{report:#}");
+    let listening = report["milestones_ns"]["listening"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a listening milestone: {report:#}"));
+    let ready = report["ready_ns"].as_u64().expect("a ready time");
+    assert!(listening >= ready, "{report:#}");
+}
+
+/// With the manifest's static address (httpd.yaml), the stack never asks DHCP: the server
+/// answers on QEMU's user network, whose DHCP server is never asked.
+#[test]
+fn a_static_address_skips_dhcp() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pcap = dir.path().join("frames.pcap");
+    let port = free_port();
+    let server = Server::boot_with_network(
+        port,
+        &[
+            "-netdev",
+            &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080"),
+            "-device",
+            "virtio-net-device,netdev=n0",
+            "-object",
+            &format!("filter-dump,id=f0,netdev=n0,file={}", pcap.display()),
+        ],
+    );
+    assert_serves_the_page(server.port);
+    drop(server);
+    let frames = pcap_frames(&std::fs::read(&pcap).expect("QEMU wrote the pcap file"));
+    assert!(!frames.is_empty(), "the page went through the dump");
+    assert!(
+        !frames.iter().any(|f| is_dhcp_request(f)),
+        "no DHCP request with a static address"
+    );
+}
+
+/// Without a static address the DHCP client starts with the stack but `main` does not wait
+/// for a lease: with no DHCP server and a `dhcp_wait` of an hour, the server still reaches its
+/// first listening socket, and the request it sent is on the wire.
+#[test]
+fn dhcp_does_not_hold_up_main() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("manifests/httpd.yaml"))
+        .expect("manifests/httpd.yaml");
+    for line in ["      address: 10.0.2.15/24\n", "      gateway: 10.0.2.2\n"] {
+        assert!(text.contains(line), "httpd.yaml has `{}`", line.trim());
+    }
+    let text = text
+        .replace("name: httpd\n", "name: httpd-dhcp\n")
+        .replace("      address: 10.0.2.15/24\n", "      dhcp_wait: 3600s\n")
+        .replace("      gateway: 10.0.2.2\n", "")
+        .replace(
+            "path: ../fixtures/apps/httpd",
+            &format!("path: {ROOT}/fixtures/apps/httpd"),
+        );
+    let dir = Path::new(ROOT).join("target/net-tests");
+    std::fs::create_dir_all(&dir).expect("target/net-tests");
+    let manifest = dir.join("httpd-dhcp.yaml");
+    std::fs::write(&manifest, text).expect("writing the test manifest");
+    let out = uniklink()
+        .args(["build", "--release", "-m"])
+        .arg(&manifest)
+        .args(["--", "--locked"])
+        .output()
+        .expect("cargo-uniklink build runs");
+    assert!(
+        out.status.success(),
+        "building httpd-dhcp failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image =
+        Path::new(ROOT).join("fixtures/apps/httpd/target/uniklink/release/httpd-dhcp-x86_64.elf");
+    let boot = boot_isolated(&image);
+    assert_listening_after_ready(&boot.report);
+    assert!(
+        boot.frames.iter().any(|f| is_dhcp_request(f)),
+        "the DHCP client asked for a lease ({} frames)",
+        boot.frames.len()
+    );
+}
+
 /// The net component's `component.yaml` declares exactly the parameters its code reads, each
 /// with the type the code reads, and the manifest's overrides resolve against it.
 #[test]
@@ -693,6 +842,9 @@ fn the_woven_image_carries_the_manifests_net_parameters() {
     assert_eq!(param("tcp_window"), 128 * 1024);
     assert_eq!(param("socket_tx_buffer"), 64 * 1024, "network profile");
     assert_eq!(param("rx_ring_size"), 256, "network profile");
+    assert_eq!(param("gateway"), 0x0a00_0202, "10.0.2.2");
+    // 10.0.2.15/24: the address's bits above the prefix length.
+    assert_eq!(param("address"), 0x0002_0f18, "the low half of the u64");
 
     let report: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.join("httpd-x86_64.json")).expect("the build report"),

@@ -63,8 +63,7 @@ pub fn lookup_host(name: &str, timeout: Option<Duration>) -> Result<Vec<Ipv4Addr
         return Ok(addresses);
     }
     let params = DnsParams::get();
-    let query_timeout = Duration::from_nanos(params.dns_query_timeout);
-    let (addresses, ttl) = ask(&wire_name, timeout, query_timeout)?;
+    let (addresses, ttl) = ask(&wire_name, timeout, &params)?;
     remember(key, &addresses, ttl, params.dns_cache_size);
     Ok(addresses)
 }
@@ -118,10 +117,17 @@ fn remember(name: String, addresses: &[Ipv4Addr], ttl: u32, capacity: usize) {
     });
 }
 
-/// The name servers to ask: those on the command line, else the DHCP lease's.
-fn servers() -> Result<Vec<SocketAddrV4>, Error> {
+/// The name servers to ask: those on the command line, else the `dns` parameter's, else the
+/// DHCP lease's (waiting for it).
+fn servers(params: &DnsParams) -> Result<Vec<SocketAddrV4>, Error> {
     let mut servers = configured_servers(unik_rt::cmdline::command_line());
+    if servers.is_empty()
+        && let Some(server) = params.server()
+    {
+        servers.push(SocketAddrV4::new(server, DNS_PORT));
+    }
     if servers.is_empty() {
+        stack::wait_for_address()?;
         servers = stack::with(|stack| {
             Ok(stack
                 .dns_servers
@@ -167,9 +173,10 @@ enum Answer {
 fn ask(
     name: &[u8],
     timeout: Option<Duration>,
-    query_timeout: Duration,
+    params: &DnsParams,
 ) -> Result<(Vec<Ipv4Addr>, u32), Error> {
-    let servers = servers()?;
+    let query_timeout = Duration::from_nanos(params.dns_query_timeout);
+    let servers = servers(params)?;
     let deadline = timeout.map(|t| time::now() + t);
     let socket = UdpSocket::bind(0)?;
     let mut failed = vec![false; servers.len()];

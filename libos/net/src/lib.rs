@@ -2,10 +2,15 @@
 //! virtio-pci on q35), the smoltcp TCP/IP stack (IPv4, ARP, TCP, UDP, DHCP), a DNS stub
 //! resolver and the small socket API apps see as `unik::net`.
 //!
-//! The address comes from DHCP; when no lease arrives within three seconds of bring-up, from
-//! `uniklink.net.ip=<a.b.c.d>/<prefix>` and `uniklink.net.gateway=<a.b.c.d>` on the command
-//! line (the manifest's `cmdline`). Host names resolve through the name servers of
-//! `uniklink.net.dns=<a.b.c.d>[:<port>]` on the command line, else those of the DHCP lease.
+//! The address is static when the `address` parameter (the manifest's
+//! `components.params.net.address`) or `uniklink.net.ip=<a.b.c.d>/<prefix>` on the command
+//! line gives one, with the `gateway` parameter or `uniklink.net.gateway=<a.b.c.d>` as the
+//! default route: no DHCP then. Otherwise a DHCP client starts with the stack, and boot does
+//! not wait for it: only a call that needs an address (`TcpStream::connect`,
+//! `UdpSocket::send_to`, `lookup_host`, `local_addr`) waits for the lease, at most the
+//! `dhcp_wait` parameter; a listener takes connections once the lease has come. Host names
+//! resolve through the name servers of `uniklink.net.dns=<a.b.c.d>[:<port>]` on the command
+//! line, else the `dns` parameter's, else those of the DHCP lease.
 //! Interrupts are off in the library OS, so the stack moves only while a socket call polls it:
 //! blocking calls poll until they can answer or their timeout passes, and a server should not
 //! compute for long between calls.
@@ -82,7 +87,8 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-/// Brings the network up: finds the card, sets up the stack and waits for an address. Runs
+/// Brings the network up: finds the card, sets up the stack, and takes the static address
+/// or sends the first DHCP request (without waiting for the answer). Runs
 /// before the app's `main` when the component is linked in; the first socket call runs it
 /// otherwise. Safe to call more than once.
 #[unsafe(no_mangle)]
@@ -97,7 +103,9 @@ pub extern "C" fn unik_net_init() {
 #[unsafe(link_section = ".init_array")]
 static REGISTER: extern "C" fn() = unik_net_init;
 
-/// The IPv4 address the stack has, once it has one.
+/// The IPv4 address the stack has, waiting for the DHCP lease (at most the `dhcp_wait`
+/// parameter) when there is no static address.
 pub fn local_addr() -> Result<core::net::Ipv4Addr, Error> {
+    stack::wait_for_address()?;
     stack::with(|stack| stack.address().ok_or(Error::Unreachable))
 }

@@ -27,8 +27,6 @@ use crate::Error;
 use crate::device::Nic;
 use crate::params::Params;
 
-/// How long boot waits for a DHCP lease before using the static address, if one is given.
-const DHCP_WAIT: Duration = Duration::from_secs(3);
 /// A closed socket that has not finished its goodbye by then is freed anyway; the peer's next
 /// segment then gets a reset.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -76,6 +74,17 @@ pub(crate) fn init() {
     if slot.is_none() {
         *slot = Some(Stack::new().map(Box::new));
     }
+}
+
+/// Waits for the stack to have an address: at once with a static one, else until the DHCP
+/// lease arrives, at most the `dhcp_wait` parameter (`Unreachable` after that).
+pub(crate) fn wait_for_address() -> Result<(), Error> {
+    let wait = with(|stack| Ok(Duration::from_nanos(stack.params.dhcp_wait)))?;
+    block_on(Some(wait), |stack| stack.has_address().then_some(Ok(()))).map_err(|error| match error
+    {
+        Error::TimedOut => Error::Unreachable,
+        other => other,
+    })
 }
 
 /// Runs `f` on the stack, bringing it up first if no init ran.
@@ -154,20 +163,13 @@ impl Stack {
             dns_servers: [None; DHCP_MAX_DNS_SERVER_COUNT],
             random,
         };
-        let fallback = StaticConfig::from_cmdline(unik_rt::cmdline::command_line());
-        stack.dhcp = Some(stack.sockets.add(dhcpv4::Socket::new()));
-        let deadline = time::now() + DHCP_WAIT;
-        while !stack.has_address() && time::now() < deadline {
-            stack.poll();
-            core::hint::spin_loop();
-        }
-        if !stack.has_address()
-            && let Some(fallback) = fallback
-        {
-            if let Some(handle) = stack.dhcp.take() {
-                stack.sockets.remove(handle);
+        match StaticConfig::new(unik_rt::cmdline::command_line(), &stack.params) {
+            Some(config) => stack.configure(config.address, config.gateway),
+            None => {
+                stack.dhcp = Some(stack.sockets.add(dhcpv4::Socket::new()));
+                // Sends the first DISCOVER; the lease arrives while later calls poll.
+                stack.poll();
             }
-            stack.configure(fallback.address, fallback.gateway);
         }
         Ok(stack)
     }
@@ -416,17 +418,18 @@ pub(crate) fn zeroed(len: usize) -> Result<Vec<u8>, Error> {
     Ok(buffer)
 }
 
-/// The fallback address from the command line: `uniklink.net.ip=10.0.2.15/24` and optionally
-/// `uniklink.net.gateway=10.0.2.2`.
+/// A static address: `uniklink.net.ip=10.0.2.15/24` and `uniklink.net.gateway=10.0.2.2` on
+/// the command line, each over the `address` and `gateway` parameters.
 struct StaticConfig {
     address: Ipv4Cidr,
     gateway: Option<Ipv4Addr>,
 }
 
 impl StaticConfig {
-    fn from_cmdline(cmdline: &[u8]) -> Option<StaticConfig> {
-        let mut address = None;
-        let mut gateway = None;
+    /// `None` when neither the command line nor the parameters give an address: DHCP then.
+    fn new(cmdline: &[u8], params: &Params) -> Option<StaticConfig> {
+        let mut address = params.static_address();
+        let mut gateway = params.gateway();
         for word in cmdline.split(u8::is_ascii_whitespace) {
             let Ok(word) = core::str::from_utf8(word) else {
                 continue;
@@ -435,11 +438,14 @@ impl StaticConfig {
                 let (ip, prefix) = value.split_once('/').unwrap_or((value, "24"));
                 if let (Ok(ip), Ok(prefix)) = (ip.parse::<Ipv4Addr>(), prefix.parse::<u8>())
                     && prefix <= 32
+                    && !ip.is_unspecified()
                 {
                     address = Some(Ipv4Cidr::new(ip, prefix));
                 }
-            } else if let Some(value) = word.strip_prefix("uniklink.net.gateway=") {
-                gateway = value.parse().ok();
+            } else if let Some(value) = word.strip_prefix("uniklink.net.gateway=")
+                && let Ok(ip) = value.parse()
+            {
+                gateway = Some(ip);
             }
         }
         Some(StaticConfig {

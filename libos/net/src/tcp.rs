@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use core::net::SocketAddrV4;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 
 use smoltcp::iface::SocketHandle;
@@ -11,6 +12,9 @@ use smoltcp::wire::IpAddress;
 
 use crate::Error;
 use crate::stack::{self, Listener};
+
+/// Whether a listener was bound yet: the first is the boot timeline's `listening` milestone.
+static LISTENING: AtomicBool = AtomicBool::new(false);
 
 /// A TCP server socket, like `std::net::TcpListener`.
 #[derive(Debug)]
@@ -28,7 +32,7 @@ impl TcpListener {
         if port == 0 {
             return Err(Error::AddrInUse);
         }
-        stack::with(|stack| {
+        let listener = stack::with(|stack| {
             if stack.listeners.iter().flatten().any(|l| l.port == port) {
                 return Err(Error::AddrInUse);
             }
@@ -56,7 +60,11 @@ impl TcpListener {
                 return Err(Error::TooManySockets);
             }
             Ok(TcpListener { id, port })
-        })
+        })?;
+        if !LISTENING.swap(true, Ordering::Relaxed) {
+            unik_rt::timeline::milestone("listening");
+        }
+        Ok(listener)
     }
 
     pub fn port(&self) -> u16 {
@@ -102,6 +110,7 @@ impl TcpStream {
     /// not answer in time, `Unreachable` when nothing could be sent (no address, no route).
     /// Counts against the `max_sockets` parameter.
     pub fn connect(addr: SocketAddrV4, timeout: Option<Duration>) -> Result<TcpStream, Error> {
+        stack::wait_for_address()?;
         let stream = TcpStream {
             handle: stack::with(|stack| stack.connect(addr))?,
         };

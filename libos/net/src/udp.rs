@@ -58,6 +58,7 @@ impl UdpSocket {
         to: SocketAddrV4,
         timeout: Option<Duration>,
     ) -> Result<(), Error> {
+        stack::wait_for_address()?;
         let endpoint = IpEndpoint::new(IpAddress::Ipv4(*to.ip()), to.port());
         stack::block_on(timeout, |stack| {
             let socket = stack.sockets.get_mut::<udp::Socket>(self.handle);
