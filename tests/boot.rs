@@ -67,6 +67,47 @@ fn only_an_app_that_reads_the_clock_links_the_pit_calibration() {
     ));
 }
 
+/// Under TCG, whose CPU states no TSC rate, `run` states the host's on the command line and
+/// the clock takes it from there; a garbled word leaves the rate unstated, for the PIT
+/// calibration to find when the app reads the clock.
+#[test]
+fn under_tcg_the_clock_takes_the_runners_tsc_rate() {
+    let clock_line = |append: &str| {
+        let image = SUITE.built("clock").image;
+        let out = apps::uniklink()
+            .args([
+                "run",
+                "--accel",
+                "tcg",
+                "--timeout",
+                "120",
+                "--append",
+                append,
+            ])
+            .arg(&image)
+            .output()
+            .expect("cargo-uniklink run runs");
+        let console = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{console}");
+        assert!(console.contains("unix_time "), "{console}");
+        console
+            .lines()
+            .find(|line| line.starts_with("uniklink:verbose tsc "))
+            .unwrap_or_else(|| panic!("a verbose clock line: {console}"))
+            .to_owned()
+    };
+    let stated = clock_line("uniklink.verbose");
+    let hz: u64 = stated["uniklink:verbose tsc ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a rate in {stated}"));
+    assert!((1_000_000..=100_000_000_000).contains(&hz), "{stated}");
+    assert!(stated.ends_with(" Hz from uniklink.tsc_hz"), "{stated}");
+    let unstated = clock_line("uniklink.verbose uniklink.tsc_hz=0");
+    assert!(unstated.contains("not stated"), "{unstated}");
+}
+
 #[test]
 fn the_timeline_lists_the_boot_phases_in_woven_order() {
     SUITE.assert_timeline_in_woven_order("clock");

@@ -257,7 +257,12 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         });
     }
     let accel = opts.accel.resolve();
-    let cmdline = command_line(opts);
+    // TCG's CPU states no TSC rate and runs the guest's TSC at the host's: say it, so the
+    // guest converts its clock without calibrating it.
+    let tsc_hz = (accel == ResolvedAccel::Tcg && opts.arch == Arch::X86_64)
+        .then(host_tsc_hz)
+        .flatten();
+    let cmdline = command_line(opts, tsc_hz);
     let args = qemu::command_line(
         spec,
         &Invocation {
@@ -407,17 +412,40 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
     }
 }
 
-/// The guest's command line: the caller's, with [`TIMELINE_WORD`] when the timeline or a
-/// milestone is asked for.
-fn command_line(opts: &RunOptions) -> Option<String> {
+/// The guest's command line: [`TIMELINE_WORD`] when the timeline or a milestone is asked for,
+/// the TSC rate when the runner knows it and the CPU does not state it, then the caller's.
+fn command_line(opts: &RunOptions, tsc_hz: Option<u64>) -> Option<String> {
     let milestone = matches!(opts.until, Some(StopPoint::Milestone(_)));
-    if !opts.timeline && !milestone {
-        return opts.cmdline.clone();
+    let words: Vec<String> = (opts.timeline || milestone)
+        .then(|| TIMELINE_WORD.to_owned())
+        .into_iter()
+        .chain(tsc_hz.map(|hz| format!("{TSC_HZ_WORD}{hz}")))
+        .chain(opts.cmdline.clone())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The command-line word that states the guest's TSC rate in Hz.
+const TSC_HZ_WORD: &str = "uniklink.tsc_hz=";
+/// How long the host's TSC is timed against its monotonic clock: the error of the two reads
+/// at each end (a few µs at worst) stays under 0.1% of it.
+const TSC_MEASUREMENT: Duration = Duration::from_millis(5);
+
+/// The host's TSC rate, where the host's kernel says the TSC is invariant (`constant_tsc` and
+/// `nonstop_tsc`: it ticks at one rate whatever the CPU's frequency or sleep state), measured
+/// against the monotonic clock before QEMU starts.
+fn host_tsc_hz() -> Option<u64> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = cpuinfo.lines().find(|line| line.starts_with("flags"))?;
+    let invariant = ["constant_tsc", "nonstop_tsc"]
+        .iter()
+        .all(|flag| flags.split_ascii_whitespace().any(|f| f == *flag));
+    if !invariant {
+        return None;
     }
-    Some(match &opts.cmdline {
-        Some(line) => format!("{TIMELINE_WORD} {line}"),
-        None => TIMELINE_WORD.to_owned(),
-    })
+    let start = HostTicks::now();
+    thread::sleep(TSC_MEASUREMENT);
+    start.rate_since().map(|hz| hz.round() as u64)
 }
 
 /// The host's TSC and clock read together, to measure the TSC's rate over a boot.
@@ -519,13 +547,23 @@ mod tests {
     #[test]
     fn the_timeline_word_goes_first_on_the_command_line() {
         let mut opts = RunOptions::new("/nonexistent.elf", Arch::X86_64);
-        assert_eq!(command_line(&opts), None);
+        assert_eq!(command_line(&opts, None), None);
         opts.timeline = true;
-        assert_eq!(command_line(&opts).as_deref(), Some("uniklink.timeline"));
+        assert_eq!(
+            command_line(&opts, None).as_deref(),
+            Some("uniklink.timeline")
+        );
         opts.cmdline = Some("uniklink.verbose uniklink.arg=a".to_owned());
         assert_eq!(
-            command_line(&opts).as_deref(),
-            Some("uniklink.timeline uniklink.verbose uniklink.arg=a")
+            command_line(&opts, Some(2_600_000_000)).as_deref(),
+            Some("uniklink.timeline uniklink.tsc_hz=2600000000 uniklink.verbose uniklink.arg=a")
+        );
+        opts.timeline = false;
+        opts.until = Some(StopPoint::Milestone("listening".to_owned()));
+        assert_eq!(
+            command_line(&opts, None).as_deref(),
+            Some("uniklink.timeline uniklink.verbose uniklink.arg=a"),
+            "a milestone needs the timeline"
         );
     }
 

@@ -17,6 +17,8 @@ pub enum TscSource {
     /// KVM's paravirtual clock: the TSC-to-nanoseconds scale the hypervisor keeps for the
     /// guest.
     KvmPvclock,
+    /// The command line's `uniklink.tsc_hz=`, from the virtual machine monitor.
+    CommandLine,
     /// Measured against PIT channel 0.
     Pit,
     /// aarch64: the generic timer's frequency register CNTFRQ_EL0, set by the firmware.
@@ -30,6 +32,7 @@ impl fmt::Display for TscSource {
             TscSource::CpuidBase => "cpuid-0x16",
             TscSource::HypervisorLeaf => "cpuid-0x40000010",
             TscSource::KvmPvclock => "kvm-pvclock",
+            TscSource::CommandLine => "uniklink.tsc_hz",
             TscSource::Pit => "pit",
             TscSource::GenericTimer => "cntfrq_el0",
         })

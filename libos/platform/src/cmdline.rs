@@ -104,6 +104,28 @@ pub fn decode(encoded: &[u8]) -> impl Iterator<Item = Result<u8, BadEscape>> + '
     })
 }
 
+const TSC_HZ: &[u8] = b"uniklink.tsc_hz=";
+/// The TSC rates `uniklink.tsc_hz=` may state; anything else is a garbled word, ignored.
+const TSC_HZ_RANGE: core::ops::RangeInclusive<u64> = 1_000_000..=100_000_000_000;
+
+/// The TSC rate the virtual machine monitor states on the command line
+/// (`uniklink.tsc_hz=<Hz>`, the last such word), for platforms whose CPU model states none:
+/// `cargo uniklink run` measures the host's invariant TSC, which QEMU's TCG runs the guest's
+/// at, and passes it. `None` when absent, not a decimal number, or outside 1 MHz to 100 GHz.
+pub fn tsc_hz(cmdline: &[u8]) -> Option<u64> {
+    let value = cmdline
+        .split(u8::is_ascii_whitespace)
+        .filter_map(|word| word.strip_prefix(TSC_HZ))
+        .last()?;
+    if value.is_empty() || value.len() > 20 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let hz = value.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    TSC_HZ_RANGE.contains(&hz).then_some(hz)
+}
+
 /// The app's arguments on `cmdline`, in order, still encoded.
 pub fn args(cmdline: &[u8]) -> impl Iterator<Item = &[u8]> {
     cmdline
@@ -207,6 +229,28 @@ mod tests {
     #[test]
     fn verbose_flag_forms() {
         assert!(!BootFlags::parse(b"").verbose);
+    }
+
+    #[test]
+    fn a_stated_tsc_rate_is_a_plausible_decimal() {
+        assert_eq!(tsc_hz(b"uniklink.tsc_hz=2600000000"), Some(2_600_000_000));
+        assert_eq!(
+            tsc_hz(b"uniklink.tsc_hz=1000000 x uniklink.tsc_hz=3000000000"),
+            Some(3_000_000_000),
+            "the last word wins"
+        );
+        for bad in [
+            &b""[..],
+            b"uniklink.tsc_hz=",
+            b"uniklink.tsc_hz=999999",
+            b"uniklink.tsc_hz=100000000001",
+            b"uniklink.tsc_hz=2.6e9",
+            b"uniklink.tsc_hz=-2600000000",
+            b"uniklink.tsc_hz=99999999999999999999999",
+            b"xuniklink.tsc_hz=2600000000",
+        ] {
+            assert_eq!(tsc_hz(bad), None, "{bad:?}");
+        }
         assert!(BootFlags::parse(b"uniklink.verbose").verbose);
         assert!(BootFlags::parse(b"console=ttyS0  uniklink.verbose=on\tapp.x=1").verbose);
         assert!(!BootFlags::parse(b"uniklink.verbose uniklink.verbose=0").verbose);

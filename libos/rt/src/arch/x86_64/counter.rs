@@ -1,8 +1,9 @@
 //! The TSC, which the runtime stamps boot with, and its frequency as the CPU or the
 //! hypervisor states it: CPUID 0x15 and 0x16, the hypervisor timing leaf 0x40000010, KVM's
-//! paravirtual clock. None of these measures anything, so boot never waits on a clock; where
-//! none answers (QEMU's TCG), the clock component measures the TSC against the PIT the first
-//! time the app reads the clock.
+//! paravirtual clock, then the command line's `uniklink.tsc_hz=` (which `cargo uniklink run`
+//! gives QEMU's TCG, whose CPU states none). None of these measures anything, so boot never
+//! waits on a clock; where none answers, the clock component measures the TSC against the PIT
+//! the first time the app reads the clock.
 
 use core::arch::asm;
 use core::arch::x86_64::{__cpuid, _rdtsc};
@@ -11,6 +12,7 @@ use core::ptr::{addr_of, read_volatile};
 use unik_platform::clock::{
     TscSource, hz_from_base_mhz, hz_from_crystal, hz_from_khz, hz_from_pvclock,
 };
+use unik_platform::cmdline::tsc_hz;
 
 const HYPERVISOR_PRESENT: u32 = 1 << 31;
 const HYPERVISOR_BASE: u32 = 0x4000_0000;
@@ -32,6 +34,12 @@ pub(crate) fn ticks() -> u64 {
 
 /// The TSC rate the platform states, in the order of the first source that answers.
 pub(crate) fn stated_frequency() -> Option<(u64, TscSource)> {
+    cpu_frequency()
+        .or_else(|| tsc_hz(crate::cmdline::command_line()).map(|hz| (hz, TscSource::CommandLine)))
+}
+
+/// The TSC rate the CPU or the hypervisor states through CPUID or KVM's clock.
+fn cpu_frequency() -> Option<(u64, TscSource)> {
     let max_leaf = __cpuid(0).eax;
     if max_leaf >= 0x15 {
         let leaf = __cpuid(0x15);
