@@ -47,10 +47,37 @@ pub struct LinkOptions {
     /// Hashed into the build id after the inputs: whatever else decides the image's bytes
     /// (the resolved manifest).
     pub build_id_salt: Vec<u8>,
+    /// What to report besides the image; on large inputs the size report costs more than
+    /// the link itself, so it is computed only when asked for.
+    pub report: ReportWanted,
+    /// Free the link's tables and unmap its inputs before returning. A process that exits
+    /// right after the link leaves that to the kernel, which reclaims the whole address space
+    /// at once, where freeing a large link's allocations one by one costs as much as a phase.
+    /// (The tables live and die inside [`link`], so a caller's `process::exit` would come
+    /// after they are freed; they are leaked here instead, once the image is written.)
+    pub free_memory: bool,
+}
+
+/// The parts of [`LinkOutput`] that are computed only on request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportWanted {
+    /// [`LinkOutput::kept`] and [`LinkOutput::dropped`].
+    pub sections: bool,
+    /// [`LinkOutput::sizes`]: sizes, retained sizes, owners and why-chains.
+    pub sizes: bool,
+}
+
+impl ReportWanted {
+    /// Everything the build report holds.
+    pub const ALL: ReportWanted = ReportWanted {
+        sections: true,
+        sizes: true,
+    };
 }
 
 impl LinkOptions {
-    /// Defaults of the `link` command: entry `_start`, GC on, symbols kept.
+    /// Defaults of the `link` command: entry `_start`, GC on, symbols kept, nothing reported
+    /// but the image's sections and symbols.
     pub fn new(inputs: Vec<PathBuf>, output: PathBuf) -> Self {
         Self {
             inputs,
@@ -64,6 +91,8 @@ impl LinkOptions {
             weave: None,
             image: ImageKind::Elf,
             build_id_salt: Vec::new(),
+            report: ReportWanted::default(),
+            free_memory: true,
         }
     }
 }
@@ -165,19 +194,24 @@ pub struct WhyReport {
 /// What a finished link reports.
 #[derive(Debug, Clone)]
 pub struct LinkOutput {
+    /// Empty unless [`ReportWanted::sections`].
     pub kept: Vec<SectionInfo>,
+    /// Empty unless [`ReportWanted::sections`].
     pub dropped: Vec<SectionInfo>,
     pub output_sections: Vec<OutputSectionInfo>,
     /// Global symbols in the image and their addresses, sorted by name.
     pub symbols: Vec<(String, u64)>,
     pub entry: u64,
+    /// The architecture's name: `x86_64`, `aarch64`.
+    pub arch: &'static str,
     pub why: Vec<WhyReport>,
     /// Set for image kinds that carry one (PVH).
     pub build_id: Option<BuildId>,
     /// Which components are in the image and why, when weaving.
     pub weave: Option<WeaveReport>,
-    /// Sizes, retained sizes and why-chains of the kept sections.
-    pub sizes: SizeReport,
+    /// Sizes, retained sizes and why-chains of the kept sections; `None` unless
+    /// [`ReportWanted::sizes`].
+    pub sizes: Option<SizeReport>,
     /// The image file's size, and what it would be stripped.
     pub written: Written,
 }
@@ -273,13 +307,17 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         .check(&layout, &opts.entry)
         .map_err(uniklink_linker::Error::from)?;
 
-    let sizes = crate::report::sizes(
-        &inputs,
-        &layout,
-        plan.as_ref().map(|p| &p.components),
-        opts.weave.as_ref().map(|w| &w.crates),
-        woven.as_ref(),
-    )?;
+    let sizes = if opts.report.sizes {
+        Some(crate::report::sizes(
+            &inputs,
+            &layout,
+            plan.as_ref().map(|p| &p.components),
+            opts.weave.as_ref().map(|w| &w.crates),
+            woven.as_ref(),
+        )?)
+    } else {
+        None
+    };
     let image = relocate(&layout)?;
     let written = write(
         &layout,
@@ -288,7 +326,15 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         &WriteOptions { strip: opts.strip },
     )?;
 
-    Ok(report(&layout, opts, written, build_id, woven, sizes))
+    let output = report(&layout, opts, written, build_id, woven, sizes);
+    if !opts.free_memory {
+        std::mem::forget(layout);
+        std::mem::forget(graph);
+        std::mem::forget(db);
+        std::mem::forget(objects);
+        std::mem::forget(inputs);
+    }
+    Ok(output)
 }
 
 /// `e_machine` of an ELF object, or of the first ELF member of an archive; 0 when neither.
@@ -326,7 +372,7 @@ fn report(
     written: Written,
     build_id: Option<BuildId>,
     weave: Option<WeaveReport>,
-    sizes: SizeReport,
+    sizes: Option<SizeReport>,
 ) -> LinkOutput {
     let graph = layout.graph;
     let db = graph.db;
@@ -365,15 +411,23 @@ fn report(
             }),
         })
         .collect();
+    let (kept, dropped) = if opts.report.sections {
+        (
+            graph
+                .kept_sections()
+                .map(|id| section_info(db, id))
+                .collect(),
+            graph
+                .dropped_sections()
+                .map(|id| section_info(db, id))
+                .collect(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     LinkOutput {
-        kept: graph
-            .kept_sections()
-            .map(|id| section_info(db, id))
-            .collect(),
-        dropped: graph
-            .dropped_sections()
-            .map(|id| section_info(db, id))
-            .collect(),
+        kept,
+        dropped,
         output_sections: layout
             .sections
             .iter()
@@ -385,6 +439,7 @@ fn report(
             .collect(),
         symbols,
         entry: layout.entry,
+        arch: layout.arch.name(),
         why,
         build_id,
         weave,

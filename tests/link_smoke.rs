@@ -150,6 +150,46 @@ fn strip_drops_the_symbol_table_and_gc_reports() {
 }
 
 #[test]
+fn a_size_report_is_written_when_asked_and_changes_no_byte() {
+    let Some(tc) = toolchain() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let object = compile(&tc, dir.path());
+    let plain = dir.path().join("plain");
+    assert!(
+        link(&tc, std::slice::from_ref(&object), &plain, &[])
+            .status
+            .success()
+    );
+    let reported = dir.path().join("reported");
+    let report = dir.path().join("reported.json");
+    let linked = link(
+        &tc,
+        &[object],
+        &reported,
+        &["--report", report.to_str().unwrap()],
+    );
+    assert!(linked.status.success(), "{linked:?}");
+    assert_eq!(
+        std::fs::read(&plain).unwrap(),
+        std::fs::read(&reported).unwrap()
+    );
+
+    let read = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"))
+            .args(args)
+            .output()
+            .expect("cargo-uniklink runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = read(&["report", report.to_str().unwrap()]);
+    assert!(shown.starts_with("reported: "), "{shown}");
+    assert!(shown.contains("C archive libc.a"), "{shown}");
+    let why = read(&["why", "--report", report.to_str().unwrap(), "printf"]);
+    assert!(why.contains("printf"), "{why}");
+}
+
+#[test]
 fn undefined_symbol_fails_without_output() {
     let Some(tc) = toolchain() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -202,6 +242,10 @@ fn library_call_reports_kept_dropped_and_symbols() {
     let out = dir.path().join("main");
     let opts = uniklink::pipeline::LinkOptions {
         why: vec!["main".to_owned()],
+        report: uniklink::pipeline::ReportWanted {
+            sections: true,
+            sizes: false,
+        },
         ..uniklink::pipeline::LinkOptions::new(inputs, out.clone())
     };
     let linked = uniklink::pipeline::link(&opts).expect("links");

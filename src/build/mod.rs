@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use uniklink_config::{App, Arch, Manifest, ResolvedConfig, Target};
 use uniklink_linker::image::ImageKind;
 
-use crate::pipeline::{self, LinkError, LinkOptions, LinkOutput, WeaveOptions};
+use crate::pipeline::{self, LinkError, LinkOptions, LinkOutput, ReportWanted, WeaveOptions};
 pub use cargo::CargoProfile;
 pub use report::BuildReport;
 
@@ -362,6 +362,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         build_id_salt: build_id_salt(&config, target),
         weave,
         strip: opts.strip,
+        report: ReportWanted::ALL,
         ..LinkOptions::new(inputs, paths.image.clone())
     };
     let link_step = tracing::info_span!("step", name = "linking").entered();

@@ -87,7 +87,10 @@ impl BuildReport {
             kept_sections: sections(&link.kept),
             dropped_sections: sections(&link.dropped),
             weave: link.weave.clone(),
-            sizes: link.sizes.clone(),
+            sizes: link
+                .sizes
+                .clone()
+                .expect("build links with ReportWanted::ALL"),
         }
     }
 

@@ -1,11 +1,16 @@
 //! `cargo uniklink link`: the low-level static linker, usable like `ld` for static
 //! executables. Inputs are objects and archives in any order.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use uniklink::pipeline::{LinkOptions, WeaveOptions, WhyReport, link};
+use miette::{IntoDiagnostic, WrapErr};
+use serde::Serialize;
+use uniklink::pipeline::{
+    LinkOptions, LinkOutput, ReportWanted, SectionInfo, WeaveOptions, WhyReport, link,
+};
 use uniklink_analyzer::graph::RootReason;
+use uniklink_analyzer::report::SizeReport;
 use uniklink_config::{ComponentRegistry, Manifest, ProfileName};
 
 /// Link objects and archives into a static executable.
@@ -35,6 +40,10 @@ pub struct LinkArgs {
     /// Leave out the symbol table.
     #[arg(long, short = 's')]
     strip: bool,
+    /// Write a size report that `cargo uniklink report`, `why` and `diff` read, as `build`
+    /// does; on large links computing it takes longer than the link.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Weave this library-OS component (its `component.yaml`): its init runs only if the
     /// program reaches it or the manifest requires it.
     #[arg(long, value_name = "FILE")]
@@ -91,6 +100,57 @@ fn print_why(report: &WhyReport) {
     }
 }
 
+/// The fields of a build report that `report`, `why` and `diff` read, named after the output.
+#[derive(Serialize)]
+struct LinkReport<'a> {
+    name: String,
+    arch: &'a str,
+    image: &'a Path,
+    image_size: u64,
+    stripped_size: u64,
+    kept_sections: Vec<Section<'a>>,
+    dropped_sections: Vec<Section<'a>>,
+    sizes: &'a SizeReport,
+}
+
+#[derive(Serialize)]
+struct Section<'a> {
+    object: &'a str,
+    section: &'a str,
+    size: u64,
+}
+
+fn sections(list: &[SectionInfo]) -> Vec<Section<'_>> {
+    list.iter()
+        .map(|s| Section {
+            object: &s.object,
+            section: &s.section,
+            size: s.size,
+        })
+        .collect()
+}
+
+fn write_report(path: &Path, opts: &LinkOptions, out: &LinkOutput) -> miette::Result<()> {
+    let report = LinkReport {
+        name: opts
+            .output
+            .file_stem()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        arch: out.arch,
+        image: &opts.output,
+        image_size: out.written.size,
+        stripped_size: out.written.stripped_size,
+        kept_sections: sections(&out.kept),
+        dropped_sections: sections(&out.dropped),
+        sizes: out.sizes.as_ref().expect("linked with ReportWanted::sizes"),
+    };
+    let mut json = serde_json::to_vec_pretty(&report).into_diagnostic()?;
+    json.push(b'\n');
+    uniklink_linker::write::replace_file(path, &json, false)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot write the report {}", path.display()))
+}
+
 pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
     let weave = if args.component.is_empty() {
         None
@@ -119,9 +179,19 @@ pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
         gc: !args.no_gc,
         strip: args.strip,
         why: args.why,
+        report: ReportWanted {
+            sections: args.print_gc_sections || args.report.is_some(),
+            sizes: args.report.is_some(),
+        },
+        // The process ends after printing what was asked; the kernel takes the link's memory
+        // back faster than freeing it would.
+        free_memory: false,
         ..LinkOptions::new(args.inputs, args.output)
     };
     let out = link(&opts).map_err(|e| miette::miette!("{e}"))?;
+    if let Some(path) = &args.report {
+        write_report(path, &opts, &out)?;
+    }
     if args.print_gc_sections {
         for s in &out.dropped {
             eprintln!(
