@@ -217,6 +217,26 @@ const CORRUPTIONS: &[Corruption] = &[
         edit: Edit::U64(At::Section(".data", SH_ADDRALIGN), 24),
         stderr: &["valid.o", ".data"],
     },
+    // An alignment the layout would pad the image by: 8 GiB of padding, or a size that
+    // overflows, once aborted the linker on allocating its output (issue #16).
+    Corruption {
+        name: "section alignment of 8 GiB",
+        target: Target::Object,
+        edit: Edit::U64(At::Section(".data", SH_ADDRALIGN), 1 << 33),
+        stderr: &["valid.o", ".data", "sh_addralign"],
+    },
+    Corruption {
+        name: "section alignment of 2^63",
+        target: Target::Object,
+        edit: Edit::U64(At::Section(".text", SH_ADDRALIGN), 1 << 63),
+        stderr: &["valid.o", ".text", "sh_addralign"],
+    },
+    Corruption {
+        name: "section alignment of 2 GiB in an archive member",
+        target: Target::Archive,
+        edit: Edit::U64(At::Section(".data", SH_ADDRALIGN), 1 << 31),
+        stderr: &["libvalid.a", ".data", "sh_addralign"],
+    },
     Corruption {
         name: "compression header of unknown type",
         target: Target::Object,

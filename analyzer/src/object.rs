@@ -233,6 +233,9 @@ impl SectionSymbols {
     }
 }
 
+/// The largest section alignment accepted: 1 GiB, the largest page size of x86_64 and
+/// aarch64. Nothing needs more, and each alignment step can pad the image by as much.
+const MAX_SECTION_ALIGN: u64 = 1 << 30;
 const EI_CLASS: usize = 4;
 const EI_DATA: usize = 5;
 
@@ -401,6 +404,13 @@ pub fn parse<'data>(
             return Err(malformed(format!(
                 "section {} alignment {align:#x} is not a power of two",
                 String::from_utf8_lossy(section_name)
+            )));
+        }
+        if align > MAX_SECTION_ALIGN {
+            return Err(malformed(format!(
+                "section {} (#{}) has alignment {align:#x} (sh_addralign), more than {MAX_SECTION_ALIGN:#x}, the largest page size; padding to it would make the image gigabytes long",
+                String::from_utf8_lossy(section_name),
+                index.0
             )));
         }
         sections.push(Section {
