@@ -7,9 +7,11 @@
 //! Dependency crates map to the component that depends on them through the caller's crate
 //! table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
 
 use crate::input::Inputs;
 use crate::object::{ObjectFile, SectionId, SymbolPlace};
@@ -76,7 +78,7 @@ impl Components {
         if let Some(w) = defs.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(ComponentError::Duplicate(w[0].name.clone()));
         }
-        let index: HashMap<&str, ComponentId> = defs
+        let index: FxHashMap<&str, ComponentId> = defs
             .iter()
             .enumerate()
             .map(|(i, d)| (d.name.as_str(), ComponentId(i as u32)))
@@ -228,7 +230,7 @@ const RUNTIME_CRATES: &[&str] = &[
 
 /// The owner of every section of every loaded object (`.eh_frame` excepted).
 pub struct Attribution {
-    owners: HashMap<SectionId, Owner>,
+    owners: FxHashMap<SectionId, Owner>,
 }
 
 impl Attribution {
@@ -238,7 +240,7 @@ impl Attribution {
         components: &Components,
         crates: &CrateOwners,
     ) -> Attribution {
-        let mut by_crate: HashMap<&str, Owner> = HashMap::new();
+        let mut by_crate: FxHashMap<&str, Owner> = FxHashMap::default();
         for name in RUNTIME_CRATES {
             by_crate.insert(name, Owner::Runtime);
         }
@@ -254,7 +256,7 @@ impl Attribution {
                 by_crate.insert(krate, Owner::Component(id));
             }
         }
-        let mut by_symbol: HashMap<&[u8], Owner> = HashMap::new();
+        let mut by_symbol: FxHashMap<&[u8], Owner> = FxHashMap::default();
         // `lfs_*`: every symbol with the prefix, for C libraries whose functions (static
         // ones included) share one.
         let mut by_prefix: Vec<(&[u8], Owner)> = Vec::new();
@@ -276,7 +278,7 @@ impl Attribution {
             })
             .collect();
 
-        let mut owners = HashMap::new();
+        let mut owners = FxHashMap::default();
         for &oid in &db.live {
             let o = db.object(oid);
             let unit = &inputs.units[oid.0 as usize];
@@ -361,7 +363,7 @@ pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
     owners: &mut [Option<T>],
 ) {
     // referred section → the sections referring to it
-    let mut referrers: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut referrers: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     for (index, section) in o.sections.iter().enumerate().skip(1) {
         if section.name == b".eh_frame" {
             continue;
@@ -456,7 +458,7 @@ pub fn symbol_crate(name: &[u8]) -> Option<String> {
 
 /// The owner of the longest prefix of `path` (`unik_rt::heap::offer` → `unik_rt::heap`, else
 /// `unik_rt`) that the table names.
-fn path_owner<'t>(path: &str, table: &'t HashMap<&str, Owner>) -> Option<&'t Owner> {
+fn path_owner<'t>(path: &str, table: &'t FxHashMap<&str, Owner>) -> Option<&'t Owner> {
     let mut prefix = path;
     loop {
         if let Some(owner) = table.get(prefix) {
@@ -558,7 +560,7 @@ mod tests {
             Some("core::fmt::Display")
         );
         assert_eq!(symbol_crate(trait_impl).as_deref(), Some("smoltcp"));
-        let table = HashMap::from([
+        let table = FxHashMap::from_iter([
             ("unik_rt::heap", Owner::Component(ComponentId(0))),
             ("unik_rt", Owner::App),
         ]);

@@ -5,9 +5,9 @@
 //! section gets a distinct synthetic base so addresses of different sections never collide.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use gimli::{EndianSlice, LittleEndian, Reader as _, RelocateReader};
+use rustc_hash::FxHashMap;
 
 use crate::object::{ObjectFile, SymbolPlace};
 
@@ -18,7 +18,7 @@ fn synthetic_base(section: u32) -> u64 {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Relocs<'m>(&'m HashMap<usize, (u32, u64)>);
+struct Relocs<'m>(&'m FxHashMap<usize, (u32, u64)>);
 
 impl gimli::read::Relocate<usize> for Relocs<'_> {
     fn relocate_address(&self, offset: usize, value: u64) -> gimli::Result<u64> {
@@ -41,12 +41,12 @@ type Reader<'d, 'm> = RelocateReader<EndianSlice<'d, LittleEndian>, Relocs<'m>>;
 /// `file:line` of the code at `offset` in section `section`, if the object has line info.
 pub fn source_line(o: &ObjectFile<'_>, section: u32, offset: u64) -> Option<String> {
     o.sections.iter().find(|s| s.name == b".debug_line")?;
-    let maps: Vec<HashMap<usize, (u32, u64)>> = o
+    let maps: Vec<FxHashMap<usize, (u32, u64)>> = o
         .sections
         .iter()
         .map(|s| {
             if !s.name.starts_with(b".debug_") {
-                return HashMap::new();
+                return FxHashMap::default();
             }
             s.relocs()
                 .filter_map(|r| {

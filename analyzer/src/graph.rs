@@ -5,12 +5,13 @@
 //! therefore go from the described function to what the FDE references (its LSDA), and FDEs
 //! of dropped functions are dropped themselves.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use object::elf;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use crate::eh_frame::{self, Record, RecordKind};
 use crate::error::{Error, Reference, Result, Undefined, display_name};
@@ -82,7 +83,7 @@ pub struct SectionGraph<'a> {
     kept: Vec<bool>,
     parent: Vec<Option<EdgeIndex>>,
     root: Vec<Option<RootReason>>,
-    pub eh_frames: HashMap<SectionId, EhFrame>,
+    pub eh_frames: FxHashMap<SectionId, EhFrame>,
 }
 
 /// What scanning one section found.
@@ -147,10 +148,10 @@ impl<'a> SectionGraph<'a> {
             kept: vec![false; n],
             parent: vec![None; n],
             root: vec![None; n],
-            eh_frames: HashMap::new(),
+            eh_frames: FxHashMap::default(),
         };
 
-        let mut by_name: HashMap<&[u8], Vec<SectionId>> = HashMap::new();
+        let mut by_name: FxHashMap<&[u8], Vec<SectionId>> = FxHashMap::default();
         for g in &db.globals {
             if g.def == Definition::Linker
                 && let Some(sec) = start_stop_section(g.name)
@@ -271,7 +272,7 @@ impl<'a> SectionGraph<'a> {
         &self,
         object: ObjectId,
         r: Reloc,
-        by_name: &HashMap<&[u8], Vec<SectionId>>,
+        by_name: &FxHashMap<&[u8], Vec<SectionId>>,
         mut f: impl FnMut(SectionId),
     ) {
         if let Some(t) = self.db.target_section(object, r.symbol) {
@@ -293,7 +294,7 @@ impl<'a> SectionGraph<'a> {
         &self,
         id: SectionId,
         opts: &GraphOptions<'_>,
-        by_name: &HashMap<&[u8], Vec<SectionId>>,
+        by_name: &FxHashMap<&[u8], Vec<SectionId>>,
     ) -> Result<Scan> {
         let o = self.db.object(id.object);
         let s = o.section(id.index);
@@ -430,7 +431,7 @@ impl<'a> SectionGraph<'a> {
             seen: usize,
         }
         // In order of first reference.
-        let mut by_symbol: HashMap<SymbolId, usize> = HashMap::new();
+        let mut by_symbol: FxHashMap<SymbolId, usize> = FxHashMap::default();
         let mut undefined: Vec<Missing> = Vec::new();
         for id in self.kept_sections() {
             let o = self.db.object(id.object);

@@ -6,10 +6,10 @@
 //! and objects are added before any member is fetched, so a definition in a later object
 //! never loses to an archive member. COMDAT groups keep the first copy loaded.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use object::elf;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Duplicate, Error, Result, display_name};
 use crate::object::{ObjectFile, ObjectId, SectionId, SymbolPlace};
@@ -54,7 +54,7 @@ pub enum SymbolRef {
 pub struct SymbolDb<'a> {
     pub objects: &'a [ObjectFile<'a>],
     pub globals: Vec<GlobalSymbol<'a>>,
-    names: HashMap<&'a [u8], SymbolId>,
+    names: FxHashMap<&'a [u8], SymbolId>,
     /// Per object, the `SymbolId` of each global symbol index, offset by `first_global`.
     global_map: Vec<Vec<SymbolId>>,
     /// Loaded objects in command-line order (members at their archive's position).
@@ -103,7 +103,7 @@ impl<'a> SymbolDb<'a> {
     /// Resolves symbols. `required` names (the entry, `--keep` symbols) are treated as strong
     /// references, so they pull archive members like `ld -u`.
     pub fn resolve(objects: &'a [ObjectFile<'a>], required: &[&'a [u8]]) -> Result<Self> {
-        let mut lazy: HashMap<&'a [u8], ObjectId> = HashMap::new();
+        let mut lazy: FxHashMap<&'a [u8], ObjectId> = FxHashMap::default();
         for o in objects.iter().filter(|o| o.from_archive) {
             for sym in &o.symbols[o.first_global..] {
                 // A common symbol in a member satisfies an undefined reference, as in the
@@ -118,7 +118,7 @@ impl<'a> SymbolDb<'a> {
         let mut db = SymbolDb {
             objects,
             globals: Vec::new(),
-            names: HashMap::new(),
+            names: FxHashMap::default(),
             global_map: vec![Vec::new(); objects.len()],
             live: Vec::new(),
             is_live: vec![false; objects.len()],
@@ -148,7 +148,7 @@ impl<'a> SymbolDb<'a> {
             return Err(Error::Duplicates(state.duplicates));
         }
 
-        let section_names: std::collections::HashSet<&[u8]> = db
+        let section_names: FxHashSet<&[u8]> = db
             .live
             .iter()
             .flat_map(|o| objects[o.0 as usize].sections.iter().map(|s| s.name))
@@ -349,7 +349,7 @@ fn located(o: &ObjectFile<'_>, index: u32) -> String {
 
 #[derive(Default)]
 struct ResolveState<'a> {
-    comdats: HashMap<&'a [u8], ObjectId>,
+    comdats: FxHashMap<&'a [u8], ObjectId>,
     pending: Vec<SymbolId>,
     duplicates: Vec<Duplicate>,
 }

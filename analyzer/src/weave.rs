@@ -8,7 +8,7 @@
 //! array (roots, as in a conventional link). After it, [`Weaving::decide`] says which
 //! components are live and why, or why not.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use crate::component::{Attribution, ComponentId, Components, param_symbol};
 use crate::graph::{RootReason, SectionGraph, is_init_array};
@@ -26,7 +26,7 @@ pub struct Registrations {
 
 impl Registrations {
     pub fn find(db: &SymbolDb<'_>, components: &Components) -> Registrations {
-        let inits: HashSet<(SectionId, u64)> = components
+        let inits: FxHashSet<(SectionId, u64)> = components
             .defs
             .iter()
             .filter_map(|d| defined_at(db, d.init.as_deref()?))

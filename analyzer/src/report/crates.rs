@@ -6,8 +6,10 @@
 //! else its C archive; sections defining no symbol take the crate of the sections referring to
 //! them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use rustc_hash::FxHashMap;
 
 use super::ReportInputs;
 use crate::component::{ComponentId, inherit_from_referrers, member_crate, symbol_crate};
@@ -65,14 +67,14 @@ pub(super) fn kept_crates(
     let db = r.graph.db;
     let component = |id: SectionId| r.attribution.owner(id).and_then(|o| o.component());
 
-    let mut named: HashMap<u32, (Vec<Option<String>>, Vec<bool>)> = HashMap::new();
+    let mut named: FxHashMap<u32, (Vec<Option<String>>, Vec<bool>)> = FxHashMap::default();
     for id in ids {
         named
             .entry(id.object.0)
             .or_insert_with(|| symbol_crates(db.object(id.object)));
     }
     // The crates each component's sections name by their symbols, by bytes.
-    let mut components: HashMap<ComponentId, BTreeMap<String, u64>> = HashMap::new();
+    let mut components: FxHashMap<ComponentId, BTreeMap<String, u64>> = FxHashMap::default();
     for &id in ids {
         let o = db.object(id.object);
         if let (Some(c), Some(krate)) = (component(id), &named[&id.object.0].0[id.index as usize]) {
@@ -84,7 +86,7 @@ pub(super) fn kept_crates(
         }
     }
 
-    let mut resolved: HashMap<u32, Vec<String>> = HashMap::new();
+    let mut resolved: FxHashMap<u32, Vec<String>> = FxHashMap::default();
     for (&object, (crates, named)) in &named {
         let unit = &r.inputs.units[object as usize];
         let file = File::new(
