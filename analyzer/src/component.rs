@@ -358,6 +358,10 @@ impl Attribution {
 /// Gives each section without an owner the owner of the sections in the same object that
 /// refer to it, when they all agree, until nothing changes: a constant only one crate's code
 /// uses is that crate's, even after LTO merged every crate into one object.
+///
+/// A section is decided once the last of its referrers has an owner, so each is looked at
+/// once, in time linear in the object's relocations, however long the chains of sections
+/// that define no symbol.
 pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
     o: &ObjectFile<'_>,
     owners: &mut [Option<T>],
@@ -380,28 +384,40 @@ pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
             }
         }
     }
-    loop {
-        let mut changed = false;
-        for (&target, from) in &referrers {
-            if owners[target as usize].is_some() {
-                continue;
-            }
-            let mut agreed: Option<&T> = None;
-            let mut unanimous = true;
-            for &r in from {
-                match (&owners[r as usize], agreed) {
-                    (None, _) => unanimous = false,
-                    (Some(owner), None) => agreed = Some(owner),
-                    (Some(owner), Some(seen)) => unanimous &= owner == seen,
-                }
-            }
-            if unanimous && let Some(owner) = agreed.cloned() {
-                owners[target as usize] = Some(owner);
-                changed = true;
-            }
+    // section without an owner → the sections it refers to that wait for it
+    let mut waited_on: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    // referred section → how many of its referrers have no owner yet
+    let mut waiting: FxHashMap<u32, usize> = FxHashMap::default();
+    let mut ready = Vec::new();
+    for (&target, from) in &referrers {
+        let mut unowned = 0;
+        for &r in from.iter().filter(|&&r| owners[r as usize].is_none()) {
+            waited_on.entry(r).or_default().push(target);
+            unowned += 1;
         }
-        if !changed {
-            return;
+        waiting.insert(target, unowned);
+        if unowned == 0 {
+            ready.push(target);
+        }
+    }
+    while let Some(target) = ready.pop() {
+        let mut from = referrers[&target].iter().map(|&r| &owners[r as usize]);
+        let Some(Some(first)) = from.next() else {
+            continue;
+        };
+        if !from.all(|owner| owner.as_ref() == Some(first)) {
+            // Referrers that disagree leave it, and whatever waits for it, without an owner.
+            continue;
+        }
+        owners[target as usize] = Some(first.clone());
+        for next in waited_on.get(&target).into_iter().flatten() {
+            let count = waiting
+                .get_mut(next)
+                .expect("every referred section counts");
+            *count -= 1;
+            if *count == 0 {
+                ready.push(*next);
+            }
         }
     }
 }
@@ -483,6 +499,56 @@ impl fmt::Display for Owner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `a` (owned by x) → c0 → c1 → … → c199, a long chain of sections defining no symbol;
+    /// `a` and `b` (owned by y) → `d` → `e`; `a` and c199 → `f`.
+    #[test]
+    fn owners_flow_down_chains_and_stop_where_referrers_disagree() {
+        use crate::test_objects::{TestObject, parse_all};
+        use object::SectionKind;
+
+        let mut t = TestObject::new();
+        let section = |t: &mut TestObject, name: &str| {
+            let id = t.section(name, SectionKind::Data, &[0; 8]);
+            (id, t.section_symbol(id))
+        };
+        let (a, _) = section(&mut t, ".data.a");
+        let (b, _) = section(&mut t, ".data.b");
+        let (d, d_sym) = section(&mut t, ".data.d");
+        let (_, e_sym) = section(&mut t, ".data.e");
+        let (_, f_sym) = section(&mut t, ".data.f");
+        let chain: Vec<_> = (0..200)
+            .map(|i| section(&mut t, &format!(".data.c{i}")))
+            .collect();
+        t.refer(a, 0, chain[0].1);
+        for pair in chain.windows(2) {
+            t.refer(pair[0].0, 0, pair[1].1);
+        }
+        t.refer(a, 0, d_sym);
+        t.refer(b, 0, d_sym);
+        t.refer(d, 0, e_sym);
+        t.refer(a, 0, f_sym);
+        t.refer(chain[199].0, 0, f_sym);
+        let inputs = [("t.o", false, t.bytes())];
+        let objects = parse_all(&inputs);
+        let o = &objects[0];
+        let index = |name: &str| {
+            o.sections
+                .iter()
+                .position(|s| s.name == name.as_bytes())
+                .expect("a test section")
+        };
+        let mut owners: Vec<Option<&str>> = vec![None; o.sections.len()];
+        owners[index(".data.a")] = Some("x");
+        owners[index(".data.b")] = Some("y");
+        inherit_from_referrers(o, &mut owners);
+        for i in 0..200 {
+            assert_eq!(owners[index(&format!(".data.c{i}"))], Some("x"), "c{i}");
+        }
+        assert_eq!(owners[index(".data.d")], None);
+        assert_eq!(owners[index(".data.e")], None);
+        assert_eq!(owners[index(".data.f")], Some("x"));
+    }
 
     fn def(name: &str, depends: &[&str]) -> ComponentDef {
         ComponentDef {
