@@ -30,6 +30,11 @@ pub enum Error {
         section: String,
         size: u64,
     },
+    #[error(
+        "the image would be {size:#x} bytes, more than the {max:#x} a guest loads below 4 GiB; \
+         a section's alignment or size in the inputs is likely corrupt"
+    )]
+    ImageTooLarge { size: u64, max: u64 },
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error("cannot write {}: {source}", path.display())]

@@ -11,8 +11,18 @@ use crate::error::{Error, RelocFailure, Result};
 use crate::layout::{Chunk, ChunkKind, Layout, target_kind};
 use crate::thunks::{ThunkTarget, out_of_reach};
 
+/// The largest image file built: PVH loads images below 4 GiB, and a size past it comes from
+/// corrupt input, which must give an error rather than an allocation failure.
+const MAX_IMAGE_SIZE: u64 = 1 << 32;
+
 /// Builds the loaded part of the image: `layout.file_size` bytes, headers left zeroed.
 pub fn relocate(layout: &Layout<'_>) -> Result<Vec<u8>> {
+    if layout.file_size > MAX_IMAGE_SIZE {
+        return Err(Error::ImageTooLarge {
+            size: layout.file_size,
+            max: MAX_IMAGE_SIZE,
+        });
+    }
     let mut image = vec![0u8; layout.file_size as usize];
     let mut jobs = Vec::new();
     {
