@@ -9,6 +9,7 @@ mod cli;
 mod progress;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     // Cargo runs an external subcommand as `cargo-uniklink uniklink ARGS...`; strip the
     // repeated name so `cargo uniklink check` and `cargo-uniklink check` parse alike.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -36,4 +37,12 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Dies of SIGPIPE, quietly, when what reads the output goes away (`report | head`), as `cat`
+/// and `grep` do; Rust's runtime ignores the signal, which turns every later `println!` into a
+/// panic. `run` ignores it again: it must outlive a closed stdout to stop QEMU.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }

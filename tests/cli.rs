@@ -663,3 +663,23 @@ fn run_rebuilds_a_changed_app_and_profiles_keep_their_own_images() {
         size(&debug)
     );
 }
+
+/// Output into a pipe nobody reads any more (`cargo uniklink schema | head -c 0`) ends the
+/// command quietly, by SIGPIPE as `cat` ends, instead of a panic on EPIPE.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("cargo-uniklink"))
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cargo-uniklink starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "", "nothing on stderr");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

@@ -344,6 +344,31 @@ fn error_run(image: impl Into<OsString>) -> (i32, String, String) {
     )
 }
 
+/// A closed stdout (`run --json ... | true`) neither kills the runner before it has stopped
+/// QEMU nor makes it panic: the boot ends as the guest says.
+#[test]
+fn a_closed_stdout_does_not_cut_the_boot_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = X86_64.build("hello_exit3", dir.path());
+    let mut child = uniklink()
+        .args(["--json", "--timeout", "120"])
+        .arg(&image)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cargo-uniklink run starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("the runner ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the guest's exit code:\n{stderr}"
+    );
+    assert!(processes_mentioning(&image).is_empty(), "QEMU is gone");
+}
+
 #[test]
 fn missing_image_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

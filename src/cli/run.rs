@@ -5,6 +5,7 @@
 //! stderr instead so that stdout carries nothing but the one JSON object.
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -267,6 +268,10 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
 }
 
 pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
+    // A closed stdout must not kill the runner before it has stopped QEMU: writes fail
+    // instead, and the console sink stops writing (see `run::console`).
+    // SAFETY: setting a signal's disposition before this command starts any thread.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let manifest = match args.image {
         Some(_) => None,
         None => Some(args.manifest.load()?),
@@ -338,7 +343,13 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     let status = exit_status(&outcome, opts.until.is_some());
     if json {
         let report = JsonReport::new(&opts, &outcome, status, chart.as_deref());
-        println!("{}", serde_json::to_string(&report).into_diagnostic()?);
+        let line = serde_json::to_string(&report).into_diagnostic()?;
+        // Nobody left to read it (a closed pipe) is no failure of the boot.
+        if let Err(e) = writeln!(std::io::stdout(), "{line}")
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(miette!("cannot write the JSON report: {e}"));
+        }
     }
     // Budgets come with a manifest; an image named on the command line boots unchecked, and
     // so does one of a profile the budgets do not gate. A guest that failed keeps its own
