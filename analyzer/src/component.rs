@@ -277,14 +277,24 @@ impl Attribution {
                 Some((canonical(path), id))
             })
             .collect();
+        // Which component's archive each input file is, resolving each path once rather than
+        // once per archive member and component.
+        let archive_of: Vec<Option<ComponentId>> = inputs
+            .files
+            .iter()
+            .map(|file| {
+                let path = canonical(&file.path);
+                archives.iter().find(|(p, _)| *p == path).map(|(_, id)| *id)
+            })
+            .collect();
 
         let mut owners = FxHashMap::default();
         for &oid in &db.live {
             let o = db.object(oid);
             let unit = &inputs.units[oid.0 as usize];
             let path = &inputs.files[unit.input.0 as usize].path;
-            let file_owner = match archives.iter().find(|(p, _)| *p == canonical(path)) {
-                Some((_, id)) => Owner::Component(*id),
+            let file_owner = match archive_of[unit.input.0 as usize] {
+                Some(id) => Owner::Component(id),
                 None => {
                     let member_crate = unit.member.as_deref().and_then(member_crate);
                     match member_crate {
