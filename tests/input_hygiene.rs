@@ -242,6 +242,67 @@ fn every_error_names_the_file() {
     ]);
 }
 
+/// Option values that cannot give a correct image are errors before anything is written.
+#[test]
+fn link_options_are_validated() {
+    const LINK: [&str; 3] = ["link", "--entry", "valid_entry"];
+    assert_table(&[
+        Case {
+            name: "base off the page",
+            make: &[Make::Object("valid.o")],
+            args: &[
+                LINK[0], LINK[1], LINK[2], "--base", "0x401001", "-o", "out", "valid.o",
+            ],
+            status: 1,
+            stderr: &[
+                "--base",
+                "0x401001",
+                "not a multiple of the 4096-byte page",
+                "0x401000",
+            ],
+        },
+        Case {
+            name: "base that is no number",
+            make: &[Make::Object("valid.o")],
+            args: &[
+                LINK[0], LINK[1], LINK[2], "--base", "0x40g000", "-o", "out", "valid.o",
+            ],
+            status: 1,
+            stderr: &["--base", "invalid address `0x40g000`"],
+        },
+        Case {
+            name: "output that is a directory",
+            make: &[Make::Object("valid.o"), Make::Dir("out")],
+            args: &[LINK[0], LINK[1], LINK[2], "-o", "out", "valid.o"],
+            status: 1,
+            stderr: &["out", "Is a directory"],
+        },
+        Case {
+            name: "report that is a directory",
+            make: &[Make::Object("valid.o"), Make::Dir("report")],
+            args: &[
+                LINK[0], LINK[1], LINK[2], "--report", "report", "-o", "out", "valid.o",
+            ],
+            status: 1,
+            stderr: &["report", "Is a directory"],
+        },
+        Case {
+            name: "empty entry name",
+            make: &[Make::Object("valid.o")],
+            args: &["link", "--entry", "", "-o", "out", "valid.o"],
+            status: 1,
+            stderr: &["entry symbol `` is not defined"],
+        },
+        Case {
+            name: "input that is a directory",
+            make: &[Make::Dir("lib")],
+            args: &[LINK[0], LINK[1], LINK[2], "-o", "out", "lib"],
+            status: 1,
+            stderr: &["lib", "is a directory"],
+        },
+    ]);
+}
+
 #[test]
 fn special_files_are_refused_without_blocking() {
     assert_table(&[

@@ -22,8 +22,9 @@ pub struct LinkArgs {
     /// Entry symbol.
     #[arg(long, short = 'e', value_name = "SYM", default_value = "_start")]
     entry: String,
-    /// Image base address (hex with 0x, or decimal); the architecture's default otherwise.
-    #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+    /// Image base address (hex with 0x, or decimal), a multiple of the 4 KiB page; the
+    /// architecture's default otherwise.
+    #[arg(long, value_name = "ADDR", value_parser = parse_base)]
     base: Option<u64>,
     /// Keep this symbol and what it references, pulling it from archives if needed.
     #[arg(long, value_name = "SYM")]
@@ -56,12 +57,23 @@ pub struct LinkArgs {
     inputs: Vec<PathBuf>,
 }
 
-fn parse_address(s: &str) -> Result<u64, String> {
+/// The page size segments are laid out at: a base off it would give segments whose file
+/// offsets and addresses disagree modulo the page, which no loader maps.
+const PAGE_SIZE: u64 = 4096;
+
+fn parse_base(s: &str) -> Result<u64, String> {
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
         None => s.replace('_', "").parse(),
     };
-    parsed.map_err(|e| format!("invalid address `{s}`: {e}"))
+    let base = parsed.map_err(|e| format!("invalid address `{s}`: {e}"))?;
+    if !base.is_multiple_of(PAGE_SIZE) {
+        return Err(format!(
+            "{base:#x} is not a multiple of the {PAGE_SIZE}-byte page; try {:#x}",
+            base - base % PAGE_SIZE
+        ));
+    }
+    Ok(base)
 }
 
 fn root_name(reason: RootReason) -> &'static str {
@@ -152,6 +164,15 @@ fn write_report(path: &Path, opts: &LinkOptions, out: &LinkOutput) -> miette::Re
 }
 
 pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
+    // Refused before the link, so that a bad report path leaves no image behind either.
+    for (what, path) in [("image", Some(&args.output)), ("report", args.report.as_ref())] {
+        if let Some(path) = path.filter(|path| path.is_dir()) {
+            return Err(miette::miette!(
+                "cannot write the {what} {}: Is a directory",
+                path.display()
+            ));
+        }
+    }
     let weave = if args.component.is_empty() {
         None
     } else {
