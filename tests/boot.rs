@@ -108,6 +108,12 @@ fn under_tcg_the_clock_takes_the_runners_tsc_rate() {
     assert!(unstated.contains("not stated"), "{unstated}");
 }
 
+/// gdb attaches through `run --gdb`, stops at the app's `main` and lets it finish.
+#[test]
+fn gdb_attaches_through_run_gdb_and_stops_at_main() {
+    SUITE.assert_gdb_stops_at_main("hello");
+}
+
 #[test]
 fn the_timeline_lists_the_boot_phases_in_woven_order() {
     SUITE.assert_timeline_in_woven_order("clock");

@@ -74,6 +74,12 @@ fn only_an_app_that_reads_the_clock_links_the_clock() {
     ));
 }
 
+/// gdb attaches through `run --gdb`, stops at the app's `main` and lets it finish.
+#[test]
+fn gdb_attaches_through_run_gdb_and_stops_at_main() {
+    SUITE.assert_gdb_stops_at_main("hello");
+}
+
 #[test]
 fn the_timeline_lists_the_boot_phases_in_woven_order() {
     SUITE.assert_timeline_in_woven_order("clock");

@@ -345,7 +345,7 @@ fn error_run(image: impl Into<OsString>) -> (i32, String, String) {
 }
 
 /// A closed stdout (`run --json ... | true`) neither kills the runner before it has stopped
-/// QEMU nor makes it panic: the boot ends as the guest says.
+/// QEMU nor makes it panic: the boot ends as the guest says. So does a closed stderr.
 #[test]
 fn a_closed_stdout_does_not_cut_the_boot_short() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,6 +366,18 @@ fn a_closed_stdout_does_not_cut_the_boot_short() {
         Some(3),
         "the guest's exit code:\n{stderr}"
     );
+    assert!(processes_mentioning(&image).is_empty(), "QEMU is gone");
+
+    let mut child = uniklink()
+        .args(["--timeout", "120"])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cargo-uniklink run starts");
+    drop(child.stderr.take());
+    let status = child.wait().expect("the runner ends");
+    assert_eq!(status.code(), Some(3), "the guest's exit code, no panic");
     assert!(processes_mentioning(&image).is_empty(), "QEMU is gone");
 }
 

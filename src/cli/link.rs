@@ -165,7 +165,10 @@ fn write_report(path: &Path, opts: &LinkOptions, out: &LinkOutput) -> miette::Re
 
 pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
     // Refused before the link, so that a bad report path leaves no image behind either.
-    for (what, path) in [("image", Some(&args.output)), ("report", args.report.as_ref())] {
+    for (what, path) in [
+        ("image", Some(&args.output)),
+        ("report", args.report.as_ref()),
+    ] {
         if let Some(path) = path.filter(|path| path.is_dir()) {
             return Err(miette::miette!(
                 "cannot write the {what} {}: Is a directory",

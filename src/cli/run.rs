@@ -20,6 +20,21 @@ use uniklink_config::{ByteSize, Manifest};
 
 use super::cargo_args::{CargoBuildArgs, ManifestArgs, MessageFormat, OutputArgs};
 
+/// A line on stderr that nobody may be reading any more: the runner has to go on and stop
+/// QEMU whether or not its messages arrive, so a failed write is dropped, not a panic.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`note!`] without the line end.
+macro_rules! note_raw {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Exit status when the timeout killed QEMU, as timeout(1) uses.
 const EXIT_TIMEOUT: u8 = 124;
 /// Exit status when Ctrl-C killed QEMU, as a shell reports death by SIGINT.
@@ -77,6 +92,10 @@ pub struct RunArgs {
     /// reaching it fails the run.
     #[arg(long, value_name = "POINT", value_parser = parse_stop_point)]
     until: Option<StopPoint>,
+    /// Start QEMU's gdbstub on 127.0.0.1 at PORT (by default a free port), the guest stopped
+    /// before its first instruction, and print the gdb command that attaches to it.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, require_equals = true)]
+    gdb: Option<Option<u16>>,
     /// Print one JSON object with the outcome and times on stdout; the console goes to stderr.
     #[arg(long)]
     json: bool,
@@ -107,6 +126,14 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
                 names.join(", ")
             )
         })
+}
+
+/// A TCP port on 127.0.0.1 free right now, for QEMU's gdbstub.
+fn free_port() -> miette::Result<u16> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| miette!("cannot find a free port on 127.0.0.1 for the gdbstub: {e}"))
 }
 
 /// `ready`, or a milestone's name: one word of letters, digits, `_` and `-`, as the library OS
@@ -224,7 +251,7 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
         let built =
             build::build(manifest, &opts).map_err(|e| miette!("{}", super::build::chain(&e)))?;
         if !args.output.quiet {
-            eprintln!("uniklink: built {}", built.paths.image.display());
+            note!("uniklink: built {}", built.paths.image.display());
         }
         built.paths
     };
@@ -292,6 +319,25 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     opts.extra_args = args.qemu_args;
     opts.timeline = args.timeline.is_some();
     opts.until = args.until.clone();
+    if let Some(port) = args.gdb {
+        let port = match port {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        opts.gdb = Some(port);
+        note!(
+            "uniklink: QEMU waits for a debugger on 127.0.0.1:{port}, the guest stopped before \
+             its first instruction; attach with:\n  {}",
+            run::gdb_command(&opts.image, opts.arch, port)
+        );
+        if opts.arch == Arch::X86_64 {
+            note!(
+                "uniklink: the guest enters in 32-bit mode (PVH) and is in long mode before \
+                 any Rust code runs, so breakpoints there work as they are; to step the entry \
+                 code, `set architecture i386` first"
+            );
+        }
+    }
     opts.console = if json {
         ConsoleSink::Stderr
     } else {
@@ -300,27 +346,27 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     let outcome = run::boot(&opts)?;
 
     if !outcome.qemu_messages.is_empty() {
-        eprint!("{}", outcome.qemu_messages);
+        note_raw!("{}", outcome.qemu_messages);
     }
     if let Some(timeout) = args.timeout.filter(|_| outcome.timed_out) {
-        eprintln!(
+        note!(
             "uniklink: timeout after {}s, QEMU killed",
             timeout.as_secs_f64()
         );
     }
     if outcome.interrupted {
-        eprintln!("uniklink: interrupted, QEMU killed");
+        note!("uniklink: interrupted, QEMU killed");
     }
     if let Some(point) = &opts.until
         && outcome.guest_exit_code.is_some()
     {
-        eprintln!(
+        note!(
             "uniklink: the guest exited before reaching `{}`",
             point.name()
         );
     }
     if !args.output.quiet {
-        eprintln!("uniklink: boot: {}", summary(&outcome));
+        note!("uniklink: boot: {}", summary(&outcome));
     }
     let chart = match (&args.timeline, &outcome.timeline) {
         (Some(path), Some(timeline)) => {
@@ -329,13 +375,13 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
                 .unwrap_or_else(|| opts.image.with_extension("timeline.svg"));
             write_chart(&path, timeline, &outcome, &opts)?;
             if !args.output.quiet {
-                eprint!("{}", run::timeline::table(timeline, &outcome.times));
-                eprintln!("uniklink: timeline chart {}", path.display());
+                note_raw!("{}", run::timeline::table(timeline, &outcome.times));
+                note!("uniklink: timeline chart {}", path.display());
             }
             Some(path)
         }
         (Some(_), None) => {
-            eprintln!("uniklink: no boot timeline: the guest printed none after the ready marker");
+            note!("uniklink: no boot timeline: the guest printed none after the ready marker");
             None
         }
         (None, _) => None,
@@ -362,7 +408,7 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
         if status == 0 {
             return Err(miette!("{e}"));
         }
-        eprintln!("uniklink: {e}");
+        note!("uniklink: {e}");
     }
     Ok(ExitCode::from(status))
 }

@@ -62,6 +62,9 @@ pub struct RunOptions {
     /// Kill QEMU once the console shows this point; the boot then counts as a success. A
     /// milestone asks the guest for its timeline, which carries milestones.
     pub until: Option<StopPoint>,
+    /// Start QEMU's gdbstub on 127.0.0.1 at this port, the guest stopped before its first
+    /// instruction until a debugger continues it ([`gdb_command`]).
+    pub gdb: Option<u16>,
 }
 
 /// A raw disk image the guest sees as a block device.
@@ -94,6 +97,7 @@ impl RunOptions {
             console: ConsoleSink::Stdout,
             timeline: false,
             until: None,
+            gdb: None,
         }
     }
 }
@@ -279,6 +283,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
     let mut command = Command::new(spec.qemu);
     command
         .args(args)
+        .args(opts.gdb.map(qemu::gdb_args).into_iter().flatten())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -423,6 +428,26 @@ fn command_line(opts: &RunOptions, tsc_hz: Option<u64>) -> Option<String> {
         .chain(opts.cmdline.clone())
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The debugger command that attaches to a guest booted with [`RunOptions::gdb`] at `port`:
+/// `gdb` for x86_64 images (Debian's gdb debugs x86_64 and i386), `gdb-multiarch` for
+/// aarch64, with the image's symbols, connected, a breakpoint on the app's `main` (the
+/// `__unik_main` that `unik::entry!` defines) and continuing to it.
+pub fn gdb_command(image: &std::path::Path, arch: Arch, port: u16) -> String {
+    let gdb = match arch {
+        Arch::X86_64 => "gdb",
+        Arch::Aarch64 => "gdb-multiarch",
+    };
+    let image = image.display().to_string();
+    let quoted = if image.contains(['\'', ' ', '"', '\\', '$', '`']) {
+        format!("'{}'", image.replace('\'', r"'\''"))
+    } else {
+        image
+    };
+    format!(
+        "{gdb} -q {quoted} -ex 'target remote 127.0.0.1:{port}' -ex 'break __unik_main' -ex continue"
+    )
 }
 
 /// The command-line word that states the guest's TSC rate in Hz.

@@ -166,6 +166,16 @@ pub(crate) struct Invocation<'a> {
     pub extra_args: &'a [OsString],
 }
 
+/// QEMU's gdbstub on 127.0.0.1 only, the guest stopped before its first instruction (`-S`)
+/// until the debugger continues it.
+pub(crate) fn gdb_args(port: u16) -> [OsString; 3] {
+    [
+        "-gdb".into(),
+        format!("tcp:127.0.0.1:{port}").into(),
+        "-S".into(),
+    ]
+}
+
 /// The arguments after the QEMU binary's name.
 ///
 /// The serial port is QEMU's stdout and nothing else is: `-nodefaults` drops the default

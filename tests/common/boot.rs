@@ -256,6 +256,53 @@ impl Suite {
         );
     }
 
+    /// `run --gdb` stops `app` before its first instruction and prints a gdb command; that
+    /// command, run in batch mode with a backtrace and a `continue` added, stops at the app's
+    /// `main`, and the guest then runs to a clean exit.
+    pub fn assert_gdb_stops_at_main(&self, app: &str) {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let Built { image, .. } = self.built(app);
+        let mut runner = uniklink()
+            .args(["run", "--accel", "tcg", "--timeout", "120", "--gdb"])
+            .arg(&image)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cargo-uniklink run starts");
+        let stderr = BufReader::new(runner.stderr.take().expect("stderr is piped"));
+        let mut said = Vec::new();
+        let command = stderr
+            .lines()
+            .map_while(Result::ok)
+            .inspect(|line| said.push(line.clone()))
+            .find_map(|line| {
+                let line = line.trim_start();
+                (line.starts_with("gdb ") || line.starts_with("gdb-multiarch "))
+                    .then(|| shell_words(line))
+            })
+            .unwrap_or_else(|| panic!("{app}: no gdb command in {said:#?}"));
+        let gdb = Command::new(&command[0])
+            .arg("-batch")
+            .args(&command[1..])
+            .args(["-ex", "bt", "-ex", "continue"])
+            .current_dir(ROOT)
+            .output()
+            .unwrap_or_else(|e| panic!("{app}: running {}: {e}", command[0]));
+        let gdb_out = String::from_utf8_lossy(&gdb.stdout);
+        let out = runner.wait_with_output().expect("the runner ends");
+        let console = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            gdb_out.contains("Breakpoint 1, ") && gdb_out.contains("#0  0x"),
+            "{app}: gdb stopped at main with a backtrace:\n{gdb_out}\n{}",
+            String::from_utf8_lossy(&gdb.stderr)
+        );
+        assert!(gdb_out.contains("in __unik_main"), "{app}:\n{gdb_out}");
+        assert_eq!(out.status.code(), Some(0), "{app}: {console}");
+        assert!(console.contains("uniklink:ready "), "{app}: {console}");
+    }
+
     /// Builds `hello` again over its image and compares the bytes.
     pub fn assert_rebuild_gives_the_same_bytes(&self) {
         let Built { manifest, image } = self.built("hello");
@@ -318,4 +365,35 @@ pub fn symbol(elf: &Elf<'_>, name: &str) -> u64 {
         .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
         .unwrap_or_else(|| panic!("{name} in the symbol table"))
         .st_value
+}
+
+/// A command line split into words as a POSIX shell would split one with single quotes
+/// (`'it'\''s'` included) and no other quoting.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
