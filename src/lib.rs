@@ -10,6 +10,7 @@ mod image;
 pub mod pipeline;
 pub mod report;
 pub mod run;
+pub mod symbolize;
 
 pub use image::{Image, ImageError, Linked};
 /// The manifest model, so build scripts need no second dependency to name profiles and

@@ -108,6 +108,48 @@ fn under_tcg_the_clock_takes_the_runners_tsc_rate() {
     assert!(unstated.contains("not stated"), "{unstated}");
 }
 
+/// `symbolize` names the frames of a backtrace in a saved console log, and of addresses
+/// given on its command line.
+#[test]
+fn symbolize_names_a_saved_backtrace() {
+    let image = SUITE.built("panic").image;
+    let run = apps::uniklink()
+        .args(["run", "--accel", "tcg", "--timeout", "120"])
+        .arg(&image)
+        .output()
+        .expect("cargo-uniklink run runs");
+    let log = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(log.contains("uniklink:backtrace "), "{log}");
+    let mut symbolize = apps::uniklink()
+        .arg("symbolize")
+        .arg(&image)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cargo-uniklink symbolize starts");
+    use std::io::Write as _;
+    symbolize
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(log.as_bytes())
+        .unwrap();
+    let out = symbolize.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("#0 0x"), "{text}");
+    assert!(text.contains(" in panic::check_invariant+0x"), "{text}");
+
+    let bad = apps::uniklink()
+        .arg("symbolize")
+        .arg(&image)
+        .arg("0x1x")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`0x1x` is not an address"));
+}
+
 /// gdb attaches through `run --gdb`, stops at the app's `main` and lets it finish.
 #[test]
 fn gdb_attaches_through_run_gdb_and_stops_at_main() {

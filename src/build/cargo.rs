@@ -257,6 +257,9 @@ pub fn build_staticlib(
         "--cfg".to_owned(),
         r#"getrandom_backend="custom""#.to_owned(),
     ]);
+    // Every function keeps a frame record, which the runtime's panic and exception reports
+    // walk for their backtraces (a push and a move per call; the bare-metal targets omit them).
+    rustflags.push("-Cforce-frame-pointers=yes".to_owned());
     cmd.env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
     c_toolchain(&mut cmd, req.target_triple);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());

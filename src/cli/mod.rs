@@ -16,6 +16,7 @@ mod new;
 mod report;
 mod run;
 mod schema;
+mod symbolize;
 mod why;
 
 /// Link an application and library-OS components into a minimal bootable unikernel image.
@@ -39,6 +40,7 @@ enum Command {
     Report(report::ReportArgs),
     Run(run::RunArgs),
     Schema(schema::SchemaArgs),
+    Symbolize(symbolize::SymbolizeArgs),
     Why(why::WhyArgs),
 }
 
@@ -66,6 +68,7 @@ impl Cli {
             Command::Report(args) => report::run(args),
             Command::Run(args) => run::run(args),
             Command::Schema(args) => schema::run(args),
+            Command::Symbolize(args) => symbolize::run(args),
             Command::Why(args) => why::run(args),
         }
     }

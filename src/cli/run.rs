@@ -16,6 +16,7 @@ use uniklink::build;
 use uniklink::run::{
     self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions, StopPoint, human_duration,
 };
+use uniklink::symbolize::{Frame, Symbolizer};
 use uniklink_config::{ByteSize, Manifest};
 
 use super::cargo_args::{CargoBuildArgs, ManifestArgs, MessageFormat, OutputArgs};
@@ -368,6 +369,13 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     if !args.output.quiet {
         note!("uniklink: boot: {}", summary(&outcome));
     }
+    let backtraces = symbolized(&opts.image, &outcome.backtraces);
+    for backtrace in &backtraces {
+        note!("uniklink: backtrace, innermost first:");
+        for frame in backtrace {
+            note!("uniklink:   {}", frame.line);
+        }
+    }
     let chart = match (&args.timeline, &outcome.timeline) {
         (Some(path), Some(timeline)) => {
             let path = path
@@ -388,7 +396,8 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     };
     let status = exit_status(&outcome, opts.until.is_some());
     if json {
-        let report = JsonReport::new(&opts, &outcome, status, chart.as_deref());
+        let mut report = JsonReport::new(&opts, &outcome, status, chart.as_deref());
+        report.backtraces = &backtraces;
         let line = serde_json::to_string(&report).into_diagnostic()?;
         // Nobody left to read it (a closed pipe) is no failure of the boot.
         if let Err(e) = writeln!(std::io::stdout(), "{line}")
@@ -411,6 +420,51 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
         note!("uniklink: {e}");
     }
     Ok(ExitCode::from(status))
+}
+
+/// One symbolized frame of a guest backtrace.
+#[derive(Debug, Serialize)]
+struct SymbolizedFrame {
+    address: u64,
+    /// `None` where no function of the image holds the address.
+    function: Option<String>,
+    offset: Option<u64>,
+    /// As printed: `#0 0x101a2c in hello::fail+0x1c`.
+    #[serde(skip)]
+    line: String,
+}
+
+/// The guest's backtraces against the image's symbols; unsymbolized (addresses only) when
+/// the image cannot be read, which is said once.
+fn symbolized(image: &Path, backtraces: &[Vec<Frame>]) -> Vec<Vec<SymbolizedFrame>> {
+    if backtraces.is_empty() {
+        return Vec::new();
+    }
+    let symbolizer = Symbolizer::open(image)
+        .inspect_err(|e| note!("uniklink: cannot symbolize the backtrace: {e}"))
+        .ok();
+    backtraces
+        .iter()
+        .map(|frames| {
+            let lines = match &symbolizer {
+                Some(symbolizer) => symbolizer.render(frames),
+                None => Symbolizer::empty().render(frames),
+            };
+            frames
+                .iter()
+                .zip(lines)
+                .map(|(&frame, line)| {
+                    let place = symbolizer.as_ref().and_then(|s| s.place(frame));
+                    SymbolizedFrame {
+                        address: frame.address(),
+                        offset: place.as_ref().map(|p| p.offset),
+                        function: place.map(|p| p.function),
+                        line,
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The timeline's SVG chart, titled with the image's name.
@@ -499,6 +553,8 @@ struct JsonReport<'a> {
     exit_status: u8,
     /// The guest's milestones, host times from launch: `{"listening": 32000000}`.
     milestones_ns: std::collections::BTreeMap<&'a str, u128>,
+    /// The guest's backtraces, innermost frame first, symbolized against the image.
+    backtraces: &'a [Vec<SymbolizedFrame>],
     /// With `--timeline`: the guest's phases, `null` if it printed none.
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<Option<JsonTimeline<'a>>>,
@@ -534,6 +590,7 @@ impl<'a> JsonReport<'a> {
             interrupted: outcome.interrupted,
             stopped: outcome.stopped,
             exit_status,
+            backtraces: &[],
             milestones_ns: outcome
                 .timeline
                 .iter()

@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use super::timeline::{self, GuestTime, GuestTimeline, SeenMilestone};
+use crate::symbolize::{Frame, parse_backtrace};
 
 /// The start of the line the library OS prints once, just before the app's `main`:
 /// `entry_to_main_ns=<n>`, the nanoseconds from guest entry to that point, or
@@ -42,6 +43,8 @@ pub struct ConsoleReport {
     pub(crate) timeline: Option<GuestTimeline>,
     /// Milestone lines after the marker, in the order they came.
     pub(crate) milestones: Vec<SeenMilestone>,
+    /// The runtime's backtrace lines (a panic's or an exception's), in the order they came.
+    pub(crate) backtraces: Vec<Vec<Frame>>,
     /// When the console reached end of file, which QEMU causes by exiting.
     pub closed: Option<Instant>,
 }
@@ -74,12 +77,15 @@ pub(crate) struct MarkerScanner {
     found: Option<ReadyMarker>,
     timeline: Option<GuestTimeline>,
     milestones: Vec<SeenMilestone>,
+    backtraces: Vec<Vec<Frame>>,
 }
 
 /// Longest line that can still be one of the runtime's: a timeline of many inits.
 const MAX_RUNTIME_LINE: usize = 4096;
 /// Milestones kept; a guest printing milestone lines forever costs no more memory.
 const MAX_MILESTONES: usize = 64;
+/// Backtraces kept: the runtime prints one before it exits, a guest more only by mistake.
+const MAX_BACKTRACES: usize = 4;
 
 impl MarkerScanner {
     pub(crate) fn feed(&mut self, bytes: &[u8], at: Instant) {
@@ -99,7 +105,14 @@ impl MarkerScanner {
     }
 
     fn end_line(&mut self, at: Instant) {
-        if self.found.is_none() {
+        if let Some(frames) = std::str::from_utf8(&self.line)
+            .ok()
+            .and_then(parse_backtrace)
+        {
+            if self.backtraces.len() < MAX_BACKTRACES {
+                self.backtraces.push(frames);
+            }
+        } else if self.found.is_none() {
             self.found =
                 parse_marker(&self.line).map(|entry_to_main| ReadyMarker { at, entry_to_main });
         } else if let Some((name, time)) = timeline::parse_milestone(&self.line) {
@@ -177,6 +190,7 @@ pub(crate) fn stream(
     report.ready = scanner.found();
     report.timeline = scanner.timeline;
     report.milestones = scanner.milestones;
+    report.backtraces = scanner.backtraces;
     report.closed = Some(Instant::now());
     Ok(report)
 }
@@ -297,6 +311,23 @@ mod tests {
             ]
         );
         assert!(report.timeline.is_some(), "a milestone is no timeline line");
+    }
+
+    #[test]
+    fn backtraces_are_kept_wherever_they_come() {
+        let input: &[u8] = b"uniklink:backtrace pc=0x10 0x20\nuniklink:ready entry_to_main_ns=9\nuniklink:backtrace 0x30\n";
+        let report = stream(input, ConsoleSink::Discard, None, || {}).unwrap();
+        assert_eq!(
+            report.backtraces,
+            [
+                vec![Frame::Pc(0x10), Frame::Return(0x20)],
+                vec![Frame::Return(0x30)]
+            ]
+        );
+        assert!(
+            report.ready.is_some(),
+            "a backtrace before the marker hides nothing"
+        );
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub struct BootOutcome {
     /// The guest's boot phases, when [`RunOptions::timeline`] asked for them and the guest
     /// printed them.
     pub timeline: Option<Timeline>,
+    /// The backtraces the guest printed (on a panic or an exception), to symbolize against
+    /// the image ([`crate::symbolize`]).
+    pub backtraces: Vec<Vec<crate::symbolize::Frame>>,
     /// What QEMU itself printed on stderr (warnings, mostly), for the caller to show.
     pub qemu_messages: String,
 }
@@ -389,6 +392,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         times: times(ended),
         accel,
         timeline: timeline.clone(),
+        backtraces: console_report.backtraces.clone(),
         qemu_messages: messages.clone(),
     };
     match end {

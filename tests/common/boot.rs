@@ -24,6 +24,9 @@ pub struct Expect {
     guest_exit_code: Option<i32>,
     timed_out: bool,
     console_line_prefixes: Vec<String>,
+    /// Functions the symbolized backtrace names, innermost first (others may come between).
+    #[serde(default)]
+    backtrace: Vec<String>,
 }
 
 /// A guard against a guest that never stops, not a measurement. The hanging app is expected
@@ -161,6 +164,21 @@ impl Suite {
             expect.guest_exit_code.map(i64::from),
             "{app}: {report}\n{stderr}"
         );
+        if !expect.backtrace.is_empty() {
+            let named: Vec<&str> = report["backtraces"][0]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|frame| frame["function"].as_str())
+                .collect();
+            let mut rest = named.iter();
+            for function in &expect.backtrace {
+                assert!(
+                    rest.any(|named| named == function),
+                    "{app}: the backtrace names `{function}` after those before it: {named:?}\n{stderr}"
+                );
+            }
+        }
         assert_eq!(
             report["timed_out"].as_bool(),
             Some(expect.timed_out),

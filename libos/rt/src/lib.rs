@@ -15,6 +15,7 @@ compile_error!("unik-rt runs on x86_64-unknown-none and aarch64-unknown-none onl
 extern crate alloc;
 
 mod arch;
+mod backtrace;
 pub mod cmdline;
 pub mod console;
 pub mod devicetree;

@@ -38,6 +38,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     if !allocation_report().is_some_and(|report| report(info)) {
         print_line(info.location(), &info.message());
     }
+    crate::backtrace::print(None, crate::arch::frame_pointer());
     exit(PANIC)
 }
 

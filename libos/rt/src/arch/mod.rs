@@ -6,8 +6,8 @@ mod x86_64;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{
-    clock_frequency, device_tree, find_command_line, heap_spans, memory_map, power_off, serial,
-    stated_frequency, ticks,
+    clock_frequency, device_tree, find_command_line, frame_pointer, heap_spans, memory_map,
+    power_off, serial, stated_frequency, ticks,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -15,6 +15,6 @@ mod aarch64;
 
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::{
-    clock_frequency, device_tree, find_command_line, heap_spans, memory_map, power_off, serial,
-    stated_frequency, ticks,
+    clock_frequency, device_tree, find_command_line, frame_pointer, heap_spans, memory_map,
+    power_off, serial, stated_frequency, ticks,
 };

@@ -34,6 +34,7 @@ __unik_exception_vectors:
     add x9, x9, :lo12:{stack}
     add sp, x9, #{stack_pages}, lsl #12
     mov x0, #\kind
+    mov x1, x29
     b {handler}
     .endr
     .popsection
@@ -99,7 +100,8 @@ const DATA_ABORT: u64 = 0x25;
 
 static HANDLING: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn handle_exception(kind: u64) -> ! {
+/// `fp` is the interrupted code's frame pointer (x29), for the backtrace.
+extern "C" fn handle_exception(kind: u64, fp: u64) -> ! {
     if power::exiting() {
         power::after_failed_exit();
     }
@@ -135,5 +137,6 @@ extern "C" fn handle_exception(kind: u64) -> ! {
         class_name(class),
         if overflow { " stack-overflow" } else { "" },
     );
+    crate::backtrace::print(Some(elr), fp);
     exit(EXCEPTION)
 }

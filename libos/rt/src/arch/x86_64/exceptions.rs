@@ -59,6 +59,7 @@ global_asm!(
 
 .Lunik_exception_common:
     mov %rsp, %rdi
+    mov %rbp, %rsi
     and $-16, %rsp
     call {handler}
     ud2
@@ -194,7 +195,8 @@ const NAMES: [&str; EXCEPTION_COUNT] = [
 
 const PAGE_FAULT: u64 = 14;
 
-extern "C" fn handle_exception(frame: &ExceptionFrame) -> ! {
+/// `fp` is the interrupted code's frame pointer, for the backtrace.
+extern "C" fn handle_exception(frame: &ExceptionFrame, fp: u64) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
@@ -215,5 +217,6 @@ extern "C" fn handle_exception(frame: &ExceptionFrame) -> ! {
         frame.rflags,
         if overflow { " stack-overflow" } else { "" },
     );
+    crate::backtrace::print(Some(frame.rip), fp);
     exit(EXCEPTION)
 }
