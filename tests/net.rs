@@ -958,6 +958,203 @@ mod parser {
         }
     }
 
+    /// RFC 9112's framing rules (§2.2, §3, §5, §6.1, §6.3, §7.1) and RFC 9110 §8.6, case by
+    /// case; the RFC's own example messages where it gives one. Every `invalid` answer closes
+    /// the connection (httpd queues it with `Connection: close`).
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            // §3.2 examples of request lines (origin-form).
+            (
+                "origin-form with a query",
+                b"GET /where?q=now HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
+                "complete GET /where keep-alive 52",
+            ),
+            (
+                "§3.2.1 example",
+                b"GET /pub/WWW/TheProject.html HTTP/1.1\r\nHost: www.example.org\r\n\r\n",
+                "complete GET /pub/WWW/TheProject.html keep-alive 64",
+            ),
+            // §3: exactly one SP between the three parts.
+            ("two spaces after the method", b"GET  / HTTP/1.1\r\n\r\n", "invalid 400"),
+            ("two spaces before the version", b"GET /  HTTP/1.1\r\n\r\n", "invalid 400"),
+            ("a tab as separator", b"GET\t/ HTTP/1.1\r\n\r\n", "invalid 400"),
+            ("leading space", b" GET / HTTP/1.1\r\n\r\n", "invalid 400"),
+            ("trailing space", b"GET / HTTP/1.1 \r\n\r\n", "invalid 400"),
+            ("space inside the target", b"GET /a b HTTP/1.1\r\n\r\n", "invalid 400"),
+            ("lowercase version", b"GET / http/1.1\r\n\r\n", "invalid 400"),
+            // §2.2: an empty line before the request line is ignored.
+            (
+                "a CRLF before the request line",
+                b"\r\nGET / HTTP/1.1\r\n\r\n",
+                "complete GET / keep-alive 20",
+            ),
+            // §2.2: bare CR is invalid; a bare LF is not taken as a line end.
+            ("bare CR in a field", b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", "invalid 400"),
+            ("bare LF ending lines", b"GET / HTTP/1.1\nHost: a\n\n", "invalid 400"),
+            ("bare LF in a field", b"GET / HTTP/1.1\r\nX: a\nb\r\n\r\n", "invalid 400"),
+            // §5.1: no whitespace between field name and colon (the issue's third case).
+            (
+                "space before the colon of Transfer-Encoding",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\nContent-Length: 0\r\n\r\n",
+                "invalid 400",
+            ),
+            ("tab before the colon", b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", "invalid 400"),
+            ("empty field name", b"GET / HTTP/1.1\r\n: a\r\n\r\n", "invalid 400"),
+            (
+                "field value with OWS around it",
+                b"GET / HTTP/1.1\r\nHost: \t a \t\r\n\r\n",
+                "complete GET / keep-alive 31",
+            ),
+            ("NUL in a field value", b"GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", "invalid 400"),
+            // §5.2: obs-fold, and §2.2 whitespace before the first field.
+            (
+                "obs-fold",
+                b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+                "invalid 400",
+            ),
+            (
+                "obs-fold with a tab",
+                b"GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n",
+                "invalid 400",
+            ),
+            (
+                "whitespace before the first field",
+                b"GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+                "invalid 400",
+            ),
+            // §3.2: at most one Host.
+            (
+                "two Host fields",
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                "invalid 400",
+            ),
+            // §6.3 item 5, RFC 9110 §8.6: Content-Length is 1*DIGIT, one value.
+            (
+                "two different Content-Length fields (the issue's first case)",
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+                "invalid 400",
+            ),
+            (
+                "RFC 9110 §8.6: `42, 42` is taken as 42",
+                b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\nab",
+                "complete POST / keep-alive 43",
+            ),
+            (
+                "the same value in two fields is taken once",
+                b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+                "complete POST / keep-alive 59",
+            ),
+            (
+                "a list of different values",
+                b"POST / HTTP/1.1\r\nContent-Length: 2, 3\r\n\r\nabc",
+                "invalid 400",
+            ),
+            (
+                "Content-Length: +5 (the issue's second case)",
+                b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nabcde",
+                "invalid 400",
+            ),
+            ("negative", b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "invalid 400"),
+            ("hexadecimal", b"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", "invalid 400"),
+            ("empty", b"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", "invalid 400"),
+            ("empty list element", b"POST / HTTP/1.1\r\nContent-Length: 1,\r\n\r\na", "invalid 400"),
+            ("digits with a space", b"POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", "invalid 400"),
+            (
+                "overflow",
+                b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n",
+                "invalid 400",
+            ),
+            (
+                "leading zeros are still 1*DIGIT",
+                b"POST / HTTP/1.1\r\nContent-Length: 003\r\n\r\nabc",
+                "complete POST / keep-alive 43",
+            ),
+            (
+                "a body then a pipelined request",
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\naGET / HTTP/1.1\r\n\r\n",
+                "complete POST / keep-alive 39",
+            ),
+            // §6.3 item 4 otherwise: a final chunked coding frames the request, but httpd
+            // takes no chunked bodies: 501, and the connection is closed.
+            (
+                "§7.1 chunked body",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n",
+                "invalid 501",
+            ),
+            (
+                "coding names are case-insensitive",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
+                "invalid 501",
+            ),
+            // §6.3 item 4: the final coding of a request must be chunked, else 400.
+            (
+                "gzip alone",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                "invalid 400",
+            ),
+            (
+                "chunked, gzip",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                "invalid 400",
+            ),
+            (
+                "chunked twice (§7.1: never applied more than once)",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "invalid 400",
+            ),
+            (
+                "an empty Transfer-Encoding",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+                "invalid 400",
+            ),
+            // §6.1 example: `gzip, chunked`; httpd decodes no gzip, so 501.
+            (
+                "§6.1 example: gzip, chunked",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                "invalid 501",
+            ),
+            (
+                "gzip and chunked in two fields",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "invalid 501",
+            ),
+            // §6.3 item 3: TE with CL is refused (a server may), whichever comes first.
+            (
+                "CL then TE",
+                b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "invalid 400",
+            ),
+            (
+                "TE then CL",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+                "invalid 400",
+            ),
+            // §6.1: Transfer-Encoding in an HTTP/1.0 request means faulty framing.
+            (
+                "TE in HTTP/1.0",
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "invalid 400",
+            ),
+            // RFC 9110 §7.6.1: Connection is a list, `close` wins.
+            (
+                "Connection as a list",
+                b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+                "complete GET / close 49",
+            ),
+        ];
+        assert!(cases.len() >= 30);
+        let mut wrong = Vec::new();
+        for (name, input, expected) in cases {
+            let got = outcome(input);
+            if got != *expected {
+                wrong.push(format!("{name}: expected `{expected}`, got `{got}`"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
     #[test]
     fn head_responses_keep_the_length_and_drop_the_body() {
         let response = http::Response::html("<p>hi</p>").for_method("HEAD");
