@@ -47,6 +47,9 @@ pub struct LinkOptions {
     /// Hashed into the build id after the inputs: whatever else decides the image's bytes
     /// (the resolved manifest).
     pub build_id_salt: Vec<u8>,
+    /// Randomize the layout with this seed ([`LayoutOptions::randomize`]); it enters the
+    /// build id. `None` keeps the one deterministic layout.
+    pub randomize_layout: Option<u64>,
     /// What to report besides the image; on large inputs the size report costs more than
     /// the link itself, so it is computed only when asked for.
     pub report: ReportWanted,
@@ -91,6 +94,7 @@ impl LinkOptions {
             weave: None,
             image: ImageKind::Elf,
             build_id_salt: Vec::new(),
+            randomize_layout: None,
             report: ReportWanted::default(),
             free_memory: true,
         }
@@ -239,10 +243,12 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
     refuse_output_among_inputs(&opts.output, &opts.inputs)?;
     let mut inputs = Inputs::load(&opts.inputs)?;
     let build_id = (opts.image != ImageKind::Elf).then(|| {
+        let seed = opts.randomize_layout.map(u64::to_le_bytes);
         BuildId::of(
             inputs
                 .command_line_data()
-                .chain(std::iter::once(&opts.build_id_salt[..])),
+                .chain(std::iter::once(&opts.build_id_salt[..]))
+                .chain(seed.as_ref().map(|seed| &seed[..])),
         )
     });
     if let Some(id) = &build_id {
@@ -301,6 +307,7 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         &LayoutOptions {
             entry: &opts.entry,
             base: opts.base.or(opts.image.base()),
+            randomize: opts.randomize_layout,
         },
     )?;
     opts.image

@@ -150,6 +150,11 @@ fn symbolize_names_a_saved_backtrace() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`0x1x` is not an address"));
 }
 
+#[test]
+fn randomized_layouts_differ_boot_and_rebuild_alike() {
+    SUITE.assert_randomized_layouts_differ_and_boot();
+}
+
 /// gdb attaches through `run --gdb`, stops at the app's `main` and lets it finish.
 #[test]
 fn gdb_attaches_through_run_gdb_and_stops_at_main() {

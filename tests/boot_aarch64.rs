@@ -74,6 +74,11 @@ fn only_an_app_that_reads_the_clock_links_the_clock() {
     ));
 }
 
+#[test]
+fn randomized_layouts_differ_boot_and_rebuild_alike() {
+    SUITE.assert_randomized_layouts_differ_and_boot();
+}
+
 /// gdb attaches through `run --gdb`, stops at the app's `main` and lets it finish.
 #[test]
 fn gdb_attaches_through_run_gdb_and_stops_at_main() {

@@ -118,6 +118,8 @@ pub struct Manifest {
     pub keep: Vec<String>,
     pub memory: Option<ByteSize>,
     pub cmdline: Option<String>,
+    /// The layout randomization seed, if any.
+    pub randomize_layout: Option<u64>,
     pub ports: Vec<PortForward>,
     /// The app's arguments, in order.
     pub args: Vec<String>,
@@ -287,6 +289,7 @@ impl Checker<'_> {
             keep,
             memory: raw.memory.as_ref().map(|m| m.value),
             cmdline,
+            randomize_layout: raw.randomize_layout,
             ports,
             args,
             env,

@@ -50,6 +50,10 @@ pub(crate) struct RawManifest {
     /// Kernel command line passed to the application.
     #[schemars(with = "Option<String>")]
     pub cmdline: Option<Spanned<String>>,
+    /// Randomize the image's layout with this seed: input sections shuffled inside code,
+    /// read-only data, data and bss, and the base moved up by whole pages. The same seed
+    /// gives the same image; `build --randomize-layout` overrides it.
+    pub randomize_layout: Option<u64>,
     /// TCP ports `run` forwards from the host to the guest: `"HOST:GUEST"` or one number for
     /// both.
     #[serde(default)]

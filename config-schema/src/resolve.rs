@@ -76,6 +76,8 @@ pub struct ResolvedConfig {
     /// The manifest's `cmdline`; the guest gets it followed by `args` and `env`
     /// ([`command_line`]).
     pub cmdline: String,
+    /// The layout randomization seed, if the manifest sets one.
+    pub randomize_layout: Option<u64>,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub ports: Vec<PortForward>,
@@ -169,6 +171,7 @@ impl ResolvedConfig {
             keep: manifest.keep.clone(),
             memory,
             cmdline: manifest.cmdline.clone().unwrap_or_default(),
+            randomize_layout: manifest.randomize_layout,
             args: manifest.args.clone(),
             env: manifest.env.clone(),
             ports: manifest.ports.clone(),

@@ -22,6 +22,58 @@ pub struct LayoutOptions<'s> {
     pub entry: &'s str,
     /// Address of the first byte of the image; the architecture's default when `None`.
     pub base: Option<u64>,
+    /// Randomize the layout with this seed: the input sections of code, read-only data, data
+    /// and bss in a shuffled order, and the base moved up by a whole number of pages (fewer
+    /// than [`RANDOM_BASE_PAGES`]). The same seed gives the same layout.
+    pub randomize: Option<u64>,
+}
+
+/// The base moves up by fewer pages than this under [`LayoutOptions::randomize`]: up to
+/// 1 MiB, which keeps an x86_64 PVH image below 2 MiB.
+pub const RANDOM_BASE_PAGES: u64 = 256;
+const PAGE: u64 = 4096;
+
+/// SplitMix64: a small, well-mixed generator; layout randomization needs only that a seed
+/// gives one permutation, not unpredictability against someone who knows the seed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Fisher-Yates.
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+impl Rank {
+    /// Whether the order of the input sections inside the output section carries no meaning,
+    /// so randomization may shuffle them: not `.init`/`.fini` (crti/crtn frame the code
+    /// between them), the init/fini arrays and `.ctors`/`.dtors` (order is run order),
+    /// `.eh_frame` (crtend's terminator is last), TLS (the thread pointer's offsets), notes.
+    fn shufflable(self) -> bool {
+        matches!(
+            self,
+            Rank::Text
+                | Rank::OtherExec
+                | Rank::Rodata
+                | Rank::OtherRo
+                | Rank::DataRelRo
+                | Rank::Data
+                | Rank::OtherData
+                | Rank::Bss
+                | Rank::OtherBss
+        )
+    }
 }
 
 /// Output section kinds in address order.
@@ -484,12 +536,20 @@ impl<'a> Layout<'a> {
         }
         // Stable: equal ranks keep first-seen order.
         builders.sort_by_key(|b| b.rank);
+        let mut random = opts.randomize.map(SplitMix64);
+        if let Some(random) = &mut random {
+            for b in builders.iter_mut().filter(|b| b.rank.shufflable()) {
+                random.shuffle(&mut b.inputs);
+            }
+        }
+        let base = opts.base.unwrap_or(arch.default_base())
+            + random.map_or(0, |mut r| r.next() % RANDOM_BASE_PAGES * PAGE);
 
         let mut layout = Layout {
             arch,
             graph,
             db,
-            base: opts.base.unwrap_or(arch.default_base()),
+            base,
             sections: Vec::new(),
             segments: Vec::new(),
             tls: None,

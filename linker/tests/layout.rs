@@ -144,6 +144,7 @@ fn with_link(
         &LayoutOptions {
             entry: "_start",
             base,
+            randomize: None,
         },
     )
     .unwrap();

@@ -40,6 +40,8 @@ pub struct BuildOptions {
     pub conventional: bool,
     /// Write the image without its symbol table, as `strip` would.
     pub strip: bool,
+    /// Randomize the layout with this seed, over the manifest's `randomize_layout`.
+    pub randomize_layout: Option<u64>,
 }
 
 /// Where `build` writes for one target.
@@ -360,6 +362,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         keep: config.keep.clone(),
         image: image_kind(arch),
         build_id_salt: build_id_salt(&config, target),
+        randomize_layout: opts.randomize_layout.or(config.randomize_layout),
         weave,
         strip: opts.strip,
         report: ReportWanted::ALL,

@@ -34,6 +34,9 @@ pub struct BuildReport {
     /// What `strip` would leave of the image: without the symbol table.
     pub stripped_size: u64,
     pub build_id: Option<String>,
+    /// The layout randomization seed the image was linked with; `null` for the one
+    /// deterministic layout.
+    pub layout_seed: Option<u64>,
     pub entry: String,
     pub entry_addr: u64,
     pub inputs: Vec<PathBuf>,
@@ -71,6 +74,7 @@ impl BuildReport {
             image_size: link.written.size,
             stripped_size: link.written.stripped_size,
             build_id: link.build_id.map(|id| id.to_hex()),
+            layout_seed: opts.randomize_layout,
             entry: opts.entry.clone(),
             entry_addr: link.entry,
             inputs: opts.inputs.clone(),

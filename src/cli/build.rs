@@ -29,6 +29,12 @@ pub struct BuildArgs {
     /// stripped).
     #[arg(long)]
     strip: bool,
+    /// Randomize the layout with SEED (a number, or `random` for a fresh one, printed):
+    /// input sections shuffled inside code, read-only data, data and bss, and the base
+    /// moved up by whole pages. The same seed gives the same image; over the manifest's
+    /// `randomize_layout`.
+    #[arg(long, value_name = "SEED", value_parser = parse_seed)]
+    randomize_layout: Option<Seed>,
     #[command(flatten)]
     cargo: CargoBuildArgs,
     #[command(flatten)]
@@ -45,8 +51,45 @@ pub fn parse_arch(s: &str) -> Result<Arch, String> {
         .ok_or_else(|| format!("unknown architecture `{s}` (expected x86_64 or aarch64)"))
 }
 
+/// A layout seed as given on the command line.
+#[derive(Debug, Clone, Copy)]
+enum Seed {
+    Given(u64),
+    Random,
+}
+
+fn parse_seed(s: &str) -> Result<Seed, String> {
+    if s == "random" {
+        return Ok(Seed::Random);
+    }
+    s.parse()
+        .map(Seed::Given)
+        .map_err(|_| format!("`{s}` is not a seed: a number from 0 to 2^64-1, or `random`"))
+}
+
+/// A fresh seed from the kernel's random source.
+fn random_seed() -> miette::Result<u64> {
+    use std::io::Read as _;
+    let mut bytes = [0; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| miette::miette!("cannot read /dev/urandom for a layout seed: {e}"))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
     let manifest = args.manifest.load()?;
+    let randomize_layout = match args.randomize_layout {
+        None => None,
+        Some(Seed::Given(seed)) => Some(seed),
+        Some(Seed::Random) => {
+            let seed = random_seed()?;
+            eprintln!(
+                "uniklink: layout seed {seed} (`--randomize-layout {seed}` builds the same image)"
+            );
+            Some(seed)
+        }
+    };
     let mut cargo_args = args.cargo.to_cargo(&args.output);
     cargo_args.extend(args.cargo_args);
     // Without --arch every architecture the manifest lists is built, in its order.
@@ -63,6 +106,7 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
             objects: Vec::new(),
             conventional: args.no_weave,
             strip: args.strip,
+            randomize_layout,
         };
         let built = build::build(&manifest, &opts).map_err(|e| miette::miette!("{}", chain(&e)))?;
         let report = &built.report;

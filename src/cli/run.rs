@@ -248,6 +248,7 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
             objects: Vec::new(),
             conventional: false,
             strip: false,
+            randomize_layout: None,
         };
         let built =
             build::build(manifest, &opts).map_err(|e| miette!("{}", super::build::chain(&e)))?;

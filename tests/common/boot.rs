@@ -274,6 +274,81 @@ impl Suite {
         );
     }
 
+    /// Five layout seeds give five layouts of the panic fixture (its functions at different
+    /// addresses, and different build ids), each boots and panics as expected with a
+    /// backtrace that names its functions, and building one seed again gives the same bytes.
+    pub fn assert_randomized_layouts_differ_and_boot(&self) {
+        const SEEDS: [u64; 5] = [1, 2, 3, 0xdead_beef, u64::MAX];
+        let expect = self.expectation("panic");
+        let mut seen = Vec::new();
+        for seed in SEEDS {
+            let name = format!("{}-panic-seed{seed}", self.prefix);
+            let manifest = self.dir().join(format!("{name}.yaml"));
+            write_manifest(&manifest, &name, "panic", self.arches, "");
+            let seed_arg = seed.to_string();
+            let mut args = self.arch_args.to_vec();
+            args.extend(["--randomize-layout", &seed_arg]);
+            assert_success(&build_release(&manifest, &args), &format!("seed {seed}"));
+            let image =
+                app_dir("panic").join(format!("target/uniklink/release/{name}-{}.elf", self.arch));
+            let bytes = std::fs::read(&image).unwrap();
+            let report: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(image.with_extension("json")).unwrap())
+                    .unwrap();
+            assert_eq!(report["layout_seed"].as_u64(), Some(seed), "{report:#}");
+            let elf = Elf::parse(&bytes).unwrap();
+            let address = ["check_invariant", "__unik_main", "unik_rt_enter_main"].map(|part| {
+                elf.syms
+                    .iter()
+                    .find(|sym| {
+                        elf.strtab
+                            .get_at(sym.st_name)
+                            .is_some_and(|name| name.contains(part))
+                    })
+                    .map(|sym| sym.st_value)
+                    .unwrap_or_else(|| panic!("seed {seed}: no symbol with {part}"))
+            });
+            let build_id = report["build_id"].as_str().map(str::to_owned);
+            assert!(
+                seen.iter().all(|(a, id)| *a != address && *id != build_id),
+                "seed {seed} gives a layout and build id of its own: {address:x?}"
+            );
+            seen.push((address, build_id));
+
+            let out = uniklink()
+                .args(["run", "--accel", "tcg", "--json", "--timeout", "120"])
+                .arg(&image)
+                .output()
+                .expect("cargo-uniklink run runs");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let boot: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("seed {seed}: no JSON ({e}): {stderr}"));
+            assert_eq!(
+                boot["guest_exit_code"].as_i64(),
+                expect.guest_exit_code.map(i64::from),
+                "seed {seed}: {stderr}"
+            );
+            let named: Vec<&str> = boot["backtraces"][0]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|frame| frame["function"].as_str())
+                .collect();
+            assert!(
+                named.contains(&"panic::check_invariant"),
+                "seed {seed}: {named:?}"
+            );
+
+            if seed == SEEDS[2] {
+                assert_success(&build_release(&manifest, &args), "the same seed again");
+                assert!(
+                    std::fs::read(&image).unwrap() == bytes,
+                    "seed {seed} rebuilds byte for byte"
+                );
+            }
+        }
+    }
+
     /// `run --gdb` stops `app` before its first instruction and prints a gdb command; that
     /// command, run in batch mode with a backtrace and a `continue` added, stops at the app's
     /// `main`, and the guest then runs to a clean exit.
