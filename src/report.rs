@@ -150,8 +150,13 @@ impl SavedReport {
             path: path.to_path_buf(),
             source,
         })?;
+        SavedReport::from_json(path, &text)
+    }
+
+    /// Parses and checks a report's JSON text; `path` names it in errors.
+    pub fn from_json(path: &Path, text: &[u8]) -> Result<SavedReport, ReportError> {
         let report: SavedReport =
-            serde_json::from_slice(&text).map_err(|source| ReportError::Json {
+            serde_json::from_slice(text).map_err(|source| ReportError::Json {
                 path: path.to_path_buf(),
                 source,
             })?;

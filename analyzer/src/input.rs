@@ -241,6 +241,14 @@ struct Member {
     range: Range<usize>,
 }
 
+/// The members of an archive held in memory, as [`Inputs::load`] lists them: each name and
+/// byte range (empty for a thin archive's members, which name files). The fuzz targets read
+/// archives through it.
+pub fn archive_members_in(data: &[u8]) -> Result<Vec<(String, Range<usize>)>> {
+    let (members, _) = archive_members(Path::new("<memory>"), data)?;
+    Ok(members.into_iter().map(|m| (m.name, m.range)).collect())
+}
+
 /// Lists archive members; for thin archives also returns the directory member names are
 /// relative to.
 fn archive_members(path: &Path, data: &[u8]) -> Result<(Vec<Member>, Option<PathBuf>)> {
