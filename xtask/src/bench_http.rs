@@ -3,6 +3,12 @@
 //! loopback by a small keep-alive HTTP client for a fixed duration: requests per second and
 //! latency percentiles. Everything is bounded: each boot by a guard, the load by its duration,
 //! every socket call by a timeout.
+//!
+//! `--burst` loads as a client fleet does instead: all `--connections` (up to 2,000) are
+//! opened at the same instant, one thread each released by a barrier, and each sends
+//! `--requests` keep-alive requests and stops at its first failure. It reports how many
+//! connections were served completely, never answered, reset or timed out; the first
+//! request's latency counts from the start of its connect.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,9 +26,20 @@ pub struct Options {
     /// Seconds of load.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     duration: u64,
-    /// Keep-alive connections, each driven by its own client thread.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=100))]
+    /// Keep-alive connections, each driven by its own client thread (at most 100, or 2,000
+    /// with `--burst`).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=2000))]
     connections: u16,
+    /// Open all connections at once and send `--requests` on each, instead of loading for
+    /// `--duration`.
+    #[arg(long)]
+    burst: bool,
+    /// Requests per connection with `--burst`.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    requests: u32,
+    /// Seconds each socket call may wait before it counts as timed out.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    timeout: u64,
     /// Boots timed for boot → listening (the last one then serves the load).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
     boots: u16,
@@ -49,12 +66,13 @@ pub enum BenchError {
     NeverListened { console: String },
     #[error("no request completed in {0:?}")]
     NoRequests(Duration),
+    #[error("{0}")]
+    Usage(String),
 }
 
 const LISTENING: &str = "httpd: listening on :8080";
 const READY: &str = "uniklink:ready entry_to_main_ns=";
 const BOOT_GUARD: Duration = Duration::from_secs(120);
-const IO_GUARD: Duration = Duration::from_secs(10);
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 struct Boot {
@@ -88,6 +106,14 @@ struct Load {
 }
 
 pub fn run(options: &Options) -> Result<(), BenchError> {
+    if !options.burst && options.connections > 100 {
+        return Err(BenchError::Usage(
+            "more than 100 connections only with --burst".to_owned(),
+        ));
+    }
+    if options.burst {
+        raise_fd_limit(usize::from(options.connections) + 64)?;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let root = root.canonicalize().map_err(xtask::Error::io(&root))?;
     let uniklink = match &options.uniklink {
@@ -135,6 +161,14 @@ pub fn run(options: &Options) -> Result<(), BenchError> {
     }
     let last = last.expect("at least one boot");
 
+    let io_guard = Duration::from_secs(options.timeout);
+    if options.burst {
+        let burst = burst(last.port, options.connections, options.requests, io_guard);
+        drop(last);
+        to_listening.sort();
+        print_burst(options, &burst, image_bytes, &to_listening);
+        return Ok(());
+    }
     let duration = Duration::from_secs(options.duration);
     eprintln!(
         "load: {} keep-alive connections for {}s on 127.0.0.1:{}",
@@ -144,7 +178,7 @@ pub fn run(options: &Options) -> Result<(), BenchError> {
     let workers: Vec<_> = (0..options.connections)
         .map(|_| {
             let port = last.port;
-            thread::spawn(move || drive(port, started + duration))
+            thread::spawn(move || drive(port, started + duration, io_guard))
         })
         .collect();
     let mut load = Load::default();
@@ -284,13 +318,13 @@ fn boot(uniklink: &Path, root: &Path, work: &Path, accel: &str) -> Result<Boot, 
 
 /// One keep-alive connection sending `GET /` back to back until `until`; a failed request
 /// counts as an error and the connection is opened again.
-fn drive(port: u16, until: Instant) -> Load {
+fn drive(port: u16, until: Instant, io_guard: Duration) -> Load {
     let mut load = Load::default();
     let mut connection: Option<BufReader<TcpStream>> = None;
     while Instant::now() < until {
         let reader = match connection.as_mut() {
             Some(reader) => reader,
-            None => match connect(port) {
+            None => match connect(port, io_guard) {
                 Ok(reader) => connection.insert(reader),
                 Err(_) => {
                     load.errors += 1;
@@ -310,10 +344,10 @@ fn drive(port: u16, until: Instant) -> Load {
     load
 }
 
-fn connect(port: u16) -> std::io::Result<BufReader<TcpStream>> {
-    let stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), IO_GUARD)?;
-    stream.set_read_timeout(Some(IO_GUARD))?;
-    stream.set_write_timeout(Some(IO_GUARD))?;
+fn connect(port: u16, io_guard: Duration) -> std::io::Result<BufReader<TcpStream>> {
+    let stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), io_guard)?;
+    stream.set_read_timeout(Some(io_guard))?;
+    stream.set_write_timeout(Some(io_guard))?;
     stream.set_nodelay(true)?;
     Ok(BufReader::new(stream))
 }
@@ -355,4 +389,203 @@ fn request(reader: &mut BufReader<TcpStream>) -> std::io::Result<()> {
 fn percentile(values: &[Duration], p: usize) -> Duration {
     let rank = (values.len() * p).div_ceil(100).clamp(1, values.len());
     values[rank - 1]
+}
+
+/// How one burst connection ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ending {
+    /// Every request answered.
+    Served,
+    /// Reset or refused (by the guest, or by QEMU's forward when the guest reset it).
+    Reset,
+    /// A connect or read that waited `--timeout`.
+    TimedOut,
+    /// Closed by the server, or anything else unexpected.
+    Other,
+}
+
+struct BurstConnection {
+    /// Request latencies; the first counts from the start of the connect.
+    latencies: Vec<Duration>,
+    ending: Ending,
+}
+
+struct Burst {
+    connections: Vec<BurstConnection>,
+    elapsed: Duration,
+}
+
+/// Opens `connections` connections at once, one thread each released together by a barrier,
+/// and sends `requests` keep-alive requests on each.
+fn burst(port: u16, connections: u16, requests: u32, io_guard: Duration) -> Burst {
+    eprintln!(
+        "burst: {connections} connections at once, {requests} keep-alive requests each, \
+         on 127.0.0.1:{port}"
+    );
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(usize::from(connections) + 1));
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let barrier = barrier.clone();
+            thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    burst_connection(port, requests, io_guard)
+                })
+                .expect("a client thread")
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let connections = workers
+        .into_iter()
+        .map(|worker| {
+            worker.join().unwrap_or(BurstConnection {
+                latencies: Vec::new(),
+                ending: Ending::Other,
+            })
+        })
+        .collect();
+    Burst {
+        connections,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn burst_connection(port: u16, requests: u32, io_guard: Duration) -> BurstConnection {
+    let mut connection = BurstConnection {
+        latencies: Vec::new(),
+        ending: Ending::Served,
+    };
+    let mut since = Instant::now();
+    let mut reader = match connect(port, io_guard) {
+        Ok(reader) => reader,
+        Err(error) => {
+            connection.ending = ending(&error);
+            return connection;
+        }
+    };
+    for _ in 0..requests {
+        match request(&mut reader) {
+            Ok(()) => connection.latencies.push(since.elapsed()),
+            Err(error) => {
+                connection.ending = ending(&error);
+                break;
+            }
+        }
+        since = Instant::now();
+    }
+    connection
+}
+
+fn ending(error: &std::io::Error) -> Ending {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionRefused
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe => Ending::Reset,
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => Ending::TimedOut,
+        _ => Ending::Other,
+    }
+}
+
+fn print_burst(options: &Options, burst: &Burst, image_bytes: u64, to_listening: &[Duration]) {
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+    let mut latencies: Vec<Duration> = burst
+        .connections
+        .iter()
+        .flat_map(|c| c.latencies.iter().copied())
+        .collect();
+    latencies.sort();
+    let count = |ending: Ending| {
+        burst
+            .connections
+            .iter()
+            .filter(|c| c.ending == ending)
+            .count()
+    };
+    let unanswered = burst
+        .connections
+        .iter()
+        .filter(|c| c.latencies.is_empty())
+        .count();
+    let expected = u64::from(options.connections) * u64::from(options.requests);
+    println!(
+        "httpd (manifests/httpd.yaml), burst of {} connections × {} keep-alive requests, \
+         timeout {}s, accel {}\n",
+        options.connections, options.requests, options.timeout, options.accel
+    );
+    println!("| metric | value |");
+    println!("| --- | ---: |");
+    println!("| image bytes | {image_bytes} |");
+    if !to_listening.is_empty() {
+        println!(
+            "| boot → listening, median of {} (ms) | {} |",
+            to_listening.len(),
+            ms(percentile(to_listening, 50))
+        );
+    }
+    println!(
+        "| requests answered / sent for | {} / {expected} |",
+        latencies.len()
+    );
+    println!(
+        "| requests/s (answered over the burst's wall time {:.1}s) | {:.0} |",
+        burst.elapsed.as_secs_f64(),
+        latencies.len() as f64 / burst.elapsed.as_secs_f64()
+    );
+    println!(
+        "| connections served completely | {} |",
+        count(Ending::Served)
+    );
+    println!("| connections never answered | {unanswered} |");
+    println!(
+        "| connections reset or refused | {} |",
+        count(Ending::Reset)
+    );
+    println!("| connections timed out | {} |", count(Ending::TimedOut));
+    println!("| connections ended otherwise | {} |", count(Ending::Other));
+    if !latencies.is_empty() {
+        println!("| latency p50 (ms) | {} |", ms(percentile(&latencies, 50)));
+        println!("| latency p99 (ms) | {} |", ms(percentile(&latencies, 99)));
+        println!(
+            "| latency max (ms) | {} |",
+            ms(*latencies.last().expect("not empty"))
+        );
+    }
+}
+
+/// Raises the soft limit on open files to at least `wanted` (up to the hard limit).
+fn raise_fd_limit(wanted: usize) -> Result<(), BenchError> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(BenchError::Usage(format!(
+            "getrlimit: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let wanted = wanted as libc::rlim_t;
+    if limit.rlim_cur >= wanted {
+        return Ok(());
+    }
+    if limit.rlim_max < wanted {
+        return Err(BenchError::Usage(format!(
+            "{wanted} open files needed, the hard limit is {}",
+            limit.rlim_max
+        )));
+    }
+    limit.rlim_cur = wanted;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(BenchError::Usage(format!(
+            "setrlimit: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
 }
