@@ -50,6 +50,9 @@ pub struct LinkOptions {
     /// Randomize the layout with this seed ([`LayoutOptions::randomize`]); it enters the
     /// build id. `None` keeps the one deterministic layout.
     pub randomize_layout: Option<u64>,
+    /// Write the inputs' DWARF, relocated, to this file beside the image when they carry any
+    /// (and remove a file left there by an earlier link when they carry none).
+    pub debug_file: Option<PathBuf>,
     /// What to report besides the image; on large inputs the size report costs more than
     /// the link itself, so it is computed only when asked for.
     pub report: ReportWanted,
@@ -95,6 +98,7 @@ impl LinkOptions {
             image: ImageKind::Elf,
             build_id_salt: Vec::new(),
             randomize_layout: None,
+            debug_file: None,
             report: ReportWanted::default(),
             free_memory: true,
         }
@@ -218,6 +222,8 @@ pub struct LinkOutput {
     pub sizes: Option<SizeReport>,
     /// The image file's size, and what it would be stripped.
     pub written: Written,
+    /// The debug file written beside the image and its size, when the inputs had DWARF.
+    pub debug_file: Option<(PathBuf, u64)>,
 }
 
 /// Compares files by device and inode, so a symlink or hard link to an input is caught too.
@@ -235,6 +241,21 @@ fn refuse_output_among_inputs(output: &Path, inputs: &[PathBuf]) -> Result<(), L
             input: input.clone(),
         }),
         None => Ok(()),
+    }
+}
+
+/// Removes a debug file an earlier link left where this link writes none, so that it never
+/// describes another image.
+fn remove_stale(path: &Path) -> Result<(), LinkError> {
+    match std::fs::remove_file(path) {
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+            Err(uniklink_linker::Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -325,6 +346,10 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
     } else {
         None
     };
+    let debug = match &opts.debug_file {
+        Some(_) => Some(uniklink_linker::debug::collect(&layout)?),
+        None => None,
+    };
     let image = relocate(&layout)?;
     let written = write(
         &layout,
@@ -332,8 +357,20 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         &opts.output,
         &WriteOptions { strip: opts.strip },
     )?;
+    let debug_file = match (&opts.debug_file, debug) {
+        (Some(path), Some(debug)) if !debug.sections.is_empty() => {
+            let size = uniklink_linker::write::write_debug_file(&layout, &debug, path)?;
+            Some((path.clone(), size))
+        }
+        (Some(path), _) => {
+            remove_stale(path)?;
+            None
+        }
+        (None, _) => None,
+    };
 
-    let output = report(&layout, opts, written, build_id, woven, sizes);
+    let mut output = report(&layout, opts, written, build_id, woven, sizes);
+    output.debug_file = debug_file;
     if !opts.free_memory {
         std::mem::forget(layout);
         std::mem::forget(graph);
@@ -452,6 +489,7 @@ fn report(
         weave,
         sizes,
         written,
+        debug_file: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`arch::Arch`] table; [`write`] serialises and atomically writes the file.
 
 pub mod arch;
+pub mod debug;
 pub mod error;
 pub mod glue;
 pub mod image;

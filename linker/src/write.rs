@@ -190,6 +190,144 @@ impl FileTail {
     }
 }
 
+/// Writes `<image>.debug` as `objcopy --only-keep-debug` would leave it: the image's
+/// sections at their addresses but without their bytes (`SHT_NOBITS`, same indices, so the
+/// symbol table's section numbers hold), the relocated debug sections, and the symbol table;
+/// no program headers. gdb takes it as the symbol file and addr2line reads it; the image
+/// itself is not changed by it. Returns the file's size.
+pub fn write_debug_file(
+    layout: &Layout<'_>,
+    debug: &crate::debug::DebugSections,
+    path: &Path,
+) -> Result<u64> {
+    let symbols = symbol_table(layout);
+    let mut shstrtab = vec![0u8];
+    let mut name_of = |name: &[u8]| {
+        let at = shstrtab.len() as u32;
+        shstrtab.extend_from_slice(name);
+        shstrtab.push(0);
+        at
+    };
+    let mut bytes = vec![0u8; EHDR_SIZE as usize];
+    let mut shdrs = vec![section_header(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)];
+    for s in &layout.sections {
+        shdrs.push(section_header(
+            name_of(&s.name),
+            elf::SHT_NOBITS,
+            s.flags,
+            s.addr,
+            0,
+            s.size,
+            0,
+            0,
+            s.align,
+            0,
+        ));
+    }
+    for section in &debug.sections {
+        let offset = bytes.len() as u64;
+        bytes.extend_from_slice(&section.data);
+        shdrs.push(section_header(
+            name_of(&section.name),
+            elf::SHT_PROGBITS,
+            0,
+            0,
+            offset,
+            section.data.len() as u64,
+            0,
+            0,
+            1,
+            0,
+        ));
+    }
+    let symtab_name = name_of(b".symtab");
+    let strtab_name = name_of(b".strtab");
+    let shstrtab_name = name_of(b".shstrtab");
+    bytes.resize(bytes.len().next_multiple_of(8), 0);
+    let symtab_offset = bytes.len() as u64;
+    bytes.extend_from_slice(&symbols.symtab);
+    let strtab_offset = bytes.len() as u64;
+    bytes.extend_from_slice(&symbols.strtab);
+    let strtab_index = shdrs.len() as u32 + 1;
+    shdrs.push(section_header(
+        symtab_name,
+        elf::SHT_SYMTAB,
+        0,
+        0,
+        symtab_offset,
+        symbols.symtab.len() as u64,
+        strtab_index,
+        symbols.first_global,
+        8,
+        24,
+    ));
+    shdrs.push(section_header(
+        strtab_name,
+        elf::SHT_STRTAB,
+        0,
+        0,
+        strtab_offset,
+        symbols.strtab.len() as u64,
+        0,
+        0,
+        1,
+        0,
+    ));
+    let shstrtab_offset = bytes.len() as u64;
+    bytes.extend_from_slice(&shstrtab);
+    let shstrndx = shdrs.len();
+    shdrs.push(section_header(
+        shstrtab_name,
+        elf::SHT_STRTAB,
+        0,
+        0,
+        shstrtab_offset,
+        shstrtab.len() as u64,
+        0,
+        0,
+        1,
+        0,
+    ));
+    if shdrs.len() >= usize::from(elf::SHN_LORESERVE) {
+        return Err(Error::TooManySections(shdrs.len()));
+    }
+    bytes.resize(bytes.len().next_multiple_of(8), 0);
+    let shoff = bytes.len() as u64;
+    for h in &shdrs {
+        bytes.extend_from_slice(bytes_of(h));
+    }
+    let ehdr = elf::FileHeader64::<LE> {
+        e_ident: elf::Ident {
+            magic: elf::ELFMAG,
+            class: elf::ELFCLASS64,
+            data: elf::ELFDATA2LSB,
+            version: elf::EV_CURRENT,
+            os_abi: elf::ELFOSABI_NONE,
+            abi_version: 0,
+            padding: [0; 7],
+        },
+        e_type: U16::new(LE, elf::ET_EXEC),
+        e_machine: U16::new(LE, layout.arch.e_machine()),
+        e_version: U32::new(LE, u32::from(elf::EV_CURRENT)),
+        e_entry: U64::new(LE, layout.entry),
+        e_phoff: U64::new(LE, 0),
+        e_shoff: U64::new(LE, shoff),
+        e_flags: U32::new(LE, 0),
+        e_ehsize: U16::new(LE, EHDR_SIZE as u16),
+        e_phentsize: U16::new(LE, PHDR_SIZE as u16),
+        e_phnum: U16::new(LE, 0),
+        e_shentsize: U16::new(LE, size_of::<elf::SectionHeader64<LE>>() as u16),
+        e_shnum: U16::new(LE, shdrs.len() as u16),
+        e_shstrndx: U16::new(LE, shstrndx as u16),
+    };
+    bytes[..EHDR_SIZE as usize].copy_from_slice(bytes_of(&ehdr));
+    replace_file(path, &bytes, false).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(bytes.len() as u64)
+}
+
 fn program_headers(layout: &Layout<'_>) -> Vec<elf::ProgramHeader64<LE>> {
     let page = layout.arch.page_size();
     let ph = |p_type, flags, offset, addr, filesz, memsz, align| elf::ProgramHeader64::<LE> {

@@ -44,6 +44,14 @@ pub struct BuildOptions {
     pub randomize_layout: Option<u64>,
 }
 
+/// `<image>.debug`: where `build` writes the image's DWARF when the app was built with debug
+/// info (cargo's `dev` profile), for gdb, addr2line and `run`'s backtraces.
+pub fn debug_file_path(image: &Path) -> PathBuf {
+    let mut name = image.as_os_str().to_owned();
+    name.push(".debug");
+    PathBuf::from(name)
+}
+
 /// Where `build` writes for one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagePaths {
@@ -363,6 +371,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         image: image_kind(arch),
         build_id_salt: build_id_salt(&config, target),
         randomize_layout: opts.randomize_layout.or(config.randomize_layout),
+        debug_file: Some(debug_file_path(&paths.image)),
         weave,
         strip: opts.strip,
         report: ReportWanted::ALL,

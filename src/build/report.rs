@@ -37,6 +37,10 @@ pub struct BuildReport {
     /// The layout randomization seed the image was linked with; `null` for the one
     /// deterministic layout.
     pub layout_seed: Option<u64>,
+    /// The DWARF beside the image (`<image>.debug`) and its size, when the app had debug info;
+    /// not part of `image_size`.
+    pub debug_file: Option<PathBuf>,
+    pub debug_file_size: Option<u64>,
     pub entry: String,
     pub entry_addr: u64,
     pub inputs: Vec<PathBuf>,
@@ -75,6 +79,8 @@ impl BuildReport {
             stripped_size: link.written.stripped_size,
             build_id: link.build_id.map(|id| id.to_hex()),
             layout_seed: opts.randomize_layout,
+            debug_file: link.debug_file.as_ref().map(|(path, _)| path.clone()),
+            debug_file_size: link.debug_file.as_ref().map(|&(_, size)| size),
             entry: opts.entry.clone(),
             entry_addr: link.entry,
             inputs: opts.inputs.clone(),

@@ -374,7 +374,9 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     for backtrace in &backtraces {
         note!("uniklink: backtrace, innermost first:");
         for frame in backtrace {
-            note!("uniklink:   {}", frame.line);
+            for line in frame.text.lines() {
+                note!("uniklink:   {line}");
+            }
         }
     }
     let chart = match (&args.timeline, &outcome.timeline) {
@@ -430,9 +432,18 @@ struct SymbolizedFrame {
     /// `None` where no function of the image holds the address.
     function: Option<String>,
     offset: Option<u64>,
-    /// As printed: `#0 0x101a2c in hello::fail+0x1c`.
+    /// With the image's DWARF (`<image>.debug`): the source frames at the address, innermost
+    /// inlined call first, each `function` and `location` (`file:line:column`).
+    source: Vec<SourceFrame>,
+    /// As printed: `#0 0x101a2c in hello::fail+0x1c`, then a line per source frame.
     #[serde(skip)]
-    line: String,
+    text: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SourceFrame {
+    function: Option<String>,
+    location: Option<String>,
 }
 
 /// The guest's backtraces against the image's symbols; unsymbolized (addresses only) when
@@ -454,13 +465,21 @@ fn symbolized(image: &Path, backtraces: &[Vec<Frame>]) -> Vec<Vec<SymbolizedFram
             frames
                 .iter()
                 .zip(lines)
-                .map(|(&frame, line)| {
+                .map(|(&frame, text)| {
                     let place = symbolizer.as_ref().and_then(|s| s.place(frame));
                     SymbolizedFrame {
                         address: frame.address(),
                         offset: place.as_ref().map(|p| p.offset),
+                        source: place
+                            .iter()
+                            .flat_map(|p| &p.lines)
+                            .map(|line| SourceFrame {
+                                function: line.function.clone(),
+                                location: line.location.clone(),
+                            })
+                            .collect(),
                         function: place.map(|p| p.function),
-                        line,
+                        text,
                     }
                 })
                 .collect()

@@ -437,11 +437,20 @@ fn command_line(opts: &RunOptions, tsc_hz: Option<u64>) -> Option<String> {
 /// The debugger command that attaches to a guest booted with [`RunOptions::gdb`] at `port`:
 /// `gdb` for x86_64 images (Debian's gdb debugs x86_64 and i386), `gdb-multiarch` for
 /// aarch64, with the image's symbols, connected, a breakpoint on the app's `main` (the
-/// `__unik_main` that `unik::entry!` defines) and continuing to it.
+/// `__unik_main` that `unik::entry!` defines) and continuing to it. The symbols come from
+/// `<image>.debug` where `build` wrote one.
 pub fn gdb_command(image: &std::path::Path, arch: Arch, port: u16) -> String {
     let gdb = match arch {
         Arch::X86_64 => "gdb",
         Arch::Aarch64 => "gdb-multiarch",
+    };
+    // The DWARF beside the image, when there is some, is the better symbol file: it has the
+    // same symbols and the source lines.
+    let debug = crate::build::debug_file_path(image);
+    let image = if debug.is_file() {
+        debug
+    } else {
+        image.to_path_buf()
     };
     let image = image.display().to_string();
     let quoted = if image.contains(['\'', ' ', '"', '\\', '$', '`']) {

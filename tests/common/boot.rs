@@ -353,13 +353,20 @@ impl Suite {
     /// command, run in batch mode with a backtrace and a `continue` added, stops at the app's
     /// `main`, and the guest then runs to a clean exit.
     pub fn assert_gdb_stops_at_main(&self, app: &str) {
+        let Built { image, .. } = self.built(app);
+        let gdb_out = self.gdb_to_main(app, &image);
+        assert!(gdb_out.contains("in __unik_main"), "{app}:\n{gdb_out}");
+    }
+
+    /// Boots `image` with `run --gdb`, runs the printed gdb command in batch mode to `main`
+    /// with a backtrace, lets the guest finish, and returns what gdb printed.
+    pub fn gdb_to_main(&self, app: &str, image: &Path) -> String {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
 
-        let Built { image, .. } = self.built(app);
         let mut runner = uniklink()
             .args(["run", "--accel", "tcg", "--timeout", "120", "--gdb"])
-            .arg(&image)
+            .arg(image)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -387,13 +394,13 @@ impl Suite {
         let out = runner.wait_with_output().expect("the runner ends");
         let console = String::from_utf8_lossy(&out.stdout);
         assert!(
-            gdb_out.contains("Breakpoint 1, ") && gdb_out.contains("#0  0x"),
+            gdb_out.contains("Breakpoint 1, ") && gdb_out.contains("\n#0  "),
             "{app}: gdb stopped at main with a backtrace:\n{gdb_out}\n{}",
             String::from_utf8_lossy(&gdb.stderr)
         );
-        assert!(gdb_out.contains("in __unik_main"), "{app}:\n{gdb_out}");
         assert_eq!(out.status.code(), Some(0), "{app}: {console}");
         assert!(console.contains("uniklink:ready "), "{app}: {console}");
+        gdb_out.into_owned()
     }
 
     /// Builds `hello` again over its image and compares the bytes.
