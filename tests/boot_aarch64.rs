@@ -79,6 +79,12 @@ fn randomized_layouts_differ_boot_and_rebuild_alike() {
     SUITE.assert_randomized_layouts_differ_and_boot();
 }
 
+/// A debug build keeps its DWARF beside the image (see the suite's method).
+#[test]
+fn a_debug_build_keeps_its_dwarf_beside_the_image() {
+    SUITE.assert_debug_file_beside_the_image();
+}
+
 /// gdb attaches through `run --gdb`, stops at the app's `main` and lets it finish.
 #[test]
 fn gdb_attaches_through_run_gdb_and_stops_at_main() {

@@ -349,6 +349,115 @@ impl Suite {
         }
     }
 
+    /// A debug build writes the app's DWARF, relocated, beside the image (`<image>.debug`),
+    /// which stays without debug sections; both rebuild byte for byte; binutils' addr2line reads
+    /// the same source lines from it as `run`'s own symbolization; and gdb, attached through
+    /// `run --gdb`, shows `main`'s source file.
+    pub fn assert_debug_file_beside_the_image(&self) {
+        let addr2line = match self.arch {
+            Arch::X86_64 => "addr2line",
+            Arch::Aarch64 => "aarch64-linux-gnu-addr2line",
+        };
+        let build = |app: &str| {
+            let name = format!("{}-debug-{app}", self.prefix);
+            let manifest = self.dir().join(format!("{name}.yaml"));
+            write_manifest(&manifest, &name, app, self.arches, "");
+            let out = uniklink()
+                .arg("build")
+                .args(self.arch_args)
+                .arg("-m")
+                .arg(&manifest)
+                .args(["--", "--locked"])
+                .output()
+                .expect("cargo-uniklink build runs");
+            assert_success(&out, &format!("the debug build of {app}"));
+            app_dir(app).join(format!("target/uniklink/debug/{name}-{}.elf", self.arch))
+        };
+        let image = build("panic");
+        let debug = PathBuf::from(format!("{}.debug", image.display()));
+        let (image_bytes, debug_bytes) = (
+            std::fs::read(&image).unwrap(),
+            std::fs::read(&debug).unwrap(),
+        );
+        let elf = Elf::parse(&image_bytes).unwrap();
+        assert!(
+            !elf.section_headers.iter().any(|sh| elf
+                .shdr_strtab
+                .get_at(sh.sh_name)
+                .is_some_and(|n| n.starts_with(".debug_"))),
+            "the image has no debug sections"
+        );
+        let debug_elf = Elf::parse(&debug_bytes).unwrap();
+        assert!(
+            debug_elf
+                .section_headers
+                .iter()
+                .any(|sh| debug_elf.shdr_strtab.get_at(sh.sh_name) == Some(".debug_info")),
+            "the debug file has .debug_info"
+        );
+        assert_eq!(build("panic"), image);
+        assert!(
+            std::fs::read(&image).unwrap() == image_bytes,
+            "the image rebuilds alike"
+        );
+        assert!(
+            std::fs::read(&debug).unwrap() == debug_bytes,
+            "the debug file rebuilds alike"
+        );
+
+        let out = uniklink()
+            .args(["run", "--accel", "tcg", "--json", "--timeout", "120"])
+            .arg(&image)
+            .output()
+            .expect("cargo-uniklink run runs");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let frames = report["backtraces"][0]
+            .as_array()
+            .expect("a backtrace")
+            .clone();
+        let mut compared = 0;
+        for (index, frame) in frames.iter().enumerate() {
+            let Some(ours) = frame["source"].as_array().and_then(|s| s.first()) else {
+                continue;
+            };
+            let Some(location) = ours["location"].as_str() else {
+                continue;
+            };
+            // A panic's backtrace is all return addresses, which the runner looks up one byte
+            // back, inside their calls; addr2line looks up what it is given.
+            let address = frame["address"].as_u64().unwrap() - 1;
+            let theirs = std::process::Command::new(addr2line)
+                .arg("-e")
+                .arg(&debug)
+                .arg(format!("{address:#x}"))
+                .output()
+                .expect("binutils' addr2line runs");
+            let theirs = String::from_utf8_lossy(&theirs.stdout);
+            let file_line = location.rsplitn(2, ':').nth(1).unwrap_or(location);
+            let theirs_line = theirs.trim().split(" (discriminator").next().unwrap();
+            assert_eq!(theirs_line, file_line, "frame {index}: {frame}");
+            compared += 1;
+        }
+        assert!(
+            compared >= 3,
+            "source lines for the app's frames: {frames:#?}"
+        );
+        let named: Vec<&str> = frames
+            .iter()
+            .flat_map(|f| f["source"].as_array().into_iter().flatten())
+            .filter_map(|s| s["location"].as_str())
+            .collect();
+        assert!(
+            named
+                .iter()
+                .any(|l| l.starts_with("panic-0.1.0/src/lib.rs:12:")),
+            "the panic's own line: {named:?}"
+        );
+
+        let gdb = self.gdb_to_main("hello", &build("hello"));
+        assert!(gdb.contains("src/lib.rs"), "gdb shows main's file:\n{gdb}");
+    }
+
     /// `run --gdb` stops `app` before its first instruction and prints a gdb command; that
     /// command, run in batch mode with a backtrace and a `continue` added, stops at the app's
     /// `main`, and the guest then runs to a clean exit.
