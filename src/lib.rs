@@ -9,6 +9,7 @@ pub mod disk;
 mod image;
 pub mod pipeline;
 pub mod report;
+pub mod oci;
 pub mod run;
 pub mod symbolize;
 

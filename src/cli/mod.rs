@@ -13,6 +13,7 @@ mod diff;
 mod disk;
 mod link;
 mod new;
+mod pkg;
 mod report;
 mod run;
 mod schema;
@@ -37,6 +38,7 @@ enum Command {
     Init(new::InitArgs),
     Link(link::LinkArgs),
     New(new::NewArgs),
+    Pkg(pkg::PkgArgs),
     Report(report::ReportArgs),
     Run(run::RunArgs),
     Schema(schema::SchemaArgs),
@@ -51,6 +53,7 @@ impl Cli {
         match &self.command {
             Command::Build(args) => args.output.clone(),
             Command::Run(args) => args.output.clone(),
+            Command::Pkg(args) => args.output_args.clone(),
             _ => cargo_args::OutputArgs::default(),
         }
     }
@@ -66,6 +69,7 @@ impl Cli {
             Command::Link(args) => link::run(args),
             Command::New(args) => new::run_new(args),
             Command::Report(args) => report::run(args),
+            Command::Pkg(args) => pkg::run(args),
             Command::Run(args) => run::run(args),
             Command::Schema(args) => schema::run(args),
             Command::Symbolize(args) => symbolize::run(args),

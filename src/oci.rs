@@ -1,0 +1,377 @@
+//! Unikernel images as OCI images: `cargo uniklink pkg` writes an OCI image layout with one
+//! manifest per architecture the manifest builds, under an image index.
+//!
+//! Each manifest has one layer, an uncompressed tar holding the image at
+//! `/unikernel/<name>-<arch>.elf` (and its DWARF, `<image>.debug`, beside it when the build
+//! wrote one), and a config that records what `run` needs: the platform, memory, command line,
+//! arguments, environment, ports and volumes. The manifest carries urunc's annotations
+//! (`com.urunc.unikernel.*`: the kernel's path in the layer, the hypervisor, the command line),
+//! so urunc finds the kernel, and uniklink's own (`dev.uniklink.*`: build id, sizes, version).
+//!
+//! Everything is reproducible: the tar has fixed metadata and sorted entries, JSON objects
+//! have sorted keys and no timestamps, so the same images give the same digests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{
+    Arch as OciArch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest,
+    ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
+    PlatformBuilder, RootFsBuilder,
+};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use uniklink_config::{Arch, ResolvedConfig};
+
+use crate::build::Built;
+
+/// Where the kernel lies inside a layer, as urunc's `com.urunc.unikernel.binary` names it.
+const KERNEL_DIR: &str = "unikernel";
+/// The tag the layout's index names the image by unless told otherwise.
+pub const DEFAULT_TAG: &str = "latest";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Spec(#[from] oci_spec::OciSpecError),
+    #[error(
+        "`{0}` is not a tag: 1 to 128 of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
+    )]
+    BadTag(String),
+}
+
+/// What `package` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Packaged {
+    pub layout: PathBuf,
+    pub tag: String,
+    /// The digest of the image index the tag names.
+    pub index_digest: String,
+    /// Per architecture: the manifest's digest and the kernel layer's.
+    pub manifests: Vec<PackagedManifest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PackagedManifest {
+    pub arch: String,
+    pub manifest_digest: String,
+    pub layer_digest: String,
+}
+
+/// A tag as the OCI distribution spec allows it.
+pub fn check_tag(tag: &str) -> Result<(), OciError> {
+    let valid = (1..=128).contains(&tag.len())
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(OciError::BadTag(tag.to_owned()))
+    }
+}
+
+/// Blobs by digest, written into `blobs/sha256/` at the end.
+#[derive(Default)]
+struct Blobs(BTreeMap<String, Vec<u8>>);
+
+impl Blobs {
+    /// Adds `bytes` and describes them as `media_type`.
+    fn add(&mut self, media_type: MediaType, bytes: Vec<u8>) -> Result<Descriptor, OciError> {
+        let hex = hex_sha256(&bytes);
+        let descriptor = DescriptorBuilder::default()
+            .media_type(media_type)
+            .digest(sha256_digest(&hex)?)
+            .size(bytes.len() as u64)
+            .build()?;
+        self.0.insert(hex, bytes);
+        Ok(descriptor)
+    }
+
+    /// Adds a JSON document with its keys sorted, so its digest depends on its content only.
+    fn add_json(
+        &mut self,
+        media_type: MediaType,
+        value: &impl Serialize,
+    ) -> Result<Descriptor, OciError> {
+        self.add(media_type, canonical_json(value))
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sha256_digest(hex: &str) -> Result<Digest, OciError> {
+    Ok(format!("sha256:{hex}").parse()?)
+}
+
+/// Serialised through `serde_json::Value`, whose objects keep their keys sorted: the spec
+/// types hold annotations and labels in hash maps, whose order varies between runs.
+fn canonical_json(value: &impl Serialize) -> Vec<u8> {
+    let value = serde_json::to_value(value).expect("OCI documents serialise");
+    serde_json::to_vec(&value).expect("a JSON value serialises")
+}
+
+fn oci_arch(arch: Arch) -> OciArch {
+    match arch {
+        Arch::X86_64 => OciArch::Amd64,
+        Arch::Aarch64 => OciArch::ARM64,
+    }
+}
+
+/// A tar of `files` (name in the archive, bytes, executable), with fixed metadata.
+fn reproducible_tar(files: &[(String, Vec<u8>, bool)]) -> Result<Vec<u8>, std::io::Error> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    let mut dir = tar::Header::new_ustar();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_mtime(0);
+    builder.append_data(&mut dir, format!("{KERNEL_DIR}/"), std::io::empty())?;
+    let mut sorted: Vec<&(String, Vec<u8>, bool)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, bytes, executable) in sorted {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(if *executable { 0o755 } else { 0o644 });
+        header.set_size(bytes.len() as u64);
+        header.set_mtime(0);
+        builder.append_data(&mut header, name, bytes.as_slice())?;
+    }
+    builder.into_inner()
+}
+
+/// Writes the OCI image layout of `built` (one image per architecture of `config`'s
+/// manifest) to `out`, the index tagged `tag`. An existing layout there is replaced.
+pub fn package(
+    config: &ResolvedConfig,
+    built: &[Built],
+    out: &Path,
+    tag: &str,
+) -> Result<Packaged, OciError> {
+    check_tag(tag)?;
+    let mut blobs = Blobs::default();
+    let mut manifests = Vec::new();
+    let mut summary = Vec::new();
+    for image in built {
+        let arch = image.target.arch;
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| OciError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let file_name = format!("{}-{}.elf", config.name, arch.name());
+        let kernel_path = format!("{KERNEL_DIR}/{file_name}");
+        let mut files = vec![(kernel_path.clone(), read(&image.paths.image)?, true)];
+        if let Some((debug, _)) = &image.link.debug_file {
+            files.push((format!("{kernel_path}.debug"), read(debug)?, false));
+        }
+        let layer_bytes = reproducible_tar(&files).map_err(|source| OciError::Write {
+            path: out.to_path_buf(),
+            source,
+        })?;
+        let diff_id = format!("sha256:{}", hex_sha256(&layer_bytes));
+        let layer = blobs.add(MediaType::ImageLayer, layer_bytes)?;
+
+        let mut labels = HashMap::new();
+        labels.insert(
+            "dev.uniklink.platform".to_owned(),
+            image.target.platform.name().to_owned(),
+        );
+        labels.insert(
+            "dev.uniklink.memory".to_owned(),
+            config.memory.value.bytes().to_string(),
+        );
+        labels.insert("dev.uniklink.cmdline".to_owned(), config.cmdline.clone());
+        labels.insert(
+            "dev.uniklink.volumes".to_owned(),
+            config
+                .volumes
+                .iter()
+                .map(|v| v.name.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        let container = ConfigBuilder::default()
+            .cmd(config.args.clone())
+            .env(
+                config
+                    .env
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect::<Vec<_>>(),
+            )
+            .exposed_ports(
+                config
+                    .ports
+                    .iter()
+                    .map(|p| format!("{}/tcp", p.guest))
+                    .collect::<Vec<_>>(),
+            )
+            .labels(labels)
+            .build()?;
+        let image_config = ImageConfigurationBuilder::default()
+            .architecture(oci_arch(arch))
+            .os(Os::Linux)
+            .config(container)
+            .rootfs(
+                RootFsBuilder::default()
+                    .typ("layers")
+                    .diff_ids(vec![diff_id])
+                    .build()?,
+            )
+            .build()?;
+        let config_descriptor = blobs.add_json(MediaType::ImageConfig, &image_config)?;
+
+        let report = &image.report;
+        let mut annotations = HashMap::new();
+        for (key, value) in [
+            ("com.urunc.unikernel.binary", format!("/{kernel_path}")),
+            ("com.urunc.unikernel.unikernelType", "uniklink".to_owned()),
+            ("com.urunc.unikernel.hypervisor", "qemu".to_owned()),
+            ("com.urunc.unikernel.cmdline", config.cmdline.clone()),
+            (
+                "com.urunc.unikernel.version",
+                env!("CARGO_PKG_VERSION").to_owned(),
+            ),
+            ("dev.uniklink.version", env!("CARGO_PKG_VERSION").to_owned()),
+            ("dev.uniklink.image-size", report.image_size.to_string()),
+            (
+                "dev.uniklink.stripped-size",
+                report.stripped_size.to_string(),
+            ),
+        ] {
+            annotations.insert(key.to_owned(), value);
+        }
+        if let Some(id) = &report.build_id {
+            annotations.insert("dev.uniklink.build-id".to_owned(), id.clone());
+        }
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(config_descriptor)
+            .layers(vec![layer.clone()])
+            .annotations(annotations)
+            .build()?;
+        let mut descriptor = blobs.add_json(MediaType::ImageManifest, &manifest)?;
+        descriptor.set_platform(Some(
+            PlatformBuilder::default()
+                .architecture(oci_arch(arch))
+                .os(Os::Linux)
+                .build()?,
+        ));
+        summary.push(PackagedManifest {
+            arch: arch.name().to_owned(),
+            manifest_digest: descriptor.digest().to_string(),
+            layer_digest: layer.digest().to_string(),
+        });
+        manifests.push(descriptor);
+    }
+    let image_index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()?;
+    let mut index_descriptor = blobs.add_json(MediaType::ImageIndex, &image_index)?;
+    index_descriptor.set_annotations(Some(HashMap::from([(
+        "org.opencontainers.image.ref.name".to_owned(),
+        tag.to_owned(),
+    )])));
+    let top = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![index_descriptor.clone()])
+        .build()?;
+
+    write_layout(out, &blobs, &canonical_json(&top))?;
+    Ok(Packaged {
+        layout: out.to_path_buf(),
+        tag: tag.to_owned(),
+        index_digest: index_descriptor.digest().to_string(),
+        manifests: summary,
+    })
+}
+
+/// Writes the layout into a fresh directory beside `out` and renames it over `out`, so a
+/// failure leaves no half-written layout.
+fn write_layout(out: &Path, blobs: &Blobs, index: &[u8]) -> Result<(), OciError> {
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OciError::Write { path, source }
+    };
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(write_error(parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".uniklink-oci-")
+        .tempdir_in(parent)
+        .map_err(write_error(parent))?;
+    let root = staging.path();
+    let blob_dir = root.join("blobs/sha256");
+    std::fs::create_dir_all(&blob_dir).map_err(write_error(&blob_dir))?;
+    for (hex, bytes) in &blobs.0 {
+        let path = blob_dir.join(hex);
+        std::fs::write(&path, bytes).map_err(write_error(&path))?;
+    }
+    let layout = root.join("oci-layout");
+    std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(write_error(&layout))?;
+    let index_path = root.join("index.json");
+    std::fs::write(&index_path, index).map_err(write_error(&index_path))?;
+    if out.is_dir() {
+        std::fs::remove_dir_all(out).map_err(write_error(out))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, out).map_err(write_error(out))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_follow_the_distribution_spec() {
+        for good in ["latest", "v1.2.3", "a_b-c", &"x".repeat(128)] {
+            assert!(check_tag(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".hidden", "-x", "a/b", "a:b", &"x".repeat(129)] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_tar_is_the_same_whatever_the_order_given() {
+        let a = ("unikernel/a".to_owned(), b"one".to_vec(), true);
+        let b = ("unikernel/b".to_owned(), b"two".to_vec(), false);
+        let first = reproducible_tar(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(first, reproducible_tar(&[b, a]).unwrap());
+        let mut archive = tar::Archive::new(first.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["unikernel/", "unikernel/a", "unikernel/b"]);
+    }
+}
