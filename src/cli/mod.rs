@@ -14,6 +14,7 @@ mod disk;
 mod link;
 mod new;
 mod pkg;
+mod registry;
 mod report;
 mod run;
 mod schema;
@@ -39,6 +40,8 @@ enum Command {
     Link(link::LinkArgs),
     New(new::NewArgs),
     Pkg(pkg::PkgArgs),
+    Pull(registry::PullArgs),
+    Push(registry::PushArgs),
     Report(report::ReportArgs),
     Run(run::RunArgs),
     Schema(schema::SchemaArgs),
@@ -70,6 +73,8 @@ impl Cli {
             Command::New(args) => new::run_new(args),
             Command::Report(args) => report::run(args),
             Command::Pkg(args) => pkg::run(args),
+            Command::Pull(args) => registry::pull(args),
+            Command::Push(args) => registry::push(args),
             Command::Run(args) => run::run(args),
             Command::Schema(args) => schema::run(args),
             Command::Symbolize(args) => symbolize::run(args),

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, miette};
 use serde::Serialize;
-use uniklink::build;
 use uniklink::run::{
     self, Accel, Arch, BootOutcome, ConsoleSink, Platform, RunOptions, StopPoint, human_duration,
 };
 use uniklink::symbolize::{Frame, Symbolizer};
+use uniklink::{build, oci};
 use uniklink_config::{ByteSize, Manifest};
 
 use super::cargo_args::{CargoBuildArgs, ManifestArgs, MessageFormat, OutputArgs};
@@ -44,12 +44,22 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// Boot an image in QEMU, stream its serial console and exit with the guest's exit code.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The image to boot (an ELF file; its architecture picks the QEMU binary). Without it,
-    /// what `cargo uniklink build` built from the manifest boots, with the manifest's
-    /// platform, memory, command line, port forwards and volumes, and the devices its live
-    /// components drive that need nothing from the manifest (an entropy source).
+    /// The image to boot: an ELF file (its architecture picks the QEMU binary), an OCI
+    /// image layout that `pkg` or `pull` wrote, or a registry reference
+    /// (`host[:port]/name[:tag]`), whose image for this host's architecture (or `--arch`) is
+    /// pulled, checked against its digests and booted with the platform, memory, command
+    /// line, arguments and environment its config records. Without it, what
+    /// `cargo uniklink build` built from the manifest boots, with the manifest's platform,
+    /// memory, command line, port forwards and volumes, and the devices its live components
+    /// drive that need nothing from the manifest (an entropy source).
     #[arg(conflicts_with_all = ["manifest", "manifest_path", "package", "target_dir"])]
     image: Option<PathBuf>,
+    /// With a registry reference: talk plain HTTP (a registry on loopback).
+    #[arg(long, requires = "image")]
+    insecure: bool,
+    /// With an OCI image layout: the tag of the image to boot.
+    #[arg(long, requires = "image", default_value = uniklink::oci::DEFAULT_TAG)]
+    tag: String,
     #[command(flatten)]
     manifest: ManifestArgs,
     /// Boot the image as it is instead of building it first. Without IMAGE, `run` builds
@@ -59,9 +69,9 @@ pub struct RunArgs {
     no_build: bool,
     #[command(flatten)]
     cargo: CargoBuildArgs,
-    /// Without IMAGE: which of the manifest's architectures to boot (default: the first
-    /// listed).
-    #[arg(long, conflicts_with = "image", value_name = "ARCH", value_parser = super::build::parse_arch)]
+    /// Which of the manifest's architectures to boot (default: the first listed), or of an
+    /// OCI image's (default: this host's).
+    #[arg(long, value_name = "ARCH", value_parser = super::build::parse_arch)]
     arch: Option<Arch>,
     /// Machine to boot on: qemu-microvm or qemu-q35 (x86_64), qemu-virt (aarch64).
     /// Default: the manifest's, else qemu-microvm for x86_64 and qemu-virt for aarch64.
@@ -224,6 +234,55 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
+/// For an IMAGE that is an OCI image layout or a registry reference: the options of its image
+/// for this host's architecture (or `--arch`), its kernel unpacked into `scratch`, and the
+/// command line its config records. `None` for an ELF file.
+fn oci_options(args: &RunArgs, scratch: &Path) -> miette::Result<Option<(RunOptions, String)>> {
+    let Some(image) = &args.image else {
+        return Ok(None);
+    };
+    if image.is_file() {
+        return Ok(None);
+    }
+    let host = if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    };
+    let arch = args.arch.unwrap_or(host);
+    let (layout, tag) = if image.join("oci-layout").is_file() {
+        (image.clone(), args.tag.clone())
+    } else {
+        let text = image.to_str().unwrap_or_default();
+        let reference: oci::registry::Reference = text.parse().map_err(|e| {
+            miette!(
+                "{e} (nor is `{}` a file or an OCI image layout)",
+                image.display()
+            )
+        })?;
+        let layout = scratch.join("layout");
+        oci::registry::pull(&reference, &layout, oci::DEFAULT_TAG, args.insecure)
+            .map_err(|e| miette!("{}", super::build::chain(&e)))?;
+        (layout, oci::DEFAULT_TAG.to_owned())
+    };
+    let runnable =
+        oci::runnable(&layout, &tag, arch).map_err(|e| miette!("{}", super::build::chain(&e)))?;
+    let kernel = scratch.join("kernel.elf");
+    std::fs::write(&kernel, &runnable.kernel)
+        .map_err(|e| miette!("cannot unpack the kernel to {}: {e}", kernel.display()))?;
+    let mut opts = RunOptions::new(kernel, runnable.arch);
+    if let Some(platform) = runnable
+        .platform
+        .as_deref()
+        .and_then(|name| Platform::ALL.into_iter().find(|p| p.name() == name))
+    {
+        opts.platform = platform;
+    }
+    opts.memory = runnable.memory;
+    let cmdline = uniklink_config::command_line(&runnable.cmdline, &runnable.args, &runnable.env);
+    Ok(Some((opts, cmdline)))
+}
+
 /// Options from the manifest and what it built, or from the image alone.
 fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<RunOptions> {
     let Some(manifest) = manifest else {
@@ -307,8 +366,18 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
     };
     let json = args.json || args.message_format == MessageFormat::Json;
     // Bad arguments are errors before anything builds or boots.
-    let cmdline = command_line(&args, manifest.as_ref())?;
-    let mut opts = base_options(&args, manifest.as_ref())?;
+    let mut cmdline = command_line(&args, manifest.as_ref())?;
+    // An OCI image's kernel is unpacked here, which lives until QEMU is done with it.
+    let scratch = tempfile::tempdir().into_diagnostic()?;
+    let mut opts = match oci_options(&args, scratch.path())? {
+        Some((opts, oci_cmdline)) => {
+            if args.append.is_none() {
+                cmdline = Some(oci_cmdline).filter(|line| !line.is_empty());
+            }
+            opts
+        }
+        None => base_options(&args, manifest.as_ref())?,
+    };
     opts.cmdline = cmdline;
     if let Some(platform) = args.platform {
         opts.platform = platform;

@@ -25,6 +25,11 @@ use uniklink_config::{Arch, ResolvedConfig};
 
 use crate::build::Built;
 
+pub mod registry;
+
+pub(crate) const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
 /// Where the kernel lies inside a layer, as urunc's `com.urunc.unikernel.binary` names it.
 const KERNEL_DIR: &str = "unikernel";
 /// The tag the layout's index names the image by unless told otherwise.
@@ -50,6 +55,26 @@ pub enum OciError {
         "`{0}` is not a tag: 1 to 128 of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
     )]
     BadTag(String),
+    #[error("`{0}` is not an image reference: {1}")]
+    BadReference(String, String),
+    #[error("{reference}: {message}")]
+    Registry { reference: String, message: String },
+    #[error(
+        "{reference}: a blob's content does not match its digest (expected {expected}, got {actual}); refusing it"
+    )]
+    DigestMismatch {
+        reference: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{}: not a uniklink OCI image layout: {message}", path.display())]
+    BadLayout { path: PathBuf, message: String },
+    #[error("{}: no image for {arch} (it has {has})", path.display())]
+    NoArch {
+        path: PathBuf,
+        arch: Arch,
+        has: String,
+    },
 }
 
 /// What `package` wrote.
@@ -86,9 +111,91 @@ pub fn check_tag(tag: &str) -> Result<(), OciError> {
 
 /// Blobs by digest, written into `blobs/sha256/` at the end.
 #[derive(Default)]
-struct Blobs(BTreeMap<String, Vec<u8>>);
+pub(crate) struct Blobs(BTreeMap<String, Vec<u8>>);
 
 impl Blobs {
+    /// The blobs of the layout at `layout`, each checked against its name (a digest).
+    pub(crate) fn read_layout(layout: &Path) -> Result<Blobs, OciError> {
+        let dir = layout.join("blobs/sha256");
+        let entries = std::fs::read_dir(&dir).map_err(|source| OciError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut blobs = Blobs::default();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| OciError::Read {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            let bytes = std::fs::read(&path).map_err(|source| OciError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if hex_sha256(&bytes) != name {
+                return Err(OciError::DigestMismatch {
+                    reference: layout.display().to_string(),
+                    expected: format!("sha256:{name}"),
+                    actual: format!("sha256:{}", hex_sha256(&bytes)),
+                });
+            }
+            blobs.0.insert(name.to_owned(), bytes);
+        }
+        Ok(blobs)
+    }
+
+    /// The digest of the index the layout's `index.json` tags `tag`.
+    pub(crate) fn tagged(&self, tag: &str, layout: &Path) -> Result<String, OciError> {
+        let path = layout.join("index.json");
+        let text = std::fs::read(&path).map_err(|source| OciError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let index: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| OciError::BadLayout {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .and_then(|m| m["digest"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| OciError::BadLayout {
+                path,
+                message: format!("no image tagged `{tag}`"),
+            })
+    }
+
+    /// The blob `digest` (`sha256:<hex>`).
+    pub(crate) fn get(&self, digest: &str, layout: &Path) -> Result<Vec<u8>, OciError> {
+        digest
+            .strip_prefix("sha256:")
+            .and_then(|hex| self.0.get(hex))
+            .cloned()
+            .ok_or_else(|| OciError::BadLayout {
+                path: layout.to_path_buf(),
+                message: format!("blob {digest} is missing"),
+            })
+    }
+
+    pub(crate) fn insert(&mut self, digest: &str, bytes: Vec<u8>) {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        self.0.insert(hex.to_owned(), bytes);
+    }
+
+    pub(crate) fn size(&self, digest: &str) -> u64 {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        self.0.get(hex).map_or(0, |b| b.len() as u64)
+    }
+
     /// Adds `bytes` and describes them as `media_type`.
     fn add(&mut self, media_type: MediaType, bytes: Vec<u8>) -> Result<Descriptor, OciError> {
         let hex = hex_sha256(&bytes);
@@ -111,7 +218,7 @@ impl Blobs {
     }
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -291,29 +398,146 @@ pub fn package(
         .media_type(MediaType::ImageIndex)
         .manifests(manifests)
         .build()?;
-    let mut index_descriptor = blobs.add_json(MediaType::ImageIndex, &image_index)?;
-    index_descriptor.set_annotations(Some(HashMap::from([(
-        "org.opencontainers.image.ref.name".to_owned(),
-        tag.to_owned(),
-    )])));
-    let top = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(vec![index_descriptor.clone()])
-        .build()?;
-
-    write_layout(out, &blobs, &canonical_json(&top))?;
+    let index_descriptor = blobs.add_json(MediaType::ImageIndex, &image_index)?;
+    let index_digest = index_descriptor.digest().to_string();
+    let top = tag_index(&index_digest, tag, index_descriptor.size())?;
+    write_layout(out, &blobs, &top)?;
     Ok(Packaged {
         layout: out.to_path_buf(),
         tag: tag.to_owned(),
-        index_digest: index_descriptor.digest().to_string(),
+        index_digest,
         manifests: summary,
+    })
+}
+
+/// The layout's `index.json`: the image index `digest` (of `size` bytes), tagged `tag`.
+pub(crate) fn tag_index(digest: &str, tag: &str, size: u64) -> Result<Vec<u8>, OciError> {
+    let descriptor = DescriptorBuilder::default()
+        .media_type(MediaType::ImageIndex)
+        .digest(digest.parse::<Digest>()?)
+        .size(size)
+        .annotations(HashMap::from([(
+            "org.opencontainers.image.ref.name".to_owned(),
+            tag.to_owned(),
+        )]))
+        .build()?;
+    let top = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![descriptor])
+        .build()?;
+    Ok(canonical_json(&top))
+}
+
+/// What `run` needs of one architecture's image in a layout.
+#[derive(Debug, Clone)]
+pub struct Runnable {
+    pub arch: Arch,
+    /// The ELF image, from the layer (its digest checked).
+    pub kernel: Vec<u8>,
+    /// The config's labels: `dev.uniklink.platform`, `.memory`, `.cmdline`.
+    pub platform: Option<String>,
+    pub memory: Option<u64>,
+    pub cmdline: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<u16>,
+}
+
+/// The image for `arch` in the layout at `layout`, tagged `tag`.
+pub fn runnable(layout: &Path, tag: &str, arch: Arch) -> Result<Runnable, OciError> {
+    let blobs = Blobs::read_layout(layout)?;
+    let bad = |message: String| OciError::BadLayout {
+        path: layout.to_path_buf(),
+        message,
+    };
+    let json = |digest: &str| -> Result<serde_json::Value, OciError> {
+        serde_json::from_slice(&blobs.get(digest, layout)?).map_err(|e| bad(e.to_string()))
+    };
+    let index = json(&blobs.tagged(tag, layout)?)?;
+    let wanted = oci_arch(arch).to_string();
+    let entries = index["manifests"].as_array().cloned().unwrap_or_default();
+    let entry = entries
+        .iter()
+        .find(|m| m["platform"]["architecture"].as_str() == Some(wanted.as_str()))
+        .ok_or_else(|| OciError::NoArch {
+            path: layout.to_path_buf(),
+            arch,
+            has: entries
+                .iter()
+                .filter_map(|m| m["platform"]["architecture"].as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let manifest = json(entry["digest"].as_str().unwrap_or_default())?;
+    let kernel_path = manifest["annotations"]["com.urunc.unikernel.binary"]
+        .as_str()
+        .map(|p| p.trim_start_matches('/').to_owned())
+        .ok_or_else(|| bad("the manifest names no kernel (com.urunc.unikernel.binary)".into()))?;
+    let config = json(manifest["config"]["digest"].as_str().unwrap_or_default())?;
+    let layer = blobs.get(
+        manifest["layers"][0]["digest"].as_str().unwrap_or_default(),
+        layout,
+    )?;
+    let mut archive = tar::Archive::new(layer.as_slice());
+    let mut kernel = None;
+    for entry in archive
+        .entries()
+        .map_err(|e| bad(format!("the layer: {e}")))?
+    {
+        let mut entry = entry.map_err(|e| bad(format!("the layer: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .display()
+            .to_string();
+        if path == kernel_path {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| bad(e.to_string()))?;
+            kernel = Some(bytes);
+        }
+    }
+    let kernel = kernel.ok_or_else(|| bad(format!("the layer has no {kernel_path}")))?;
+    let labels = &config["config"]["Labels"];
+    let strings = |value: &serde_json::Value| -> Vec<String> {
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    Ok(Runnable {
+        arch,
+        kernel,
+        platform: labels["dev.uniklink.platform"].as_str().map(str::to_owned),
+        memory: labels["dev.uniklink.memory"]
+            .as_str()
+            .and_then(|m| m.parse().ok()),
+        cmdline: labels["dev.uniklink.cmdline"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        args: strings(&config["config"]["Cmd"]),
+        env: strings(&config["config"]["Env"])
+            .into_iter()
+            .filter_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                Some((name.to_owned(), value.to_owned()))
+            })
+            .collect(),
+        ports: config["config"]["ExposedPorts"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(port, _)| port.strip_suffix("/tcp")?.parse().ok())
+            .collect(),
     })
 }
 
 /// Writes the layout into a fresh directory beside `out` and renames it over `out`, so a
 /// failure leaves no half-written layout.
-fn write_layout(out: &Path, blobs: &Blobs, index: &[u8]) -> Result<(), OciError> {
+pub(crate) fn write_layout(out: &Path, blobs: &Blobs, index: &[u8]) -> Result<(), OciError> {
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| OciError::Write { path, source }
