@@ -433,7 +433,9 @@ impl Suite {
                 .output()
                 .expect("binutils' addr2line runs");
             let theirs = String::from_utf8_lossy(&theirs.stdout);
-            let file_line = location.rsplitn(2, ':').nth(1).unwrap_or(location);
+            let file_line = location
+                .rsplit_once(':')
+                .map_or(location, |(file_line, _)| file_line);
             let theirs_line = theirs.trim().split(" (discriminator").next().unwrap();
             assert_eq!(theirs_line, file_line, "frame {index}: {frame}");
             compared += 1;
