@@ -43,30 +43,12 @@ pub fn write(
     let tail = FileTail::new(layout, loaded_size, symbols.as_ref())?;
     image.extend_from_slice(&tail.bytes);
 
-    let ehdr = elf::FileHeader64::<LE> {
-        e_ident: elf::Ident {
-            magic: elf::ELFMAG,
-            class: elf::ELFCLASS64,
-            data: elf::ELFDATA2LSB,
-            version: elf::EV_CURRENT,
-            os_abi: elf::ELFOSABI_NONE,
-            abi_version: 0,
-            padding: [0; 7],
-        },
-        e_type: U16::new(LE, elf::ET_EXEC),
-        e_machine: U16::new(LE, layout.arch.e_machine()),
-        e_version: U32::new(LE, u32::from(elf::EV_CURRENT)),
-        e_entry: U64::new(LE, layout.entry),
-        e_phoff: U64::new(LE, EHDR_SIZE),
-        e_shoff: U64::new(LE, tail.shoff),
-        e_flags: U32::new(LE, 0),
-        e_ehsize: U16::new(LE, EHDR_SIZE as u16),
-        e_phentsize: U16::new(LE, PHDR_SIZE as u16),
-        e_phnum: U16::new(LE, layout.phnum as u16),
-        e_shentsize: U16::new(LE, size_of::<elf::SectionHeader64<LE>>() as u16),
-        e_shnum: U16::new(LE, tail.shnum),
-        e_shstrndx: U16::new(LE, tail.shstrndx),
-    };
+    let ehdr = file_header(
+        layout,
+        (EHDR_SIZE, layout.phnum as u16),
+        tail.shoff,
+        (tail.shnum, tail.shstrndx),
+    );
     let mut headers = bytes_of(&ehdr).to_vec();
     for ph in program_headers(layout) {
         headers.extend_from_slice(bytes_of(&ph));
@@ -296,7 +278,24 @@ pub fn write_debug_file(
     for h in &shdrs {
         bytes.extend_from_slice(bytes_of(h));
     }
-    let ehdr = elf::FileHeader64::<LE> {
+    let ehdr = file_header(layout, (0, 0), shoff, (shdrs.len() as u16, shstrndx as u16));
+    bytes[..EHDR_SIZE as usize].copy_from_slice(bytes_of(&ehdr));
+    replace_file(path, &bytes, false).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(bytes.len() as u64)
+}
+
+/// The ELF header of an executable of `layout`'s machine and entry: `phoff_phnum` program
+/// headers at that offset (0, 0 for none), section headers at `shoff`, `shnum_shstrndx`.
+fn file_header(
+    layout: &Layout<'_>,
+    (phoff, phnum): (u64, u16),
+    shoff: u64,
+    (shnum, shstrndx): (u16, u16),
+) -> elf::FileHeader64<LE> {
+    elf::FileHeader64::<LE> {
         e_ident: elf::Ident {
             magic: elf::ELFMAG,
             class: elf::ELFCLASS64,
@@ -310,22 +309,16 @@ pub fn write_debug_file(
         e_machine: U16::new(LE, layout.arch.e_machine()),
         e_version: U32::new(LE, u32::from(elf::EV_CURRENT)),
         e_entry: U64::new(LE, layout.entry),
-        e_phoff: U64::new(LE, 0),
+        e_phoff: U64::new(LE, phoff),
         e_shoff: U64::new(LE, shoff),
         e_flags: U32::new(LE, 0),
         e_ehsize: U16::new(LE, EHDR_SIZE as u16),
         e_phentsize: U16::new(LE, PHDR_SIZE as u16),
-        e_phnum: U16::new(LE, 0),
+        e_phnum: U16::new(LE, phnum),
         e_shentsize: U16::new(LE, size_of::<elf::SectionHeader64<LE>>() as u16),
-        e_shnum: U16::new(LE, shdrs.len() as u16),
-        e_shstrndx: U16::new(LE, shstrndx as u16),
-    };
-    bytes[..EHDR_SIZE as usize].copy_from_slice(bytes_of(&ehdr));
-    replace_file(path, &bytes, false).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(bytes.len() as u64)
+        e_shnum: U16::new(LE, shnum),
+        e_shstrndx: U16::new(LE, shstrndx),
+    }
 }
 
 fn program_headers(layout: &Layout<'_>) -> Vec<elf::ProgramHeader64<LE>> {
