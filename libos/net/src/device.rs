@@ -4,8 +4,15 @@
 //! `rx_ring_size` and `tx_ring_size` parameters bound how many receive buffers are posted and
 //! how many transmissions may be in flight, which is what costs memory. Transmission does not
 //! wait for the device: a sent buffer is reclaimed the next time a transmit token is asked for.
+//!
+//! The card also keeps the stack's SYN queue: a connection attempt (a SYN) to a port whose
+//! listener has no socket in LISTEN, because every socket `max_sockets` allows is taken, is
+//! held here instead of reaching smoltcp, which would reset it. Held attempts are handed to
+//! the stack again, oldest first, once the stack says a listener has a socket again; beyond
+//! `syn_backlog` held attempts a SYN is dropped, and the peer sends it again later.
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -66,6 +73,14 @@ impl Queues {
 pub(crate) struct Nic {
     queues: RefCell<Queues>,
     mac: [u8; 6],
+    /// Ports whose listeners have no socket in LISTEN: SYNs to them are held.
+    pub hold_ports: Vec<u16>,
+    /// Held SYN frames (Ethernet, without the virtio header), oldest first.
+    held: VecDeque<Vec<u8>>,
+    /// How many held frames may be held at once.
+    held_limit: usize,
+    /// Held frames still to be offered again before new ones are read from the ring.
+    replay: usize,
 }
 
 impl Nic {
@@ -73,6 +88,7 @@ impl Nic {
         transport: SomeTransport<'static>,
         rx_ring: usize,
         tx_ring: usize,
+        syn_backlog: usize,
     ) -> Result<Nic, Error> {
         let raw = Raw::new(transport).map_err(|_| Error::Device)?;
         let mac = raw.mac_address();
@@ -90,18 +106,75 @@ impl Nic {
         Ok(Nic {
             queues: RefCell::new(queues),
             mac,
+            hold_ports: Vec::new(),
+            held: VecDeque::new(),
+            held_limit: syn_backlog,
+            replay: 0,
         })
+    }
+
+    /// Sets the ports whose SYNs are held; when a port leaves the set, the held frames are
+    /// offered to the stack again.
+    pub(crate) fn set_hold_ports(&mut self, ports: impl Iterator<Item = u16> + Clone) {
+        let released = self
+            .hold_ports
+            .iter()
+            .any(|&held| !ports.clone().any(|port| port == held));
+        self.hold_ports.clear();
+        self.hold_ports.extend(ports);
+        if released {
+            self.replay = self.held.len();
+        }
     }
 
     pub(crate) fn mac(&self) -> [u8; 6] {
         self.mac
     }
+
+    /// The listening port a frame's SYN is for, if it is a SYN (not SYN-ACK) in IPv4 to a
+    /// port that is being held.
+    fn held_port(&self, frame: &[u8]) -> Option<u16> {
+        if self.hold_ports.is_empty() {
+            return None;
+        }
+        let (port, _) = syn(frame)?;
+        self.hold_ports.contains(&port).then_some(port)
+    }
+}
+
+/// For a TCP SYN without ACK in IPv4 over Ethernet: its destination port and the peer (source
+/// address, source port and destination port).
+fn syn(frame: &[u8]) -> Option<(u16, [u8; 8])> {
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = frame.get(14..)?;
+    let header = usize::from(ip.first()? & 0x0f) * 4;
+    if ip.first()? >> 4 != 4 || *ip.get(9)? != 6 || header < 20 {
+        return None;
+    }
+    let tcp = ip.get(header..header + 14)?;
+    // SYN set; ACK, RST and FIN clear.
+    if tcp[13] & 0x17 != 0x02 {
+        return None;
+    }
+    let port = u16::from_be_bytes([tcp[2], tcp[3]]);
+    let mut peer = [0; 8];
+    peer[..4].copy_from_slice(ip.get(12..16)?);
+    peer[4..].copy_from_slice(&tcp[..4]);
+    Some((port, peer))
 }
 
 pub(crate) struct RxToken<'a> {
     queues: &'a RefCell<Queues>,
-    buffer: Box<[u8]>,
-    packet: core::ops::Range<usize>,
+    frame: Frame,
+}
+
+enum Frame {
+    /// A receive buffer, posted again once read.
+    Ring(Box<[u8]>, core::ops::Range<usize>),
+    /// A held SYN.
+    Held(Vec<u8>),
 }
 
 pub(crate) struct TxToken<'a> {
@@ -113,28 +186,67 @@ impl phy::Device for Nic {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let mut queues = self.queues.borrow_mut();
-        let token = queues.raw.poll_receive()?;
-        let mut buffer = queues.rx.get_mut(usize::from(token))?.take()?;
-        // SAFETY: the buffer is the one posted under this token.
-        match unsafe { queues.raw.receive_complete(token, &mut buffer) } {
-            Ok((header, len)) if header + len <= buffer.len() => {
-                drop(queues);
-                Some((
-                    RxToken {
-                        queues: &self.queues,
-                        buffer,
-                        packet: header..header + len,
-                    },
-                    TxToken {
-                        queues: &self.queues,
-                    },
-                ))
+        // Held SYNs first, oldest first, those whose port is still held going back in line.
+        while self.replay > 0 {
+            self.replay -= 1;
+            let Some(frame) = self.held.pop_front() else {
+                self.replay = 0;
+                break;
+            };
+            if self.held_port(&frame).is_some() {
+                self.held.push_back(frame);
+                continue;
             }
-            // A frame the device reports wrongly is dropped; its buffer goes back.
-            _ => {
-                let _ = queues.post_rx(buffer);
-                None
+            return Some((
+                RxToken {
+                    queues: &self.queues,
+                    frame: Frame::Held(frame),
+                },
+                TxToken {
+                    queues: &self.queues,
+                },
+            ));
+        }
+        loop {
+            let mut queues = self.queues.borrow_mut();
+            let token = queues.raw.poll_receive()?;
+            let mut buffer = queues.rx.get_mut(usize::from(token))?.take()?;
+            // SAFETY: the buffer is the one posted under this token.
+            match unsafe { queues.raw.receive_complete(token, &mut buffer) } {
+                Ok((header, len)) if header + len <= buffer.len() => {
+                    let packet = header..header + len;
+                    let frame = &buffer[packet.clone()];
+                    if let Some((port, peer)) = syn(frame)
+                        && self.hold_ports.contains(&port)
+                    {
+                        // Unless the queue is full or the same attempt is already held.
+                        if self.held.len() < self.held_limit
+                            && !self
+                                .held
+                                .iter()
+                                .any(|f| syn(f).is_some_and(|(_, p)| p == peer))
+                        {
+                            self.held.push_back(frame.to_vec());
+                        }
+                        let _ = queues.post_rx(buffer);
+                        continue;
+                    }
+                    drop(queues);
+                    return Some((
+                        RxToken {
+                            queues: &self.queues,
+                            frame: Frame::Ring(buffer, packet),
+                        },
+                        TxToken {
+                            queues: &self.queues,
+                        },
+                    ));
+                }
+                // A frame the device reports wrongly is dropped; its buffer goes back.
+                _ => {
+                    let _ = queues.post_rx(buffer);
+                    return None;
+                }
             }
         }
     }
@@ -161,10 +273,15 @@ impl phy::RxToken for RxToken<'_> {
     where
         F: FnOnce(&[u8]) -> R,
     {
-        let result = f(&self.buffer[self.packet]);
-        // Losing a receive buffer only shrinks the ring; the stack carries on.
-        let _ = self.queues.borrow_mut().post_rx(self.buffer);
-        result
+        match self.frame {
+            Frame::Ring(buffer, packet) => {
+                let result = f(&buffer[packet]);
+                // Losing a receive buffer only shrinks the ring; the stack carries on.
+                let _ = self.queues.borrow_mut().post_rx(buffer);
+                result
+            }
+            Frame::Held(frame) => f(&frame),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ unik_rt::component_params! {
         rx_ring_size: u32 = 256,
         tx_ring_size: u32 = 256,
         max_sockets: u32 = 160,
+        syn_backlog: u32 = 256,
         socket_rx_buffer: u32 = 16384,
         socket_tx_buffer: u32 = 16384,
         tcp_window: u32 = 16384,

@@ -40,6 +40,8 @@ pub(crate) struct Listener {
     pub backlog: usize,
     /// Sockets in LISTEN or the handshake.
     pub waiting: Vec<SocketHandle>,
+    /// Of `waiting`, those in LISTEN after the last refill: none means SYNs are held.
+    pub listening: usize,
     /// Connected sockets not yet accepted.
     pub ready: Vec<SocketHandle>,
 }
@@ -138,7 +140,12 @@ impl Stack {
         }
         .ok_or(Error::NoDevice)?;
         let started = time::now();
-        let mut nic = Nic::new(transport, params.rx_ring_size, params.tx_ring_size)?;
+        let mut nic = Nic::new(
+            transport,
+            params.rx_ring_size,
+            params.tx_ring_size,
+            params.syn_backlog,
+        )?;
         let mac = nic.mac();
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         // TCP initial sequence numbers need not be secret here, only differ between boots and
@@ -371,8 +378,9 @@ impl Stack {
             }
             // A socket leaves LISTEN with the first SYN, so handshakes in progress do not use
             // up the backlog: a burst of connection attempts larger than it still finds a
-            // listening socket for each SYN, as far as `max_sockets` allows.
-            for _ in listening..listener.backlog {
+            // listening socket for each SYN, as far as `max_sockets` allows; beyond that the
+            // card holds the SYNs.
+            while listening < listener.backlog {
                 let Ok(handle) = self.new_tcp() else { break };
                 if self
                     .sockets
@@ -384,9 +392,20 @@ impl Stack {
                     break;
                 }
                 listener.waiting.push(handle);
+                listening += 1;
             }
+            listener.listening = listening;
             self.listeners[index] = Some(listener);
         }
+        // SYNs to a listener without a socket in LISTEN wait in the card's queue rather than
+        // being reset by smoltcp; they are offered again once a socket is free.
+        self.nic.set_hold_ports(
+            self.listeners
+                .iter()
+                .flatten()
+                .filter(|l| l.listening == 0)
+                .map(|l| l.port),
+        );
     }
 
     fn reap_closing(&mut self) {

@@ -25,9 +25,11 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Listens on `port` on every address, keeping `backlog` sockets listening: each takes
-    /// one SYN, and is replaced at once, so attempts beyond `backlog` that arrive together are
-    /// refused only when `max_sockets` is reached. Every socket, listening or not, counts
-    /// against the `max_sockets` parameter.
+    /// one SYN, and is replaced at once, so attempts beyond `backlog` that arrive together all
+    /// find one while `max_sockets` allows. Beyond that, attempts wait in the stack's SYN
+    /// queue (the `syn_backlog` parameter) until a socket is freed, and are answered in
+    /// order; only when that queue is full is a SYN dropped (the peer sends it again), never
+    /// reset. Every socket, listening or not, counts against the `max_sockets` parameter.
     pub fn bind(port: u16, backlog: usize) -> Result<TcpListener, Error> {
         if port == 0 {
             return Err(Error::AddrInUse);
@@ -40,6 +42,7 @@ impl TcpListener {
                 port,
                 backlog: backlog.max(1),
                 waiting: Vec::new(),
+                listening: 0,
                 ready: Vec::new(),
             };
             let id = match stack.listeners.iter().position(Option::is_none) {
