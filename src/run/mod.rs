@@ -8,6 +8,7 @@
 
 mod accel;
 mod console;
+mod hostfwd;
 mod image;
 mod manifest;
 mod process;
@@ -308,6 +309,8 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
             }
         }
     })?;
+    let host_ports: Vec<u16> = opts.ports.iter().map(|&(host, _)| host).collect();
+    hostfwd::deepen_backlogs(qemu.child().id(), &host_ports);
     let stdout = qemu
         .child()
         .stdout
