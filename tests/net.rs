@@ -451,6 +451,123 @@ fn a_hundred_concurrent_keep_alive_connections() {
     );
 }
 
+/// Issue #19: a client fleet opening its connections all at once. Every connection is opened
+/// in the same instant (one thread each, released together), sends its keep-alive requests,
+/// and every request must be answered: none reset, none left unanswered within the guard.
+/// Attempts beyond the sockets the guest has wait in its SYN queue instead of being reset.
+#[test]
+fn a_burst_of_two_hundred_connections_is_served_completely() {
+    const CONNECTIONS: usize = 200;
+    const REQUESTS: usize = 10;
+    /// The whole of each connection's work must fit in this, under TCG on a loaded machine.
+    const BURST_GUARD: Duration = Duration::from_secs(60);
+    let server = Server::boot();
+    let port = server.port;
+    let barrier = Arc::new(std::sync::Barrier::new(CONNECTIONS + 1));
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let barrier = barrier.clone();
+            thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    burst_connection(port, REQUESTS, Instant::now() + BURST_GUARD)
+                })
+                .expect("a client thread")
+        })
+        .collect();
+    barrier.wait();
+    let outcomes: Vec<Result<(), String>> = workers
+        .into_iter()
+        .map(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err("the client thread panicked".to_owned()))
+        })
+        .collect();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, outcome)| {
+            outcome
+                .as_ref()
+                .err()
+                .map(|e| format!("connection {i}: {e}"))
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {CONNECTIONS} connections not served completely:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    assert_serves_the_page(port);
+    let json = status(&mut server.connect());
+    assert_eq!(
+        json["requests"],
+        (CONNECTIONS * REQUESTS) as u64 + 2,
+        "{json}"
+    );
+}
+
+/// One burst connection: `requests` keep-alive GETs, each answered 200, all before `deadline`.
+fn burst_connection(port: u16, requests: usize, deadline: Instant) -> Result<(), String> {
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| "out of time".to_owned())
+    };
+    let stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), left()?)
+        .map_err(|e| format!("connect: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    for i in 0..requests {
+        let guard = Some(left()?);
+        reader
+            .get_ref()
+            .set_read_timeout(guard)
+            .map_err(|e| e.to_string())?;
+        reader
+            .get_ref()
+            .set_write_timeout(guard)
+            .map_err(|e| e.to_string())?;
+        reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .map_err(|e| format!("request {i}: sending: {e}"))?;
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| format!("request {i}: status line: {e}"))?;
+        if !line.starts_with("HTTP/1.1 200 ") {
+            return Err(format!("request {i}: status line {line:?}"));
+        }
+        let mut length = None;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return Err(format!("request {i}: closed in the head")),
+                Ok(_) => {}
+                Err(e) => return Err(format!("request {i}: head: {e}")),
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let mut body = vec![0; length.ok_or_else(|| format!("request {i}: no Content-Length"))?];
+        reader
+            .read_exact(&mut body)
+            .map_err(|e| format!("request {i}: body: {e}"))?;
+    }
+    Ok(())
+}
+
 #[test]
 fn answers_udp_datagrams_with_the_status() {
     let port = free_port();
