@@ -2,8 +2,10 @@
 //!
 //! The virtqueues have a fixed size (`QUEUE_SIZE`, what QEMU's virtio-net offers); the
 //! `rx_ring_size` and `tx_ring_size` parameters bound how many receive buffers are posted and
-//! how many transmissions may be in flight, which is what costs memory. Transmission does not
-//! wait for the device: a sent buffer is reclaimed the next time a transmit token is asked for.
+//! how many transmissions may be in flight, which is what costs memory. Set-up posts the first
+//! few receive buffers, and each poll of the stack a few more until the ring is full, so a
+//! deep ring does not hold up boot. Transmission does not wait for the device: a sent buffer
+//! is reclaimed the next time a transmit token is asked for.
 //!
 //! The card also keeps the stack's SYN queue: a connection attempt (a SYN) to a port whose
 //! listener has no socket in LISTEN, because every socket `max_sockets` allows is taken, is
@@ -31,6 +33,11 @@ const QUEUE_SIZE: usize = 256;
 const BUFFER_LEN: usize = 2048;
 /// Ethernet payload 1500 plus the 14-byte header.
 const MTU: usize = 1514;
+/// Receive buffers posted when the card is set up; the rest of `rx_ring_size` follows
+/// [`RX_FILL_BATCH`] at a time as the stack polls. Each post notifies the device (an exit to
+/// the hypervisor), so a deep ring posted whole would hold up boot by hundreds of exits.
+const RX_INITIAL: usize = 32;
+const RX_FILL_BATCH: usize = 16;
 
 type Raw = VirtIONetRaw<IdentityHal, SomeTransport<'static>, QUEUE_SIZE>;
 
@@ -43,9 +50,20 @@ struct Queues {
     tx_in_flight: usize,
     tx_limit: usize,
     tx_spare: Vec<Box<[u8]>>,
+    /// Receive buffers of the ring's size not allocated and posted yet.
+    rx_unposted: usize,
 }
 
 impl Queues {
+    /// Posts up to `count` of the receive buffers not posted yet.
+    fn fill_rx(&mut self, count: usize) -> Result<(), Error> {
+        for _ in 0..count.min(self.rx_unposted) {
+            self.post_rx(vec![0; BUFFER_LEN].into_boxed_slice())?;
+            self.rx_unposted -= 1;
+        }
+        Ok(())
+    }
+
     fn post_rx(&mut self, mut buffer: Box<[u8]>) -> Result<(), Error> {
         // SAFETY: the buffer is kept in `rx` untouched until the device hands it back.
         let token = unsafe { self.raw.receive_begin(&mut buffer) }.map_err(|_| Error::Device)?;
@@ -99,10 +117,9 @@ impl Nic {
             tx_in_flight: 0,
             tx_limit: tx_ring.clamp(1, QUEUE_SIZE),
             tx_spare: Vec::new(),
+            rx_unposted: rx_ring.clamp(1, QUEUE_SIZE),
         };
-        for _ in 0..rx_ring.clamp(1, QUEUE_SIZE) {
-            queues.post_rx(vec![0; BUFFER_LEN].into_boxed_slice())?;
-        }
+        queues.fill_rx(RX_INITIAL)?;
         Ok(Nic {
             queues: RefCell::new(queues),
             mac,
@@ -186,6 +203,8 @@ impl phy::Device for Nic {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        // A failed post only leaves the ring shallower; the stack carries on.
+        let _ = self.queues.borrow_mut().fill_rx(RX_FILL_BATCH);
         // Held SYNs first, oldest first, those whose port is still held going back in line.
         while self.replay > 0 {
             self.replay -= 1;

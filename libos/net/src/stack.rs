@@ -30,6 +30,8 @@ use crate::params::Params;
 /// A closed socket that has not finished its goodbye by then is freed anyway; the peer's next
 /// segment then gets a reset.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// Listening sockets a listener gains per round of the stack (see `tend_listeners`).
+const LISTEN_FILL_BATCH: usize = 4;
 /// Local ports for outgoing connections and unbound UDP sockets: IANA's dynamic range, which
 /// servers do not listen on.
 const EPHEMERAL_PORTS: RangeInclusive<u16> = 49152..=65535;
@@ -379,8 +381,12 @@ impl Stack {
             // A socket leaves LISTEN with the first SYN, so handshakes in progress do not use
             // up the backlog: a burst of connection attempts larger than it still finds a
             // listening socket for each SYN, as far as `max_sockets` allows; beyond that the
-            // card holds the SYNs.
-            while listening < listener.backlog {
+            // card holds the SYNs. Each round adds at most `LISTEN_FILL_BATCH` sockets, whose
+            // buffers are zeroed memory: a deep backlog of large buffers fills over the first
+            // polls instead of holding up `bind`.
+            let mut added = 0;
+            while listening < listener.backlog && added < LISTEN_FILL_BATCH {
+                added += 1;
                 let Ok(handle) = self.new_tcp() else { break };
                 if self
                     .sockets

@@ -55,7 +55,7 @@ impl TcpListener {
                     stack.listeners.len() - 1
                 }
             };
-            // Fills the backlog.
+            // Starts filling the backlog; the rest follows as the stack is polled.
             stack.poll();
             let listening = stack.listeners[id].as_ref().map_or(0, |l| l.waiting.len());
             if listening == 0 {
