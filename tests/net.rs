@@ -867,6 +867,24 @@ fn dhcp_does_not_hold_up_main() {
     );
 }
 
+/// A `dev` build (no `--release`), as `cargo uniklink run -m manifests/httpd.yaml` makes
+/// one, reaches its first listening socket: unoptimized code needs a deeper boot stack than
+/// the profile's, which the build reserves.
+#[test]
+fn a_debug_build_boots_to_listening() {
+    let manifest = manifest_with_port(free_port());
+    let out = uniklink()
+        .args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS])
+        .args(["--until", "listening", "--json", "--locked", "-m"])
+        .arg(&manifest)
+        .output()
+        .expect("cargo-uniklink run runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["milestones_ns"]["listening"].is_u64(), "{report:#}");
+}
+
 /// The net component's `component.yaml` declares exactly the parameters its code reads, each
 /// with the type the code reads, and the manifest's overrides resolve against it.
 #[test]

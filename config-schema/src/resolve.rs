@@ -20,6 +20,8 @@ pub enum Origin {
     Profile,
     /// Written in the manifest.
     Manifest,
+    /// Set by the build for how the code is compiled (an unoptimized build's deeper stack).
+    Build,
 }
 
 /// A value with its [`Origin`].

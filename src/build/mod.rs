@@ -269,11 +269,39 @@ fn prebuilt_target_dir(manifest: &Manifest) -> PathBuf {
     dir.join("target")
 }
 
+/// How many times the profile's boot stack an unoptimized (`dev`) build reserves.
+const UNOPTIMIZED_STACK_FACTOR: u64 = 4;
+
+/// Code built without optimization keeps every temporary in its own stack slot: virtio-drivers
+/// setting up a network card alone takes some 110 KiB of stack in a `dev` build, which
+/// overflows the network profile's 256 KiB boot stack before `main`. So a `dev` build reserves
+/// [`UNOPTIMIZED_STACK_FACTOR`] times the profile's `rt.stack_size`; a size the manifest sets
+/// is kept as it is.
+fn deepen_stack_for_unoptimized_code(config: &mut uniklink_config::ResolvedConfig) {
+    let stack = config
+        .components
+        .iter_mut()
+        .filter(|c| c.name == "rt")
+        .filter_map(|c| c.params.get_mut("stack_size"))
+        .find(|p| p.origin == uniklink_config::Origin::Profile);
+    if let Some(stack) = stack
+        && let uniklink_config::ParamValue::Size(size) = stack.value
+    {
+        stack.value = uniklink_config::ParamValue::Size(uniklink_config::ByteSize(
+            size.0 * UNOPTIMIZED_STACK_FACTOR,
+        ));
+        stack.origin = uniklink_config::Origin::Build;
+    }
+}
+
 /// Builds the image of `manifest` for the selected target and writes it with its report.
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildError> {
     let target = select_target(manifest, opts.arch)?;
     let arch = target.arch;
-    let config = manifest.resolve();
+    let mut config = manifest.resolve();
+    if opts.profile == CargoProfile::Dev {
+        deepen_stack_for_unoptimized_code(&mut config);
+    }
 
     let (target_dir, inputs, entry, weave) = match &manifest.app {
         App::Cargo {

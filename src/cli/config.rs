@@ -53,6 +53,7 @@ fn mark(origin: Origin) -> &'static str {
     match origin {
         Origin::Manifest => "manifest",
         Origin::Profile => "profile",
+        Origin::Build => "build",
     }
 }
 

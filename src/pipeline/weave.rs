@@ -55,14 +55,14 @@ impl WeaveOptions {
         }
     }
 
-    /// The manifest's override, else the component's own default for the profile (not the
-    /// manifest table's, which may describe another library OS).
+    /// The manifest's (or the build's) override, else the component's own default for the
+    /// profile (not the manifest table's, which may describe another library OS).
     fn resolved(&self, component: &str, param: &ParamSpec) -> ParamValue {
         let manifest = self
             .config
             .as_ref()
             .and_then(|c| c.component(component)?.params.get(&param.name))
-            .filter(|p| p.origin == Origin::Manifest);
+            .filter(|p| p.origin != Origin::Profile);
         manifest.map_or(param.defaults.get(self.profile), |p| p.value)
     }
 
