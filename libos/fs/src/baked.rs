@@ -13,8 +13,8 @@ use crate::path::{file_name, join, strip_mount};
 use crate::{DirEntry, Error, FileType, Metadata, Result};
 
 /// What a path names in the archive.
-pub(crate) enum Node {
-    File(&'static [u8]),
+pub(crate) enum Node<'a> {
+    File(&'a [u8]),
     Dir,
 }
 
@@ -56,8 +56,8 @@ fn archive() -> &'static [u8] {
 
 /// The archive's entries as (absolute path, node); damaged entries end the archive, as the
 /// reader stops at the first header it cannot read.
-fn entries() -> impl Iterator<Item = (&'static str, Node)> {
-    cpio_reader::iter_files(archive()).filter_map(|entry| {
+fn entries(archive: &[u8]) -> impl Iterator<Item = (&str, Node<'_>)> {
+    cpio_reader::iter_files(archive).filter_map(|entry| {
         let name = entry.name();
         let name = name
             .strip_prefix('.')
@@ -81,13 +81,17 @@ const REGULAR: u32 = 0o100_000;
 
 /// The node at normalised absolute `path`. A directory may also be implied by the files below
 /// it; the root always exists.
-pub(crate) fn lookup(path: &str) -> Option<Node> {
+pub(crate) fn lookup(path: &str) -> Option<Node<'static>> {
+    lookup_in(archive(), path)
+}
+
+fn lookup_in<'a>(archive: &'a [u8], path: &str) -> Option<Node<'a>> {
     let relative = path.trim_start_matches('/');
     if relative.is_empty() {
         return Some(Node::Dir);
     }
     let mut implied = false;
-    for (name, node) in entries() {
+    for (name, node) in entries(archive) {
         if name == relative {
             return Some(node);
         }
@@ -97,7 +101,11 @@ pub(crate) fn lookup(path: &str) -> Option<Node> {
 }
 
 pub(crate) fn metadata(path: &str) -> Result<Metadata> {
-    let (file_type, len) = match lookup(path).ok_or(Error::NotFound)? {
+    metadata_in(archive(), path)
+}
+
+fn metadata_in(archive: &[u8], path: &str) -> Result<Metadata> {
+    let (file_type, len) = match lookup_in(archive, path).ok_or(Error::NotFound)? {
         Node::File(data) => (FileType::File, data.len() as u64),
         Node::Dir => (FileType::Dir, 0),
     };
@@ -109,14 +117,18 @@ pub(crate) fn metadata(path: &str) -> Result<Metadata> {
 }
 
 pub(crate) fn read_dir(path: &str) -> Result<Vec<DirEntry>> {
-    match lookup(path) {
+    read_dir_in(archive(), path)
+}
+
+fn read_dir_in(archive: &[u8], path: &str) -> Result<Vec<DirEntry>> {
+    match lookup_in(archive, path) {
         Some(Node::Dir) => {}
         Some(Node::File(_)) => return Err(Error::NotADirectory),
         None => return Err(Error::NotFound),
     }
     let relative = path.trim_start_matches('/');
     let mut out: Vec<DirEntry> = Vec::new();
-    for (name, node) in entries() {
+    for (name, node) in entries(archive) {
         let rest = if relative.is_empty() {
             name
         } else {
@@ -141,6 +153,20 @@ pub(crate) fn read_dir(path: &str) -> Result<Vec<DirEntry>> {
         });
     }
     Ok(out)
+}
+
+/// The baked-files reader over an archive given in memory rather than the image's own, for the
+/// host: the metadata of the normalised absolute `path` and, for a directory, its entries,
+/// exactly as [`crate::metadata`] and [`crate::read_dir`] report them for a baked path. The
+/// fuzz target `cpio` reads archives through it.
+#[doc(hidden)]
+pub fn inspect(archive: &[u8], path: &str) -> Result<(Metadata, Vec<DirEntry>)> {
+    let metadata = metadata_in(archive, path)?;
+    let entries = match metadata.file_type {
+        FileType::Dir => read_dir_in(archive, path)?,
+        FileType::File => Vec::new(),
+    };
+    Ok((metadata, entries))
 }
 
 fn dir_metadata() -> Metadata {

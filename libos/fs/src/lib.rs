@@ -22,6 +22,8 @@ mod volume;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+#[doc(hidden)]
+pub use baked::inspect as inspect_baked;
 pub use error::Error;
 pub use vfs::{File, mounts};
 #[cfg(target_os = "none")]
