@@ -173,18 +173,93 @@ pub enum PsciConduit {
     Smc,
 }
 
+/// Deepest node nesting [`DeviceTree::parse`] accepts: the `fdt` crate walks nodes
+/// recursively and keeps at most 64 parents; QEMU's trees are 4 deep.
+const MAX_DEPTH: usize = 32;
+
+/// Checks everything the `fdt` crate takes for granted as it walks a tree, where it indexes,
+/// unwraps and asserts (a node whose properties are followed by anything but child nodes and
+/// `FDT_END_NODE` fails an `assert_eq!`): version 17 or later (the structure block's size is
+/// recorded); the structure, strings and reservation blocks inside `totalsize`; one root node
+/// and then `FDT_END`; in every node its properties before its children, then
+/// `FDT_END_NODE`, at most [`MAX_DEPTH`] deep; NUL-terminated UTF-8 node and property names,
+/// property names inside the strings block, values inside the structure block,
+/// `#address-cells` and `#size-cells` of at least 4 bytes; no `FDT_NOP` (which the crate skips
+/// in some places and not in others; QEMU writes none). `None` for a tree that fails any.
+fn check_structure(tree: &[u8]) -> Option<()> {
+    fn word(bytes: &[u8], at: usize) -> Option<usize> {
+        let raw = bytes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
+    }
+    /// The NUL-terminated UTF-8 string at the start of `bytes`, without its NUL.
+    fn name(bytes: &[u8]) -> Option<&str> {
+        let len = bytes.iter().position(|&b| b == 0)?;
+        core::str::from_utf8(&bytes[..len]).ok()
+    }
+    let tree = tree.get(..word(tree, 4)?)?;
+    if word(tree, 20)? < 17 {
+        return None;
+    }
+    let block = |offset: usize, size: usize| tree.get(offset..offset.checked_add(size)?);
+    let structure = block(word(tree, 8)?, word(tree, 36)?)?;
+    let strings = block(word(tree, 12)?, word(tree, 32)?)?;
+    reservation_block_end(tree, word(tree, 16)?).ok()?;
+
+    let mut at = 0;
+    let mut depth = 0;
+    // Bit `d`: the open node at depth `d` has had a child, so no more properties.
+    let mut has_children = 0u64;
+    let mut root_done = false;
+    loop {
+        let token = word(structure, at)? as u32;
+        at += 4;
+        match token {
+            BEGIN_NODE if !root_done && depth < MAX_DEPTH => {
+                if depth > 0 {
+                    has_children |= 1 << depth;
+                }
+                depth += 1;
+                has_children &= !(1 << depth);
+                let len = name(structure.get(at..)?)?.len();
+                at = (at + len + 1).next_multiple_of(4);
+            }
+            PROP if depth > 0 && has_children & (1 << depth) == 0 => {
+                let len = word(structure, at)?;
+                let property = name(strings.get(word(structure, at + 4)?..)?)?;
+                let value = at + 8;
+                let end = value.checked_add(len)?;
+                structure.get(value..end)?;
+                if matches!(property, "#address-cells" | "#size-cells") && len < 4 {
+                    return None;
+                }
+                at = end.next_multiple_of(4);
+            }
+            END_NODE if depth > 0 => {
+                depth -= 1;
+                root_done = depth == 0;
+            }
+            END if root_done => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
 /// A parsed device tree.
 pub struct DeviceTree<'a> {
     fdt: Fdt<'a>,
 }
 
 impl<'a> DeviceTree<'a> {
+    /// Parses a tree whose blocks and structure are well formed (see [`check_structure`]);
+    /// any other is an error, never a panic of the `fdt` crate's walkers later.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DeviceTreeError> {
-        match Fdt::new(bytes) {
-            Ok(fdt) => Ok(DeviceTree { fdt }),
-            Err(fdt::FdtError::BadMagic) => Err(DeviceTreeError::BadMagic),
-            Err(_) => Err(DeviceTreeError::Truncated),
-        }
+        let fdt = match Fdt::new(bytes) {
+            Ok(fdt) => fdt,
+            Err(fdt::FdtError::BadMagic) => return Err(DeviceTreeError::BadMagic),
+            Err(_) => return Err(DeviceTreeError::Truncated),
+        };
+        check_structure(bytes).ok_or(DeviceTreeError::Truncated)?;
+        Ok(DeviceTree { fdt })
     }
 
     /// Bytes from the start of the tree to its end (`totalsize`).
@@ -412,6 +487,119 @@ mod tests {
         assert_eq!(
             trim_free_space(&mut padded_virt()[..1000]),
             Err(DeviceTreeError::Truncated)
+        );
+    }
+
+    /// The first crash `cargo xtask fuzz platform_devicetree` found: QEMU's tree with its
+    /// structure block damaged so that a node's properties are followed by a `FDT_PROP`-less
+    /// token the `fdt` crate asserts is `FDT_END_NODE` (it panicked "bad node" in
+    /// `reserved`).
+    const FUZZ_BAD_NODE: &[u8] = include_bytes!("../tests/data/fuzz-bad-node.dtb");
+
+    /// Offset of the structure block and of the first token after the root's name.
+    fn root_body(tree: &[u8]) -> usize {
+        let at = u32::from_be_bytes(tree[8..12].try_into().unwrap()) as usize;
+        at + 8
+    }
+
+    fn set_word(tree: &mut [u8], at: usize, value: u32) {
+        tree[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    }
+
+    #[test]
+    fn malformed_structures_are_errors_not_panics() {
+        assert!(check_structure(VIRT).is_some());
+        let mut cases: Vec<(&str, Vec<u8>)> = std::vec![("fuzz: bad node", FUZZ_BAD_NODE.to_vec())];
+        let body = root_body(VIRT);
+        let token = |tree: &[u8], at: usize| u32::from_be_bytes(tree[at..at + 4].try_into().unwrap());
+        assert_eq!(token(VIRT, body), PROP);
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, body, NOP);
+        cases.push(("a NOP among properties", tree));
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, body + 8, u32::MAX);
+        cases.push(("a property name past the strings block", tree));
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, body + 4, u32::MAX);
+        cases.push(("a property value past the structure block", tree));
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, 36, u32::MAX);
+        cases.push(("a structure block past totalsize", tree));
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, 32, u32::MAX);
+        cases.push(("a strings block past totalsize", tree));
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, 16, u32::MAX);
+        cases.push(("a reservation block past totalsize", tree));
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, 20, 16);
+        cases.push(("version 16", tree));
+        let mut tree = VIRT.to_vec();
+        tree[body - 4] = 0xff;
+        cases.push(("a root name that is not UTF-8 nor terminated", tree));
+        // The last END_NODE before FDT_END: the root is never closed.
+        let structure_end = u32::from_be_bytes(VIRT[8..12].try_into().unwrap()) as usize
+            + u32::from_be_bytes(VIRT[36..40].try_into().unwrap()) as usize;
+        assert_eq!(token(VIRT, structure_end - 4), END);
+        assert_eq!(token(VIRT, structure_end - 8), END_NODE);
+        let mut tree = VIRT.to_vec();
+        set_word(&mut tree, structure_end - 8, END);
+        cases.push(("an unclosed root", tree));
+        for (what, tree) in &cases {
+            assert_eq!(
+                DeviceTree::parse(tree).err(),
+                Some(DeviceTreeError::Truncated),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error() {
+        // A tree of nested empty nodes, built by hand: header, empty reservation block,
+        // structure, no strings.
+        let tree = |depth: usize| {
+            let mut structure = Vec::new();
+            for _ in 0..depth {
+                structure.extend_from_slice(&BEGIN_NODE.to_be_bytes());
+                structure.extend_from_slice(&[b'n', 0, 0, 0]);
+            }
+            for _ in 0..depth {
+                structure.extend_from_slice(&END_NODE.to_be_bytes());
+            }
+            structure.extend_from_slice(&END.to_be_bytes());
+            let reservations = HEADER_V17;
+            let structure_at = reservations + RESERVATION_ENTRY;
+            let strings_at = structure_at + structure.len();
+            let mut out = Vec::new();
+            for field in [
+                0xd00d_feed,
+                strings_at as u32,
+                structure_at as u32,
+                strings_at as u32,
+                reservations as u32,
+                17,
+                16,
+                0,
+                0,
+                structure.len() as u32,
+            ] {
+                out.extend_from_slice(&u32::to_be_bytes(field));
+            }
+            out.extend_from_slice(&[0; RESERVATION_ENTRY]);
+            out.extend_from_slice(&structure);
+            out
+        };
+        let ok = tree(MAX_DEPTH);
+        let parsed = DeviceTree::parse(&ok).unwrap();
+        assert_eq!(parsed.memory().count(), 0);
+        assert_eq!(
+            DeviceTree::parse(&tree(MAX_DEPTH + 1)).err(),
+            Some(DeviceTreeError::Truncated)
+        );
+        assert_eq!(
+            DeviceTree::parse(&tree(100)).err(),
+            Some(DeviceTreeError::Truncated)
         );
     }
 
