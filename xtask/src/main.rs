@@ -1,10 +1,11 @@
-//! Project chores that are not part of the tool: `cargo xtask bench ...`.
+//! Project chores that are not part of the tool: `cargo xtask bench ...`, `cargo xtask fuzz ...`.
 
 mod bench_boot;
 mod bench_fs;
 mod bench_http;
 mod bench_link;
 mod bench_size;
+mod fuzz;
 mod stats;
 
 use std::process::ExitCode;
@@ -23,6 +24,9 @@ enum Command {
     /// Measure uniklink against other tools.
     #[command(subcommand)]
     Bench(Bench),
+    /// Run a cargo-fuzz target (`fuzz/`, nightly) for `--time` seconds, or `--all` of them in
+    /// turn, from a scratch copy of the committed corpus; fails on any crash.
+    Fuzz(fuzz::Options),
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Http(options)) => bench_http::run(&options).map_err(Into::into),
         Command::Bench(Bench::Fs(options)) => bench_fs::run(&options).map_err(Into::into),
         Command::Bench(Bench::Size(options)) => bench_size::run(&options).map_err(Into::into),
+        Command::Fuzz(options) => fuzz::run(&options).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
