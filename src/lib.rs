@@ -7,9 +7,9 @@ pub mod budget;
 pub mod build;
 pub mod disk;
 mod image;
+pub mod oci;
 pub mod pipeline;
 pub mod report;
-pub mod oci;
 pub mod run;
 pub mod symbolize;
 

@@ -511,7 +511,8 @@ mod tests {
         assert!(check_structure(VIRT).is_some());
         let mut cases: Vec<(&str, Vec<u8>)> = std::vec![("fuzz: bad node", FUZZ_BAD_NODE.to_vec())];
         let body = root_body(VIRT);
-        let token = |tree: &[u8], at: usize| u32::from_be_bytes(tree[at..at + 4].try_into().unwrap());
+        let token =
+            |tree: &[u8], at: usize| u32::from_be_bytes(tree[at..at + 4].try_into().unwrap());
         assert_eq!(token(VIRT, body), PROP);
         let mut tree = VIRT.to_vec();
         set_word(&mut tree, body, NOP);
