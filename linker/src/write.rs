@@ -103,32 +103,11 @@ impl FileTail {
                 bytes.extend_from_slice(&symbols.strtab);
                 // After the null header, the sections and this one.
                 let strtab_index = layout.sections.len() as u32 + 2;
-                [
-                    section_header(
-                        symtab,
-                        elf::SHT_SYMTAB,
-                        0,
-                        0,
-                        symtab_offset,
-                        symbols.symtab.len() as u64,
-                        strtab_index,
-                        symbols.first_global,
-                        8,
-                        24,
-                    ),
-                    section_header(
-                        strtab,
-                        elf::SHT_STRTAB,
-                        0,
-                        0,
-                        strtab_offset,
-                        symbols.strtab.len() as u64,
-                        0,
-                        0,
-                        1,
-                        0,
-                    ),
-                ]
+                symbols.headers(
+                    (symtab, strtab),
+                    (symtab_offset, strtab_offset),
+                    strtab_index,
+                )
             });
         let shstrtab_offset = loaded_size + bytes.len() as u64;
         bytes.extend_from_slice(&shstrtab);
@@ -231,29 +210,10 @@ pub fn write_debug_file(
     let strtab_offset = bytes.len() as u64;
     bytes.extend_from_slice(&symbols.strtab);
     let strtab_index = shdrs.len() as u32 + 1;
-    shdrs.push(section_header(
-        symtab_name,
-        elf::SHT_SYMTAB,
-        0,
-        0,
-        symtab_offset,
-        symbols.symtab.len() as u64,
+    shdrs.extend(symbols.headers(
+        (symtab_name, strtab_name),
+        (symtab_offset, strtab_offset),
         strtab_index,
-        symbols.first_global,
-        8,
-        24,
-    ));
-    shdrs.push(section_header(
-        strtab_name,
-        elf::SHT_STRTAB,
-        0,
-        0,
-        strtab_offset,
-        symbols.strtab.len() as u64,
-        0,
-        0,
-        1,
-        0,
     ));
     let shstrtab_offset = bytes.len() as u64;
     bytes.extend_from_slice(&shstrtab);
@@ -416,6 +376,44 @@ struct Symbols {
     strtab: Vec<u8>,
     /// The index of the first global symbol; locals come first.
     first_global: u32,
+}
+
+impl Symbols {
+    /// The `.symtab` and `.strtab` section headers: their names in `.shstrtab`, their file
+    /// offsets, and the string table's section index, which the symbol table links to.
+    fn headers(
+        &self,
+        (symtab_name, strtab_name): (u32, u32),
+        (symtab_offset, strtab_offset): (u64, u64),
+        strtab_index: u32,
+    ) -> [elf::SectionHeader64<LE>; 2] {
+        [
+            section_header(
+                symtab_name,
+                elf::SHT_SYMTAB,
+                0,
+                0,
+                symtab_offset,
+                self.symtab.len() as u64,
+                strtab_index,
+                self.first_global,
+                8,
+                24,
+            ),
+            section_header(
+                strtab_name,
+                elf::SHT_STRTAB,
+                0,
+                0,
+                strtab_offset,
+                self.strtab.len() as u64,
+                0,
+                0,
+                1,
+                0,
+            ),
+        ]
+    }
 }
 
 /// Locals of kept sections, then every defined global.
