@@ -241,7 +241,10 @@ fn oci_options(args: &RunArgs, scratch: &Path) -> miette::Result<Option<(RunOpti
     let Some(image) = &args.image else {
         return Ok(None);
     };
-    if image.is_file() {
+    // Anything on disk but a layout (an ELF file, or a FIFO or directory that the image
+    // checks refuse) is an image path; only what is not on disk can be a reference.
+    let layout = image.join("oci-layout").is_file();
+    if image.exists() && !layout {
         return Ok(None);
     }
     let host = if cfg!(target_arch = "aarch64") {
@@ -250,16 +253,24 @@ fn oci_options(args: &RunArgs, scratch: &Path) -> miette::Result<Option<(RunOpti
         Arch::X86_64
     };
     let arch = args.arch.unwrap_or(host);
-    let (layout, tag) = if image.join("oci-layout").is_file() {
+    let (layout, tag) = if layout {
         (image.clone(), args.tag.clone())
     } else {
         let text = image.to_str().unwrap_or_default();
-        let reference: oci::registry::Reference = text.parse().map_err(|e| {
-            miette!(
-                "{e} (nor is `{}` a file or an OCI image layout)",
-                image.display()
-            )
-        })?;
+        let reference: oci::registry::Reference = match text.parse() {
+            Ok(reference) => reference,
+            // A path (absolute, relative, or a bare file name): the image checks say what is
+            // wrong with it.
+            Err(_) if text.starts_with(['/', '.']) || !text.contains(['/', ':']) => {
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(miette!(
+                    "{e} (nor is `{}` a file or an OCI image layout)",
+                    image.display()
+                ));
+            }
+        };
         let layout = scratch.join("layout");
         oci::registry::pull(&reference, &layout, oci::DEFAULT_TAG, args.insecure)
             .map_err(|e| miette!("{}", super::build::chain(&e)))?;
