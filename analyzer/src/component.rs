@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rustc_hash::FxHashMap;
 
 use crate::input::Inputs;
-use crate::object::{ObjectFile, SectionId, SymbolPlace};
+use crate::object::{ObjectFile, ObjectId, SectionId, SymbolPlace};
 use crate::resolve::SymbolDb;
 
 /// Index into [`Components::defs`].
@@ -240,6 +240,17 @@ impl Attribution {
         components: &Components,
         crates: &CrateOwners,
     ) -> Attribution {
+        Self::compute_for(inputs, db, components, crates, &db.live)
+    }
+
+    /// The owners of the sections of `objects` only.
+    pub fn compute_for(
+        inputs: &Inputs,
+        db: &SymbolDb<'_>,
+        components: &Components,
+        crates: &CrateOwners,
+        objects: &[ObjectId],
+    ) -> Attribution {
         let mut by_crate: FxHashMap<&str, Owner> = FxHashMap::default();
         for name in RUNTIME_CRATES {
             by_crate.insert(name, Owner::Runtime);
@@ -289,7 +300,7 @@ impl Attribution {
             .collect();
 
         let mut owners = FxHashMap::default();
-        for &oid in &db.live {
+        for &oid in objects {
             let o = db.object(oid);
             let unit = &inputs.units[oid.0 as usize];
             let path = &inputs.files[unit.input.0 as usize].path;
@@ -362,6 +373,11 @@ impl Attribution {
 
     pub fn owner(&self, id: SectionId) -> Option<&Owner> {
         self.owners.get(&id)
+    }
+
+    /// Adds the owners of another object's sections.
+    pub fn extend(&mut self, other: Attribution) {
+        self.owners.extend(other.owners);
     }
 }
 

@@ -11,7 +11,7 @@ use object::elf;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::eh_frame::{self, Record, RecordKind};
 use crate::error::{Error, Reference, Result, Undefined, display_name};
@@ -77,18 +77,57 @@ pub struct EhFrame {
 
 pub struct SectionGraph<'a> {
     pub db: &'a SymbolDb<'a>,
+    marks: Marks,
+}
+
+/// The graph and its marking, without the symbols: what a graph keeps while the object
+/// declared at resolution is [attached](SymbolDb::attach) (see [`SectionGraph::detach`]).
+pub struct Marks {
     graph: DiGraph<SectionId, Via>,
     base: Vec<u32>,
     eligible: Vec<bool>,
     kept: Vec<bool>,
     parent: Vec<Option<EdgeIndex>>,
     root: Vec<Option<RootReason>>,
-    pub eh_frames: FxHashMap<SectionId, EhFrame>,
+    eh_frames: FxHashMap<SectionId, EhFrame>,
+    /// The roots marked from, in the order found.
+    roots: Vec<(SectionId, RootReason)>,
+    /// References to names declared for the attached object: until it is there they lead to
+    /// the names' defaults, through the `provisional` edges; once it is, to their final
+    /// definitions, and the provisional edges are `retired`.
+    late: Vec<LateRef>,
+    provisional: Vec<EdgeIndex>,
+    retired: FxHashSet<EdgeIndex>,
+}
+
+/// Whether references to names declared for the attached object wait for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defer {
+    /// Before it is attached: such references lead to the names' defaults provisionally.
+    Late,
+    /// Once it is: every name has its final definition.
+    Nothing,
+}
+
+impl Defer {
+    fn waits(self, db: &SymbolDb<'_>, object: ObjectId, r: Reloc) -> bool {
+        self == Defer::Late
+            && matches!(db.symbol_ref(object, r.symbol), SymbolRef::Global(g) if db.global(g).late)
+    }
+}
+
+/// A reference from `from` to a name declared for the attached object.
+struct LateRef {
+    from: SectionId,
+    via: Via,
+    reloc: Reloc,
 }
 
 /// What scanning one section found.
 struct Scan {
     edges: Vec<(SectionId, SectionId, Via)>,
+    late: Vec<LateRef>,
+    provisional: Vec<(SectionId, SectionId, Via)>,
     root: Option<RootReason>,
     eh_records: Option<(Vec<Record>, Vec<Option<SectionId>>)>,
 }
@@ -123,34 +162,142 @@ pub fn is_init_array(s: &crate::object::Section<'_>) -> bool {
 
 impl<'a> SectionGraph<'a> {
     pub fn build(db: &'a SymbolDb<'a>, opts: &GraphOptions<'_>) -> Result<Self> {
-        let objects = db.objects;
-        let mut graph = DiGraph::new();
-        let mut base = vec![u32::MAX; objects.len()];
-        let mut eligible = Vec::new();
-        for &oid in &db.live {
-            let o = db.object(oid);
-            base[oid.0 as usize] = graph.node_count() as u32;
-            for (i, s) in o.sections.iter().enumerate() {
-                let id = SectionId {
-                    object: oid,
-                    index: i as u32,
-                };
-                graph.add_node(id);
-                eligible.push(i != 0 && !s.is_dropped_kind() && !db.is_discarded(id));
-            }
-        }
-        let n = graph.node_count();
         let mut this = SectionGraph {
             db,
-            graph,
-            base,
-            eligible,
-            kept: vec![false; n],
-            parent: vec![None; n],
-            root: vec![None; n],
-            eh_frames: FxHashMap::default(),
+            marks: Marks {
+                graph: DiGraph::new(),
+                base: vec![u32::MAX; db.object_count()],
+                eligible: Vec::new(),
+                kept: Vec::new(),
+                parent: Vec::new(),
+                root: Vec::new(),
+                eh_frames: FxHashMap::default(),
+                roots: Vec::new(),
+                late: Vec::new(),
+                provisional: Vec::new(),
+                retired: FxHashSet::default(),
+            },
         };
+        for &oid in &db.live {
+            this.add_nodes(oid);
+        }
+        let by_name = this.start_stop_sections(&db.live);
+        let mut roots = this.scan(&db.live, opts, &by_name, Defer::Late)?;
 
+        let entry_section = this.symbol_section(opts.entry.as_bytes());
+        // A symbol in a section no output contains (debug info, SHF_EXCLUDE) roots nothing.
+        match entry_section {
+            Some(Some(s)) if this.is_eligible(s) => roots.insert(0, (s, RootReason::Entry)),
+            Some(_) => {}
+            None => return Err(Error::NoEntry(opts.entry.to_owned())),
+        }
+        roots.extend(this.keep_roots(opts.keep)?);
+        roots.extend(
+            opts.extra_roots
+                .iter()
+                .filter(|(id, _)| this.is_eligible(*id)),
+        );
+
+        this.mark(&roots);
+        this.marks.roots = roots;
+        this.trim_eh_frames();
+        this.check_undefined(this.kept_sections(), Defer::Late)?;
+        Ok(this)
+    }
+
+    /// The marking without the symbols, so that the object declared at resolution can be
+    /// attached to them.
+    pub fn detach(self) -> Marks {
+        self.marks
+    }
+
+    /// Adds the object attached after resolution to a detached graph: its sections and
+    /// references, and the references that waited for it, which now lead to the final
+    /// definitions instead of the defaults. Marking then runs again over the graph as it
+    /// stands, from the roots found before and those of the object and `keep` (names it
+    /// defines): what it keeps and why is what one marking of all the inputs would give.
+    pub fn attach(
+        db: &'a SymbolDb<'a>,
+        marks: Marks,
+        object: ObjectId,
+        opts: &GraphOptions<'_>,
+    ) -> Result<Self> {
+        let mut this = SectionGraph { db, marks };
+        this.marks.base.resize(db.object_count(), u32::MAX);
+        this.add_nodes(object);
+        let by_name = this.start_stop_sections(&db.live);
+        let object_roots = this.scan(&[object], opts, &by_name, Defer::Nothing)?;
+        let keep_roots = this.keep_roots(opts.keep)?;
+
+        let late = std::mem::take(&mut this.marks.late);
+        let mut edges = Vec::new();
+        for r in &late {
+            this.reloc_targets(r.from.object, r.reloc, &by_name, |to| {
+                edges.push((r.from, to, r.via));
+            });
+        }
+        for (from, to, via) in edges {
+            let (from, to) = (this.node(from), this.node(to));
+            this.marks.graph.add_edge(from, to, via);
+        }
+        let provisional = std::mem::take(&mut this.marks.provisional);
+        this.marks.retired.extend(provisional);
+
+        let m = &mut this.marks;
+        let n = m.graph.node_count();
+        let kept_before = std::mem::replace(&mut m.kept, vec![false; n]);
+        m.parent = vec![None; n];
+        m.root = vec![None; n];
+        let mut roots = std::mem::take(&mut m.roots);
+        roots.extend(object_roots);
+        roots.extend(keep_roots);
+        this.mark(&roots);
+        this.marks.roots = roots;
+        this.trim_eh_frames();
+
+        // What was kept before was checked then, but for references to the declared names.
+        let mut waited: Vec<SectionId> = late.iter().map(|r| r.from).collect();
+        waited.sort_unstable();
+        waited.dedup();
+        let newly_kept = this
+            .marks
+            .graph
+            .node_indices()
+            .filter(|n| {
+                this.marks.kept[n.index()] && !kept_before.get(n.index()).copied().unwrap_or(false)
+            })
+            .map(|n| this.marks.graph[n]);
+        let waited = waited.into_iter().filter(|&s| this.is_kept(s));
+        this.check_undefined(
+            newly_kept.chain(waited).collect::<Vec<_>>().into_iter(),
+            Defer::Nothing,
+        )?;
+        Ok(this)
+    }
+
+    fn add_nodes(&mut self, object: ObjectId) {
+        let db = self.db;
+        let o = db.object(object);
+        let m = &mut self.marks;
+        m.base[object.0 as usize] = m.graph.node_count() as u32;
+        for (i, s) in o.sections.iter().enumerate() {
+            let id = SectionId {
+                object,
+                index: i as u32,
+            };
+            m.graph.add_node(id);
+            m.eligible
+                .push(i != 0 && !s.is_dropped_kind() && !db.is_discarded(id));
+            m.kept.push(false);
+            m.parent.push(None);
+            m.root.push(None);
+        }
+    }
+
+    /// The eligible sections of `objects` by name, for each `__start_SEC`/`__stop_SEC` the
+    /// linker provides.
+    fn start_stop_sections(&self, objects: &[ObjectId]) -> FxHashMap<&'a [u8], Vec<SectionId>> {
+        let db = self.db;
         let mut by_name: FxHashMap<&[u8], Vec<SectionId>> = FxHashMap::default();
         for g in &db.globals {
             if g.def == Definition::Linker
@@ -160,25 +307,36 @@ impl<'a> SectionGraph<'a> {
             }
         }
         if !by_name.is_empty() {
-            for &oid in &db.live {
+            for &oid in objects {
                 for (i, s) in db.object(oid).sections.iter().enumerate() {
                     let id = SectionId {
                         object: oid,
                         index: i as u32,
                     };
                     if let Some(list) = by_name.get_mut(s.name)
-                        && this.is_eligible(id)
+                        && self.is_eligible(id)
                     {
                         list.push(id);
                     }
                 }
             }
         }
+        by_name
+    }
 
+    /// Adds the edges of the eligible sections of `objects`; returns the root sections
+    /// found.
+    fn scan(
+        &mut self,
+        objects: &[ObjectId],
+        opts: &GraphOptions<'_>,
+        by_name: &FxHashMap<&[u8], Vec<SectionId>>,
+        defer: Defer,
+    ) -> Result<Vec<(SectionId, RootReason)>> {
+        let db = self.db;
         // Relocations are read in parallel; the graph is assembled sequentially in input
         // order so edge order, and with it every why-chain, is deterministic.
-        let eligible: Vec<SectionId> = db
-            .live
+        let eligible: Vec<SectionId> = objects
             .iter()
             .flat_map(|&object| {
                 (0..db.object(object).sections.len()).map(move |i| SectionId {
@@ -186,24 +344,30 @@ impl<'a> SectionGraph<'a> {
                     index: i as u32,
                 })
             })
-            .filter(|&id| this.is_eligible(id))
+            .filter(|&id| self.is_eligible(id))
             .collect();
         let scans = eligible
             .par_iter()
-            .map(|&id| this.scan_section(id, opts, &by_name))
+            .map(|&id| self.scan_section(id, opts, by_name, defer))
             .collect::<Result<Vec<_>>>()?;
         let mut roots = Vec::new();
         for (id, scan) in eligible.into_iter().zip(scans) {
             for (from, to, via) in scan.edges {
-                let (from, to) = (this.node(from), this.node(to));
-                this.graph.add_edge(from, to, via);
+                let (from, to) = (self.node(from), self.node(to));
+                self.marks.graph.add_edge(from, to, via);
             }
+            for (from, to, via) in scan.provisional {
+                let (from, to) = (self.node(from), self.node(to));
+                let e = self.marks.graph.add_edge(from, to, via);
+                self.marks.provisional.push(e);
+            }
+            self.marks.late.extend(scan.late);
             if let Some(reason) = scan.root {
                 roots.push((id, reason));
             }
             if let Some((records, functions)) = scan.eh_records {
                 let kept = vec![true; records.len()];
-                this.eh_frames.insert(
+                self.marks.eh_frames.insert(
                     id,
                     EhFrame {
                         records,
@@ -213,41 +377,29 @@ impl<'a> SectionGraph<'a> {
                 );
             }
         }
+        Ok(roots)
+    }
 
-        let entry_section = this.symbol_section(opts.entry.as_bytes());
-        // A symbol in a section no output contains (debug info, SHF_EXCLUDE) roots nothing.
-        match entry_section {
-            Some(Some(s)) if this.is_eligible(s) => roots.insert(0, (s, RootReason::Entry)),
-            Some(_) => {}
-            None => return Err(Error::NoEntry(opts.entry.to_owned())),
-        }
-        for name in opts.keep {
+    fn keep_roots(&self, keep: &[String]) -> Result<Vec<(SectionId, RootReason)>> {
+        let mut roots = Vec::new();
+        for name in keep {
             // A kept name that nothing defines is almost always a typo or a renamed symbol;
             // keeping nothing in silence would hide it (lld's --require-defined, not ld -u).
-            match this.symbol_section(name.as_bytes()) {
-                Some(Some(s)) if this.is_eligible(s) => roots.push((s, RootReason::Keep)),
+            match self.symbol_section(name.as_bytes()) {
+                Some(Some(s)) if self.is_eligible(s) => roots.push((s, RootReason::Keep)),
                 Some(_) => {}
                 None => return Err(Error::KeepUndefined(name.to_owned())),
             }
         }
-        roots.extend(
-            opts.extra_roots
-                .iter()
-                .filter(|(id, _)| this.is_eligible(*id)),
-        );
-
-        this.mark(&roots);
-        this.trim_eh_frames();
-        this.check_undefined()?;
-        Ok(this)
+        Ok(roots)
     }
 
     fn node(&self, id: SectionId) -> NodeIndex {
-        NodeIndex::new((self.base[id.object.0 as usize] + id.index) as usize)
+        NodeIndex::new((self.marks.base[id.object.0 as usize] + id.index) as usize)
     }
 
     fn is_eligible(&self, id: SectionId) -> bool {
-        self.eligible[self.node(id).index()]
+        self.marks.eligible[self.node(id).index()]
     }
 
     /// `None` if the symbol is undefined; `Some(None)` if defined outside any section.
@@ -295,16 +447,30 @@ impl<'a> SectionGraph<'a> {
         id: SectionId,
         opts: &GraphOptions<'_>,
         by_name: &FxHashMap<&[u8], Vec<SectionId>>,
+        defer: Defer,
     ) -> Result<Scan> {
         let o = self.db.object(id.object);
         let s = o.section(id.index);
         let mut edges = Vec::new();
+        let mut late = Vec::new();
+        let mut provisional = Vec::new();
         let mut edge = |from: SectionId, r: Reloc| {
             let via = Via {
                 object: id.object,
                 symbol: r.symbol,
             };
-            self.reloc_targets(id.object, r, by_name, |to| edges.push((from, to, via)));
+            if defer.waits(self.db, id.object, r) {
+                late.push(LateRef {
+                    from,
+                    via,
+                    reloc: r,
+                });
+                self.reloc_targets(id.object, r, by_name, |to| {
+                    provisional.push((from, to, via))
+                });
+            } else {
+                self.reloc_targets(id.object, r, by_name, |to| edges.push((from, to, via)));
+            }
         };
         if is_eh_frame(s) {
             let records = eh_frame::parse(s.data).map_err(|reason| Error::Malformed {
@@ -346,6 +512,8 @@ impl<'a> SectionGraph<'a> {
             }
             return Ok(Scan {
                 edges,
+                late,
+                provisional,
                 root: Some(RootReason::EhFrame),
                 eh_records: Some((records, functions)),
             });
@@ -372,6 +540,8 @@ impl<'a> SectionGraph<'a> {
         };
         Ok(Scan {
             edges,
+            late,
+            provisional,
             root,
             eh_records: None,
         })
@@ -379,6 +549,7 @@ impl<'a> SectionGraph<'a> {
 
     /// Breadth-first marking. The entry and `--keep` roots are explored first so why-chains
     /// lead from them when they can; the other roots only add what those do not reach.
+    /// Retired edges lead nowhere.
     fn mark(&mut self, roots: &[(SectionId, RootReason)]) {
         let primary = |r: &RootReason| matches!(r, RootReason::Entry | RootReason::Keep);
         let (first, rest): (Vec<_>, Vec<_>) = roots.iter().partition(|(_, r)| primary(r));
@@ -386,18 +557,20 @@ impl<'a> SectionGraph<'a> {
             let mut queue = VecDeque::new();
             for (id, reason) in batch {
                 let n = self.node(id);
-                if !self.kept[n.index()] {
-                    self.kept[n.index()] = true;
-                    self.root[n.index()] = Some(reason);
+                if !self.marks.kept[n.index()] {
+                    self.marks.kept[n.index()] = true;
+                    self.marks.root[n.index()] = Some(reason);
                     queue.push_back(n);
                 }
             }
+            let m = &mut self.marks;
+            let retired = |e: EdgeIndex| !m.retired.is_empty() && m.retired.contains(&e);
             while let Some(n) = queue.pop_front() {
-                for e in self.graph.edges(n) {
+                for e in m.graph.edges(n) {
                     let t = e.target();
-                    if !self.kept[t.index()] {
-                        self.kept[t.index()] = true;
-                        self.parent[t.index()] = Some(e.id());
+                    if !m.kept[t.index()] && !retired(e.id()) {
+                        m.kept[t.index()] = true;
+                        m.parent[t.index()] = Some(e.id());
                         queue.push_back(t);
                     }
                 }
@@ -407,7 +580,7 @@ impl<'a> SectionGraph<'a> {
 
     /// Drops FDEs whose function was not kept (or that name no function).
     fn trim_eh_frames(&mut self) {
-        let mut frames = std::mem::take(&mut self.eh_frames);
+        let mut frames = std::mem::take(&mut self.marks.eh_frames);
         for frame in frames.values_mut() {
             for ((rec, function), kept) in frame
                 .records
@@ -420,11 +593,16 @@ impl<'a> SectionGraph<'a> {
                 }
             }
         }
-        self.eh_frames = frames;
+        self.marks.eh_frames = frames;
     }
 
-    /// Strong references from kept sections to symbols nobody defines.
-    fn check_undefined(&self) -> Result<()> {
+    /// Strong references from `sections` to symbols nobody defines, but for names `defer`
+    /// leaves to the object attached later.
+    fn check_undefined(
+        &self,
+        sections: impl Iterator<Item = SectionId>,
+        defer: Defer,
+    ) -> Result<()> {
         struct Missing {
             symbol: SymbolId,
             shown: Vec<(SectionId, u64)>,
@@ -433,16 +611,20 @@ impl<'a> SectionGraph<'a> {
         // In order of first reference.
         let mut by_symbol: FxHashMap<SymbolId, usize> = FxHashMap::default();
         let mut undefined: Vec<Missing> = Vec::new();
-        for id in self.kept_sections() {
+        let sections: Vec<SectionId> = sections.collect();
+        for id in sections {
             let o = self.db.object(id.object);
             let s = o.section(id.index);
-            let frame = self.eh_frames.get(&id);
+            let frame = self.marks.eh_frames.get(&id);
             for r in s.relocs() {
                 let SymbolRef::Global(g) = self.db.symbol_ref(id.object, r.symbol) else {
                     continue;
                 };
                 let global = self.db.global(g);
-                if global.def != Definition::Undefined || o.symbols[r.symbol as usize].is_weak() {
+                if global.def != Definition::Undefined
+                    || o.symbols[r.symbol as usize].is_weak()
+                    || defer.waits(self.db, id.object, r)
+                {
                     continue;
                 }
                 if let Some(frame) = frame {
@@ -501,24 +683,31 @@ impl<'a> SectionGraph<'a> {
         })
     }
 
+    /// Each `.eh_frame` input section split into records, with the records kept.
+    pub fn eh_frames(&self) -> &FxHashMap<SectionId, EhFrame> {
+        &self.marks.eh_frames
+    }
+
     pub fn is_kept(&self, id: SectionId) -> bool {
-        self.kept[self.node(id).index()]
+        self.marks.kept[self.node(id).index()]
     }
 
     /// Kept sections in input order.
     pub fn kept_sections(&self) -> impl Iterator<Item = SectionId> + '_ {
-        self.graph
+        self.marks
+            .graph
             .node_indices()
-            .filter(|n| self.kept[n.index()])
-            .map(|n| self.graph[n])
+            .filter(|n| self.marks.kept[n.index()])
+            .map(|n| self.marks.graph[n])
     }
 
     /// Allocatable sections GC removed, in input order.
     pub fn dropped_sections(&self) -> impl Iterator<Item = SectionId> + '_ {
-        self.graph
+        self.marks
+            .graph
             .node_indices()
-            .filter(|n| self.eligible[n.index()] && !self.kept[n.index()])
-            .map(|n| self.graph[n])
+            .filter(|n| self.marks.eligible[n.index()] && !self.marks.kept[n.index()])
+            .map(|n| self.marks.graph[n])
     }
 
     /// The chain of references from a root to the section defining `name`, shortest first
@@ -529,26 +718,28 @@ impl<'a> SectionGraph<'a> {
 
     /// References between kept sections, in input order.
     pub fn kept_edges(&self) -> impl Iterator<Item = (SectionId, SectionId)> + '_ {
-        self.graph
+        self.marks
+            .graph
             .edge_indices()
-            .filter_map(|e| self.graph.edge_endpoints(e))
-            .filter(|(a, b)| self.kept[a.index()] && self.kept[b.index()])
-            .map(|(a, b)| (self.graph[a], self.graph[b]))
+            .filter(|e| !self.marks.retired.contains(e))
+            .filter_map(|e| self.marks.graph.edge_endpoints(e))
+            .filter(|(a, b)| self.marks.kept[a.index()] && self.marks.kept[b.index()])
+            .map(|(a, b)| (self.marks.graph[a], self.marks.graph[b]))
     }
 
     /// Why a kept section is a root; `None` for sections kept by a reference.
     pub fn root_reason(&self, id: SectionId) -> Option<RootReason> {
-        self.root[self.node(id).index()]
+        self.marks.root[self.node(id).index()]
     }
 
     /// The kept section whose reference marked `id` first (one step up its why-chain), with
     /// the symbol named by that reference; `None` for roots and sections not kept.
     pub fn parent(&self, id: SectionId) -> Option<(SectionId, String)> {
-        let e = self.parent[self.node(id).index()]?;
-        let (from, _) = self.graph.edge_endpoints(e)?;
-        let via = self.graph[e];
+        let e = self.marks.parent[self.node(id).index()]?;
+        let (from, _) = self.marks.graph.edge_endpoints(e)?;
+        let via = self.marks.graph[e];
         Some((
-            self.graph[from],
+            self.marks.graph[from],
             self.db.symbol_name(via.object, via.symbol),
         ))
     }
@@ -556,25 +747,25 @@ impl<'a> SectionGraph<'a> {
     /// The chain of references from a root to `target`; `None` if it is not kept.
     pub fn why_section(&self, target: SectionId) -> Option<WhyChain> {
         let mut n = self.node(target);
-        if !self.kept[n.index()] {
+        if !self.marks.kept[n.index()] {
             return None;
         }
         let mut steps = vec![WhyStep {
             section: target,
             via: None,
         }];
-        while let Some(e) = self.parent[n.index()] {
-            let (from, _) = self.graph.edge_endpoints(e).expect("edge exists");
-            let via = self.graph[e];
+        while let Some(e) = self.marks.parent[n.index()] {
+            let (from, _) = self.marks.graph.edge_endpoints(e).expect("edge exists");
+            let via = self.marks.graph[e];
             steps.push(WhyStep {
-                section: self.graph[from],
+                section: self.marks.graph[from],
                 via: Some(self.db.symbol_name(via.object, via.symbol)),
             });
             n = from;
         }
         steps.reverse();
         Some(WhyChain {
-            root: self.root[n.index()].expect("chain starts at a root"),
+            root: self.marks.root[n.index()].expect("chain starts at a root"),
             steps,
         })
     }
@@ -652,6 +843,95 @@ mod tests {
                 gc: true,
             },
         )
+    }
+
+    /// `_start` calls `start`, a name declared for the object attached later, whose weak
+    /// default (`.text.default`) calls `enter`; the attached object's `start` calls `enter`
+    /// and `chosen`, which reads `param`, another declared name with a weak default.
+    #[test]
+    fn an_attached_object_replaces_the_defaults_it_overrides() {
+        let mut app = TestObject::new();
+        let text = app.section(".text", SectionKind::Text, &[0; 16]);
+        app.define("_start", text, 0, false);
+        let start = app.undefined("start", false);
+        app.refer(text, 0, start);
+        let enter = app.section(".text.enter", SectionKind::Text, &[0; 8]);
+        let enter_sym = app.define("enter", enter, 0, false);
+        let default = app.section(".text.default", SectionKind::Text, &[0; 8]);
+        app.define("start", default, 0, true);
+        app.refer(default, 0, enter_sym);
+        let chosen = app.section(".text.chosen", SectionKind::Text, &[0; 8]);
+        let param_ref = app.undefined("param", false);
+        app.refer(chosen, 0, param_ref);
+        app.define("chosen", chosen, 0, false);
+        let param_default = app.section(".rodata.param", SectionKind::ReadOnlyData, &[0; 8]);
+        app.define("param", param_default, 0, true);
+        app.section(".text.unused", SectionKind::Text, &[0; 8]);
+
+        let mut glue = TestObject::new();
+        let glue_text = glue.section(".text.glue", SectionKind::Text, &[0; 16]);
+        glue.define("start", glue_text, 0, false);
+        for (offset, callee) in [(0, "chosen"), (8, "enter")] {
+            let callee = glue.undefined(callee, false);
+            glue.refer(glue_text, offset, callee);
+        }
+        let glue_data = glue.section(".rodata.glue", SectionKind::ReadOnlyData, &[0; 8]);
+        glue.define("param", glue_data, 0, false);
+
+        let inputs = [
+            ("app.o", false, app.bytes()),
+            ("glue.o", false, glue.bytes()),
+        ];
+        let mut objects = parse_all(&inputs);
+        let glue = objects.pop().unwrap();
+        let mut db =
+            SymbolDb::resolve_declaring(&objects, &[b"_start", b"chosen"], &[b"start", b"param"])
+                .unwrap();
+        let opts = GraphOptions {
+            entry: "_start",
+            keep: &[],
+            rules: RootRules::CONVENTIONAL,
+            extra_roots: &[],
+            gc: true,
+        };
+        let graph = SectionGraph::build(&db, &opts).unwrap();
+        // Before the object, references to its names lead to their defaults.
+        let (kept, _) = kept_and_dropped(&graph);
+        assert_eq!(kept, [".text", ".text.default", ".text.enter"]);
+
+        let marks = graph.detach();
+        db.attach(&glue).unwrap();
+        let keep = ["start".to_owned()];
+        let graph = SectionGraph::attach(
+            &db,
+            marks,
+            glue.id,
+            &GraphOptions {
+                keep: &keep,
+                ..opts
+            },
+        )
+        .unwrap();
+        let (kept, dropped) = kept_and_dropped(&graph);
+        assert_eq!(
+            kept,
+            [
+                ".rodata.glue",
+                ".text",
+                ".text.chosen",
+                ".text.enter",
+                ".text.glue"
+            ]
+        );
+        assert_eq!(dropped, [".rodata.param", ".text.default", ".text.unused"]);
+        // The kept name roots its chains, as in one marking of all the inputs; the default's
+        // edge leads nowhere any more.
+        let chain = graph.why("enter").unwrap();
+        assert_eq!(chain.root, RootReason::Keep);
+        let vias: Vec<_> = chain.steps.iter().map(|s| s.via.clone()).collect();
+        assert_eq!(vias, [Some("enter".to_owned()), None]);
+        assert!(graph.why("param").unwrap().steps.len() == 3);
+        assert_eq!(graph.kept_edges().count(), 4);
     }
 
     #[test]
@@ -842,7 +1122,7 @@ mod tests {
         let (kept, dropped) = kept_and_dropped(&graph);
         assert_eq!(kept, [".eh_frame", ".text"]);
         assert_eq!(dropped, [".gcc_except_table.dead", ".text.dead"]);
-        let frame = graph.eh_frames.values().next().unwrap();
+        let frame = graph.eh_frames().values().next().unwrap();
         assert_eq!(frame.kept, [true, true, false, true]);
     }
 }

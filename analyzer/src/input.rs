@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use object::read::archive::ArchiveFile;
@@ -22,8 +23,15 @@ pub struct InputId(pub u32);
 /// A read-only mapping of one file, or the bytes of an object the linker generated.
 pub struct MappedFile {
     pub path: PathBuf,
-    map: Option<Mmap>,
-    generated: Vec<u8>,
+    contents: Contents,
+}
+
+enum Contents {
+    /// `None` for an empty file: mapping one fails on Linux.
+    Mapped(Option<Mmap>),
+    /// Set once: at once for an object generated before the link, or when the link has
+    /// decided what a [reserved](Inputs::reserve_generated) one holds.
+    Generated(OnceLock<Vec<u8>>),
 }
 
 /// An object made in memory (notes, glue code) and linked like a file on the command line.
@@ -50,7 +58,6 @@ impl MappedFile {
         }
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        // Mapping an empty file fails on Linux; an empty file simply has no bytes.
         let map = if len == 0 {
             None
         } else {
@@ -60,23 +67,31 @@ impl MappedFile {
         };
         Ok(Self {
             path: path.to_path_buf(),
-            map,
-            generated: Vec::new(),
+            contents: Contents::Mapped(map),
         })
     }
 
-    fn generated(object: GeneratedObject) -> Self {
+    fn generated(name: String) -> Self {
         Self {
-            path: PathBuf::from(object.name),
-            map: None,
-            generated: object.bytes,
+            path: PathBuf::from(name),
+            contents: Contents::Generated(OnceLock::new()),
         }
     }
 
+    /// Empty for a reserved generated object that is not filled in yet.
     pub fn data(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&self.generated)
+        match &self.contents {
+            Contents::Mapped(map) => map.as_deref().unwrap_or_default(),
+            Contents::Generated(bytes) => bytes.get().map_or(&[], Vec::as_slice),
+        }
     }
 }
+
+/// A unit of [`Inputs`] reserved for an object the link generates once it has decided what
+/// the object holds (the weave's glue): its symbols are declared before resolution, its
+/// bytes arrive after the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedUnit(usize);
 
 /// One ELF relocatable object: a whole file or an archive member.
 #[derive(Debug, Clone)]
@@ -184,19 +199,47 @@ impl Inputs {
     /// Appends an object made in memory as one more input. Its contents can depend on the
     /// loaded files (a build id hashes them), which is why it comes after [`Inputs::load`].
     pub fn add_generated(&mut self, object: GeneratedObject) -> Result<()> {
-        let file = MappedFile::generated(object);
-        if !file.data().starts_with(ELF_MAGIC) {
-            return Err(Error::UnknownFormat { path: file.path });
-        }
+        let unit = self.reserve_generated(object.name);
+        self.fill_generated(unit, object.bytes).map(drop)
+    }
+
+    /// Appends a unit for an object generated later in the link, which [`object::parse_all`]
+    /// skips until [`Inputs::fill_generated`] gives it its bytes. Reserve it after every other
+    /// input, so that the object ids of the others do not depend on it.
+    ///
+    /// [`object::parse_all`]: crate::object::parse_all
+    pub fn reserve_generated(&mut self, name: String) -> ReservedUnit {
         let index = self.files.len();
         self.units.push(Unit {
             input: InputId(index as u32),
             file: index,
-            range: 0..file.data().len(),
+            range: 0..0,
             member: None,
         });
-        self.files.push(file);
-        Ok(())
+        self.files.push(MappedFile::generated(name));
+        ReservedUnit(self.units.len() - 1)
+    }
+
+    /// Gives a reserved unit its bytes, once; they stay borrowed from `self` like a mapped
+    /// file's, which is what lets the link add the object after resolving the others.
+    pub fn fill_generated(&self, unit: ReservedUnit, bytes: Vec<u8>) -> Result<&Unit> {
+        let unit = &self.units[unit.0];
+        let file = &self.files[unit.file];
+        let filled = match &file.contents {
+            Contents::Generated(slot) if bytes.starts_with(ELF_MAGIC) => slot.set(bytes).is_ok(),
+            _ => false,
+        };
+        if !filled {
+            return Err(Error::UnknownFormat {
+                path: file.path.clone(),
+            });
+        }
+        Ok(unit)
+    }
+
+    /// A reserved unit whose bytes are not there yet.
+    pub fn is_pending(&self, unit: &Unit) -> bool {
+        matches!(&self.files[unit.file].contents, Contents::Generated(slot) if slot.get().is_none())
     }
 
     /// The bytes of each file named on the command line, in order.
@@ -204,8 +247,13 @@ impl Inputs {
         self.files[..self.command_line].iter().map(MappedFile::data)
     }
 
+    /// A generated object is its whole file, whenever it was filled in.
     pub fn unit_data(&self, unit: &Unit) -> &[u8] {
-        &self.files[unit.file].data()[unit.range.clone()]
+        let file = &self.files[unit.file];
+        match &file.contents {
+            Contents::Mapped(_) => &file.data()[unit.range.clone()],
+            Contents::Generated(_) => file.data(),
+        }
     }
 
     /// `path` or `path(member)`, as linkers print them.

@@ -14,7 +14,7 @@ use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::input::{InputId, Inputs};
+use crate::input::{InputId, Inputs, Unit};
 
 /// Index of an object among all parsed units (archive members included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -239,21 +239,18 @@ const MAX_SECTION_ALIGN: u64 = 1 << 30;
 const EI_CLASS: usize = 4;
 const EI_DATA: usize = 5;
 
-/// Parses every unit in parallel. The result is indexed by [`ObjectId`].
+/// Parses every unit in parallel but a [reserved](Inputs::reserve_generated) one not
+/// filled in yet, which comes last. The result is indexed by [`ObjectId`].
 pub fn parse_all<'data>(inputs: &'data Inputs) -> Result<Vec<ObjectFile<'data>>> {
-    let objects = inputs
+    let ready = inputs
         .units
+        .iter()
+        .take_while(|unit| !inputs.is_pending(unit))
+        .count();
+    let objects = inputs.units[..ready]
         .par_iter()
         .enumerate()
-        .map(|(i, unit)| {
-            parse(
-                ObjectId(i as u32),
-                unit.input,
-                inputs.unit_name(unit),
-                unit.member.is_some(),
-                inputs.unit_data(unit),
-            )
-        })
+        .map(|(i, unit)| parse_unit(inputs, ObjectId(i as u32), unit))
         .collect::<Result<Vec<_>>>()?;
     if let Some(first) = objects.first() {
         for o in &objects[1..] {
@@ -268,6 +265,21 @@ pub fn parse_all<'data>(inputs: &'data Inputs) -> Result<Vec<ObjectFile<'data>>>
         }
     }
     Ok(objects)
+}
+
+/// Parses unit `id` of `inputs`.
+pub fn parse_unit<'data>(
+    inputs: &'data Inputs,
+    id: ObjectId,
+    unit: &Unit,
+) -> Result<ObjectFile<'data>> {
+    parse(
+        id,
+        unit.input,
+        inputs.unit_name(unit),
+        unit.member.is_some(),
+        inputs.unit_data(unit),
+    )
 }
 
 /// Parses one object. `name` is used in every error message.

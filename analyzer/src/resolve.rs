@@ -41,6 +41,9 @@ pub struct GlobalSymbol<'a> {
     pub def: Definition,
     /// Some loaded object references it without `STB_WEAK`.
     pub strong_ref: bool,
+    /// Declared for the object [attached](SymbolDb::attach) after resolution, which may
+    /// define it: until then, what the other objects define is only its default.
+    pub late: bool,
 }
 
 /// What a symbol index inside one object refers to after resolution.
@@ -52,7 +55,9 @@ pub enum SymbolRef {
 
 /// Resolved symbols and the set of loaded objects.
 pub struct SymbolDb<'a> {
-    pub objects: &'a [ObjectFile<'a>],
+    objects: &'a [ObjectFile<'a>],
+    /// The object attached after resolution, whose id follows `objects`.
+    attached: Option<&'a ObjectFile<'a>>,
     pub globals: Vec<GlobalSymbol<'a>>,
     names: FxHashMap<&'a [u8], SymbolId>,
     /// Per object, the `SymbolId` of each global symbol index, offset by `first_global`.
@@ -103,6 +108,16 @@ impl<'a> SymbolDb<'a> {
     /// Resolves symbols. `required` names (the entry, `--keep` symbols) are treated as strong
     /// references, so they pull archive members like `ld -u`.
     pub fn resolve(objects: &'a [ObjectFile<'a>], required: &[&'a [u8]]) -> Result<Self> {
+        Self::resolve_declaring(objects, required, &[])
+    }
+
+    /// Resolves symbols, declaring the names the object [attached](SymbolDb::attach) later
+    /// may define (the weave's glue, whose contents depend on the graph of the others).
+    pub fn resolve_declaring(
+        objects: &'a [ObjectFile<'a>],
+        required: &[&'a [u8]],
+        late: &[&'a [u8]],
+    ) -> Result<Self> {
         let mut lazy: FxHashMap<&'a [u8], ObjectId> = FxHashMap::default();
         for o in objects.iter().filter(|o| o.from_archive) {
             for sym in &o.symbols[o.first_global..] {
@@ -117,6 +132,7 @@ impl<'a> SymbolDb<'a> {
 
         let mut db = SymbolDb {
             objects,
+            attached: None,
             globals: Vec::new(),
             names: FxHashMap::default(),
             global_map: vec![Vec::new(); objects.len()],
@@ -126,7 +142,11 @@ impl<'a> SymbolDb<'a> {
         };
         let mut state = ResolveState::default();
         for o in objects.iter().filter(|o| !o.from_archive) {
-            db.add_object(o.id, &mut state);
+            db.add_object(o, &mut state);
+        }
+        for name in late {
+            let id = db.intern(name);
+            db.globals[id.0 as usize].late = true;
         }
         for name in required {
             let id = db.intern(name);
@@ -141,7 +161,7 @@ impl<'a> SymbolDb<'a> {
             if let Some(&member) = lazy.get(g.name)
                 && !db.is_live[member.0 as usize]
             {
-                db.add_object(member, &mut state);
+                db.add_object(&objects[member.0 as usize], &mut state);
             }
         }
         if !state.duplicates.is_empty() {
@@ -177,6 +197,7 @@ impl<'a> SymbolDb<'a> {
                     name,
                     def: Definition::Undefined,
                     strong_ref: false,
+                    late: false,
                 });
                 e.insert(id);
                 id
@@ -184,9 +205,43 @@ impl<'a> SymbolDb<'a> {
         }
     }
 
-    fn add_object(&mut self, id: ObjectId, state: &mut ResolveState<'a>) {
-        let objects = self.objects;
-        let o = &objects[id.0 as usize];
+    /// Adds the object made after resolution, with the id that follows the others'. Its
+    /// definitions override the defaults of the names it was declared with, and must be
+    /// among them: references to any other name were resolved without it. Its references
+    /// fetch nothing, so what it needs must have been required at resolution.
+    pub fn attach(&mut self, o: &'a ObjectFile<'a>) -> Result<()> {
+        let misplaced = |reason: &str| Error::Malformed {
+            object: o.name.clone(),
+            reason: reason.to_owned(),
+        };
+        if self.attached.is_some() || o.id.0 as usize != self.objects.len() {
+            return Err(misplaced("attached after resolution out of order"));
+        }
+        if let Some(sym) = o.symbols[o.first_global..].iter().find(|sym| {
+            sym.place != SymbolPlace::Undefined
+                && self.lookup(sym.name).is_none_or(|g| !self.global(g).late)
+        }) {
+            return Err(misplaced(&format!(
+                "defines `{}`, which was not declared before resolution",
+                display_name(sym.name)
+            )));
+        }
+        self.attached = Some(o);
+        self.is_live.push(false);
+        self.global_map.push(Vec::new());
+        self.discarded.push(Vec::new());
+        let mut state = ResolveState::default();
+        self.add_object(o, &mut state);
+        if !state.duplicates.is_empty() {
+            return Err(Error::Duplicates(state.duplicates));
+        }
+        Ok(())
+    }
+
+    fn add_object(&mut self, o: &'a ObjectFile<'a>, state: &mut ResolveState<'a>) {
+        let (objects, attached) = (self.objects, self.attached);
+        let object = |id: ObjectId| object_in(objects, attached, id);
+        let id = o.id;
         self.is_live[id.0 as usize] = true;
         self.live.push(id);
 
@@ -233,13 +288,12 @@ impl<'a> SymbolDb<'a> {
                         object: other,
                         index: other_index,
                     } => {
-                        let other_weak =
-                            objects[other.0 as usize].symbols[other_index as usize].is_weak();
+                        let other_weak = object(other).symbols[other_index as usize].is_weak();
                         if sym.is_weak() {
                         } else if other_weak {
                             g.def = Definition::Defined { object: id, index };
                         } else {
-                            let first = &objects[other.0 as usize];
+                            let first = object(other);
                             state.duplicates.push(Duplicate {
                                 name: display_name(sym.name),
                                 first: located(first, other_index),
@@ -256,7 +310,7 @@ impl<'a> SymbolDb<'a> {
                         object: other,
                         index: other_index,
                     } => {
-                        if sym.size > objects[other.0 as usize].symbols[other_index as usize].size {
+                        if sym.size > object(other).symbols[other_index as usize].size {
                             g.def = Definition::Common { object: id, index };
                         }
                     }
@@ -264,7 +318,7 @@ impl<'a> SymbolDb<'a> {
                         object: other,
                         index: other_index,
                     } => {
-                        if objects[other.0 as usize].symbols[other_index as usize].is_weak() {
+                        if object(other).symbols[other_index as usize].is_weak() {
                             g.def = Definition::Common { object: id, index };
                         }
                     }
@@ -280,7 +334,16 @@ impl<'a> SymbolDb<'a> {
     }
 
     pub fn object(&self, object: ObjectId) -> &'a ObjectFile<'a> {
-        &self.objects[object.0 as usize]
+        object_in(self.objects, self.attached, object)
+    }
+
+    /// Every object, loaded or not, in id order.
+    pub fn objects(&self) -> impl Iterator<Item = &'a ObjectFile<'a>> + use<'a> {
+        self.objects.iter().chain(self.attached)
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.objects.len() + usize::from(self.attached.is_some())
     }
 
     /// True when the section lost its COMDAT group to another object's copy.
@@ -301,7 +364,7 @@ impl<'a> SymbolDb<'a> {
 
     /// Resolves symbol `index` of a loaded object.
     pub fn symbol_ref(&self, object: ObjectId, index: u32) -> SymbolRef {
-        let o = &self.objects[object.0 as usize];
+        let o = self.object(object);
         match (index as usize).checked_sub(o.first_global) {
             Some(i) => SymbolRef::Global(self.global_map[object.0 as usize][i]),
             None => SymbolRef::Local { object, index },
@@ -317,7 +380,7 @@ impl<'a> SymbolDb<'a> {
                 _ => return None,
             },
         };
-        match self.objects[object.0 as usize].symbols[index as usize].place {
+        match self.object(object).symbols[index as usize].place {
             SymbolPlace::Section(s) => Some(SectionId { object, index: s }),
             _ => None,
         }
@@ -325,12 +388,26 @@ impl<'a> SymbolDb<'a> {
 
     /// Name of symbol `index` in `object` for messages (section symbols take the section name).
     pub fn symbol_name(&self, object: ObjectId, index: u32) -> String {
-        let o = &self.objects[object.0 as usize];
+        let o = self.object(object);
         let sym = &o.symbols[index as usize];
         match sym.place {
             SymbolPlace::Section(s) if sym.is_section() => o.section_name(s),
             _ => display_name(sym.name),
         }
+    }
+}
+
+/// Object ids run through `objects`, then the attached object.
+fn object_in<'a>(
+    objects: &'a [ObjectFile<'a>],
+    attached: Option<&'a ObjectFile<'a>>,
+    id: ObjectId,
+) -> &'a ObjectFile<'a> {
+    match objects.get(id.0 as usize) {
+        Some(o) => o,
+        None => attached
+            .filter(|o| o.id == id)
+            .expect("object ids come from the objects resolved or attached"),
     }
 }
 
@@ -359,6 +436,8 @@ mod tests {
     use object::SectionKind;
 
     use super::*;
+    use crate::input::InputId;
+    use crate::object::parse;
     use crate::test_objects::{TestObject, parse_all};
 
     /// An object defining `defines` in .text and referencing `refs` (`weak_refs` weakly).
@@ -385,6 +464,58 @@ mod tests {
         let mut names: Vec<String> = db.live.iter().map(|o| db.object(*o).name.clone()).collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn an_attached_object_overrides_weak_defaults_of_declared_names_only() {
+        let main = object(&["_start"], &["param"], &[]);
+        let mut weak = TestObject::new();
+        let data = weak.section(".rodata", SectionKind::ReadOnlyData, &[0; 8]);
+        weak.define("param", data, 0, true);
+        weak.define("strong", data, 4, false);
+        let inputs = [
+            ("main.o", false, main),
+            ("defaults.o", false, weak.bytes()),
+            ("glue.o", false, object(&["param"], &[], &[])),
+            ("bad-glue.o", false, object(&["undeclared"], &[], &[])),
+            ("clash-glue.o", false, object(&["strong"], &[], &[])),
+        ];
+        let objects = parse_all(&inputs[..2]);
+        let attached = |input: usize, id: u32| {
+            let (name, _, bytes) = &inputs[input];
+            parse(ObjectId(id), InputId(id), (*name).to_owned(), false, bytes).unwrap()
+        };
+        let resolve =
+            || SymbolDb::resolve_declaring(&objects, &[b"_start"], &[b"param", b"strong"]).unwrap();
+        let defined_in = |db: &SymbolDb<'_>, name: &str| match db
+            .global(db.lookup(name.as_bytes()).unwrap())
+            .def
+        {
+            Definition::Defined { object, .. } => db.object(object).name.clone(),
+            other => panic!("{name}: {other:?}"),
+        };
+
+        let mut db = resolve();
+        assert!(db.global(db.lookup(b"param").unwrap()).late);
+        assert_eq!(defined_in(&db, "param"), "defaults.o");
+        let glue = attached(2, 2);
+        db.attach(&glue).unwrap();
+        assert_eq!(defined_in(&db, "param"), "glue.o");
+        assert!(db.is_live(ObjectId(2)));
+        assert_eq!(db.object_count(), 3);
+
+        let bad = attached(3, 2);
+        let error = resolve().attach(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains("defines `undeclared`, which was not declared"),
+            "{error}"
+        );
+        let clash = attached(4, 2);
+        let error = resolve().attach(&clash).unwrap_err();
+        assert!(matches!(error, Error::Duplicates(_)), "{error}");
+        let misplaced = attached(2, 3);
+        let misplaced = resolve().attach(&misplaced).unwrap_err().to_string();
+        assert!(misplaced.contains("out of order"), "{misplaced}");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn collect(layout: &Layout<'_>) -> Result<DebugSections> {
     let mut by_name: HashMap<&[u8], usize> = HashMap::new();
     let mut placement = Placement::new();
     let mut placed: Vec<SectionId> = Vec::new();
-    for object in db.objects.iter().filter(|o| db.is_live(o.id)) {
+    for object in db.objects().filter(|o| db.is_live(o.id)) {
         for (index, section) in object.sections.iter().enumerate() {
             if !is_debug(section.name, section.sh_type, section.is_alloc()) {
                 continue;

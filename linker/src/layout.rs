@@ -555,8 +555,7 @@ impl<'a> Layout<'a> {
             tls: None,
             strings: Vec::new(),
             section_addr: db
-                .objects
-                .iter()
+                .objects()
                 .map(|o| {
                     if db.is_live(o.id) {
                         vec![UNPLACED; o.sections.len()]
@@ -672,7 +671,7 @@ impl<'a> Layout<'a> {
         let mut merged_inputs: Vec<(usize, MergeKind, Vec<SectionId>)> = Vec::new();
         for &id in &b.inputs {
             let s = db.object(id.object).section(id.index);
-            if let Some(frame) = self.graph.eh_frames.get(&id) {
+            if let Some(frame) = self.graph.eh_frames().get(&id) {
                 let mut out = 0;
                 let offsets = frame
                     .records
@@ -1137,7 +1136,7 @@ impl<'a> Layout<'a> {
                     });
                     target.addr = base + p.output + off.saturating_sub(p.input);
                 } else if let Some(offsets) = self.eh_offsets.get(&id) {
-                    let frame = &self.graph.eh_frames[&id];
+                    let frame = &self.graph.eh_frames()[&id];
                     let i = frame
                         .records
                         .partition_point(|r| r.start + r.len <= sym.value);
@@ -1311,7 +1310,7 @@ fn scan_got(graph: &SectionGraph<'_>, arch: &dyn Arch) -> Vec<(SymbolRef, GotUse
         .map(|id| {
             let s = db.object(id.object).section(id.index);
             let mut uses = Vec::new();
-            if graph.eh_frames.contains_key(id) {
+            if graph.eh_frames().contains_key(id) {
                 return uses;
             }
             for r in s.relocs() {

@@ -77,7 +77,7 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
         }
         ChunkKind::EhFrame(id) => {
             let s = db.object(id.object).section(id.index);
-            let frame = &layout.graph.eh_frames[&id];
+            let frame = &layout.graph.eh_frames()[&id];
             let offsets = &layout.eh_offsets[&id];
             for (rec, out) in frame.records.iter().zip(offsets) {
                 let Some(out) = *out else { continue };

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::component::{Attribution, Components, Owner};
 use crate::graph::{RootReason, SectionGraph};
 use crate::input::Inputs;
-use crate::object::{ObjectFile, SectionId, SectionSymbols};
+use crate::object::{SectionId, SectionSymbols};
 
 pub use diff::{Diff, DiffRow};
 pub use find::{Found, Match, Query};
@@ -207,9 +207,9 @@ impl SizeReport {
         let graph = r.graph;
         let db = graph.db;
         let ids: Vec<SectionId> = graph.kept_sections().collect();
-        let index = RowIndex::new(db.objects, &ids);
+        let index = RowIndex::new(db.objects().map(|o| o.sections.len()), &ids);
 
-        let mut by_section: Vec<Option<SectionSymbols>> = vec![None; db.objects.len()];
+        let mut by_section: Vec<Option<SectionSymbols>> = vec![None; db.object_count()];
         let mut sections: Vec<SectionRow> = ids
             .iter()
             .map(|&id| {
@@ -407,12 +407,13 @@ struct RowIndex {
 }
 
 impl RowIndex {
-    fn new(objects: &[ObjectFile<'_>], ids: &[SectionId]) -> RowIndex {
-        let mut starts = Vec::with_capacity(objects.len());
+    /// `section_counts`: each object's, in id order.
+    fn new(section_counts: impl Iterator<Item = usize>, ids: &[SectionId]) -> RowIndex {
+        let mut starts = Vec::new();
         let mut total = 0;
-        for o in objects {
+        for count in section_counts {
             starts.push(total);
-            total += o.sections.len();
+            total += count;
         }
         let mut rows = vec![None; total];
         for (row, id) in ids.iter().enumerate() {
@@ -642,7 +643,7 @@ mod tests {
             index,
         };
         let kept = [id(1, 5), id(0, 1), id(2, 1), id(1, 39)];
-        let index = RowIndex::new(&objects, &kept);
+        let index = RowIndex::new(objects.iter().map(|o| o.sections.len()), &kept);
         for (row, &section) in kept.iter().enumerate() {
             assert_eq!(index.get(section), Some(row), "{section:?}");
         }
