@@ -1,19 +1,21 @@
 //! The link pipeline: load → resolve → graph → layout → relocate → write. Each phase borrows
 //! the previous phase's output; the result carries what reports need.
 //!
-//! Weaving adds a first pass before the real one (`pipeline/weave.rs`): resolve and graph
-//! without the components' init registrations as roots, decide which components are live,
-//! and generate the glue object, which then joins the inputs like any other object.
+//! Weaving (`pipeline/weave.rs`) happens on the one resolution and graph: the glue object's
+//! names are declared to resolution, the graph (without the components' init registrations
+//! as roots) decides which components are live, and the glue generated from that decision
+//! is attached to the symbols and the graph, which mark what it reaches from what they
+//! marked already.
 
 use std::path::{Path, PathBuf};
 
 use uniklink_analyzer::graph::{GraphOptions, RootReason, RootRules, SectionGraph};
 use uniklink_analyzer::input::Inputs;
-use uniklink_analyzer::object::{self, SectionId};
+use uniklink_analyzer::object::{self, ObjectId, SectionId};
 use uniklink_analyzer::report::SizeReport;
 use uniklink_analyzer::resolve::{Definition, SymbolDb};
 use uniklink_linker::arch;
-use uniklink_linker::glue::MAIN_SYMBOL;
+use uniklink_linker::glue::{GLUE_NAME, MAIN_SYMBOL};
 use uniklink_linker::image::{BuildId, ImageKind};
 use uniklink_linker::layout::{Layout, LayoutOptions};
 use uniklink_linker::relocate::relocate;
@@ -282,44 +284,67 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
             inputs.add_generated(generated)?;
         }
     }
-    let plan = match &opts.weave {
-        Some(w) => Some(weave::plan(&inputs, opts, w)?),
-        None => None,
-    };
-    if let Some(plan) = &plan {
-        inputs.add_generated(plan.glue.clone())?;
-    }
+    let setup = opts.weave.as_ref().map(weave::Setup::new).transpose()?;
+    // Reserved after every other input: its object id follows theirs.
+    let glue_unit = setup
+        .as_ref()
+        .map(|_| inputs.reserve_generated(GLUE_NAME.to_owned()));
     let objects = object::parse_all(&inputs)?;
-
-    let required: Vec<&[u8]> = std::iter::once(opts.entry.as_str())
-        .chain(opts.keep.iter().map(String::as_str))
-        .chain(plan.iter().flat_map(|p| p.required()))
-        .map(str::as_bytes)
-        .collect();
-    let db = SymbolDb::resolve(&objects, &required)?;
-
-    let graph = match &plan {
-        Some(plan) => weave::graph(&db, &plan.components, opts, &plan.keep(opts))?,
-        None => SectionGraph::build(
-            &db,
-            &GraphOptions {
-                entry: &opts.entry,
-                keep: &opts.keep,
-                rules: RootRules::CONVENTIONAL,
-                extra_roots: &[],
-                gc: opts.gc,
-            },
-        )?,
-    };
-    let woven = match (&plan, &opts.weave) {
-        (Some(plan), Some(w)) => Some(weave::finish(plan, &inputs, &graph, &w.crates)?),
-        _ => None,
-    };
-
     let machine = objects
         .first()
         .ok_or(uniklink_analyzer::Error::NoInputs)?
         .machine;
+
+    let required: Vec<&[u8]> = std::iter::once(opts.entry.as_str())
+        .chain(opts.keep.iter().map(String::as_str))
+        .chain(setup.iter().flat_map(|s| s.required()))
+        .map(str::as_bytes)
+        .collect();
+    let declared = opts.weave.as_ref().map(weave::declared).unwrap_or_default();
+    let declared: Vec<&[u8]> = declared.iter().map(String::as_bytes).collect();
+    // Declared before the symbols, which borrow it once it is attached.
+    let glue;
+    let mut db = SymbolDb::resolve_declaring(&objects, &required, &declared)?;
+
+    let (graph, woven) = match (&setup, glue_unit, &opts.weave) {
+        (Some(setup), Some(glue_unit), Some(w)) => {
+            let components = &setup.components;
+            let graph = weave::graph(&db, components, opts, &opts.keep)?;
+            let decision = weave::decide(setup, &inputs, &graph, machine, w)?;
+            let marks = graph.detach();
+            let unit = inputs.fill_generated(glue_unit, decision.glue.clone())?;
+            glue = object::parse_unit(&inputs, ObjectId(objects.len() as u32), unit)?;
+            db.attach(&glue)?;
+            let graph = SectionGraph::attach(
+                &db,
+                marks,
+                glue.id,
+                &GraphOptions {
+                    entry: &opts.entry,
+                    keep: &weave::glue_roots(),
+                    rules: RootRules { init_arrays: false },
+                    extra_roots: &[],
+                    gc: true,
+                },
+            )?;
+            let report = weave::finish(decision, setup, &inputs, &graph, glue.id, &w.crates)?;
+            (graph, Some(report))
+        }
+        _ => {
+            let graph = SectionGraph::build(
+                &db,
+                &GraphOptions {
+                    entry: &opts.entry,
+                    keep: &opts.keep,
+                    rules: RootRules::CONVENTIONAL,
+                    extra_roots: &[],
+                    gc: opts.gc,
+                },
+            )?;
+            (graph, None)
+        }
+    };
+
     let arch =
         arch::for_machine(machine).ok_or(uniklink_linker::Error::UnsupportedMachine(machine))?;
     let layout = Layout::build(
@@ -339,7 +364,7 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         Some(crate::report::sizes(
             &inputs,
             &layout,
-            plan.as_ref().map(|p| &p.components),
+            setup.as_ref().map(|s| &s.components),
             opts.weave.as_ref().map(|w| &w.crates),
             woven.as_ref(),
         )?)

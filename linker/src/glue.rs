@@ -38,6 +38,18 @@ pub const INIT_NAMES_LEN_SYMBOL: &str = "__uniklink_init_names_len";
 /// Where the runtime writes the platform's boot-timer byte when `main` starts, as a
 /// little-endian u64; 0 for a platform without one.
 pub const BOOT_TIMER_SYMBOL: &str = "__uniklink_boot_timer";
+/// What the glue object defines whatever it holds; besides these it defines the parameters
+/// and reserves of [`GlueSpec`].
+pub const FIXED_SYMBOLS: [&str; 6] = [
+    START_SYMBOL,
+    REPORT_SYMBOL,
+    REPORT_LEN_SYMBOL,
+    INIT_NAMES_SYMBOL,
+    INIT_NAMES_LEN_SYMBOL,
+    BOOT_TIMER_SYMBOL,
+];
+/// What the glue object calls besides the inits of [`GlueSpec`].
+pub const RUNTIME_SYMBOLS: [&str; 2] = [STAMP_INIT_SYMBOL, ENTER_MAIN_SYMBOL];
 /// Reserved memory is page-aligned.
 const RESERVE_ALIGN: u64 = 4096;
 /// The file name the glue object goes by in messages.

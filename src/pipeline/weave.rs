@@ -1,7 +1,8 @@
-//! The weave step of the pipeline. A first pass over the inputs (resolve, graph without
-//! component registrations as roots) decides which components are live; the glue object
-//! generated from that decision then joins the inputs of the real link, where the final
-//! graph is checked against the decision.
+//! The weave steps of the pipeline, on one resolution and one graph. The glue object's
+//! names are declared before resolution ([`declared`]); the graph, built without component
+//! registrations as roots, decides which components are live ([`decide`]), and the glue
+//! generated from that decision is attached to the resolved symbols and the graph, which
+//! mark what it reaches; [`finish`] checks that against the decision.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +12,8 @@ use uniklink_analyzer::component::{
     param_symbol,
 };
 use uniklink_analyzer::graph::{GraphOptions, RootReason, RootRules, SectionGraph};
-use uniklink_analyzer::input::{GeneratedObject, Inputs};
-use uniklink_analyzer::object;
+use uniklink_analyzer::input::Inputs;
+use uniklink_analyzer::object::ObjectId;
 use uniklink_analyzer::resolve::SymbolDb;
 use uniklink_analyzer::weave::{Dropped, Live, Registrations, Status, WeaveError, Weaving};
 use uniklink_config::{
@@ -20,7 +21,7 @@ use uniklink_config::{
     Requirement, ResolvedConfig,
 };
 use uniklink_linker::glue::{
-    self, GLUE_NAME, GlueInit, GlueParam, GlueReserve, GlueSpec, START_SYMBOL,
+    self, FIXED_SYMBOLS, GlueInit, GlueParam, GlueReserve, GlueSpec, RUNTIME_SYMBOLS, START_SYMBOL,
 };
 
 use super::{LinkError, LinkOptions};
@@ -108,33 +109,59 @@ pub struct WeaveReport {
     pub unused_overrides: Vec<String>,
 }
 
-/// The first pass's decision and the glue object made from it.
-pub(super) struct Plan {
+/// The components and what the manifest says of them, before anything is linked.
+pub(super) struct Setup {
     pub components: Components,
-    pub weaving: Weaving,
-    pub glue: GeneratedObject,
-    report: WeaveReport,
+    unused_overrides: Vec<String>,
 }
 
-impl Plan {
-    /// Symbols the real link must resolve: every component's init (so each component's code
-    /// is loaded and its registration recognised, live or not) and the glue's start routine.
+impl Setup {
+    pub fn new(w: &WeaveOptions) -> Result<Setup, LinkError> {
+        Ok(Setup {
+            components: components(w)?,
+            unused_overrides: check_selection(w)?,
+        })
+    }
+
+    /// Symbols resolution must load: every component's init (so each component's code is
+    /// loaded and its registration recognised, live or not) and what the glue calls.
     pub fn required(&self) -> impl Iterator<Item = &str> {
         self.components
             .defs
             .iter()
             .filter_map(|d| d.init.as_deref())
-            .chain([START_SYMBOL])
+            .chain(RUNTIME_SYMBOLS)
     }
+}
 
-    /// The manifest's roots plus the glue's start routine.
-    pub fn keep(&self, opts: &LinkOptions) -> Vec<String> {
-        opts.keep
-            .iter()
-            .cloned()
-            .chain([START_SYMBOL.to_owned()])
-            .collect()
-    }
+/// The names the glue object may define, declared before resolution: its fixed symbols and
+/// every component's parameters and reserves, since which components are live is decided
+/// only on the graph.
+pub(super) fn declared(w: &WeaveOptions) -> Vec<String> {
+    let params = w.registry.components().flat_map(|spec| {
+        spec.params.values().flat_map(|p| {
+            std::iter::once(param_symbol(&spec.name, &p.name))
+                .chain(p.reserve.then(|| reserve_symbol(&spec.name, &p.name)))
+        })
+    });
+    FIXED_SYMBOLS
+        .map(str::to_owned)
+        .into_iter()
+        .chain(params)
+        .collect()
+}
+
+/// What the weave decided on the graph, and the glue object made from it.
+pub(super) struct Decision {
+    weaving: Weaving,
+    attribution: Attribution,
+    pub glue: Vec<u8>,
+    report: WeaveReport,
+}
+
+/// The graph's options once the glue is attached: its start routine is the one new root.
+pub(super) fn glue_roots() -> Vec<String> {
+    vec![START_SYMBOL.to_owned()]
 }
 
 /// Turns the registry into the analyzer's component set.
@@ -185,28 +212,18 @@ pub(super) fn graph<'a>(
     )?)
 }
 
-/// First pass: which components are live, and the glue object that runs their inits.
-pub(super) fn plan(
+/// Which components are live, from the graph built without the glue, and the glue object
+/// that runs their inits.
+pub(super) fn decide(
+    setup: &Setup,
     inputs: &Inputs,
-    opts: &LinkOptions,
+    graph: &SectionGraph<'_>,
+    machine: u16,
     w: &WeaveOptions,
-) -> Result<Plan, LinkError> {
-    let components = components(w)?;
-    let unused_overrides = check_selection(w)?;
-    let objects = object::parse_all(inputs)?;
-    let machine = objects
-        .first()
-        .ok_or(uniklink_analyzer::Error::NoInputs)?
-        .machine;
-    let required: Vec<&[u8]> = std::iter::once(opts.entry.as_str())
-        .chain(opts.keep.iter().map(String::as_str))
-        .chain(components.defs.iter().filter_map(|d| d.init.as_deref()))
-        .map(str::as_bytes)
-        .collect();
-    let db = SymbolDb::resolve(&objects, &required)?;
-    let graph = graph(&db, &components, opts, &opts.keep)?;
-    let attribution = Attribution::compute(inputs, &db, &components, &w.crates);
-    let weaving = Weaving::decide(&graph, &attribution, &components)?;
+) -> Result<Decision, LinkError> {
+    let components = &setup.components;
+    let attribution = Attribution::compute(inputs, graph.db, components, &w.crates);
+    let weaving = Weaving::decide(graph, &attribution, components)?;
 
     let mut params = Vec::new();
     let mut reserves = Vec::new();
@@ -241,7 +258,7 @@ pub(super) fn plan(
             .as_ref()
             .and_then(|c| c.component(&def.name)?.required);
         let status = weaving.status[id.0 as usize];
-        let (reason, chain) = reason(&graph, &components, status, requirement);
+        let (reason, chain) = reason(graph, components, status, requirement);
         reports.push(ComponentReport {
             name: def.name.clone(),
             live,
@@ -284,18 +301,15 @@ pub(super) fn plan(
             boot_timer,
         },
     )?;
-    Ok(Plan {
-        components,
+    Ok(Decision {
         weaving,
-        glue: GeneratedObject {
-            name: GLUE_NAME.to_owned(),
-            bytes,
-        },
+        attribution,
+        glue: bytes,
         report: WeaveReport {
             profile: w.profile,
             components: reports,
             init_order: inits,
-            unused_overrides,
+            unused_overrides: setup.unused_overrides.clone(),
         },
     })
 }
@@ -409,17 +423,30 @@ fn reason(
     }
 }
 
-/// Checks the real link's graph against the plan and completes the report with sizes.
+/// Checks the graph with the glue attached against the decision and completes the report
+/// with sizes; a component's parameters and reserves in the glue count as its own.
 pub(super) fn finish(
-    plan: &Plan,
+    decision: Decision,
+    setup: &Setup,
     inputs: &Inputs,
     graph: &SectionGraph<'_>,
+    glue: ObjectId,
     crates: &CrateOwners,
 ) -> Result<WeaveReport, WeaveError> {
-    let attribution = Attribution::compute(inputs, graph.db, &plan.components, crates);
-    plan.weaving
-        .check_final(graph, &attribution, &plan.components)?;
-    let mut report = plan.report.clone();
+    let Decision {
+        weaving,
+        mut attribution,
+        mut report,
+        ..
+    } = decision;
+    attribution.extend(Attribution::compute_for(
+        inputs,
+        graph.db,
+        &setup.components,
+        crates,
+        &[glue],
+    ));
+    weaving.check_final(graph, &attribution, &setup.components)?;
     for id in graph.kept_sections() {
         if let Some(ComponentId(c)) = attribution.owner(id).and_then(|o| o.component()) {
             report.components[c as usize].size += graph.db.object(id.object).section(id.index).size;
