@@ -66,6 +66,16 @@ pub struct Built {
     pub paths: ImagePaths,
     pub report: BuildReport,
     pub link: LinkOutput,
+    pub timings: BuildTimings,
+}
+
+/// Where a build's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildTimings {
+    /// Resolving the app's dependencies and the inner `cargo build`; zero for a prebuilt app.
+    pub cargo: std::time::Duration,
+    /// Linking (weaving included) and writing the image, its debug file and its report.
+    pub link: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +308,7 @@ fn deepen_stack_for_unoptimized_code(config: &mut uniklink_config::ResolvedConfi
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildError> {
     let target = select_target(manifest, opts.arch)?;
     let arch = target.arch;
+    let started = std::time::Instant::now();
     let mut config = manifest.resolve();
     if opts.profile == CargoProfile::Dev {
         deepen_stack_for_unoptimized_code(&mut config);
@@ -379,6 +390,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         ),
     };
 
+    let cargo_done = std::time::Instant::now();
     let paths = image_paths_under(manifest, arch, &target_dir, &opts.profile);
     if let Some(dir) = paths.image.parent() {
         std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
@@ -419,6 +431,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         paths,
         report,
         link,
+        timings: BuildTimings {
+            cargo: cargo_done - started,
+            link: cargo_done.elapsed(),
+        },
     })
 }
 

@@ -122,14 +122,18 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
                 } else {
                     format!("{} stripped", report.stripped_size)
                 };
+                let timings = built.timings;
                 eprintln!(
-                    "uniklink: built {} ({} bytes, {stripped}, {} of {} input sections kept) for {} on {}",
+                    "uniklink: built {} ({} bytes, {stripped}, {} of {} input sections kept) for {} on {} in {:.2} s (cargo {:.2} s, link {:.3} s)",
                     built.paths.image.display(),
                     report.image_size,
                     report.kept_sections.len(),
                     report.kept_sections.len() + report.dropped_sections.len(),
                     report.arch,
                     report.platform,
+                    (timings.cargo + timings.link).as_secs_f64(),
+                    timings.cargo.as_secs_f64(),
+                    timings.link.as_secs_f64(),
                 );
                 eprintln!("uniklink: report {}", built.paths.report.display());
             }
@@ -180,6 +184,10 @@ struct ImageBuilt<'a> {
     sections: serde_json::Value,
     kept_sections: usize,
     dropped_sections: usize,
+    /// Seconds in the inner cargo (dependencies resolved, app built).
+    cargo_seconds: f64,
+    /// Seconds linking, weaving included, and writing image, debug file and report.
+    link_seconds: f64,
 }
 
 impl<'a> ImageBuilt<'a> {
@@ -199,6 +207,8 @@ impl<'a> ImageBuilt<'a> {
             sections: serde_json::to_value(&report.output_sections)?,
             kept_sections: report.kept_sections.len(),
             dropped_sections: report.dropped_sections.len(),
+            cargo_seconds: built.timings.cargo.as_secs_f64(),
+            link_seconds: built.timings.link.as_secs_f64(),
         })
     }
 }

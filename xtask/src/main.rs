@@ -5,6 +5,7 @@ mod bench_fs;
 mod bench_http;
 mod bench_link;
 mod bench_size;
+mod bench_weave;
 mod fuzz;
 mod stats;
 
@@ -46,6 +47,9 @@ enum Bench {
     /// For every example app, the woven image beside the same objects linked conventionally
     /// (uniklink without weaving, GNU ld): file, stripped and loadable sizes.
     Size(bench_size::Options),
+    /// Build each example app woven and with `--no-weave`, alternating, and print the
+    /// median time of the link step (and of the inner cargo) of each: what weaving costs.
+    Weave(bench_weave::Options),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Bench(Bench::Http(options)) => bench_http::run(&options).map_err(Into::into),
         Command::Bench(Bench::Fs(options)) => bench_fs::run(&options).map_err(Into::into),
         Command::Bench(Bench::Size(options)) => bench_size::run(&options).map_err(Into::into),
+        Command::Bench(Bench::Weave(options)) => bench_weave::run(&options).map_err(Into::into),
         Command::Fuzz(options) => fuzz::run(&options).map_err(Into::into),
     };
     match result {
