@@ -118,7 +118,16 @@ impl<'a> SymbolDb<'a> {
         required: &[&'a [u8]],
         late: &[&'a [u8]],
     ) -> Result<Self> {
-        let mut lazy: FxHashMap<&'a [u8], ObjectId> = FxHashMap::default();
+        // Sized up front: growing tables of hundreds of thousands of names rehashes them.
+        let globals_of = |from_archive: bool| -> usize {
+            objects
+                .iter()
+                .filter(|o| o.from_archive == from_archive)
+                .map(|o| o.symbols.len().saturating_sub(o.first_global))
+                .sum()
+        };
+        let mut lazy: FxHashMap<&'a [u8], ObjectId> =
+            FxHashMap::with_capacity_and_hasher(globals_of(true), Default::default());
         for o in objects.iter().filter(|o| o.from_archive) {
             for sym in &o.symbols[o.first_global..] {
                 // A common symbol in a member satisfies an undefined reference, as in the
@@ -133,8 +142,8 @@ impl<'a> SymbolDb<'a> {
         let mut db = SymbolDb {
             objects,
             attached: None,
-            globals: Vec::new(),
-            names: FxHashMap::default(),
+            globals: Vec::with_capacity(globals_of(false)),
+            names: FxHashMap::with_capacity_and_hasher(globals_of(false), Default::default()),
             global_map: vec![Vec::new(); objects.len()],
             live: Vec::new(),
             is_live: vec![false; objects.len()],

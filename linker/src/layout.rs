@@ -6,10 +6,9 @@
 //! first. Each PT_LOAD starts on a fresh page in memory while the file stays dense: the
 //! address keeps the file offset's position within the page, as lld does by default.
 
-use std::collections::{HashMap, HashSet};
-
 use object::elf;
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 use uniklink_analyzer::graph::SectionGraph;
 use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
@@ -424,15 +423,15 @@ pub struct Layout<'a> {
     pub tls: Option<TlsSegment>,
     pub strings: Vec<MergedStrings>,
     section_addr: Vec<Vec<u64>>,
-    pieces: HashMap<SectionId, (usize, Vec<Piece>)>,
+    pieces: FxHashMap<SectionId, (usize, Vec<Piece>)>,
     /// `.ctors`/`.dtors` inputs stored word-reversed in an init array.
-    reversed: HashSet<SectionId>,
+    reversed: FxHashSet<SectionId>,
     /// Per `.eh_frame` input, the output offset of each record (relative to its chunk).
-    pub eh_offsets: HashMap<SectionId, Vec<Option<u64>>>,
+    pub eh_offsets: FxHashMap<SectionId, Vec<Option<u64>>>,
     pub got: Vec<GotEntry>,
-    got_index: HashMap<(SymbolRef, GotUse), u32>,
+    got_index: FxHashMap<(SymbolRef, GotUse), u32>,
     pub got_addr: u64,
-    commons: HashMap<SymbolId, u64>,
+    commons: FxHashMap<SymbolId, u64>,
     pub global_addr: Vec<u64>,
     pub entry: u64,
     pub headers_size: u64,
@@ -477,8 +476,8 @@ impl<'a> Layout<'a> {
     ) -> Result<Self> {
         let db = graph.db;
         let mut builders: Vec<Builder<'a>> = Vec::new();
-        let mut reversed = HashSet::new();
-        let mut by_name: HashMap<(&'a [u8], Rank), usize> = HashMap::new();
+        let mut reversed = FxHashSet::default();
+        let mut by_name: FxHashMap<(&'a [u8], Rank), usize> = FxHashMap::default();
         for id in graph.kept_sections() {
             let s = db.object(id.object).section(id.index);
             let crt_lists = is_crt_list_object(&db.object(id.object).name);
@@ -564,13 +563,13 @@ impl<'a> Layout<'a> {
                     }
                 })
                 .collect(),
-            pieces: HashMap::new(),
+            pieces: FxHashMap::default(),
             reversed,
-            eh_offsets: HashMap::new(),
+            eh_offsets: FxHashMap::default(),
             got: Vec::new(),
-            got_index: HashMap::new(),
+            got_index: FxHashMap::default(),
             got_addr: 0,
-            commons: HashMap::new(),
+            commons: FxHashMap::default(),
             global_addr: vec![0; db.globals.len()],
             entry: 0,
             headers_size: 0,
@@ -667,7 +666,7 @@ impl<'a> Layout<'a> {
     ) -> Result<Vec<(ChunkKind, u64, u64)>> {
         let db = self.db;
         let mut chunks = Vec::with_capacity(b.inputs.len());
-        let mut merged: HashMap<(MergeKind, u64), usize> = HashMap::new();
+        let mut merged: FxHashMap<(MergeKind, u64), usize> = FxHashMap::default();
         let mut merged_inputs: Vec<(usize, MergeKind, Vec<SectionId>)> = Vec::new();
         for &id in &b.inputs {
             let s = db.object(id.object).section(id.index);
@@ -746,7 +745,7 @@ impl<'a> Layout<'a> {
     ) -> MergedStrings {
         let db = self.db;
         let mut unique: Vec<&'a [u8]> = Vec::new();
-        let mut seen: HashMap<&'a [u8], usize> = HashMap::new();
+        let mut seen: FxHashMap<&'a [u8], usize> = FxHashMap::default();
         let per_input: Vec<(SectionId, Vec<(u64, usize)>)> = inputs
             .iter()
             .map(|&id| {
@@ -1323,7 +1322,7 @@ fn scan_got(graph: &SectionGraph<'_>, arch: &dyn Arch) -> Vec<(SymbolRef, GotUse
             uses
         })
         .collect();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = FxHashSet::default();
     per_section
         .into_iter()
         .flatten()

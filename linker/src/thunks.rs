@@ -8,7 +8,7 @@
 //! lacks the thunk it needs. Groups depend only on input sizes and stay put between runs,
 //! and the plan only grows, so this ends.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::ops::Range;
 
 use uniklink_analyzer::resolve::SymbolRef;
@@ -42,7 +42,7 @@ pub struct ThunkGroup {
 /// Which targets each group's island holds, keyed by (output section, group number).
 #[derive(Debug, Default)]
 pub struct ThunkPlan {
-    islands: HashMap<(usize, usize), Vec<ThunkTarget>>,
+    islands: FxHashMap<(usize, usize), Vec<ThunkTarget>>,
 }
 
 /// Whether a branch at `place` cannot reach `dest` directly.

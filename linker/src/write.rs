@@ -419,7 +419,7 @@ impl Symbols {
 /// Locals of kept sections, then every defined global.
 fn symbol_table(layout: &Layout<'_>) -> Symbols {
     let db = layout.db;
-    let mut shndx_of = std::collections::HashMap::new();
+    let mut shndx_of = rustc_hash::FxHashMap::default();
     for (i, s) in layout.sections.iter().enumerate() {
         for c in &s.chunks {
             if let ChunkKind::Input(id) | ChunkKind::EhFrame(id) = c.kind {
