@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
 
-use crate::input::Inputs;
+use crate::id::IdVec;
+use crate::input::{InputId, Inputs};
 use crate::object::{ObjectFile, ObjectId, SectionId, SymbolPlace};
 use crate::resolve::SymbolDb;
 
 /// Index into [`Components::defs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ComponentId(pub u32);
+crate::id::u32_idx!(ComponentId);
 
 /// A parameter as the analyzer checks it: the glue object defines `size` bytes for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +69,7 @@ pub enum ComponentError {
 /// A validated set of components: unique names, dependencies that exist, no cycles.
 #[derive(Debug, Clone)]
 pub struct Components {
-    pub defs: Vec<ComponentDef>,
+    pub defs: IdVec<ComponentId, ComponentDef>,
     /// Every component, dependencies before dependents; independent ones by name.
     order: Vec<ComponentId>,
 }
@@ -78,12 +80,12 @@ impl Components {
         if let Some(w) = defs.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(ComponentError::Duplicate(w[0].name.clone()));
         }
+        let defs: IdVec<ComponentId, ComponentDef> = defs.into_iter().collect();
         let index: FxHashMap<&str, ComponentId> = defs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.name.as_str(), ComponentId(i as u32)))
+            .iter_ids()
+            .map(|(id, d)| (d.name.as_str(), id))
             .collect();
-        let mut deps = Vec::with_capacity(defs.len());
+        let mut deps = IdVec::with_capacity(defs.len());
         for d in &defs {
             let mut ids = Vec::new();
             for dep in &d.depends {
@@ -104,18 +106,15 @@ impl Components {
     }
 
     pub fn id(&self, name: &str) -> Option<ComponentId> {
-        self.defs
-            .binary_search_by(|d| d.name.as_str().cmp(name))
-            .ok()
-            .map(|i| ComponentId(i as u32))
+        self.defs.ids().find(|&id| self.defs[id].name == name)
     }
 
     pub fn def(&self, id: ComponentId) -> &ComponentDef {
-        &self.defs[id.0 as usize]
+        &self.defs[id]
     }
 
-    pub fn ids(&self) -> impl Iterator<Item = ComponentId> + '_ {
-        (0..self.defs.len() as u32).map(ComponentId)
+    pub fn ids(&self) -> impl Iterator<Item = ComponentId> + use<> {
+        self.defs.ids()
     }
 
     /// All components, each after the components it depends on.
@@ -131,8 +130,8 @@ impl Components {
 /// Depth-first order with cycle detection; children and roots visited by name so the order
 /// is deterministic.
 fn topological(
-    defs: &[ComponentDef],
-    deps: &[Vec<ComponentId>],
+    defs: &IdVec<ComponentId, ComponentDef>,
+    deps: &IdVec<ComponentId, Vec<ComponentId>>,
 ) -> Result<Vec<ComponentId>, ComponentError> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -140,52 +139,52 @@ fn topological(
         Active,
         Done,
     }
-    fn visit(
-        id: ComponentId,
-        defs: &[ComponentDef],
-        deps: &[Vec<ComponentId>],
-        marks: &mut [Mark],
-        stack: &mut Vec<ComponentId>,
-        order: &mut Vec<ComponentId>,
-    ) -> Result<(), ComponentError> {
-        match marks[id.0 as usize] {
-            Mark::Done => return Ok(()),
-            Mark::Active => {
-                let start = stack.iter().position(|&s| s == id).unwrap_or(0);
-                let mut cycle: Vec<String> = stack[start..]
-                    .iter()
-                    .map(|s| defs[s.0 as usize].name.clone())
-                    .collect();
-                cycle.push(defs[id.0 as usize].name.clone());
-                return Err(ComponentError::Cycle(cycle));
+    struct Walk<'d> {
+        defs: &'d IdVec<ComponentId, ComponentDef>,
+        deps: &'d IdVec<ComponentId, Vec<ComponentId>>,
+        marks: IdVec<ComponentId, Mark>,
+        stack: Vec<ComponentId>,
+        order: Vec<ComponentId>,
+    }
+    impl Walk<'_> {
+        fn visit(&mut self, id: ComponentId) -> Result<(), ComponentError> {
+            match self.marks[id] {
+                Mark::Done => return Ok(()),
+                Mark::Active => {
+                    let start = self.stack.iter().position(|&s| s == id).unwrap_or(0);
+                    let mut cycle: Vec<String> = self.stack[start..]
+                        .iter()
+                        .map(|&s| self.defs[s].name.clone())
+                        .collect();
+                    cycle.push(self.defs[id].name.clone());
+                    return Err(ComponentError::Cycle(cycle));
+                }
+                Mark::New => {}
             }
-            Mark::New => {}
+            self.marks[id] = Mark::Active;
+            self.stack.push(id);
+            let mut children = self.deps[id].clone();
+            children.sort();
+            for child in children {
+                self.visit(child)?;
+            }
+            self.stack.pop();
+            self.marks[id] = Mark::Done;
+            self.order.push(id);
+            Ok(())
         }
-        marks[id.0 as usize] = Mark::Active;
-        stack.push(id);
-        let mut children = deps[id.0 as usize].clone();
-        children.sort();
-        for child in children {
-            visit(child, defs, deps, marks, stack, order)?;
-        }
-        stack.pop();
-        marks[id.0 as usize] = Mark::Done;
-        order.push(id);
-        Ok(())
     }
-    let mut marks = vec![Mark::New; defs.len()];
-    let mut order = Vec::with_capacity(defs.len());
-    for i in 0..defs.len() {
-        visit(
-            ComponentId(i as u32),
-            defs,
-            deps,
-            &mut marks,
-            &mut Vec::new(),
-            &mut order,
-        )?;
+    let mut walk = Walk {
+        defs,
+        deps,
+        marks: IdVec::filled(Mark::New, defs.len()),
+        stack: Vec::new(),
+        order: Vec::with_capacity(defs.len()),
+    };
+    for id in defs.ids() {
+        walk.visit(id)?;
     }
-    Ok(order)
+    Ok(walk.order)
 }
 
 /// Who produced an input section.
@@ -290,7 +289,7 @@ impl Attribution {
             .collect();
         // Which component's archive each input file is, resolving each path once rather than
         // once per archive member and component.
-        let archive_of: Vec<Option<ComponentId>> = inputs
+        let archive_of: IdVec<InputId, Option<ComponentId>> = inputs
             .files
             .iter()
             .map(|file| {
@@ -302,9 +301,9 @@ impl Attribution {
         let mut owners = FxHashMap::default();
         for &oid in objects {
             let o = db.object(oid);
-            let unit = &inputs.units[oid.0 as usize];
-            let path = &inputs.files[unit.input.0 as usize].path;
-            let file_owner = match archive_of[unit.input.0 as usize] {
+            let unit = inputs.unit_of(oid);
+            let path = inputs.path_of(unit.input);
+            let file_owner = match archive_of[unit.input] {
                 Some(id) => Owner::Component(id),
                 None => {
                     let member_crate = unit.member.as_deref().and_then(member_crate);

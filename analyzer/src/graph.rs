@@ -15,6 +15,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::eh_frame::{self, Record, RecordKind};
 use crate::error::{Error, Reference, Result, Undefined, display_name};
+use crate::id::IdVec;
 use crate::object::{ObjectId, Reloc, SectionId, SymbolPlace};
 use crate::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
 
@@ -84,7 +85,8 @@ pub struct SectionGraph<'a> {
 /// declared at resolution is [attached](SymbolDb::attach) (see [`SectionGraph::detach`]).
 pub struct Marks {
     graph: DiGraph<SectionId, Via>,
-    base: Vec<u32>,
+    /// The node of each loaded object's section 0; its other sections follow in order.
+    first_node: IdVec<ObjectId, Option<NodeIndex>>,
     eligible: Vec<bool>,
     kept: Vec<bool>,
     parent: Vec<Option<EdgeIndex>>,
@@ -166,7 +168,7 @@ impl<'a> SectionGraph<'a> {
             db,
             marks: Marks {
                 graph: DiGraph::new(),
-                base: vec![u32::MAX; db.object_count()],
+                first_node: IdVec::filled(None, db.object_count()),
                 eligible: Vec::new(),
                 kept: Vec::new(),
                 parent: Vec::new(),
@@ -223,7 +225,7 @@ impl<'a> SectionGraph<'a> {
         opts: &GraphOptions<'_>,
     ) -> Result<Self> {
         let mut this = SectionGraph { db, marks };
-        this.marks.base.resize(db.object_count(), u32::MAX);
+        this.marks.first_node.resize(db.object_count(), None);
         this.add_nodes(object);
         let by_name = this.start_stop_sections(&db.live);
         let object_roots = this.scan(&[object], opts, &by_name, Defer::Nothing)?;
@@ -279,7 +281,7 @@ impl<'a> SectionGraph<'a> {
         let db = self.db;
         let o = db.object(object);
         let m = &mut self.marks;
-        m.base[object.0 as usize] = m.graph.node_count() as u32;
+        m.first_node[object] = Some(NodeIndex::new(m.graph.node_count()));
         for (i, s) in o.sections.iter().enumerate() {
             let id = SectionId {
                 object,
@@ -395,7 +397,8 @@ impl<'a> SectionGraph<'a> {
     }
 
     fn node(&self, id: SectionId) -> NodeIndex {
-        NodeIndex::new((self.marks.base[id.object.0 as usize] + id.index) as usize)
+        let first = self.marks.first_node[id.object].expect("sections of loaded objects only");
+        NodeIndex::new(first.index() + id.index as usize)
     }
 
     fn is_eligible(&self, id: SectionId) -> bool {

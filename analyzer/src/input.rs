@@ -15,10 +15,13 @@ use object::read::archive::ArchiveFile;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::id::Idx;
+use crate::object::ObjectId;
 
 /// Position of a file on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InputId(pub u32);
+crate::id::u32_idx!(InputId);
 
 /// A read-only mapping of one file, or the bytes of an object the linker generated.
 pub struct MappedFile {
@@ -256,9 +259,24 @@ impl Inputs {
         }
     }
 
+    /// The unit object `object` was parsed from (units and objects share positions).
+    pub fn unit_of(&self, object: ObjectId) -> &Unit {
+        &self.units[object.index()]
+    }
+
+    /// The path of a command-line input, an archive's for its members.
+    pub fn path_of(&self, input: InputId) -> &Path {
+        &self.files[input.index()].path
+    }
+
+    /// An object the linker generated rather than a file or member it was given.
+    pub fn is_generated(&self, unit: &Unit) -> bool {
+        unit.input.index() >= self.command_line && unit.member.is_none()
+    }
+
     /// `path` or `path(member)`, as linkers print them.
     pub fn unit_name(&self, unit: &Unit) -> String {
-        let path = self.files[unit.input.0 as usize].path.display();
+        let path = self.path_of(unit.input).display();
         match &unit.member {
             Some(m) => format!("{path}({m})"),
             None => path.to_string(),

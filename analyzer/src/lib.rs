@@ -9,6 +9,7 @@ pub mod debug;
 pub mod eh_frame;
 pub mod error;
 pub mod graph;
+pub mod id;
 pub mod input;
 pub mod object;
 pub mod report;

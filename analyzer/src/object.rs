@@ -19,6 +19,7 @@ use crate::input::{InputId, Inputs, Unit};
 /// Index of an object among all parsed units (archive members included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectId(pub u32);
+crate::id::u32_idx!(ObjectId);
 
 /// One input section: its object and its ELF section index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -12,10 +12,12 @@ use object::elf;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Duplicate, Error, Result, display_name};
+use crate::id::{IdVec, Idx};
 use crate::object::{ObjectFile, ObjectId, SectionId, SymbolPlace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SymbolId(pub u32);
+crate::id::u32_idx!(SymbolId);
 
 /// Where a global symbol's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,15 +60,15 @@ pub struct SymbolDb<'a> {
     objects: &'a [ObjectFile<'a>],
     /// The object attached after resolution, whose id follows `objects`.
     attached: Option<&'a ObjectFile<'a>>,
-    pub globals: Vec<GlobalSymbol<'a>>,
+    pub globals: IdVec<SymbolId, GlobalSymbol<'a>>,
     names: FxHashMap<&'a [u8], SymbolId>,
     /// Per object, the `SymbolId` of each global symbol index, offset by `first_global`.
-    global_map: Vec<Vec<SymbolId>>,
+    global_map: IdVec<ObjectId, Vec<SymbolId>>,
     /// Loaded objects in command-line order (members at their archive's position).
     pub live: Vec<ObjectId>,
-    is_live: Vec<bool>,
+    is_live: IdVec<ObjectId, bool>,
     /// Per object, sections dropped because another object's COMDAT group won.
-    discarded: Vec<Vec<bool>>,
+    discarded: IdVec<ObjectId, Vec<bool>>,
 }
 
 /// Names the linker defines when they are referenced but nobody else defines them.
@@ -142,12 +144,12 @@ impl<'a> SymbolDb<'a> {
         let mut db = SymbolDb {
             objects,
             attached: None,
-            globals: Vec::with_capacity(globals_of(false)),
+            globals: IdVec::with_capacity(globals_of(false)),
             names: FxHashMap::with_capacity_and_hasher(globals_of(false), Default::default()),
-            global_map: vec![Vec::new(); objects.len()],
+            global_map: IdVec::filled(Vec::new(), objects.len()),
             live: Vec::new(),
-            is_live: vec![false; objects.len()],
-            discarded: vec![Vec::new(); objects.len()],
+            is_live: IdVec::filled(false, objects.len()),
+            discarded: IdVec::filled(Vec::new(), objects.len()),
         };
         let mut state = ResolveState::default();
         for o in objects.iter().filter(|o| !o.from_archive) {
@@ -155,22 +157,22 @@ impl<'a> SymbolDb<'a> {
         }
         for name in late {
             let id = db.intern(name);
-            db.globals[id.0 as usize].late = true;
+            db.globals[id].late = true;
         }
         for name in required {
             let id = db.intern(name);
-            db.globals[id.0 as usize].strong_ref = true;
+            db.globals[id].strong_ref = true;
             state.pending.push(id);
         }
         while let Some(id) = state.pending.pop() {
-            let g = &db.globals[id.0 as usize];
+            let g = &db.globals[id];
             if g.def != Definition::Undefined || !g.strong_ref {
                 continue;
             }
             if let Some(&member) = lazy.get(g.name)
-                && !db.is_live[member.0 as usize]
+                && !db.is_live[member]
             {
-                db.add_object(&objects[member.0 as usize], &mut state);
+                db.add_object(&objects[member.index()], &mut state);
             }
         }
         if !state.duplicates.is_empty() {
@@ -180,9 +182,9 @@ impl<'a> SymbolDb<'a> {
         let section_names: FxHashSet<&[u8]> = db
             .live
             .iter()
-            .flat_map(|o| objects[o.0 as usize].sections.iter().map(|s| s.name))
+            .flat_map(|&o| db.object(o).sections.iter().map(|s| s.name))
             .collect();
-        for g in &mut db.globals {
+        for g in db.globals.iter_mut() {
             if g.def == Definition::Undefined && is_linker_defined(g.name) {
                 let provided = match start_stop_section(g.name) {
                     Some(sec) => section_names.contains(sec),
@@ -201,8 +203,7 @@ impl<'a> SymbolDb<'a> {
         match self.names.entry(name) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                let id = SymbolId(self.globals.len() as u32);
-                self.globals.push(GlobalSymbol {
+                let id = self.globals.push(GlobalSymbol {
                     name,
                     def: Definition::Undefined,
                     strong_ref: false,
@@ -223,7 +224,7 @@ impl<'a> SymbolDb<'a> {
             object: o.name.clone(),
             reason: reason.to_owned(),
         };
-        if self.attached.is_some() || o.id.0 as usize != self.objects.len() {
+        if self.attached.is_some() || o.id.index() != self.objects.len() {
             return Err(misplaced("attached after resolution out of order"));
         }
         if let Some(sym) = o.symbols[o.first_global..].iter().find(|sym| {
@@ -251,7 +252,7 @@ impl<'a> SymbolDb<'a> {
         let (objects, attached) = (self.objects, self.attached);
         let object = |id: ObjectId| object_in(objects, attached, id);
         let id = o.id;
-        self.is_live[id.0 as usize] = true;
+        self.is_live[id] = true;
         self.live.push(id);
 
         let mut discarded = Vec::new();
@@ -270,7 +271,7 @@ impl<'a> SymbolDb<'a> {
         for (index, sym) in o.symbols.iter().enumerate().skip(o.first_global) {
             let sid = self.intern(sym.name);
             map.push(sid);
-            let g = &mut self.globals[sid.0 as usize];
+            let g = &mut self.globals[sid];
             let index = index as u32;
             let in_discarded = matches!(sym.place, SymbolPlace::Section(s) if discarded.get(s as usize) == Some(&true));
             match sym.place {
@@ -334,12 +335,12 @@ impl<'a> SymbolDb<'a> {
                 },
             }
         }
-        self.global_map[id.0 as usize] = map;
-        self.discarded[id.0 as usize] = discarded;
+        self.global_map[id] = map;
+        self.discarded[id] = discarded;
     }
 
     pub fn is_live(&self, object: ObjectId) -> bool {
-        self.is_live[object.0 as usize]
+        self.is_live[object]
     }
 
     pub fn object(&self, object: ObjectId) -> &'a ObjectFile<'a> {
@@ -357,7 +358,7 @@ impl<'a> SymbolDb<'a> {
 
     /// True when the section lost its COMDAT group to another object's copy.
     pub fn is_discarded(&self, section: SectionId) -> bool {
-        self.discarded[section.object.0 as usize]
+        self.discarded[section.object]
             .get(section.index as usize)
             .copied()
             .unwrap_or(false)
@@ -368,14 +369,14 @@ impl<'a> SymbolDb<'a> {
     }
 
     pub fn global(&self, id: SymbolId) -> &GlobalSymbol<'a> {
-        &self.globals[id.0 as usize]
+        &self.globals[id]
     }
 
     /// Resolves symbol `index` of a loaded object.
     pub fn symbol_ref(&self, object: ObjectId, index: u32) -> SymbolRef {
         let o = self.object(object);
         match (index as usize).checked_sub(o.first_global) {
-            Some(i) => SymbolRef::Global(self.global_map[object.0 as usize][i]),
+            Some(i) => SymbolRef::Global(self.global_map[object][i]),
             None => SymbolRef::Local { object, index },
         }
     }
@@ -384,7 +385,7 @@ impl<'a> SymbolDb<'a> {
     pub fn target_section(&self, object: ObjectId, index: u32) -> Option<SectionId> {
         let (object, index) = match self.symbol_ref(object, index) {
             SymbolRef::Local { object, index } => (object, index),
-            SymbolRef::Global(id) => match self.globals[id.0 as usize].def {
+            SymbolRef::Global(id) => match self.globals[id].def {
                 Definition::Defined { object, index } => (object, index),
                 _ => return None,
             },
@@ -412,7 +413,7 @@ fn object_in<'a>(
     attached: Option<&'a ObjectFile<'a>>,
     id: ObjectId,
 ) -> &'a ObjectFile<'a> {
-    match objects.get(id.0 as usize) {
+    match objects.get(id.index()) {
         Some(o) => o,
         None => attached
             .filter(|o| o.id == id)

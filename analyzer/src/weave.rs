@@ -12,6 +12,7 @@ use rustc_hash::FxHashSet;
 
 use crate::component::{Attribution, ComponentId, Components, param_symbol};
 use crate::graph::{RootReason, SectionGraph, is_init_array};
+use crate::id::IdVec;
 use crate::object::{SectionId, SymbolPlace};
 use crate::resolve::{Definition, SymbolDb, SymbolRef};
 
@@ -170,8 +171,7 @@ pub enum WeaveError {
 /// Which components are live, why, and the order their inits run in.
 #[derive(Debug, Clone)]
 pub struct Weaving {
-    /// Indexed by [`ComponentId`].
-    pub status: Vec<Status>,
+    pub status: IdVec<ComponentId, Status>,
     /// Live components with an init, dependencies first.
     pub init_order: Vec<ComponentId>,
 }
@@ -185,8 +185,8 @@ impl Weaving {
     ) -> Result<Weaving, WeaveError> {
         let db = graph.db;
         let n = components.defs.len();
-        let mut reached: Vec<Option<SectionId>> = vec![None; n];
-        let mut loaded = vec![false; n];
+        let mut reached: IdVec<ComponentId, Option<SectionId>> = IdVec::filled(None, n);
+        let mut loaded: IdVec<ComponentId, bool> = IdVec::filled(false, n);
         for &oid in &db.live {
             for index in 1..db.object(oid).sections.len() {
                 let id = SectionId {
@@ -196,29 +196,29 @@ impl Weaving {
                 let Some(c) = attribution.owner(id).and_then(|o| o.component()) else {
                     continue;
                 };
-                loaded[c.0 as usize] = true;
-                if reached[c.0 as usize].is_none() && is_reached(graph, id) {
-                    reached[c.0 as usize] = Some(id);
+                loaded[c] = true;
+                if reached[c].is_none() && is_reached(graph, id) {
+                    reached[c] = Some(id);
                 }
             }
         }
 
-        let mut live: Vec<Option<Live>> = vec![None; n];
+        let mut live: IdVec<ComponentId, Option<Live>> = IdVec::filled(None, n);
         for id in components.ids() {
             let def = components.def(id);
-            if let Some(section) = reached[id.0 as usize] {
+            if let Some(section) = reached[id] {
                 if def.forbidden {
                     return Err(forbidden_reached(graph, components, id, section));
                 }
-                live[id.0 as usize] = Some(Live::Reached(section));
+                live[id] = Some(Live::Reached(section));
             } else if def.required {
-                live[id.0 as usize] = Some(Live::Required);
+                live[id] = Some(Live::Required);
             }
         }
         // Dependents come after their dependencies, so walking the order backwards sees every
         // dependent before the components it pulls in.
         for &id in components.dependency_order().iter().rev() {
-            if live[id.0 as usize].is_none() {
+            if live[id].is_none() {
                 continue;
             }
             for dep in components.dependencies(id) {
@@ -228,15 +228,15 @@ impl Weaving {
                         dependent: components.def(id).name.clone(),
                     });
                 }
-                if live[dep.0 as usize].is_none() {
-                    live[dep.0 as usize] = Some(Live::DependencyOf(id));
+                if live[dep].is_none() {
+                    live[dep] = Some(Live::DependencyOf(id));
                 }
             }
         }
 
         let mut init_order = Vec::new();
         for &id in components.dependency_order() {
-            let Some(why) = live[id.0 as usize] else {
+            let Some(why) = live[id] else {
                 continue;
             };
             let def = components.def(id);
@@ -258,10 +258,10 @@ impl Weaving {
 
         let status = components
             .ids()
-            .map(|id| match live[id.0 as usize] {
+            .map(|id| match live[id] {
                 Some(why) => Status::Live(why),
                 None if components.def(id).forbidden => Status::Dropped(Dropped::Forbidden),
-                None if loaded[id.0 as usize] => Status::Dropped(Dropped::Unreachable),
+                None if loaded[id] => Status::Dropped(Dropped::Unreachable),
                 None => Status::Dropped(Dropped::NotRequired),
             })
             .collect();
@@ -269,7 +269,7 @@ impl Weaving {
     }
 
     pub fn is_live(&self, id: ComponentId) -> bool {
-        matches!(self.status[id.0 as usize], Status::Live(_))
+        matches!(self.status[id], Status::Live(_))
     }
 
     /// After linking with the glue object, where live inits are roots: an init may only reach

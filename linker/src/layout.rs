@@ -10,6 +10,7 @@ use object::elf;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use uniklink_analyzer::graph::SectionGraph;
+use uniklink_analyzer::id::{IdVec, Idx};
 use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
 
@@ -422,7 +423,8 @@ pub struct Layout<'a> {
     pub segments: Vec<Segment>,
     pub tls: Option<TlsSegment>,
     pub strings: Vec<MergedStrings>,
-    section_addr: Vec<Vec<u64>>,
+    /// Per loaded object, the address of each input section placed in the image.
+    section_addr: IdVec<ObjectId, Vec<Option<u64>>>,
     pieces: FxHashMap<SectionId, (usize, Vec<Piece>)>,
     /// `.ctors`/`.dtors` inputs stored word-reversed in an init array.
     reversed: FxHashSet<SectionId>,
@@ -432,7 +434,7 @@ pub struct Layout<'a> {
     got_index: FxHashMap<(SymbolRef, GotUse), u32>,
     pub got_addr: u64,
     commons: FxHashMap<SymbolId, u64>,
-    pub global_addr: Vec<u64>,
+    pub global_addr: IdVec<SymbolId, u64>,
     pub entry: u64,
     pub headers_size: u64,
     pub phnum: usize,
@@ -442,7 +444,6 @@ pub struct Layout<'a> {
     pub thunk_groups: Vec<ThunkGroup>,
 }
 
-const UNPLACED: u64 = u64::MAX;
 pub const EHDR_SIZE: u64 = 64;
 pub const PHDR_SIZE: u64 = 56;
 
@@ -557,7 +558,7 @@ impl<'a> Layout<'a> {
                 .objects()
                 .map(|o| {
                     if db.is_live(o.id) {
-                        vec![UNPLACED; o.sections.len()]
+                        vec![None; o.sections.len()]
                     } else {
                         Vec::new()
                     }
@@ -570,7 +571,7 @@ impl<'a> Layout<'a> {
             got_index: FxHashMap::default(),
             got_addr: 0,
             commons: FxHashMap::default(),
-            global_addr: vec![0; db.globals.len()],
+            global_addr: IdVec::filled(0, db.globals.len()),
             entry: 0,
             headers_size: 0,
             phnum: 0,
@@ -651,7 +652,7 @@ impl<'a> Layout<'a> {
         }
         layout.assign_globals()?;
         layout.entry = match db.lookup(opts.entry.as_bytes()) {
-            Some(g) => layout.global_addr[g.0 as usize],
+            Some(g) => layout.global_addr[g],
             None => 0,
         };
         Ok(layout)
@@ -668,6 +669,8 @@ impl<'a> Layout<'a> {
         let mut chunks = Vec::with_capacity(b.inputs.len());
         let mut merged: FxHashMap<(MergeKind, u64), usize> = FxHashMap::default();
         let mut merged_inputs: Vec<(usize, MergeKind, Vec<SectionId>)> = Vec::new();
+        // Merged inputs become `self.strings` entries in the order they are first met.
+        let first_strings = self.strings.len();
         for &id in &b.inputs {
             let s = db.object(id.object).section(id.index);
             if let Some(frame) = self.graph.eh_frames().get(&id) {
@@ -688,8 +691,9 @@ impl<'a> Layout<'a> {
                 chunks.push((ChunkKind::EhFrame(id), out, s.align));
             } else if let Some(kind) = merge_kind(s) {
                 let slot = *merged.entry((kind, s.align)).or_insert_with(|| {
+                    let index = first_strings + merged_inputs.len();
                     merged_inputs.push((chunks.len(), kind, Vec::new()));
-                    chunks.push((ChunkKind::Strings(usize::MAX), 0, s.align));
+                    chunks.push((ChunkKind::Strings(index), 0, s.align));
                     merged_inputs.len() - 1
                 });
                 merged_inputs[slot].2.push(id);
@@ -701,7 +705,7 @@ impl<'a> Layout<'a> {
             let align = chunks[chunk].2;
             let index = self.strings.len();
             let strings = self.merge(kind, &inputs, align, index);
-            chunks[chunk] = (ChunkKind::Strings(index), strings.data.len() as u64, align);
+            chunks[chunk].1 = strings.data.len() as u64;
             self.strings.push(strings);
         }
         match b.rank {
@@ -964,7 +968,7 @@ impl<'a> Layout<'a> {
                 let at = s.addr + c.offset;
                 match c.kind {
                     ChunkKind::Input(id) | ChunkKind::EhFrame(id) => {
-                        self.section_addr[id.object.0 as usize][id.index as usize] = at;
+                        self.section_addr[id.object][id.index as usize] = Some(at);
                     }
                     ChunkKind::Got => self.got_addr = at,
                     ChunkKind::Strings(_) | ChunkKind::Commons | ChunkKind::Thunks(_) => {}
@@ -976,8 +980,8 @@ impl<'a> Layout<'a> {
                 if let ChunkKind::Strings(index) = c.kind {
                     for (sid, (i, _)) in &self.pieces {
                         if *i == index {
-                            self.section_addr[sid.object.0 as usize][sid.index as usize] =
-                                s.addr + c.offset;
+                            self.section_addr[sid.object][sid.index as usize] =
+                                Some(s.addr + c.offset);
                         }
                     }
                 }
@@ -1062,6 +1066,7 @@ impl<'a> Layout<'a> {
         let db = self.db;
         let values = db
             .globals
+            .as_slice()
             .par_iter()
             .enumerate()
             .map(|(i, g)| {
@@ -1069,13 +1074,13 @@ impl<'a> Layout<'a> {
                     Definition::Defined { object, index } => {
                         self.local_target(object, index, 0, None)?.addr
                     }
-                    Definition::Common { .. } => self.commons[&SymbolId(i as u32)],
+                    Definition::Common { .. } => self.commons[&SymbolId::from_index(i)],
                     Definition::Linker => self.linker_symbol(g.name),
                     Definition::Undefined => 0,
                 })
             })
             .collect::<Result<Vec<u64>>>()?;
-        self.global_addr = values;
+        self.global_addr = values.into();
         Ok(())
     }
 
@@ -1104,8 +1109,7 @@ impl<'a> Layout<'a> {
             SymbolPlace::Undefined | SymbolPlace::Common => target.kind = TargetKind::Absolute,
             SymbolPlace::Section(s) => {
                 let id = SectionId { object, index: s };
-                let base = self.section_addr[object.0 as usize][s as usize];
-                if base == UNPLACED {
+                let Some(base) = self.section_addr[object][s as usize] else {
                     let Some((from, offset)) = from else {
                         // A global defined in a section GC removed; nothing kept refers to it.
                         return Ok(target);
@@ -1118,7 +1122,7 @@ impl<'a> Layout<'a> {
                         symbol: self.db.symbol_name(object, index),
                         target: o.section_name(s),
                     })));
-                }
+                };
                 if let Some((strings, pieces)) = self.pieces.get(&id) {
                     // A section symbol plus addend names a string by offset; fold the
                     // addend in to find which string, as the strings moved independently.
@@ -1187,13 +1191,13 @@ impl<'a> Layout<'a> {
                         self.local_target(object, index, addend, Some(from))
                     }
                     Definition::Common { object, index } => Ok(Target {
-                        addr: self.global_addr[g.0 as usize],
+                        addr: self.global_addr[g],
                         kind: TargetKind::ImageRelative,
                         size: self.db.object(object).symbols[index as usize].size,
                         addend,
                     }),
                     Definition::Linker => Ok(Target {
-                        addr: self.global_addr[g.0 as usize],
+                        addr: self.global_addr[g],
                         kind: TargetKind::ImageRelative,
                         size: 0,
                         addend,
@@ -1233,11 +1237,7 @@ impl<'a> Layout<'a> {
 
     /// Output address of an input section, if placed.
     pub fn section_address(&self, id: SectionId) -> Option<u64> {
-        let a = *self
-            .section_addr
-            .get(id.object.0 as usize)?
-            .get(id.index as usize)?;
-        (a != UNPLACED).then_some(a)
+        *self.section_addr.get(id.object)?.get(id.index as usize)?
     }
 
     /// Final address of symbol `index` as `object` defines it, following merged strings and
@@ -1257,7 +1257,7 @@ impl<'a> Layout<'a> {
         let t = match entry.target {
             SymbolRef::Local { object, index } => self.local_target(object, index, 0, None)?,
             SymbolRef::Global(g) => Target {
-                addr: self.global_addr[g.0 as usize],
+                addr: self.global_addr[g],
                 kind: TargetKind::ImageRelative,
                 size: 0,
                 addend: 0,

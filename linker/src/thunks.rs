@@ -172,7 +172,7 @@ impl Layout<'_> {
         for (i, target) in self.thunk_groups[index].targets.iter().enumerate() {
             let symbol = match target.symbol {
                 SymbolRef::Local { object, index } => self.symbol_address(object, index),
-                SymbolRef::Global(g) => self.global_addr.get(g.0 as usize).copied(),
+                SymbolRef::Global(g) => self.global_addr.get(g).copied(),
             };
             let thunk = addr + shape.size * i as u64;
             let name = || match target.symbol {

@@ -154,7 +154,7 @@ fn with_link(
 
 fn symbol(layout: &Layout<'_>, name: &str) -> u64 {
     let id = layout.db.lookup(name.as_bytes()).unwrap();
-    layout.global_addr[id.0 as usize]
+    layout.global_addr[id]
 }
 
 fn read_u64(layout: &Layout<'_>, image: &[u8], addr: u64) -> u64 {

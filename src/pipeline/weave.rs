@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use uniklink_analyzer::component::{
-    Attribution, ComponentDef, ComponentError, ComponentId, Components, CrateOwners, ParamDef,
-    param_symbol,
+    Attribution, ComponentDef, ComponentError, Components, CrateOwners, ParamDef, param_symbol,
 };
 use uniklink_analyzer::graph::{GraphOptions, RootReason, RootRules, SectionGraph};
+use uniklink_analyzer::id::Idx;
 use uniklink_analyzer::input::Inputs;
 use uniklink_analyzer::object::ObjectId;
 use uniklink_analyzer::resolve::SymbolDb;
@@ -257,7 +257,7 @@ pub(super) fn decide(
             .config
             .as_ref()
             .and_then(|c| c.component(&def.name)?.required);
-        let status = weaving.status[id.0 as usize];
+        let status = weaving.status[id];
         let (reason, chain) = reason(graph, components, status, requirement);
         reports.push(ComponentReport {
             name: def.name.clone(),
@@ -448,8 +448,8 @@ pub(super) fn finish(
     ));
     weaving.check_final(graph, &attribution, &setup.components)?;
     for id in graph.kept_sections() {
-        if let Some(ComponentId(c)) = attribution.owner(id).and_then(|o| o.component()) {
-            report.components[c as usize].size += graph.db.object(id.object).section(id.index).size;
+        if let Some(c) = attribution.owner(id).and_then(|o| o.component()) {
+            report.components[c.index()].size += graph.db.object(id.object).section(id.index).size;
         }
     }
     Ok(report)

@@ -88,12 +88,9 @@ pub(super) fn kept_crates(
 
     let mut resolved: FxHashMap<u32, Vec<String>> = FxHashMap::default();
     for (&object, (crates, named)) in &named {
-        let unit = &r.inputs.units[object as usize];
-        let file = File::new(
-            unit.member.as_deref(),
-            &r.inputs.files[unit.input.0 as usize].path,
-        );
         let oid = crate::object::ObjectId(object);
+        let unit = r.inputs.unit_of(oid);
+        let file = File::new(unit.member.as_deref(), r.inputs.path_of(unit.input));
         let o = db.object(oid);
         let unnamed = |index: usize| {
             let id = SectionId {

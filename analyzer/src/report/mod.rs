@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::component::{Attribution, Components, Owner};
 use crate::graph::{RootReason, SectionGraph};
+use crate::id::IdVec;
 use crate::input::Inputs;
-use crate::object::{SectionId, SectionSymbols};
+use crate::object::{ObjectId, SectionId, SectionSymbols};
 
 pub use diff::{Diff, DiffRow};
 pub use find::{Found, Match, Query};
@@ -209,12 +210,13 @@ impl SizeReport {
         let ids: Vec<SectionId> = graph.kept_sections().collect();
         let index = RowIndex::new(db.objects().map(|o| o.sections.len()), &ids);
 
-        let mut by_section: Vec<Option<SectionSymbols>> = vec![None; db.object_count()];
+        let mut by_section: IdVec<ObjectId, Option<SectionSymbols>> =
+            IdVec::filled(None, db.object_count());
         let mut sections: Vec<SectionRow> = ids
             .iter()
             .map(|&id| {
                 let o = db.object(id.object);
-                let in_section = by_section[id.object.0 as usize]
+                let in_section = by_section[id.object]
                     .get_or_insert_with(|| o.symbols_by_section())
                     .of(id.index);
                 let mut symbols: Vec<SymbolRow> = in_section
@@ -402,14 +404,15 @@ fn group_rows<'s>(
 /// map, as every placed chunk and every kept edge looks rows up.
 struct RowIndex {
     /// Where each object's sections start in `rows`.
-    starts: Vec<usize>,
+    /// Where each object's sections start in `rows`.
+    starts: IdVec<ObjectId, usize>,
     rows: Vec<Option<u32>>,
 }
 
 impl RowIndex {
     /// `section_counts`: each object's, in id order.
     fn new(section_counts: impl Iterator<Item = usize>, ids: &[SectionId]) -> RowIndex {
-        let mut starts = Vec::new();
+        let mut starts = IdVec::new();
         let mut total = 0;
         for count in section_counts {
             starts.push(total);
@@ -417,16 +420,16 @@ impl RowIndex {
         }
         let mut rows = vec![None; total];
         for (row, id) in ids.iter().enumerate() {
-            rows[starts[id.object.0 as usize] + id.index as usize] = Some(row as u32);
+            rows[starts[id.object] + id.index as usize] = Some(row as u32);
         }
         RowIndex { starts, rows }
     }
 
     fn get(&self, id: SectionId) -> Option<usize> {
-        let start = *self.starts.get(id.object.0 as usize)?;
+        let start = *self.starts.get(id.object)?;
         let next = self
             .starts
-            .get(id.object.0 as usize + 1)
+            .get(ObjectId(id.object.0 + 1))
             .copied()
             .unwrap_or(self.rows.len());
         if id.index as usize >= next - start {
@@ -445,8 +448,8 @@ fn component_label(name: &str) -> String {
 fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId, in_section: &[u32]) -> String {
     let db = r.graph.db;
     let o = db.object(id.object);
-    let unit = &r.inputs.units[id.object.0 as usize];
-    if unit.input.0 as usize >= r.inputs.command_line && unit.member.is_none() {
+    let unit = r.inputs.unit_of(id.object);
+    if r.inputs.is_generated(unit) {
         return LINKER_GENERATED.to_owned();
     }
     match r.attribution.owner(id) {
