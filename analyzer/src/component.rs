@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use crate::id::IdVec;
 use crate::input::{InputId, Inputs};
-use crate::object::{ObjectFile, ObjectId, SectionId, SymbolPlace};
+use crate::object::{ObjectFile, ObjectId, SectionId, SectionIndex, SymbolPlace};
 use crate::resolve::SymbolDb;
 
 /// Index into [`Components::defs`].
@@ -318,10 +318,11 @@ impl Attribution {
                     }
                 }
             };
-            let mut section_owner: Vec<Option<Owner>> = vec![None; o.sections.len()];
+            let mut section_owner: IdVec<SectionIndex, Option<Owner>> =
+                IdVec::filled(None, o.sections.len());
             // Sections defining a symbol nothing above attributes are the file's; sections
             // defining none (anonymous constants, assembly stubs) take their referrers' owner.
-            let mut named = vec![false; o.sections.len()];
+            let mut named: IdVec<SectionIndex, bool> = IdVec::filled(false, o.sections.len());
             for sym in &o.symbols {
                 let SymbolPlace::Section(s) = sym.place else {
                     continue;
@@ -330,8 +331,8 @@ impl Attribution {
                 if sym.is_section() || sym.name.is_empty() || sym.name.starts_with(b"$") {
                     continue;
                 }
-                named[s as usize] = true;
-                let slot = &mut section_owner[s as usize];
+                named[s] = true;
+                let slot = &mut section_owner[s];
                 if slot.is_some() {
                     continue;
                 }
@@ -348,23 +349,20 @@ impl Attribution {
                     *slot = Some(owner.clone());
                 }
             }
-            for (index, slot) in section_owner.iter_mut().enumerate() {
-                if slot.is_none() && named[index] {
-                    *slot = Some(file_owner.clone());
+            for index in section_owner.ids() {
+                if section_owner[index].is_none() && named[index] {
+                    section_owner[index] = Some(file_owner.clone());
                 }
             }
             inherit_from_referrers(o, &mut section_owner);
-            for (index, owner) in section_owner.into_iter().enumerate().skip(1) {
+            for (index, owner) in section_owner.iter_ids().skip(1) {
                 // Unwind tables are shared by whatever they describe, and survive GC record
                 // by record; counting them would make every component look used.
                 if o.sections[index].name == b".eh_frame" {
                     continue;
                 }
-                let id = SectionId {
-                    object: oid,
-                    index: index as u32,
-                };
-                owners.insert(id, owner.unwrap_or_else(|| file_owner.clone()));
+                let id = SectionId { object: oid, index };
+                owners.insert(id, owner.clone().unwrap_or_else(|| file_owner.clone()));
             }
         }
         Attribution { owners }
@@ -389,34 +387,34 @@ impl Attribution {
 /// that define no symbol.
 pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
     o: &ObjectFile<'_>,
-    owners: &mut [Option<T>],
+    owners: &mut IdVec<SectionIndex, Option<T>>,
 ) {
     // referred section → the sections referring to it
-    let mut referrers: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
-    for (index, section) in o.sections.iter().enumerate().skip(1) {
+    let mut referrers: FxHashMap<SectionIndex, Vec<SectionIndex>> = FxHashMap::default();
+    for (index, section) in o.sections.iter_ids().skip(1) {
         if section.name == b".eh_frame" {
             continue;
         }
         for reloc in section.relocs() {
-            let Some(sym) = o.symbols.get(reloc.symbol as usize) else {
+            let Some(sym) = o.symbols.get(reloc.symbol) else {
                 continue;
             };
             if let SymbolPlace::Section(target) = sym.place
-                && target as usize != index
-                && owners.get(target as usize).is_some_and(Option::is_none)
+                && target != index
+                && owners.get(target).is_some_and(Option::is_none)
             {
-                referrers.entry(target).or_default().push(index as u32);
+                referrers.entry(target).or_default().push(index);
             }
         }
     }
     // section without an owner → the sections it refers to that wait for it
-    let mut waited_on: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    let mut waited_on: FxHashMap<SectionIndex, Vec<SectionIndex>> = FxHashMap::default();
     // referred section → how many of its referrers have no owner yet
-    let mut waiting: FxHashMap<u32, usize> = FxHashMap::default();
+    let mut waiting: FxHashMap<SectionIndex, usize> = FxHashMap::default();
     let mut ready = Vec::new();
     for (&target, from) in &referrers {
         let mut unowned = 0;
-        for &r in from.iter().filter(|&&r| owners[r as usize].is_none()) {
+        for &r in from.iter().filter(|&&r| owners[r].is_none()) {
             waited_on.entry(r).or_default().push(target);
             unowned += 1;
         }
@@ -426,7 +424,7 @@ pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
         }
     }
     while let Some(target) = ready.pop() {
-        let mut from = referrers[&target].iter().map(|&r| &owners[r as usize]);
+        let mut from = referrers[&target].iter().map(|&r| &owners[r]);
         let Some(Some(first)) = from.next() else {
             continue;
         };
@@ -434,7 +432,7 @@ pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
             // Referrers that disagree leave it, and whatever waits for it, without an owner.
             continue;
         }
-        owners[target as usize] = Some(first.clone());
+        owners[target] = Some(first.clone());
         for next in waited_on.get(&target).into_iter().flatten() {
             let count = waiting
                 .get_mut(next)
@@ -559,11 +557,12 @@ mod tests {
         let o = &objects[0];
         let index = |name: &str| {
             o.sections
-                .iter()
-                .position(|s| s.name == name.as_bytes())
+                .iter_ids()
+                .find(|(_, s)| s.name == name.as_bytes())
                 .expect("a test section")
+                .0
         };
-        let mut owners: Vec<Option<&str>> = vec![None; o.sections.len()];
+        let mut owners: IdVec<SectionIndex, Option<&str>> = IdVec::filled(None, o.sections.len());
         owners[index(".data.a")] = Some("x");
         owners[index(".data.b")] = Some("y");
         inherit_from_referrers(o, &mut owners);

@@ -9,16 +9,16 @@ use std::borrow::Cow;
 use gimli::{EndianSlice, LittleEndian, Reader as _, RelocateReader};
 use rustc_hash::FxHashMap;
 
-use crate::object::{ObjectFile, SymbolPlace};
+use crate::object::{ObjectFile, SectionIndex, SymbolPlace};
 
 const SECTION_SHIFT: u32 = 40;
 
-fn synthetic_base(section: u32) -> u64 {
-    (u64::from(section) + 1) << SECTION_SHIFT
+fn synthetic_base(section: SectionIndex) -> u64 {
+    (u64::from(section.0) + 1) << SECTION_SHIFT
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Relocs<'m>(&'m FxHashMap<usize, (u32, u64)>);
+struct Relocs<'m>(&'m FxHashMap<usize, (SectionIndex, u64)>);
 
 impl gimli::read::Relocate<usize> for Relocs<'_> {
     fn relocate_address(&self, offset: usize, value: u64) -> gimli::Result<u64> {
@@ -39,9 +39,9 @@ impl gimli::read::Relocate<usize> for Relocs<'_> {
 type Reader<'d, 'm> = RelocateReader<EndianSlice<'d, LittleEndian>, Relocs<'m>>;
 
 /// `file:line` of the code at `offset` in section `section`, if the object has line info.
-pub fn source_line(o: &ObjectFile<'_>, section: u32, offset: u64) -> Option<String> {
+pub fn source_line(o: &ObjectFile<'_>, section: SectionIndex, offset: u64) -> Option<String> {
     o.sections.iter().find(|s| s.name == b".debug_line")?;
-    let maps: Vec<FxHashMap<usize, (u32, u64)>> = o
+    let maps: Vec<FxHashMap<usize, (SectionIndex, u64)>> = o
         .sections
         .iter()
         .map(|s| {
@@ -50,7 +50,7 @@ pub fn source_line(o: &ObjectFile<'_>, section: u32, offset: u64) -> Option<Stri
             }
             s.relocs()
                 .filter_map(|r| {
-                    let sym = &o.symbols[r.symbol as usize];
+                    let sym = &o.symbols[r.symbol];
                     let SymbolPlace::Section(target) = sym.place else {
                         return None;
                     };

@@ -15,8 +15,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::eh_frame::{self, Record, RecordKind};
 use crate::error::{Error, Reference, Result, Undefined, display_name};
-use crate::id::IdVec;
-use crate::object::{ObjectId, Reloc, SectionId, SymbolPlace};
+use crate::id::{IdVec, Idx};
+use crate::object::{ObjectId, Reloc, SectionId, SectionIndex, SymbolIndex, SymbolPlace};
 use crate::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
 
 /// References listed per undefined symbol, and undefined symbols listed, as lld limits them.
@@ -64,7 +64,7 @@ pub enum RootReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Via {
     pub object: ObjectId,
-    pub symbol: u32,
+    pub symbol: SymbolIndex,
 }
 
 /// One `.eh_frame` input section split into records, with the records that survive GC.
@@ -282,14 +282,11 @@ impl<'a> SectionGraph<'a> {
         let o = db.object(object);
         let m = &mut self.marks;
         m.first_node[object] = Some(NodeIndex::new(m.graph.node_count()));
-        for (i, s) in o.sections.iter().enumerate() {
-            let id = SectionId {
-                object,
-                index: i as u32,
-            };
+        for (index, s) in o.sections.iter_ids() {
+            let id = SectionId { object, index };
             m.graph.add_node(id);
             m.eligible
-                .push(i != 0 && !s.is_dropped_kind() && !db.is_discarded(id));
+                .push(index != SectionIndex(0) && !s.is_dropped_kind() && !db.is_discarded(id));
             m.kept.push(false);
             m.parent.push(None);
             m.root.push(None);
@@ -310,11 +307,8 @@ impl<'a> SectionGraph<'a> {
         }
         if !by_name.is_empty() {
             for &oid in objects {
-                for (i, s) in db.object(oid).sections.iter().enumerate() {
-                    let id = SectionId {
-                        object: oid,
-                        index: i as u32,
-                    };
+                for (index, s) in db.object(oid).sections.iter_ids() {
+                    let id = SectionId { object: oid, index };
                     if let Some(list) = by_name.get_mut(s.name)
                         && self.is_eligible(id)
                     {
@@ -341,10 +335,10 @@ impl<'a> SectionGraph<'a> {
         let eligible: Vec<SectionId> = objects
             .iter()
             .flat_map(|&object| {
-                (0..db.object(object).sections.len()).map(move |i| SectionId {
-                    object,
-                    index: i as u32,
-                })
+                db.object(object)
+                    .sections
+                    .ids()
+                    .map(move |index| SectionId { object, index })
             })
             .filter(|&id| self.is_eligible(id))
             .collect();
@@ -398,7 +392,7 @@ impl<'a> SectionGraph<'a> {
 
     fn node(&self, id: SectionId) -> NodeIndex {
         let first = self.marks.first_node[id.object].expect("sections of loaded objects only");
-        NodeIndex::new(first.index() + id.index as usize)
+        NodeIndex::new(first.index() + id.index.index())
     }
 
     fn is_eligible(&self, id: SectionId) -> bool {
@@ -412,7 +406,7 @@ impl<'a> SectionGraph<'a> {
             Definition::Defined { object, index } => {
                 Some(self.db.target_section(object, index).filter(|_| {
                     matches!(
-                        self.db.object(object).symbols[index as usize].place,
+                        self.db.object(object).symbols[index].place,
                         SymbolPlace::Section(_)
                     )
                 }))
@@ -625,7 +619,7 @@ impl<'a> SectionGraph<'a> {
                 };
                 let global = self.db.global(g);
                 if global.def != Definition::Undefined
-                    || o.symbols[r.symbol as usize].is_weak()
+                    || o.symbols[r.symbol].is_weak()
                     || defer.waits(self.db, id.object, r)
                 {
                     continue;

@@ -14,6 +14,7 @@ use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::id::{IdVec, Idx};
 use crate::input::{InputId, Inputs, Unit};
 
 /// Index of an object among all parsed units (archive members included).
@@ -21,11 +22,28 @@ use crate::input::{InputId, Inputs, Unit};
 pub struct ObjectId(pub u32);
 crate::id::u32_idx!(ObjectId);
 
+/// A section's index in its object's section header table. (The `object` crate's index
+/// types are `usize`s; these stay 4 bytes, as many tables hold one per input section.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SectionIndex(pub u32);
+
+/// A symbol's index in its object's symbol table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SymbolIndex(pub u32);
+
+crate::id::u32_idx!(SectionIndex, SymbolIndex);
+
+impl std::fmt::Display for SectionIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// One input section: its object and its ELF section index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SectionId {
     pub object: ObjectId,
-    pub index: u32,
+    pub index: SectionIndex,
 }
 
 /// A parsed relocatable object. Slices borrow the input mapping.
@@ -38,9 +56,9 @@ pub struct ObjectFile<'data> {
     pub machine: u16,
     pub data: &'data [u8],
     /// Indexed by ELF section index; entry 0 is the null section.
-    pub sections: Vec<Section<'data>>,
+    pub sections: IdVec<SectionIndex, Section<'data>>,
     /// Indexed by ELF symbol index; entry 0 is the null symbol.
-    pub symbols: Vec<Symbol<'data>>,
+    pub symbols: IdVec<SymbolIndex, Symbol<'data>>,
     pub first_global: usize,
     pub groups: Vec<Group<'data>>,
 }
@@ -75,7 +93,7 @@ pub enum Compression {
 pub struct Reloc {
     pub offset: u64,
     pub r_type: u32,
-    pub symbol: u32,
+    pub symbol: SymbolIndex,
     pub addend: i64,
 }
 
@@ -85,7 +103,7 @@ pub enum SymbolPlace {
     Absolute,
     /// `st_value` is the required alignment.
     Common,
-    Section(u32),
+    Section(SectionIndex),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +129,7 @@ impl Symbol<'_> {
 pub struct Group<'data> {
     pub signature: &'data [u8],
     pub comdat: bool,
-    pub sections: Vec<u32>,
+    pub sections: Vec<SectionIndex>,
 }
 
 impl<'data> Section<'data> {
@@ -119,7 +137,7 @@ impl<'data> Section<'data> {
         self.relocs.iter().map(|r| Reloc {
             offset: r.r_offset(LE),
             r_type: r.r_type(LE, false),
-            symbol: r.r_sym(LE, false),
+            symbol: SymbolIndex(r.r_sym(LE, false)),
             addend: r.r_addend(LE),
         })
     }
@@ -178,15 +196,23 @@ impl<'data> Section<'data> {
 }
 
 impl<'data> ObjectFile<'data> {
-    pub fn section_name(&self, index: u32) -> String {
-        match self.sections.get(index as usize) {
+    /// The global symbols: those past the locals, which ELF puts first.
+    pub fn global_symbols(&self) -> &[Symbol<'data>] {
+        self.symbols
+            .as_slice()
+            .get(self.first_global..)
+            .unwrap_or_default()
+    }
+
+    pub fn section_name(&self, index: SectionIndex) -> String {
+        match self.sections.get(index) {
             Some(s) => String::from_utf8_lossy(s.name).into_owned(),
             None => format!("#{index}"),
         }
     }
 
-    pub fn section(&self, index: u32) -> &Section<'data> {
-        &self.sections[index as usize]
+    pub fn section(&self, index: SectionIndex) -> &Section<'data> {
+        &self.sections[index]
     }
 
     /// The symbols of every section, found in one pass over the symbol table, so that asking
@@ -195,18 +221,18 @@ impl<'data> ObjectFile<'data> {
         let mut starts = vec![0u32; self.sections.len() + 1];
         for s in &self.symbols {
             if let SymbolPlace::Section(index) = s.place {
-                starts[index as usize + 1] += 1;
+                starts[index.index() + 1] += 1;
             }
         }
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
         let mut next = starts.clone();
-        let mut symbols = vec![0u32; starts[self.sections.len()] as usize];
-        for (i, s) in self.symbols.iter().enumerate() {
+        let mut symbols = vec![SymbolIndex(0); starts[self.sections.len()] as usize];
+        for (i, s) in self.symbols.iter_ids() {
             if let SymbolPlace::Section(index) = s.place {
-                let at = &mut next[index as usize];
-                symbols[*at as usize] = i as u32;
+                let at = &mut next[index.index()];
+                symbols[*at as usize] = i;
                 *at += 1;
             }
         }
@@ -220,13 +246,13 @@ impl<'data> ObjectFile<'data> {
 pub struct SectionSymbols {
     /// `symbols[starts[i]..starts[i + 1]]` are section `i`'s.
     starts: Vec<u32>,
-    symbols: Vec<u32>,
+    symbols: Vec<SymbolIndex>,
 }
 
 impl SectionSymbols {
     /// Indices of the symbols defined in section `index`, in symbol-table order.
-    pub fn of(&self, index: u32) -> &[u32] {
-        let i = index as usize;
+    pub fn of(&self, index: SectionIndex) -> &[SymbolIndex] {
+        let i = index.index();
         match (self.starts.get(i), self.starts.get(i + 1)) {
             (Some(&start), Some(&end)) => &self.symbols[start as usize..end as usize],
             _ => &[],
@@ -483,7 +509,7 @@ pub fn parse<'data>(
                         index.0
                     )));
                 }
-                SymbolPlace::Section(section as u32)
+                SymbolPlace::Section(SectionIndex(section as u32))
             }
         };
         if sym.st_type() == elf::STT_GNU_IFUNC {
@@ -579,12 +605,12 @@ pub fn parse<'data>(
                         )));
                     }
                     sections[m].group = Some(group_index);
-                    member_indices.push(m as u32);
+                    member_indices.push(SectionIndex(m as u32));
                 }
                 // A group signature named by a section symbol takes the section's name.
                 let signature = if signature.is_section() {
                     match signature.place {
-                        SymbolPlace::Section(s) => sections[s as usize].name,
+                        SymbolPlace::Section(s) => sections[s.index()].name,
                         _ => signature.name,
                     }
                 } else {
@@ -607,8 +633,8 @@ pub fn parse<'data>(
         from_archive,
         machine: header.e_machine(LE),
         data,
-        sections,
-        symbols,
+        sections: sections.into(),
+        symbols: symbols.into(),
         first_global,
         groups,
     })
@@ -726,14 +752,14 @@ mod tests {
         let index = parsed.symbols_by_section();
 
         let mut seen = 0;
-        for (section_index, section) in parsed.sections.iter().enumerate() {
+        for (section_index, section) in parsed.sections.iter_ids() {
             let found: Vec<&[u8]> = index
-                .of(section_index as u32)
+                .of(section_index)
                 .iter()
-                .map(|&i| parsed.symbols[i as usize].name)
+                .map(|&i| parsed.symbols[i].name)
                 .filter(|name| !name.is_empty())
                 .collect();
-            seen += index.of(section_index as u32).len();
+            seen += index.of(section_index).len();
             let Some(i) = section.name.strip_prefix(b".text.f") else {
                 assert!(
                     found.is_empty(),
@@ -760,7 +786,11 @@ mod tests {
             .filter(|s| matches!(s.place, SymbolPlace::Section(_)))
             .count();
         assert_eq!(seen, in_sections);
-        assert!(index.of(parsed.sections.len() as u32).is_empty());
+        assert!(
+            index
+                .of(SectionIndex::from_index(parsed.sections.len()))
+                .is_empty()
+        );
     }
 
     /// DWARF-like contents long and repetitive enough that zlib shrinks them.

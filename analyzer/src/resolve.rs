@@ -13,7 +13,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Duplicate, Error, Result, display_name};
 use crate::id::{IdVec, Idx};
-use crate::object::{ObjectFile, ObjectId, SectionId, SymbolPlace};
+use crate::object::{ObjectFile, ObjectId, SectionId, SymbolIndex, SymbolPlace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SymbolId(pub u32);
@@ -26,12 +26,12 @@ pub enum Definition {
     /// Defined in a section or absolute, by symbol `index` of `object`.
     Defined {
         object: ObjectId,
-        index: u32,
+        index: SymbolIndex,
     },
     /// A common symbol; the linker allocates it in `.bss`.
     Common {
         object: ObjectId,
-        index: u32,
+        index: SymbolIndex,
     },
     /// Provided by the linker from the layout (`_end`, `__start_SEC`, ...).
     Linker,
@@ -51,7 +51,10 @@ pub struct GlobalSymbol<'a> {
 /// What a symbol index inside one object refers to after resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SymbolRef {
-    Local { object: ObjectId, index: u32 },
+    Local {
+        object: ObjectId,
+        index: SymbolIndex,
+    },
     Global(SymbolId),
 }
 
@@ -131,7 +134,7 @@ impl<'a> SymbolDb<'a> {
         let mut lazy: FxHashMap<&'a [u8], ObjectId> =
             FxHashMap::with_capacity_and_hasher(globals_of(true), Default::default());
         for o in objects.iter().filter(|o| o.from_archive) {
-            for sym in &o.symbols[o.first_global..] {
+            for sym in o.global_symbols() {
                 // A common symbol in a member satisfies an undefined reference, as in the
                 // archive index ld and lld use; it never replaces another common, though.
                 let defines = sym.place != SymbolPlace::Undefined;
@@ -227,7 +230,7 @@ impl<'a> SymbolDb<'a> {
         if self.attached.is_some() || o.id.index() != self.objects.len() {
             return Err(misplaced("attached after resolution out of order"));
         }
-        if let Some(sym) = o.symbols[o.first_global..].iter().find(|sym| {
+        if let Some(sym) = o.global_symbols().iter().find(|sym| {
             sym.place != SymbolPlace::Undefined
                 && self.lookup(sym.name).is_none_or(|g| !self.global(g).late)
         }) {
@@ -262,18 +265,17 @@ impl<'a> SymbolDb<'a> {
                     discarded = vec![false; o.sections.len()];
                 }
                 for &s in &g.sections {
-                    discarded[s as usize] = true;
+                    discarded[s.index()] = true;
                 }
             }
         }
 
         let mut map = Vec::with_capacity(o.symbols.len() - o.first_global);
-        for (index, sym) in o.symbols.iter().enumerate().skip(o.first_global) {
+        for (index, sym) in o.symbols.iter_ids().skip(o.first_global) {
             let sid = self.intern(sym.name);
             map.push(sid);
             let g = &mut self.globals[sid];
-            let index = index as u32;
-            let in_discarded = matches!(sym.place, SymbolPlace::Section(s) if discarded.get(s as usize) == Some(&true));
+            let in_discarded = matches!(sym.place, SymbolPlace::Section(s) if discarded.get(s.index()) == Some(&true));
             match sym.place {
                 // A definition inside a losing COMDAT copy is satisfied by the winning copy.
                 _ if in_discarded => {}
@@ -298,7 +300,7 @@ impl<'a> SymbolDb<'a> {
                         object: other,
                         index: other_index,
                     } => {
-                        let other_weak = object(other).symbols[other_index as usize].is_weak();
+                        let other_weak = object(other).symbols[other_index].is_weak();
                         if sym.is_weak() {
                         } else if other_weak {
                             g.def = Definition::Defined { object: id, index };
@@ -320,7 +322,7 @@ impl<'a> SymbolDb<'a> {
                         object: other,
                         index: other_index,
                     } => {
-                        if sym.size > object(other).symbols[other_index as usize].size {
+                        if sym.size > object(other).symbols[other_index].size {
                             g.def = Definition::Common { object: id, index };
                         }
                     }
@@ -328,7 +330,7 @@ impl<'a> SymbolDb<'a> {
                         object: other,
                         index: other_index,
                     } => {
-                        if object(other).symbols[other_index as usize].is_weak() {
+                        if object(other).symbols[other_index].is_weak() {
                             g.def = Definition::Common { object: id, index };
                         }
                     }
@@ -359,7 +361,7 @@ impl<'a> SymbolDb<'a> {
     /// True when the section lost its COMDAT group to another object's copy.
     pub fn is_discarded(&self, section: SectionId) -> bool {
         self.discarded[section.object]
-            .get(section.index as usize)
+            .get(section.index.index())
             .copied()
             .unwrap_or(false)
     }
@@ -373,16 +375,16 @@ impl<'a> SymbolDb<'a> {
     }
 
     /// Resolves symbol `index` of a loaded object.
-    pub fn symbol_ref(&self, object: ObjectId, index: u32) -> SymbolRef {
+    pub fn symbol_ref(&self, object: ObjectId, index: SymbolIndex) -> SymbolRef {
         let o = self.object(object);
-        match (index as usize).checked_sub(o.first_global) {
+        match index.index().checked_sub(o.first_global) {
             Some(i) => SymbolRef::Global(self.global_map[object][i]),
             None => SymbolRef::Local { object, index },
         }
     }
 
     /// The section a reference resolves to, if it resolves to a section at all.
-    pub fn target_section(&self, object: ObjectId, index: u32) -> Option<SectionId> {
+    pub fn target_section(&self, object: ObjectId, index: SymbolIndex) -> Option<SectionId> {
         let (object, index) = match self.symbol_ref(object, index) {
             SymbolRef::Local { object, index } => (object, index),
             SymbolRef::Global(id) => match self.globals[id].def {
@@ -390,16 +392,16 @@ impl<'a> SymbolDb<'a> {
                 _ => return None,
             },
         };
-        match self.object(object).symbols[index as usize].place {
+        match self.object(object).symbols[index].place {
             SymbolPlace::Section(s) => Some(SectionId { object, index: s }),
             _ => None,
         }
     }
 
     /// Name of symbol `index` in `object` for messages (section symbols take the section name).
-    pub fn symbol_name(&self, object: ObjectId, index: u32) -> String {
+    pub fn symbol_name(&self, object: ObjectId, index: SymbolIndex) -> String {
         let o = self.object(object);
-        let sym = &o.symbols[index as usize];
+        let sym = &o.symbols[index];
         match sym.place {
             SymbolPlace::Section(s) if sym.is_section() => o.section_name(s),
             _ => display_name(sym.name),
@@ -422,8 +424,8 @@ fn object_in<'a>(
 }
 
 /// `object` or `object [file:line]` for the definition of symbol `index`.
-fn located(o: &ObjectFile<'_>, index: u32) -> String {
-    let sym = &o.symbols[index as usize];
+fn located(o: &ObjectFile<'_>, index: SymbolIndex) -> String {
+    let sym = &o.symbols[index];
     let source = match sym.place {
         SymbolPlace::Section(section) => crate::debug::source_line(o, section, sym.value),
         _ => None,
@@ -627,7 +629,7 @@ mod tests {
         let Definition::Common { object, index } = c.def else {
             panic!("common expected, got {:?}", c.def);
         };
-        assert_eq!(db.object(object).symbols[index as usize].size, 16);
+        assert_eq!(db.object(object).symbols[index].size, 16);
     }
 
     #[test]
@@ -652,15 +654,12 @@ mod tests {
         ));
         let section = |object| {
             let o = db.object(object);
-            let index = o
+            let (index, _) = o
                 .sections
-                .iter()
-                .position(|s| s.name == b".text.inl")
+                .iter_ids()
+                .find(|(_, s)| s.name == b".text.inl")
                 .unwrap();
-            SectionId {
-                object,
-                index: index as u32,
-            }
+            SectionId { object, index }
         };
         assert!(!db.is_discarded(section(ObjectId(0))));
         assert!(db.is_discarded(section(ObjectId(1))));

@@ -13,7 +13,7 @@ use rustc_hash::FxHashSet;
 use crate::component::{Attribution, ComponentId, Components, param_symbol};
 use crate::graph::{RootReason, SectionGraph, is_init_array};
 use crate::id::IdVec;
-use crate::object::{SectionId, SymbolPlace};
+use crate::object::{SectionId, SymbolIndex, SymbolPlace};
 use crate::resolve::{Definition, SymbolDb, SymbolRef};
 
 /// Init-array sections split by what they register.
@@ -35,11 +35,8 @@ impl Registrations {
         let mut found = Registrations::default();
         for &oid in &db.live {
             let o = db.object(oid);
-            for (index, s) in o.sections.iter().enumerate().skip(1) {
-                let id = SectionId {
-                    object: oid,
-                    index: index as u32,
-                };
+            for (index, s) in o.sections.iter_ids().skip(1) {
+                let id = SectionId { object: oid, index };
                 if !is_init_array(s) || db.is_discarded(id) {
                     continue;
                 }
@@ -65,7 +62,7 @@ fn defined_at(db: &SymbolDb<'_>, name: &str) -> Option<(SectionId, u64)> {
     let Definition::Defined { object, index } = db.global(db.lookup(name.as_bytes())?).def else {
         return None;
     };
-    let sym = &db.object(object).symbols[index as usize];
+    let sym = &db.object(object).symbols[index];
     match sym.place {
         SymbolPlace::Section(s) => Some((SectionId { object, index: s }, sym.value)),
         _ => None,
@@ -76,7 +73,7 @@ fn defined_at(db: &SymbolDb<'_>, name: &str) -> Option<(SectionId, u64)> {
 fn reloc_target(
     db: &SymbolDb<'_>,
     object: crate::object::ObjectId,
-    symbol: u32,
+    symbol: SymbolIndex,
     addend: i64,
 ) -> Option<(SectionId, u64)> {
     let (object, index) = match db.symbol_ref(object, symbol) {
@@ -86,7 +83,7 @@ fn reloc_target(
             _ => return None,
         },
     };
-    let sym = &db.object(object).symbols[index as usize];
+    let sym = &db.object(object).symbols[index];
     let SymbolPlace::Section(s) = sym.place else {
         return None;
     };
@@ -188,11 +185,8 @@ impl Weaving {
         let mut reached: IdVec<ComponentId, Option<SectionId>> = IdVec::filled(None, n);
         let mut loaded: IdVec<ComponentId, bool> = IdVec::filled(false, n);
         for &oid in &db.live {
-            for index in 1..db.object(oid).sections.len() {
-                let id = SectionId {
-                    object: oid,
-                    index: index as u32,
-                };
+            for index in db.object(oid).sections.ids().skip(1) {
+                let id = SectionId { object: oid, index };
                 let Some(c) = attribution.owner(id).and_then(|o| o.component()) else {
                     continue;
                 };
@@ -376,7 +370,7 @@ fn check_params(
             continue;
         };
         let o = db.object(object);
-        let found = o.symbols[index as usize].size;
+        let found = o.symbols[index].size;
         if found != 0 && found != param.size {
             return Err(WeaveError::ParamSize {
                 component: def.name.clone(),

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let by_section = parsed.symbols_by_section();
-    for index in 0..parsed.sections.len() as u32 {
+    for index in parsed.sections.ids() {
         std::hint::black_box(by_section.of(index));
         std::hint::black_box(parsed.section_name(index));
     }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use object::elf;
-use uniklink_analyzer::object::{SectionId, SymbolPlace};
+use uniklink_analyzer::object::{SectionId, SymbolIndex, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolRef};
 
 use crate::error::{Error, Result};
@@ -58,13 +58,13 @@ pub fn collect(layout: &Layout<'_>) -> Result<DebugSections> {
     let mut placement = Placement::new();
     let mut placed: Vec<SectionId> = Vec::new();
     for object in db.objects().filter(|o| db.is_live(o.id)) {
-        for (index, section) in object.sections.iter().enumerate() {
+        for (index, section) in object.sections.iter_ids() {
             if !is_debug(section.name, section.sh_type, section.is_alloc()) {
                 continue;
             }
             let id = SectionId {
                 object: object.id,
-                index: index as u32,
+                index,
             };
             let data = section.contents().map_err(|reason| Error::Section {
                 object: object.name.clone(),
@@ -135,7 +135,11 @@ pub fn collect(layout: &Layout<'_>) -> Result<DebugSections> {
 
 /// The input section symbol `index` of `from`'s object is defined in, with its value, after
 /// resolution; `None` for an absolute, common or undefined symbol.
-fn defining_section(layout: &Layout<'_>, from: SectionId, index: u32) -> Option<(SectionId, u64)> {
+fn defining_section(
+    layout: &Layout<'_>,
+    from: SectionId,
+    index: SymbolIndex,
+) -> Option<(SectionId, u64)> {
     let db = layout.db;
     let (object, index) = match db.symbol_ref(from.object, index) {
         SymbolRef::Local { object, index } => (object, index),
@@ -144,7 +148,7 @@ fn defining_section(layout: &Layout<'_>, from: SectionId, index: u32) -> Option<
             _ => return None,
         },
     };
-    let symbol = db.object(object).symbols.get(index as usize)?;
+    let symbol = db.object(object).symbols.get(index)?;
     match symbol.place {
         SymbolPlace::Section(section) => Some((
             SectionId {

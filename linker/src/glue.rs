@@ -284,7 +284,7 @@ mod tests {
                         arch.name(),
                         r.r_type
                     );
-                    let name = o.symbols[r.symbol as usize].name;
+                    let name = o.symbols[r.symbol].name;
                     (r.offset, String::from_utf8_lossy(name).into_owned())
                 })
                 .collect();

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use uniklink_analyzer::graph::SectionGraph;
 use uniklink_analyzer::id::{IdVec, Idx};
-use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolPlace};
+use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolIndex, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
 
 use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
@@ -662,7 +662,7 @@ impl<'a> Layout<'a> {
     fn chunks_for(
         &mut self,
         b: &Builder<'a>,
-        commons: &[(SymbolId, ObjectId, u32)],
+        commons: &[(SymbolId, ObjectId, SymbolIndex)],
         common_offsets: &mut Vec<(SymbolId, u64)>,
     ) -> Result<Vec<(ChunkKind, u64, u64)>> {
         let db = self.db;
@@ -714,7 +714,7 @@ impl<'a> Layout<'a> {
                 let mut size = 0u64;
                 let mut align = 1u64;
                 for &(id, object, index) in commons {
-                    let sym = &db.object(object).symbols[index as usize];
+                    let sym = &db.object(object).symbols[index];
                     let overflow = || Error::AddressOverflow {
                         base: self.base,
                         section: String::from_utf8_lossy(b.name).into_owned(),
@@ -968,7 +968,7 @@ impl<'a> Layout<'a> {
                 let at = s.addr + c.offset;
                 match c.kind {
                     ChunkKind::Input(id) | ChunkKind::EhFrame(id) => {
-                        self.section_addr[id.object][id.index as usize] = Some(at);
+                        self.section_addr[id.object][id.index.index()] = Some(at);
                     }
                     ChunkKind::Got => self.got_addr = at,
                     ChunkKind::Strings(_) | ChunkKind::Commons | ChunkKind::Thunks(_) => {}
@@ -980,7 +980,7 @@ impl<'a> Layout<'a> {
                 if let ChunkKind::Strings(index) = c.kind {
                     for (sid, (i, _)) in &self.pieces {
                         if *i == index {
-                            self.section_addr[sid.object][sid.index as usize] =
+                            self.section_addr[sid.object][sid.index.index()] =
                                 Some(s.addr + c.offset);
                         }
                     }
@@ -1089,12 +1089,12 @@ impl<'a> Layout<'a> {
     fn local_target(
         &self,
         object: ObjectId,
-        index: u32,
+        index: SymbolIndex,
         addend: i64,
         from: Option<(SectionId, u64)>,
     ) -> Result<Target> {
         let o = self.db.object(object);
-        let sym = &o.symbols[index as usize];
+        let sym = &o.symbols[index];
         let mut target = Target {
             addr: 0,
             kind: TargetKind::ImageRelative,
@@ -1109,7 +1109,7 @@ impl<'a> Layout<'a> {
             SymbolPlace::Undefined | SymbolPlace::Common => target.kind = TargetKind::Absolute,
             SymbolPlace::Section(s) => {
                 let id = SectionId { object, index: s };
-                let Some(base) = self.section_addr[object][s as usize] else {
+                let Some(base) = self.section_addr[object][s.index()] else {
                     let Some((from, offset)) = from else {
                         // A global defined in a section GC removed; nothing kept refers to it.
                         return Ok(target);
@@ -1176,7 +1176,7 @@ impl<'a> Layout<'a> {
     pub fn target(
         &self,
         object: ObjectId,
-        index: u32,
+        index: SymbolIndex,
         addend: i64,
         from: (SectionId, u64),
     ) -> Result<Target> {
@@ -1193,7 +1193,7 @@ impl<'a> Layout<'a> {
                     Definition::Common { object, index } => Ok(Target {
                         addr: self.global_addr[g],
                         kind: TargetKind::ImageRelative,
-                        size: self.db.object(object).symbols[index as usize].size,
+                        size: self.db.object(object).symbols[index].size,
                         addend,
                     }),
                     Definition::Linker => Ok(Target {
@@ -1237,13 +1237,13 @@ impl<'a> Layout<'a> {
 
     /// Output address of an input section, if placed.
     pub fn section_address(&self, id: SectionId) -> Option<u64> {
-        *self.section_addr.get(id.object)?.get(id.index as usize)?
+        *self.section_addr.get(id.object)?.get(id.index.index())?
     }
 
     /// Final address of symbol `index` as `object` defines it, following merged strings and
     /// trimmed `.eh_frame`s. `None` if its section was not kept.
-    pub fn symbol_address(&self, object: ObjectId, index: u32) -> Option<u64> {
-        let sym = &self.db.object(object).symbols[index as usize];
+    pub fn symbol_address(&self, object: ObjectId, index: SymbolIndex) -> Option<u64> {
+        let sym = &self.db.object(object).symbols[index];
         if let SymbolPlace::Section(s) = sym.place {
             self.section_address(SectionId { object, index: s })?;
         }
@@ -1283,13 +1283,11 @@ fn tls_bss_align(sections: &[OutputSection]) -> u64 {
 }
 
 /// Whether a relocation's target is image-relative or fixed, for GOT relaxation decisions.
-pub fn target_kind(db: &SymbolDb<'_>, object: ObjectId, index: u32) -> TargetKind {
+pub fn target_kind(db: &SymbolDb<'_>, object: ObjectId, index: SymbolIndex) -> TargetKind {
     let place = match db.symbol_ref(object, index) {
-        SymbolRef::Local { object, index } => db.object(object).symbols[index as usize].place,
+        SymbolRef::Local { object, index } => db.object(object).symbols[index].place,
         SymbolRef::Global(g) => match db.global(g).def {
-            Definition::Defined { object, index } => {
-                db.object(object).symbols[index as usize].place
-            }
+            Definition::Defined { object, index } => db.object(object).symbols[index].place,
             Definition::Common { .. } | Definition::Linker => return TargetKind::ImageRelative,
             Definition::Undefined => return TargetKind::Absolute,
         },

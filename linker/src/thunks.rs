@@ -200,7 +200,7 @@ impl Layout<'_> {
 mod tests {
     use super::*;
     use crate::arch::RelocError;
-    use uniklink_analyzer::object::{ObjectId, SectionId};
+    use uniklink_analyzer::object::{ObjectId, SectionId, SectionIndex};
     use uniklink_analyzer::resolve::SymbolId;
 
     fn shape() -> ThunkShape {
@@ -218,7 +218,7 @@ mod tests {
     fn input(index: u32, size: u64) -> (ChunkKind, u64, u64) {
         let id = SectionId {
             object: ObjectId(0),
-            index,
+            index: SectionIndex(index),
         };
         (ChunkKind::Input(id), size, 4)
     }

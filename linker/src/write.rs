@@ -437,7 +437,7 @@ fn symbol_table(layout: &Layout<'_>) -> Symbols {
     let mut table = SymbolTable::default();
     for &oid in &db.live {
         let o = db.object(oid);
-        for (index, s) in o.symbols.iter().enumerate().take(o.first_global).skip(1) {
+        for (index, s) in o.symbols.iter_ids().take(o.first_global).skip(1) {
             if s.is_section() || s.st_type == elf::STT_FILE || s.name.is_empty() {
                 continue;
             }
@@ -448,7 +448,7 @@ fn symbol_table(layout: &Layout<'_>) -> Symbols {
                 object: oid,
                 index: sec,
             };
-            let Some(value) = layout.symbol_address(oid, index as u32) else {
+            let Some(value) = layout.symbol_address(oid, index) else {
                 continue;
             };
             let shndx = shndx_of
@@ -469,7 +469,7 @@ fn symbol_table(layout: &Layout<'_>) -> Symbols {
         let (info, shndx, size) = match g.def {
             Definition::Undefined => continue,
             Definition::Defined { object, index } => {
-                let s = &db.object(object).symbols[index as usize];
+                let s = &db.object(object).symbols[index];
                 let shndx = match s.place {
                     SymbolPlace::Section(sec) => {
                         let id = SectionId { object, index: sec };
@@ -486,7 +486,7 @@ fn symbol_table(layout: &Layout<'_>) -> Symbols {
                 ((s.bind << 4) | s.st_type, shndx, s.size)
             }
             Definition::Common { object, index } => {
-                let s = &db.object(object).symbols[index as usize];
+                let s = &db.object(object).symbols[index];
                 (
                     (elf::STB_GLOBAL << 4) | elf::STT_OBJECT,
                     section_of_addr(value),

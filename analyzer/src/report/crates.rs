@@ -13,7 +13,8 @@ use rustc_hash::FxHashMap;
 
 use super::ReportInputs;
 use crate::component::{ComponentId, inherit_from_referrers, member_crate, symbol_crate};
-use crate::object::{ObjectFile, SectionId, SymbolPlace};
+use crate::id::IdVec;
+use crate::object::{ObjectFile, ObjectId, SectionId, SectionIndex, SymbolPlace};
 
 /// What the file a section came from says about its crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,36 +68,32 @@ pub(super) fn kept_crates(
     let db = r.graph.db;
     let component = |id: SectionId| r.attribution.owner(id).and_then(|o| o.component());
 
-    let mut named: FxHashMap<u32, (Vec<Option<String>>, Vec<bool>)> = FxHashMap::default();
+    let mut named: FxHashMap<ObjectId, SectionCrates> = FxHashMap::default();
     for id in ids {
         named
-            .entry(id.object.0)
+            .entry(id.object)
             .or_insert_with(|| symbol_crates(db.object(id.object)));
     }
     // The crates each component's sections name by their symbols, by bytes.
     let mut components: FxHashMap<ComponentId, BTreeMap<String, u64>> = FxHashMap::default();
     for &id in ids {
         let o = db.object(id.object);
-        if let (Some(c), Some(krate)) = (component(id), &named[&id.object.0].0[id.index as usize]) {
+        if let (Some(c), Some(krate)) = (component(id), &named[&id.object].0[id.index]) {
             *components
                 .entry(c)
                 .or_default()
                 .entry(krate.clone())
-                .or_default() += o.sections[id.index as usize].size;
+                .or_default() += o.sections[id.index].size;
         }
     }
 
-    let mut resolved: FxHashMap<u32, Vec<String>> = FxHashMap::default();
+    let mut resolved: FxHashMap<ObjectId, IdVec<SectionIndex, String>> = FxHashMap::default();
     for (&object, (crates, named)) in &named {
-        let oid = crate::object::ObjectId(object);
-        let unit = r.inputs.unit_of(oid);
+        let unit = r.inputs.unit_of(object);
         let file = File::new(unit.member.as_deref(), r.inputs.path_of(unit.input));
-        let o = db.object(oid);
-        let unnamed = |index: usize| {
-            let id = SectionId {
-                object: oid,
-                index: index as u32,
-            };
+        let o = db.object(object);
+        let unnamed = |index: SectionIndex| {
+            let id = SectionId { object, index };
             file.unnamed(component(id).and_then(|c| components.get(&c)))
         };
         resolved.insert(object, section_crates(o, crates.clone(), named, unnamed));
@@ -106,16 +103,20 @@ pub(super) fn kept_crates(
         .map(|(id, special)| {
             special
                 .clone()
-                .unwrap_or_else(|| resolved[&id.object.0][id.index as usize].clone())
+                .unwrap_or_else(|| resolved[&id.object][id.index].clone())
         })
         .collect()
 }
 
-/// The crate each section's symbols name, by section index, and whether it defines a symbol
-/// at all.
-fn symbol_crates(o: &ObjectFile<'_>) -> (Vec<Option<String>>, Vec<bool>) {
-    let mut crates: Vec<Option<String>> = vec![None; o.sections.len()];
-    let mut named = vec![false; o.sections.len()];
+/// The crate each section's symbols name, and whether it defines a symbol at all.
+type SectionCrates = (
+    IdVec<SectionIndex, Option<String>>,
+    IdVec<SectionIndex, bool>,
+);
+
+fn symbol_crates(o: &ObjectFile<'_>) -> SectionCrates {
+    let mut crates = IdVec::filled(None, o.sections.len());
+    let mut named = IdVec::filled(false, o.sections.len());
     for sym in &o.symbols {
         let SymbolPlace::Section(s) = sym.place else {
             continue;
@@ -124,8 +125,8 @@ fn symbol_crates(o: &ObjectFile<'_>) -> (Vec<Option<String>>, Vec<bool>) {
         if sym.is_section() || sym.name.is_empty() || sym.name.starts_with(b"$") {
             continue;
         }
-        named[s as usize] = true;
-        let slot = &mut crates[s as usize];
+        named[s] = true;
+        let slot = &mut crates[s];
         if slot.is_none() {
             // rustc names symbols it generates itself (allocator shims, the panic handler)
             // after `__rustc`, which is no crate.
@@ -140,20 +141,19 @@ fn symbol_crates(o: &ObjectFile<'_>) -> (Vec<Option<String>>, Vec<bool>) {
 /// none, its referrers' crate when they agree, else `unnamed`'s.
 fn section_crates(
     o: &ObjectFile<'_>,
-    mut crates: Vec<Option<String>>,
-    named: &[bool],
-    unnamed: impl Fn(usize) -> String,
-) -> Vec<String> {
-    for (index, (slot, &named)) in crates.iter_mut().zip(named).enumerate() {
-        if slot.is_none() && named {
-            *slot = Some(unnamed(index));
+    mut crates: IdVec<SectionIndex, Option<String>>,
+    named: &IdVec<SectionIndex, bool>,
+    unnamed: impl Fn(SectionIndex) -> String,
+) -> IdVec<SectionIndex, String> {
+    for index in crates.ids() {
+        if crates[index].is_none() && named[index] {
+            crates[index] = Some(unnamed(index));
         }
     }
     inherit_from_referrers(o, &mut crates);
     crates
-        .into_iter()
-        .enumerate()
-        .map(|(index, krate)| krate.unwrap_or_else(|| unnamed(index)))
+        .iter_ids()
+        .map(|(index, krate)| krate.clone().unwrap_or_else(|| unnamed(index)))
         .collect()
 }
 
@@ -245,8 +245,11 @@ mod tests {
         let o = &objects[0];
         let (crates, named) = symbol_crates(o);
         let crates = section_crates(o, crates, &named, |_| "httpd".to_owned());
-        let by_name: Vec<(String, &str)> = (1..o.sections.len() as u32)
-            .map(|i| (o.section_name(i), crates[i as usize].as_str()))
+        let by_name: Vec<(String, &str)> = o
+            .sections
+            .ids()
+            .skip(1)
+            .map(|i| (o.section_name(i), crates[i].as_str()))
             .filter(|(name, _)| name.starts_with(".text") || name.starts_with(".rodata"))
             .collect();
         assert_eq!(

@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::component::{Attribution, Components, Owner};
 use crate::graph::{RootReason, SectionGraph};
-use crate::id::IdVec;
+use crate::id::{IdVec, Idx};
 use crate::input::Inputs;
-use crate::object::{ObjectId, SectionId, SectionSymbols};
+use crate::object::{ObjectId, SectionId, SectionSymbols, SymbolIndex};
 
 pub use diff::{Diff, DiffRow};
 pub use find::{Found, Match, Query};
@@ -221,7 +221,7 @@ impl SizeReport {
                     .of(id.index);
                 let mut symbols: Vec<SymbolRow> = in_section
                     .iter()
-                    .map(|&i| &o.symbols[i as usize])
+                    .map(|&i| &o.symbols[i])
                     .filter(|s| {
                         !s.is_section()
                             && s.st_type != object::elf::STT_FILE
@@ -420,7 +420,7 @@ impl RowIndex {
         }
         let mut rows = vec![None; total];
         for (row, id) in ids.iter().enumerate() {
-            rows[starts[id.object] + id.index as usize] = Some(row as u32);
+            rows[starts[id.object] + id.index.index()] = Some(row as u32);
         }
         RowIndex { starts, rows }
     }
@@ -432,10 +432,10 @@ impl RowIndex {
             .get(ObjectId(id.object.0 + 1))
             .copied()
             .unwrap_or(self.rows.len());
-        if id.index as usize >= next - start {
+        if id.index.index() >= next - start {
             return None;
         }
-        self.rows[start + id.index as usize].map(|row| row as usize)
+        self.rows[start + id.index.index()].map(|row| row as usize)
     }
 }
 
@@ -445,7 +445,7 @@ fn component_label(name: &str) -> String {
 
 /// Who a kept section belongs to, as rows name it. `in_section` are the indices of the
 /// symbols it defines.
-fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId, in_section: &[u32]) -> String {
+fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId, in_section: &[SymbolIndex]) -> String {
     let db = r.graph.db;
     let o = db.object(id.object);
     let unit = r.inputs.unit_of(id.object);
@@ -465,7 +465,7 @@ fn owner_label(r: &ReportInputs<'_, '_>, id: SectionId, in_section: &[u32]) -> S
             .or_else(|| {
                 in_section
                     .iter()
-                    .map(|&i| &o.symbols[i as usize])
+                    .map(|&i| &o.symbols[i])
                     .filter(|s| !s.is_section())
                     .find_map(|s| leading_crate(s.name))
             })
@@ -643,7 +643,7 @@ mod tests {
         let objects = parse_all(&inputs);
         let id = |object: u32, index: u32| SectionId {
             object: ObjectId(object),
-            index,
+            index: crate::object::SectionIndex(index),
         };
         let kept = [id(1, 5), id(0, 1), id(2, 1), id(1, 39)];
         let index = RowIndex::new(objects.iter().map(|o| o.sections.len()), &kept);
