@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -716,6 +717,75 @@ fn a_request_that_never_finishes_is_timed_out() {
         assert!(slow.read_response().is_none(), "closed after the 408");
     }
     assert_serves_the_page(server.port);
+}
+
+/// Issue #19: one connection streaming pipelined requests as fast as it reads the answers
+/// holds up nobody else. Each fresh connection's GET meanwhile is answered within
+/// `FAIR_GUARD`, far beyond a healthy server's milliseconds and far below what a starved
+/// connection waits (the streamer's whole run).
+#[test]
+fn a_streaming_connection_does_not_starve_others() {
+    const OTHERS: usize = 20;
+    const FAIR_GUARD: Duration = Duration::from_secs(5);
+    /// Requests the streamer writes per call: several TCP segments, many responses.
+    const BATCH: usize = 64;
+    let server = Server::boot();
+    let mut streamer = server.connect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writer = streamer.stream().try_clone().unwrap();
+    let writing = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let batch = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(BATCH);
+            while !stop.load(Ordering::Relaxed) {
+                if writer.write_all(batch.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let reader = streamer.stream().try_clone().unwrap();
+    let (first_tx, first_rx) = mpsc::channel();
+    let reading = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut client = Client {
+                reader: BufReader::new(reader),
+            };
+            let mut answered = 0usize;
+            // The writer stops only after `stop`, so answers keep coming until this sees it.
+            while !stop.load(Ordering::Relaxed) {
+                let response = client.read_response().expect("the streamer is answered");
+                assert_eq!(response.status, 200, "streamed response {answered}");
+                answered += 1;
+                if answered == BATCH {
+                    let _ = first_tx.send(());
+                }
+            }
+            answered
+        })
+    };
+    first_rx
+        .recv_timeout(IO_GUARD)
+        .expect("the streamer's first batch is answered");
+    for i in 0..OTHERS {
+        let mut client = server.connect();
+        client.stream().set_read_timeout(Some(FAIR_GUARD)).unwrap();
+        let request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        client.stream().write_all(request).unwrap();
+        let response = client
+            .read_response()
+            .unwrap_or_else(|| panic!("connection {i}: closed unanswered while another streamed"));
+        assert_eq!(response.status, 200, "connection {i}: {response:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    writing.join().unwrap();
+    let streamed = reading.join().expect("the streamer answered throughout");
+    let _ = streamer.stream().shutdown(Shutdown::Both);
+    assert!(
+        streamed > OTHERS * BATCH / 4,
+        "the streamer was busy all along: {streamed} responses"
+    );
 }
 
 /// An app that binds, then sleeps without a socket call (`unik::thread::sleep`), still

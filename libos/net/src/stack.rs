@@ -230,11 +230,17 @@ impl Stack {
         self.iface.poll_maintenance(now);
         // Listeners are refilled after every frame, not once per burst: a burst of SYNs
         // larger than a backlog would otherwise find no listening socket and be reset.
-        while self
-            .iface
-            .poll_ingress_single(now, &mut self.nic, &mut self.sockets)
-            != PollIngressSingleResult::None
-        {
+        // At most one ring's worth of frames per round: the device refills the ring while it
+        // is read, so a peer sending without pause would otherwise keep the round in ingress,
+        // and no socket, its own included, would get its answers out or the app a turn.
+        for _ in 0..self.params.rx_ring_size.max(1) {
+            if self
+                .iface
+                .poll_ingress_single(now, &mut self.nic, &mut self.sockets)
+                == PollIngressSingleResult::None
+            {
+                break;
+            }
             self.tend_listeners();
         }
         while self
