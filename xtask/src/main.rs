@@ -6,6 +6,7 @@ mod bench_http;
 mod bench_link;
 mod bench_size;
 mod fuzz;
+mod linux_guest;
 mod stats;
 
 use std::process::ExitCode;
