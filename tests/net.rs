@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -718,6 +719,147 @@ fn a_request_that_never_finishes_is_timed_out() {
     assert_serves_the_page(server.port);
 }
 
+/// Issue #19: one connection streaming pipelined requests as fast as it reads the answers
+/// holds up nobody else. Each fresh connection's GET meanwhile is answered within
+/// `FAIR_GUARD`, far beyond a healthy server's milliseconds and far below what a starved
+/// connection waits (the streamer's whole run).
+#[test]
+fn a_streaming_connection_does_not_starve_others() {
+    const OTHERS: usize = 20;
+    const FAIR_GUARD: Duration = Duration::from_secs(5);
+    /// Requests the streamer writes per call: several TCP segments, many responses.
+    const BATCH: usize = 64;
+    let server = Server::boot();
+    let mut streamer = server.connect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writer = streamer.stream().try_clone().unwrap();
+    let writing = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let batch = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(BATCH);
+            while !stop.load(Ordering::Relaxed) {
+                if writer.write_all(batch.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let reader = streamer.stream().try_clone().unwrap();
+    let (first_tx, first_rx) = mpsc::channel();
+    let reading = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut client = Client {
+                reader: BufReader::new(reader),
+            };
+            let mut answered = 0usize;
+            // The writer stops only after `stop`, so answers keep coming until this sees it.
+            while !stop.load(Ordering::Relaxed) {
+                let response = client.read_response().expect("the streamer is answered");
+                assert_eq!(response.status, 200, "streamed response {answered}");
+                answered += 1;
+                if answered == BATCH {
+                    let _ = first_tx.send(());
+                }
+            }
+            answered
+        })
+    };
+    first_rx
+        .recv_timeout(IO_GUARD)
+        .expect("the streamer's first batch is answered");
+    for i in 0..OTHERS {
+        let mut client = server.connect();
+        client.stream().set_read_timeout(Some(FAIR_GUARD)).unwrap();
+        let request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        client.stream().write_all(request).unwrap();
+        let response = client
+            .read_response()
+            .unwrap_or_else(|| panic!("connection {i}: closed unanswered while another streamed"));
+        assert_eq!(response.status, 200, "connection {i}: {response:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    writing.join().unwrap();
+    let streamed = reading.join().expect("the streamer answered throughout");
+    let _ = streamer.stream().shutdown(Shutdown::Both);
+    assert!(
+        streamed > OTHERS * BATCH / 4,
+        "the streamer was busy all along: {streamed} responses"
+    );
+}
+
+/// An app that binds, then sleeps without a socket call (`unik::thread::sleep`), still
+/// answers the network: the runtime polls the stack while it sleeps. QEMU's user network
+/// resolves the guest's address (ARP) and completes the handshake and the data's ACK during
+/// the sleep; the app then finds connection and bytes without waiting
+/// (`fixtures/apps/idle`), which it cannot if nothing moved the stack meanwhile.
+#[test]
+fn a_sleeping_app_still_completes_handshakes() {
+    let port = free_port();
+    let dir = Path::new(ROOT).join("target/net-tests");
+    std::fs::create_dir_all(&dir).expect("target/net-tests");
+    let manifest = dir.join(format!("idle-{port}.yaml"));
+    std::fs::write(
+        &manifest,
+        format!(
+            "name: idle\n\
+             app:\n  package: idle\n  path: {ROOT}/fixtures/apps/idle\n\
+             arch: x86_64\nplatform: qemu-microvm\nprofile: network\n\
+             components:\n  require: [net]\n  params:\n    net:\n      \
+             address: 10.0.2.15/24\n      gateway: 10.0.2.2\n\
+             ports:\n  - \"{port}:8080\"\n"
+        ),
+    )
+    .expect("writing the test manifest");
+    let out = uniklink()
+        .args(["build", "--release", "-m"])
+        .arg(&manifest)
+        .args(["--", "--locked"])
+        .output()
+        .expect("cargo-uniklink build runs");
+    assert!(
+        out.status.success(),
+        "building the idle app failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut runner = uniklink()
+        .args(["run", "--release", "--no-build", "--accel", "tcg"])
+        .args(["--timeout", RUN_GUARD_SECS, "-m"])
+        .arg(&manifest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cargo-uniklink run starts");
+    let mut console = BufReader::new(runner.stdout.take().expect("stdout is piped"));
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        if console.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = runner.kill();
+            panic!("the guest ended before sleeping: {seen:#?}");
+        }
+        if line.starts_with("idle: listening on :8080, asleep") {
+            break;
+        }
+        seen.push(line);
+    }
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), IO_GUARD)
+        .expect("connecting to the forward");
+    stream.set_read_timeout(Some(IO_GUARD)).unwrap();
+    stream.write_all(b"hello\n").unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    let mut rest = String::new();
+    let _ = console.read_to_string(&mut rest);
+    let status = runner.wait().expect("the runner exits");
+    assert_eq!(
+        reply, "awake, 6 bytes arrived\n",
+        "console after sleeping: {rest}"
+    );
+    assert!(status.success(), "{status}; console after sleeping: {rest}");
+}
+
 /// The guest's frames on a network with nothing else on it (a QEMU hub port), written by
 /// QEMU to a pcap file, and the runner's JSON report of a boot stopped at `listening`.
 struct Isolated {
@@ -993,6 +1135,12 @@ fn the_woven_image_carries_the_manifests_net_parameters() {
         .expect("net in the weave report");
     assert_eq!(net["live"], true, "{net}");
     assert_eq!(net["init"], "unik_net_init", "{net}");
+    // What bounds the connections served at once and waiting, as the report shows them.
+    assert_eq!(net["params"]["max_sockets"], 128, "{net}");
+    assert_eq!(
+        net["params"]["syn_backlog"], 1024,
+        "the network profile's: {net}"
+    );
     assert!(
         report["weave"]["init_order"]
             .as_array()

@@ -8,7 +8,6 @@
 
 mod accel;
 mod console;
-mod hostfwd;
 mod image;
 mod manifest;
 mod process;
@@ -310,7 +309,7 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
         }
     })?;
     let host_ports: Vec<u16> = opts.ports.iter().map(|&(host, _)| host).collect();
-    hostfwd::deepen_backlogs(qemu.child().id(), &host_ports);
+    uniklink_hostfwd::deepen_backlogs(qemu.child().id(), &host_ports);
     let stdout = qemu
         .child()
         .stdout

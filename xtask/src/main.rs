@@ -7,6 +7,7 @@ mod bench_link;
 mod bench_size;
 mod bench_weave;
 mod fuzz;
+mod linux_guest;
 mod stats;
 
 use std::process::ExitCode;

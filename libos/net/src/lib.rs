@@ -11,9 +11,11 @@
 //! `dhcp_wait` parameter; a listener takes connections once the lease has come. Host names
 //! resolve through the name servers of `uniklink.net.dns=<a.b.c.d>[:<port>]` on the command
 //! line, else the `dns` parameter's, else those of the DHCP lease.
-//! Interrupts are off in the library OS, so the stack moves only while a socket call polls it:
-//! blocking calls poll until they can answer or their timeout passes, and a server should not
-//! compute for long between calls.
+//! Interrupts are off in the library OS, so the stack moves only while something polls it:
+//! blocking socket calls poll until they can answer or their timeout passes, and the runtime
+//! polls it while the app sleeps or yields (`unik::thread::sleep`, `yield_now`), so a server
+//! that waits between calls still answers ARP and completes handshakes. One that computes for
+//! long without calling either does not.
 //!
 //! Ring and buffer sizes are the component's parameters (`component.yaml`), baked into the
 //! image by uniklink's glue object per profile and manifest.

@@ -1,7 +1,7 @@
 //! The one network stack of the unikernel: the card, the smoltcp interface and its sockets,
-//! behind a spinlock. The runtime never enables interrupts, so nothing moves unless a socket
-//! call polls: every blocking call polls the stack until its condition holds or its deadline
-//! passes.
+//! behind a spinlock. The runtime never enables interrupts, so nothing moves unless something
+//! polls: every blocking call polls the stack until its condition holds or its deadline
+//! passes, and the runtime polls it while the app sleeps or yields (`unik_rt::idle`).
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -77,6 +77,17 @@ pub(crate) fn init() {
     let mut slot = STACK.lock();
     if slot.is_none() {
         *slot = Some(Stack::new().map(Box::new));
+    }
+}
+
+/// The runtime's poll while the app sleeps or yields. It never brings the stack up, and does
+/// nothing while a socket call holds the stack (the app yielding from inside one cannot
+/// happen, but a lock never taken twice costs nothing to guarantee).
+fn idle_poll() {
+    if let Some(mut slot) = STACK.try_lock()
+        && let Some(Ok(stack)) = slot.as_mut()
+    {
+        stack.poll();
     }
 }
 
@@ -172,6 +183,9 @@ impl Stack {
             dns_servers: [None; DHCP_MAX_DNS_SERVER_COUNT],
             random,
         };
+        // The runtime keeps a slot to spare beyond this one; were it refused all the same, the
+        // stack would still move inside socket calls.
+        unik_rt::idle::register(idle_poll);
         match StaticConfig::new(unik_rt::cmdline::command_line(), &stack.params) {
             Some(config) => stack.configure(config.address, config.gateway),
             None => {
@@ -216,11 +230,17 @@ impl Stack {
         self.iface.poll_maintenance(now);
         // Listeners are refilled after every frame, not once per burst: a burst of SYNs
         // larger than a backlog would otherwise find no listening socket and be reset.
-        while self
-            .iface
-            .poll_ingress_single(now, &mut self.nic, &mut self.sockets)
-            != PollIngressSingleResult::None
-        {
+        // At most one ring's worth of frames per round: the device refills the ring while it
+        // is read, so a peer sending without pause would otherwise keep the round in ingress,
+        // and no socket, its own included, would get its answers out or the app a turn.
+        for _ in 0..self.params.rx_ring_size.max(1) {
+            if self
+                .iface
+                .poll_ingress_single(now, &mut self.nic, &mut self.sockets)
+                == PollIngressSingleResult::None
+            {
+                break;
+            }
             self.tend_listeners();
         }
         while self

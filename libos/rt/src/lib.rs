@@ -22,6 +22,7 @@ pub mod devicetree;
 pub mod env;
 pub mod exit;
 mod heap;
+pub mod idle;
 mod panic;
 mod params;
 mod stack;

@@ -45,6 +45,13 @@ pub mod time {
     pub use unik_rtc::{SystemTime, SystemTimeError, UNIX_EPOCH};
 }
 
+/// The app's one thread: `sleep` and `yield_now` let the library OS do what arrives from
+/// outside meanwhile (the network stack answers ARP, handshakes and ACKs), as nothing else
+/// moves it while the app computes.
+pub mod thread {
+    pub use unik_rt::idle::{sleep, yield_now};
+}
+
 /// Random bytes (the `rng` feature) from the CPU's generator or a virtio-rng device; the
 /// `getrandom` crate, and so `rand` and `uuid`, draws from the same source.
 #[cfg(feature = "rng")]

@@ -10,6 +10,11 @@
 //! `listen` on it again with `SOMAXCONN`, which changes the backlog of the one socket both
 //! descriptors refer to. Best effort: where the kernel refuses (before Linux 5.6, or a ptrace
 //! policy that forbids it), the forwards keep QEMU's backlog.
+//!
+//! A crate of its own because two launchers of QEMU need it: `cargo uniklink run`, and
+//! `cargo xtask bench http --baseline linux`, which boots a Linux guest behind the same kind
+//! of forward and must not be served by a shallower queue than the unikernel it is compared
+//! with.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,7 +25,7 @@ const POLL: Duration = Duration::from_millis(5);
 
 /// Deepens, from a thread of its own, the accept queues of the sockets QEMU (`pid`) listens
 /// on for `host_ports`.
-pub(crate) fn deepen_backlogs(pid: u32, host_ports: &[u16]) {
+pub fn deepen_backlogs(pid: u32, host_ports: &[u16]) {
     if host_ports.is_empty() || !cfg!(target_os = "linux") {
         return;
     }
