@@ -260,6 +260,15 @@ impl SectionSymbols {
     }
 }
 
+/// Bytes shown as text (invalid UTF-8 replaced) when formatted.
+struct Lossy<'a>(&'a [u8]);
+
+impl std::fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        String::from_utf8_lossy(self.0).fmt(f)
+    }
+}
+
 /// The largest section alignment accepted: 1 GiB, the largest page size of x86_64 and
 /// aarch64. Nothing needs more, and each alignment step can pad the image by as much.
 const MAX_SECTION_ALIGN: u64 = 1 << 30;
@@ -534,7 +543,8 @@ pub fn parse<'data>(
     let mut groups = Vec::new();
     for (index, sh) in table.enumerate() {
         let sh_type = sh.sh_type(LE);
-        let section_name = String::from_utf8_lossy(sections[index.0].name).into_owned();
+        // Formatted only into an error: most objects' section names are never printed.
+        let section_name = Lossy(sections[index.0].name);
         match sh_type {
             elf::SHT_RELA => {
                 let (relas, link) = sh
