@@ -125,14 +125,19 @@ struct LateRef {
     reloc: Reloc,
 }
 
-/// What scanning one section found.
+/// What scanning a run of sections found, in their order.
+#[derive(Default)]
 struct Scan {
     edges: Vec<(SectionId, SectionId, Via)>,
     late: Vec<LateRef>,
     provisional: Vec<(SectionId, SectionId, Via)>,
-    root: Option<RootReason>,
-    eh_records: Option<(Vec<Record>, Vec<Option<SectionId>>)>,
+    roots: Vec<(SectionId, RootReason)>,
+    eh_frames: Vec<(SectionId, Vec<Record>, Vec<Option<SectionId>>)>,
 }
+
+/// Sections scanned by one task: enough to outweigh the task, few enough to spread a large
+/// object's sections over the threads.
+const SCAN_CHUNK: usize = 1024;
 
 /// One step of a why-chain: a kept section and the symbol it reaches the next step through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,11 +348,17 @@ impl<'a> SectionGraph<'a> {
             .filter(|&id| self.is_eligible(id))
             .collect();
         let scans = eligible
-            .par_iter()
-            .map(|&id| self.scan_section(id, opts, by_name, defer))
+            .par_chunks(SCAN_CHUNK)
+            .map(|chunk| {
+                let mut scan = Scan::default();
+                for &id in chunk {
+                    self.scan_section(id, opts, by_name, defer, &mut scan)?;
+                }
+                Ok(scan)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut roots = Vec::new();
-        for (id, scan) in eligible.into_iter().zip(scans) {
+        for scan in scans {
             for (from, to, via) in scan.edges {
                 let (from, to) = (self.node(from), self.node(to));
                 self.marks.graph.add_edge(from, to, via);
@@ -358,10 +369,8 @@ impl<'a> SectionGraph<'a> {
                 self.marks.provisional.push(e);
             }
             self.marks.late.extend(scan.late);
-            if let Some(reason) = scan.root {
-                roots.push((id, reason));
-            }
-            if let Some((records, functions)) = scan.eh_records {
+            roots.extend(scan.roots);
+            for (id, records, functions) in scan.eh_frames {
                 let kept = vec![true; records.len()];
                 self.marks.eh_frames.insert(
                     id,
@@ -438,19 +447,24 @@ impl<'a> SectionGraph<'a> {
         }
     }
 
-    /// Edges and root status of one eligible section.
+    /// Adds the edges and root status of one eligible section to `scan`.
     fn scan_section(
         &self,
         id: SectionId,
         opts: &GraphOptions<'_>,
         by_name: &FxHashMap<&[u8], Vec<SectionId>>,
         defer: Defer,
-    ) -> Result<Scan> {
+        scan: &mut Scan,
+    ) -> Result<()> {
         let o = self.db.object(id.object);
         let s = o.section(id.index);
-        let mut edges = Vec::new();
-        let mut late = Vec::new();
-        let mut provisional = Vec::new();
+        let Scan {
+            edges,
+            late,
+            provisional,
+            roots,
+            eh_frames,
+        } = scan;
         let mut edge = |from: SectionId, r: Reloc| {
             let via = Via {
                 object: id.object,
@@ -507,13 +521,9 @@ impl<'a> SectionGraph<'a> {
                     }
                 }
             }
-            return Ok(Scan {
-                edges,
-                late,
-                provisional,
-                root: Some(RootReason::EhFrame),
-                eh_records: Some((records, functions)),
-            });
+            roots.push((id, RootReason::EhFrame));
+            eh_frames.push((id, records, functions));
+            return Ok(());
         }
         for r in s.relocs() {
             edge(id, r);
@@ -535,13 +545,8 @@ impl<'a> SectionGraph<'a> {
         } else {
             None
         };
-        Ok(Scan {
-            edges,
-            late,
-            provisional,
-            root,
-            eh_records: None,
-        })
+        roots.extend(root.map(|reason| (id, reason)));
+        Ok(())
     }
 
     /// Breadth-first marking. The entry and `--keep` roots are explored first so why-chains
