@@ -18,8 +18,8 @@ use uniklink_linker::arch;
 use uniklink_linker::glue::{GLUE_NAME, MAIN_SYMBOL};
 use uniklink_linker::image::{BuildId, ImageKind};
 use uniklink_linker::layout::{Layout, LayoutOptions};
-use uniklink_linker::relocate::relocate;
-use uniklink_linker::write::{WriteOptions, Written, write};
+use uniklink_linker::relocate;
+use uniklink_linker::write::{FilePlan, OutputFile, WriteOptions, Written};
 
 mod weave;
 
@@ -375,13 +375,11 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
         Some(_) => Some(uniklink_linker::debug::collect(&layout)?),
         None => None,
     };
-    let image = relocate(&layout)?;
-    let written = write(
-        &layout,
-        image,
-        &opts.output,
-        &WriteOptions { strip: opts.strip },
-    )?;
+    relocate::check_size(&layout)?;
+    let file = FilePlan::new(&layout, &WriteOptions { strip: opts.strip })?;
+    let mut output = OutputFile::reserve(&opts.output, file.size())?;
+    relocate::relocate(&layout, output.bytes_mut())?;
+    let written = file.write(&layout, output)?;
     let debug_file = match (&opts.debug_file, debug) {
         (Some(path), Some(debug)) if !debug.sections.is_empty() => {
             let size = uniklink_linker::write::write_debug_file(&layout, &debug, path)?;

@@ -15,15 +15,22 @@ use crate::thunks::{ThunkTarget, out_of_reach};
 /// corrupt input, which must give an error rather than an allocation failure.
 const MAX_IMAGE_SIZE: u64 = 1 << 32;
 
-/// Builds the loaded part of the image: `layout.file_size` bytes, headers left zeroed.
-pub fn relocate(layout: &Layout<'_>) -> Result<Vec<u8>> {
+/// Refuses an image too large for any platform before anything is allocated or written.
+pub fn check_size(layout: &Layout<'_>) -> Result<()> {
     if layout.file_size > MAX_IMAGE_SIZE {
         return Err(Error::ImageTooLarge {
             size: layout.file_size,
             max: MAX_IMAGE_SIZE,
         });
     }
-    let mut image = vec![0u8; layout.file_size as usize];
+    Ok(())
+}
+
+/// Builds the loaded part of the image in `image`, which holds `layout.file_size` zeroed bytes
+/// (or more, left as they are); headers and gaps stay zero.
+pub fn relocate(layout: &Layout<'_>, image: &mut [u8]) -> Result<()> {
+    check_size(layout)?;
+    let image = &mut image[..layout.file_size as usize];
     let mut jobs = Vec::new();
     {
         let mut placed: Vec<(u64, u64, &Chunk)> = layout
@@ -38,7 +45,7 @@ pub fn relocate(layout: &Layout<'_>) -> Result<Vec<u8>> {
             })
             .collect();
         placed.sort_by_key(|p| p.0);
-        let mut rest = &mut image[..];
+        let mut rest = image;
         let mut pos = 0u64;
         for (offset, addr, chunk) in placed {
             let (_, tail) = rest.split_at_mut((offset - pos) as usize);
@@ -49,8 +56,7 @@ pub fn relocate(layout: &Layout<'_>) -> Result<Vec<u8>> {
         }
     }
     jobs.into_par_iter()
-        .try_for_each(|(addr, chunk, buf)| fill_chunk(layout, addr, chunk, buf))?;
-    Ok(image)
+        .try_for_each(|(addr, chunk, buf)| fill_chunk(layout, addr, chunk, buf))
 }
 
 fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> Result<()> {

@@ -1,9 +1,10 @@
 //! Writes the static ELF executable: headers, the relocated image, and (unless stripped)
-//! `.symtab`/`.strtab`. The file is written to a temporary file beside the output and renamed
-//! into place, so a failed link never leaves a partial file.
+//! `.symtab`/`.strtab`. The file is planned first ([`FilePlan`]), reserved at its size as a
+//! mapped temporary file beside the output ([`OutputFile`]) that relocation fills in place,
+//! and renamed into place once complete, so a failed link never leaves a partial file.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use object::elf;
 use object::endian::{LittleEndian as LE, U16, U32, U64};
@@ -29,38 +30,114 @@ pub struct Written {
     pub stripped_size: u64,
 }
 
-/// Serialises the image and writes it to `path` atomically, mode 0755.
-pub fn write(
-    layout: &Layout<'_>,
-    mut image: Vec<u8>,
-    path: &Path,
-    opts: &WriteOptions,
-) -> Result<Written> {
-    let loaded_size = image.len() as u64;
-    // The same tail without the symbols: a stripped copy's size without writing one.
-    let stripped_size = loaded_size + FileTail::new(layout, loaded_size, None)?.bytes.len() as u64;
-    let symbols = (!opts.strip).then(|| symbol_table(layout));
-    let tail = FileTail::new(layout, loaded_size, symbols.as_ref())?;
-    image.extend_from_slice(&tail.bytes);
+/// The executable's file, planned before the loaded image exists: its size, so that the file
+/// can be reserved at it and relocation can fill the loaded part in place, and what follows
+/// the loaded part.
+pub struct FilePlan {
+    tail: FileTail,
+    size: u64,
+    stripped_size: u64,
+}
 
-    let ehdr = file_header(
-        layout,
-        (EHDR_SIZE, layout.phnum as u16),
-        tail.shoff,
-        (tail.shnum, tail.shstrndx),
-    );
-    let mut headers = bytes_of(&ehdr).to_vec();
-    for ph in program_headers(layout) {
-        headers.extend_from_slice(bytes_of(&ph));
+impl FilePlan {
+    pub fn new(layout: &Layout<'_>, opts: &WriteOptions) -> Result<FilePlan> {
+        // The same tail without the symbols: a stripped copy's size without writing one.
+        let stripped_size =
+            layout.file_size + FileTail::new(layout, layout.file_size, None)?.bytes.len() as u64;
+        let symbols = (!opts.strip).then(|| symbol_table(layout));
+        let tail = FileTail::new(layout, layout.file_size, symbols.as_ref())?;
+        Ok(FilePlan {
+            size: layout.file_size + tail.bytes.len() as u64,
+            tail,
+            stripped_size,
+        })
     }
-    debug_assert_eq!(headers.len() as u64, layout.headers_size);
-    image[..headers.len()].copy_from_slice(&headers);
 
-    persist(path, &image)?;
-    Ok(Written {
-        size: image.len() as u64,
-        stripped_size,
-    })
+    /// The whole file's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Writes the headers and the tail around the relocated image and puts the file in
+    /// place.
+    pub fn write(self, layout: &Layout<'_>, mut output: OutputFile) -> Result<Written> {
+        let loaded = layout.file_size as usize;
+        let bytes = output.bytes_mut();
+        bytes[loaded..].copy_from_slice(&self.tail.bytes);
+        let ehdr = file_header(
+            layout,
+            (EHDR_SIZE, layout.phnum as u16),
+            self.tail.shoff,
+            (self.tail.shnum, self.tail.shstrndx),
+        );
+        let mut headers = bytes_of(&ehdr).to_vec();
+        for ph in program_headers(layout) {
+            headers.extend_from_slice(bytes_of(&ph));
+        }
+        debug_assert_eq!(headers.len() as u64, layout.headers_size);
+        bytes[..headers.len()].copy_from_slice(&headers);
+        output.commit()?;
+        Ok(Written {
+            size: self.size,
+            stripped_size: self.stripped_size,
+        })
+    }
+}
+
+/// An output file reserved at its final size and mapped, so that the phases write into it in
+/// place; until [`OutputFile::commit`], it is a temporary file beside the destination, removed
+/// if the link fails, so a failed link never leaves a partial file.
+pub struct OutputFile {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+    map: memmap2::MmapMut,
+}
+
+impl OutputFile {
+    pub fn reserve(path: &Path, size: u64) -> Result<OutputFile> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        // A file grown by set_len reads as zeros: gaps between sections need no writing.
+        tmp.as_file().set_len(size).map_err(io)?;
+        // SAFETY: the file is this process's own temporary file, which nothing else maps or
+        // truncates while the map lives.
+        let map = unsafe { memmap2::MmapMut::map_mut(tmp.as_file()) }.map_err(io)?;
+        Ok(OutputFile {
+            path: path.to_path_buf(),
+            tmp,
+            map,
+        })
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+
+    /// Unmaps the file, makes it executable and readable by all, and renames it into place.
+    fn commit(self) -> Result<()> {
+        let OutputFile { path, tmp, map } = self;
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        drop(map);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o755))
+                .map_err(io)?;
+        }
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
 }
 
 /// What follows the loaded image in the file: the symbol table when there is one, the
@@ -550,13 +627,6 @@ fn sym(name: u32, info: u8, other: u8, shndx: u16, value: u64, size: u64) -> elf
         st_value: U64::new(LE, value),
         st_size: U64::new(LE, size),
     }
-}
-
-fn persist(path: &Path, image: &[u8]) -> Result<()> {
-    replace_file(path, image, true).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so that a
