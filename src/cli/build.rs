@@ -33,7 +33,7 @@ pub struct BuildArgs {
     /// input sections shuffled inside code, read-only data, data and bss, and the base
     /// moved up by whole pages. The same seed gives the same image; over the manifest's
     /// `randomize_layout`.
-    #[arg(long, value_name = "SEED", value_parser = parse_seed)]
+    #[arg(long, value_name = "SEED", value_parser = parse_seed, env = LAYOUT_SEED_ENV)]
     randomize_layout: Option<Seed>,
     #[command(flatten)]
     cargo: CargoBuildArgs,
@@ -58,6 +58,34 @@ enum Seed {
     Random,
 }
 
+/// Sets `--randomize-layout` for every build, `run`'s included: a test suite runs whole under
+/// one layout seed this way.
+const LAYOUT_SEED_ENV: &str = "UNIKLINK_RANDOMIZE_LAYOUT";
+
+/// The layout seed [`LAYOUT_SEED_ENV`] gives, for commands without `--randomize-layout`.
+pub(super) fn env_layout_seed() -> miette::Result<Option<u64>> {
+    let Some(value) = std::env::var_os(LAYOUT_SEED_ENV) else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy();
+    let seed = parse_seed(&value).map_err(|e| miette::miette!("{LAYOUT_SEED_ENV}: {e}"))?;
+    resolve_seed(seed).map(Some)
+}
+
+/// A given seed, or a fresh one, printed so that the image can be built again.
+fn resolve_seed(seed: Seed) -> miette::Result<u64> {
+    match seed {
+        Seed::Given(seed) => Ok(seed),
+        Seed::Random => {
+            let seed = random_seed()?;
+            eprintln!(
+                "uniklink: layout seed {seed} (`--randomize-layout {seed}` builds the same image)"
+            );
+            Ok(seed)
+        }
+    }
+}
+
 fn parse_seed(s: &str) -> Result<Seed, String> {
     if s == "random" {
         return Ok(Seed::Random);
@@ -79,17 +107,7 @@ fn random_seed() -> miette::Result<u64> {
 
 pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
     let manifest = args.manifest.load()?;
-    let randomize_layout = match args.randomize_layout {
-        None => None,
-        Some(Seed::Given(seed)) => Some(seed),
-        Some(Seed::Random) => {
-            let seed = random_seed()?;
-            eprintln!(
-                "uniklink: layout seed {seed} (`--randomize-layout {seed}` builds the same image)"
-            );
-            Some(seed)
-        }
-    };
+    let randomize_layout = args.randomize_layout.map(resolve_seed).transpose()?;
     let mut cargo_args = args.cargo.to_cargo(&args.output);
     cargo_args.extend(args.cargo_args);
     // Without --arch every architecture the manifest lists is built, in its order.

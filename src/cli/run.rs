@@ -318,7 +318,7 @@ fn base_options(args: &RunArgs, manifest: Option<&Manifest>) -> miette::Result<R
             objects: Vec::new(),
             conventional: false,
             strip: false,
-            randomize_layout: None,
+            randomize_layout: super::build::env_layout_seed()?,
         };
         let built =
             build::build(manifest, &opts).map_err(|e| miette!("{}", super::build::chain(&e)))?;

@@ -111,8 +111,14 @@ pub fn assert_too_much_is_reported(suite: &Suite) {
     let total = mib(total).unwrap_or_else(|| panic!("the heap's size: {panic}"));
     let largest = mib(largest).unwrap_or_else(|| panic!("the largest free block: {panic}"));
     assert!(spans == "1 span" || spans == "2 spans", "{panic}");
-    // Most of the 4 MiB is heap, and most of the heap is one block.
-    assert!((2.5..4.0).contains(&total), "{panic}");
+    // Most of the 4 MiB is heap, and most of the heap is one block; a randomized layout
+    // (UNIKLINK_RANDOMIZE_LAYOUT, as CI runs the suite) moves the image up by as much as 1 MiB,
+    // which the heap below it loses.
+    let floor = match std::env::var_os("UNIKLINK_RANDOMIZE_LAYOUT") {
+        Some(_) => 1.5,
+        None => 2.5,
+    };
+    assert!((floor..4.0).contains(&total), "{panic}");
     assert!((1.9..=total).contains(&largest), "{panic}");
 }
 
