@@ -233,6 +233,23 @@ impl FileTail {
 /// symbol table's section numbers hold), the relocated debug sections, and the symbol table;
 /// no program headers. gdb takes it as the symbol file and addr2line reads it; the image
 /// itself is not changed by it. Returns the file's size.
+/// The bytes of a note output section: its input notes at their places (notes have no
+/// relocations to apply).
+fn note_contents(layout: &Layout<'_>, s: &crate::layout::OutputSection) -> Option<Vec<u8>> {
+    if s.sh_type != elf::SHT_NOTE {
+        return None;
+    }
+    let mut note = vec![0u8; usize::try_from(s.size).ok()?];
+    for chunk in &s.chunks {
+        if let ChunkKind::Input(id) = chunk.kind {
+            let data = layout.db.object(id.object).section(id.index).data;
+            let at = usize::try_from(chunk.offset).ok()?;
+            note.get_mut(at..at + data.len())?.copy_from_slice(data);
+        }
+    }
+    Some(note)
+}
+
 pub fn write_debug_file(
     layout: &Layout<'_>,
     debug: &crate::debug::DebugSections,
@@ -249,12 +266,23 @@ pub fn write_debug_file(
     let mut bytes = vec![0u8; EHDR_SIZE as usize];
     let mut shdrs = vec![section_header(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)];
     for s in &layout.sections {
+        // Notes keep their contents, as `objcopy --only-keep-debug` keeps them: the build id
+        // note is what ties the debug file to its image for gdb and debuginfod.
+        let (sh_type, offset) = match note_contents(layout, s) {
+            Some(note) => {
+                bytes.resize(bytes.len().next_multiple_of(s.align.max(1) as usize), 0);
+                let offset = bytes.len() as u64;
+                bytes.extend_from_slice(&note);
+                (elf::SHT_NOTE, offset)
+            }
+            None => (elf::SHT_NOBITS, 0),
+        };
         shdrs.push(section_header(
             name_of(&s.name),
-            elf::SHT_NOBITS,
+            sh_type,
             s.flags,
             s.addr,
-            0,
+            offset,
             s.size,
             0,
             0,

@@ -395,6 +395,19 @@ impl Suite {
                 .any(|sh| debug_elf.shdr_strtab.get_at(sh.sh_name) == Some(".debug_info")),
             "the debug file has .debug_info"
         );
+        // By section: a debug file has no program headers.
+        let build_id = |elf: &Elf<'_>, bytes: &[u8]| {
+            elf.iter_note_sections(bytes, Some(".note.gnu.build-id"))?
+                .filter_map(Result::ok)
+                .find(|n| n.name == "GNU" && n.n_type == goblin::elf::note::NT_GNU_BUILD_ID)
+                .map(|n| n.desc.to_vec())
+        };
+        let image_id = build_id(&elf, &image_bytes).expect("the image has a build id");
+        assert_eq!(
+            build_id(&debug_elf, &debug_bytes),
+            Some(image_id),
+            "the debug file carries the image's build id, by which gdb and debuginfod pair them"
+        );
         assert_eq!(build("panic"), image);
         assert!(
             std::fs::read(&image).unwrap() == image_bytes,
