@@ -19,6 +19,7 @@ mod linkers;
 #[path = "common/run.rs"]
 mod run;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -66,6 +67,7 @@ fixtures!(
         data_relocs,
         debug_info,
         duplicate_symbol,
+        eh_frame_hdr,
         func_ptrs,
         gc_sections,
         got_extern,
@@ -130,6 +132,7 @@ fn real_program(target: Target, program: Program, packaging: Packaging, stdout_c
             stdout_contains: &stdout_contains,
             stderr_contains: &[],
             max_image_bytes: None,
+            ldflags: &[],
             gc_removes: &[],
         },
     );
@@ -187,8 +190,8 @@ fn real_zlib(target: Target) {
 }
 
 /// ripgrep, built by cargo for x86_64-unknown-linux-musl (`xtask::rust_program`), linked with
-/// rustc's captured line by GNU ld and with the same input files by uniklink (with GC,
-/// `--no-gc` and `--strip`), every program run with the same arguments and compared. Only
+/// rustc's captured line by GNU ld and with the same input files and `--eh-frame-hdr` by
+/// uniklink (with GC, `--no-gc` and `--strip`), every program run with the same arguments and compared. Only
 /// x86_64: the Rust musl target for aarch64 is not installed. The first run builds ripgrep
 /// (minutes) into `CARGO_TARGET_TMPDIR`; later runs only link.
 #[test]
@@ -286,8 +289,8 @@ fn real_ripgrep() {
             let args = ["--entry", "_start"]
                 .iter()
                 .chain(flags)
-                .map(Path::new)
-                .chain(line.inputs().iter().map(|p| p.as_path()));
+                .map(OsStr::new)
+                .chain(line.uniklink_args());
             let linked = tools.uniklink(&exe, args);
             if !linked.succeeded() {
                 return Some(format!("uniklink {variant}: link failed: {linked}"));

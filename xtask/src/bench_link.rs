@@ -170,7 +170,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
                             .args(objects)
                             .args(toolchain.libraries())
                             .args(toolchain.end_files()),
-                        Inputs::Rust(line) => cmd.args(line.inputs()),
+                        Inputs::Rust(line) => cmd.args(line.uniklink_args()),
                     };
                     cmd
                 }),

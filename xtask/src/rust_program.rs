@@ -9,7 +9,7 @@
 //! target, so it cannot be an ordinary dependency of one).
 
 use std::collections::hash_map::DefaultHasher;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -68,9 +68,16 @@ impl LinkLine {
         cmd
     }
 
-    /// The input files (objects, rlibs, archives) in rustc's order.
-    pub fn inputs(&self) -> &[PathBuf] {
-        &self.inputs
+    /// uniklink's `link` arguments for the same link: of rustc's flags, the one uniklink
+    /// needs to know (`--eh-frame-hdr`: Rust's unwinder finds FDEs only through it), then the
+    /// input files (objects, rlibs, archives) in rustc's order.
+    pub fn uniklink_args(&self) -> Vec<&OsStr> {
+        self.args
+            .iter()
+            .filter(|arg| *arg == "--eh-frame-hdr")
+            .map(OsStr::new)
+            .chain(self.inputs.iter().map(|input| input.as_os_str()))
+            .collect()
     }
 }
 
