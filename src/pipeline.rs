@@ -58,6 +58,8 @@ pub struct LinkOptions {
     /// What to report besides the image; on large inputs the size report costs more than
     /// the link itself, so it is computed only when asked for.
     pub report: ReportWanted,
+    /// Write `.eh_frame_hdr` and `PT_GNU_EH_FRAME` (`link --eh-frame-hdr`).
+    pub eh_frame_hdr: bool,
     /// Free the link's tables and unmap its inputs before returning. A process that exits
     /// right after the link leaves that to the kernel, which reclaims the whole address space
     /// at once, where freeing a large link's allocations one by one costs as much as a phase.
@@ -102,6 +104,7 @@ impl LinkOptions {
             randomize_layout: None,
             debug_file: None,
             report: ReportWanted::default(),
+            eh_frame_hdr: false,
             free_memory: true,
         }
     }
@@ -354,6 +357,7 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
             entry: &opts.entry,
             base: opts.base.or(opts.image.base()),
             randomize: opts.randomize_layout,
+            eh_frame_hdr: opts.eh_frame_hdr,
         },
     )?;
     opts.image

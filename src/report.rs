@@ -43,6 +43,7 @@ pub fn placement(layout: &Layout<'_>) -> Placement {
                                 ChunkKind::Input(id) | ChunkKind::EhFrame(id) => Content::Input(id),
                                 ChunkKind::Strings(_) => Content::MergedStrings,
                                 ChunkKind::Got => Content::Got,
+                                ChunkKind::EhFrameHdr(_) => Content::EhFrameHdr,
                                 ChunkKind::Commons => Content::Commons,
                                 ChunkKind::Thunks(_) => Content::Thunks,
                             },

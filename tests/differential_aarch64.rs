@@ -199,6 +199,7 @@ fn far_calls_go_through_thunks() {
             stdout_contains: &["far_function=42 far_tail=12 pad=0".to_string()],
             stderr_contains: &[],
             max_image_bytes: None,
+            ldflags: &[],
             gc_removes: &[],
         },
     );
@@ -243,7 +244,7 @@ fn branch_overflow_names_the_relocation() {
         .compile(&source, &object, &[])
         .unwrap_or_else(|error| panic!("branch.s: {error}"));
     let objects = [object];
-    let gnu = gnu_ld(tools, &objects, &[], &work.path().join("gnu-ld.out"));
+    let gnu = gnu_ld(tools, &objects, &[], &[], &work.path().join("gnu-ld.out"));
     assert!(
         !gnu.succeeded() && gnu.stderr.contains("R_AARCH64_CONDBR19"),
         "GNU ld must refuse the branch too: {gnu}"

@@ -35,6 +35,8 @@ pub enum Error {
          a section's alignment or size in the inputs is likely corrupt"
     )]
     ImageTooLarge { size: u64, max: u64 },
+    #[error(".eh_frame_hdr: {0}")]
+    EhFrameHdr(String),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error("cannot write {}: {source}", path.display())]

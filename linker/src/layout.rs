@@ -9,12 +9,14 @@
 use object::elf;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
+use uniklink_analyzer::eh_frame::RecordKind;
 use uniklink_analyzer::graph::SectionGraph;
 use uniklink_analyzer::id::{IdVec, Idx};
 use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolIndex, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
 
 use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
+use crate::eh_frame_hdr;
 use crate::error::{DiscardedTarget, Error, Result};
 use crate::thunks::{ThunkGroup, ThunkPlan, insert_islands};
 
@@ -26,6 +28,9 @@ pub struct LayoutOptions<'s> {
     /// and bss in a shuffled order, and the base moved up by a whole number of pages (fewer
     /// than [`RANDOM_BASE_PAGES`]). The same seed gives the same layout.
     pub randomize: Option<u64>,
+    /// Write `.eh_frame_hdr` and its `PT_GNU_EH_FRAME` (ld's `--eh-frame-hdr`) when there is
+    /// an `.eh_frame`; see [`crate::eh_frame_hdr`].
+    pub eh_frame_hdr: bool,
 }
 
 /// The base moves up by fewer pages than this under [`LayoutOptions::randomize`]: up to
@@ -86,6 +91,7 @@ pub enum Rank {
     Fini,
     Rodata,
     OtherRo,
+    EhFrameHdr,
     EhFrame,
     GccExceptTable,
     Tdata,
@@ -116,9 +122,11 @@ impl Rank {
         match self {
             Rank::Note => SegmentKind::Headers,
             Rank::Init | Rank::Text | Rank::OtherExec | Rank::Fini => SegmentKind::Exec,
-            Rank::Rodata | Rank::OtherRo | Rank::EhFrame | Rank::GccExceptTable => {
-                SegmentKind::ReadOnly
-            }
+            Rank::Rodata
+            | Rank::OtherRo
+            | Rank::EhFrameHdr
+            | Rank::EhFrame
+            | Rank::GccExceptTable => SegmentKind::ReadOnly,
             _ => SegmentKind::Writable,
         }
     }
@@ -337,6 +345,8 @@ pub enum ChunkKind {
     /// Index into [`Layout::strings`]: deduplicated strings or constants.
     Strings(usize),
     Got,
+    /// The `.eh_frame_hdr` table of the given number of FDEs, filled after relocation.
+    EhFrameHdr(u64),
     Commons,
     /// The range-extension thunks of [`Layout::thunk_groups`]`[i]`.
     Thunks(usize),
@@ -518,6 +528,13 @@ impl<'a> Layout<'a> {
             builders.push(Builder {
                 name: b".got",
                 rank: Rank::Got,
+                inputs: Vec::new(),
+            });
+        }
+        if opts.eh_frame_hdr && builders.iter().any(|b| b.rank == Rank::EhFrame) {
+            builders.push(Builder {
+                name: b".eh_frame_hdr",
+                rank: Rank::EhFrameHdr,
                 inputs: Vec::new(),
             });
         }
@@ -710,6 +727,19 @@ impl<'a> Layout<'a> {
         }
         match b.rank {
             Rank::Got => chunks.push((ChunkKind::Got, 8 * self.got.len() as u64, 8)),
+            Rank::EhFrameHdr => {
+                let fdes = self
+                    .graph
+                    .eh_frames()
+                    .iter()
+                    .filter(|(id, _)| self.graph.is_kept(**id))
+                    .flat_map(|(_, frame)| frame.records.iter().zip(&frame.kept))
+                    .filter(|(record, kept)| {
+                        **kept && matches!(record.kind, RecordKind::Fde { .. })
+                    })
+                    .count() as u64;
+                chunks.push((ChunkKind::EhFrameHdr(fdes), eh_frame_hdr::size(fdes), 4));
+            }
             Rank::Bss if !commons.is_empty() => {
                 let mut size = 0u64;
                 let mut align = 1u64;
@@ -839,7 +869,8 @@ impl<'a> Layout<'a> {
             .iter()
             .filter(|s| s.rank == Rank::Note && s.size > 0)
             .count();
-        self.phnum = loads + 1 + usize::from(has_tls) + notes;
+        let has_eh_frame_hdr = self.sections.iter().any(|s| s.rank == Rank::EhFrameHdr);
+        self.phnum = loads + 1 + usize::from(has_tls) + notes + usize::from(has_eh_frame_hdr);
         self.headers_size = EHDR_SIZE + PHDR_SIZE * self.phnum as u64;
 
         let mut offset = self.headers_size;
@@ -971,7 +1002,10 @@ impl<'a> Layout<'a> {
                         self.section_addr[id.object][id.index.index()] = Some(at);
                     }
                     ChunkKind::Got => self.got_addr = at,
-                    ChunkKind::Strings(_) | ChunkKind::Commons | ChunkKind::Thunks(_) => {}
+                    ChunkKind::Strings(_)
+                    | ChunkKind::EhFrameHdr(_)
+                    | ChunkKind::Commons
+                    | ChunkKind::Thunks(_) => {}
                 }
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod arch;
 pub mod debug;
+pub mod eh_frame_hdr;
 pub mod error;
 pub mod glue;
 pub mod image;

@@ -7,8 +7,9 @@ use uniklink_analyzer::eh_frame::RecordKind;
 use uniklink_analyzer::object::{Reloc, SectionId};
 
 use crate::arch::{Applied, GotUse, RelocValue};
+use crate::eh_frame_hdr;
 use crate::error::{Error, RelocFailure, Result};
-use crate::layout::{Chunk, ChunkKind, Layout, target_kind};
+use crate::layout::{Chunk, ChunkKind, Layout, Rank, target_kind};
 use crate::thunks::{ThunkTarget, out_of_reach};
 
 /// The largest image file built: PVH loads images below 4 GiB, and a size past it comes from
@@ -45,7 +46,7 @@ pub fn relocate(layout: &Layout<'_>, image: &mut [u8]) -> Result<()> {
             })
             .collect();
         placed.sort_by_key(|p| p.0);
-        let mut rest = image;
+        let mut rest = &mut *image;
         let mut pos = 0u64;
         for (offset, addr, chunk) in placed {
             let (_, tail) = rest.split_at_mut((offset - pos) as usize);
@@ -56,7 +57,21 @@ pub fn relocate(layout: &Layout<'_>, image: &mut [u8]) -> Result<()> {
         }
     }
     jobs.into_par_iter()
-        .try_for_each(|(addr, chunk, buf)| fill_chunk(layout, addr, chunk, buf))
+        .try_for_each(|(addr, chunk, buf)| fill_chunk(layout, addr, chunk, buf))?;
+    fill_eh_frame_hdr(layout, image)
+}
+
+/// The `.eh_frame_hdr` table, read off the relocated `.eh_frame`, when layout made one.
+fn fill_eh_frame_hdr(layout: &Layout<'_>, image: &mut [u8]) -> Result<()> {
+    let section = |rank| layout.sections.iter().find(|s| s.rank == rank);
+    let (Some(hdr), Some(frame)) = (section(Rank::EhFrameHdr), section(Rank::EhFrame)) else {
+        return Ok(());
+    };
+    // The header comes first in the read-only segment, so the two slices are disjoint.
+    let (before, after) = image.split_at_mut(frame.offset as usize);
+    let hdr_bytes = &mut before[hdr.offset as usize..(hdr.offset + hdr.size) as usize];
+    let frame_bytes = &after[..frame.size as usize];
+    eh_frame_hdr::fill(hdr_bytes, hdr.addr, frame_bytes, frame.addr)
 }
 
 fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> Result<()> {
@@ -124,7 +139,8 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
             }
             Ok(())
         }
-        ChunkKind::Commons => Ok(()),
+        // Filled once every .eh_frame record is in place: see `fill_eh_frame_hdr`.
+        ChunkKind::EhFrameHdr(_) | ChunkKind::Commons => Ok(()),
         ChunkKind::Thunks(index) => layout.write_thunks(index, addr, buf),
     }
 }

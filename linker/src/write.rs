@@ -444,6 +444,17 @@ fn program_headers(layout: &Layout<'_>) -> Vec<elf::ProgramHeader64<LE>> {
             note.align,
         ));
     }
+    if let Some(hdr) = layout.sections.iter().find(|s| s.rank == Rank::EhFrameHdr) {
+        out.push(ph(
+            elf::PT_GNU_EH_FRAME,
+            elf::PF_R,
+            hdr.offset,
+            hdr.addr,
+            hdr.size,
+            hdr.size,
+            hdr.align,
+        ));
+    }
     out.push(ph(elf::PT_GNU_STACK, elf::PF_R | elf::PF_W, 0, 0, 0, 0, 16));
     out
 }

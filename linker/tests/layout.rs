@@ -145,6 +145,7 @@ fn with_link(
             entry: "_start",
             base,
             randomize: None,
+            eh_frame_hdr: false,
         },
     )
     .unwrap();

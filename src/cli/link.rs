@@ -41,6 +41,11 @@ pub struct LinkArgs {
     /// Leave out the symbol table.
     #[arg(long, short = 's')]
     strip: bool,
+    /// Write `.eh_frame_hdr` and its `PT_GNU_EH_FRAME` program header, as `ld --eh-frame-hdr`
+    /// does: the index an unwinder without registered frames needs (LLVM's libunwind, which
+    /// Rust programs for musl link, so a panic can unwind).
+    #[arg(long)]
+    eh_frame_hdr: bool,
     /// Write a size report that `cargo uniklink report`, `why` and `diff` read, as `build`
     /// does; on large links computing it takes longer than the link.
     #[arg(long, value_name = "FILE")]
@@ -202,6 +207,7 @@ pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
         keep: args.keep,
         gc: !args.no_gc,
         strip: args.strip,
+        eh_frame_hdr: args.eh_frame_hdr,
         why: args.why,
         report: ReportWanted {
             sections: args.print_gc_sections || args.report.is_some(),

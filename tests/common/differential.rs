@@ -47,13 +47,20 @@ pub fn available<T>(found: Result<T, String>) -> Option<T> {
 }
 
 /// The reference link: objects before the archives that serve them, the C libraries in a
-/// group.
-pub fn gnu_ld(tools: &Linkers, objects: &[PathBuf], archives: &[PathBuf], out: &Path) -> Linked {
+/// group, `flags` before the inputs.
+pub fn gnu_ld(
+    tools: &Linkers,
+    objects: &[PathBuf],
+    archives: &[PathBuf],
+    flags: &[String],
+    out: &Path,
+) -> Linked {
     let inputs: Vec<PathBuf> = objects.iter().chain(archives).cloned().collect();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     linked(
         tools
             .toolchain
-            .gnu_ld(tools.toolchain.target.ld(), &inputs, out, &[]),
+            .gnu_ld(tools.toolchain.target.ld(), &inputs, out, &flags),
     )
 }
 
@@ -85,6 +92,8 @@ pub struct Reference<'a> {
     pub stdout_contains: &'a [String],
     pub stderr_contains: &'a [String],
     pub max_image_bytes: Option<u64>,
+    /// Flags both linkers get.
+    pub ldflags: &'a [String],
     /// Strings only unreachable code or data contains: GNU ld (without GC) keeps them,
     /// uniklink's collected image must not.
     pub gc_removes: &'a [String],
@@ -99,6 +108,7 @@ impl<'a> Reference<'a> {
             stdout_contains: &expect.stdout_contains,
             stderr_contains: &expect.stderr_contains,
             max_image_bytes: expect.max_image_bytes,
+            ldflags: &expect.ldflags,
             gc_removes: &expect.gc_removes,
         }
     }
@@ -115,7 +125,7 @@ pub fn link_run_compare(
     reference: &Reference,
 ) -> Vec<String> {
     let gnu_exe = work.join("gnu-ld.out");
-    let gnu = gnu_ld(tools, objects, archives, &gnu_exe);
+    let gnu = gnu_ld(tools, objects, archives, reference.ldflags, &gnu_exe);
     assert!(gnu.succeeded(), "{label}: the reference link failed: {gnu}");
     let gnu_problems = image_check::problems(&gnu_exe);
     assert!(
@@ -178,7 +188,12 @@ fn check_uniklink(
     reference: &Reference,
     expected: &run::Ran,
 ) -> Result<(), String> {
-    let linked = uniklink_program(tools, archives, objects, flags, exe);
+    let flags: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(reference.ldflags.iter().map(String::as_str))
+        .collect();
+    let linked = uniklink_program(tools, archives, objects, &flags, exe);
     if !linked.succeeded() {
         return Err(format!("link failed: {linked}"));
     }
@@ -302,14 +317,21 @@ pub fn fixture_failures(tools: &Linkers, fixture: &Fixture, extra: &[&str]) -> V
             &Reference::of(expect),
         );
     }
-    let gnu = gnu_ld(tools, &objects, &archives, &work.path().join("gnu-ld.out"));
+    let gnu = gnu_ld(
+        tools,
+        &objects,
+        &archives,
+        &expect.ldflags,
+        &work.path().join("gnu-ld.out"),
+    );
     assert!(
         !gnu.succeeded(),
         "{name}: GNU ld accepted a fixture that must fail"
     );
     let out = work.path().join("uniklink.out");
     let before = listing(work.path());
-    let uni = uniklink_program(tools, &archives, &objects, &[], &out);
+    let flags: Vec<&str> = expect.ldflags.iter().map(String::as_str).collect();
+    let uni = uniklink_program(tools, &archives, &objects, &flags, &out);
     let mut problems = failure_problems(&uni, &out, &before);
     for fragment in &expect.link_error {
         if !uni.stderr.contains(fragment.as_str()) {

@@ -35,6 +35,9 @@ pub struct Expect {
     /// Strings that only unreachable code or data contains; see `differential.rs`.
     #[serde(default)]
     pub gc_removes: Vec<String>,
+    /// Flags both linkers get, spelt alike by GNU ld and uniklink (`--eh-frame-hdr`).
+    #[serde(default)]
+    pub ldflags: Vec<String>,
     /// Upper bound on the size of uniklink's image file.
     pub max_image_bytes: Option<u64>,
     /// x86_64 flags (of `cflags` or `file_cflags`) replaced by their aarch64 counterparts

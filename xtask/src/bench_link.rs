@@ -1,8 +1,9 @@
-//! `cargo xtask bench link`: the largest real input (SQLite with its driver, musl's libc and
-//! libgcc), or a synthetic object with very many functions, linked by each linker with section
-//! garbage collection, timed over several interleaved runs so that a slow moment of the
+//! `cargo xtask bench link`: the largest real C input (SQLite with its driver, musl's libc and
+//! libgcc), a real Rust program (ripgrep, with rustc's own link line), or a synthetic object
+//! with very many functions, linked by each linker with section garbage collection, timed over several interleaved runs so that a slow moment of the
 //! machine hurts every linker alike.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use xtask::Error;
 use xtask::real::{self, Program};
+use xtask::rust_program;
 use xtask::toolchain::{self, Toolchain};
 
 use crate::stats::median;
@@ -23,6 +25,16 @@ enum Input {
     /// own FDE in .eh_frame; half of them are reachable from main, as a binary tree of calls.
     /// Shows how a linker scales with sections, symbols and FDEs.
     Functions,
+    /// ripgrep built by cargo for x86_64-unknown-linux-musl (static, non-PIE), linked with
+    /// rustc's captured link line: its rlibs, the Rust standard library, musl and libunwind.
+    Ripgrep,
+}
+
+/// What the linkers link: C objects with musl's start files and libraries, or rustc's line.
+#[derive(Clone)]
+enum Inputs {
+    C(Vec<PathBuf>),
+    Rust(rust_program::LinkLine),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,21 +82,39 @@ pub fn run(options: &Options) -> Result<(), Error> {
     fs::create_dir_all(&work).map_err(Error::io(&work))?;
 
     let toolchain = Toolchain::discover()?;
-    let (objects, title) = match options.input {
+    let (inputs, title, run_args) = match options.input {
         Input::Sqlite => {
             eprintln!(
                 "building the SQLite driver (cached under {})",
                 target_dir.join("xtask/real").display()
             );
             let built = real::build(Program::Sqlite, &toolchain, &target_dir.join("xtask/real"))?;
-            (built.objects(), "SQLite driver + musl libc".to_string())
+            (
+                Inputs::C(built.objects()),
+                "SQLite driver + musl libc".to_string(),
+                Vec::new(),
+            )
         }
         Input::Functions => {
             eprintln!("generating and assembling {} functions", options.functions);
             let object = functions_object(options.functions, &work)?;
             (
-                vec![object],
+                Inputs::C(vec![object]),
                 format!("{} functions with FDEs + musl libc", options.functions),
+                Vec::new(),
+            )
+        }
+        Input::Ripgrep => {
+            let cache = target_dir.join("xtask/rust-program");
+            eprintln!(
+                "building ripgrep for {} (cached under {}; the first build takes minutes)",
+                rust_program::TARGET,
+                cache.display()
+            );
+            (
+                Inputs::Rust(rust_program::build(&toolchain, &cache)?),
+                format!("ripgrep ({}), rustc's link line", rust_program::TARGET),
+                rust_program::bench_args(),
             )
         }
     };
@@ -112,11 +142,13 @@ pub fn run(options: &Options) -> Result<(), Error> {
 
     let gc_linker = |name: &'static str, program: &'static str| {
         let toolchain = toolchain.clone();
-        let objects = objects.clone();
+        let inputs = inputs.clone();
         Linker {
             name,
-            command: Box::new(move |out| {
-                toolchain.gnu_ld(program, &objects, out, &["--gc-sections"])
+            command: Box::new(move |out| match &inputs {
+                Inputs::C(objects) => toolchain.gnu_ld(program, objects, out, &["--gc-sections"]),
+                // rustc's line already asks for --gc-sections.
+                Inputs::Rust(line) => line.command(program, out),
             }),
         }
     };
@@ -126,17 +158,20 @@ pub fn run(options: &Options) -> Result<(), Error> {
         gc_linker("mold", "mold"),
         {
             let toolchain = toolchain.clone();
-            let objects = objects.clone();
+            let inputs = inputs.clone();
             Linker {
                 name: "uniklink",
                 command: Box::new(move |out| {
                     let mut cmd = Command::new(&uniklink);
-                    cmd.args(["link", "--entry", "_start", "-o"])
-                        .arg(out)
-                        .args(toolchain.start_files())
-                        .args(&objects)
-                        .args(toolchain.libraries())
-                        .args(toolchain.end_files());
+                    cmd.args(["link", "--entry", "_start", "-o"]).arg(out);
+                    match &inputs {
+                        Inputs::C(objects) => cmd
+                            .args(toolchain.start_files())
+                            .args(objects)
+                            .args(toolchain.libraries())
+                            .args(toolchain.end_files()),
+                        Inputs::Rust(line) => cmd.args(line.uniklink_args()),
+                    };
                     cmd
                 }),
             }
@@ -150,7 +185,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
     let mut outcomes: Vec<Outcome> = linkers
         .iter()
         .zip(&outputs)
-        .map(|(linker, out)| warm_up(linker, out))
+        .map(|(linker, out)| warm_up(linker, out, &run_args))
         .collect();
 
     eprintln!("timing {} runs per linker", options.runs);
@@ -177,7 +212,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
 
 /// Links once untimed, then runs the executable: a linker whose output does not behave like
 /// GNU ld's is reported, not ranked as if it had done the same job.
-fn warm_up(linker: &Linker, out: &Path) -> Outcome {
+fn warm_up(linker: &Linker, out: &Path, run_args: &[OsString]) -> Outcome {
     let mut cmd = (linker.command)(out);
     let output = match cmd.output() {
         Ok(output) => output,
@@ -187,7 +222,7 @@ fn warm_up(linker: &Linker, out: &Path) -> Outcome {
         return Outcome::Failed(first_line(&output.stderr));
     }
     let size = fs::metadata(out).map_or(0, |m| m.len());
-    let stdout = match Command::new(out).output() {
+    let stdout = match Command::new(out).args(run_args).output() {
         Ok(ran) if ran.status.success() => ran.stdout,
         Ok(ran) => return Outcome::Failed(format!("its executable exited with {}", ran.status)),
         Err(error) => return Outcome::Failed(format!("its executable did not start: {error}")),

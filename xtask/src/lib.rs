@@ -1,8 +1,10 @@
 //! Support shared by `cargo xtask bench` and the root package's differential tests: finding the
-//! musl C toolchain the way the compiler driver does, and building the real C programs that
-//! crates.io packages vendor. Both need exactly the same objects, so they share one cache.
+//! musl C toolchain the way the compiler driver does, building the real C programs that
+//! crates.io packages vendor, and building a real Rust program with its link line captured.
+//! Both need exactly the same inputs, so they share one cache.
 
 pub mod real;
+pub mod rust_program;
 pub mod toolchain;
 
 use std::path::PathBuf;

@@ -33,8 +33,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
-    /// Link the SQLite driver with GNU ld, ld.lld, mold and uniklink (all garbage-collecting
-    /// sections) and print median wall-clock times and output sizes.
+    /// Link the SQLite driver (or `--input` ripgrep, or generated functions) with GNU ld,
+    /// ld.lld, mold and uniklink (all garbage-collecting sections) and print median wall-clock
+    /// times and output sizes.
     Link(bench_link::Options),
     /// Build and boot hello (uniklink and GNU ld images, and an empty guest as the floor) on
     /// QEMU microvm with TCG: image sizes and median boot times.

@@ -40,6 +40,8 @@ pub enum Content {
     /// Deduplicated strings of several `SHF_MERGE|SHF_STRINGS` inputs.
     MergedStrings,
     Got,
+    /// The `.eh_frame_hdr` table the linker writes.
+    EhFrameHdr,
     Commons,
     Thunks,
 }
@@ -292,6 +294,7 @@ impl SizeReport {
                         }
                         Content::MergedStrings => format!("merged strings ({})", s.name),
                         Content::Got => "GOT".to_owned(),
+                        Content::EhFrameHdr => "unwind table index (.eh_frame_hdr)".to_owned(),
                         Content::Commons => "common symbols".to_owned(),
                         Content::Thunks => "range-extension thunks".to_owned(),
                     };
