@@ -30,6 +30,9 @@ const BOOT_GUARD: Duration = Duration::from_secs(120);
 const IO_GUARD: Duration = Duration::from_secs(30);
 /// The runner kills the guest after this long even if a test never stops it.
 const RUN_GUARD_SECS: &str = "600";
+/// How long an isolated guest runs before the runner kills it: past its boot, so that frames
+/// it queued have reached the wire (a kill right at `listening` can cut them off).
+const ISOLATED_RUN_SECS: &str = "30";
 
 fn uniklink() -> Command {
     let mut cmd = Command::cargo_bin("cargo-uniklink").expect("the cargo-uniklink binary");
@@ -867,14 +870,22 @@ struct Isolated {
     report: serde_json::Value,
 }
 
-/// Boots `image` on a network with no DHCP server and no peer, until its first listening
-/// socket (`run --until listening`).
+/// Boots `image` on a network with no DHCP server and no peer for [`ISOLATED_RUN_SECS`], well
+/// past its first listening socket.
 fn boot_isolated(image: &Path) -> Isolated {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let pcap = dir.path().join("frames.pcap");
     let out = uniklink()
-        .args(["run", "--accel", "tcg", "--timeout", RUN_GUARD_SECS])
-        .args(["--until", "listening", "--json"])
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--json",
+            "--timeout",
+            ISOLATED_RUN_SECS,
+        ])
+        // The guest states its milestones only when asked, as `--until` asks.
+        .args(["--append", "uniklink.timeline"])
         .arg(image)
         .args(["--", "-netdev", "hubport,id=n0,hubid=0"])
         .args(["-device", "virtio-net-device,netdev=n0", "-object"])
@@ -887,9 +898,9 @@ fn boot_isolated(image: &Path) -> Isolated {
     let console = String::from_utf8_lossy(&out.stderr).into_owned();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("the JSON report ({e}); console: {console}"));
-    assert!(
-        out.status.success(),
-        "the guest reaches `listening`: {report:#}\n{console}"
+    assert_eq!(
+        report["timed_out"], true,
+        "the guest runs until the timeout: {report:#}\n{console}"
     );
     let frames = pcap_frames(&std::fs::read(&pcap).expect("QEMU wrote the pcap file"));
     Isolated { frames, report }
@@ -928,8 +939,6 @@ fn is_dhcp_request(frame: &[u8]) -> bool {
 /// The boot is timed to the first listening socket, which the report carries beside the
 /// ready marker, ordered after it.
 fn assert_listening_after_ready(report: &serde_json::Value) {
-    assert_eq!(report["stopped"], true, "{report:#}");
-    assert_eq!(report["exit_status"], 0, "{report:#}");
     let listening = report["milestones_ns"]["listening"]
         .as_u64()
         .unwrap_or_else(|| panic!("a listening milestone: {report:#}"));
