@@ -312,10 +312,10 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
     let (graph, woven) = match (&setup, glue_unit, &opts.weave) {
         (Some(setup), Some(glue_unit), Some(w)) => {
             let components = &setup.components;
-            let graph = weave::graph(&db, components, opts, &opts.keep)?;
-            let decision = weave::decide(setup, &inputs, &graph, machine, w)?;
+            let graph = weave::graph(&db, components, opts)?;
+            let mut decision = weave::decide(setup, &inputs, &graph, machine, w)?;
             let marks = graph.detach();
-            let unit = inputs.fill_generated(glue_unit, decision.glue.clone())?;
+            let unit = inputs.fill_generated(glue_unit, std::mem::take(&mut decision.glue))?;
             glue = object::parse_unit(&inputs, ObjectId(objects.len() as u32), unit)?;
             db.attach(&glue)?;
             let graph = SectionGraph::attach(

@@ -99,11 +99,7 @@ impl OutputFile {
             path: path.to_path_buf(),
             source,
         };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let tmp = temp_file_beside(path).map_err(io)?;
         // A file grown by set_len reads as zeros: gaps between sections need no writing.
         tmp.as_file().set_len(size).map_err(io)?;
         // SAFETY: the file is this process's own temporary file, which nothing else maps or
@@ -128,15 +124,7 @@ impl OutputFile {
             source,
         };
         drop(map);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o755))
-                .map_err(io)?;
-        }
-        tmp.persist(&path).map_err(|e| io(e.error))?;
-        Ok(())
+        persist(tmp, &path, true).map_err(io)
     }
 }
 
@@ -673,12 +661,23 @@ fn sym(name: u32, info: u8, other: u8, shndx: u16, value: u64, size: u64) -> elf
 /// mode 0755 when `executable` and 0644 otherwise: the temporary file starts as 0600, which
 /// would keep a build report from anyone but its writer while the image beside it is public.
 pub fn replace_file(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
+    let mut tmp = temp_file_beside(path)?;
+    tmp.write_all(bytes)?;
+    persist(tmp, path, executable)
+}
+
+/// A temporary file in `path`'s directory, so that renaming it over `path` is atomic.
+fn temp_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
+    tempfile::NamedTempFile::new_in(dir)
+}
+
+/// Gives a finished temporary file its mode (0755 when `executable`, else 0644) and renames it
+/// to `path`.
+fn persist(tmp: tempfile::NamedTempFile, path: &Path, executable: bool) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

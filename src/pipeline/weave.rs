@@ -197,14 +197,13 @@ pub(super) fn graph<'a>(
     db: &'a SymbolDb<'a>,
     components: &Components,
     opts: &LinkOptions,
-    keep: &[String],
 ) -> Result<SectionGraph<'a>, LinkError> {
     let registrations = Registrations::find(db, components);
     Ok(SectionGraph::build(
         db,
         &GraphOptions {
             entry: &opts.entry,
-            keep,
+            keep: &opts.keep,
             rules: RootRules { init_arrays: false },
             extra_roots: &registrations.roots,
             gc: true,
