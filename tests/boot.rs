@@ -47,6 +47,13 @@ fn a_null_dereference_reports_the_address_and_exits_102() {
     SUITE.boot_as_expected("fault");
 }
 
+/// The boot stack's lowest page is unmapped, so running off the stack faults there and the
+/// report says so, instead of the stack overwriting what lies below it.
+#[test]
+fn a_stack_overflow_faults_on_the_guard_page_and_exits_102() {
+    SUITE.boot_as_expected("stack_overflow");
+}
+
 #[test]
 fn a_hanging_app_is_stopped_at_the_timeout() {
     SUITE.boot_as_expected("hang");

@@ -24,6 +24,9 @@ pub struct Expect {
     guest_exit_code: Option<i32>,
     timed_out: bool,
     console_line_prefixes: Vec<String>,
+    /// Words some console lines must contain, by line (its index in `console_line_prefixes`).
+    #[serde(default)]
+    console_line_contains: Vec<(usize, String)>,
     /// Functions the symbolized backtrace names, innermost first (others may come between).
     #[serde(default)]
     backtrace: Vec<String>,
@@ -157,6 +160,13 @@ impl Suite {
             assert!(
                 line.starts_with(prefix.as_str()),
                 "{app}: `{line}` should start with `{prefix}`\nstderr:\n{stderr}"
+            );
+        }
+        for (index, words) in &expect.console_line_contains {
+            let line = console.get(*index).copied().unwrap_or_default();
+            assert!(
+                line.contains(words.as_str()),
+                "{app}: console line {index} `{line}` should contain `{words}`\nstderr:\n{stderr}"
             );
         }
         assert_eq!(

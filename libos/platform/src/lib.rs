@@ -9,7 +9,6 @@ pub mod clock;
 pub mod cmdline;
 pub mod decimal;
 pub mod devicetree;
-pub mod elf;
 mod le;
 pub mod memory;
 pub mod oom;

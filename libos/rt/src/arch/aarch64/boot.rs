@@ -16,21 +16,16 @@ use core::slice;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use unik_platform::devicetree::{self, DeviceTree};
-use unik_platform::elf::{self, Segment};
 use unik_platform::memory::{CapacityError, Span, SpanSet, heap_spans as spans_of};
 
 use super::exceptions::{self, EXCEPTION_STACK};
 use super::mmu::{self, MAPPED_LIMIT, RAM_START};
 use crate::exit::fatal;
 use crate::heap::{MAX_SPANS, MIN_SPAN};
-use crate::stack;
 use crate::start::{self, Regions};
 use crate::timeline::{self, PHASE_TICKS, Phase};
 
 const PAGE_SIZE: usize = 4096;
-/// Loaded segments the mapping distinguishes; uniklink writes four (headers, code,
-/// read-only data, data), GNU ld as many.
-const MAX_SEGMENTS: usize = 8;
 /// Reservations from the device tree that are honoured; more is an error.
 const MAX_RESERVED: usize = 8;
 
@@ -41,6 +36,8 @@ static DEVICE_TREE_LEN: AtomicUsize = AtomicUsize::new(0);
 unsafe extern "C" {
     /// The ELF header, loaded at the image's first address; the program headers follow it.
     static __ehdr_start: u8;
+    /// The boot stack's reserve, whose first page is the guard page (see `stack`).
+    static __uniklink_reserve_rt_stack_size: u8;
     /// End of the image including .bss, provided by the linker.
     static _end: u8;
 }
@@ -49,7 +46,8 @@ unsafe extern "C" {
 // on FP/SIMD before any Rust code, which the target lets use NEON registers anywhere.
 // Reset leaves SPSel at 1, so the first stack set is SP_EL1, the exception stack; the
 // runtime then switches to SP_EL0 with the boot stack, whose top is the reserve's start plus
-// rt.stack_size, 16-byte aligned.
+// rt.stack_size, 16-byte aligned. Then the page tables and the MMU (`mmu::map_image_asm`),
+// so that all Rust code runs with the MMU and caches on.
 global_asm!(
     r#"
     .pushsection .text.unik_virt_start, "ax", %progbits
@@ -77,9 +75,14 @@ _virt_start:
     and x9, x9, #~15
     mov sp, x9
     isb
+"#,
+    mmu::map_image_asm!(),
+    r#"
+    mov x1, x0
     mov x0, x20
     bl {entry}
     b .
+    .ltorg
     .size _virt_start, . - _virt_start
     .popsection
     "#,
@@ -88,23 +91,34 @@ _virt_start:
     exception_stack = sym EXCEPTION_STACK,
     exception_stack_pages = const exceptions::STACK_SIZE / PAGE_SIZE,
     entry = sym virt_entry,
+    ram_start = const RAM_START,
+    block_1g = const mmu::BLOCK_1G,
+    image_blocks = const mmu::IMAGE_BLOCKS,
+    image = sym mmu::IMAGE,
+    page_access = sym mmu::PAGE_ACCESS,
+    guard = sym __uniklink_reserve_rt_stack_size,
+    ram = sym mmu::RAM,
+    ram_first = const mmu::RAM_FIRST,
+    table = const mmu::TABLE,
+    low = sym mmu::LOW,
+    device_offset = const mmu::DEVICE_OFFSET,
+    device_first = const mmu::DEVICE_FIRST,
+    device_count = const mmu::DEVICE_COUNT,
+    level1 = sym mmu::LEVEL1,
+    upper_first = const mmu::UPPER_FIRST,
+    mair = const mmu::MAIR,
+    tcr = const mmu::TCR,
+    sctlr = const mmu::SCTLR_SET,
 );
 
-/// First Rust code: EL1, MMU off (so every access is a device access and must be aligned,
-/// which the target's strict alignment ensures), boot stack, interrupts masked.
-extern "C" fn virt_entry(device_tree: u64) -> ! {
-    let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
-    let mut segments = [Segment {
-        start: 0,
-        end: 0,
-        writable: false,
-        executable: false,
-    }; MAX_SEGMENTS];
-    let count = loaded_segments(&mut segments);
-    // SAFETY: runs once, first, with the MMU off.
-    if let Err(error) = unsafe { mmu::enable(&segments[..count], image, stack::guard_page().start) }
-    {
-        fatal(format_args!("{error}"));
+/// First Rust code: EL1, MMU on unless the image could not be mapped (`unmapped`), boot
+/// stack, interrupts masked.
+extern "C" fn virt_entry(device_tree: u64, unmapped: u64) -> ! {
+    if unmapped != 0 {
+        let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
+        if let Err(error) = mmu::check_image(image) {
+            fatal(format_args!("{error}"));
+        }
     }
     timeline::stamp(Phase::Paging);
     let address = if device_tree == 0 {
@@ -114,21 +128,6 @@ extern "C" fn virt_entry(device_tree: u64) -> ! {
     };
     DEVICE_TREE.store(address, Ordering::Relaxed);
     start::run()
-}
-
-/// Writes the image's loadable segments, from its program headers, into `out` and returns
-/// how many.
-fn loaded_segments(out: &mut [Segment]) -> usize {
-    let header = (&raw const __ehdr_start).cast::<u64>();
-    // SAFETY: the linker puts the ELF header at `__ehdr_start`, page-aligned, in a loaded
-    // segment.
-    let prefix = unsafe { slice::from_raw_parts(header, elf::EHDR_WORDS) };
-    elf::headers_words(prefix)
-        .and_then(|words| {
-            // SAFETY: and the program headers after it, in the same segment.
-            elf::loaded_segments(unsafe { slice::from_raw_parts(header, words) }, out)
-        })
-        .unwrap_or_else(|error| fatal(format_args!("the image's own headers: {error}")))
 }
 
 /// The device tree, trimmed at the first call to its blocks (the free space after them is the

@@ -11,17 +11,17 @@
 //! match what the linker laid out, page by page: uniklink and GNU ld start each segment on a
 //! page of its own. SCTLR_EL1.WXN additionally makes every writable page non-executable.
 //!
-//! The tables are written with the MMU off, as plain stores to RAM; TCG models no caches, and
-//! on hardware the non-cacheable stores reach memory, which is what the walker reads.
+//! The entry code builds the tables and turns the MMU on (`map_image_asm!`) before any Rust
+//! code runs, in a few straight runs of instructions: an emulator such as QEMU's TCG pays
+//! for every block of code the first time it runs (a few microseconds each), and the same
+//! work in Rust, with its checks, took some fifty blocks. The tables are written with the MMU
+//! off, as plain stores to RAM; TCG models no caches, and on hardware the non-cacheable
+//! stores reach memory, which is what the walker reads.
 
-use core::arch::asm;
 use core::ops::Range;
 
-use unik_platform::elf::{Access, Segment, block_access};
-
-const PAGE: u64 = 0x1000;
 const BLOCK_2M: u64 = 0x20_0000;
-const BLOCK_1G: u64 = 0x4000_0000;
+pub(super) const BLOCK_1G: u64 = 0x4000_0000;
 const ENTRIES: usize = 512;
 
 pub(super) const RAM_START: u64 = 0x4000_0000;
@@ -29,9 +29,9 @@ pub(super) const RAM_START: u64 = 0x4000_0000;
 pub(super) const MAPPED_LIMIT: u64 = 1 << 32;
 const DEVICES: Range<u64> = 0x0800_0000..0x0a20_0000;
 /// How many 2 MiB blocks of RAM the image (`.bss` included) may touch.
-const IMAGE_BLOCKS: usize = 8;
+pub(super) const IMAGE_BLOCKS: usize = 8;
 
-const TABLE: u64 = 0b11;
+pub(super) const TABLE: u64 = 0b11;
 const BLOCK: u64 = 0b01;
 const PAGE_DESC: u64 = 0b11;
 const ATTR_NORMAL: u64 = 0 << 2;
@@ -44,14 +44,34 @@ const UXN: u64 = 1 << 54;
 
 const NORMAL_RW: u64 = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | PXN | UXN;
 const DEVICE_RW: u64 = ATTR_DEVICE | ACCESSED | PXN | UXN;
+/// The first entries of the runs the entry code writes.
+pub(super) const RAM_FIRST: u64 = RAM_START | NORMAL_RW | BLOCK;
+pub(super) const UPPER_FIRST: u64 = (2 * BLOCK_1G) | NORMAL_RW | BLOCK;
+pub(super) const DEVICE_FIRST: u64 = DEVICES.start | DEVICE_RW | BLOCK;
+/// Where the devices' entries start in `LOW`, in bytes, and how many there are.
+pub(super) const DEVICE_OFFSET: u64 = DEVICES.start / BLOCK_2M * 8;
+pub(super) const DEVICE_COUNT: u64 = (DEVICES.end - DEVICES.start) / BLOCK_2M;
+const IMAGE_PAGE: u64 = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | UXN | PAGE_DESC;
+/// The image's pages by the segment's class, in the order the entry code applies them:
+/// read-only, read-execute, read-write, so that on a page two segments share the later,
+/// stronger access wins (W^X holds even for a layout that does not keep segments apart).
+pub(super) static PAGE_ACCESS: [u64; 3] = [
+    IMAGE_PAGE | READ_ONLY | PXN,
+    IMAGE_PAGE | READ_ONLY,
+    IMAGE_PAGE | PXN,
+];
 
 /// MAIR_EL1: attribute 0 normal write-back cacheable, attribute 1 Device-nGnRnE.
-const MAIR: u64 = 0x00ff;
+pub(super) const MAIR: u64 = 0x00ff;
 /// TCR_EL1: T0SZ=25 (39-bit), walks cacheable write-back and inner shareable, 4 KiB granule,
 /// TTBR1 walks off (EPD1), 40-bit physical addresses.
-const TCR: u64 = 25 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (1 << 23) | (0b010 << 32);
+pub(super) const TCR: u64 =
+    25 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (1 << 23) | (0b010 << 32);
 /// SCTLR_EL1: MMU, data cache, stack alignment check, instruction cache, WXN.
-const SCTLR_SET: u64 = 1 | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);
+pub(super) const SCTLR_SET: u64 = 1 | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);
+
+// The level-1 table's four entries are written one by one below.
+const _: () = assert!(MAPPED_LIMIT / BLOCK_1G == 4 && DEVICES.end <= BLOCK_1G);
 
 #[repr(C, align(4096))]
 pub(super) struct Table([u64; ENTRIES]);
@@ -60,10 +80,204 @@ impl Table {
     const EMPTY: Table = Table([0; ENTRIES]);
 }
 
-static mut LEVEL1: Table = Table::EMPTY;
-static mut LOW: Table = Table::EMPTY;
-static mut RAM: Table = Table::EMPTY;
-static mut IMAGE: [Table; IMAGE_BLOCKS] = [Table::EMPTY; IMAGE_BLOCKS];
+pub(super) static mut LEVEL1: Table = Table::EMPTY;
+pub(super) static mut LOW: Table = Table::EMPTY;
+pub(super) static mut RAM: Table = Table::EMPTY;
+pub(super) static mut IMAGE: [Table; IMAGE_BLOCKS] = [Table::EMPTY; IMAGE_BLOCKS];
+
+/// The entry code's mapping: assembly that `_virt_start` (`boot.rs`) runs with the MMU off
+/// and no stack in use, giving it the operands named in braces. It reads the image's program
+/// headers at `__ehdr_start`, fills the tables for the image's 2 MiB blocks and the rest of
+/// the map, and turns the MMU on, leaving x0 = 0; or, when the image does not lie in the
+/// first GiB of RAM or touches more than `IMAGE_BLOCKS` blocks, writes nothing, leaves the
+/// MMU off and x0 = 1, for the Rust entry to report ([`check_image`]). Uses x0-x2, x9-x17 and
+/// x21-x25.
+macro_rules! map_image_asm {
+    () => {
+        r#"
+    /* x21: the image's first 2 MiB block, x22: how many blocks it touches, x9: their end */
+    adrp x21, __ehdr_start
+    and x21, x21, #~0x1fffff
+    adrp x9, _end
+    add x9, x9, :lo12:_end
+    add x9, x9, #0x200, lsl #12
+    sub x9, x9, #1
+    and x9, x9, #~0x1fffff
+    sub x22, x9, x21
+    lsr x22, x22, #21
+    /* first block >= RAM, blocks' end <= RAM + 1 GiB, count <= IMAGE_BLOCKS; else no MMU */
+    mov x10, #{ram_start}
+    mov x11, #{block_1g}
+    add x11, x10, x11
+    mov x12, #{image_blocks}
+    cmp x21, x10
+    ccmp x9, x11, #2, hs
+    ccmp x22, x12, #2, ls
+    mov x0, #1
+    b.hi .Lunik_map_done
+
+    /* Every page of those blocks read-write (RAM beside the image), two entries a step */
+    adrp x23, {image}
+    add x23, x23, :lo12:{image}
+    adrp x24, {page_access}
+    add x24, x24, :lo12:{page_access}
+    ldr x10, [x24, #16]
+    orr x10, x10, x21
+    add x11, x10, #0x1, lsl #12
+    mov x12, x23
+    add x13, x23, x22, lsl #12
+.Lunik_map_rw:
+    stp x10, x11, [x12], #16
+    add x10, x10, #0x2, lsl #12
+    add x11, x11, #0x2, lsl #12
+    cmp x12, x13
+    b.lo .Lunik_map_rw
+
+    /* Each loaded segment's pages with its access: three passes over the program headers,
+       pass n taking the segments of class n (read-only 0, read-execute 1, read-write 2) */
+    adrp x14, __ehdr_start
+    ldr x15, [x14, #32]
+    add x15, x14, x15
+    ldrh w16, [x14, #56]
+    add x9, x21, x22, lsl #21
+    mov x25, #0
+.Lunik_map_pass:
+    ldr x2, [x24, x25, lsl #3]
+    mov x13, x15
+    mov x17, x16
+.Lunik_map_phdr:
+    cbz x17, .Lunik_map_next_pass
+    ldp w10, w11, [x13]
+    ldr x12, [x13, #16]
+    ldr x14, [x13, #40]
+    add x13, x13, #56
+    sub x17, x17, #1
+    /* p_flags: PF_W makes class 2, else PF_X class 1 */
+    and w1, w11, #1
+    mov w0, #2
+    tst w11, #2
+    csel w1, w0, w1, ne
+    cmp w10, #1
+    ccmp w1, w25, #0, eq
+    b.ne .Lunik_map_phdr
+    /* p_vaddr..p_vaddr + p_memsz in whole pages, clamped to the blocks */
+    add x14, x12, x14
+    and x12, x12, #~0xfff
+    cmp x12, x21
+    csel x12, x12, x21, hs
+    cmp x14, x9
+    csel x14, x14, x9, ls
+    sub x10, x12, x21
+    add x10, x23, x10, lsr #9
+    orr x11, x12, x2
+.Lunik_map_page:
+    cmp x12, x14
+    b.hs .Lunik_map_phdr
+    str x11, [x10], #8
+    add x11, x11, #0x1, lsl #12
+    add x12, x12, #0x1, lsl #12
+    b .Lunik_map_page
+.Lunik_map_next_pass:
+    add x25, x25, #1
+    cmp x25, #3
+    b.lo .Lunik_map_pass
+
+    /* The stack's guard page, page-aligned inside the image, unmapped */
+    adrp x10, {guard}
+    sub x10, x10, x21
+    lsr x10, x10, #12
+    str xzr, [x23, x10, lsl #3]
+
+    /* The first GiB of RAM in 2 MiB blocks, two a step; the image's blocks through its tables */
+    adrp x12, {ram}
+    add x12, x12, :lo12:{ram}
+    ldr x10, ={ram_first}
+    add x11, x10, #0x200, lsl #12
+    add x13, x12, #0x1, lsl #12
+.Lunik_map_ram:
+    stp x10, x11, [x12], #16
+    add x10, x10, #0x400, lsl #12
+    add x11, x11, #0x400, lsl #12
+    cmp x12, x13
+    b.lo .Lunik_map_ram
+    sub x12, x12, #0x1, lsl #12
+    mov x10, #{ram_start}
+    sub x10, x21, x10
+    add x12, x12, x10, lsr #18
+    orr x10, x23, #{table}
+    mov x11, x22
+.Lunik_map_image_blocks:
+    str x10, [x12], #8
+    add x10, x10, #0x1, lsl #12
+    subs x11, x11, #1
+    b.ne .Lunik_map_image_blocks
+
+    /* The devices in 2 MiB blocks */
+    adrp x12, {low}
+    add x12, x12, :lo12:{low}
+    add x12, x12, #{device_offset}
+    ldr x10, ={device_first}
+    mov x11, #{device_count}
+.Lunik_map_devices:
+    str x10, [x12], #8
+    add x10, x10, #0x200, lsl #12
+    subs x11, x11, #1
+    b.ne .Lunik_map_devices
+
+    /* Level 1: the low GiB's and RAM's tables, then 1 GiB blocks up to 4 GiB */
+    adrp x12, {level1}
+    add x12, x12, :lo12:{level1}
+    adrp x10, {low}
+    add x10, x10, :lo12:{low}
+    orr x10, x10, #{table}
+    adrp x11, {ram}
+    add x11, x11, :lo12:{ram}
+    orr x11, x11, #{table}
+    stp x10, x11, [x12]
+    ldr x10, ={upper_first}
+    mov x11, #{block_1g}
+    add x11, x10, x11
+    stp x10, x11, [x12, #16]
+
+    /* MMU on: the tables' stores complete and stale translations gone before the walker
+       uses them */
+    dsb ish
+    tlbi vmalle1
+    dsb ish
+    ldr x10, ={mair}
+    msr mair_el1, x10
+    ldr x10, ={tcr}
+    msr tcr_el1, x10
+    msr ttbr0_el1, x12
+    isb
+    mrs x10, sctlr_el1
+    ldr x11, ={sctlr}
+    orr x10, x10, x11
+    msr sctlr_el1, x10
+    isb
+    mov x0, #0
+.Lunik_map_done:
+"#
+    };
+}
+pub(super) use map_image_asm;
+
+/// Why the entry code left the MMU off: the image's place in memory, `image`.
+pub(super) fn check_image(image: Range<u64>) -> Result<(), MapError> {
+    let first_block = image.start & !(BLOCK_2M - 1);
+    let blocks = image
+        .end
+        .next_multiple_of(BLOCK_2M)
+        .saturating_sub(first_block)
+        / BLOCK_2M;
+    if first_block < RAM_START || image.end > RAM_START + BLOCK_1G {
+        return Err(MapError::ImageOutsideRam(image));
+    }
+    if blocks as usize > IMAGE_BLOCKS {
+        return Err(MapError::ImageTooLarge(image));
+    }
+    Ok(())
+}
 
 /// Why the mapping cannot be built.
 #[derive(Debug)]
@@ -86,117 +300,6 @@ impl core::fmt::Display for MapError {
                 r.start, r.end
             ),
         }
-    }
-}
-
-/// Fills the tables for the image `image` (its loaded segments, lowest first) with the page
-/// `unmapped` left out, then turns the MMU on.
-///
-/// # Safety
-/// Runs once, before anything else uses the tables, with the MMU off.
-pub(super) unsafe fn enable(
-    segments: &[Segment],
-    image: Range<u64>,
-    unmapped: u64,
-) -> Result<(), MapError> {
-    let first_block = image.start & !(BLOCK_2M - 1);
-    let blocks = image
-        .end
-        .next_multiple_of(BLOCK_2M)
-        .saturating_sub(first_block)
-        / BLOCK_2M;
-    if image.start < RAM_START || image.end > RAM_START + BLOCK_1G {
-        return Err(MapError::ImageOutsideRam(image));
-    }
-    if blocks as usize > IMAGE_BLOCKS {
-        return Err(MapError::ImageTooLarge(image));
-    }
-    // SAFETY: boot is single-threaded and nothing else holds references to the tables.
-    unsafe {
-        let level1 = (&raw mut LEVEL1).cast::<u64>();
-        let low = (&raw mut LOW).cast::<u64>();
-        let ram = (&raw mut RAM).cast::<u64>();
-
-        *level1 = low as u64 | TABLE;
-        fill(
-            low.add((DEVICES.start / BLOCK_2M) as usize),
-            DEVICES.start | DEVICE_RW | BLOCK,
-            BLOCK_2M,
-            ((DEVICES.end - DEVICES.start) / BLOCK_2M) as usize,
-        );
-        *level1.add(1) = ram as u64 | TABLE;
-        fill(ram, RAM_START | NORMAL_RW | BLOCK, BLOCK_2M, ENTRIES);
-        fill(
-            level1.add(2),
-            (2 * BLOCK_1G) | NORMAL_RW | BLOCK,
-            BLOCK_1G,
-            (MAPPED_LIMIT / BLOCK_1G - 2) as usize,
-        );
-
-        let mut n = 0;
-        while n < blocks as usize {
-            let table = (&raw mut IMAGE[n]).cast::<u64>();
-            let block = first_block + n as u64 * BLOCK_2M;
-            block_access(segments, block, PAGE, ENTRIES, |first, count, access| {
-                let page = block + first as u64 * PAGE;
-                fill(
-                    table.add(first),
-                    page | page_attributes(access) | PAGE_DESC,
-                    PAGE,
-                    count,
-                );
-            });
-            if (block..block + BLOCK_2M).contains(&unmapped) {
-                *table.add(((unmapped - block) / PAGE) as usize) = 0;
-            }
-            *ram.add(((block - RAM_START) / BLOCK_2M) as usize) = table as u64 | TABLE;
-            n += 1;
-        }
-
-        asm!(
-            "dsb ish",
-            "msr mair_el1, {mair}",
-            "msr tcr_el1, {tcr}",
-            "msr ttbr0_el1, {ttbr0}",
-            "isb",
-            "tlbi vmalle1",
-            "dsb ish",
-            "isb",
-            "mrs {sctlr}, sctlr_el1",
-            "orr {sctlr}, {sctlr}, {set}",
-            "msr sctlr_el1, {sctlr}",
-            "isb",
-            mair = in(reg) MAIR,
-            tcr = in(reg) TCR,
-            ttbr0 = in(reg) level1 as u64,
-            set = in(reg) SCTLR_SET,
-            sctlr = out(reg) _,
-            options(nostack),
-        );
-    }
-    Ok(())
-}
-
-/// The descriptor attributes of a page with `access`.
-fn page_attributes(access: Access) -> u64 {
-    let base = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | UXN;
-    match access {
-        Access::ReadExecute => base | READ_ONLY,
-        Access::ReadOnly => base | READ_ONLY | PXN,
-        Access::ReadWrite => base | PXN,
-    }
-}
-
-/// Writes `count` entries from `entry` on: `first`, then each `step` more.
-///
-/// # Safety
-/// The `count` entries must lie in one table that nothing else refers to.
-unsafe fn fill(entry: *mut u64, first: u64, step: u64, count: usize) {
-    let mut i = 0;
-    while i < count {
-        // SAFETY: the caller's guarantee.
-        unsafe { *entry.add(i) = first + i as u64 * step };
-        i += 1;
     }
 }
 
