@@ -50,12 +50,12 @@ static INITS: AtomicUsize = AtomicUsize::new(0);
 static ASKED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn stamp(phase: Phase) {
-    PHASE_TICKS[phase as usize].store(arch::ticks(), Ordering::Relaxed);
+    PHASE_TICKS[phase as usize].store(arch::stamp_ticks(), Ordering::Relaxed);
 }
 
 /// Marks the end of the next component init.
 pub(crate) fn stamp_init() {
-    let ticks = arch::ticks();
+    let ticks = arch::stamp_ticks();
     // A plain load and store: the runtime is single-threaded, and an atomic read-modify-write
     // is a slow path of the emulator.
     let count = INITS.load(Ordering::Relaxed);

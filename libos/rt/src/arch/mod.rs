@@ -7,7 +7,7 @@ mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{
     clock_frequency, device_tree, find_command_line, frame_pointer, heap_spans, memory_map,
-    power_off, serial, stated_frequency, ticks,
+    power_off, serial, stamp_ticks, stated_frequency, ticks,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -16,5 +16,5 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::{
     clock_frequency, device_tree, find_command_line, frame_pointer, heap_spans, memory_map,
-    power_off, serial, stated_frequency, ticks,
+    power_off, serial, stamp_ticks, stated_frequency, ticks,
 };

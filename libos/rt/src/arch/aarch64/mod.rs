@@ -11,7 +11,7 @@ mod timer;
 mod weave;
 
 pub(crate) use boot::{device_tree, find_command_line, heap_spans, memory_map};
-pub(crate) use counter::{stated_frequency, ticks};
+pub(crate) use counter::{stamp_ticks, stated_frequency, ticks};
 pub(crate) use power::power_off;
 pub(crate) use timer::frequency as clock_frequency;
 

@@ -32,6 +32,12 @@ pub(crate) fn ticks() -> u64 {
     unsafe { _rdtsc() }
 }
 
+/// The counter for the boot timeline's stamps: the TSC as [`ticks`] reads it.
+#[inline(always)]
+pub(crate) fn stamp_ticks() -> u64 {
+    ticks()
+}
+
 /// The TSC rate the platform states, in the order of the first source that answers.
 pub(crate) fn stated_frequency() -> Option<(u64, TscSource)> {
     cpu_frequency()

@@ -14,7 +14,7 @@ mod tsc;
 mod weave;
 
 pub(crate) use boot::{device_tree, find_command_line, heap_spans, memory_map};
-pub(crate) use counter::{stated_frequency, ticks};
+pub(crate) use counter::{stamp_ticks, stated_frequency, ticks};
 pub(crate) use power::power_off;
 pub(crate) use tsc::frequency as clock_frequency;
 
