@@ -5,24 +5,44 @@
 pub enum RecordKind {
     Cie,
     Fde {
-        cie: u64,
+        cie: u32,
     },
     /// A zero length word that ends the section (crtend.o supplies one).
     Terminator,
 }
 
+/// One record, by its offsets in the section: 32 bits, as a large program has hundreds of
+/// thousands of records, kept until the output is written, and sections are checked to be
+/// shorter than 4 GiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
-    pub start: u64,
+    pub start: u32,
     /// Bytes including the length field.
-    pub len: u64,
+    pub len: u32,
     pub kind: RecordKind,
     /// Offset of the CIE-pointer or CIE-id field; `pc_begin` follows it.
-    pub id_offset: u64,
+    pub id_offset: u32,
+}
+
+impl Record {
+    pub fn start(&self) -> u64 {
+        u64::from(self.start)
+    }
+
+    pub fn end(&self) -> u64 {
+        u64::from(self.start) + u64::from(self.len)
+    }
+
+    pub fn id_offset(&self) -> u64 {
+        u64::from(self.id_offset)
+    }
 }
 
 /// Splits section bytes into records. Errors describe the bad record's offset.
 pub fn parse(data: &[u8]) -> Result<Vec<Record>, String> {
+    if u32::try_from(data.len()).is_err() {
+        return Err(format!("{:#x} bytes is more than 4 GiB", data.len()));
+    }
     let mut records = Vec::new();
     // CIE offsets, ascending, to check FDE back-pointers.
     let mut cies = Vec::new();
@@ -36,10 +56,10 @@ pub fn parse(data: &[u8]) -> Result<Vec<Record>, String> {
         let len32 = word(pos)?;
         if len32 == 0 {
             records.push(Record {
-                start: pos as u64,
+                start: pos as u32,
                 len: 4,
                 kind: RecordKind::Terminator,
-                id_offset: pos as u64,
+                id_offset: pos as u32,
             });
             pos += 4;
             continue;
@@ -62,24 +82,27 @@ pub fn parse(data: &[u8]) -> Result<Vec<Record>, String> {
                 )
             })?;
         let id = word(body_start)?;
+        // Every offset below is inside `data`, so fits in 32 bits (checked above).
         let kind = if id == 0 {
-            cies.push(pos as u64);
+            cies.push(pos as u32);
             RecordKind::Cie
         } else {
-            let cie = (body_start as u64)
-                .checked_sub(u64::from(id))
+            let cie = (body_start as u32)
+                .checked_sub(id)
                 .filter(|cie| cies.binary_search(cie).is_ok())
                 .ok_or_else(|| format!("FDE at offset {pos:#x} does not point at a CIE"))?;
             RecordKind::Fde { cie }
         };
         records.push(Record {
-            start: pos as u64,
-            len: (end - pos) as u64,
+            start: pos as u32,
+            len: (end - pos) as u32,
             kind,
-            id_offset: body_start as u64,
+            id_offset: body_start as u32,
         });
         pos = end;
     }
+    // The records stay until the output is written: give back what doubling left spare.
+    records.shrink_to_fit();
     Ok(records)
 }
 

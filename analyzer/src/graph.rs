@@ -493,7 +493,7 @@ impl<'a> SectionGraph<'a> {
             let mut next = 0;
             let mut functions = Vec::with_capacity(records.len());
             for rec in &records {
-                let end = rec.start + rec.len;
+                let end = rec.end();
                 let first = next;
                 while next < relocs.len() && relocs[next].offset < end {
                     next += 1;
@@ -501,7 +501,7 @@ impl<'a> SectionGraph<'a> {
                 let in_record = &relocs[first..next];
                 match rec.kind {
                     RecordKind::Fde { .. } => {
-                        let pc_begin = rec.id_offset + 4;
+                        let pc_begin = rec.id_offset() + 4;
                         let function = in_record
                             .iter()
                             .find(|r| r.offset == pc_begin)
@@ -630,9 +630,7 @@ impl<'a> SectionGraph<'a> {
                     continue;
                 }
                 if let Some(frame) = frame {
-                    let i = frame
-                        .records
-                        .partition_point(|rec| rec.start + rec.len <= r.offset);
+                    let i = frame.records.partition_point(|rec| rec.end() <= r.offset);
                     if !frame.kept.get(i).copied().unwrap_or(false) {
                         continue;
                     }

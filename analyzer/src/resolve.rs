@@ -144,11 +144,14 @@ impl<'a> SymbolDb<'a> {
             }
         }
 
+        // Room for every name resolution can meet: the loaded objects', the archive members'
+        // (of which only some load) and the declared ones. Too few would double the table.
+        let capacity = globals_of(false) + globals_of(true) + late.len() + required.len();
         let mut db = SymbolDb {
             objects,
             attached: None,
-            globals: IdVec::with_capacity(globals_of(false)),
-            names: FxHashMap::with_capacity_and_hasher(globals_of(false), Default::default()),
+            globals: IdVec::with_capacity(capacity),
+            names: FxHashMap::with_capacity_and_hasher(capacity, Default::default()),
             global_map: IdVec::filled(Vec::new(), objects.len()),
             live: Vec::new(),
             is_live: IdVec::filled(false, objects.len()),

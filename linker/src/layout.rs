@@ -699,7 +699,7 @@ impl<'a> Layout<'a> {
                     .map(|(r, &k)| {
                         k.then(|| {
                             let o = out;
-                            out += r.len;
+                            out += u64::from(r.len);
                             o
                         })
                     })
@@ -1174,9 +1174,7 @@ impl<'a> Layout<'a> {
                     target.addr = base + p.output + off.saturating_sub(p.input);
                 } else if let Some(offsets) = self.eh_offsets.get(&id) {
                     let frame = &self.graph.eh_frames()[&id];
-                    let i = frame
-                        .records
-                        .partition_point(|r| r.start + r.len <= sym.value);
+                    let i = frame.records.partition_point(|r| r.end() <= sym.value);
                     let out = offsets[i..]
                         .iter()
                         .flatten()
@@ -1187,11 +1185,11 @@ impl<'a> Layout<'a> {
                                 .records
                                 .iter()
                                 .zip(offsets)
-                                .filter_map(|(r, o)| o.map(|_| r.len))
+                                .filter_map(|(r, o)| o.map(|_| u64::from(r.len)))
                                 .sum()
                         });
                     let delta = match (frame.records.get(i), offsets.get(i)) {
-                        (Some(r), Some(Some(_))) => sym.value - r.start,
+                        (Some(r), Some(Some(_))) => sym.value - r.start(),
                         _ => 0,
                     };
                     target.addr = base + out + delta;

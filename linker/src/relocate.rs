@@ -114,15 +114,15 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
                             reason: format!("FDE at {:#x} points at no CIE", rec.start),
                         }
                     })?;
-                    let field = out + (rec.id_offset - rec.start);
+                    let field = out + u64::from(rec.id_offset - rec.start);
                     let ptr = (field - cie_out) as u32;
                     buf[field as usize..field as usize + 4].copy_from_slice(&ptr.to_le_bytes());
                 }
             }
             let map = |off: u64| {
-                let i = frame.records.partition_point(|r| r.start + r.len <= off);
+                let i = frame.records.partition_point(|r| r.end() <= off);
                 let rec = frame.records.get(i)?;
-                offsets[i].map(|out| out + (off - rec.start))
+                offsets[i].map(|out| out + (off - rec.start()))
             };
             let mut relocs: Vec<Reloc> = s.relocs().collect();
             relocs.sort_by_key(|r| r.offset);
