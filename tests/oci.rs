@@ -508,6 +508,15 @@ fn push_pull_and_run_from_a_real_registry() {
         "the aarch64 image of the same layout: {stderr}"
     );
 
+    // hello serves no port, so there is none to publish.
+    let (status, _, stderr) =
+        uniklink_status(&["run", &reference, "--insecure", "--publish", "8080:80"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the image exposes no port 80 (its config exposes: none)"),
+        "{stderr}"
+    );
+
     // Bad references, a missing tag and an unreachable registry: clear errors, exit 1.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -815,4 +824,77 @@ fn push_and_pull_with_bearer_tokens_from_a_token_service() {
         &json_blob(&pulled, &amd64["sbom_digest"]),
         &amd64["manifest_digest"],
     );
+}
+
+/// A run of `run REF --publish HOST:8080` for httpd; dropping it stops QEMU.
+struct Published(std::process::Child);
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        // SIGINT makes the runner kill QEMU, its own process group, before it exits.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_ref_publishes_the_ports_asked_for_among_those_the_image_exposes() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("httpd.oci");
+    pkg_manifest(Path::new("manifests/httpd.yaml"), &layout, "latest");
+    let reference = registry.reference("apps/httpd:v1");
+    let (status, _, stderr) = uniklink_status(&[
+        "push",
+        &reference,
+        "--insecure",
+        "--layout",
+        layout.to_str().unwrap(),
+    ]);
+    assert_eq!(status, Some(0), "{stderr}");
+
+    let (status, _, stderr) =
+        uniklink_status(&["run", &reference, "--insecure", "--publish", "9999:81"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("--publish 9999:81: the image exposes no port 81 (its config exposes: 8080)"),
+        "{stderr}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut child = uniklink()
+        .args(["run", &reference, "--insecure", "--accel", "tcg"])
+        .args(["--timeout", "300", "--publish", &format!("{port}:8080")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cargo-uniklink run starts");
+    let stdout = child.stdout.take().unwrap();
+    let guest = Published(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    // The runner's timeout bounds this: QEMU killed, stdout closes.
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("httpd: listening on :8080"));
+    assert!(listening, "httpd never listened");
+    // Keep draining the console so the guest never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the forward");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    drop(guest);
 }
