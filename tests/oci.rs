@@ -826,6 +826,67 @@ fn push_and_pull_with_bearer_tokens_from_a_token_service() {
     );
 }
 
+#[test]
+fn baked_files_travel_in_a_layer_of_their_own_and_stay_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>baked</h1>").unwrap();
+    let manifest = dir.path().join("oci-baked.yaml");
+    apps::write_manifest(
+        &manifest,
+        "oci-baked",
+        "baked",
+        "x86_64",
+        &format!(
+            "files:\n  - {{ from: {}, to: /srv/site }}\n",
+            site.display()
+        ),
+    );
+    let layout = dir.path().join("baked.oci");
+    let packaged = pkg_manifest(&manifest, &layout, "latest");
+    let image = &packaged["manifests"][0];
+    let files = &image["files_layer_digest"];
+    assert!(files.is_string(), "{packaged:#}");
+    let manifest_json = json_blob(&layout, &image["manifest_digest"]);
+    let layers = manifest_json["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["annotations"]["dev.uniklink.content"], "kernel");
+    let files_layer = layers
+        .iter()
+        .find(|l| l["digest"] == *files)
+        .expect("the files layer is in the manifest");
+    assert_eq!(files_layer["annotations"]["dev.uniklink.content"], "files");
+    assert_eq!(
+        files_layer["annotations"]["dev.uniklink.files.format"],
+        "cpio-newc"
+    );
+    let entries = tar_entries(&blob(&layout, files));
+    assert_eq!(entries[1].0, "unikernel/oci-baked-x86_64.files.cpio");
+    let cpio = &entries[1].1;
+    assert!(cpio.starts_with(b"070701"), "cpio newc");
+    for needle in [&b"srv/site/index.html"[..], b"<h1>baked</h1>"] {
+        assert!(
+            cpio.windows(needle.len()).any(|w| w == needle),
+            "{}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    // The archive is in the kernel too: the image booted from the layout reads the files.
+    let (status, stdout, stderr) = uniklink_status(&[
+        "run",
+        layout.to_str().unwrap(),
+        "--accel",
+        "tcg",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(status, Some(0), "{stderr}\n{stdout}");
+    assert!(
+        stdout.contains("baked: file /srv/site/index.html 14 "),
+        "{stdout}"
+    );
+}
+
 /// A run of `run REF --publish HOST:8080` for httpd; dropping it stops QEMU.
 struct Published(std::process::Child);
 
