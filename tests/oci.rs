@@ -204,6 +204,32 @@ fn pkg_writes_a_reproducible_layout_that_skopeo_reads() {
         manifests[0]["files_layer_digest"].is_null(),
         "hello bakes no files"
     );
+    // urunc's settings as the `/urunc.json` it reads when annotations do not reach it.
+    let urunc_layer = layers
+        .iter()
+        .find(|l| l["annotations"]["dev.uniklink.content"] == "urunc")
+        .expect("a urunc.json layer");
+    let urunc_files = tar_entries(&blob(&layout, &urunc_layer["digest"]));
+    assert_eq!(urunc_files.len(), 1);
+    assert_eq!(urunc_files[0].0, "urunc.json");
+    let urunc: serde_json::Value = serde_json::from_slice(&urunc_files[0].1).unwrap();
+    let decoded = |key: &str| {
+        use base64::Engine as _;
+        let value = urunc[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {urunc:#}"));
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        decoded("com.urunc.unikernel.binary"),
+        "/unikernel/hello-x86_64.elf"
+    );
+    assert_eq!(decoded("com.urunc.unikernel.hypervisor"), "qemu");
     let config = json_blob(&layout, &manifest["config"]["digest"]);
     assert_eq!(
         config["rootfs"]["diff_ids"].as_array().unwrap().len(),

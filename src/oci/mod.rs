@@ -41,6 +41,8 @@ const KERNEL_DIR: &str = "unikernel";
 pub(crate) const LAYER_CONTENT: &str = "dev.uniklink.content";
 /// KraftKit's layer annotation naming the kernel's path in the layer (its `oci/annotations.go`).
 const KRAFTKIT_KERNEL: &str = "org.unikraft.kernel.image";
+/// Where urunc looks for its settings in the root file system when annotations do not reach it.
+const URUNC_JSON: &str = "urunc.json";
 /// The section of the generated data object holding the baked-files archive (`build::data`):
 /// kept in the image exactly when the app reads files.
 const FILES_SECTION: &str = ".rodata.__uniklink_files";
@@ -305,12 +307,17 @@ fn oci_arch(arch: Arch) -> OciArch {
 fn reproducible_tar(files: &[(String, Vec<u8>, bool)]) -> Result<Vec<u8>, std::io::Error> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
-    let mut dir = tar::Header::new_ustar();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    dir.set_mtime(0);
-    builder.append_data(&mut dir, format!("{KERNEL_DIR}/"), std::io::empty())?;
+    if files
+        .iter()
+        .any(|(name, _, _)| name.starts_with(&format!("{KERNEL_DIR}/")))
+    {
+        let mut dir = tar::Header::new_ustar();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        dir.set_mtime(0);
+        builder.append_data(&mut dir, format!("{KERNEL_DIR}/"), std::io::empty())?;
+    }
     let mut sorted: Vec<&(String, Vec<u8>, bool)> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, bytes, executable) in sorted {
@@ -330,11 +337,30 @@ struct Layer {
     annotations: HashMap<String, String>,
 }
 
+/// urunc's annotations as the `/urunc.json` it reads from the container's root file system
+/// when the container engine does not pass image annotations on (Docker, containerd's CRI):
+/// the same keys, each value base64-encoded (urunc's `pkg/unikontainers/config.go`).
+fn urunc_json(annotations: &[(&str, String)]) -> Vec<u8> {
+    use base64::Engine as _;
+    let object: BTreeMap<&str, String> = annotations
+        .iter()
+        .map(|(key, value)| {
+            (
+                *key,
+                base64::engine::general_purpose::STANDARD.encode(value),
+            )
+        })
+        .collect();
+    canonical_json(&object)
+}
+
 /// The layers of one image: the kernel at `kernel_path` alone, so its digest changes with
-/// the kernel only; then its DWARF and the baked-files archive, when there are any.
+/// the kernel only; urunc's `/urunc.json`; then its DWARF and the baked-files archive, when
+/// there are any.
 fn image_layers(
     kernel_path: &str,
     kernel: Vec<u8>,
+    urunc: Vec<u8>,
     debug: Option<Vec<u8>>,
     files: Option<Vec<u8>>,
 ) -> Result<Vec<Layer>, std::io::Error> {
@@ -347,7 +373,10 @@ fn image_layers(
     kernel_layer
         .annotations
         .insert(KRAFTKIT_KERNEL.to_owned(), format!("/{kernel_path}"));
-    let mut layers = vec![kernel_layer];
+    let mut layers = vec![
+        kernel_layer,
+        layer("urunc", URUNC_JSON.to_owned(), urunc, false)?,
+    ];
     if let Some(debug) = debug {
         layers.push(layer(
             "debug",
@@ -416,12 +445,29 @@ pub fn package(
         } else {
             None
         };
-        let layers = image_layers(&kernel_path, read(&image.paths.image)?, debug, files).map_err(
-            |source| OciError::Write {
-                path: out.to_path_buf(),
-                source,
-            },
-        )?;
+        // What urunc needs, as manifest annotations and as `/urunc.json` (its
+        // `pkg/unikontainers/config.go`; the required ones per its `docs/package/index.md`).
+        let urunc = [
+            ("com.urunc.unikernel.binary", format!("/{kernel_path}")),
+            ("com.urunc.unikernel.unikernelType", "uniklink".to_owned()),
+            ("com.urunc.unikernel.hypervisor", "qemu".to_owned()),
+            ("com.urunc.unikernel.cmdline", config.cmdline.clone()),
+            (
+                "com.urunc.unikernel.unikernelVersion",
+                env!("CARGO_PKG_VERSION").to_owned(),
+            ),
+        ];
+        let layers = image_layers(
+            &kernel_path,
+            read(&image.paths.image)?,
+            urunc_json(&urunc),
+            debug,
+            files,
+        )
+        .map_err(|source| OciError::Write {
+            path: out.to_path_buf(),
+            source,
+        })?;
         let mut diff_ids = Vec::new();
         let mut layer_descriptors = Vec::new();
         for layer in layers {
@@ -496,18 +542,13 @@ pub fn package(
         let config_descriptor = blobs.add_json(MediaType::ImageConfig, &image_config)?;
 
         let report = &image.report;
-        let mut annotations = HashMap::new();
+        let mut annotations: HashMap<String, String> = urunc
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
         for (key, value) in [
-            ("com.urunc.unikernel.binary", format!("/{kernel_path}")),
-            ("com.urunc.unikernel.unikernelType", "uniklink".to_owned()),
-            ("com.urunc.unikernel.hypervisor", "qemu".to_owned()),
-            ("com.urunc.unikernel.cmdline", config.cmdline.clone()),
-            // urunc reads `unikernelVersion` (pkg/unikontainers/config.go); bima, its older
-            // packager, required `version`.
-            (
-                "com.urunc.unikernel.unikernelVersion",
-                env!("CARGO_PKG_VERSION").to_owned(),
-            ),
+            // bima, urunc's older packager, required `version`; urunc reads
+            // `unikernelVersion`.
             (
                 "com.urunc.unikernel.version",
                 env!("CARGO_PKG_VERSION").to_owned(),
@@ -833,6 +874,7 @@ mod tests {
             image_layers(
                 path,
                 b"kernel".to_vec(),
+                b"{}".to_vec(),
                 Some(dwarf.to_vec()),
                 Some(b"cpio".to_vec()),
             )
@@ -843,12 +885,12 @@ mod tests {
             a[0].tar, b[0].tar,
             "DWARF alone leaves the kernel layer as it is"
         );
-        assert_ne!(a[1].tar, b[1].tar);
+        assert_ne!(a[2].tar, b[2].tar);
         let contents: Vec<&str> = a
             .iter()
             .map(|l| l.annotations[LAYER_CONTENT].as_str())
             .collect();
-        assert_eq!(contents, ["kernel", "debug", "files"]);
+        assert_eq!(contents, ["kernel", "urunc", "debug", "files"]);
         assert_eq!(a[0].annotations[KRAFTKIT_KERNEL], format!("/{path}"));
         let names = |tar: &[u8]| -> Vec<String> {
             tar::Archive::new(tar)
@@ -858,12 +900,25 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(&a[0].tar), ["unikernel/", path]);
+        assert_eq!(names(&a[1].tar), ["urunc.json"]);
         assert_eq!(
-            names(&a[2].tar),
+            names(&a[3].tar),
             ["unikernel/", "unikernel/k-x86_64.files.cpio"]
         );
-        let bare = image_layers(path, b"kernel".to_vec(), None, None).unwrap();
-        assert_eq!(bare.len(), 1);
+        let bare = image_layers(path, b"kernel".to_vec(), b"{}".to_vec(), None, None).unwrap();
+        assert_eq!(bare.len(), 2);
         assert_eq!(bare[0].tar, a[0].tar);
+    }
+
+    #[test]
+    fn urunc_json_holds_base64_values_as_urunc_decodes_them() {
+        let json = urunc_json(&[
+            ("com.urunc.unikernel.binary", "/unikernel/k.elf".to_owned()),
+            ("com.urunc.unikernel.cmdline", String::new()),
+        ]);
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"com.urunc.unikernel.binary":"L3VuaWtlcm5lbC9rLmVsZg==","com.urunc.unikernel.cmdline":""}"#
+        );
     }
 }
