@@ -850,6 +850,33 @@ fn push_and_pull_with_bearer_tokens_from_a_token_service() {
         &json_blob(&pulled, &amd64["sbom_digest"]),
         &amd64["manifest_digest"],
     );
+
+    // A token service nobody answers at: a clear error naming it, exit 1.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let unreachable = Registry::start_with(&issuer.registry_auth().replace(
+        &format!("127.0.0.1:{}/token", issuer.port),
+        &format!("127.0.0.1:{closed}/token"),
+    ));
+    let (status, stderr) = client(
+        &[
+            "pull",
+            &unreachable.reference("apps/hello:tok"),
+            "--insecure",
+            "-o",
+            dir.path().join("never.oci").to_str().unwrap(),
+        ],
+        false,
+    );
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("getting a token from")
+            && stderr.contains(&format!("127.0.0.1:{closed}/token")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("never.oci").exists());
 }
 
 #[test]
