@@ -99,6 +99,16 @@ fn assert_hello_sbom(doc: &serde_json::Value, manifest_digest: &serde_json::Valu
         .unwrap();
     assert!(kept > 0, "{rt:#}");
     assert_eq!(component(doc, "hello")["type"], "application");
+    let hello_deps = doc["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ref"] == "cargo:hello@0.1.0")
+        .unwrap_or_else(|| panic!("hello's dependencies: {doc:#}"));
+    assert_eq!(
+        hello_deps["dependsOn"],
+        serde_json::json!(["cargo:unik@0.1.0"])
+    );
     assert_eq!(component(doc, "core")["scope"], "required");
     // scopeguard is in hello's dependency graph (through talc's lock_api), but hello never
     // allocates, so none of its code is in the image.

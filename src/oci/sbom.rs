@@ -39,6 +39,9 @@ pub struct Package {
     pub license: Option<String>,
     /// The app's own package, the root of the graph.
     pub app: bool,
+    /// The packages it depends on for its build and code (dev-dependencies left out), as
+    /// `name@version`.
+    pub depends_on: Vec<String>,
 }
 
 /// The packages of `metadata`'s resolved graph.
@@ -47,6 +50,32 @@ pub fn packages(metadata: &Metadata) -> Vec<Package> {
     let resolved: Vec<&cargo_metadata::PackageId> = match &metadata.resolve {
         Some(resolve) => resolve.nodes.iter().map(|n| &n.id).collect(),
         None => metadata.packages.iter().map(|p| &p.id).collect(),
+    };
+    let name_version = |id: &cargo_metadata::PackageId| {
+        metadata
+            .packages
+            .iter()
+            .find(|p| &p.id == id)
+            .map(|p| format!("{}@{}", p.name, p.version))
+    };
+    let depends_on = |id: &cargo_metadata::PackageId| -> Vec<String> {
+        let node = metadata
+            .resolve
+            .as_ref()
+            .and_then(|r| r.nodes.iter().find(|n| &n.id == id));
+        let mut deps: Vec<String> = node
+            .into_iter()
+            .flat_map(|n| &n.deps)
+            .filter(|d| {
+                d.dep_kinds
+                    .iter()
+                    .any(|k| k.kind != cargo_metadata::DependencyKind::Development)
+            })
+            .filter_map(|d| name_version(&d.pkg))
+            .collect();
+        deps.sort();
+        deps.dedup();
+        deps
     };
     metadata
         .packages
@@ -78,6 +107,7 @@ pub fn packages(metadata: &Metadata) -> Vec<Package> {
                 source,
                 license: p.license.clone(),
                 app: Some(&p.id) == root,
+                depends_on: depends_on(&p.id),
             }
         })
         .collect()
@@ -133,6 +163,7 @@ pub fn document(
         .collect();
     // Keyed by bom-ref, so the list comes out sorted and a package listed twice once.
     let mut components: BTreeMap<String, Value> = BTreeMap::new();
+    let mut dependencies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for package in packages {
         let bytes = kept.get(package.crate_name.as_str()).copied();
         let bom_ref = format!("cargo:{}@{}", package.name, package.version);
@@ -153,6 +184,14 @@ pub fn document(
         if let Some(license) = &package.license {
             component["licenses"] = json!([{ "expression": license }]);
         }
+        dependencies.insert(
+            bom_ref.clone(),
+            package
+                .depends_on
+                .iter()
+                .map(|dep| format!("cargo:{dep}"))
+                .collect(),
+        );
         components.insert(bom_ref, component);
     }
     for (owner, bytes) in &kept {
@@ -214,6 +253,10 @@ pub fn document(
             "properties": properties,
         },
         "components": components.into_values().collect::<Vec<_>>(),
+        "dependencies": dependencies
+            .into_iter()
+            .map(|(bom_ref, depends_on)| json!({ "ref": bom_ref, "dependsOn": depends_on }))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -247,6 +290,11 @@ mod tests {
             source: source.to_owned(),
             license: Some("MIT".to_owned()),
             app,
+            depends_on: if app {
+                vec!["unik-rt@1.2.3".to_owned()]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -315,6 +363,13 @@ mod tests {
         let mut sorted = refs.clone();
         sorted.sort_unstable();
         assert_eq!(refs, sorted);
+        let app = doc["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ref"] == "cargo:hello@1.2.3")
+            .unwrap();
+        assert_eq!(app["dependsOn"], json!(["cargo:unik-rt@1.2.3"]));
     }
 
     #[test]
