@@ -3,8 +3,8 @@
 //!
 //! Each manifest's layers are uncompressed tars: the first holds the image at
 //! `/unikernel/<name>-<arch>.elf` and nothing else, so its digest changes only with the
-//! kernel; its DWARF (`<image>.debug`, when the build wrote one) and the archive of baked files
-//! (when the image links one) follow in layers of their own. A config records what `run`
+//! kernel; urunc's `/urunc.json`, its DWARF (`<image>.debug`, when the build wrote one) and
+//! the archive of baked files (when the image links one) follow in layers of their own. A config records what `run`
 //! needs: the platform, memory, command line, arguments, environment, ports and volumes. The
 //! manifest carries urunc's annotations (`com.urunc.unikernel.*`: the kernel's path in the
 //! layer, the hypervisor, the command line), so urunc finds the kernel, and uniklink's own
@@ -37,8 +37,8 @@ pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest
 
 /// Where the kernel lies inside a layer, as urunc's `com.urunc.unikernel.binary` names it.
 const KERNEL_DIR: &str = "unikernel";
-/// The layer annotation that says what a layer holds: `kernel`, `debug` or `files`.
-pub(crate) const LAYER_CONTENT: &str = "dev.uniklink.content";
+/// The layer annotation that says what a layer holds: `kernel`, `urunc`, `debug` or `files`.
+const LAYER_CONTENT: &str = "dev.uniklink.content";
 /// KraftKit's layer annotation naming the kernel's path in the layer (its `oci/annotations.go`).
 const KRAFTKIT_KERNEL: &str = "org.unikraft.kernel.image";
 /// Where urunc looks for its settings in the root file system when annotations do not reach it.
