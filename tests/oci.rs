@@ -1022,3 +1022,20 @@ fn run_ref_publishes_the_ports_asked_for_among_those_the_image_exposes() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     drop(guest);
 }
+
+#[test]
+fn publish_needs_an_oci_image_and_real_ports() {
+    let (status, _, stderr) =
+        uniklink_status(&["run", "/no/such/image.elf", "--publish", "8080:80"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--publish applies to an OCI image"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = uniklink_status(&["run", "127.0.0.1:1/hello", "--publish", "8080:0"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("guest port `0` is not a TCP port"),
+        "{stderr}"
+    );
+}
