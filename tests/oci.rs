@@ -1,5 +1,7 @@
 //! `cargo uniklink pkg`, `push`, `pull` and `run REF` (issue #18): the hello image for both
-//! architectures as an OCI image layout, read back by an independent client (skopeo).
+//! architectures as an OCI image layout with its SBOM, read back by an independent client
+//! (skopeo); a registry that wants bearer tokens from a token service; the baked-files layer;
+//! `run REF --publish`.
 
 #[path = "common/apps.rs"]
 #[allow(dead_code, reason = "only the runner and its root are used here")]
@@ -10,18 +12,16 @@ use std::process::Command;
 
 use apps::{assert_success, uniklink};
 
-/// `pkg` of manifests/hello.yaml into `out`, returning its JSON summary.
+/// `pkg --sbom` of manifests/hello.yaml into `out`, returning its JSON summary.
 fn pkg(out: &Path, tag: &str) -> serde_json::Value {
+    pkg_manifest(Path::new("manifests/hello.yaml"), out, tag)
+}
+
+/// `pkg --sbom` of `manifest` into `out`, returning its JSON summary.
+fn pkg_manifest(manifest: &Path, out: &Path, tag: &str) -> serde_json::Value {
     let output = uniklink()
-        .args([
-            "pkg",
-            "-m",
-            "manifests/hello.yaml",
-            "--release",
-            "--json",
-            "--tag",
-            tag,
-        ])
+        .args(["pkg", "--release", "--sbom", "--json", "--tag", tag, "-m"])
+        .arg(manifest)
         .arg("--output")
         .arg(out)
         .args(["--", "--locked"])
@@ -29,6 +29,99 @@ fn pkg(out: &Path, tag: &str) -> serde_json::Value {
         .expect("cargo-uniklink pkg runs");
     assert_success(&output, "pkg");
     serde_json::from_slice(&output.stdout).expect("pkg --json prints JSON")
+}
+
+/// The blob `digest` of the layout at `layout`.
+fn blob(layout: &Path, digest: &serde_json::Value) -> Vec<u8> {
+    let hex = digest
+        .as_str()
+        .expect("a digest")
+        .trim_start_matches("sha256:");
+    std::fs::read(layout.join("blobs/sha256").join(hex)).expect("the blob is in the layout")
+}
+
+fn json_blob(layout: &Path, digest: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_slice(&blob(layout, digest)).expect("a JSON blob")
+}
+
+/// The names and contents of a tar layer's entries.
+fn tar_entries(layer: &[u8]) -> Vec<(String, Vec<u8>)> {
+    tar::Archive::new(layer)
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// The CycloneDX component of `doc` named `name`.
+fn component<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no component {name} in {doc:#}"))
+}
+
+/// What an SBOM of hello says: unik-rt's code is in the image, the build dependencies of
+/// nothing are, the sysroot's `core` is.
+fn assert_hello_sbom(doc: &serde_json::Value, manifest_digest: &serde_json::Value) {
+    assert_eq!(doc["bomFormat"], "CycloneDX", "{doc:#}");
+    assert_eq!(doc["specVersion"], "1.5");
+    assert!(doc["metadata"].get("timestamp").is_none(), "no timestamp");
+    let hex = manifest_digest
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    assert!(
+        doc["serialNumber"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("urn:uuid:{}-", &hex[..8])),
+        "the serial number comes from the image digest: {doc:#}"
+    );
+    let rt = component(doc, "unik-rt");
+    assert_eq!(rt["scope"], "required", "{rt:#}");
+    assert_eq!(rt["version"], "0.1.0");
+    let kept: u64 = rt["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "uniklink:kept-bytes")
+        .and_then(|p| p["value"].as_str())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(kept > 0, "{rt:#}");
+    assert_eq!(component(doc, "hello")["type"], "application");
+    let hello_deps = doc["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ref"] == "cargo:hello@0.1.0")
+        .unwrap_or_else(|| panic!("hello's dependencies: {doc:#}"));
+    assert_eq!(
+        hello_deps["dependsOn"],
+        serde_json::json!(["cargo:unik@0.1.0"])
+    );
+    assert_eq!(component(doc, "core")["scope"], "required");
+    // scopeguard is in hello's dependency graph (through talc's lock_api), but hello never
+    // allocates, so none of its code is in the image.
+    let scopeguard = component(doc, "scopeguard");
+    assert_eq!(scopeguard["scope"], "excluded", "{scopeguard:#}");
+    assert!(
+        scopeguard["purl"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg:cargo/scopeguard@")
+    );
+    let text = doc.to_string();
+    assert!(!text.contains(apps::ROOT), "no host paths: {doc:#}");
 }
 
 fn skopeo(args: &[&str]) -> String {
@@ -86,18 +179,110 @@ fn pkg_writes_a_reproducible_layout_that_skopeo_reads() {
         raw["manifests"][0]["digest"], manifests[0]["manifest_digest"],
         "{raw:#}"
     );
-    let manifest_hex = manifests[0]["manifest_digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:");
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("a/blobs/sha256").join(manifest_hex)).unwrap(),
-    )
-    .unwrap();
+    let layout = dir.path().join("a");
+    let manifest = json_blob(&layout, &manifests[0]["manifest_digest"]);
     assert_eq!(
         manifest["annotations"]["com.urunc.unikernel.binary"], "/unikernel/hello-x86_64.elf",
         "{manifest:#}"
     );
+
+    // The kernel's layer holds the kernel alone; its DWARF is in a layer of its own.
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["digest"], manifests[0]["layer_digest"]);
+    assert_eq!(layers[0]["annotations"]["dev.uniklink.content"], "kernel");
+    assert_eq!(
+        layers[0]["annotations"]["org.unikraft.kernel.image"],
+        "/unikernel/hello-x86_64.elf"
+    );
+    let kernel_layer = tar_entries(&blob(&layout, &layers[0]["digest"]));
+    let names: Vec<&str> = kernel_layer.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["unikernel/", "unikernel/hello-x86_64.elf"]);
+    assert!(kernel_layer[1].1.starts_with(b"\x7fELF"));
+    let debug = &manifests[0]["debug_layer_digest"];
+    assert!(debug.is_string(), "the release build has DWARF: {first:#}");
+    let debug_layer = layers
+        .iter()
+        .find(|l| l["digest"] == *debug)
+        .expect("the debug layer is in the manifest");
+    assert_eq!(debug_layer["annotations"]["dev.uniklink.content"], "debug");
+    let names: Vec<String> = tar_entries(&blob(&layout, debug))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["unikernel/", "unikernel/hello-x86_64.elf.debug"]);
+    assert!(
+        manifests[0]["files_layer_digest"].is_null(),
+        "hello bakes no files"
+    );
+    // urunc's settings as the `/urunc.json` it reads when annotations do not reach it.
+    let urunc_layer = layers
+        .iter()
+        .find(|l| l["annotations"]["dev.uniklink.content"] == "urunc")
+        .expect("a urunc.json layer");
+    let urunc_files = tar_entries(&blob(&layout, &urunc_layer["digest"]));
+    assert_eq!(urunc_files.len(), 1);
+    assert_eq!(urunc_files[0].0, "urunc.json");
+    let urunc: serde_json::Value = serde_json::from_slice(&urunc_files[0].1).unwrap();
+    let decoded = |key: &str| {
+        use base64::Engine as _;
+        let value = urunc[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {urunc:#}"));
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        decoded("com.urunc.unikernel.binary"),
+        "/unikernel/hello-x86_64.elf"
+    );
+    assert_eq!(decoded("com.urunc.unikernel.hypervisor"), "qemu");
+    let config = json_blob(&layout, &manifest["config"]["digest"]);
+    assert_eq!(
+        config["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        layers.len(),
+        "{config:#}"
+    );
+
+    // Each image's SBOM: the same in both runs, a referrer of its manifest listed in the
+    // layout's index.json.
+    let top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    for (one, other) in manifests
+        .iter()
+        .zip(second["manifests"].as_array().unwrap())
+    {
+        assert_eq!(
+            one["sbom_digest"], other["sbom_digest"],
+            "two runs, one SBOM"
+        );
+        assert_eq!(one["sbom_manifest_digest"], other["sbom_manifest_digest"]);
+        let listed = top["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["digest"] == one["sbom_manifest_digest"])
+            .unwrap_or_else(|| panic!("index.json lists the SBOM: {top:#}"));
+        assert_eq!(listed["artifactType"], "application/vnd.cyclonedx+json");
+        let referrer = json_blob(&layout, &one["sbom_manifest_digest"]);
+        assert_eq!(
+            referrer["subject"]["digest"], one["manifest_digest"],
+            "{referrer:#}"
+        );
+        assert_eq!(referrer["artifactType"], "application/vnd.cyclonedx+json");
+        assert_eq!(
+            referrer["config"]["mediaType"],
+            "application/vnd.oci.empty.v1+json"
+        );
+        assert_eq!(referrer["layers"][0]["digest"], one["sbom_digest"]);
+        assert_hello_sbom(
+            &json_blob(&layout, &one["sbom_digest"]),
+            &one["manifest_digest"],
+        );
+    }
 
     // A copy by an independent client keeps every digest (skopeo would gzip the
     // uncompressed layers for an `oci:` destination unless told to keep them).
@@ -150,6 +335,11 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Registry::start_with("")
+    }
+
+    /// A registry whose configuration has `extra` appended (an `auth:` section).
+    fn start_with(extra: &str) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -159,7 +349,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -253,7 +443,50 @@ fn push_pull_and_run_from_a_real_registry() {
         serde_json::from_slice(&std::fs::read(copy.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], index_digest, "{index:#}");
 
-    // pull gives back the same index.
+    // Distribution 2.x has no referrers API, so each SBOM is listed under its image's
+    // referrers tag (`sha256-<hex>`), where skopeo finds it; skopeo copies the SBOM artifact
+    // itself with its digests unchanged.
+    let amd64 = &packaged["manifests"][0];
+    let subject_hex = amd64["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let listed: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!(
+            "docker://{}:sha256-{subject_hex}",
+            registry.reference("apps/hello")
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(
+        listed["manifests"][0]["digest"], amd64["sbom_manifest_digest"],
+        "{listed:#}"
+    );
+    assert_eq!(
+        listed["manifests"][0]["artifactType"],
+        "application/vnd.cyclonedx+json"
+    );
+    let sbom_copy = dir.path().join("sbom-copy");
+    skopeo(&[
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        &format!(
+            "docker://{}@{}",
+            registry.reference("apps/hello"),
+            amd64["sbom_manifest_digest"].as_str().unwrap()
+        ),
+        &layout_arg(&sbom_copy, "sbom"),
+    ]);
+    assert_hello_sbom(
+        &json_blob(&sbom_copy, &amd64["sbom_digest"]),
+        &amd64["manifest_digest"],
+    );
+
+    // pull gives back the same index, and the SBOMs.
     let pulled = dir.path().join("pulled.oci");
     let (status, _, stderr) = uniklink_status(&[
         "pull",
@@ -264,6 +497,22 @@ fn push_pull_and_run_from_a_real_registry() {
     ]);
     assert_eq!(status, Some(0), "{stderr}");
     assert!(stderr.contains(&index_digest), "{stderr}");
+    let top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pulled.join("index.json")).unwrap()).unwrap();
+    for manifest in packaged["manifests"].as_array().unwrap() {
+        assert!(
+            top["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["digest"] == manifest["sbom_manifest_digest"]),
+            "{top:#}"
+        );
+        assert_hello_sbom(
+            &json_blob(&pulled, &manifest["sbom_digest"]),
+            &manifest["manifest_digest"],
+        );
+    }
 
     // run boots straight from the reference, and from the pulled layout.
     for image in [reference.as_str(), pulled.to_str().unwrap()] {
@@ -293,6 +542,15 @@ fn push_pull_and_run_from_a_real_registry() {
         status,
         Some(0),
         "the aarch64 image of the same layout: {stderr}"
+    );
+
+    // hello serves no port, so there is none to publish.
+    let (status, _, stderr) =
+        uniklink_status(&["run", &reference, "--insecure", "--publish", "8080:80"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the image exposes no port 80 (its config exposes: none)"),
+        "{stderr}"
     );
 
     // Bad references, a missing tag and an unreachable registry: clear errors, exit 1.
@@ -328,4 +586,456 @@ fn push_pull_and_run_from_a_real_registry() {
     assert_eq!(status, Some(1), "{stderr}");
     assert!(stderr.contains("does not match its digest"), "{stderr}");
     assert!(!stdout.contains("Hello"), "nothing booted: {stdout}");
+}
+
+/// A token service for a registry with `auth: token:`, on 127.0.0.1: it signs RS256 JWTs with
+/// a key and self-signed certificate the `openssl` CLI makes, the certificate in the `x5c`
+/// header, which distribution checks against its `rootcertbundle`. `tester:secret` gets the
+/// actions it asks for; anyone else gets `pull` only. It records the requests it answers.
+struct TokenIssuer {
+    port: u16,
+    cert: std::path::PathBuf,
+    /// Each request's path and query, and whether it carried the right Basic credentials.
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+    _dir: tempfile::TempDir,
+}
+
+const ISSUER: &str = "uniklink-test-issuer";
+const SERVICE: &str = "uniklink-test-registry";
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl TokenIssuer {
+    fn start() -> TokenIssuer {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", &format!("/CN={ISSUER}"), "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs (Debian package openssl)");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(der.status.success());
+        let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::default();
+        let seen = std::sync::Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                Self::answer(stream, &key, &x5c, &seen);
+            }
+        });
+        TokenIssuer {
+            port,
+            cert,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    /// The registry configuration's `auth:` section for this issuer.
+    fn registry_auth(&self) -> String {
+        format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+            self.port,
+            self.cert.display()
+        )
+    }
+
+    fn answer(
+        mut stream: std::net::TcpStream,
+        key: &Path,
+        x5c: &str,
+        seen: &std::sync::Mutex<Vec<(String, bool)>>,
+    ) {
+        use std::io::{BufRead as _, Write as _};
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).is_err() {
+            return;
+        }
+        let mut authorized = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("authorization")
+            {
+                use base64::Engine as _;
+                let expected = base64::engine::general_purpose::STANDARD.encode("tester:secret");
+                authorized = value.trim() == format!("Basic {expected}");
+            }
+        }
+        let target = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        seen.lock().unwrap().push((target.clone(), authorized));
+        let query = target.split_once('?').map_or("", |(_, q)| q);
+        let access: Vec<serde_json::Value> = query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("scope="))
+            .map(|scope| {
+                let scope = scope
+                    .replace("%3A", ":")
+                    .replace("%2F", "/")
+                    .replace("%2C", ",");
+                let mut parts = scope.splitn(3, ':');
+                let (kind, name, actions) = (
+                    parts.next().unwrap_or_default().to_owned(),
+                    parts.next().unwrap_or_default().to_owned(),
+                    parts.next().unwrap_or_default(),
+                );
+                let granted: Vec<&str> = actions
+                    .split(',')
+                    .filter(|a| authorized || *a == "pull")
+                    .collect();
+                serde_json::json!({ "type": kind, "name": name, "actions": granted })
+            })
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "x5c": [x5c] });
+        let claims = serde_json::json!({
+            "iss": ISSUER,
+            "sub": if authorized { "tester" } else { "" },
+            "aud": SERVICE,
+            "exp": now + 600,
+            "nbf": now - 60,
+            "iat": now,
+            "jti": format!("{now}-{}", seen.lock().unwrap().len()),
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            base64url(header.to_string().as_bytes()),
+            base64url(claims.to_string().as_bytes())
+        );
+        let mut openssl = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(key)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        openssl
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(signing_input.as_bytes())
+            .unwrap();
+        let signature = openssl.wait_with_output().unwrap();
+        assert!(signature.status.success(), "openssl dgst -sign");
+        let token = format!("{signing_input}.{}", base64url(&signature.stdout));
+        // The token spec's `token` for those who log in, OAuth 2's `access_token` for the
+        // anonymous, so the client is seen reading both.
+        let field = if authorized { "token" } else { "access_token" };
+        let body = serde_json::json!({ field: token }).to_string();
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}
+
+#[test]
+fn push_and_pull_with_bearer_tokens_from_a_token_service() {
+    let issuer = TokenIssuer::start();
+    let registry = Registry::start_with(&issuer.registry_auth());
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("hello.oci");
+    let packaged = pkg(&layout, "latest");
+    let index_digest = packaged["index_digest"].as_str().unwrap();
+    let reference = registry.reference("apps/hello:tok");
+    // No Docker config of the machine's, and only the credentials each step gives.
+    let docker_config = tempfile::tempdir().unwrap();
+    let client = |args: &[&str], credentials: bool| {
+        let mut cmd = uniklink();
+        cmd.args(args)
+            .env("DOCKER_CONFIG", docker_config.path())
+            .env_remove("UNIKLINK_REGISTRY_USERNAME")
+            .env_remove("UNIKLINK_REGISTRY_PASSWORD");
+        if credentials {
+            cmd.env("UNIKLINK_REGISTRY_USERNAME", "tester")
+                .env("UNIKLINK_REGISTRY_PASSWORD", "secret");
+        }
+        let out = cmd.output().expect("cargo-uniklink runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let layout_arg = layout.to_str().unwrap();
+    let push = ["push", &reference, "--insecure", "--layout", layout_arg];
+
+    // Anonymous: the token service grants pull only, and the registry refuses the upload.
+    let (status, stderr) = client(&push, false);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("UNIKLINK_REGISTRY_USERNAME"), "{stderr}");
+
+    let (status, stderr) = client(&push, true);
+    assert_eq!(status, Some(0), "{stderr}");
+    let scope = "scope=repository%3Aapps%2Fhello%3Apull%2Cpush";
+    assert!(
+        issuer
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(target, authorized)| *authorized
+                && target.starts_with("/token?")
+                && target.contains(&format!("service={SERVICE}"))
+                && target.contains(scope)),
+        "push asked for a pull,push token with credentials: {:?}",
+        issuer.requests.lock().unwrap()
+    );
+
+    // An independent client logs in through the same token service and sees the image.
+    let inspect: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "tester:secret",
+        &format!("docker://{reference}"),
+    ]))
+    .unwrap();
+    assert_eq!(inspect["Digest"], index_digest, "{inspect:#}");
+
+    // Pulling needs no credentials: an anonymous pull token, read from `access_token`.
+    issuer.requests.lock().unwrap().clear();
+    let pulled = dir.path().join("pulled.oci");
+    let (status, stderr) = client(
+        &[
+            "pull",
+            &reference,
+            "--insecure",
+            "-o",
+            pulled.to_str().unwrap(),
+        ],
+        false,
+    );
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(stderr.contains(index_digest), "{stderr}");
+    let requests = issuer.requests.lock().unwrap().clone();
+    assert!(
+        requests.iter().all(|(target, authorized)| !authorized
+            && target.contains("scope=repository%3Aapps%2Fhello%3Apull")
+            && !target.contains("%2Cpush")),
+        "{requests:?}"
+    );
+    assert!(!requests.is_empty(), "the pull asked for a token");
+    // The SBOMs came along, through the referrers tag the authenticated push wrote.
+    let amd64 = &packaged["manifests"][0];
+    assert_hello_sbom(
+        &json_blob(&pulled, &amd64["sbom_digest"]),
+        &amd64["manifest_digest"],
+    );
+
+    // A token service nobody answers at: a clear error naming it, exit 1.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let unreachable = Registry::start_with(&issuer.registry_auth().replace(
+        &format!("127.0.0.1:{}/token", issuer.port),
+        &format!("127.0.0.1:{closed}/token"),
+    ));
+    let (status, stderr) = client(
+        &[
+            "pull",
+            &unreachable.reference("apps/hello:tok"),
+            "--insecure",
+            "-o",
+            dir.path().join("never.oci").to_str().unwrap(),
+        ],
+        false,
+    );
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("getting a token from")
+            && stderr.contains(&format!("127.0.0.1:{closed}/token")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("never.oci").exists());
+}
+
+#[test]
+fn baked_files_travel_in_a_layer_of_their_own_and_stay_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>baked</h1>").unwrap();
+    let manifest = dir.path().join("oci-baked.yaml");
+    apps::write_manifest(
+        &manifest,
+        "oci-baked",
+        "baked",
+        "x86_64",
+        &format!(
+            "files:\n  - {{ from: {}, to: /srv/site }}\n",
+            site.display()
+        ),
+    );
+    let layout = dir.path().join("baked.oci");
+    let packaged = pkg_manifest(&manifest, &layout, "latest");
+    let image = &packaged["manifests"][0];
+    let files = &image["files_layer_digest"];
+    assert!(files.is_string(), "{packaged:#}");
+    let manifest_json = json_blob(&layout, &image["manifest_digest"]);
+    let layers = manifest_json["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["annotations"]["dev.uniklink.content"], "kernel");
+    let files_layer = layers
+        .iter()
+        .find(|l| l["digest"] == *files)
+        .expect("the files layer is in the manifest");
+    assert_eq!(files_layer["annotations"]["dev.uniklink.content"], "files");
+    assert_eq!(
+        files_layer["annotations"]["dev.uniklink.files.format"],
+        "cpio-newc"
+    );
+    let entries = tar_entries(&blob(&layout, files));
+    assert_eq!(entries[1].0, "unikernel/oci-baked-x86_64.files.cpio");
+    let cpio = &entries[1].1;
+    assert!(cpio.starts_with(b"070701"), "cpio newc");
+    for needle in [&b"srv/site/index.html"[..], b"<h1>baked</h1>"] {
+        assert!(
+            cpio.windows(needle.len()).any(|w| w == needle),
+            "{}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    // The archive is in the kernel too: the image booted from the layout reads the files.
+    let (status, stdout, stderr) = uniklink_status(&[
+        "run",
+        layout.to_str().unwrap(),
+        "--accel",
+        "tcg",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(status, Some(0), "{stderr}\n{stdout}");
+    assert!(
+        stdout.contains("baked: file /srv/site/index.html 14 "),
+        "{stdout}"
+    );
+}
+
+/// A run of `run REF --publish HOST:8080` for httpd; dropping it stops QEMU.
+struct Published(std::process::Child);
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        // SIGINT makes the runner kill QEMU, its own process group, before it exits.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_ref_publishes_the_ports_asked_for_among_those_the_image_exposes() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("httpd.oci");
+    pkg_manifest(Path::new("manifests/httpd.yaml"), &layout, "latest");
+    let reference = registry.reference("apps/httpd:v1");
+    let (status, _, stderr) = uniklink_status(&[
+        "push",
+        &reference,
+        "--insecure",
+        "--layout",
+        layout.to_str().unwrap(),
+    ]);
+    assert_eq!(status, Some(0), "{stderr}");
+
+    let (status, _, stderr) =
+        uniklink_status(&["run", &reference, "--insecure", "--publish", "9999:81"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("--publish 9999:81: the image exposes no port 81 (its config exposes: 8080)"),
+        "{stderr}"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut child = uniklink()
+        .args(["run", &reference, "--insecure", "--accel", "tcg"])
+        .args(["--timeout", "300", "--publish", &format!("{port}:8080")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cargo-uniklink run starts");
+    let stdout = child.stdout.take().unwrap();
+    let guest = Published(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    // The runner's timeout bounds this: QEMU killed, stdout closes.
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("httpd: listening on :8080"));
+    assert!(listening, "httpd never listened");
+    // Keep draining the console so the guest never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the forward");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    drop(guest);
+}
+
+#[test]
+fn publish_needs_an_oci_image_and_real_ports() {
+    let (status, _, stderr) =
+        uniklink_status(&["run", "/no/such/image.elf", "--publish", "8080:80"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--publish applies to an OCI image"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = uniklink_status(&["run", "127.0.0.1:1/hello", "--publish", "8080:0"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("guest port `0` is not a TCP port"),
+        "{stderr}"
+    );
 }

@@ -357,7 +357,7 @@ fn port(text: &str, what: &str) -> Result<u16, String> {
 
 impl PortForward {
     /// Parses `"HOST:GUEST"`, or one port used on both sides.
-    pub(crate) fn parse(text: &str) -> Result<PortForward, String> {
+    pub fn parse(text: &str) -> Result<PortForward, String> {
         match text.split_once(':') {
             Some((host, guest)) => Ok(PortForward {
                 host: port(host, "host")?,

@@ -66,6 +66,9 @@ pub struct Built {
     pub paths: ImagePaths,
     pub report: BuildReport,
     pub link: LinkOutput,
+    /// The app's `cargo metadata` for the target, as the build resolved it (`pkg --sbom`
+    /// lists its packages); `None` for prebuilt objects.
+    pub metadata: Option<cargo_metadata::Metadata>,
     pub timings: BuildTimings,
 }
 
@@ -314,7 +317,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         deepen_stack_for_unoptimized_code(&mut config);
     }
 
-    let (target_dir, inputs, entry, weave) = match &manifest.app {
+    let (target_dir, inputs, entry, weave, metadata) = match &manifest.app {
         App::Cargo {
             package,
             bin,
@@ -378,7 +381,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                     ..weave
                 })
             };
-            (target_dir, staticlibs, entry, weave)
+            (target_dir, staticlibs, entry, weave, Some(metadata))
         }
         App::Prebuilt { objects, entry } => (
             opts.target_dir
@@ -386,6 +389,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
                 .unwrap_or_else(|| prebuilt_target_dir(manifest)),
             objects.clone(),
             entry.clone(),
+            None,
             None,
         ),
     };
@@ -431,6 +435,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<Built, BuildErr
         paths,
         report,
         link,
+        metadata,
         timings: BuildTimings {
             cargo: cargo_done - started,
             link: cargo_done.elapsed(),

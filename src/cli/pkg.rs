@@ -23,6 +23,10 @@ pub struct PkgArgs {
     /// The tag the layout's index names the image by.
     #[arg(long, default_value = oci::DEFAULT_TAG)]
     tag: String,
+    /// Attach a CycloneDX SBOM to each image (an OCI 1.1 referrer): the packages `cargo
+    /// metadata` resolved for it, each marked by whether its code is in the image.
+    #[arg(long)]
+    sbom: bool,
     /// Print the layout's digests as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -63,7 +67,11 @@ pub fn run(args: PkgArgs) -> miette::Result<ExitCode> {
             .image
             .with_file_name(format!("{}.oci", manifest.name)),
     };
-    let packaged = oci::package(&manifest.resolve(), &built, &out, &args.tag)
+    let opts = oci::PackageOptions {
+        tag: args.tag.clone(),
+        sbom: args.sbom,
+    };
+    let packaged = oci::package(&manifest.resolve(), &built, &out, &opts)
         .map_err(|e| miette!("{}", super::build::chain(&e)))?;
     if args.json {
         println!("{}", serde_json::to_string(&packaged).into_diagnostic()?);

@@ -17,7 +17,7 @@ use uniklink::run::{
 };
 use uniklink::symbolize::{Frame, Symbolizer};
 use uniklink::{build, oci};
-use uniklink_config::{ByteSize, Manifest};
+use uniklink_config::{ByteSize, Manifest, PortForward};
 
 use super::cargo_args::{CargoBuildArgs, ManifestArgs, MessageFormat, OutputArgs};
 
@@ -57,6 +57,12 @@ pub struct RunArgs {
     /// With a registry reference: talk plain HTTP (a registry on loopback).
     #[arg(long, requires = "image")]
     insecure: bool,
+    /// With an OCI image (a layout or a reference): forward 127.0.0.1:HOST to the guest's
+    /// TCP port GUEST, which must be one the image's config exposes; repeat for more. None
+    /// by default, as with `docker run --publish` (whose `-p` is cargo's `--package` here).
+    #[arg(long = "publish", value_name = "HOST:GUEST", requires = "image",
+          value_parser = parse_publish)]
+    publish: Vec<PortForward>,
     /// With an OCI image layout: the tag of the image to boot.
     #[arg(long, requires = "image", default_value = uniklink::oci::DEFAULT_TAG)]
     tag: String,
@@ -177,6 +183,10 @@ fn parse_memory(s: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_publish(s: &str) -> Result<PortForward, String> {
+    PortForward::parse(s)
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once('=')
@@ -290,6 +300,21 @@ fn oci_options(args: &RunArgs, scratch: &Path) -> miette::Result<Option<(RunOpti
         opts.platform = platform;
     }
     opts.memory = runnable.memory;
+    for forward in &args.publish {
+        if !runnable.ports.contains(&forward.guest) {
+            let exposed: Vec<String> = runnable.ports.iter().map(u16::to_string).collect();
+            return Err(miette!(
+                "--publish {forward}: the image exposes no port {} (its config exposes: {})",
+                forward.guest,
+                if exposed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    exposed.join(", ")
+                }
+            ));
+        }
+    }
+    opts.ports = args.publish.iter().map(|p| (p.host, p.guest)).collect();
     let cmdline = uniklink_config::command_line(&runnable.cmdline, &runnable.args, &runnable.env);
     Ok(Some((opts, cmdline)))
 }
@@ -386,6 +411,12 @@ pub fn run(args: RunArgs) -> miette::Result<ExitCode> {
                 cmdline = Some(oci_cmdline).filter(|line| !line.is_empty());
             }
             opts
+        }
+        None if !args.publish.is_empty() => {
+            return Err(miette!(
+                "--publish applies to an OCI image (a layout or a registry reference); an ELF \
+                 image has no config saying which ports it serves"
+            ));
         }
         None => base_options(&args, manifest.as_ref())?,
     };

@@ -1,14 +1,18 @@
 //! Unikernel images as OCI images: `cargo uniklink pkg` writes an OCI image layout with one
 //! manifest per architecture the manifest builds, under an image index.
 //!
-//! Each manifest has one layer, an uncompressed tar holding the image at
-//! `/unikernel/<name>-<arch>.elf` (and its DWARF, `<image>.debug`, beside it when the build
-//! wrote one), and a config that records what `run` needs: the platform, memory, command line,
-//! arguments, environment, ports and volumes. The manifest carries urunc's annotations
-//! (`com.urunc.unikernel.*`: the kernel's path in the layer, the hypervisor, the command line),
-//! so urunc finds the kernel, and uniklink's own (`dev.uniklink.*`: build id, sizes, version).
+//! Each manifest's layers are uncompressed tars: the first holds the image at
+//! `/unikernel/<name>-<arch>.elf` and nothing else, so its digest changes only with the
+//! kernel; urunc's `/urunc.json`, its DWARF (`<image>.debug`, when the build wrote one) and
+//! the archive of baked files (when the image links one) follow in layers of their own. A config records what `run`
+//! needs: the platform, memory, command line, arguments, environment, ports and volumes. The
+//! manifest carries urunc's annotations (`com.urunc.unikernel.*`: the kernel's path in the
+//! layer, the hypervisor, the command line), so urunc finds the kernel, and uniklink's own
+//! (`dev.uniklink.*`: build id, sizes, version). With `sbom`, each image gets a CycloneDX
+//! document ([`sbom`]) as an OCI 1.1 referrer: an artifact manifest whose `subject` is the
+//! image manifest, listed in the layout's `index.json` beside the tagged index.
 //!
-//! Everything is reproducible: the tar has fixed metadata and sorted entries, JSON objects
+//! Everything is reproducible: the tars have fixed metadata and sorted entries, JSON objects
 //! have sorted keys and no timestamps, so the same images give the same digests.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,12 +30,24 @@ use uniklink_config::{Arch, ResolvedConfig};
 use crate::build::Built;
 
 pub mod registry;
+pub mod sbom;
 
 pub(crate) const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Where the kernel lies inside a layer, as urunc's `com.urunc.unikernel.binary` names it.
 const KERNEL_DIR: &str = "unikernel";
+/// The layer annotation that says what a layer holds: `kernel`, `urunc`, `debug` or `files`.
+const LAYER_CONTENT: &str = "dev.uniklink.content";
+/// KraftKit's layer annotation naming the kernel's path in the layer (its `oci/annotations.go`).
+const KRAFTKIT_KERNEL: &str = "org.unikraft.kernel.image";
+/// Where urunc looks for its settings in the root file system when annotations do not reach it.
+const URUNC_JSON: &str = "urunc.json";
+/// The section of the generated data object holding the baked-files archive (`build::data`):
+/// kept in the image exactly when the app reads files.
+const FILES_SECTION: &str = ".rodata.__uniklink_files";
+/// The empty JSON object an artifact manifest has for config (image-spec 1.1).
+const EMPTY_JSON: &[u8] = b"{}";
 /// The tag the layout's index names the image by unless told otherwise.
 pub const DEFAULT_TAG: &str = "latest";
 
@@ -51,6 +67,11 @@ pub enum OciError {
     },
     #[error("{0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    #[error("the manifest's `files`: {source}")]
+    Files {
+        #[source]
+        source: crate::build::data::DataError,
+    },
     #[error(
         "`{0}` is not a tag: 1 to 128 of letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
     )]
@@ -92,7 +113,24 @@ pub struct Packaged {
 pub struct PackagedManifest {
     pub arch: String,
     pub manifest_digest: String,
+    /// The kernel layer's digest.
     pub layer_digest: String,
+    /// The DWARF layer's, when the build wrote a debug file.
+    pub debug_layer_digest: Option<String>,
+    /// The baked-files layer's, when the image links baked files.
+    pub files_layer_digest: Option<String>,
+    /// The SBOM's referrer manifest and its document, with `sbom`.
+    pub sbom_manifest_digest: Option<String>,
+    pub sbom_digest: Option<String>,
+}
+
+/// What `package` writes besides the images.
+#[derive(Debug, Clone, Default)]
+pub struct PackageOptions {
+    /// The tag the layout's index names the image by.
+    pub tag: String,
+    /// Attach a CycloneDX SBOM to each image as a referrer.
+    pub sbom: bool,
 }
 
 /// A tag as the OCI distribution spec allows it.
@@ -174,6 +212,28 @@ impl Blobs {
             })
     }
 
+    /// The descriptors of the layout's `index.json` that have no tag: the manifests that refer
+    /// to its images (OCI 1.1 referrers, such as SBOMs).
+    pub(crate) fn referrers(layout: &Path) -> Result<Vec<serde_json::Value>, OciError> {
+        let path = layout.join("index.json");
+        let text = std::fs::read(&path).map_err(|source| OciError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let index: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| OciError::BadLayout {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["annotations"]["org.opencontainers.image.ref.name"].is_null())
+            .cloned()
+            .collect())
+    }
+
     /// The blob `digest` (`sha256:<hex>`).
     pub(crate) fn get(&self, digest: &str, layout: &Path) -> Result<Vec<u8>, OciError> {
         digest
@@ -247,12 +307,17 @@ fn oci_arch(arch: Arch) -> OciArch {
 fn reproducible_tar(files: &[(String, Vec<u8>, bool)]) -> Result<Vec<u8>, std::io::Error> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
-    let mut dir = tar::Header::new_ustar();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    dir.set_mtime(0);
-    builder.append_data(&mut dir, format!("{KERNEL_DIR}/"), std::io::empty())?;
+    if files
+        .iter()
+        .any(|(name, _, _)| name.starts_with(&format!("{KERNEL_DIR}/")))
+    {
+        let mut dir = tar::Header::new_ustar();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        dir.set_mtime(0);
+        builder.append_data(&mut dir, format!("{KERNEL_DIR}/"), std::io::empty())?;
+    }
     let mut sorted: Vec<&(String, Vec<u8>, bool)> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, bytes, executable) in sorted {
@@ -266,18 +331,91 @@ fn reproducible_tar(files: &[(String, Vec<u8>, bool)]) -> Result<Vec<u8>, std::i
     builder.into_inner()
 }
 
+/// One layer's tar and the annotations of its descriptor.
+struct Layer {
+    tar: Vec<u8>,
+    annotations: HashMap<String, String>,
+}
+
+/// urunc's annotations as the `/urunc.json` it reads from the container's root file system
+/// when the container engine does not pass image annotations on (Docker, containerd's CRI):
+/// the same keys, each value base64-encoded (urunc's `pkg/unikontainers/config.go`).
+fn urunc_json(annotations: &[(&str, String)]) -> Vec<u8> {
+    use base64::Engine as _;
+    let object: BTreeMap<&str, String> = annotations
+        .iter()
+        .map(|(key, value)| {
+            (
+                *key,
+                base64::engine::general_purpose::STANDARD.encode(value),
+            )
+        })
+        .collect();
+    canonical_json(&object)
+}
+
+/// The layers of one image: the kernel at `kernel_path` alone, so its digest changes with
+/// the kernel only; urunc's `/urunc.json`; then its DWARF and the baked-files archive, when
+/// there are any.
+fn image_layers(
+    kernel_path: &str,
+    kernel: Vec<u8>,
+    urunc: Vec<u8>,
+    debug: Option<Vec<u8>>,
+    files: Option<Vec<u8>>,
+) -> Result<Vec<Layer>, std::io::Error> {
+    let layer = |content: &str, name: String, bytes: Vec<u8>, executable: bool| {
+        let tar = reproducible_tar(&[(name, bytes, executable)])?;
+        let annotations = HashMap::from([(LAYER_CONTENT.to_owned(), content.to_owned())]);
+        Ok::<_, std::io::Error>(Layer { tar, annotations })
+    };
+    let mut kernel_layer = layer("kernel", kernel_path.to_owned(), kernel, true)?;
+    kernel_layer
+        .annotations
+        .insert(KRAFTKIT_KERNEL.to_owned(), format!("/{kernel_path}"));
+    let mut layers = vec![
+        kernel_layer,
+        layer("urunc", URUNC_JSON.to_owned(), urunc, false)?,
+    ];
+    if let Some(debug) = debug {
+        layers.push(layer(
+            "debug",
+            format!("{kernel_path}.debug"),
+            debug,
+            false,
+        )?);
+    }
+    if let Some(files) = files {
+        let name = kernel_path.replace(".elf", ".files.cpio");
+        let mut files_layer = layer("files", name, files, false)?;
+        files_layer.annotations.insert(
+            "dev.uniklink.files.format".to_owned(),
+            "cpio-newc".to_owned(),
+        );
+        layers.push(files_layer);
+    }
+    Ok(layers)
+}
+
 /// Writes the OCI image layout of `built` (one image per architecture of `config`'s
-/// manifest) to `out`, the index tagged `tag`. An existing layout there is replaced.
+/// manifest) to `out`, the index tagged `opts.tag`. An existing layout there is replaced.
 pub fn package(
     config: &ResolvedConfig,
     built: &[Built],
     out: &Path,
-    tag: &str,
+    opts: &PackageOptions,
 ) -> Result<Packaged, OciError> {
+    let tag = opts.tag.as_str();
     check_tag(tag)?;
     let mut blobs = Blobs::default();
     let mut manifests = Vec::new();
+    let mut referrers = Vec::new();
     let mut summary = Vec::new();
+    let rustc = opts
+        .sbom
+        .then(|| built.iter().find_map(|b| b.metadata.as_ref()))
+        .flatten()
+        .and_then(|m| sbom::rustc_release(m.workspace_root.as_std_path()));
     for image in built {
         let arch = image.target.arch;
         let read = |path: &Path| {
@@ -288,16 +426,70 @@ pub fn package(
         };
         let file_name = format!("{}-{}.elf", config.name, arch.name());
         let kernel_path = format!("{KERNEL_DIR}/{file_name}");
-        let mut files = vec![(kernel_path.clone(), read(&image.paths.image)?, true)];
-        if let Some((debug, _)) = &image.link.debug_file {
-            files.push((format!("{kernel_path}.debug"), read(debug)?, false));
-        }
-        let layer_bytes = reproducible_tar(&files).map_err(|source| OciError::Write {
+        let debug = match &image.link.debug_file {
+            Some((debug, _)) => Some(read(debug)?),
+            None => None,
+        };
+        // The archive is linked into the image, and section GC keeps it only when the app
+        // reads files: the layer is there exactly when the image has the files.
+        let files_linked = image
+            .report
+            .kept_sections
+            .iter()
+            .any(|s| s.section == FILES_SECTION);
+        let files = if files_linked {
+            Some(
+                crate::build::data::pack(&config.files)
+                    .map_err(|source| OciError::Files { source })?,
+            )
+        } else {
+            None
+        };
+        // What urunc needs, as manifest annotations and as `/urunc.json` (its
+        // `pkg/unikontainers/config.go`; the required ones per its `docs/package/index.md`).
+        let urunc = [
+            ("com.urunc.unikernel.binary", format!("/{kernel_path}")),
+            ("com.urunc.unikernel.unikernelType", "uniklink".to_owned()),
+            ("com.urunc.unikernel.hypervisor", "qemu".to_owned()),
+            ("com.urunc.unikernel.cmdline", config.cmdline.clone()),
+            (
+                "com.urunc.unikernel.unikernelVersion",
+                env!("CARGO_PKG_VERSION").to_owned(),
+            ),
+        ];
+        let layers = image_layers(
+            &kernel_path,
+            read(&image.paths.image)?,
+            urunc_json(&urunc),
+            debug,
+            files,
+        )
+        .map_err(|source| OciError::Write {
             path: out.to_path_buf(),
             source,
         })?;
-        let diff_id = format!("sha256:{}", hex_sha256(&layer_bytes));
-        let layer = blobs.add(MediaType::ImageLayer, layer_bytes)?;
+        let mut diff_ids = Vec::new();
+        let mut layer_descriptors = Vec::new();
+        for layer in layers {
+            diff_ids.push(format!("sha256:{}", hex_sha256(&layer.tar)));
+            let mut descriptor = blobs.add(MediaType::ImageLayer, layer.tar)?;
+            descriptor.set_annotations(Some(layer.annotations));
+            layer_descriptors.push(descriptor);
+        }
+        let layer_digest = |content: &str| {
+            layer_descriptors
+                .iter()
+                .find(|d| {
+                    d.annotations()
+                        .as_ref()
+                        .and_then(|a| a.get(LAYER_CONTENT))
+                        .is_some_and(|c| c == content)
+                })
+                .map(|d| d.digest().to_string())
+        };
+        let (debug_layer_digest, files_layer_digest) =
+            (layer_digest("debug"), layer_digest("files"));
+        let kernel_layer_digest = layer_descriptors[0].digest().to_string();
 
         let mut labels = HashMap::new();
         labels.insert(
@@ -343,19 +535,20 @@ pub fn package(
             .rootfs(
                 RootFsBuilder::default()
                     .typ("layers")
-                    .diff_ids(vec![diff_id])
+                    .diff_ids(diff_ids)
                     .build()?,
             )
             .build()?;
         let config_descriptor = blobs.add_json(MediaType::ImageConfig, &image_config)?;
 
         let report = &image.report;
-        let mut annotations = HashMap::new();
+        let mut annotations: HashMap<String, String> = urunc
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect();
         for (key, value) in [
-            ("com.urunc.unikernel.binary", format!("/{kernel_path}")),
-            ("com.urunc.unikernel.unikernelType", "uniklink".to_owned()),
-            ("com.urunc.unikernel.hypervisor", "qemu".to_owned()),
-            ("com.urunc.unikernel.cmdline", config.cmdline.clone()),
+            // bima, urunc's older packager, required `version`; urunc reads
+            // `unikernelVersion`.
             (
                 "com.urunc.unikernel.version",
                 env!("CARGO_PKG_VERSION").to_owned(),
@@ -376,10 +569,19 @@ pub fn package(
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
             .config(config_descriptor)
-            .layers(vec![layer.clone()])
+            .layers(layer_descriptors)
             .annotations(annotations)
             .build()?;
         let mut descriptor = blobs.add_json(MediaType::ImageManifest, &manifest)?;
+        let (sbom_manifest_digest, sbom_digest) = if opts.sbom {
+            let (referrer, document) =
+                add_sbom(&mut blobs, config, image, &descriptor, rustc.as_deref())?;
+            let digests = (Some(referrer.digest().to_string()), Some(document));
+            referrers.push(referrer);
+            digests
+        } else {
+            (None, None)
+        };
         descriptor.set_platform(Some(
             PlatformBuilder::default()
                 .architecture(oci_arch(arch))
@@ -389,7 +591,11 @@ pub fn package(
         summary.push(PackagedManifest {
             arch: arch.name().to_owned(),
             manifest_digest: descriptor.digest().to_string(),
-            layer_digest: layer.digest().to_string(),
+            layer_digest: kernel_layer_digest,
+            debug_layer_digest,
+            files_layer_digest,
+            sbom_manifest_digest,
+            sbom_digest,
         });
         manifests.push(descriptor);
     }
@@ -400,7 +606,7 @@ pub fn package(
         .build()?;
     let index_descriptor = blobs.add_json(MediaType::ImageIndex, &image_index)?;
     let index_digest = index_descriptor.digest().to_string();
-    let top = tag_index(&index_digest, tag, index_descriptor.size())?;
+    let top = tag_index(&index_digest, tag, index_descriptor.size(), referrers)?;
     write_layout(out, &blobs, &top)?;
     Ok(Packaged {
         layout: out.to_path_buf(),
@@ -410,8 +616,64 @@ pub fn package(
     })
 }
 
-/// The layout's `index.json`: the image index `digest` (of `size` bytes), tagged `tag`.
-pub(crate) fn tag_index(digest: &str, tag: &str, size: u64) -> Result<Vec<u8>, OciError> {
+/// Adds the SBOM of `image`, whose manifest `subject` describes, and the artifact manifest
+/// that refers to it; returns that manifest's descriptor as a referrers list holds it, and
+/// the document's digest.
+fn add_sbom(
+    blobs: &mut Blobs,
+    config: &ResolvedConfig,
+    image: &Built,
+    subject: &Descriptor,
+    rustc: Option<&str>,
+) -> Result<(Descriptor, String), OciError> {
+    let arch = oci_arch(image.target.arch).to_string();
+    let manifest_digest = subject.digest().to_string();
+    let packages = image
+        .metadata
+        .as_ref()
+        .map(sbom::packages)
+        .unwrap_or_default();
+    let document = sbom::document(
+        sbom::Subject {
+            name: &config.name,
+            arch: &arch,
+            manifest_digest: &manifest_digest,
+            build_id: image.report.build_id.as_deref(),
+        },
+        &packages,
+        &image.report.sizes.crates,
+        rustc,
+    );
+    let sbom_type = MediaType::Other(sbom::MEDIA_TYPE.to_owned());
+    let mut layer = blobs.add_json(sbom_type.clone(), &document)?;
+    layer.set_annotations(Some(HashMap::from([(
+        "org.opencontainers.image.title".to_owned(),
+        format!("{}-{}.cdx.json", config.name, image.target.arch.name()),
+    )])));
+    let document_digest = layer.digest().to_string();
+    let empty = blobs.add(MediaType::EmptyJSON, EMPTY_JSON.to_vec())?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(sbom_type.clone())
+        .config(empty)
+        .layers(vec![layer])
+        .subject(subject.clone())
+        .build()?;
+    let mut descriptor = blobs.add_json(MediaType::ImageManifest, &manifest)?;
+    descriptor.set_artifact_type(Some(sbom_type));
+    Ok((descriptor, document_digest))
+}
+
+/// The layout's `index.json`: the image index `digest` (of `size` bytes), tagged `tag`, and
+/// the manifests that refer to its images (`subject`), untagged, as OCI 1.1 layouts list
+/// referrers.
+pub(crate) fn tag_index(
+    digest: &str,
+    tag: &str,
+    size: u64,
+    referrers: Vec<Descriptor>,
+) -> Result<Vec<u8>, OciError> {
     let descriptor = DescriptorBuilder::default()
         .media_type(MediaType::ImageIndex)
         .digest(digest.parse::<Digest>()?)
@@ -424,7 +686,11 @@ pub(crate) fn tag_index(digest: &str, tag: &str, size: u64) -> Result<Vec<u8>, O
     let top = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
-        .manifests(vec![descriptor])
+        .manifests(
+            std::iter::once(descriptor)
+                .chain(referrers)
+                .collect::<Vec<_>>(),
+        )
         .build()?;
     Ok(canonical_json(&top))
 }
@@ -475,29 +741,31 @@ pub fn runnable(layout: &Path, tag: &str, arch: Arch) -> Result<Runnable, OciErr
         .map(|p| p.trim_start_matches('/').to_owned())
         .ok_or_else(|| bad("the manifest names no kernel (com.urunc.unikernel.binary)".into()))?;
     let config = json(manifest["config"]["digest"].as_str().unwrap_or_default())?;
-    let layer = blobs.get(
-        manifest["layers"][0]["digest"].as_str().unwrap_or_default(),
-        layout,
-    )?;
-    let mut archive = tar::Archive::new(layer.as_slice());
+    // The layers applied in order, as a container runtime would: the last one holding the
+    // kernel's path wins.
     let mut kernel = None;
-    for entry in archive
-        .entries()
-        .map_err(|e| bad(format!("the layer: {e}")))?
-    {
-        let mut entry = entry.map_err(|e| bad(format!("the layer: {e}")))?;
-        let path = entry
-            .path()
-            .map_err(|e| bad(e.to_string()))?
-            .display()
-            .to_string();
-        if path == kernel_path {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| bad(e.to_string()))?;
-            kernel = Some(bytes);
+    for layer in manifest["layers"].as_array().into_iter().flatten() {
+        let layer = blobs.get(layer["digest"].as_str().unwrap_or_default(), layout)?;
+        let mut archive = tar::Archive::new(layer.as_slice());
+        for entry in archive
+            .entries()
+            .map_err(|e| bad(format!("a layer: {e}")))?
+        {
+            let mut entry = entry.map_err(|e| bad(format!("a layer: {e}")))?;
+            let path = entry
+                .path()
+                .map_err(|e| bad(e.to_string()))?
+                .display()
+                .to_string();
+            if path == kernel_path {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes)
+                    .map_err(|e| bad(e.to_string()))?;
+                kernel = Some(bytes);
+            }
         }
     }
-    let kernel = kernel.ok_or_else(|| bad(format!("the layer has no {kernel_path}")))?;
+    let kernel = kernel.ok_or_else(|| bad(format!("no layer has {kernel_path}")))?;
     let labels = &config["config"]["Labels"];
     let strings = |value: &serde_json::Value| -> Vec<String> {
         value
@@ -597,5 +865,60 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["unikernel/", "unikernel/a", "unikernel/b"]);
+    }
+
+    #[test]
+    fn the_kernel_layer_holds_the_kernel_alone() {
+        let path = "unikernel/k-x86_64.elf";
+        let with_dwarf = |dwarf: &[u8]| {
+            image_layers(
+                path,
+                b"kernel".to_vec(),
+                b"{}".to_vec(),
+                Some(dwarf.to_vec()),
+                Some(b"cpio".to_vec()),
+            )
+            .unwrap()
+        };
+        let (a, b) = (with_dwarf(b"one"), with_dwarf(b"two"));
+        assert_eq!(
+            a[0].tar, b[0].tar,
+            "DWARF alone leaves the kernel layer as it is"
+        );
+        assert_ne!(a[2].tar, b[2].tar);
+        let contents: Vec<&str> = a
+            .iter()
+            .map(|l| l.annotations[LAYER_CONTENT].as_str())
+            .collect();
+        assert_eq!(contents, ["kernel", "urunc", "debug", "files"]);
+        assert_eq!(a[0].annotations[KRAFTKIT_KERNEL], format!("/{path}"));
+        let names = |tar: &[u8]| -> Vec<String> {
+            tar::Archive::new(tar)
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(names(&a[0].tar), ["unikernel/", path]);
+        assert_eq!(names(&a[1].tar), ["urunc.json"]);
+        assert_eq!(
+            names(&a[3].tar),
+            ["unikernel/", "unikernel/k-x86_64.files.cpio"]
+        );
+        let bare = image_layers(path, b"kernel".to_vec(), b"{}".to_vec(), None, None).unwrap();
+        assert_eq!(bare.len(), 2);
+        assert_eq!(bare[0].tar, a[0].tar);
+    }
+
+    #[test]
+    fn urunc_json_holds_base64_values_as_urunc_decodes_them() {
+        let json = urunc_json(&[
+            ("com.urunc.unikernel.binary", "/unikernel/k.elf".to_owned()),
+            ("com.urunc.unikernel.cmdline", String::new()),
+        ]);
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"com.urunc.unikernel.binary":"L3VuaWtlcm5lbC9rLmVsZg==","com.urunc.unikernel.cmdline":""}"#
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! `insecure` for a registry on loopback. Credentials: `UNIKLINK_REGISTRY_USERNAME` and
 //! `UNIKLINK_REGISTRY_PASSWORD`, else the registry's entry in the Docker config file
 //! (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, `auths.<host>.auth`), sent as
-//! HTTP Basic; registries that want a bearer token from a separate service are not supported.
+//! HTTP Basic; a registry that answers 401 with a Bearer challenge gets a token from the
+//! service the challenge names (with those credentials, or anonymously), for the repository's
+//! `pull` or `pull,push` scope, and the request again with the token.
 //!
 //! Every blob and manifest pulled is checked against its digest before it is written, so a
 //! tampered registry gives an error, not an image.
@@ -100,16 +102,107 @@ impl FromStr for Reference {
     }
 }
 
+/// What a client asks a token service for: pulling, or pulling and pushing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        }
+    }
+}
+
+/// A `WWW-Authenticate: Bearer ...` challenge (RFC 6750), as the distribution spec's token
+/// authentication uses it: where to get a token and for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: String,
+    pub service: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl Challenge {
+    /// The Bearer challenge of a `WWW-Authenticate` value; `None` for another scheme (Basic)
+    /// or one without a realm.
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim_start();
+        let (scheme, rest) = header.split_once(char::is_whitespace)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+                chars.next();
+            }
+            let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+            if key.is_empty() || chars.next() != Some('=') {
+                break;
+            }
+            let mut value = String::new();
+            if chars.next_if_eq(&'"').is_some() {
+                // A quoted string: `\` escapes the next character.
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => value.extend(chars.next()),
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
+            }
+            params.push((key.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        Some(Challenge {
+            realm: get("realm").filter(|r| !r.is_empty())?,
+            service: get("service"),
+            scope: get("scope"),
+        })
+    }
+}
+
+/// `text` percent-encoded for a URL's query, everything but RFC 3986's unreserved characters.
+fn query_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A client for one registry.
 pub struct Registry {
     agent: ureq::Agent,
     base: String,
-    authorization: Option<String>,
+    insecure: bool,
+    access: Access,
+    /// `Basic <base64>` from the usual sources: sent to the registry, and to its token
+    /// service when it asks for a token.
+    basic: Option<String>,
+    /// The token the registry's token service gave, once it asked for one.
+    bearer: std::cell::RefCell<Option<String>>,
     reference: Reference,
 }
 
 impl Registry {
-    pub fn new(reference: &Reference, insecure: bool) -> Registry {
+    pub fn new(reference: &Reference, insecure: bool, access: Access) -> Registry {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(REQUEST_TIMEOUT))
@@ -122,7 +215,10 @@ impl Registry {
                 "{scheme}://{}/v2/{}",
                 reference.registry, reference.repository
             ),
-            authorization: credentials(&reference.registry),
+            insecure,
+            access,
+            basic: credentials(&reference.registry),
+            bearer: std::cell::RefCell::new(None),
             reference: reference.clone(),
         }
     }
@@ -134,19 +230,138 @@ impl Registry {
         }
     }
 
-    fn auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
-        match &self.authorization {
-            Some(value) => request.header("Authorization", value),
-            None => request,
+    /// An error for an unexpected status, with what to do about refused credentials.
+    fn status(&self, what: &str, status: ureq::http::StatusCode) -> OciError {
+        let hint = match status.as_u16() {
+            401 | 403 => {
+                " (set UNIKLINK_REGISTRY_USERNAME and UNIKLINK_REGISTRY_PASSWORD, or log in \
+                 with `docker login`)"
+            }
+            _ => "",
+        };
+        self.failed(what, format!("{status}{hint}"))
+    }
+
+    /// One request, with the token or credentials there are. A 401 with a Bearer challenge
+    /// fetches a token from the realm it names and sends the request once more.
+    fn send(
+        &self,
+        method: ureq::http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<ureq::http::Response<ureq::Body>, OciError> {
+        let attempt = || {
+            let mut request = ureq::http::Request::builder()
+                .method(method.clone())
+                .uri(url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let authorization = match &*self.bearer.borrow() {
+                Some(token) => Some(format!("Bearer {token}")),
+                None => self.basic.clone(),
+            };
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value);
+            }
+            let sent = match body {
+                Some(bytes) => request
+                    .body(bytes)
+                    .map(|r| self.agent.run(r))
+                    .map_err(|e| self.failed("cannot make a request", e))?,
+                None => request
+                    .body(())
+                    .map(|r| self.agent.run(r))
+                    .map_err(|e| self.failed("cannot make a request", e))?,
+            };
+            sent.map_err(|e| self.failed("cannot reach the registry", e))
+        };
+        let response = attempt()?;
+        if response.status().as_u16() != 401 {
+            return Ok(response);
         }
+        let challenge = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(Challenge::parse);
+        let Some(challenge) = challenge else {
+            return Ok(response);
+        };
+        let token = self.token(&challenge)?;
+        *self.bearer.borrow_mut() = Some(token);
+        attempt()
+    }
+
+    /// A token from the challenge's realm for this repository's scope (and the one the
+    /// challenge names, when it differs), with Basic credentials when there are any.
+    fn token(&self, challenge: &Challenge) -> Result<String, OciError> {
+        if challenge.realm.starts_with("http://") && !self.insecure {
+            return Err(self.failed(
+                "the registry's token service is plain HTTP",
+                format!(
+                    "{} (--insecure allows it, for a registry on loopback)",
+                    challenge.realm
+                ),
+            ));
+        }
+        let ours = format!(
+            "repository:{}:{}",
+            self.reference.repository,
+            self.access.actions()
+        );
+        let mut query = Vec::new();
+        if let Some(service) = &challenge.service {
+            query.push(format!("service={}", query_encode(service)));
+        }
+        query.push(format!("scope={}", query_encode(&ours)));
+        for scope in challenge.scope.iter().flat_map(|s| s.split(' ')) {
+            if !scope.is_empty() && scope != ours {
+                query.push(format!("scope={}", query_encode(scope)));
+            }
+        }
+        let sep = if challenge.realm.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let url = format!("{}{sep}{}", challenge.realm, query.join("&"));
+        let mut request = self.agent.get(&url);
+        if let Some(basic) = &self.basic {
+            request = request.header("Authorization", basic);
+        }
+        let what = format!("getting a token from {}", challenge.realm);
+        let mut response = request.call().map_err(|e| self.failed(&what, e))?;
+        if !response.status().is_success() {
+            return Err(self.status(&what, response.status()));
+        }
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST)
+            .read_to_vec()
+            .map_err(|e| self.failed(&what, e))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| self.failed(&what, e))?;
+        // The token spec names it `token`; OAuth 2 clients know it as `access_token`.
+        body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| self.failed(&what, "the answer has no `token`"))
     }
 
     /// Whether the registry has the blob already.
     fn has_blob(&self, digest: &str) -> Result<bool, OciError> {
-        let response = self
-            .auth(self.agent.head(format!("{}/blobs/{digest}", self.base)))
-            .call()
-            .map_err(|e| self.failed("cannot reach the registry", e))?;
+        let response = self.send(
+            ureq::http::Method::HEAD,
+            &format!("{}/blobs/{digest}", self.base),
+            &[],
+            None,
+        )?;
         Ok(response.status().is_success())
     }
 
@@ -154,12 +369,14 @@ impl Registry {
         if self.has_blob(digest)? {
             return Ok(());
         }
-        let response = self
-            .auth(self.agent.post(format!("{}/blobs/uploads/", self.base)))
-            .send_empty()
-            .map_err(|e| self.failed("cannot start an upload", e))?;
+        let response = self.send(
+            ureq::http::Method::POST,
+            &format!("{}/blobs/uploads/", self.base),
+            &[],
+            None,
+        )?;
         if response.status().as_u16() != 202 {
-            return Err(self.failed("starting an upload", response.status()));
+            return Err(self.status("starting an upload", response.status()));
         }
         let location = response
             .headers()
@@ -173,53 +390,57 @@ impl Registry {
             format!("{origin}{location}")
         };
         let sep = if location.contains('?') { '&' } else { '?' };
-        let response = self
-            .auth(self.agent.put(format!("{location}{sep}digest={digest}")))
-            .header("Content-Type", "application/octet-stream")
-            .send(bytes)
-            .map_err(|e| self.failed("cannot upload a blob", e))?;
+        let response = self.send(
+            ureq::http::Method::PUT,
+            &format!("{location}{sep}digest={digest}"),
+            &[("Content-Type", "application/octet-stream")],
+            Some(bytes),
+        )?;
         if response.status().as_u16() != 201 {
-            return Err(self.failed(&format!("uploading {digest}"), response.status()));
+            return Err(self.status(&format!("uploading {digest}"), response.status()));
         }
         Ok(())
     }
 
+    /// Puts a manifest; returns whether the registry said it indexed its `subject` (the
+    /// `OCI-Subject` header of a registry with the referrers API).
     fn put_manifest(
         &self,
         reference: &str,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), OciError> {
-        let response = self
-            .auth(
-                self.agent
-                    .put(format!("{}/manifests/{reference}", self.base)),
-            )
-            .header("Content-Type", media_type)
-            .send(bytes)
-            .map_err(|e| self.failed("cannot put a manifest", e))?;
+    ) -> Result<bool, OciError> {
+        let response = self.send(
+            ureq::http::Method::PUT,
+            &format!("{}/manifests/{reference}", self.base),
+            &[("Content-Type", media_type)],
+            Some(bytes),
+        )?;
         if !response.status().is_success() {
-            return Err(self.failed(&format!("putting manifest {reference}"), response.status()));
+            return Err(self.status(&format!("putting manifest {reference}"), response.status()));
         }
-        Ok(())
+        Ok(response.headers().contains_key("oci-subject"))
     }
 
-    /// A manifest or index by tag or digest: its bytes, checked against `digest` when given.
-    fn get_manifest(&self, reference: &str, digest: Option<&str>) -> Result<Vec<u8>, OciError> {
-        let mut response = self
-            .auth(
-                self.agent
-                    .get(format!("{}/manifests/{reference}", self.base)),
-            )
-            .header("Accept", MANIFEST_TYPES)
-            .call()
-            .map_err(|e| self.failed("cannot reach the registry", e))?;
+    /// A manifest or index by tag or digest: its bytes, checked against `digest` when given;
+    /// `None` when the registry has none by that name.
+    fn find_manifest(
+        &self,
+        reference: &str,
+        digest: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, OciError> {
+        let mut response = self.send(
+            ureq::http::Method::GET,
+            &format!("{}/manifests/{reference}", self.base),
+            &[("Accept", MANIFEST_TYPES)],
+            None,
+        )?;
         match response.status().as_u16() {
             200 => {}
-            404 => return Err(self.failed(&format!("no manifest `{reference}`"), "not found")),
+            404 => return Ok(None),
             _ => {
                 return Err(
-                    self.failed(&format!("getting manifest {reference}"), response.status())
+                    self.status(&format!("getting manifest {reference}"), response.status())
                 );
             }
         }
@@ -232,16 +453,24 @@ impl Registry {
         if let Some(digest) = digest {
             verify(&self.reference, digest, &bytes)?;
         }
-        Ok(bytes)
+        Ok(Some(bytes))
+    }
+
+    /// A manifest or index that must be there.
+    fn get_manifest(&self, reference: &str, digest: Option<&str>) -> Result<Vec<u8>, OciError> {
+        self.find_manifest(reference, digest)?
+            .ok_or_else(|| self.failed(&format!("no manifest `{reference}`"), "not found"))
     }
 
     fn get_blob(&self, digest: &str) -> Result<Vec<u8>, OciError> {
-        let mut response = self
-            .auth(self.agent.get(format!("{}/blobs/{digest}", self.base)))
-            .call()
-            .map_err(|e| self.failed("cannot reach the registry", e))?;
+        let mut response = self.send(
+            ureq::http::Method::GET,
+            &format!("{}/blobs/{digest}", self.base),
+            &[],
+            None,
+        )?;
         if !response.status().is_success() {
-            return Err(self.failed(&format!("getting blob {digest}"), response.status()));
+            return Err(self.status(&format!("getting blob {digest}"), response.status()));
         }
         let mut bytes = Vec::new();
         response
@@ -254,6 +483,74 @@ impl Registry {
         verify(&self.reference, digest, &bytes)?;
         Ok(bytes)
     }
+
+    /// The descriptors of the manifests that refer to `digest`: from the referrers API, or,
+    /// where the registry has none (404, as distribution 2.x), from the referrers tag schema's
+    /// index (`sha256-<hex>`), as the distribution spec says clients fall back.
+    fn referrers(&self, digest: &str) -> Result<Vec<serde_json::Value>, OciError> {
+        let mut response = self.send(
+            ureq::http::Method::GET,
+            &format!("{}/referrers/{digest}", self.base),
+            &[("Accept", super::INDEX_MEDIA_TYPE)],
+            None,
+        )?;
+        let index = match response.status().as_u16() {
+            200 => response
+                .body_mut()
+                .with_config()
+                .limit(MAX_MANIFEST)
+                .read_to_vec()
+                .map_err(|e| self.failed("reading a referrers list", e))?,
+            404 => match self.find_manifest(&referrers_tag(digest), None)? {
+                Some(bytes) => bytes,
+                None => return Ok(Vec::new()),
+            },
+            _ => {
+                return Err(
+                    self.status(&format!("listing referrers of {digest}"), response.status())
+                );
+            }
+        };
+        let index: serde_json::Value = serde_json::from_slice(&index)
+            .map_err(|e| self.failed(&format!("the referrers of {digest}"), e))?;
+        Ok(index["manifests"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Adds `referrer` to the referrers tag schema's index of `subject`, unless it is listed.
+    fn tag_referrer(&self, subject: &str, referrer: &serde_json::Value) -> Result<(), OciError> {
+        let tag = referrers_tag(subject);
+        let mut manifests = match self.find_manifest(&tag, None)? {
+            Some(bytes) => {
+                let index: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| self.failed(&format!("the referrers index {tag}"), e))?;
+                if index["mediaType"] != super::INDEX_MEDIA_TYPE {
+                    return Err(self.failed(
+                        &format!("the referrers tag {tag}"),
+                        "names something other than an image index; not replacing it",
+                    ));
+                }
+                index["manifests"].as_array().cloned().unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        if manifests.iter().any(|m| m["digest"] == referrer["digest"]) {
+            return Ok(());
+        }
+        manifests.push(referrer.clone());
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": super::INDEX_MEDIA_TYPE,
+            "manifests": manifests,
+        });
+        let bytes = serde_json::to_vec(&index).expect("a JSON value serialises");
+        self.put_manifest(&tag, super::INDEX_MEDIA_TYPE, &bytes)?;
+        Ok(())
+    }
+}
+
+/// The referrers tag schema's tag for `digest`: `<algorithm>-<hex>`.
+fn referrers_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
 }
 
 /// `bytes` hash to `digest`, or a tampering error.
@@ -293,49 +590,109 @@ fn credentials(registry: &str) -> Option<String> {
     Some(format!("Basic {auth}"))
 }
 
-/// Pushes the layout at `layout` (its index tagged `tag`) to `reference`.
+/// Pushes the manifest `digest` of the layout and the blobs it references; returns whether
+/// the registry indexed its `subject`.
+fn push_manifest(
+    registry: &Registry,
+    blobs: &Blobs,
+    layout: &Path,
+    digest: &str,
+    media_type: &str,
+) -> Result<(serde_json::Value, bool), OciError> {
+    let bytes = blobs.get(digest, layout)?;
+    let parsed: serde_json::Value = parse_json(&bytes, layout)?;
+    for blob in referenced_blobs(&parsed) {
+        registry.put_blob(blob, &blobs.get(blob, layout)?)?;
+    }
+    let indexed = registry.put_manifest(digest, media_type, &bytes)?;
+    Ok((parsed, indexed))
+}
+
+/// The digests of a manifest's config and layers.
+fn referenced_blobs(manifest: &serde_json::Value) -> impl Iterator<Item = &str> {
+    std::iter::once(&manifest["config"])
+        .chain(manifest["layers"].as_array().into_iter().flatten())
+        .map(|blob| blob["digest"].as_str().unwrap_or_default())
+}
+
+/// Pushes the layout at `layout` (its index tagged `tag`) to `reference`, and the manifests
+/// that refer to its images (an SBOM): to a registry without the referrers API, each is also
+/// added to its subject's referrers tag schema index.
 pub fn push(
     layout: &Path,
     tag: &str,
     reference: &Reference,
     insecure: bool,
 ) -> Result<String, OciError> {
-    let registry = Registry::new(reference, insecure);
+    let registry = Registry::new(reference, insecure, Access::Push);
     let blobs = Blobs::read_layout(layout)?;
     let index_digest = blobs.tagged(tag, layout)?;
     let index_bytes = blobs.get(&index_digest, layout)?;
     let index: serde_json::Value = parse_json(&index_bytes, layout)?;
     for manifest in index["manifests"].as_array().into_iter().flatten() {
-        let digest = manifest["digest"].as_str().unwrap_or_default();
-        let bytes = blobs.get(digest, layout)?;
-        let parsed: serde_json::Value = parse_json(&bytes, layout)?;
-        let referenced = std::iter::once(&parsed["config"])
-            .chain(parsed["layers"].as_array().into_iter().flatten());
-        for blob in referenced {
-            let digest = blob["digest"].as_str().unwrap_or_default();
-            registry.put_blob(digest, &blobs.get(digest, layout)?)?;
-        }
-        registry.put_manifest(
-            digest,
+        push_manifest(
+            &registry,
+            &blobs,
+            layout,
+            manifest["digest"].as_str().unwrap_or_default(),
             manifest["mediaType"]
                 .as_str()
                 .unwrap_or(super::MANIFEST_MEDIA_TYPE),
-            &bytes,
         )?;
     }
     registry.put_manifest(&reference.reference, super::INDEX_MEDIA_TYPE, &index_bytes)?;
+    for referrer in Blobs::referrers(layout)? {
+        let digest = referrer["digest"].as_str().unwrap_or_default();
+        let (manifest, indexed) = push_manifest(
+            &registry,
+            &blobs,
+            layout,
+            digest,
+            super::MANIFEST_MEDIA_TYPE,
+        )?;
+        let Some(subject) = manifest["subject"]["digest"].as_str() else {
+            continue;
+        };
+        if !indexed {
+            registry.tag_referrer(subject, &referrer_descriptor(digest, &manifest, &blobs))?;
+        }
+    }
     Ok(index_digest)
 }
 
+/// A referrers list's descriptor of the manifest `digest`, as the distribution spec wants it:
+/// its `artifactType` (else its config's media type) and all its annotations.
+fn referrer_descriptor(
+    digest: &str,
+    manifest: &serde_json::Value,
+    blobs: &Blobs,
+) -> serde_json::Value {
+    let artifact_type = manifest["artifactType"]
+        .as_str()
+        .or_else(|| manifest["config"]["mediaType"].as_str())
+        .unwrap_or_default();
+    let mut descriptor = serde_json::json!({
+        "mediaType": super::MANIFEST_MEDIA_TYPE,
+        "digest": digest,
+        "size": blobs.size(digest),
+        "artifactType": artifact_type,
+    });
+    if manifest["annotations"].is_object() {
+        descriptor["annotations"] = manifest["annotations"].clone();
+    }
+    descriptor
+}
+
 /// Pulls `reference` into a layout at `out`, every blob checked against its digest, the
-/// index tagged `tag`; returns the index's digest.
+/// index tagged `tag`, with the manifests that refer to its images; returns the index's
+/// digest.
 pub fn pull(
     reference: &Reference,
     out: &Path,
     tag: &str,
     insecure: bool,
 ) -> Result<String, OciError> {
-    let registry = Registry::new(reference, insecure);
+    let registry = Registry::new(reference, insecure, Access::Pull);
     let expected = reference
         .reference
         .starts_with("sha256:")
@@ -357,20 +714,48 @@ pub fn pull(
             .collect::<Result<_, OciError>>()?,
         _ => vec![(top_digest.clone(), top.clone())],
     };
-    for (_, bytes) in &manifests {
-        let manifest: serde_json::Value = parse_json(bytes, out)?;
-        let referenced = std::iter::once(&manifest["config"])
-            .chain(manifest["layers"].as_array().into_iter().flatten());
-        for blob in referenced {
-            let digest = blob["digest"].as_str().unwrap_or_default();
-            blobs.insert(digest, registry.get_blob(digest)?);
+    let mut referrers = Vec::new();
+    let mut pulled = Vec::new();
+    for (digest, bytes) in &manifests {
+        pulled.push((digest.clone(), bytes.clone()));
+        for descriptor in registry.referrers(digest)? {
+            let referrer = descriptor["digest"].as_str().unwrap_or_default().to_owned();
+            let bytes = registry.get_manifest(&referrer, Some(&referrer))?;
+            let manifest: serde_json::Value = parse_json(&bytes, out)?;
+            // A referrers list is the registry's word; the manifest itself must name the
+            // image as its subject.
+            if manifest["subject"]["digest"].as_str() != Some(digest.as_str()) {
+                return Err(registry.failed(
+                    &format!("referrer {referrer}"),
+                    format!("it does not refer to {digest}"),
+                ));
+            }
+            let mut listed = serde_json::json!({
+                "mediaType": super::MANIFEST_MEDIA_TYPE,
+                "digest": referrer,
+                "size": bytes.len(),
+            });
+            if let Some(artifact_type) = manifest["artifactType"].as_str() {
+                listed["artifactType"] = artifact_type.into();
+            }
+            referrers.push(
+                serde_json::from_value(listed)
+                    .map_err(|e| registry.failed(&format!("referrer {referrer}"), e))?,
+            );
+            pulled.push((referrer, bytes));
         }
     }
-    for (digest, bytes) in manifests {
+    for (_, bytes) in &pulled {
+        let manifest: serde_json::Value = parse_json(bytes, out)?;
+        for blob in referenced_blobs(&manifest) {
+            blobs.insert(blob, registry.get_blob(blob)?);
+        }
+    }
+    for (digest, bytes) in pulled {
         blobs.insert(&digest, bytes);
     }
     blobs.insert(&top_digest, top);
-    let top_index = super::tag_index(&top_digest, tag, blobs.size(&top_digest))?;
+    let top_index = super::tag_index(&top_digest, tag, blobs.size(&top_digest), referrers)?;
     super::write_layout(out, &blobs, &top_index)?;
     Ok(top_digest)
 }
@@ -418,5 +803,58 @@ mod tests {
         ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bearer_challenges_parse_as_registries_send_them() {
+        let docker_hub = Challenge::parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(
+            docker_hub,
+            Challenge {
+                realm: "https://auth.docker.io/token".to_owned(),
+                service: Some("registry.docker.io".to_owned()),
+                scope: Some("repository:samalba/my-app:pull,push".to_owned()),
+            }
+        );
+        // Distribution adds `error`; spaces after commas, a lowercase scheme, unquoted and
+        // escaped values all occur.
+        let c = Challenge::parse(
+            r#"bearer realm="http://127.0.0.1:1/t?a=b", service=reg,scope="repository:a/b:pull repository:c:pull",error="insufficient_scope""#,
+        )
+        .unwrap();
+        assert_eq!(c.realm, "http://127.0.0.1:1/t?a=b");
+        assert_eq!(c.service.as_deref(), Some("reg"));
+        assert_eq!(
+            c.scope.as_deref(),
+            Some("repository:a/b:pull repository:c:pull")
+        );
+        let escaped = Challenge::parse(r#"Bearer realm="https://x/\"q\"""#).unwrap();
+        assert_eq!(escaped.realm, r#"https://x/"q""#);
+        assert_eq!(escaped.service, None);
+        for not_bearer in [
+            r#"Basic realm="Registry Realm""#,
+            "Bearer",
+            r#"Bearer service="x""#,
+            r#"Bearer realm="""#,
+            "",
+        ] {
+            assert_eq!(Challenge::parse(not_bearer), None, "{not_bearer}");
+        }
+    }
+
+    #[test]
+    fn token_queries_are_percent_encoded() {
+        assert_eq!(
+            query_encode("repository:apps/hello:pull,push"),
+            "repository%3Aapps%2Fhello%3Apull%2Cpush"
+        );
+        assert_eq!(query_encode("a-b_c.d~e f"), "a-b_c.d~e%20f");
+        assert_eq!(
+            referrers_tag(&format!("sha256:{}", "ab".repeat(32))),
+            format!("sha256-{}", "ab".repeat(32))
+        );
     }
 }
