@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use xtask::Error;
@@ -56,6 +56,9 @@ struct Linker {
     name: &'static str,
     /// The command for one link into the given output.
     command: Box<dyn Fn(&Path) -> Command>,
+    /// Arguments that keep the whole link in the process started, for the memory run: mold
+    /// forks by default and returns once the output is ready, leaving its child to finish.
+    one_process: &'static [&'static str],
 }
 
 enum Outcome {
@@ -65,6 +68,8 @@ enum Outcome {
         times: Vec<Duration>,
         size: u64,
         stdout: Vec<u8>,
+        /// Peak resident memory of one more run, in bytes, when it could be measured.
+        peak_rss: Option<u64>,
     },
 }
 
@@ -140,7 +145,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
         }
     };
 
-    let gc_linker = |name: &'static str, program: &'static str| {
+    let gc_linker = |name: &'static str, program: &'static str, one_process| {
         let toolchain = toolchain.clone();
         let inputs = inputs.clone();
         Linker {
@@ -150,12 +155,13 @@ pub fn run(options: &Options) -> Result<(), Error> {
                 // rustc's line already asks for --gc-sections.
                 Inputs::Rust(line) => line.command(program, out),
             }),
+            one_process,
         }
     };
     let linkers = [
-        gc_linker("GNU ld", "ld"),
-        gc_linker("ld.lld", "ld.lld"),
-        gc_linker("mold", "mold"),
+        gc_linker("GNU ld", "ld", &[]),
+        gc_linker("ld.lld", "ld.lld", &[]),
+        gc_linker("mold", "mold", &["--no-fork"]),
         {
             let toolchain = toolchain.clone();
             let inputs = inputs.clone();
@@ -174,6 +180,7 @@ pub fn run(options: &Options) -> Result<(), Error> {
                     };
                     cmd
                 }),
+                one_process: &[],
             }
         },
     ];
@@ -206,8 +213,39 @@ pub fn run(options: &Options) -> Result<(), Error> {
         }
     }
 
+    eprintln!("measuring each linker's peak memory in one more run");
+    for ((linker, out), outcome) in linkers.iter().zip(&outputs).zip(&mut outcomes) {
+        if let Outcome::Linked { peak_rss, .. } = outcome {
+            let mut cmd = (linker.command)(out);
+            cmd.args(linker.one_process);
+            *peak_rss = peak_rss_of(&mut cmd);
+        }
+    }
+
     print_table(&title, &linkers, &outcomes, options.runs);
     Ok(())
+}
+
+/// Runs `cmd` to its end and returns its peak resident memory in bytes (the kernel's
+/// `ru_maxrss` of the process, not of children it leaves behind), or `None` when it could not
+/// run or failed.
+fn peak_rss_of(cmd: &mut Command) -> Option<u64> {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let pid = libc::pid_t::try_from(child.id()).ok()?;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for (`child` is dropped without a wait),
+    // and both out-pointers are valid for writes.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let succeeded = reaped == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    // ru_maxrss is in KiB on Linux.
+    succeeded.then(|| u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024)
 }
 
 /// Links once untimed, then runs the executable: a linker whose output does not behave like
@@ -231,6 +269,7 @@ fn warm_up(linker: &Linker, out: &Path, run_args: &[OsString]) -> Outcome {
         times: Vec::new(),
         size,
         stdout,
+        peak_rss: None,
     }
 }
 
@@ -283,29 +322,37 @@ fn print_table(title: &str, linkers: &[Linker], outcomes: &[Outcome], runs: u16)
         Outcome::Linked { stdout, .. } => Some(stdout),
         _ => None,
     };
-    let uniklink_median = outcomes
+    let uniklink = outcomes
         .iter()
         .zip(linkers)
         .find(|(_, linker)| linker.name == "uniklink")
-        .and_then(|(outcome, _)| match outcome {
-            Outcome::Linked { times, .. } if !times.is_empty() => Some(median(times)),
-            _ => None,
-        });
+        .map(|(outcome, _)| outcome);
+    let uniklink_median = uniklink.and_then(|outcome| match outcome {
+        Outcome::Linked { times, .. } if !times.is_empty() => Some(median(times)),
+        _ => None,
+    });
+    let uniklink_rss = uniklink.and_then(|outcome| match outcome {
+        Outcome::Linked { peak_rss, .. } => *peak_rss,
+        _ => None,
+    });
 
     println!("{title}, --gc-sections, median of {runs} runs");
     println!();
     println!(
-        "| linker | median ms | min ms | max ms | time / uniklink | output bytes | output as GNU ld's |"
+        "| linker | median ms | min ms | max ms | time / uniklink | peak RSS MB | RSS / uniklink | output bytes | output as GNU ld's |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for (linker, outcome) in linkers.iter().zip(outcomes) {
         match outcome {
-            Outcome::Missing(why) => println!("| {} | not run: {why} | | | | | |", linker.name),
-            Outcome::Failed(why) => println!("| {} | failed: {why} | | | | | |", linker.name),
+            Outcome::Missing(why) => {
+                println!("| {} | not run: {why} | | | | | | | |", linker.name)
+            }
+            Outcome::Failed(why) => println!("| {} | failed: {why} | | | | | | | |", linker.name),
             Outcome::Linked {
                 times,
                 size,
                 stdout,
+                peak_rss,
             } => {
                 let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
                 let med = median(times);
@@ -317,8 +364,13 @@ fn print_table(title: &str, linkers: &[Linker], outcomes: &[Outcome], runs: u16)
                     Some(_) => "DIFFERS",
                     None => "n/a",
                 };
+                let rss = peak_rss.map_or("n/a".to_string(), |b| format!("{:.1}", b as f64 / 1e6));
+                let rss_ratio = match (peak_rss, uniklink_rss) {
+                    (Some(b), Some(u)) if u > 0 => format!("{:.2}", *b as f64 / u as f64),
+                    _ => "n/a".to_string(),
+                };
                 println!(
-                    "| {} | {} | {} | {} | {ratio} | {size} | {same} |",
+                    "| {} | {} | {} | {} | {ratio} | {rss} | {rss_ratio} | {size} | {same} |",
                     linker.name,
                     ms(med),
                     ms(*times.iter().min().expect("every run timed")),
