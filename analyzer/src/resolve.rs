@@ -6,10 +6,12 @@
 //! and objects are added before any member is fetched, so a definition in a later object
 //! never loses to an archive member. COMDAT groups keep the first copy loaded.
 
-use std::collections::hash_map::Entry;
+use std::hash::BuildHasher as _;
 
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use object::elf;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::error::{Duplicate, Error, Result, display_name};
 use crate::id::{IdVec, Idx};
@@ -64,7 +66,10 @@ pub struct SymbolDb<'a> {
     /// The object attached after resolution, whose id follows `objects`.
     attached: Option<&'a ObjectFile<'a>>,
     pub globals: IdVec<SymbolId, GlobalSymbol<'a>>,
-    names: FxHashMap<&'a [u8], SymbolId>,
+    /// The global symbols by name: ids only, each hashed and compared by its `globals` entry's
+    /// name, so a table of hundreds of thousands of names holds 4 bytes a slot, not a copy of
+    /// each name's slice.
+    names: HashTable<SymbolId>,
     /// Per object, the `SymbolId` of each global symbol index, offset by `first_global`.
     global_map: IdVec<ObjectId, Vec<SymbolId>>,
     /// Loaded objects in command-line order (members at their archive's position).
@@ -151,7 +156,7 @@ impl<'a> SymbolDb<'a> {
             objects,
             attached: None,
             globals: IdVec::with_capacity(capacity),
-            names: FxHashMap::with_capacity_and_hasher(capacity, Default::default()),
+            names: HashTable::with_capacity(capacity),
             global_map: IdVec::filled(Vec::new(), objects.len()),
             live: Vec::new(),
             is_live: IdVec::filled(false, objects.len()),
@@ -206,7 +211,12 @@ impl<'a> SymbolDb<'a> {
     }
 
     fn intern(&mut self, name: &'a [u8]) -> SymbolId {
-        match self.names.entry(name) {
+        let globals = &self.globals;
+        match self.names.entry(
+            name_hash(name),
+            |&id| globals[id].name == name,
+            |&id| name_hash(globals[id].name),
+        ) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
                 let id = self.globals.push(GlobalSymbol {
@@ -370,7 +380,9 @@ impl<'a> SymbolDb<'a> {
     }
 
     pub fn lookup(&self, name: &[u8]) -> Option<SymbolId> {
-        self.names.get(name).copied()
+        self.names
+            .find(name_hash(name), |&id| self.globals[id].name == name)
+            .copied()
     }
 
     pub fn global(&self, id: SymbolId) -> &GlobalSymbol<'a> {
@@ -413,6 +425,11 @@ impl<'a> SymbolDb<'a> {
 }
 
 /// Object ids run through `objects`, then the attached object.
+/// The hash of a global symbol's name in [`SymbolDb`]'s table.
+fn name_hash(name: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(name)
+}
+
 fn object_in<'a>(
     objects: &'a [ObjectFile<'a>],
     attached: Option<&'a ObjectFile<'a>>,
