@@ -190,15 +190,27 @@ impl<'a> SymbolDb<'a> {
             return Err(Error::Duplicates(state.duplicates));
         }
 
-        let section_names: FxHashSet<&[u8]> = db
-            .live
+        // The sections `__start_SEC`/`__stop_SEC` references ask for are a handful: find
+        // those among the loaded sections rather than hash every section's name.
+        let wanted: FxHashSet<&[u8]> = db
+            .globals
             .iter()
-            .flat_map(|&o| db.object(o).sections.iter().map(|s| s.name))
+            .filter(|g| g.def == Definition::Undefined)
+            .filter_map(|g| start_stop_section(g.name))
             .collect();
+        let present: FxHashSet<&[u8]> = if wanted.is_empty() {
+            FxHashSet::default()
+        } else {
+            db.live
+                .iter()
+                .flat_map(|&o| db.object(o).sections.iter().map(|s| s.name))
+                .filter(|name| wanted.contains(name))
+                .collect()
+        };
         for g in db.globals.iter_mut() {
             if g.def == Definition::Undefined && is_linker_defined(g.name) {
                 let provided = match start_stop_section(g.name) {
-                    Some(sec) => section_names.contains(sec),
+                    Some(sec) => present.contains(sec),
                     None => true,
                 };
                 if provided {
