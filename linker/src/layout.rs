@@ -15,7 +15,7 @@ use uniklink_analyzer::id::{IdVec, Idx};
 use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolIndex, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
 
-use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
+use crate::arch::{Arch, Decision, GotUse, TargetKind, TlsSegment};
 use crate::eh_frame_hdr;
 use crate::error::{DiscardedTarget, Error, Result};
 use crate::thunks::{ThunkGroup, ThunkPlan, insert_islands};
@@ -1302,7 +1302,7 @@ impl<'a> Layout<'a> {
                 Some(tls) => self.arch.tp_offset(t.addr, tls) as u64,
                 None => 0,
             },
-            _ => t.addr,
+            GotUse::Address => t.addr,
         })
     }
 }
@@ -1346,8 +1346,7 @@ fn scan_got(graph: &SectionGraph<'_>, arch: &dyn Arch) -> Vec<(SymbolRef, GotUse
             }
             for r in s.relocs() {
                 let kind = target_kind(db, id.object, r.symbol);
-                let got = arch.got_use(r.r_type, s.data, r.offset, kind);
-                if got != GotUse::None {
+                if let Decision::Got(got) = arch.decide(r.r_type, s.data, r.offset, kind) {
                     uses.push((db.symbol_ref(id.object, r.symbol), got));
                 }
             }

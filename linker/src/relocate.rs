@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use uniklink_analyzer::eh_frame::RecordKind;
 use uniklink_analyzer::object::{Reloc, SectionId};
 
-use crate::arch::{Applied, GotUse, RelocValue};
+use crate::arch::{Applied, Decision, RelocValue};
 use crate::eh_frame_hdr;
 use crate::error::{Error, RelocFailure, Result};
 use crate::layout::{Chunk, ChunkKind, Layout, Rank, target_kind};
@@ -179,10 +179,10 @@ fn apply_relocs(
             }
         }
         let kind = target_kind(db, id.object, r.symbol);
-        let got_use = arch.got_use(r.r_type, original, r.offset, kind);
-        let got_slot = match got_use {
-            GotUse::None => None,
-            g => layout.got_slot(db.symbol_ref(id.object, r.symbol), g),
+        let decision = arch.decide(r.r_type, original, r.offset, kind);
+        let got_slot = match decision {
+            Decision::Got(g) => layout.got_slot(db.symbol_ref(id.object, r.symbol), g),
+            Decision::Direct | Decision::Relax(_) => None,
         };
         let value = RelocValue {
             r_type: r.r_type,
@@ -191,6 +191,10 @@ fn apply_relocs(
             place,
             got: layout.got_addr,
             got_slot,
+            relaxation: match decision {
+                Decision::Relax(relaxation) => Some(relaxation),
+                Decision::Direct | Decision::Got(_) => None,
+            },
             size: target.size,
             tp_offset: layout.tls.map(|t| arch.tp_offset(target.addr, &t)),
         };
