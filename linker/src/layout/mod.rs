@@ -1,5 +1,7 @@
 //! Layout: which output section each kept input section goes to, merged strings, the GOT,
-//! common symbols, segment and section addresses, and the final value of every symbol.
+//! common symbols, segment and section addresses, and the final value of every symbol. The
+//! GOT sub-phase (`got`) decides each relocation once for the whole link; thunk rounds
+//! redo the rest.
 //!
 //! Segments follow the static-executable convention: ELF and program headers (plus notes)
 //! in a read-only segment, then code, then read-only data, then writable data with TLS
@@ -15,7 +17,11 @@ use uniklink_analyzer::id::{IdVec, Idx};
 use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolIndex, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
 
-use crate::arch::{Arch, Decision, GotUse, TargetKind, TlsSegment};
+mod got;
+
+pub use got::{Got, GotEntry, GotSlot, Recorded, RelocIndex};
+
+use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
 use crate::eh_frame_hdr;
 use crate::error::{DiscardedTarget, Error, Result};
 use crate::thunks::{ThunkGroup, ThunkPlan, insert_islands};
@@ -408,12 +414,6 @@ struct Piece {
     output: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GotEntry {
-    pub target: SymbolRef,
-    pub kind: GotUse,
-}
-
 /// Where a relocation's symbol ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
@@ -440,8 +440,8 @@ pub struct Layout<'a> {
     reversed: FxHashSet<SectionId>,
     /// Per `.eh_frame` input, the output offset of each record (relative to its chunk).
     pub eh_offsets: FxHashMap<SectionId, Vec<Option<u64>>>,
-    pub got: Vec<GotEntry>,
-    got_index: FxHashMap<(SymbolRef, GotUse), u32>,
+    /// The GOT's slots and the decisions about relocations relocation follows.
+    pub got: Got,
     pub got_addr: u64,
     commons: FxHashMap<SymbolId, u64>,
     pub global_addr: IdVec<SymbolId, u64>,
@@ -452,6 +452,8 @@ pub struct Layout<'a> {
     pub file_size: u64,
     /// Groups of executable input sections and their range-extension thunks.
     pub thunk_groups: Vec<ThunkGroup>,
+    /// The thunk address of each branch that goes through one, by section and relocation.
+    pub thunked: FxHashMap<(SectionId, RelocIndex), u64>,
 }
 
 pub const EHDR_SIZE: u64 = 64;
@@ -469,12 +471,14 @@ impl<'a> Layout<'a> {
         arch: &'static dyn Arch,
         opts: &LayoutOptions<'_>,
     ) -> Result<Self> {
+        let mut got = Got::decide(graph, arch);
         let mut plan = ThunkPlan::default();
         loop {
-            let layout = Self::build_with(graph, arch, opts, &plan)?;
-            if !plan.extend(&layout)? {
+            let mut layout = Self::build_with(graph, arch, opts, &plan, got)?;
+            if !plan.extend(&mut layout)? {
                 return Ok(layout);
             }
+            got = layout.got;
         }
     }
 
@@ -484,6 +488,7 @@ impl<'a> Layout<'a> {
         arch: &'static dyn Arch,
         opts: &LayoutOptions<'_>,
         plan: &ThunkPlan,
+        got: Got,
     ) -> Result<Self> {
         let db = graph.db;
         let mut builders: Vec<Builder<'a>> = Vec::new();
@@ -519,8 +524,7 @@ impl<'a> Layout<'a> {
             }
         }
 
-        let got = scan_got(graph, arch);
-        let needs_got = !got.is_empty()
+        let needs_got = !got.entries.is_empty()
             || db
                 .lookup(b"_GLOBAL_OFFSET_TABLE_")
                 .is_some_and(|g| db.global(g).def == Definition::Linker);
@@ -584,8 +588,7 @@ impl<'a> Layout<'a> {
             pieces: FxHashMap::default(),
             reversed,
             eh_offsets: FxHashMap::default(),
-            got: Vec::new(),
-            got_index: FxHashMap::default(),
+            got,
             got_addr: 0,
             commons: FxHashMap::default(),
             global_addr: IdVec::filled(0, db.globals.len()),
@@ -594,12 +597,8 @@ impl<'a> Layout<'a> {
             phnum: 0,
             file_size: 0,
             thunk_groups: Vec::new(),
+            thunked: FxHashMap::default(),
         };
-        for (i, (target, kind)) in got.into_iter().enumerate() {
-            layout.got_index.insert((target, kind), i as u32);
-            layout.got.push(GotEntry { target, kind });
-        }
-
         let mut common_offsets = Vec::new();
         for b in &builders {
             let mut chunks = layout.chunks_for(b, &commons, &mut common_offsets)?;
@@ -726,7 +725,7 @@ impl<'a> Layout<'a> {
             self.strings.push(strings);
         }
         match b.rank {
-            Rank::Got => chunks.push((ChunkKind::Got, 8 * self.got.len() as u64, 8)),
+            Rank::Got => chunks.push((ChunkKind::Got, 8 * self.got.entries.len() as u64, 8)),
             Rank::EhFrameHdr => {
                 let fdes = self
                     .graph
@@ -1247,11 +1246,9 @@ impl<'a> Layout<'a> {
         }
     }
 
-    /// Address of the GOT slot for `target` of the given use, if one was allocated.
-    pub fn got_slot(&self, target: SymbolRef, kind: GotUse) -> Option<u64> {
-        self.got_index
-            .get(&(target, kind))
-            .map(|&i| self.got_addr + 8 * u64::from(i))
+    /// Address of a GOT slot.
+    pub fn got_slot_addr(&self, slot: GotSlot) -> u64 {
+        self.got_addr + 8 * slot.index() as u64
     }
 
     /// Whether an input `.ctors`/`.dtors` is stored word-reversed in an init array.
@@ -1330,33 +1327,4 @@ pub fn target_kind(db: &SymbolDb<'_>, object: ObjectId, index: SymbolIndex) -> T
         SymbolPlace::Section(_) => TargetKind::ImageRelative,
         _ => TargetKind::Absolute,
     }
-}
-
-/// GOT slots the kept code needs, in first-use order.
-fn scan_got(graph: &SectionGraph<'_>, arch: &dyn Arch) -> Vec<(SymbolRef, GotUse)> {
-    let db = graph.db;
-    let kept: Vec<SectionId> = graph.kept_sections().collect();
-    let per_section: Vec<Vec<(SymbolRef, GotUse)>> = kept
-        .par_iter()
-        .map(|id| {
-            let s = db.object(id.object).section(id.index);
-            let mut uses = Vec::new();
-            if graph.eh_frames().contains_key(id) {
-                return uses;
-            }
-            for r in s.relocs() {
-                let kind = target_kind(db, id.object, r.symbol);
-                if let Decision::Got(got) = arch.decide(r.r_type, s.data, r.offset, kind) {
-                    uses.push((db.symbol_ref(id.object, r.symbol), got));
-                }
-            }
-            uses
-        })
-        .collect();
-    let mut seen = FxHashSet::default();
-    per_section
-        .into_iter()
-        .flatten()
-        .filter(|e| seen.insert(*e))
-        .collect()
 }
