@@ -1,7 +1,11 @@
 //! Layout: which output section each kept input section goes to, merged strings, the GOT,
-//! common symbols, segment and section addresses, and the final value of every symbol. The
-//! GOT sub-phase (`got`) decides each relocation once for the whole link; thunk rounds
-//! redo the rest.
+//! common symbols, segment and section addresses, and the final value of every symbol. Its
+//! sub-phases, in the order [`Layout::build`] runs them, are modules of their own: `got`
+//! decides each relocation once (direct, through a GOT slot, relaxed) for the whole link;
+//! then, per thunk round, `mapping` gathers input sections into output sections,
+//! `commons` places common symbols, `merge` merges strings while each output section's
+//! chunks are sized, `addresses` assigns offsets and addresses, and `symbols` gives
+//! every global its value.
 //!
 //! Segments follow the static-executable convention: ELF and program headers (plus notes)
 //! in a read-only segment, then code, then read-only data, then writable data with TLS
@@ -9,17 +13,27 @@
 //! address keeps the file offset's position within the page, as lld does by default.
 
 use object::elf;
-use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use uniklink_analyzer::eh_frame::RecordKind;
 use uniklink_analyzer::graph::SectionGraph;
 use uniklink_analyzer::id::{IdVec, Idx};
-use uniklink_analyzer::object::{ObjectId, Section, SectionId, SymbolIndex, SymbolPlace};
-use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef, start_stop_section};
+use uniklink_analyzer::object::{ObjectId, SectionId, SymbolIndex, SymbolPlace};
+use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef};
 
+mod addresses;
+mod commons;
 mod got;
+mod mapping;
+mod merge;
+mod symbols;
 
 pub use got::{Got, GotEntry, GotSlot, Recorded, RelocIndex};
+pub use mapping::{Rank, SegmentKind};
+pub use merge::MergedStrings;
+
+use commons::Commons;
+use mapping::{Builder, Mapping, reversed_offset};
+use merge::{MergeKind, Piece, merge_kind};
 
 use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
 use crate::eh_frame_hdr;
@@ -63,283 +77,6 @@ impl SplitMix64 {
             let j = (self.next() % (i as u64 + 1)) as usize;
             items.swap(i, j);
         }
-    }
-}
-
-impl Rank {
-    /// Whether the order of the input sections inside the output section carries no meaning,
-    /// so randomization may shuffle them: not `.init`/`.fini` (crti/crtn frame the code
-    /// between them), the init/fini arrays and `.ctors`/`.dtors` (order is run order),
-    /// `.eh_frame` (crtend's terminator is last), TLS (the thread pointer's offsets), notes.
-    fn shufflable(self) -> bool {
-        matches!(
-            self,
-            Rank::Text
-                | Rank::OtherExec
-                | Rank::Rodata
-                | Rank::OtherRo
-                | Rank::DataRelRo
-                | Rank::Data
-                | Rank::OtherData
-                | Rank::Bss
-                | Rank::OtherBss
-        )
-    }
-}
-
-/// Output section kinds in address order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rank {
-    Note,
-    Init,
-    Text,
-    OtherExec,
-    Fini,
-    Rodata,
-    OtherRo,
-    EhFrameHdr,
-    EhFrame,
-    GccExceptTable,
-    Tdata,
-    Tbss,
-    PreinitArray,
-    InitArray,
-    FiniArray,
-    Ctors,
-    Dtors,
-    DataRelRo,
-    Got,
-    Data,
-    OtherData,
-    Bss,
-    OtherBss,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SegmentKind {
-    Headers,
-    Exec,
-    ReadOnly,
-    Writable,
-}
-
-impl Rank {
-    pub fn segment(self) -> SegmentKind {
-        match self {
-            Rank::Note => SegmentKind::Headers,
-            Rank::Init | Rank::Text | Rank::OtherExec | Rank::Fini => SegmentKind::Exec,
-            Rank::Rodata
-            | Rank::OtherRo
-            | Rank::EhFrameHdr
-            | Rank::EhFrame
-            | Rank::GccExceptTable => SegmentKind::ReadOnly,
-            _ => SegmentKind::Writable,
-        }
-    }
-
-    fn sh_type(self) -> u32 {
-        match self {
-            Rank::Note => elf::SHT_NOTE,
-            Rank::Tbss | Rank::Bss | Rank::OtherBss => elf::SHT_NOBITS,
-            Rank::PreinitArray => elf::SHT_PREINIT_ARRAY,
-            Rank::InitArray => elf::SHT_INIT_ARRAY,
-            Rank::FiniArray => elf::SHT_FINI_ARRAY,
-            _ => elf::SHT_PROGBITS,
-        }
-    }
-
-    fn flags(self) -> u64 {
-        let alloc = u64::from(elf::SHF_ALLOC);
-        let write = u64::from(elf::SHF_WRITE);
-        match self.segment() {
-            SegmentKind::Headers | SegmentKind::ReadOnly => alloc,
-            SegmentKind::Exec => alloc | u64::from(elf::SHF_EXECINSTR),
-            SegmentKind::Writable if matches!(self, Rank::Tdata | Rank::Tbss) => {
-                alloc | write | u64::from(elf::SHF_TLS)
-            }
-            SegmentKind::Writable => alloc | write,
-        }
-    }
-}
-
-/// Matches `name` or `name.*`.
-fn has_prefix(name: &[u8], prefix: &[u8]) -> bool {
-    name.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
-}
-
-fn is_c_identifier(name: &[u8]) -> bool {
-    !name.is_empty()
-        && !name[0].is_ascii_digit()
-        && name.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
-/// The output section an input section goes to. Sections named like C identifiers keep
-/// their own output section so `__start_`/`__stop_` symbols can bound them.
-/// `crt_lists` marks crtbegin/crtend objects, whose `.ctors`/`.dtors` hold list sentinels for
-/// crtstuff's own walker and stay out of the init arrays, as in GNU ld's default script.
-fn output_section_for<'d>(s: &Section<'d>, crt_lists: bool) -> (&'d [u8], Rank) {
-    let name = s.name;
-    let exec = s.flags & u64::from(elf::SHF_EXECINSTR) != 0;
-    let write = s.flags & u64::from(elf::SHF_WRITE) != 0;
-    if s.sh_type == elf::SHT_NOTE {
-        return (name, Rank::Note);
-    }
-    if s.flags & u64::from(elf::SHF_TLS) != 0 {
-        return if s.is_nobits() {
-            (b".tbss", Rank::Tbss)
-        } else {
-            (b".tdata", Rank::Tdata)
-        };
-    }
-    if s.sh_type == elf::SHT_PREINIT_ARRAY || has_prefix(name, b".preinit_array") {
-        return (b".preinit_array", Rank::PreinitArray);
-    }
-    if s.sh_type == elf::SHT_INIT_ARRAY || has_prefix(name, b".init_array") {
-        return (b".init_array", Rank::InitArray);
-    }
-    if s.sh_type == elf::SHT_FINI_ARRAY || has_prefix(name, b".fini_array") {
-        return (b".fini_array", Rank::FiniArray);
-    }
-    if has_prefix(name, b".ctors") {
-        return if crt_lists {
-            (b".ctors", Rank::Ctors)
-        } else {
-            (b".init_array", Rank::InitArray)
-        };
-    }
-    if has_prefix(name, b".dtors") {
-        return if crt_lists {
-            (b".dtors", Rank::Dtors)
-        } else {
-            (b".fini_array", Rank::FiniArray)
-        };
-    }
-    if exec {
-        return match name {
-            b".init" => (name, Rank::Init),
-            b".fini" => (name, Rank::Fini),
-            _ if has_prefix(name, b".text") => (b".text", Rank::Text),
-            _ if is_c_identifier(name) => (name, Rank::OtherExec),
-            _ => (b".text", Rank::Text),
-        };
-    }
-    if write {
-        return if s.is_nobits() {
-            if is_c_identifier(name) {
-                (name, Rank::OtherBss)
-            } else {
-                (b".bss", Rank::Bss)
-            }
-        } else if has_prefix(name, b".data.rel.ro") {
-            (b".data.rel.ro", Rank::DataRelRo)
-        } else if is_c_identifier(name) {
-            (name, Rank::OtherData)
-        } else {
-            (b".data", Rank::Data)
-        };
-    }
-    if name == b".eh_frame" || s.sh_type == elf::SHT_X86_64_UNWIND {
-        (b".eh_frame", Rank::EhFrame)
-    } else if has_prefix(name, b".gcc_except_table") {
-        (b".gcc_except_table", Rank::GccExceptTable)
-    } else if is_c_identifier(name) {
-        (name, Rank::OtherRo)
-    } else {
-        (b".rodata", Rank::Rodata)
-    }
-}
-
-/// GNU ld's order for `.init_array.N`/`.fini_array.N`: by priority, unsuffixed last.
-/// `.ctors.N` counts priorities down from 65535, so it sorts by `65535 - N`.
-fn init_priority(name: &[u8]) -> u32 {
-    let digits = name.rsplit(|&c| c == b'.').next().unwrap_or_default();
-    let Some(n) = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse::<u16>().ok())
-    else {
-        return u32::from(u16::MAX) + 1;
-    };
-    if is_ctors_dtors(name) {
-        u32::from(u16::MAX - n)
-    } else {
-        u32::from(n)
-    }
-}
-
-fn is_ctors_dtors(name: &[u8]) -> bool {
-    has_prefix(name, b".ctors") || has_prefix(name, b".dtors")
-}
-
-/// crtbegin*.o/crtend*.o, by file name (GNU ld's `*crtbegin?.o` patterns).
-fn is_crt_list_object(name: &str) -> bool {
-    let file = name.rsplit(['/', '(']).next().unwrap_or(name);
-    let file = file.trim_end_matches(')');
-    ["crtbegin", "crtend"].iter().any(|p| {
-        file.strip_prefix(p)
-            .and_then(|rest| rest.strip_suffix(".o"))
-            .is_some_and(|mid| mid.len() <= 1)
-    })
-}
-
-/// Pointers of `.ctors`/`.dtors` run last to first; in the init arrays, which run first to
-/// last, they are stored in reverse (as GNU ld does). Maps an offset into such a section.
-fn reversed_offset(size: u64, offset: u64) -> u64 {
-    const WORD: u64 = 8;
-    if offset >= size {
-        offset
-    } else {
-        size - WORD - (offset - offset % WORD) + offset % WORD
-    }
-}
-
-/// How a mergeable input splits into pieces that can be shared across inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum MergeKind {
-    /// NUL-terminated strings of bytes.
-    Strings,
-    /// Fixed-size constants of this many bytes (`.rodata.cst16`).
-    Constants(u64),
-}
-
-/// Mergeable inputs without relocations; anything else is copied as is.
-fn merge_kind(s: &Section<'_>) -> Option<MergeKind> {
-    let mergeable = s.flags & u64::from(elf::SHF_MERGE) != 0
-        && s.entsize > 0
-        && !s.is_nobits()
-        && s.relocs().len() == 0;
-    if !mergeable {
-        None
-    } else if s.flags & u64::from(elf::SHF_STRINGS) != 0 {
-        (s.entsize == 1).then_some(MergeKind::Strings)
-    } else {
-        s.size
-            .is_multiple_of(s.entsize)
-            .then_some(MergeKind::Constants(s.entsize))
-    }
-}
-
-/// Splits a mergeable input into (input offset, bytes) pieces.
-fn split_pieces(kind: MergeKind, bytes: &[u8]) -> Vec<(u64, &[u8])> {
-    match kind {
-        MergeKind::Strings => {
-            let mut pieces = Vec::new();
-            let mut pos = 0;
-            while pos < bytes.len() {
-                let end = bytes[pos..]
-                    .iter()
-                    .position(|&c| c == 0)
-                    .map_or(bytes.len(), |n| pos + n + 1);
-                pieces.push((pos as u64, &bytes[pos..end]));
-                pos = end;
-            }
-            pieces
-        }
-        MergeKind::Constants(size) => bytes
-            .chunks(size as usize)
-            .enumerate()
-            .map(|(i, c)| (i as u64 * size, c))
-            .collect(),
     }
 }
 
@@ -401,19 +138,6 @@ pub struct Segment {
     pub flags: u32,
 }
 
-/// Deduplicated pieces of the `SHF_MERGE` inputs of one output section that share a kind and
-/// alignment: strings (with common suffixes shared) or fixed-size constants.
-pub struct MergedStrings {
-    pub data: Vec<u8>,
-    pub align: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Piece {
-    input: u64,
-    output: u64,
-}
-
 /// Where a relocation's symbol ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
@@ -459,12 +183,6 @@ pub struct Layout<'a> {
 pub const EHDR_SIZE: u64 = 64;
 pub const PHDR_SIZE: u64 = 56;
 
-struct Builder<'d> {
-    name: &'d [u8],
-    rank: Rank,
-    inputs: Vec<SectionId>,
-}
-
 impl<'a> Layout<'a> {
     pub fn build(
         graph: &'a SectionGraph<'a>,
@@ -491,39 +209,10 @@ impl<'a> Layout<'a> {
         got: Got,
     ) -> Result<Self> {
         let db = graph.db;
-        let mut builders: Vec<Builder<'a>> = Vec::new();
-        let mut reversed = FxHashSet::default();
-        let mut by_name: FxHashMap<(&'a [u8], Rank), usize> = FxHashMap::default();
-        for id in graph.kept_sections() {
-            let s = db.object(id.object).section(id.index);
-            let crt_lists = is_crt_list_object(&db.object(id.object).name);
-            let (name, rank) = output_section_for(s, crt_lists);
-            if matches!(rank, Rank::InitArray | Rank::FiniArray)
-                && is_ctors_dtors(s.name)
-                && s.size.is_multiple_of(8)
-            {
-                reversed.insert(id);
-            }
-            let i = *by_name.entry((name, rank)).or_insert_with(|| {
-                builders.push(Builder {
-                    name,
-                    rank,
-                    inputs: Vec::new(),
-                });
-                builders.len() - 1
-            });
-            builders[i].inputs.push(id);
-        }
-        for b in &mut builders {
-            if matches!(
-                b.rank,
-                Rank::InitArray | Rank::FiniArray | Rank::PreinitArray
-            ) {
-                b.inputs
-                    .sort_by_key(|id| init_priority(db.object(id.object).section(id.index).name));
-            }
-        }
-
+        let Mapping {
+            mut builders,
+            reversed,
+        } = Mapping::of(graph);
         let needs_got = !got.entries.is_empty()
             || db
                 .lookup(b"_GLOBAL_OFFSET_TABLE_")
@@ -542,13 +231,9 @@ impl<'a> Layout<'a> {
                 inputs: Vec::new(),
             });
         }
-        let mut commons = Vec::new();
-        for (i, g) in db.globals.iter().enumerate() {
-            if let Definition::Common { object, index } = g.def {
-                commons.push((SymbolId(i as u32), object, index));
-            }
-        }
-        if !commons.is_empty() && !builders.iter().any(|b| b.rank == Rank::Bss) {
+        let commons = Commons::place(db);
+        let has_commons = !matches!(&commons, Ok(c) if c.is_empty());
+        if has_commons && !builders.iter().any(|b| b.rank == Rank::Bss) {
             builders.push(Builder {
                 name: b".bss",
                 rank: Rank::Bss,
@@ -599,9 +284,13 @@ impl<'a> Layout<'a> {
             thunk_groups: Vec::new(),
             thunked: FxHashMap::default(),
         };
-        let mut common_offsets = Vec::new();
+        let commons = commons.map_err(|size| Error::AddressOverflow {
+            base,
+            section: ".bss".to_owned(),
+            size,
+        })?;
         for b in &builders {
-            let mut chunks = layout.chunks_for(b, &commons, &mut common_offsets)?;
+            let mut chunks = layout.chunks_for(b, &commons)?;
             if let Some(shape) = arch.thunk_shape()
                 && b.rank.segment() == SegmentKind::Exec
             {
@@ -653,7 +342,7 @@ impl<'a> Layout<'a> {
             });
         }
         layout.assign_addresses()?;
-        for (id, offset) in common_offsets {
+        if !commons.is_empty() {
             let bss = layout
                 .sections
                 .iter()
@@ -664,7 +353,12 @@ impl<'a> Layout<'a> {
                 .iter()
                 .find(|c| c.kind == ChunkKind::Commons)
                 .expect("commons chunk");
-            layout.commons.insert(id, bss.addr + chunk.offset + offset);
+            let at = bss.addr + chunk.offset;
+            layout.commons = commons
+                .offsets
+                .iter()
+                .map(|&(id, offset)| (id, at + offset))
+                .collect();
         }
         layout.assign_globals()?;
         layout.entry = match db.lookup(opts.entry.as_bytes()) {
@@ -678,8 +372,7 @@ impl<'a> Layout<'a> {
     fn chunks_for(
         &mut self,
         b: &Builder<'a>,
-        commons: &[(SymbolId, ObjectId, SymbolIndex)],
-        common_offsets: &mut Vec<(SymbolId, u64)>,
+        commons: &Commons,
     ) -> Result<Vec<(ChunkKind, u64, u64)>> {
         let db = self.db;
         let mut chunks = Vec::with_capacity(b.inputs.len());
@@ -740,381 +433,11 @@ impl<'a> Layout<'a> {
                 chunks.push((ChunkKind::EhFrameHdr(fdes), eh_frame_hdr::size(fdes), 4));
             }
             Rank::Bss if !commons.is_empty() => {
-                let mut size = 0u64;
-                let mut align = 1u64;
-                for &(id, object, index) in commons {
-                    let sym = &db.object(object).symbols[index];
-                    let overflow = || Error::AddressOverflow {
-                        base: self.base,
-                        section: String::from_utf8_lossy(b.name).into_owned(),
-                        size: sym.size,
-                    };
-                    let a = sym
-                        .value
-                        .max(1)
-                        .checked_next_power_of_two()
-                        .ok_or_else(overflow)?;
-                    let offset = size.checked_next_multiple_of(a).ok_or_else(overflow)?;
-                    common_offsets.push((id, offset));
-                    size = offset.checked_add(sym.size).ok_or_else(overflow)?;
-                    align = align.max(a);
-                }
-                chunks.push((ChunkKind::Commons, size, align));
+                chunks.push((ChunkKind::Commons, commons.size, commons.align));
             }
             _ => {}
         }
         Ok(chunks)
-    }
-
-    /// Deduplicates pieces across inputs. Every piece stays aligned as its section was, since
-    /// code may rely on the alignment the compiler asked for; byte-aligned strings also share
-    /// storage with strings they are a suffix of, as GNU ld does.
-    fn merge(
-        &mut self,
-        kind: MergeKind,
-        inputs: &[SectionId],
-        align: u64,
-        index: usize,
-    ) -> MergedStrings {
-        let db = self.db;
-        let mut unique: Vec<&'a [u8]> = Vec::new();
-        let mut seen: FxHashMap<&'a [u8], usize> = FxHashMap::default();
-        let per_input: Vec<(SectionId, Vec<(u64, usize)>)> = inputs
-            .iter()
-            .map(|&id| {
-                let bytes = db.object(id.object).section(id.index).data;
-                let pieces = split_pieces(kind, bytes)
-                    .into_iter()
-                    .map(|(offset, piece)| {
-                        let u = *seen.entry(piece).or_insert_with(|| {
-                            unique.push(piece);
-                            unique.len() - 1
-                        });
-                        (offset, u)
-                    })
-                    .collect();
-                (id, pieces)
-            })
-            .collect();
-
-        // With strings sorted by their reversed bytes, a string that is a suffix of another
-        // sorts right before it or before another string with that suffix.
-        let mut host: Vec<usize> = (0..unique.len()).collect();
-        let tail_merge = kind == MergeKind::Strings && align == 1;
-        if tail_merge {
-            let mut order: Vec<usize> = (0..unique.len()).collect();
-            order.sort_by(|&a, &b| unique[a].iter().rev().cmp(unique[b].iter().rev()));
-            for w in (0..order.len().saturating_sub(1)).rev() {
-                let (short, long) = (order[w], order[w + 1]);
-                if unique[long].ends_with(unique[short]) {
-                    host[short] = host[long];
-                }
-            }
-        }
-        let mut data = Vec::new();
-        let mut output = vec![0u64; unique.len()];
-        for (u, piece) in unique.iter().enumerate() {
-            if host[u] == u {
-                let at = (data.len() as u64).next_multiple_of(align);
-                data.resize(at as usize, 0);
-                data.extend_from_slice(piece);
-                output[u] = at;
-            }
-        }
-        for u in 0..unique.len() {
-            let h = host[u];
-            if h != u {
-                output[u] = output[h] + (unique[h].len() - unique[u].len()) as u64;
-            }
-        }
-        for (id, pieces) in per_input {
-            let pieces = pieces
-                .into_iter()
-                .map(|(input, u)| Piece {
-                    input,
-                    output: output[u],
-                })
-                .collect();
-            self.pieces.insert(id, (index, pieces));
-        }
-        MergedStrings { data, align }
-    }
-
-    fn assign_addresses(&mut self) -> Result<()> {
-        let page = self.arch.page_size();
-        let kinds = [
-            SegmentKind::Headers,
-            SegmentKind::Exec,
-            SegmentKind::ReadOnly,
-            SegmentKind::Writable,
-        ];
-        let loads = kinds
-            .iter()
-            .filter(|&&k| {
-                k == SegmentKind::Headers
-                    || self
-                        .sections
-                        .iter()
-                        .any(|s| s.rank.segment() == k && s.size > 0)
-            })
-            .count();
-        let has_tls = self
-            .sections
-            .iter()
-            .any(|s| matches!(s.rank, Rank::Tdata | Rank::Tbss));
-        // One PT_NOTE per note section: notes of different alignment cannot share one.
-        let notes = self
-            .sections
-            .iter()
-            .filter(|s| s.rank == Rank::Note && s.size > 0)
-            .count();
-        let has_eh_frame_hdr = self.sections.iter().any(|s| s.rank == Rank::EhFrameHdr);
-        self.phnum = loads + 1 + usize::from(has_tls) + notes + usize::from(has_eh_frame_hdr);
-        self.headers_size = EHDR_SIZE + PHDR_SIZE * self.phnum as u64;
-
-        let mut offset = self.headers_size;
-        let mut addr = self
-            .base
-            .checked_add(offset)
-            .ok_or_else(|| Error::AddressOverflow {
-                base: self.base,
-                section: "the ELF headers".to_owned(),
-                size: offset,
-            })?;
-        let mut tls: Option<(u64, u64, u64, u64)> = None;
-        for kind in kinds {
-            let members: Vec<usize> = (0..self.sections.len())
-                .filter(|&i| self.sections[i].rank.segment() == kind)
-                .collect();
-            if kind != SegmentKind::Headers && members.iter().all(|&i| self.sections[i].size == 0) {
-                for &i in &members {
-                    self.sections[i].addr = addr;
-                    self.sections[i].offset = offset;
-                }
-                continue;
-            }
-            let (seg_offset, seg_addr) = if kind == SegmentKind::Headers {
-                (0, self.base)
-            } else {
-                addr = addr
-                    .checked_next_multiple_of(page)
-                    .and_then(|a| a.checked_add(offset % page))
-                    .ok_or_else(|| Error::AddressOverflow {
-                        base: self.base,
-                        section: self.sections[members[0]].name_str(),
-                        size: self.sections[members[0]].size,
-                    })?;
-                (offset, addr)
-            };
-            let mut file_end = offset;
-            let tbss_align = tls_bss_align(&self.sections);
-            for &i in &members {
-                let s = &mut self.sections[i];
-                if s.rank == Rank::Tdata {
-                    // The TLS block's start must be aligned for its strictest member, .tbss
-                    // included, for the variant II offset computation.
-                    s.align = s.align.max(tbss_align);
-                }
-                let unpadded = addr;
-                let pad = addr.checked_next_multiple_of(s.align).ok_or_else(|| {
-                    Error::AddressOverflow {
-                        base: self.base,
-                        section: s.name_str(),
-                        size: s.size,
-                    }
-                })? - addr;
-                addr += pad;
-                if !s.is_nobits() {
-                    offset += pad;
-                }
-                s.addr = addr;
-                s.offset = offset;
-                match s.rank {
-                    Rank::Tdata => {
-                        tls = Some((addr, offset, s.size, s.align));
-                    }
-                    Rank::Tbss => {
-                        let (start, off, file, align) = tls.unwrap_or((addr, offset, 0, 1));
-                        let end =
-                            addr.checked_add(s.size)
-                                .ok_or_else(|| Error::AddressOverflow {
-                                    base: self.base,
-                                    section: s.name_str(),
-                                    size: s.size,
-                                })?;
-                        tls = Some((start, off, file, align.max(s.align)));
-                        self.tls = Some(TlsSegment {
-                            addr: start,
-                            file_size: file,
-                            mem_size: end - start,
-                            align: align.max(s.align),
-                        });
-                        // .tbss occupies no address space in the image itself.
-                        addr = unpadded;
-                        continue;
-                    }
-                    _ => {}
-                }
-                addr = addr
-                    .checked_add(s.size)
-                    .ok_or_else(|| Error::AddressOverflow {
-                        base: self.base,
-                        section: s.name_str(),
-                        size: s.size,
-                    })?;
-                if !s.is_nobits() {
-                    offset += s.size;
-                    file_end = offset;
-                }
-            }
-            if let Some((start, _, file, align)) = tls
-                && self.tls.is_none()
-            {
-                self.tls = Some(TlsSegment {
-                    addr: start,
-                    file_size: file,
-                    mem_size: file,
-                    align,
-                });
-            }
-            let flags = match kind {
-                SegmentKind::Headers | SegmentKind::ReadOnly => elf::PF_R,
-                SegmentKind::Exec => elf::PF_R | elf::PF_X,
-                SegmentKind::Writable => elf::PF_R | elf::PF_W,
-            };
-            self.segments.push(Segment {
-                kind,
-                offset: seg_offset,
-                addr: seg_addr,
-                file_size: file_end - seg_offset,
-                mem_size: addr - seg_addr,
-                flags,
-            });
-        }
-        self.file_size = offset;
-
-        for s in &self.sections {
-            for c in &s.chunks {
-                let at = s.addr + c.offset;
-                match c.kind {
-                    ChunkKind::Input(id) | ChunkKind::EhFrame(id) => {
-                        self.section_addr[id.object][id.index.index()] = Some(at);
-                    }
-                    ChunkKind::Got => self.got_addr = at,
-                    ChunkKind::Strings(_)
-                    | ChunkKind::EhFrameHdr(_)
-                    | ChunkKind::Commons
-                    | ChunkKind::Thunks(_) => {}
-                }
-            }
-        }
-        for s in &self.sections {
-            for c in &s.chunks {
-                if let ChunkKind::Strings(index) = c.kind {
-                    for (sid, (i, _)) in &self.pieces {
-                        if *i == index {
-                            self.section_addr[sid.object][sid.index.index()] =
-                                Some(s.addr + c.offset);
-                        }
-                    }
-                }
-            }
-        }
-        if self.got_addr == 0 {
-            self.got_addr = self
-                .sections
-                .iter()
-                .find(|s| s.rank == Rank::Got)
-                .map_or(0, |s| s.addr);
-        }
-        Ok(())
-    }
-
-    /// The end of the last segment in memory, `.bss` included.
-    pub fn end(&self) -> u64 {
-        self.segments
-            .iter()
-            .map(|s| s.addr + s.mem_size)
-            .max()
-            .unwrap_or(self.base)
-    }
-
-    fn segment_end(&self, kind: SegmentKind) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|s| s.kind == kind)
-            .map(|s| s.addr + s.mem_size)
-    }
-
-    fn section_bounds(&self, name: &[u8]) -> Option<(u64, u64)> {
-        self.sections
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| (s.addr, s.addr + s.size))
-    }
-
-    /// Value of a linker-defined symbol.
-    fn linker_symbol(&self, name: &[u8]) -> u64 {
-        let rw = self
-            .segments
-            .iter()
-            .find(|s| s.kind == SegmentKind::Writable);
-        let image_end = self.end();
-        let data_end = rw.map_or(image_end, |s| s.addr + s.file_size);
-        let array = |n: &[u8], end: bool| {
-            self.section_bounds(n)
-                .map(|(s, e)| if end { e } else { s })
-                .unwrap_or(rw.map_or(image_end, |s| s.addr))
-        };
-        match name {
-            b"__ehdr_start" | b"__executable_start" => self.base,
-            b"_etext" | b"etext" | b"__etext" => self
-                .segment_end(SegmentKind::Exec)
-                .unwrap_or(self.base + self.headers_size),
-            b"_edata" | b"edata" => data_end,
-            b"_end" | b"end" => image_end,
-            b"__bss_start" => self.section_bounds(b".bss").map_or(data_end, |(s, _)| s),
-            b"__init_array_start" => array(b".init_array", false),
-            b"__init_array_end" => array(b".init_array", true),
-            b"__fini_array_start" => array(b".fini_array", false),
-            b"__fini_array_end" => array(b".fini_array", true),
-            b"__preinit_array_start" => array(b".preinit_array", false),
-            b"__preinit_array_end" => array(b".preinit_array", true),
-            b"_GLOBAL_OFFSET_TABLE_" => self.got_addr,
-            _ => match start_stop_section(name) {
-                Some(sec) => {
-                    let (start, end) = self.section_bounds(sec).unwrap_or((0, 0));
-                    if name.starts_with(b"__start_") {
-                        start
-                    } else {
-                        end
-                    }
-                }
-                None => 0,
-            },
-        }
-    }
-
-    fn assign_globals(&mut self) -> Result<()> {
-        let db = self.db;
-        let values = db
-            .globals
-            .as_slice()
-            .par_iter()
-            .enumerate()
-            .map(|(i, g)| {
-                Ok(match g.def {
-                    Definition::Defined { object, index } => {
-                        self.local_target(object, index, 0, None)?.addr
-                    }
-                    Definition::Common { .. } => self.commons[&SymbolId::from_index(i)],
-                    Definition::Linker => self.linker_symbol(g.name),
-                    Definition::Undefined => 0,
-                })
-            })
-            .collect::<Result<Vec<u64>>>()?;
-        self.global_addr = values.into();
-        Ok(())
     }
 
     /// Address of symbol `index` of `object` as defined there (not through resolution).
@@ -1302,15 +625,6 @@ impl<'a> Layout<'a> {
             GotUse::Address => t.addr,
         })
     }
-}
-
-fn tls_bss_align(sections: &[OutputSection]) -> u64 {
-    sections
-        .iter()
-        .filter(|s| s.rank == Rank::Tbss)
-        .map(|s| s.align)
-        .max()
-        .unwrap_or(1)
 }
 
 /// Whether a relocation's target is image-relative or fixed, for GOT relaxation decisions.
