@@ -166,6 +166,7 @@ fn apply_relocs(
 ) -> Result<()> {
     let db = layout.db;
     let arch = layout.arch;
+    let recorded = layout.got.of_section(id);
     let mut skip = false;
     for (index, r) in relocs {
         if std::mem::take(&mut skip) {
@@ -180,7 +181,7 @@ fn apply_relocs(
             target.addr = thunk;
             target.addend = 0;
         }
-        let decision = layout.got.decision(id, index);
+        let decision = recorded.get(index);
         let value = RelocValue {
             r_type: r.r_type,
             symbol: target.addr,

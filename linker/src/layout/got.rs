@@ -132,11 +132,21 @@ impl Got {
         got
     }
 
-    /// How relocation `index` of section `id` is applied; `None` for directly.
-    pub fn decision(&self, id: SectionId, index: RelocIndex) -> Option<Recorded> {
-        let recorded = self.recorded.get(&id)?;
-        let at = recorded.binary_search_by_key(&index, |(i, _)| *i).ok()?;
-        Some(recorded[at].1)
+    /// The recorded decisions of section `id`, looked up once per section.
+    pub fn of_section(&self, id: SectionId) -> SectionRecord<'_> {
+        SectionRecord(self.recorded.get(&id).map_or(&[], Vec::as_slice))
+    }
+}
+
+/// One section's decisions other than direct, in relocation index order.
+#[derive(Debug, Clone, Copy)]
+pub struct SectionRecord<'g>(&'g [(RelocIndex, Recorded)]);
+
+impl SectionRecord<'_> {
+    /// How relocation `index` is applied; `None` for directly.
+    pub fn get(self, index: RelocIndex) -> Option<Recorded> {
+        let at = self.0.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        Some(self.0[at].1)
     }
 }
 
@@ -205,27 +215,27 @@ mod tests {
         );
         let slot = GotSlot::from_index;
         assert_eq!(
-            got.decision(section(1), at(0)),
+            got.of_section(section(1)).get(at(0)),
             Some(Recorded::Got(slot(0)))
         );
         assert_eq!(
-            got.decision(section(1), at(2)),
+            got.of_section(section(1)).get(at(2)),
             Some(Recorded::Relax(Relaxation::InitialExecToLocalExec))
         );
         assert_eq!(
-            got.decision(section(1), at(4)),
+            got.of_section(section(1)).get(at(4)),
             Some(Recorded::Got(slot(1)))
         );
         assert_eq!(
-            got.decision(section(2), at(1)),
+            got.of_section(section(2)).get(at(1)),
             Some(Recorded::Got(slot(2)))
         );
         assert_eq!(
-            got.decision(section(2), at(3)),
+            got.of_section(section(2)).get(at(3)),
             Some(Recorded::Got(slot(0)))
         );
         // Direct relocations and undecided sections have no record.
-        assert_eq!(got.decision(section(1), at(1)), None);
-        assert_eq!(got.decision(section(3), at(0)), None);
+        assert_eq!(got.of_section(section(1)).get(at(1)), None);
+        assert_eq!(got.of_section(section(3)).get(at(0)), None);
     }
 }

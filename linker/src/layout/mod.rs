@@ -27,7 +27,7 @@ mod mapping;
 mod merge;
 mod symbols;
 
-pub use got::{Got, GotEntry, GotSlot, Recorded, RelocIndex};
+pub use got::{Got, GotEntry, GotSlot, Recorded, RelocIndex, SectionRecord};
 pub use mapping::{Rank, SegmentKind};
 pub use merge::MergedStrings;
 
