@@ -6,11 +6,12 @@ use rayon::prelude::*;
 use uniklink_analyzer::eh_frame::RecordKind;
 use uniklink_analyzer::object::{Reloc, SectionId};
 
-use crate::arch::{Applied, GotUse, RelocValue};
+use uniklink_analyzer::id::Idx;
+
+use crate::arch::{Applied, RelocValue};
 use crate::eh_frame_hdr;
 use crate::error::{Error, RelocFailure, Result};
-use crate::layout::{Chunk, ChunkKind, Layout, Rank, target_kind};
-use crate::thunks::{ThunkTarget, out_of_reach};
+use crate::layout::{Chunk, ChunkKind, Layout, Rank, Recorded, RelocIndex};
 
 /// The largest image file built: PVH loads images below 4 GiB, and a size past it comes from
 /// corrupt input, which must give an error rather than an allocation failure.
@@ -92,7 +93,7 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
                     slot.copy_from_slice(word);
                 }
             }
-            apply_relocs(layout, id, s.relocs(), s.data, addr, buf, |offset| {
+            apply_relocs(layout, id, indexed(s.relocs()), addr, buf, |offset| {
                 Some(layout.output_offset(id, offset))
             })
         }
@@ -124,18 +125,19 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
                 let rec = frame.records.get(i)?;
                 offsets[i].map(|out| out + (off - rec.start()))
             };
-            let mut relocs: Vec<Reloc> = s.relocs().collect();
-            relocs.sort_by_key(|r| r.offset);
-            apply_relocs(layout, id, relocs.into_iter(), s.data, addr, buf, map)
+            let mut relocs: Vec<(RelocIndex, Reloc)> = indexed(s.relocs()).collect();
+            relocs.sort_by_key(|(_, r)| r.offset);
+            apply_relocs(layout, id, relocs.into_iter(), addr, buf, map)
         }
         ChunkKind::Strings(i) => {
             buf.copy_from_slice(&layout.strings[i].data);
             Ok(())
         }
         ChunkKind::Got => {
-            for (i, entry) in layout.got.iter().enumerate() {
+            for (slot, entry) in layout.got.entries.iter_ids() {
                 let v = layout.got_value(entry)?;
-                buf[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+                let at = slot.index() * 8;
+                buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
             }
             Ok(())
         }
@@ -145,52 +147,55 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
     }
 }
 
-/// Applies `relocs` of input section `id`. `map` turns an input offset into an output offset
-/// within `buf`, or `None` when that part of the section was dropped.
+/// A section's relocations with their indices, by which layout recorded its decisions.
+fn indexed(relocs: impl Iterator<Item = Reloc>) -> impl Iterator<Item = (RelocIndex, Reloc)> {
+    relocs
+        .enumerate()
+        .map(|(i, r)| (RelocIndex::from_index(i), r))
+}
+
+/// Applies `relocs` of input section `id` as layout decided. `map` turns an input offset
+/// into an output offset within `buf`, or `None` when that part of the section was dropped.
 fn apply_relocs(
     layout: &Layout<'_>,
     id: SectionId,
-    relocs: impl Iterator<Item = Reloc>,
-    original: &[u8],
+    relocs: impl Iterator<Item = (RelocIndex, Reloc)>,
     addr: u64,
     buf: &mut [u8],
     map: impl Fn(u64) -> Option<u64>,
 ) -> Result<()> {
     let db = layout.db;
     let arch = layout.arch;
+    let recorded = layout.got.of_section(id);
     let mut skip = false;
-    for r in relocs {
+    for (index, r) in relocs {
         if std::mem::take(&mut skip) {
             continue;
         }
         let Some(out) = map(r.offset) else { continue };
         let mut target = layout.target(id.object, r.symbol, r.addend, (id, r.offset))?;
         let place = addr + out;
-        if let Some(reach) = arch.branch_reach(r.r_type)
-            && out_of_reach(place, target.addr.wrapping_add(target.addend as u64), reach)
+        if !layout.thunked.is_empty()
+            && let Some(&thunk) = layout.thunked.get(&(id, index))
         {
-            let wanted = ThunkTarget {
-                symbol: db.symbol_ref(id.object, r.symbol),
-                addend: r.addend,
-            };
-            if let Some(thunk) = layout.thunk_address(place, wanted) {
-                target.addr = thunk;
-                target.addend = 0;
-            }
+            target.addr = thunk;
+            target.addend = 0;
         }
-        let kind = target_kind(db, id.object, r.symbol);
-        let got_use = arch.got_use(r.r_type, original, r.offset, kind);
-        let got_slot = match got_use {
-            GotUse::None => None,
-            g => layout.got_slot(db.symbol_ref(id.object, r.symbol), g),
-        };
+        let decision = recorded.get(index);
         let value = RelocValue {
             r_type: r.r_type,
             symbol: target.addr,
             addend: target.addend,
             place,
             got: layout.got_addr,
-            got_slot,
+            got_slot: match decision {
+                Some(Recorded::Got(slot)) => Some(layout.got_slot_addr(slot)),
+                Some(Recorded::Relax(_)) | None => None,
+            },
+            relaxation: match decision {
+                Some(Recorded::Relax(relaxation)) => Some(relaxation),
+                Some(Recorded::Got(_)) | None => None,
+            },
             size: target.size,
             tp_offset: layout.tls.map(|t| arch.tp_offset(target.addr, &t)),
         };

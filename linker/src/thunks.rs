@@ -11,11 +11,12 @@
 use rustc_hash::FxHashMap;
 use std::ops::Range;
 
+use uniklink_analyzer::id::Idx;
 use uniklink_analyzer::resolve::SymbolRef;
 
 use crate::arch::ThunkShape;
 use crate::error::{Error, Result};
-use crate::layout::{ChunkKind, Layout};
+use crate::layout::{ChunkKind, Layout, RelocIndex};
 
 /// Where a branch goes, named so that it stays the same from one layout to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,11 +107,17 @@ pub fn insert_islands(
 
 impl ThunkPlan {
     /// Adds a thunk for every branch of `layout` that reaches neither its target nor a
-    /// thunk for it; returns whether anything was added.
-    pub fn extend(&mut self, layout: &Layout<'_>) -> Result<bool> {
+    /// thunk for it; returns whether anything was added. When nothing was, every far branch
+    /// has its thunk, and [`Layout::thunked`] records which.
+    pub fn extend(&mut self, layout: &mut Layout<'_>) -> Result<bool> {
         let db = layout.db;
         let arch = layout.arch;
+        let Some(shape) = arch.thunk_shape() else {
+            // No thunks, no groups: nothing to extend or record.
+            return Ok(false);
+        };
         let mut grew = false;
+        let mut thunked = FxHashMap::default();
         for group in &layout.thunk_groups {
             let key = (group.section, group.number);
             let section = &layout.sections[group.section];
@@ -119,7 +126,7 @@ impl ThunkPlan {
                     continue;
                 };
                 let input = db.object(id.object).section(id.index);
-                for r in input.relocs() {
+                for (i, r) in input.relocs().enumerate() {
                     let Some(reach) = arch.branch_reach(r.r_type) else {
                         continue;
                     };
@@ -133,6 +140,15 @@ impl ThunkPlan {
                         symbol: db.symbol_ref(id.object, r.symbol),
                         addend: r.addend,
                     };
+                    let placed = group
+                        .island
+                        .zip(group.targets.iter().position(|t| *t == wanted));
+                    if let Some((island, n)) = placed {
+                        let thunk =
+                            section.addr + section.chunks[island].offset + shape.size * n as u64;
+                        thunked.insert((id, RelocIndex::from_index(i)), thunk);
+                        continue;
+                    }
                     let island = self.islands.entry(key).or_default();
                     if !island.contains(&wanted) {
                         island.push(wanted);
@@ -141,28 +157,12 @@ impl ThunkPlan {
                 }
             }
         }
+        layout.thunked = thunked;
         Ok(grew)
     }
 }
 
 impl Layout<'_> {
-    /// Address of the thunk to `target` that serves a branch at `place`, if there is one.
-    pub fn thunk_address(&self, place: u64, target: ThunkTarget) -> Option<u64> {
-        let shape = self.arch.thunk_shape()?;
-        self.thunk_groups.iter().find_map(|group| {
-            let section = &self.sections[group.section];
-            let first = section.chunks.get(group.chunks.start)?;
-            let last = section.chunks.get(group.chunks.end.checked_sub(1)?)?;
-            let serves = section.addr + first.offset..section.addr + last.offset + last.size;
-            if !serves.contains(&place) {
-                return None;
-            }
-            let island = &section.chunks[group.island?];
-            let i = group.targets.iter().position(|t| *t == target)?;
-            Some(section.addr + island.offset + shape.size * i as u64)
-        })
-    }
-
     /// Writes the thunks of group `index`, placed at `addr`, into `buf`.
     pub fn write_thunks(&self, index: usize, addr: u64, buf: &mut [u8]) -> Result<()> {
         let Some(shape) = self.arch.thunk_shape() else {

@@ -338,7 +338,7 @@ fn gotpcrel_gets_a_slot_and_relaxable_loads_do_not() {
     o.reloc(text, 10, y, elf::R_X86_64_REX_GOTPCRELX, -4);
 
     with_link(&[("got.o", o.bytes())], Some(0x20_0000), |layout, image| {
-        assert_eq!(layout.got.len(), 1, "only the cmp needs a slot");
+        assert_eq!(layout.got.entries.len(), 1, "only the cmp needs a slot");
         let start = symbol(layout, "_start");
         assert!(start >= 0x20_0000);
         let code = bytes_at(layout, image, start, 14);

@@ -4,146 +4,497 @@
 
 use object::elf::*;
 
+use super::table::{
+    self, Addresses, Check, Data, Description, Encoding, Field, Kind, Relaxation, Relaxed,
+    RelocInfo, reloc,
+};
 use super::{
     Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, ThunkShape, TlsSegment,
-    check_either, check_signed, check_unsigned, write_bytes,
+    check_signed, write_bytes,
 };
+
+use Check::{Either, Signed, Unsigned};
+use Data::{Bits16, Bits32, Bits64};
+use Form::{Adr, Imm14, Imm19, Imm26, LdrLo12};
+use GotUse::{Address, TpOffset};
 
 pub struct Aarch64;
 
-const NAMES: &[(u32, &str)] = &[
-    (R_AARCH64_NONE, "R_AARCH64_NONE"),
-    (R_AARCH64_ABS64, "R_AARCH64_ABS64"),
-    (R_AARCH64_ABS32, "R_AARCH64_ABS32"),
-    (R_AARCH64_ABS16, "R_AARCH64_ABS16"),
-    (R_AARCH64_PREL64, "R_AARCH64_PREL64"),
-    (R_AARCH64_PREL32, "R_AARCH64_PREL32"),
-    (R_AARCH64_PREL16, "R_AARCH64_PREL16"),
-    (R_AARCH64_PLT32, "R_AARCH64_PLT32"),
-    (R_AARCH64_MOVW_UABS_G0, "R_AARCH64_MOVW_UABS_G0"),
-    (R_AARCH64_MOVW_UABS_G0_NC, "R_AARCH64_MOVW_UABS_G0_NC"),
-    (R_AARCH64_MOVW_UABS_G1, "R_AARCH64_MOVW_UABS_G1"),
-    (R_AARCH64_MOVW_UABS_G1_NC, "R_AARCH64_MOVW_UABS_G1_NC"),
-    (R_AARCH64_MOVW_UABS_G2, "R_AARCH64_MOVW_UABS_G2"),
-    (R_AARCH64_MOVW_UABS_G2_NC, "R_AARCH64_MOVW_UABS_G2_NC"),
-    (R_AARCH64_MOVW_UABS_G3, "R_AARCH64_MOVW_UABS_G3"),
-    (R_AARCH64_MOVW_SABS_G0, "R_AARCH64_MOVW_SABS_G0"),
-    (R_AARCH64_MOVW_SABS_G1, "R_AARCH64_MOVW_SABS_G1"),
-    (R_AARCH64_MOVW_SABS_G2, "R_AARCH64_MOVW_SABS_G2"),
-    (R_AARCH64_LD_PREL_LO19, "R_AARCH64_LD_PREL_LO19"),
-    (R_AARCH64_ADR_PREL_LO21, "R_AARCH64_ADR_PREL_LO21"),
-    (R_AARCH64_ADR_PREL_PG_HI21, "R_AARCH64_ADR_PREL_PG_HI21"),
-    (
+/// The forms of the fields aarch64 relocations write, one writer each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Data(Data),
+    /// ADR/ADRP: a 21-bit immediate, immlo in bits 30:29 and immhi in bits 23:5.
+    Adr,
+    /// ADD/LDR/STR (unsigned immediate): imm12 in bits 21:10, the value shifted right by
+    /// `shift` (`:tprel_hi12:`, the GOT page offset in 8-byte units).
+    Imm12 {
+        shift: u32,
+    },
+    /// The same field holding the value's low 12 bits (`:lo12:`), scaled by the access size
+    /// `1 << shift`.
+    Lo12 {
+        shift: u32,
+    },
+    /// [`Form::Lo12`] of a 64-bit LDR, the only instruction a GOT load may be.
+    LdrLo12,
+    /// LDR literal, B.cond, CBZ/CBNZ: imm19 in bits 23:5, in instructions.
+    Imm19,
+    /// TBZ/TBNZ: imm14 in bits 18:5, in instructions.
+    Imm14,
+    /// B/BL: imm26 in bits 25:0, in instructions.
+    Imm26,
+    /// MOVZ/MOVK: imm16 in bits 20:5, the 16 bits of group `group`; the instruction stays.
+    Movw {
+        group: u32,
+    },
+    /// The same for a signed value: MOVZ for X ≥ 0, MOVN of the inverted bits for X < 0.
+    MovwSigned {
+        group: u32,
+    },
+}
+
+impl Field for Form {
+    fn encoded(self, value: i128) -> i128 {
+        match self {
+            Form::Lo12 { .. } | Form::LdrLo12 => value & 0xfff,
+            _ => value,
+        }
+    }
+
+    fn write(
+        self,
+        data: &mut [u8],
+        offset: usize,
+        v: i128,
+        name: &'static str,
+    ) -> Result<(), RelocError> {
+        let insn = match self {
+            Form::Data(d) => return d.write(data, offset, v, name),
+            Form::LdrLo12 => {
+                let insn = read32(data, offset)?;
+                if !is_ldr_x_imm(insn) {
+                    return Err(RelocError::Instruction(name));
+                }
+                with_imm12(insn, (v & 0xfff) >> 3)
+            }
+            form => {
+                let insn = read32(data, offset)?;
+                match form {
+                    Form::Adr => with_adr_imm(insn, v),
+                    Form::Imm12 { shift } => with_imm12(insn, v >> shift),
+                    Form::Lo12 { shift } => with_imm12(insn, (v & 0xfff) >> shift),
+                    Form::Imm19 => with_imm19(insn, v >> 2),
+                    Form::Imm14 => with_imm14(insn, v >> 2),
+                    Form::Imm26 => with_imm26(insn, v >> 2),
+                    Form::Movw { group } => with_imm16(insn, v >> (16 * group)),
+                    Form::MovwSigned { group } if v < 0 => {
+                        with_imm16(insn & !(3 << 29), !v >> (16 * group))
+                    }
+                    Form::MovwSigned { group } => {
+                        with_imm16((insn & !(3 << 29)) | (2 << 29), v >> (16 * group))
+                    }
+                    Form::Data(_) | Form::LdrLo12 => unreachable!("handled above"),
+                }
+            }
+        };
+        write32(data, offset, insn)
+    }
+}
+
+const fn lo12(shift: u32) -> Form {
+    Form::Lo12 { shift }
+}
+
+const fn movw(group: u32) -> Form {
+    Form::Movw { group }
+}
+
+const fn movw_signed(group: u32) -> Form {
+    Form::MovwSigned { group }
+}
+
+/// Every relocation type applied. A MOVW group g of a checked type must fit in the groups up
+/// to it: 16(g+1) bits unsigned, or one more signed.
+const TABLE: &[RelocInfo<Form>] = &[
+    reloc!(R_AARCH64_NONE, Kind::None, Form::Data(Bits64), Check::None),
+    reloc!(
+        R_AARCH64_ABS64,
+        Kind::Absolute,
+        Form::Data(Bits64),
+        Check::None
+    ),
+    reloc!(
+        R_AARCH64_ABS32,
+        Kind::Absolute,
+        Form::Data(Bits32),
+        Either(32)
+    ),
+    reloc!(
+        R_AARCH64_ABS16,
+        Kind::Absolute,
+        Form::Data(Bits16),
+        Either(16)
+    ),
+    reloc!(
+        R_AARCH64_PREL64,
+        Kind::PcRelative,
+        Form::Data(Bits64),
+        Check::None
+    ),
+    reloc!(
+        R_AARCH64_PREL32,
+        Kind::PcRelative,
+        Form::Data(Bits32),
+        Either(32)
+    ),
+    reloc!(
+        R_AARCH64_PREL16,
+        Kind::PcRelative,
+        Form::Data(Bits16),
+        Either(16)
+    ),
+    reloc!(
+        R_AARCH64_PLT32,
+        Kind::PcRelative,
+        Form::Data(Bits32),
+        Signed(32)
+    ),
+    reloc!(
+        R_AARCH64_MOVW_UABS_G0,
+        Kind::Absolute,
+        movw(0),
+        Unsigned(16)
+    ),
+    reloc!(
+        R_AARCH64_MOVW_UABS_G0_NC,
+        Kind::Absolute,
+        movw(0),
+        Check::None
+    ),
+    reloc!(
+        R_AARCH64_MOVW_UABS_G1,
+        Kind::Absolute,
+        movw(1),
+        Unsigned(32)
+    ),
+    reloc!(
+        R_AARCH64_MOVW_UABS_G1_NC,
+        Kind::Absolute,
+        movw(1),
+        Check::None
+    ),
+    reloc!(
+        R_AARCH64_MOVW_UABS_G2,
+        Kind::Absolute,
+        movw(2),
+        Unsigned(48)
+    ),
+    reloc!(
+        R_AARCH64_MOVW_UABS_G2_NC,
+        Kind::Absolute,
+        movw(2),
+        Check::None
+    ),
+    reloc!(R_AARCH64_MOVW_UABS_G3, Kind::Absolute, movw(3), Check::None),
+    reloc!(
+        R_AARCH64_MOVW_SABS_G0,
+        Kind::Absolute,
+        movw_signed(0),
+        Signed(17)
+    ),
+    reloc!(
+        R_AARCH64_MOVW_SABS_G1,
+        Kind::Absolute,
+        movw_signed(1),
+        Signed(33)
+    ),
+    reloc!(
+        R_AARCH64_MOVW_SABS_G2,
+        Kind::Absolute,
+        movw_signed(2),
+        Signed(49)
+    ),
+    reloc!(R_AARCH64_LD_PREL_LO19, Kind::PcRelative, Imm19, Signed(21)).aligned(4),
+    reloc!(R_AARCH64_ADR_PREL_LO21, Kind::PcRelative, Adr, Signed(21)),
+    reloc!(
+        R_AARCH64_ADR_PREL_PG_HI21,
+        Kind::PageRelative,
+        Adr,
+        Signed(21)
+    ),
+    reloc!(
         R_AARCH64_ADR_PREL_PG_HI21_NC,
-        "R_AARCH64_ADR_PREL_PG_HI21_NC",
+        Kind::PageRelative,
+        Adr,
+        Check::None
     ),
-    (R_AARCH64_ADD_ABS_LO12_NC, "R_AARCH64_ADD_ABS_LO12_NC"),
-    (R_AARCH64_LDST8_ABS_LO12_NC, "R_AARCH64_LDST8_ABS_LO12_NC"),
-    (R_AARCH64_LDST16_ABS_LO12_NC, "R_AARCH64_LDST16_ABS_LO12_NC"),
-    (R_AARCH64_LDST32_ABS_LO12_NC, "R_AARCH64_LDST32_ABS_LO12_NC"),
-    (R_AARCH64_LDST64_ABS_LO12_NC, "R_AARCH64_LDST64_ABS_LO12_NC"),
-    (
+    reloc!(
+        R_AARCH64_ADD_ABS_LO12_NC,
+        Kind::Absolute,
+        lo12(0),
+        Check::None
+    ),
+    reloc!(
+        R_AARCH64_LDST8_ABS_LO12_NC,
+        Kind::Absolute,
+        lo12(0),
+        Check::None
+    ),
+    reloc!(
+        R_AARCH64_LDST16_ABS_LO12_NC,
+        Kind::Absolute,
+        lo12(1),
+        Check::None
+    )
+    .aligned(2),
+    reloc!(
+        R_AARCH64_LDST32_ABS_LO12_NC,
+        Kind::Absolute,
+        lo12(2),
+        Check::None
+    )
+    .aligned(4),
+    reloc!(
+        R_AARCH64_LDST64_ABS_LO12_NC,
+        Kind::Absolute,
+        lo12(3),
+        Check::None
+    )
+    .aligned(8),
+    reloc!(
         R_AARCH64_LDST128_ABS_LO12_NC,
-        "R_AARCH64_LDST128_ABS_LO12_NC",
-    ),
-    (R_AARCH64_TSTBR14, "R_AARCH64_TSTBR14"),
-    (R_AARCH64_CONDBR19, "R_AARCH64_CONDBR19"),
-    (R_AARCH64_JUMP26, "R_AARCH64_JUMP26"),
-    (R_AARCH64_CALL26, "R_AARCH64_CALL26"),
-    (R_AARCH64_GOT_LD_PREL19, "R_AARCH64_GOT_LD_PREL19"),
-    (R_AARCH64_ADR_GOT_PAGE, "R_AARCH64_ADR_GOT_PAGE"),
-    (R_AARCH64_LD64_GOT_LO12_NC, "R_AARCH64_LD64_GOT_LO12_NC"),
-    (R_AARCH64_LD64_GOTPAGE_LO15, "R_AARCH64_LD64_GOTPAGE_LO15"),
-    (R_AARCH64_TLSGD_ADR_PAGE21, "R_AARCH64_TLSGD_ADR_PAGE21"),
-    (R_AARCH64_TLSGD_ADD_LO12_NC, "R_AARCH64_TLSGD_ADD_LO12_NC"),
-    (
+        Kind::Absolute,
+        lo12(4),
+        Check::None
+    )
+    .aligned(16),
+    reloc!(R_AARCH64_TSTBR14, Kind::PcRelative, Imm14, Signed(16)).aligned(4),
+    reloc!(R_AARCH64_CONDBR19, Kind::PcRelative, Imm19, Signed(21)).aligned(4),
+    reloc!(R_AARCH64_JUMP26, Kind::PcRelative, Imm26, Signed(28))
+        .aligned(4)
+        .thunk(),
+    reloc!(R_AARCH64_CALL26, Kind::PcRelative, Imm26, Signed(28))
+        .aligned(4)
+        .thunk(),
+    reloc!(
+        R_AARCH64_GOT_LD_PREL19,
+        Kind::SlotPcRelative(Address),
+        Imm19,
+        Signed(21)
+    )
+    .aligned(4),
+    // An ADRP and the LDRs using it are relocated separately, so whether they relax may
+    // depend only on the target: both halves then agree without seeing each other.
+    reloc!(
+        R_AARCH64_ADR_GOT_PAGE,
+        Kind::SlotPageRelative(Address),
+        Adr,
+        Signed(21)
+    )
+    .relax(Relaxation::GotToDirect),
+    reloc!(
+        R_AARCH64_LD64_GOT_LO12_NC,
+        Kind::Slot(Address),
+        LdrLo12,
+        Check::None
+    )
+    .aligned(8)
+    .relax(Relaxation::GotToDirect),
+    reloc!(
+        R_AARCH64_LD64_GOTPAGE_LO15,
+        Kind::SlotGotPageRelative(Address),
+        Form::Imm12 { shift: 3 },
+        Unsigned(15)
+    )
+    .aligned(8),
+    reloc!(
+        R_AARCH64_TLSGD_ADR_PAGE21,
+        Kind::DynamicTls,
+        Adr,
+        Signed(21)
+    )
+    .relax(Relaxation::GeneralDynamicToLocalExec),
+    reloc!(
+        R_AARCH64_TLSGD_ADD_LO12_NC,
+        Kind::DynamicTls,
+        lo12(0),
+        Check::None
+    )
+    .relax(Relaxation::GeneralDynamicToLocalExec),
+    reloc!(
         R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21,
-        "R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21",
-    ),
-    (
+        Kind::SlotPageRelative(TpOffset),
+        Adr,
+        Signed(21)
+    )
+    .relax(Relaxation::InitialExecToLocalExec),
+    reloc!(
         R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC,
-        "R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC",
-    ),
-    (
+        Kind::Slot(TpOffset),
+        LdrLo12,
+        Check::None
+    )
+    .aligned(8)
+    .relax(Relaxation::InitialExecToLocalExec),
+    // The literal load has no local-exec rewrite: it keeps its slot.
+    reloc!(
         R_AARCH64_TLSIE_LD_GOTTPREL_PREL19,
-        "R_AARCH64_TLSIE_LD_GOTTPREL_PREL19",
-    ),
-    (
+        Kind::SlotPcRelative(TpOffset),
+        Imm19,
+        Signed(21)
+    )
+    .aligned(4),
+    reloc!(
         R_AARCH64_TLSLE_MOVW_TPREL_G2,
-        "R_AARCH64_TLSLE_MOVW_TPREL_G2",
+        Kind::TpRelative,
+        movw_signed(2),
+        Signed(49)
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_MOVW_TPREL_G1,
-        "R_AARCH64_TLSLE_MOVW_TPREL_G1",
+        Kind::TpRelative,
+        movw_signed(1),
+        Signed(33)
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_MOVW_TPREL_G1_NC,
-        "R_AARCH64_TLSLE_MOVW_TPREL_G1_NC",
+        Kind::TpRelative,
+        movw(1),
+        Check::None
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_MOVW_TPREL_G0,
-        "R_AARCH64_TLSLE_MOVW_TPREL_G0",
+        Kind::TpRelative,
+        movw_signed(0),
+        Signed(17)
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_MOVW_TPREL_G0_NC,
-        "R_AARCH64_TLSLE_MOVW_TPREL_G0_NC",
+        Kind::TpRelative,
+        movw(0),
+        Check::None
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_ADD_TPREL_HI12,
-        "R_AARCH64_TLSLE_ADD_TPREL_HI12",
+        Kind::TpRelative,
+        Form::Imm12 { shift: 12 },
+        Unsigned(24)
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_ADD_TPREL_LO12,
-        "R_AARCH64_TLSLE_ADD_TPREL_LO12",
+        Kind::TpRelative,
+        lo12(0),
+        Unsigned(12)
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_ADD_TPREL_LO12_NC,
-        "R_AARCH64_TLSLE_ADD_TPREL_LO12_NC",
+        Kind::TpRelative,
+        lo12(0),
+        Check::None
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_LDST8_TPREL_LO12,
-        "R_AARCH64_TLSLE_LDST8_TPREL_LO12",
+        Kind::TpRelative,
+        lo12(0),
+        Unsigned(12)
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_LDST8_TPREL_LO12_NC,
-        "R_AARCH64_TLSLE_LDST8_TPREL_LO12_NC",
+        Kind::TpRelative,
+        lo12(0),
+        Check::None
     ),
-    (
+    reloc!(
         R_AARCH64_TLSLE_LDST16_TPREL_LO12,
-        "R_AARCH64_TLSLE_LDST16_TPREL_LO12",
-    ),
-    (
+        Kind::TpRelative,
+        lo12(1),
+        Unsigned(12)
+    )
+    .aligned(2),
+    reloc!(
         R_AARCH64_TLSLE_LDST16_TPREL_LO12_NC,
-        "R_AARCH64_TLSLE_LDST16_TPREL_LO12_NC",
-    ),
-    (
+        Kind::TpRelative,
+        lo12(1),
+        Check::None
+    )
+    .aligned(2),
+    reloc!(
         R_AARCH64_TLSLE_LDST32_TPREL_LO12,
-        "R_AARCH64_TLSLE_LDST32_TPREL_LO12",
-    ),
-    (
+        Kind::TpRelative,
+        lo12(2),
+        Unsigned(12)
+    )
+    .aligned(4),
+    reloc!(
         R_AARCH64_TLSLE_LDST32_TPREL_LO12_NC,
-        "R_AARCH64_TLSLE_LDST32_TPREL_LO12_NC",
-    ),
-    (
+        Kind::TpRelative,
+        lo12(2),
+        Check::None
+    )
+    .aligned(4),
+    reloc!(
         R_AARCH64_TLSLE_LDST64_TPREL_LO12,
-        "R_AARCH64_TLSLE_LDST64_TPREL_LO12",
-    ),
-    (
+        Kind::TpRelative,
+        lo12(3),
+        Unsigned(12)
+    )
+    .aligned(8),
+    reloc!(
         R_AARCH64_TLSLE_LDST64_TPREL_LO12_NC,
-        "R_AARCH64_TLSLE_LDST64_TPREL_LO12_NC",
-    ),
-    (
+        Kind::TpRelative,
+        lo12(3),
+        Check::None
+    )
+    .aligned(8),
+    reloc!(
         R_AARCH64_TLSLE_LDST128_TPREL_LO12,
-        "R_AARCH64_TLSLE_LDST128_TPREL_LO12",
-    ),
-    (
+        Kind::TpRelative,
+        lo12(4),
+        Unsigned(12)
+    )
+    .aligned(16),
+    reloc!(
         R_AARCH64_TLSLE_LDST128_TPREL_LO12_NC,
-        "R_AARCH64_TLSLE_LDST128_TPREL_LO12_NC",
-    ),
-    (R_AARCH64_TLSDESC_ADR_PAGE21, "R_AARCH64_TLSDESC_ADR_PAGE21"),
-    (R_AARCH64_TLSDESC_LD64_LO12, "R_AARCH64_TLSDESC_LD64_LO12"),
-    (R_AARCH64_TLSDESC_ADD_LO12, "R_AARCH64_TLSDESC_ADD_LO12"),
-    (R_AARCH64_TLSDESC_CALL, "R_AARCH64_TLSDESC_CALL"),
+        Kind::TpRelative,
+        lo12(4),
+        Check::None
+    )
+    .aligned(16),
+    reloc!(
+        R_AARCH64_TLSDESC_ADR_PAGE21,
+        Kind::DynamicTls,
+        Adr,
+        Signed(21)
+    )
+    .relax(Relaxation::DescriptorToLocalExec),
+    reloc!(
+        R_AARCH64_TLSDESC_LD64_LO12,
+        Kind::DynamicTls,
+        LdrLo12,
+        Check::None
+    )
+    .relax(Relaxation::DescriptorToLocalExec),
+    reloc!(
+        R_AARCH64_TLSDESC_ADD_LO12,
+        Kind::DynamicTls,
+        lo12(0),
+        Check::None
+    )
+    .relax(Relaxation::DescriptorToLocalExec),
+    reloc!(
+        R_AARCH64_TLSDESC_CALL,
+        Kind::DynamicTls,
+        Form::Data(Bits32),
+        Check::None
+    )
+    .relax(Relaxation::DescriptorToLocalExec),
+];
+
+const INDEX: [u8; 1100] = table::index(TABLE);
+
+/// Types only dynamic images carry, named for messages and never applied.
+const DYNAMIC: &[(u32, &str)] = &[
     (R_AARCH64_COPY, "R_AARCH64_COPY"),
     (R_AARCH64_GLOB_DAT, "R_AARCH64_GLOB_DAT"),
     (R_AARCH64_JUMP_SLOT, "R_AARCH64_JUMP_SLOT"),
@@ -175,18 +526,6 @@ const THUNK: [u32; 3] = [0x9000_0010, 0x9100_0210, 0xd61f_0200];
 
 fn page(x: i128) -> i128 {
     x & !0xfff
-}
-
-/// Instruction fields hold scaled offsets, so the low bits must be zero.
-fn check_aligned(value: i128, shift: u32) -> Result<(), RelocError> {
-    if value & ((1 << shift) - 1) == 0 {
-        Ok(())
-    } else {
-        Err(RelocError::Misaligned {
-            value,
-            align: 1 << shift,
-        })
-    }
 }
 
 fn read32(data: &[u8], offset: usize) -> Result<u32, RelocError> {
@@ -231,41 +570,6 @@ fn with_imm16(insn: u32, imm: i128) -> u32 {
     (insn & !(0xffff << 5)) | (((imm as u32) & 0xffff) << 5)
 }
 
-/// How a MOVW relocation treats its group of 16 bits.
-#[derive(Clone, Copy)]
-enum Movw {
-    /// X must fit unsigned in the groups up to this one; the instruction (MOVZ, or MOVK for
-    /// the topmost group) is kept.
-    Unsigned,
-    /// MOVZ for X ≥ 0, MOVN of the inverted bits for X < 0 (opc 10 and 00); X must fit
-    /// signed.
-    Signed,
-    /// The instruction (usually MOVK) is kept and nothing is checked.
-    NoCheck,
-}
-
-fn movw(insn: u32, value: i128, group: u32, how: Movw) -> Result<u32, RelocError> {
-    let bits = 16 * (group + 1);
-    let shift = 16 * group;
-    match how {
-        Movw::Unsigned => {
-            if group < 3 {
-                check_unsigned(value, bits)?;
-            }
-            Ok(with_imm16(insn, value >> shift))
-        }
-        Movw::Signed => {
-            check_signed(value, bits + 1)?;
-            if value < 0 {
-                Ok(with_imm16(insn & !(3 << 29), !value >> shift))
-            } else {
-                Ok(with_imm16((insn & !(3 << 29)) | (2 << 29), value >> shift))
-            }
-        }
-        Movw::NoCheck => Ok(with_imm16(insn, value >> shift)),
-    }
-}
-
 /// The register an instruction writes (Rd/Rt, bits 4:0).
 fn rd(insn: u32) -> u32 {
     insn & 0x1f
@@ -278,36 +582,6 @@ fn rn(insn: u32) -> u32 {
 
 fn is_ldr_x_imm(insn: u32) -> bool {
     insn & 0xffc0_0000 == LDR_X_IMM
-}
-
-/// Scale of the absolute low-12-bit load/store relocations.
-fn ldst_abs_shift(r_type: u32) -> Option<u32> {
-    Some(match r_type {
-        R_AARCH64_LDST8_ABS_LO12_NC => 0,
-        R_AARCH64_LDST16_ABS_LO12_NC => 1,
-        R_AARCH64_LDST32_ABS_LO12_NC => 2,
-        R_AARCH64_LDST64_ABS_LO12_NC => 3,
-        R_AARCH64_LDST128_ABS_LO12_NC => 4,
-        _ => return None,
-    })
-}
-
-/// Scale of the local-exec load/store relocations, and whether the offset must fit in 12
-/// bits (the types without `_NC`).
-fn ldst_tprel_shift(r_type: u32) -> Option<(u32, bool)> {
-    Some(match r_type {
-        R_AARCH64_TLSLE_LDST8_TPREL_LO12 => (0, true),
-        R_AARCH64_TLSLE_LDST8_TPREL_LO12_NC => (0, false),
-        R_AARCH64_TLSLE_LDST16_TPREL_LO12 => (1, true),
-        R_AARCH64_TLSLE_LDST16_TPREL_LO12_NC => (1, false),
-        R_AARCH64_TLSLE_LDST32_TPREL_LO12 => (2, true),
-        R_AARCH64_TLSLE_LDST32_TPREL_LO12_NC => (2, false),
-        R_AARCH64_TLSLE_LDST64_TPREL_LO12 => (3, true),
-        R_AARCH64_TLSLE_LDST64_TPREL_LO12_NC => (3, false),
-        R_AARCH64_TLSLE_LDST128_TPREL_LO12 => (4, true),
-        R_AARCH64_TLSLE_LDST128_TPREL_LO12_NC => (4, false),
-        _ => return None,
-    })
 }
 
 fn write_thunk(thunk: u64, target: u64, out: &mut [u8]) -> Result<(), RelocError> {
@@ -324,6 +598,120 @@ fn write_thunk(thunk: u64, target: u64, out: &mut [u8]) -> Result<(), RelocError
         write32(out, 4 * i, insn)?;
     }
     Ok(())
+}
+
+/// The local-exec sequences hold the thread-pointer offset, which must fit in 32 unsigned
+/// bits, in a MOVZ (bits 31:16) and a MOVK (bits 15:0).
+fn tprel_half(group: u32, offset: usize) -> Relaxed<Form> {
+    Relaxed {
+        then: Encoding {
+            kind: Kind::TpRelative,
+            field: movw(group),
+            range: Unsigned(32),
+            align: 1,
+        }
+        .at(offset),
+        applied: Applied::Done,
+    }
+}
+
+/// Rewrites the instructions of a relaxed relocation at `offset`.
+fn rewrite(
+    relaxation: Relaxation,
+    name: &'static str,
+    r: &RelocValue,
+    data: &mut [u8],
+    offset: usize,
+) -> Result<Relaxed<Form>, RelocError> {
+    let insn = read32(data, offset)?;
+    let relaxed = match (relaxation, r.r_type) {
+        // adrp x2, :got:sym; ldr x1, [x2, :got_lo12:sym] → adrp x2, sym; add x1, x2, :lo12:sym
+        (Relaxation::GotToDirect, R_AARCH64_ADR_GOT_PAGE) => Relaxed {
+            then: Encoding {
+                kind: Kind::PageRelative,
+                field: Adr,
+                range: Signed(21),
+                align: 1,
+            }
+            .at(offset),
+            applied: Applied::Done,
+        },
+        (Relaxation::GotToDirect, _) => {
+            if !is_ldr_x_imm(insn) {
+                return Err(RelocError::Instruction(name));
+            }
+            write32(data, offset, ADD_X_IMM | (rn(insn) << 5) | rd(insn))?;
+            Relaxed {
+                then: Encoding {
+                    kind: Kind::Absolute,
+                    field: lo12(0),
+                    range: Check::None,
+                    align: 1,
+                }
+                .at(offset),
+                applied: Applied::Done,
+            }
+        }
+        // Initial-exec in a static image: the offset is known, so
+        // adrp xN, :gottprel:x; ldr xN, [xN, :gottprel_lo12:x]
+        // → movz xN, #:tprel_g1:x; movk xN, #:tprel_g0_nc:x
+        (Relaxation::InitialExecToLocalExec, R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21) => {
+            write32(data, offset, MOVZ_X_LSL16 | rd(insn))?;
+            tprel_half(1, offset)
+        }
+        (Relaxation::InitialExecToLocalExec, _) => {
+            // The MOVK completes the MOVZ only if the load reads and writes one register.
+            if !is_ldr_x_imm(insn) || rn(insn) != rd(insn) {
+                return Err(RelocError::Instruction(name));
+            }
+            write32(data, offset, MOVK_X | rd(insn))?;
+            tprel_half(0, offset)
+        }
+        // TLS descriptors relax to local-exec, leaving the offset in x0 as the resolver
+        // would have:
+        // adrp x0, :tlsdesc:x; ldr x1, [x0, :tlsdesc_lo12:x]; add x0, x0, :tlsdesc_lo12:x;
+        // blr x1 → movz x0, #:tprel_g1:x; movk x0, #:tprel_g0_nc:x; nop; nop
+        (Relaxation::DescriptorToLocalExec, R_AARCH64_TLSDESC_ADR_PAGE21)
+        | (Relaxation::GeneralDynamicToLocalExec, R_AARCH64_TLSGD_ADR_PAGE21) => {
+            write32(data, offset, MOVZ_X_LSL16)?;
+            tprel_half(1, offset)
+        }
+        (Relaxation::DescriptorToLocalExec, R_AARCH64_TLSDESC_LD64_LO12) => {
+            write32(data, offset, MOVK_X)?;
+            tprel_half(0, offset)
+        }
+        (Relaxation::DescriptorToLocalExec, _) => {
+            r.tp_offset.ok_or(RelocError::NoTls)?;
+            write32(data, offset, NOP)?;
+            Relaxed {
+                then: None,
+                applied: Applied::Done,
+            }
+        }
+        // The traditional dialect's general dynamic sequence relaxes to local-exec too:
+        // adrp x0, :tlsgd:x; add x0, x0, :tlsgd_lo12:x; bl __tls_get_addr; nop
+        // → movz x0, #:tprel_g1:x; movk x0, #:tprel_g0_nc:x; mrs x1, tpidr_el0;
+        // add x0, x1, x0
+        (Relaxation::GeneralDynamicToLocalExec, _) => {
+            let call = read32(data, offset + 4);
+            let nop = read32(data, offset + 8);
+            if !matches!(call, Ok(i) if i & 0xfc00_0000 == 0x9400_0000) || nop != Ok(NOP) {
+                return Err(RelocError::Instruction(name));
+            }
+            write32(data, offset, MOVK_X)?;
+            write32(data, offset + 4, MRS_X1_TPIDR_EL0)?;
+            write32(data, offset + 8, ADD_X0_X1_X0)?;
+            // The call's own R_AARCH64_CALL26 against __tls_get_addr comes next.
+            Relaxed {
+                applied: Applied::SkipNext,
+                ..tprel_half(0, offset)
+            }
+        }
+        (Relaxation::LocalDynamicToLocalExec, _) => {
+            return Err(RelocError::Unsupported(r.r_type));
+        }
+    };
+    Ok(relaxed)
 }
 
 impl Arch for Aarch64 {
@@ -343,257 +731,41 @@ impl Arch for Aarch64 {
         0x40_0000
     }
 
-    fn reloc_names(&self) -> &'static [(u32, &'static str)] {
-        NAMES
+    fn reloc_name(&self, r_type: u32) -> Option<&'static str> {
+        table::lookup(TABLE, &INDEX, r_type)
+            .map(|e| e.name)
+            .or_else(|| DYNAMIC.iter().find(|(t, _)| *t == r_type).map(|(_, n)| *n))
     }
 
-    fn got_use(&self, r_type: u32, _data: &[u8], _offset: u64, target: TargetKind) -> GotUse {
-        match r_type {
-            // An ADRP and the LDRs using it are relocated separately, so the decision may
-            // depend only on the target: both halves then agree without seeing each other.
-            R_AARCH64_ADR_GOT_PAGE | R_AARCH64_LD64_GOT_LO12_NC => match target {
-                TargetKind::ImageRelative => GotUse::None,
-                TargetKind::Absolute => GotUse::Address,
-            },
-            R_AARCH64_GOT_LD_PREL19 | R_AARCH64_LD64_GOTPAGE_LO15 => GotUse::Address,
-            // The ADRP/LDR pair becomes MOVZ/MOVK; the literal load has no such rewrite.
-            R_AARCH64_TLSIE_LD_GOTTPREL_PREL19 => GotUse::TpOffset,
-            _ => GotUse::None,
+    fn describe(&self, r_type: u32) -> Option<Description> {
+        table::lookup(TABLE, &INDEX, r_type).map(RelocInfo::description)
+    }
+
+    fn relaxable(
+        &self,
+        relaxation: Relaxation,
+        _data: &[u8],
+        _offset: u64,
+        target: TargetKind,
+    ) -> bool {
+        match relaxation {
+            // Only image-relative targets are certainly within an ADRP's reach.
+            Relaxation::GotToDirect => target == TargetKind::ImageRelative,
+            // A static image knows every offset and has no dynamic TLS.
+            Relaxation::InitialExecToLocalExec
+            | Relaxation::GeneralDynamicToLocalExec
+            | Relaxation::LocalDynamicToLocalExec
+            | Relaxation::DescriptorToLocalExec => true,
         }
     }
 
     fn apply(&self, r: &RelocValue, data: &mut [u8], offset: usize) -> Result<Applied, RelocError> {
-        let s = i128::from(r.symbol);
-        let a = i128::from(r.addend);
-        let p = i128::from(r.place);
-        let slot = || {
-            r.got_slot
-                .map(|g| i128::from(g) + a)
-                .ok_or(RelocError::NoGotSlot)
-        };
-        let tp = || {
-            r.tp_offset
-                .map(|t| i128::from(t) + a)
-                .ok_or(RelocError::NoTls)
-        };
         if data.len() < offset + 1 {
             return Err(RelocError::OutOfBounds);
         }
-        let insn = || read32(data, offset);
-        if let Some(shift) = ldst_abs_shift(r.r_type) {
-            let v = (s + a) & 0xfff;
-            check_aligned(v, shift)?;
-            write32(data, offset, with_imm12(read32(data, offset)?, v >> shift))?;
-            return Ok(Applied::Done);
-        }
-        if let Some((shift, checked)) = ldst_tprel_shift(r.r_type) {
-            let v = tp()?;
-            if checked {
-                check_unsigned(v, 12)?;
-            }
-            let v = v & 0xfff;
-            check_aligned(v, shift)?;
-            write32(data, offset, with_imm12(read32(data, offset)?, v >> shift))?;
-            return Ok(Applied::Done);
-        }
-        let patched = match r.r_type {
-            R_AARCH64_NONE => return Ok(Applied::Done),
-            R_AARCH64_ABS64 => {
-                write_bytes(data, offset, &((s + a) as u64).to_le_bytes())?;
-                return Ok(Applied::Done);
-            }
-            R_AARCH64_PREL64 => {
-                write_bytes(data, offset, &((s + a - p) as u64).to_le_bytes())?;
-                return Ok(Applied::Done);
-            }
-            R_AARCH64_ABS32 | R_AARCH64_PREL32 | R_AARCH64_PLT32 => {
-                let v = if r.r_type == R_AARCH64_ABS32 {
-                    s + a
-                } else {
-                    s + a - p
-                };
-                if r.r_type == R_AARCH64_PLT32 {
-                    check_signed(v, 32)?;
-                } else {
-                    check_either(v, 32)?;
-                }
-                write_bytes(data, offset, &(v as u32).to_le_bytes())?;
-                return Ok(Applied::Done);
-            }
-            R_AARCH64_ABS16 | R_AARCH64_PREL16 => {
-                let v = if r.r_type == R_AARCH64_ABS16 {
-                    s + a
-                } else {
-                    s + a - p
-                };
-                check_either(v, 16)?;
-                write_bytes(data, offset, &(v as u16).to_le_bytes())?;
-                return Ok(Applied::Done);
-            }
-            R_AARCH64_MOVW_UABS_G0 => movw(insn()?, s + a, 0, Movw::Unsigned)?,
-            R_AARCH64_MOVW_UABS_G1 => movw(insn()?, s + a, 1, Movw::Unsigned)?,
-            R_AARCH64_MOVW_UABS_G2 => movw(insn()?, s + a, 2, Movw::Unsigned)?,
-            R_AARCH64_MOVW_UABS_G3 => movw(insn()?, s + a, 3, Movw::Unsigned)?,
-            R_AARCH64_MOVW_UABS_G0_NC => movw(insn()?, s + a, 0, Movw::NoCheck)?,
-            R_AARCH64_MOVW_UABS_G1_NC => movw(insn()?, s + a, 1, Movw::NoCheck)?,
-            R_AARCH64_MOVW_UABS_G2_NC => movw(insn()?, s + a, 2, Movw::NoCheck)?,
-            R_AARCH64_MOVW_SABS_G0 => movw(insn()?, s + a, 0, Movw::Signed)?,
-            R_AARCH64_MOVW_SABS_G1 => movw(insn()?, s + a, 1, Movw::Signed)?,
-            R_AARCH64_MOVW_SABS_G2 => movw(insn()?, s + a, 2, Movw::Signed)?,
-            R_AARCH64_LD_PREL_LO19 | R_AARCH64_CONDBR19 => {
-                let v = s + a - p;
-                check_signed(v, 21)?;
-                check_aligned(v, 2)?;
-                with_imm19(insn()?, v >> 2)
-            }
-            R_AARCH64_TSTBR14 => {
-                let v = s + a - p;
-                check_signed(v, 16)?;
-                check_aligned(v, 2)?;
-                with_imm14(insn()?, v >> 2)
-            }
-            R_AARCH64_CALL26 | R_AARCH64_JUMP26 => {
-                let v = s + a - p;
-                check_signed(v, 28)?;
-                check_aligned(v, 2)?;
-                with_imm26(insn()?, v >> 2)
-            }
-            R_AARCH64_ADR_PREL_LO21 => {
-                let v = s + a - p;
-                check_signed(v, 21)?;
-                with_adr_imm(insn()?, v)
-            }
-            R_AARCH64_ADR_PREL_PG_HI21 | R_AARCH64_ADR_PREL_PG_HI21_NC => {
-                let v = (page(s + a) - page(p)) >> 12;
-                if r.r_type == R_AARCH64_ADR_PREL_PG_HI21 {
-                    check_signed(v, 21)?;
-                }
-                with_adr_imm(insn()?, v)
-            }
-            R_AARCH64_ADD_ABS_LO12_NC => with_imm12(insn()?, s + a),
-            R_AARCH64_ADR_GOT_PAGE => {
-                let target = match r.got_slot {
-                    Some(_) => slot()?,
-                    None => s + a,
-                };
-                let v = (page(target) - page(p)) >> 12;
-                check_signed(v, 21)?;
-                with_adr_imm(insn()?, v)
-            }
-            R_AARCH64_LD64_GOT_LO12_NC => {
-                let i = insn()?;
-                if !is_ldr_x_imm(i) {
-                    return Err(RelocError::Instruction("R_AARCH64_LD64_GOT_LO12_NC"));
-                }
-                match r.got_slot {
-                    Some(_) => {
-                        let v = slot()? & 0xfff;
-                        check_aligned(v, 3)?;
-                        with_imm12(i, v >> 3)
-                    }
-                    // ldr xT, [xN, :got_lo12:sym] → add xT, xN, :lo12:sym
-                    None => with_imm12(ADD_X_IMM | (rn(i) << 5) | rd(i), s + a),
-                }
-            }
-            R_AARCH64_LD64_GOTPAGE_LO15 => {
-                let v = slot()? - page(i128::from(r.got));
-                check_unsigned(v, 15)?;
-                check_aligned(v, 3)?;
-                with_imm12(insn()?, v >> 3)
-            }
-            R_AARCH64_GOT_LD_PREL19 => {
-                let v = slot()? - p;
-                check_signed(v, 21)?;
-                check_aligned(v, 2)?;
-                with_imm19(insn()?, v >> 2)
-            }
-            R_AARCH64_TLSLE_MOVW_TPREL_G2 => movw(insn()?, tp()?, 2, Movw::Signed)?,
-            R_AARCH64_TLSLE_MOVW_TPREL_G1 => movw(insn()?, tp()?, 1, Movw::Signed)?,
-            R_AARCH64_TLSLE_MOVW_TPREL_G0 => movw(insn()?, tp()?, 0, Movw::Signed)?,
-            R_AARCH64_TLSLE_MOVW_TPREL_G1_NC => movw(insn()?, tp()?, 1, Movw::NoCheck)?,
-            R_AARCH64_TLSLE_MOVW_TPREL_G0_NC => movw(insn()?, tp()?, 0, Movw::NoCheck)?,
-            R_AARCH64_TLSLE_ADD_TPREL_HI12 => {
-                let v = tp()?;
-                check_unsigned(v, 24)?;
-                with_imm12(insn()?, v >> 12)
-            }
-            R_AARCH64_TLSLE_ADD_TPREL_LO12 => {
-                let v = tp()?;
-                check_unsigned(v, 12)?;
-                with_imm12(insn()?, v)
-            }
-            R_AARCH64_TLSLE_ADD_TPREL_LO12_NC => with_imm12(insn()?, tp()?),
-            // Initial-exec in a static image: the offset is known, so
-            // adrp xN, :gottprel:x; ldr xN, [xN, :gottprel_lo12:x]
-            // → movz xN, #:tprel_g1:x; movk xN, #:tprel_g0_nc:x
-            R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21 => {
-                let v = tp()?;
-                check_unsigned(v, 32)?;
-                MOVZ_X_LSL16 | ((((v >> 16) & 0xffff) as u32) << 5) | rd(insn()?)
-            }
-            R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC => {
-                let i = insn()?;
-                // The MOVK completes the MOVZ only if the load reads and writes one register.
-                if !is_ldr_x_imm(i) || rn(i) != rd(i) {
-                    return Err(RelocError::Instruction(
-                        "R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC",
-                    ));
-                }
-                let v = tp()?;
-                check_unsigned(v, 32)?;
-                MOVK_X | (((v & 0xffff) as u32) << 5) | rd(i)
-            }
-            R_AARCH64_TLSIE_LD_GOTTPREL_PREL19 => {
-                let v = slot()? - p;
-                check_signed(v, 21)?;
-                check_aligned(v, 2)?;
-                with_imm19(insn()?, v >> 2)
-            }
-            // TLS descriptors relax to local-exec, leaving the offset in x0 as the
-            // resolver would have:
-            // adrp x0, :tlsdesc:x; ldr x1, [x0, :tlsdesc_lo12:x]; add x0, x0, :tlsdesc_lo12:x;
-            // blr x1 → movz x0, #:tprel_g1:x; movk x0, #:tprel_g0_nc:x; nop; nop
-            R_AARCH64_TLSDESC_ADR_PAGE21 => {
-                let v = tp()?;
-                check_unsigned(v, 32)?;
-                MOVZ_X_LSL16 | ((((v >> 16) & 0xffff) as u32) << 5)
-            }
-            R_AARCH64_TLSDESC_LD64_LO12 => {
-                let v = tp()?;
-                check_unsigned(v, 32)?;
-                MOVK_X | (((v & 0xffff) as u32) << 5)
-            }
-            R_AARCH64_TLSDESC_ADD_LO12 | R_AARCH64_TLSDESC_CALL => {
-                tp()?;
-                NOP
-            }
-            // The traditional dialect's general dynamic sequence relaxes to local-exec too:
-            // adrp x0, :tlsgd:x; add x0, x0, :tlsgd_lo12:x; bl __tls_get_addr; nop
-            // → movz x0, #:tprel_g1:x; movk x0, #:tprel_g0_nc:x; mrs x1, tpidr_el0;
-            // add x0, x1, x0
-            R_AARCH64_TLSGD_ADR_PAGE21 => {
-                let v = tp()?;
-                check_unsigned(v, 32)?;
-                MOVZ_X_LSL16 | ((((v >> 16) & 0xffff) as u32) << 5)
-            }
-            R_AARCH64_TLSGD_ADD_LO12_NC => {
-                let call = read32(data, offset + 4);
-                let nop = read32(data, offset + 8);
-                if !matches!(call, Ok(i) if i & 0xfc00_0000 == 0x9400_0000) || nop != Ok(NOP) {
-                    return Err(RelocError::Instruction("R_AARCH64_TLSGD_ADD_LO12_NC"));
-                }
-                let v = tp()?;
-                check_unsigned(v, 32)?;
-                write32(data, offset, MOVK_X | (((v & 0xffff) as u32) << 5))?;
-                write32(data, offset + 4, MRS_X1_TPIDR_EL0)?;
-                write32(data, offset + 8, ADD_X0_X1_X0)?;
-                // The call's own R_AARCH64_CALL26 against __tls_get_addr comes next.
-                return Ok(Applied::SkipNext);
-            }
-            other => return Err(RelocError::Unsupported(other)),
-        };
-        write32(data, offset, patched)?;
-        Ok(Applied::Done)
+        let entry =
+            table::lookup(TABLE, &INDEX, r.r_type).ok_or(RelocError::Unsupported(r.r_type))?;
+        table::apply(entry, r, data, offset, Addresses::Unsigned, rewrite)
     }
 
     fn tp_offset(&self, addr: u64, tls: &TlsSegment) -> i64 {
@@ -601,10 +773,6 @@ impl Arch for Aarch64 {
         // follows it at the segment's alignment.
         let tcb = 16u64.next_multiple_of(tls.align.max(1));
         tcb.wrapping_add(addr.wrapping_sub(tls.addr)) as i64
-    }
-
-    fn branch_reach(&self, r_type: u32) -> Option<u64> {
-        matches!(r_type, R_AARCH64_CALL26 | R_AARCH64_JUMP26).then_some(BRANCH26_REACH)
     }
 
     fn thunk_shape(&self) -> Option<ThunkShape> {
@@ -621,6 +789,7 @@ impl Arch for Aarch64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::Decision;
 
     /// TLS block at 0x42_0000 aligned to 16: the thread pointer is 16 bytes below it.
     const TLS: TlsSegment = TlsSegment {
@@ -638,8 +807,17 @@ mod tests {
             place,
             got: 0x43_0000,
             got_slot: None,
+            relaxation: None,
             size: 0x40,
             tp_offset: Some(Aarch64.tp_offset(symbol, &TLS)),
+        }
+    }
+
+    /// `value` with the relaxation the type's table entry offers.
+    fn relaxed(r_type: u32, symbol: u64, addend: i64, place: u64) -> RelocValue {
+        RelocValue {
+            relaxation: Aarch64.describe(r_type).and_then(|d| d.relax),
+            ..value(r_type, symbol, addend, place)
         }
     }
 
@@ -1027,17 +1205,12 @@ mod tests {
     /// takes as input, rejected as unsupported; nothing named falls through by mistake.
     #[test]
     fn every_named_type_is_handled() {
-        let dynamic = [
-            R_AARCH64_COPY,
-            R_AARCH64_GLOB_DAT,
-            R_AARCH64_JUMP_SLOT,
-            R_AARCH64_RELATIVE,
-            R_AARCH64_TLS_TPREL,
-            R_AARCH64_TLSDESC,
-            R_AARCH64_IRELATIVE,
-        ];
-        for &(r_type, type_name) in NAMES {
-            let mut r = value(r_type, 0x42_0010, 0, 0x40_0000);
+        let named = TABLE
+            .iter()
+            .map(|e| (e.r_type, e.name))
+            .chain(DYNAMIC.iter().copied());
+        for (r_type, type_name) in named {
+            let mut r = relaxed(r_type, 0x42_0010, 0, 0x40_0000);
             r.got_slot = Some(0x43_0000);
             // ldr x0, [x0]; bl; nop: an instruction every type accepts, followed by what
             // the general dynamic TLS sequence expects.
@@ -1046,7 +1219,7 @@ mod tests {
                 .flat_map(|w| w.to_le_bytes())
                 .collect();
             let result = Aarch64.apply(&r, &mut data, 0);
-            if dynamic.contains(&r_type) {
+            if DYNAMIC.iter().any(|(t, _)| *t == r_type) {
                 assert_eq!(result, Err(RelocError::Unsupported(r_type)), "{type_name}");
             } else {
                 // Narrow fields may overflow with these values; that is still handling.
@@ -1062,28 +1235,33 @@ mod tests {
     fn got_loads_relax_to_address_computation() {
         let image = TargetKind::ImageRelative;
         for r_type in [R_AARCH64_ADR_GOT_PAGE, R_AARCH64_LD64_GOT_LO12_NC] {
-            assert_eq!(Aarch64.got_use(r_type, &[], 0, image), GotUse::None);
             assert_eq!(
-                Aarch64.got_use(r_type, &[], 0, TargetKind::Absolute),
-                GotUse::Address
+                Aarch64.decide(r_type, &[], 0, image),
+                Decision::Relax(Relaxation::GotToDirect)
+            );
+            assert_eq!(
+                Aarch64.decide(r_type, &[], 0, TargetKind::Absolute),
+                Decision::Got(GotUse::Address)
             );
         }
         // adrp x2, :got:sym; ldr x1, [x2, :got_lo12:sym] → adrp x2, sym; add x1, x2, :lo12:sym
-        let adrp = value(R_AARCH64_ADR_GOT_PAGE, 0x41_2345, 0, 0x40_0ffc);
+        let adrp = relaxed(R_AARCH64_ADR_GOT_PAGE, 0x41_2345, 0, 0x40_0ffc);
         assert_eq!(patch(adrp, 0x9000_0002).unwrap(), 0xd000_0082);
-        let ldr = value(R_AARCH64_LD64_GOT_LO12_NC, 0x41_2345, 0, 0x40_1000);
+        let ldr = relaxed(R_AARCH64_LD64_GOT_LO12_NC, 0x41_2345, 0, 0x40_1000);
         assert_eq!(patch(ldr, 0xf940_0041).unwrap(), 0x910d_1441);
         // Through the slot at 0x42_0008: ldr x1, [x2, #8].
         let mut adrp = adrp;
         adrp.got_slot = Some(0x42_0008);
+        adrp.relaxation = None;
         assert_eq!(patch(adrp, 0x9000_0002).unwrap(), 0x9000_0102);
         let mut ldr = ldr;
         ldr.got_slot = Some(0x42_0008);
+        ldr.relaxation = None;
         assert_eq!(patch(ldr, 0xf940_0041).unwrap(), 0xf940_0441);
         // ldr x0, :got:sym (literal) always goes through the slot.
         assert_eq!(
-            Aarch64.got_use(R_AARCH64_GOT_LD_PREL19, &[], 0, image),
-            GotUse::Address
+            Aarch64.decide(R_AARCH64_GOT_LD_PREL19, &[], 0, image),
+            Decision::Got(GotUse::Address)
         );
         // ldr x1, [x2, #0x18] from the GOT's page; the slot must lie within 32 KiB of it.
         let mut page_off = value(R_AARCH64_LD64_GOTPAGE_LO15, 0x41_2345, 0, 0);
@@ -1100,7 +1278,7 @@ mod tests {
         lit.got_slot = None;
         assert_eq!(patch(lit, 0x5800_0000).unwrap_err(), RelocError::NoGotSlot);
         // The low half must sit on an LDR.
-        let err = patch(value(R_AARCH64_LD64_GOT_LO12_NC, 0x41_2345, 0, 0), NOP).unwrap_err();
+        let err = patch(relaxed(R_AARCH64_LD64_GOT_LO12_NC, 0x41_2345, 0, 0), NOP).unwrap_err();
         assert_eq!(err, RelocError::Instruction("R_AARCH64_LD64_GOT_LO12_NC"));
     }
 
@@ -1294,14 +1472,14 @@ mod tests {
             R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC,
         ] {
             assert_eq!(
-                Aarch64.got_use(r_type, &[], 0, TargetKind::ImageRelative),
-                GotUse::None
+                Aarch64.decide(r_type, &[], 0, TargetKind::ImageRelative),
+                Decision::Relax(Relaxation::InitialExecToLocalExec)
             );
         }
         // adrp x3, :gottprel:x; ldr x3, [x3, :gottprel_lo12:x] → movz x3, #1, lsl 16; movk x3, #0x2345
-        let adrp = value(R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21, sym, 0, 0x40_0000);
+        let adrp = relaxed(R_AARCH64_TLSIE_ADR_GOTTPREL_PAGE21, sym, 0, 0x40_0000);
         assert_eq!(patch(adrp, 0x9000_0003).unwrap(), 0xd2a0_0023);
-        let ldr = value(R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC, sym, 0, 0x40_0004);
+        let ldr = relaxed(R_AARCH64_TLSIE_LD64_GOTTPREL_LO12_NC, sym, 0, 0x40_0004);
         assert_eq!(patch(ldr, 0xf940_0063).unwrap(), 0xf284_68a3);
         // ldr x3, [x4, ...] cannot become a MOVK of the register the MOVZ wrote.
         assert_eq!(
@@ -1310,13 +1488,13 @@ mod tests {
         );
         // The literal form keeps a GOT slot holding the offset.
         assert_eq!(
-            Aarch64.got_use(
+            Aarch64.decide(
                 R_AARCH64_TLSIE_LD_GOTTPREL_PREL19,
                 &[],
                 0,
                 TargetKind::ImageRelative
             ),
-            GotUse::TpOffset
+            Decision::Got(GotUse::TpOffset)
         );
         let mut lit = value(R_AARCH64_TLSIE_LD_GOTTPREL_PREL19, sym, 0, 0x42_0000);
         lit.got_slot = Some(0x42_0010);
@@ -1335,10 +1513,10 @@ mod tests {
         ];
         for &(r_type, before, after) in cases {
             assert_eq!(
-                Aarch64.got_use(r_type, &[], 0, TargetKind::ImageRelative),
-                GotUse::None
+                Aarch64.decide(r_type, &[], 0, TargetKind::ImageRelative),
+                Decision::Relax(Relaxation::DescriptorToLocalExec)
             );
-            let got = patch(value(r_type, sym, 0, 0x40_0000), before).unwrap();
+            let got = patch(relaxed(r_type, sym, 0, 0x40_0000), before).unwrap();
             assert_eq!(got, after, "{}: {got:#010x} != {after:#010x}", name(r_type));
         }
     }
@@ -1346,13 +1524,13 @@ mod tests {
     #[test]
     fn traditional_general_dynamic_relaxes_to_local_exec() {
         let sym = 0x43_2335;
-        let adrp = value(R_AARCH64_TLSGD_ADR_PAGE21, sym, 0, 0x40_0000);
+        let adrp = relaxed(R_AARCH64_TLSGD_ADR_PAGE21, sym, 0, 0x40_0000);
         assert_eq!(patch(adrp, 0x9000_0000).unwrap(), 0xd2a0_0020);
         // add x0, x0, #0; bl __tls_get_addr; nop → movk x0, #0x2345; mrs x1, tpidr_el0;
         // add x0, x1, x0
         let words = [0x9100_0000u32, 0x9400_0000, NOP];
         let mut data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let r = value(R_AARCH64_TLSGD_ADD_LO12_NC, sym, 0, 0x40_0004);
+        let r = relaxed(R_AARCH64_TLSGD_ADD_LO12_NC, sym, 0, 0x40_0004);
         assert_eq!(Aarch64.apply(&r, &mut data, 0).unwrap(), Applied::SkipNext);
         let want: Vec<u8> = [0xf284_68a0u32, 0xd53b_d041, 0x8b00_0020]
             .iter()

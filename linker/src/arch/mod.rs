@@ -1,13 +1,17 @@
-//! Per-architecture knowledge behind one trait: relocation semantics, relaxations, TLS
-//! offsets, ELF machine number, page size and default base. Adding an architecture means one
-//! new file here plus one entry in [`for_machine`].
+//! Per-architecture knowledge behind one trait: a table of the relocation types applied (kind,
+//! field form, range, alignment, thunk reach, relaxation; see `table.rs`), the instruction
+//! rewrites of relaxations, TLS offsets, ELF machine number, page size and default base.
+//! Adding an architecture means one new file here, its table included, plus one entry in
+//! [`for_machine`].
 
 mod aarch64;
+mod table;
 mod x86_64;
 
 use std::fmt;
 
 pub use aarch64::Aarch64;
+pub use table::{Decision, Description, Kind, Relaxation};
 pub use x86_64::X86_64;
 
 /// The PT_TLS segment as laid out.
@@ -19,13 +23,12 @@ pub struct TlsSegment {
     pub align: u64,
 }
 
-/// How a relocation uses the GOT.
+/// What a GOT slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GotUse {
-    None,
-    /// A slot holding the symbol's address.
+    /// The symbol's address.
     Address,
-    /// A slot holding the symbol's thread-pointer offset (initial-exec TLS not relaxed).
+    /// The symbol's thread-pointer offset (initial-exec TLS not relaxed).
     TpOffset,
 }
 
@@ -50,8 +53,10 @@ pub struct RelocValue {
     pub place: u64,
     /// Start of the GOT.
     pub got: u64,
-    /// Address of the symbol's GOT slot, when [`Arch::got_use`] asked for one.
+    /// Address of the symbol's GOT slot, when [`Arch::decide`] asked for one.
     pub got_slot: Option<u64>,
+    /// The relaxation [`Arch::decide`] chose, applied instead of the table entry.
+    pub relaxation: Option<Relaxation>,
     /// Symbol size (Z).
     pub size: u64,
     /// Thread-pointer offset of the symbol, when the image has TLS.
@@ -145,26 +150,43 @@ pub trait Arch: Sync {
     fn e_machine(&self) -> u16;
     fn page_size(&self) -> u64;
     fn default_base(&self) -> u64;
-    /// The ELF names of the relocation types the architecture applies.
-    fn reloc_names(&self) -> &'static [(u32, &'static str)];
-    /// The relocation's ELF name, for messages.
-    fn reloc_name(&self, r_type: u32) -> Option<&'static str> {
-        self.reloc_names()
-            .iter()
-            .find(|(t, _)| *t == r_type)
-            .map(|(_, n)| *n)
+    /// The relocation's ELF name, for messages; types named but not in the table are
+    /// unsupported.
+    fn reloc_name(&self, r_type: u32) -> Option<&'static str>;
+    /// The table entry of a relocation type, without its field form; `None` if unsupported.
+    fn describe(&self, r_type: u32) -> Option<Description>;
+    /// Whether the instruction sequence around `offset` of the original section bytes `data`
+    /// admits `relaxation` for a target of the given kind.
+    fn relaxable(
+        &self,
+        relaxation: Relaxation,
+        data: &[u8],
+        offset: u64,
+        target: TargetKind,
+    ) -> bool;
+    /// Decides from the table, the target and the original section bytes how a relocation
+    /// is applied: layout records the decision and relocation follows it, so the GOT slots
+    /// allocated and the ones used agree.
+    fn decide(&self, r_type: u32, data: &[u8], offset: u64, target: TargetKind) -> Decision {
+        let Some(entry) = self.describe(r_type) else {
+            // Unsupported: applying it reports the error.
+            return Decision::Direct;
+        };
+        if let Some(relaxation) = entry.relax
+            && self.relaxable(relaxation, data, offset, target)
+        {
+            return Decision::Relax(relaxation);
+        }
+        entry.kind.got_use().map_or(Decision::Direct, Decision::Got)
     }
-    /// Decides the GOT use of a relocation from the original section bytes, so that layout
-    /// (which allocates slots) and relocation (which fills them) agree.
-    fn got_use(&self, r_type: u32, data: &[u8], offset: u64, target: TargetKind) -> GotUse;
     /// Patches `data` at `offset`.
     fn apply(&self, r: &RelocValue, data: &mut [u8], offset: usize) -> Result<Applied, RelocError>;
     /// Thread-pointer-relative offset of a TLS address.
     fn tp_offset(&self, addr: u64, tls: &TlsSegment) -> i64;
     /// How far (bytes either way) a branch relocation of this type reaches, when a
     /// range-extension thunk may stand in for a target beyond that.
-    fn branch_reach(&self, _r_type: u32) -> Option<u64> {
-        None
+    fn branch_reach(&self, r_type: u32) -> Option<u64> {
+        self.describe(r_type)?.reach
     }
     /// The architecture's range-extension thunks, if it has any.
     fn thunk_shape(&self) -> Option<ThunkShape> {

@@ -3,51 +3,137 @@
 
 use object::elf::*;
 
-use super::{
-    Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, TlsSegment, check_either,
-    check_signed, check_unsigned, write_bytes,
+use super::table::{
+    self, Addresses, Check, Data, Description, Encoding, Kind, Relaxation, Relaxed, RelocInfo,
+    Then, reloc,
 };
+use super::{Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, TlsSegment, write_bytes};
+
+use Check::{Either, Signed, Unsigned};
+use Data::{Bits8, Bits16, Bits32, Bits64};
+use GotUse::{Address, TpOffset};
 
 pub struct X86_64;
 
-const NAMES: &[(u32, &str)] = &[
-    (R_X86_64_NONE, "R_X86_64_NONE"),
-    (R_X86_64_64, "R_X86_64_64"),
-    (R_X86_64_PC32, "R_X86_64_PC32"),
-    (R_X86_64_GOT32, "R_X86_64_GOT32"),
-    (R_X86_64_PLT32, "R_X86_64_PLT32"),
-    (R_X86_64_GOTPCREL, "R_X86_64_GOTPCREL"),
-    (R_X86_64_32, "R_X86_64_32"),
-    (R_X86_64_32S, "R_X86_64_32S"),
-    (R_X86_64_16, "R_X86_64_16"),
-    (R_X86_64_PC16, "R_X86_64_PC16"),
-    (R_X86_64_8, "R_X86_64_8"),
-    (R_X86_64_PC8, "R_X86_64_PC8"),
+/// Every relocation type applied: x86_64 writes data fields only, and rewrites instructions
+/// only to relax them.
+const TABLE: &[RelocInfo<Data>] = &[
+    reloc!(R_X86_64_NONE, Kind::None, Bits8, Check::None),
+    reloc!(R_X86_64_64, Kind::Absolute, Bits64, Check::None),
+    reloc!(R_X86_64_32, Kind::Absolute, Bits32, Unsigned(32)),
+    // Kernels live in the top 2 GiB: 32S reaches them, 32 does not.
+    reloc!(R_X86_64_32S, Kind::Absolute, Bits32, Signed(32)),
+    reloc!(R_X86_64_16, Kind::Absolute, Bits16, Either(16)),
+    reloc!(R_X86_64_8, Kind::Absolute, Bits8, Either(8)),
+    reloc!(R_X86_64_PC64, Kind::PcRelative, Bits64, Check::None),
+    reloc!(R_X86_64_PC32, Kind::PcRelative, Bits32, Signed(32)),
+    // Static images have no PLT: the PLT entry is the function itself.
+    reloc!(R_X86_64_PLT32, Kind::PcRelative, Bits32, Signed(32)),
+    reloc!(R_X86_64_PC16, Kind::PcRelative, Bits16, Signed(16)),
+    reloc!(R_X86_64_PC8, Kind::PcRelative, Bits8, Signed(8)),
+    reloc!(
+        R_X86_64_GOTPCREL,
+        Kind::SlotPcRelative(Address),
+        Bits32,
+        Signed(32)
+    ),
+    reloc!(
+        R_X86_64_GOTPCRELX,
+        Kind::SlotPcRelative(Address),
+        Bits32,
+        Signed(32)
+    )
+    .relax(Relaxation::GotToDirect),
+    reloc!(
+        R_X86_64_REX_GOTPCRELX,
+        Kind::SlotPcRelative(Address),
+        Bits32,
+        Signed(32)
+    )
+    .relax(Relaxation::GotToDirect),
+    reloc!(
+        R_X86_64_GOTPCREL64,
+        Kind::SlotPcRelative(Address),
+        Bits64,
+        Check::None
+    ),
+    reloc!(
+        R_X86_64_GOT32,
+        Kind::SlotGotRelative(Address),
+        Bits32,
+        Signed(32)
+    ),
+    // Without a PLT a function's GOT entry is its ordinary slot.
+    reloc!(
+        R_X86_64_GOT64,
+        Kind::SlotGotRelative(Address),
+        Bits64,
+        Check::None
+    ),
+    reloc!(
+        R_X86_64_GOTPLT64,
+        Kind::SlotGotRelative(Address),
+        Bits64,
+        Check::None
+    ),
+    reloc!(R_X86_64_GOTOFF64, Kind::GotRelative, Bits64, Check::None),
+    reloc!(R_X86_64_PLTOFF64, Kind::GotRelative, Bits64, Check::None),
+    reloc!(R_X86_64_GOTPC32, Kind::GotPcRelative, Bits32, Signed(32)),
+    reloc!(R_X86_64_GOTPC64, Kind::GotPcRelative, Bits64, Check::None),
+    reloc!(R_X86_64_SIZE32, Kind::Size, Bits32, Unsigned(32)),
+    reloc!(R_X86_64_SIZE64, Kind::Size, Bits64, Check::None),
+    reloc!(R_X86_64_TPOFF32, Kind::TpRelative, Bits32, Signed(32)),
+    reloc!(R_X86_64_TPOFF64, Kind::TpRelative, Bits64, Check::None),
+    // Local-dynamic is always relaxed to local-exec in a static image, so DTPOFF values
+    // become thread-pointer offsets, as in GNU ld and lld.
+    reloc!(R_X86_64_DTPOFF32, Kind::TpRelative, Bits32, Signed(32)),
+    reloc!(R_X86_64_DTPOFF64, Kind::TpRelative, Bits64, Check::None),
+    reloc!(
+        R_X86_64_GOTTPOFF,
+        Kind::SlotPcRelative(TpOffset),
+        Bits32,
+        Signed(32)
+    )
+    .relax(Relaxation::InitialExecToLocalExec),
+    reloc!(R_X86_64_TLSGD, Kind::DynamicTls, Bits32, Signed(32))
+        .relax(Relaxation::GeneralDynamicToLocalExec),
+    reloc!(R_X86_64_TLSLD, Kind::DynamicTls, Bits32, Signed(32))
+        .relax(Relaxation::LocalDynamicToLocalExec),
+    reloc!(
+        R_X86_64_GOTPC32_TLSDESC,
+        Kind::DynamicTls,
+        Bits32,
+        Signed(32)
+    )
+    .relax(Relaxation::DescriptorToLocalExec),
+    reloc!(R_X86_64_TLSDESC_CALL, Kind::DynamicTls, Bits8, Check::None)
+        .relax(Relaxation::DescriptorToLocalExec),
+];
+
+const INDEX: [u8; 43] = table::index(TABLE);
+
+/// Types only dynamic images carry, named for messages and never applied.
+const DYNAMIC: &[(u32, &str)] = &[
     (R_X86_64_DTPMOD64, "R_X86_64_DTPMOD64"),
-    (R_X86_64_DTPOFF64, "R_X86_64_DTPOFF64"),
-    (R_X86_64_TPOFF64, "R_X86_64_TPOFF64"),
-    (R_X86_64_TLSGD, "R_X86_64_TLSGD"),
-    (R_X86_64_TLSLD, "R_X86_64_TLSLD"),
-    (R_X86_64_DTPOFF32, "R_X86_64_DTPOFF32"),
-    (R_X86_64_GOTTPOFF, "R_X86_64_GOTTPOFF"),
-    (R_X86_64_TPOFF32, "R_X86_64_TPOFF32"),
-    (R_X86_64_PC64, "R_X86_64_PC64"),
-    (R_X86_64_GOTOFF64, "R_X86_64_GOTOFF64"),
-    (R_X86_64_GOTPC32, "R_X86_64_GOTPC32"),
-    (R_X86_64_GOT64, "R_X86_64_GOT64"),
-    (R_X86_64_GOTPCREL64, "R_X86_64_GOTPCREL64"),
-    (R_X86_64_GOTPC64, "R_X86_64_GOTPC64"),
-    (R_X86_64_GOTPLT64, "R_X86_64_GOTPLT64"),
-    (R_X86_64_PLTOFF64, "R_X86_64_PLTOFF64"),
-    (R_X86_64_SIZE32, "R_X86_64_SIZE32"),
-    (R_X86_64_SIZE64, "R_X86_64_SIZE64"),
-    (R_X86_64_GOTPC32_TLSDESC, "R_X86_64_GOTPC32_TLSDESC"),
-    (R_X86_64_TLSDESC_CALL, "R_X86_64_TLSDESC_CALL"),
     (R_X86_64_TLSDESC, "R_X86_64_TLSDESC"),
     (R_X86_64_IRELATIVE, "R_X86_64_IRELATIVE"),
-    (R_X86_64_GOTPCRELX, "R_X86_64_GOTPCRELX"),
-    (R_X86_64_REX_GOTPCRELX, "R_X86_64_REX_GOTPCRELX"),
 ];
+
+/// The 32-bit thread-pointer offset a local-exec sequence holds at `offset`;
+/// the addend moves by 4 because the original PC-relative field's addend counted from the
+/// field's end.
+fn tpoff32_at(offset: usize) -> Option<Then<Data>> {
+    Some(Then {
+        encoding: Encoding {
+            kind: Kind::TpRelative,
+            field: Bits32,
+            range: Signed(32),
+            align: 1,
+        },
+        offset,
+        addend: 4,
+    })
+}
 
 /// ModRM byte of a `disp32(%rip)` operand.
 fn is_rip_relative(modrm: u8) -> bool {
@@ -140,6 +226,145 @@ fn expect(
     }
 }
 
+/// Rewrites the instructions of a relaxed relocation at `offset`.
+fn rewrite(
+    relaxation: Relaxation,
+    name: &'static str,
+    r: &RelocValue,
+    data: &mut [u8],
+    offset: usize,
+) -> Result<Relaxed<Data>, RelocError> {
+    let done = |then| {
+        Ok(Relaxed {
+            then,
+            applied: Applied::Done,
+        })
+    };
+    match relaxation {
+        Relaxation::GotToDirect => {
+            let start = offset.checked_sub(2).ok_or(RelocError::OutOfBounds)?;
+            let direct = |at| {
+                Encoding {
+                    kind: Kind::PcRelative,
+                    field: Bits32,
+                    range: Signed(32),
+                    align: 1,
+                }
+                .at(at)
+            };
+            match (data[start], data[start + 1]) {
+                (0x8b, _) => {
+                    data[start] = 0x8d;
+                    done(direct(offset))
+                }
+                (0xff, 0x15) => {
+                    // `call *x@GOTPCREL(%rip)` → `addr32 call x`, same length.
+                    data[start] = 0x67;
+                    data[start + 1] = 0xe8;
+                    done(direct(offset))
+                }
+                (0xff, 0x25) => {
+                    // `jmp *x@GOTPCREL(%rip)` → `jmp x; nop`: the displacement starts one
+                    // byte earlier, and so does its place.
+                    data[start] = 0xe9;
+                    write_bytes(data, offset + 3, &[0x90])?;
+                    done(direct(start + 1))
+                }
+                _ => Err(RelocError::Instruction(name)),
+            }
+        }
+        Relaxation::InitialExecToLocalExec => {
+            let start = offset.checked_sub(3).ok_or(RelocError::OutOfBounds)?;
+            let (rex, op, modrm) = (data[start], data[start + 1], data[start + 2]);
+            let reg = (modrm >> 3) & 7;
+            match (rex, op) {
+                // `addq x@gottpoff(%rip), %rsp/%r12` cannot use the lea form (rsp/r12 as
+                // base need a SIB byte), so it becomes `addq $x, %reg`.
+                (0x48 | 0x4c, 0x03) if reg == 4 => {
+                    data[start] = if rex == 0x4c { 0x49 } else { 0x48 };
+                    data[start + 1] = 0x81;
+                    data[start + 2] = 0xc0 | reg;
+                }
+                (0x48 | 0x4c, 0x03) => {
+                    data[start] = if rex == 0x4c { 0x4d } else { 0x48 };
+                    data[start + 1] = 0x8d;
+                    data[start + 2] = 0x80 | (reg << 3) | reg;
+                }
+                (0x48 | 0x4c, 0x8b) => {
+                    data[start] = if rex == 0x4c { 0x49 } else { 0x48 };
+                    data[start + 1] = 0xc7;
+                    data[start + 2] = 0xc0 | reg;
+                }
+                _ => return Err(RelocError::Instruction(name)),
+            }
+            done(tpoff32_at(offset))
+        }
+        Relaxation::GeneralDynamicToLocalExec => {
+            // The call sequences (PLT, -fno-plt, large model) all become
+            // `mov %fs:0,%rax; lea x@tpoff(%rax),%rax`, padded with a nop to their length.
+            const LE: [u8; 12] = [0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80];
+            let start = match tls_call(data, offset, true) {
+                Some(TlsCall::Short) => offset - 4,
+                Some(TlsCall::Large) => {
+                    write_bytes(data, offset - 3 + 16, &NOP6)?;
+                    offset - 3
+                }
+                _ => return Err(RelocError::Instruction(name)),
+            };
+            write_bytes(data, start, &LE)?;
+            Ok(Relaxed {
+                then: tpoff32_at(start + LE.len()),
+                applied: Applied::SkipNext,
+            })
+        }
+        Relaxation::LocalDynamicToLocalExec => {
+            // The module base becomes the thread pointer: `mov %fs:0,%rax`, with prefixes or
+            // a nop filling the call sequence's length.
+            r.tp_offset.ok_or(RelocError::NoTls)?;
+            let mov = [0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0];
+            let start = offset - 3;
+            match tls_call(data, offset, false) {
+                Some(TlsCall::Short) => {
+                    write_bytes(data, start, &[0x66, 0x66, 0x66])?;
+                    write_bytes(data, start + 3, &mov)?;
+                }
+                Some(TlsCall::ShortIndirect) => {
+                    write_bytes(data, start, &[0x66, 0x66, 0x66, 0x66])?;
+                    write_bytes(data, start + 4, &mov)?;
+                }
+                Some(TlsCall::Large) => {
+                    write_bytes(data, start, &[0x66, 0x66, 0x66])?;
+                    write_bytes(data, start + 3, &mov)?;
+                    write_bytes(data, start + 12, &NOP10)?;
+                }
+                None => return Err(RelocError::Instruction(name)),
+            }
+            Ok(Relaxed {
+                then: None,
+                applied: Applied::SkipNext,
+            })
+        }
+        Relaxation::DescriptorToLocalExec if r.r_type == R_X86_64_TLSDESC_CALL => {
+            // call *x@tlscall(%rax) → xchg %ax,%ax
+            expect(data, Some(offset), &[0xff, 0x10], name)?;
+            write_bytes(data, offset, &[0x66, 0x90])?;
+            done(None)
+        }
+        Relaxation::DescriptorToLocalExec => {
+            // lea x@tlsdesc(%rip),%reg → mov $x@tpoff,%reg
+            let start = offset.checked_sub(3).ok_or(RelocError::OutOfBounds)?;
+            let (rex, op, modrm) = (data[start], data[start + 1], data[start + 2]);
+            if !matches!(rex, 0x48 | 0x4c) || op != 0x8d || !is_rip_relative(modrm) {
+                return Err(RelocError::Instruction(name));
+            }
+            data[start] = if rex == 0x4c { 0x49 } else { 0x48 };
+            data[start + 1] = 0xc7;
+            data[start + 2] = 0xc0 | ((modrm >> 3) & 7);
+            done(tpoff32_at(offset))
+        }
+    }
+}
+
 impl Arch for X86_64 {
     fn name(&self) -> &'static str {
         "x86_64"
@@ -157,250 +382,45 @@ impl Arch for X86_64 {
         0x40_0000
     }
 
-    fn reloc_names(&self) -> &'static [(u32, &'static str)] {
-        NAMES
+    fn reloc_name(&self, r_type: u32) -> Option<&'static str> {
+        table::lookup(TABLE, &INDEX, r_type)
+            .map(|e| e.name)
+            .or_else(|| DYNAMIC.iter().find(|(t, _)| *t == r_type).map(|(_, n)| *n))
     }
 
-    fn got_use(&self, r_type: u32, data: &[u8], offset: u64, target: TargetKind) -> GotUse {
+    fn describe(&self, r_type: u32) -> Option<Description> {
+        table::lookup(TABLE, &INDEX, r_type).map(RelocInfo::description)
+    }
+
+    fn relaxable(
+        &self,
+        relaxation: Relaxation,
+        data: &[u8],
+        offset: u64,
+        target: TargetKind,
+    ) -> bool {
         let offset = offset as usize;
-        match r_type {
-            R_X86_64_GOTPCREL | R_X86_64_GOT32 | R_X86_64_GOT64 | R_X86_64_GOTPCREL64
-            | R_X86_64_GOTPLT64 => GotUse::Address,
-            R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX => {
-                if target == TargetKind::ImageRelative && gotpcrelx_relaxable(data, offset) {
-                    GotUse::None
-                } else {
-                    GotUse::Address
-                }
+        match relaxation {
+            // Only image-relative targets are certainly within reach of a PC-relative lea.
+            Relaxation::GotToDirect => {
+                target == TargetKind::ImageRelative && gotpcrelx_relaxable(data, offset)
             }
-            R_X86_64_GOTTPOFF if !gottpoff_relaxable(data, offset) => GotUse::TpOffset,
-            _ => GotUse::None,
+            Relaxation::InitialExecToLocalExec => gottpoff_relaxable(data, offset),
+            // A static image has no dynamic TLS: these always relax, and an unexpected
+            // sequence is an error when it is rewritten.
+            Relaxation::GeneralDynamicToLocalExec
+            | Relaxation::LocalDynamicToLocalExec
+            | Relaxation::DescriptorToLocalExec => true,
         }
     }
 
     fn apply(&self, r: &RelocValue, data: &mut [u8], offset: usize) -> Result<Applied, RelocError> {
-        // Addresses are sign-extended: x86_64 kernels live in the top (negative) half, where
-        // R_X86_64_32S reaches them and R_X86_64_32 must not.
-        let addr = |a: u64| i128::from(a as i64);
-        let s = addr(r.symbol);
-        let a = i128::from(r.addend);
-        let p = addr(r.place);
-        let got = addr(r.got);
-        let slot = || r.got_slot.map(addr).ok_or(RelocError::NoGotSlot);
-        let tp = || r.tp_offset.map(i128::from).ok_or(RelocError::NoTls);
-        let w32 = |data: &mut [u8], v: i128| write_bytes(data, offset, &(v as u32).to_le_bytes());
-        let w64 = |data: &mut [u8], v: i128| write_bytes(data, offset, &(v as u64).to_le_bytes());
         if data.len() < offset + 1 {
             return Err(RelocError::OutOfBounds);
         }
-        match r.r_type {
-            R_X86_64_NONE => {}
-            R_X86_64_64 => w64(data, s + a)?,
-            R_X86_64_PC64 => w64(data, s + a - p)?,
-            R_X86_64_PC32 | R_X86_64_PLT32 => {
-                let v = s + a - p;
-                check_signed(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_32 => {
-                let v = s + a;
-                check_unsigned(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_32S => {
-                let v = s + a;
-                check_signed(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_16 => {
-                let v = s + a;
-                check_either(v, 16)?;
-                write_bytes(data, offset, &(v as u16).to_le_bytes())?;
-            }
-            R_X86_64_PC16 => {
-                let v = s + a - p;
-                check_signed(v, 16)?;
-                write_bytes(data, offset, &(v as u16).to_le_bytes())?;
-            }
-            R_X86_64_8 => {
-                let v = s + a;
-                check_either(v, 8)?;
-                write_bytes(data, offset, &[v as u8])?;
-            }
-            R_X86_64_PC8 => {
-                let v = s + a - p;
-                check_signed(v, 8)?;
-                write_bytes(data, offset, &[v as u8])?;
-            }
-            R_X86_64_GOTPCREL => {
-                let v = slot()? + a - p;
-                check_signed(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX => {
-                if let Some(g) = r.got_slot {
-                    let v = addr(g) + a - p;
-                    check_signed(v, 32)?;
-                    w32(data, v)?;
-                } else {
-                    let v = s + a - p;
-                    check_signed(v, 32)?;
-                    let start = offset.checked_sub(2).ok_or(RelocError::OutOfBounds)?;
-                    match (data[start], data[start + 1]) {
-                        (0x8b, _) => {
-                            data[start] = 0x8d;
-                            w32(data, v)?;
-                        }
-                        (0xff, 0x15) => {
-                            // `call *x@GOTPCREL(%rip)` → `addr32 call x`, same length.
-                            data[start] = 0x67;
-                            data[start + 1] = 0xe8;
-                            w32(data, v)?;
-                        }
-                        (0xff, 0x25) => {
-                            // `jmp *x@GOTPCREL(%rip)` → `jmp x; nop`: the displacement
-                            // starts one byte earlier, so it is one larger.
-                            data[start] = 0xe9;
-                            write_bytes(data, start + 1, &((v + 1) as u32).to_le_bytes())?;
-                            write_bytes(data, offset + 3, &[0x90])?;
-                        }
-                        _ => return Err(RelocError::Instruction("R_X86_64_GOTPCRELX")),
-                    }
-                }
-            }
-            R_X86_64_GOT32 => {
-                let v = slot()? - got + a;
-                check_signed(v, 32)?;
-                w32(data, v)?;
-            }
-            // Without a PLT a function's GOT entry is its ordinary slot.
-            R_X86_64_GOT64 | R_X86_64_GOTPLT64 => w64(data, slot()? - got + a)?,
-            // Static images have no PLT: the PLT entry is the function itself.
-            R_X86_64_PLTOFF64 => w64(data, s + a - got)?,
-            R_X86_64_GOTPCREL64 => w64(data, slot()? + a - p)?,
-            R_X86_64_GOTOFF64 => w64(data, s + a - got)?,
-            R_X86_64_GOTPC32 => {
-                let v = got + a - p;
-                check_signed(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_GOTPC64 => w64(data, got + a - p)?,
-            R_X86_64_SIZE32 => {
-                let v = i128::from(r.size) + a;
-                check_unsigned(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_SIZE64 => w64(data, i128::from(r.size) + a)?,
-            // Local-dynamic is always relaxed to local-exec in a static image, so DTPOFF
-            // values become thread-pointer offsets, as in GNU ld and lld.
-            R_X86_64_TPOFF32 | R_X86_64_DTPOFF32 => {
-                let v = tp()? + a;
-                check_signed(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_TPOFF64 | R_X86_64_DTPOFF64 => w64(data, tp()? + a)?,
-            R_X86_64_GOTTPOFF => {
-                if let Some(g) = r.got_slot {
-                    let v = addr(g) + a - p;
-                    check_signed(v, 32)?;
-                    w32(data, v)?;
-                } else {
-                    let start = offset.checked_sub(3).ok_or(RelocError::OutOfBounds)?;
-                    let (rex, op, modrm) = (data[start], data[start + 1], data[start + 2]);
-                    let reg = (modrm >> 3) & 7;
-                    match (rex, op) {
-                        // `addq x@gottpoff(%rip), %rsp/%r12` cannot use the lea form
-                        // (rsp/r12 as base need a SIB byte), so it becomes `addq $x, %reg`.
-                        (0x48 | 0x4c, 0x03) if reg == 4 => {
-                            data[start] = if rex == 0x4c { 0x49 } else { 0x48 };
-                            data[start + 1] = 0x81;
-                            data[start + 2] = 0xc0 | reg;
-                        }
-                        (0x48 | 0x4c, 0x03) => {
-                            data[start] = if rex == 0x4c { 0x4d } else { 0x48 };
-                            data[start + 1] = 0x8d;
-                            data[start + 2] = 0x80 | (reg << 3) | reg;
-                        }
-                        (0x48 | 0x4c, 0x8b) => {
-                            data[start] = if rex == 0x4c { 0x49 } else { 0x48 };
-                            data[start + 1] = 0xc7;
-                            data[start + 2] = 0xc0 | reg;
-                        }
-                        _ => return Err(RelocError::Instruction("R_X86_64_GOTTPOFF")),
-                    }
-                    // The PC-relative form's addend carried -4 for the displacement's end.
-                    let v = tp()? + a + 4;
-                    check_signed(v, 32)?;
-                    w32(data, v)?;
-                }
-            }
-            R_X86_64_TLSGD => {
-                // The call sequences (PLT, -fno-plt, large model) all become
-                // `mov %fs:0,%rax; lea x@tpoff(%rax),%rax`, padded with a nop to their length.
-                let v = tp()? + a + 4;
-                check_signed(v, 32)?;
-                let mut le = [0u8; 16];
-                le[..12]
-                    .copy_from_slice(&[0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80]);
-                le[12..].copy_from_slice(&(v as u32).to_le_bytes());
-                let start = match tls_call(data, offset, true) {
-                    Some(TlsCall::Short) => {
-                        write_bytes(data, offset - 4, &le)?;
-                        return Ok(Applied::SkipNext);
-                    }
-                    Some(TlsCall::Large) => offset - 3,
-                    _ => return Err(RelocError::Instruction("R_X86_64_TLSGD")),
-                };
-                write_bytes(data, start, &le)?;
-                write_bytes(data, start + 16, &NOP6)?;
-                return Ok(Applied::SkipNext);
-            }
-            R_X86_64_TLSLD => {
-                // The module base becomes the thread pointer: `mov %fs:0,%rax`, with prefixes
-                // or a nop filling the call sequence's length.
-                tp()?;
-                let mov = [0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0];
-                let start = offset - 3;
-                match tls_call(data, offset, false) {
-                    Some(TlsCall::Short) => {
-                        write_bytes(data, start, &[0x66, 0x66, 0x66])?;
-                        write_bytes(data, start + 3, &mov)?;
-                    }
-                    Some(TlsCall::ShortIndirect) => {
-                        write_bytes(data, start, &[0x66, 0x66, 0x66, 0x66])?;
-                        write_bytes(data, start + 4, &mov)?;
-                    }
-                    Some(TlsCall::Large) => {
-                        write_bytes(data, start, &[0x66, 0x66, 0x66])?;
-                        write_bytes(data, start + 3, &mov)?;
-                        write_bytes(data, start + 12, &NOP10)?;
-                    }
-                    None => return Err(RelocError::Instruction("R_X86_64_TLSLD")),
-                }
-                return Ok(Applied::SkipNext);
-            }
-            R_X86_64_GOTPC32_TLSDESC => {
-                // lea x@tlsdesc(%rip),%reg → mov $x@tpoff,%reg
-                let start = offset.checked_sub(3).ok_or(RelocError::OutOfBounds)?;
-                let (rex, op, modrm) = (data[start], data[start + 1], data[start + 2]);
-                if !matches!(rex, 0x48 | 0x4c) || op != 0x8d || !is_rip_relative(modrm) {
-                    return Err(RelocError::Instruction("R_X86_64_GOTPC32_TLSDESC"));
-                }
-                data[start] = if rex == 0x4c { 0x49 } else { 0x48 };
-                data[start + 1] = 0xc7;
-                data[start + 2] = 0xc0 | ((modrm >> 3) & 7);
-                let v = tp()? + a + 4;
-                check_signed(v, 32)?;
-                w32(data, v)?;
-            }
-            R_X86_64_TLSDESC_CALL => {
-                // call *x@tlscall(%rax) → xchg %ax,%ax
-                expect(data, Some(offset), &[0xff, 0x10], "R_X86_64_TLSDESC_CALL")?;
-                write_bytes(data, offset, &[0x66, 0x90])?;
-            }
-            other => return Err(RelocError::Unsupported(other)),
-        }
-        Ok(Applied::Done)
+        let entry =
+            table::lookup(TABLE, &INDEX, r.r_type).ok_or(RelocError::Unsupported(r.r_type))?;
+        table::apply(entry, r, data, offset, Addresses::SignExtended, rewrite)
     }
 
     fn tp_offset(&self, addr: u64, tls: &TlsSegment) -> i64 {
@@ -413,6 +433,7 @@ impl Arch for X86_64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::Decision;
 
     const TLS: TlsSegment = TlsSegment {
         addr: 0x1000,
@@ -429,8 +450,17 @@ mod tests {
             place,
             got: 0x9000,
             got_slot: None,
+            relaxation: None,
             size: 0x40,
             tp_offset: Some(X86_64.tp_offset(symbol, &TLS)),
+        }
+    }
+
+    /// `value` with the relaxation the type's table entry offers.
+    fn relaxed(r_type: u32, symbol: u64, addend: i64, place: u64) -> RelocValue {
+        RelocValue {
+            relaxation: X86_64.describe(r_type).and_then(|d| d.relax),
+            ..value(r_type, symbol, addend, place)
         }
     }
 
@@ -533,38 +563,67 @@ mod tests {
         );
     }
 
+    /// Every named type is either in the table, found by its index and applied, or one of
+    /// the dynamic ones a static image never takes as input, rejected as unsupported.
+    #[test]
+    fn every_named_type_is_handled() {
+        for entry in TABLE {
+            assert_eq!(X86_64.reloc_name(entry.r_type), Some(entry.name));
+            let r = relaxed(entry.r_type, 0x1004, 0, 0x40_0000);
+            let result = X86_64.apply(&r, &mut [0; 16], 4);
+            // Narrow fields may overflow and relaxations find no instructions to rewrite
+            // in zeros; that is still handling.
+            assert!(
+                !matches!(result, Err(RelocError::Unsupported(_))),
+                "{}: {result:?}",
+                entry.name
+            );
+            assert_eq!(
+                X86_64.branch_reach(entry.r_type),
+                None,
+                "x86_64 has no thunks"
+            );
+        }
+        for &(r_type, name) in DYNAMIC {
+            assert_eq!(X86_64.reloc_name(r_type), Some(name));
+            let err = apply(value(r_type, 0, 0, 0), &[0; 8], 0).unwrap_err();
+            assert_eq!(err, RelocError::Unsupported(r_type), "{name}");
+        }
+    }
+
     #[test]
     fn gotpcrelx_relaxes_to_direct_references() {
         let rel = TargetKind::ImageRelative;
         // mov foo@GOTPCREL(%rip), %rax → lea foo(%rip), %rax
         let mov = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
         assert_eq!(
-            X86_64.got_use(R_X86_64_REX_GOTPCRELX, &mov, 3, rel),
-            GotUse::None
+            X86_64.decide(R_X86_64_REX_GOTPCRELX, &mov, 3, rel),
+            Decision::Relax(Relaxation::GotToDirect)
         );
-        let (data, _) = apply(value(R_X86_64_REX_GOTPCRELX, 0x2000, -4, 0x1003), &mov, 3).unwrap();
+        let (data, _) =
+            apply(relaxed(R_X86_64_REX_GOTPCRELX, 0x2000, -4, 0x1003), &mov, 3).unwrap();
         assert_eq!(data, [0x48, 0x8d, 0x05, 0xf9, 0x0f, 0, 0]);
         // call *foo@GOTPCREL(%rip) → addr32 call foo
         let call = [0xff, 0x15, 0, 0, 0, 0];
-        let (data, _) = apply(value(R_X86_64_GOTPCRELX, 0x2000, -4, 0x1002), &call, 2).unwrap();
+        let (data, _) = apply(relaxed(R_X86_64_GOTPCRELX, 0x2000, -4, 0x1002), &call, 2).unwrap();
         assert_eq!(data, [0x67, 0xe8, 0xfa, 0x0f, 0, 0]);
         // jmp *foo@GOTPCREL(%rip) → jmp foo; nop
         let jmp = [0xff, 0x25, 0, 0, 0, 0];
-        let (data, _) = apply(value(R_X86_64_GOTPCRELX, 0x2000, -4, 0x1002), &jmp, 2).unwrap();
+        let (data, _) = apply(relaxed(R_X86_64_GOTPCRELX, 0x2000, -4, 0x1002), &jmp, 2).unwrap();
         assert_eq!(data, [0xe9, 0xfb, 0x0f, 0, 0, 0x90]);
         // Absolute targets and other instructions keep the GOT.
         assert_eq!(
-            X86_64.got_use(R_X86_64_REX_GOTPCRELX, &mov, 3, TargetKind::Absolute),
-            GotUse::Address
+            X86_64.decide(R_X86_64_REX_GOTPCRELX, &mov, 3, TargetKind::Absolute),
+            Decision::Got(GotUse::Address)
         );
         let cmp = [0x48, 0x3b, 0x05, 0, 0, 0, 0];
         assert_eq!(
-            X86_64.got_use(R_X86_64_REX_GOTPCRELX, &cmp, 3, rel),
-            GotUse::Address
+            X86_64.decide(R_X86_64_REX_GOTPCRELX, &cmp, 3, rel),
+            Decision::Got(GotUse::Address)
         );
         assert_eq!(
-            X86_64.got_use(R_X86_64_GOTPCREL, &mov, 3, rel),
-            GotUse::Address
+            X86_64.decide(R_X86_64_GOTPCREL, &mov, 3, rel),
+            Decision::Got(GotUse::Address)
         );
     }
 
@@ -615,17 +674,18 @@ mod tests {
             let mut bytes = before.to_vec();
             bytes.extend_from_slice(&[0; 4]);
             assert_eq!(
-                X86_64.got_use(R_X86_64_GOTTPOFF, &bytes, 3, TargetKind::ImageRelative),
-                GotUse::None
+                X86_64.decide(R_X86_64_GOTTPOFF, &bytes, 3, TargetKind::ImageRelative),
+                Decision::Relax(Relaxation::InitialExecToLocalExec)
             );
-            let (data, _) = apply(value(R_X86_64_GOTTPOFF, 0x1004, -4, 0x5000), &bytes, 3).unwrap();
+            let (data, _) =
+                apply(relaxed(R_X86_64_GOTTPOFF, 0x1004, -4, 0x5000), &bytes, 3).unwrap();
             assert_eq!(&data[..3], after, "{before:x?}");
             assert_eq!(&data[3..], (-0x1ci32).to_le_bytes());
         }
         let other = [0x48, 0x3b, 0x05, 0, 0, 0, 0];
         assert_eq!(
-            X86_64.got_use(R_X86_64_GOTTPOFF, &other, 3, TargetKind::ImageRelative),
-            GotUse::TpOffset
+            X86_64.decide(R_X86_64_GOTTPOFF, &other, 3, TargetKind::ImageRelative),
+            Decision::Got(GotUse::TpOffset)
         );
     }
 
@@ -634,14 +694,14 @@ mod tests {
         let gd = [
             0x66, 0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0x66, 0x66, 0x48, 0xe8, 0, 0, 0, 0,
         ];
-        let (data, applied) = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0x5004), &gd, 4).unwrap();
+        let (data, applied) = apply(relaxed(R_X86_64_TLSGD, 0x1004, -4, 0x5004), &gd, 4).unwrap();
         assert_eq!(applied, Applied::SkipNext);
         let mut want = vec![0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, 0x48, 0x8d, 0x80];
         want.extend_from_slice(&(-0x1ci32).to_le_bytes());
         assert_eq!(data, want);
 
         let ld = [0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0];
-        let (data, applied) = apply(value(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &ld, 3).unwrap();
+        let (data, applied) = apply(relaxed(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &ld, 3).unwrap();
         assert_eq!(applied, Applied::SkipNext);
         assert_eq!(
             data,
@@ -652,16 +712,17 @@ mod tests {
         let gd = [
             0x66, 0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0x66, 0x48, 0xff, 0x15, 0, 0, 0, 0,
         ];
-        let (data, _) = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0x5004), &gd, 4).unwrap();
+        let (data, _) = apply(relaxed(R_X86_64_TLSGD, 0x1004, -4, 0x5004), &gd, 4).unwrap();
         assert_eq!(data, want);
         // Large model: lea; movabs $__tls_get_addr@pltoff,%rax; add %rbx,%rax; call *%rax
         let mut large = vec![0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0x48, 0xb8];
         large.extend_from_slice(&[0; 8]);
         large.extend_from_slice(&[0x48, 0x01, 0xd8, 0xff, 0xd0]);
-        let (data, _) = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0x5003), &large, 3).unwrap();
+        let (data, _) = apply(relaxed(R_X86_64_TLSGD, 0x1004, -4, 0x5003), &large, 3).unwrap();
         assert_eq!(&data[..16], want);
         assert_eq!(&data[16..], NOP6);
-        let (data, applied) = apply(value(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &large, 3).unwrap();
+        let (data, applied) =
+            apply(relaxed(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &large, 3).unwrap();
         assert_eq!(applied, Applied::SkipNext);
         assert_eq!(
             &data[..12],
@@ -670,7 +731,7 @@ mod tests {
         assert_eq!(&data[12..], NOP10);
         // -fno-plt local dynamic: lea; call *__tls_get_addr@GOTPCREL(%rip)
         let ld = [0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xff, 0x15, 0, 0, 0, 0];
-        let (data, _) = apply(value(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &ld, 3).unwrap();
+        let (data, _) = apply(relaxed(R_X86_64_TLSLD, 0x1004, -4, 0x5003), &ld, 3).unwrap();
         assert_eq!(
             data,
             [
@@ -678,18 +739,22 @@ mod tests {
             ]
         );
 
-        let err = apply(value(R_X86_64_TLSGD, 0x1004, -4, 0), &[0; 16], 4).unwrap_err();
+        let err = apply(relaxed(R_X86_64_TLSGD, 0x1004, -4, 0), &[0; 16], 4).unwrap_err();
         assert_eq!(err, RelocError::Instruction("R_X86_64_TLSGD"));
     }
 
     #[test]
     fn tls_descriptors_relax_to_local_exec() {
         let lea = [0x48, 0x8d, 0x05, 0, 0, 0, 0];
-        let (data, _) = apply(value(R_X86_64_GOTPC32_TLSDESC, 0x1004, -4, 0), &lea, 3).unwrap();
+        let (data, _) = apply(relaxed(R_X86_64_GOTPC32_TLSDESC, 0x1004, -4, 0), &lea, 3).unwrap();
         assert_eq!(&data[..3], [0x48, 0xc7, 0xc0]);
         assert_eq!(&data[3..], (-0x1ci32).to_le_bytes());
-        let (data, _) =
-            apply(value(R_X86_64_TLSDESC_CALL, 0x1004, 0, 0), &[0xff, 0x10], 0).unwrap();
+        let (data, _) = apply(
+            relaxed(R_X86_64_TLSDESC_CALL, 0x1004, 0, 0),
+            &[0xff, 0x10],
+            0,
+        )
+        .unwrap();
         assert_eq!(data, [0x66, 0x90]);
     }
 }

@@ -1,0 +1,205 @@
+//! The string-merging sub-phase: the `SHF_MERGE` inputs of an output section that share a
+//! kind and alignment become one deduplicated chunk, and each input keeps a map from its
+//! pieces to their place in it.
+
+use object::elf;
+use rustc_hash::FxHashMap;
+use uniklink_analyzer::object::{Section, SectionId};
+
+use super::Layout;
+
+/// How a mergeable input splits into pieces that can be shared across inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum MergeKind {
+    /// NUL-terminated strings of bytes.
+    Strings,
+    /// Fixed-size constants of this many bytes (`.rodata.cst16`).
+    Constants(u64),
+}
+
+/// Mergeable inputs without relocations; anything else is copied as is.
+pub(super) fn merge_kind(s: &Section<'_>) -> Option<MergeKind> {
+    let mergeable = s.flags & u64::from(elf::SHF_MERGE) != 0
+        && s.entsize > 0
+        && !s.is_nobits()
+        && s.relocs().len() == 0;
+    if !mergeable {
+        None
+    } else if s.flags & u64::from(elf::SHF_STRINGS) != 0 {
+        (s.entsize == 1).then_some(MergeKind::Strings)
+    } else {
+        s.size
+            .is_multiple_of(s.entsize)
+            .then_some(MergeKind::Constants(s.entsize))
+    }
+}
+
+/// Splits a mergeable input into (input offset, bytes) pieces.
+fn split_pieces(kind: MergeKind, bytes: &[u8]) -> Vec<(u64, &[u8])> {
+    match kind {
+        MergeKind::Strings => {
+            let mut pieces = Vec::new();
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let end = bytes[pos..]
+                    .iter()
+                    .position(|&c| c == 0)
+                    .map_or(bytes.len(), |n| pos + n + 1);
+                pieces.push((pos as u64, &bytes[pos..end]));
+                pos = end;
+            }
+            pieces
+        }
+        MergeKind::Constants(size) => bytes
+            .chunks(size as usize)
+            .enumerate()
+            .map(|(i, c)| (i as u64 * size, c))
+            .collect(),
+    }
+}
+
+/// Deduplicated pieces of the `SHF_MERGE` inputs of one output section that share a kind and
+/// alignment: strings (with common suffixes shared) or fixed-size constants.
+pub struct MergedStrings {
+    pub data: Vec<u8>,
+    pub align: u64,
+}
+
+/// Where a piece of a merged input starts in the input and in the merged chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Piece {
+    pub input: u64,
+    pub output: u64,
+}
+
+impl Layout<'_> {
+    /// Merges `inputs` into [`Layout::strings`]`[index]`, recording each input's pieces.
+    pub(super) fn merge(
+        &mut self,
+        kind: MergeKind,
+        inputs: &[SectionId],
+        align: u64,
+        index: usize,
+    ) -> MergedStrings {
+        let db = self.db;
+        let bytes = inputs
+            .iter()
+            .map(|id| db.object(id.object).section(id.index).data);
+        let (merged, pieces) = merge(kind, align, bytes);
+        for (&id, pieces) in inputs.iter().zip(pieces) {
+            self.pieces.insert(id, (index, pieces));
+        }
+        merged
+    }
+}
+
+/// Deduplicates pieces across inputs, giving the merged bytes and each input's pieces in
+/// order. Every piece stays aligned as its section was, since code may rely on the alignment
+/// the compiler asked for; byte-aligned strings also share storage with strings they are a
+/// suffix of, as GNU ld does.
+fn merge<'d>(
+    kind: MergeKind,
+    align: u64,
+    inputs: impl Iterator<Item = &'d [u8]>,
+) -> (MergedStrings, Vec<Vec<Piece>>) {
+    let mut unique: Vec<&'d [u8]> = Vec::new();
+    let mut seen: FxHashMap<&'d [u8], usize> = FxHashMap::default();
+    let per_input: Vec<Vec<(u64, usize)>> = inputs
+        .map(|bytes| {
+            split_pieces(kind, bytes)
+                .into_iter()
+                .map(|(offset, piece)| {
+                    let u = *seen.entry(piece).or_insert_with(|| {
+                        unique.push(piece);
+                        unique.len() - 1
+                    });
+                    (offset, u)
+                })
+                .collect()
+        })
+        .collect();
+
+    // With strings sorted by their reversed bytes, a string that is a suffix of another
+    // sorts right before it or before another string with that suffix.
+    let mut host: Vec<usize> = (0..unique.len()).collect();
+    let tail_merge = kind == MergeKind::Strings && align == 1;
+    if tail_merge {
+        let mut order: Vec<usize> = (0..unique.len()).collect();
+        order.sort_by(|&a, &b| unique[a].iter().rev().cmp(unique[b].iter().rev()));
+        for w in (0..order.len().saturating_sub(1)).rev() {
+            let (short, long) = (order[w], order[w + 1]);
+            if unique[long].ends_with(unique[short]) {
+                host[short] = host[long];
+            }
+        }
+    }
+    let mut data = Vec::new();
+    let mut output = vec![0u64; unique.len()];
+    for (u, piece) in unique.iter().enumerate() {
+        if host[u] == u {
+            let at = (data.len() as u64).next_multiple_of(align);
+            data.resize(at as usize, 0);
+            data.extend_from_slice(piece);
+            output[u] = at;
+        }
+    }
+    for u in 0..unique.len() {
+        let h = host[u];
+        if h != u {
+            output[u] = output[h] + (unique[h].len() - unique[u].len()) as u64;
+        }
+    }
+    let pieces = per_input
+        .into_iter()
+        .map(|pieces| {
+            pieces
+                .into_iter()
+                .map(|(input, u)| Piece {
+                    input,
+                    output: output[u],
+                })
+                .collect()
+        })
+        .collect();
+    (MergedStrings { data, align }, pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outputs(pieces: &[Piece]) -> Vec<(u64, u64)> {
+        pieces.iter().map(|p| (p.input, p.output)).collect()
+    }
+
+    #[test]
+    fn strings_split_at_their_terminators() {
+        let pieces = split_pieces(MergeKind::Strings, b"ab\0\0cd");
+        assert_eq!(pieces, [(0, &b"ab\0"[..]), (3, b"\0"), (4, b"cd")]);
+        let constants = split_pieces(MergeKind::Constants(4), &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(constants, [(0, &[1, 2, 3, 4][..]), (4, &[5, 6, 7, 8])]);
+    }
+
+    #[test]
+    fn duplicates_and_suffixes_share_storage() {
+        let inputs: [&[u8]; 2] = [b"hello\0lo\0", b"lo\0world\0hello\0"];
+        let (merged, pieces) = merge(MergeKind::Strings, 1, inputs.into_iter());
+        assert_eq!(merged.data, b"hello\0world\0");
+        // "lo" is the tail of "hello"; the second "hello" is the first.
+        assert_eq!(outputs(&pieces[0]), [(0, 0), (6, 3)]);
+        assert_eq!(outputs(&pieces[1]), [(0, 3), (3, 6), (9, 0)]);
+    }
+
+    #[test]
+    fn aligned_pieces_stay_aligned_and_whole() {
+        let inputs: [&[u8]; 1] = [b"abc\0bc\0abc\0"];
+        let (merged, pieces) = merge(MergeKind::Strings, 4, inputs.into_iter());
+        // No suffix sharing at alignment 4: "bc" gets its own aligned slot.
+        assert_eq!(merged.data, b"abc\0bc\0");
+        assert_eq!(outputs(&pieces[0]), [(0, 0), (4, 4), (7, 0)]);
+        let constants: [&[u8]; 2] = [&[1, 0, 2, 0], &[2, 0, 3, 0]];
+        let (merged, pieces) = merge(MergeKind::Constants(2), 2, constants.into_iter());
+        assert_eq!(merged.data, [1, 0, 2, 0, 3, 0]);
+        assert_eq!(outputs(&pieces[1]), [(0, 2), (2, 4)]);
+    }
+}
