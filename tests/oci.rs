@@ -405,6 +405,18 @@ fn uniklink_status(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// `push REFERENCE --insecure --layout LAYOUT`, which must succeed.
+fn push_insecure(reference: &str, layout: &Path) {
+    let (status, _, stderr) = uniklink_status(&[
+        "push",
+        reference,
+        "--insecure",
+        "--layout",
+        layout.to_str().unwrap(),
+    ]);
+    assert_eq!(status, Some(0), "{stderr}");
+}
+
 #[test]
 fn push_pull_and_run_from_a_real_registry() {
     let registry = Registry::start();
@@ -413,14 +425,7 @@ fn push_pull_and_run_from_a_real_registry() {
     let packaged = pkg(&layout, "latest");
     let index_digest = packaged["index_digest"].as_str().unwrap().to_owned();
     let reference = registry.reference("apps/hello:t1");
-    let (status, _, stderr) = uniklink_status(&[
-        "push",
-        &reference,
-        "--insecure",
-        "--layout",
-        layout.to_str().unwrap(),
-    ]);
-    assert_eq!(status, Some(0), "{stderr}");
+    push_insecure(&reference, &layout);
 
     // An independent client sees the same image.
     let inspect: serde_json::Value = serde_json::from_str(&skopeo(&[
@@ -970,14 +975,7 @@ fn run_ref_publishes_the_ports_asked_for_among_those_the_image_exposes() {
     let layout = dir.path().join("httpd.oci");
     pkg_manifest(Path::new("manifests/httpd.yaml"), &layout, "latest");
     let reference = registry.reference("apps/httpd:v1");
-    let (status, _, stderr) = uniklink_status(&[
-        "push",
-        &reference,
-        "--insecure",
-        "--layout",
-        layout.to_str().unwrap(),
-    ]);
-    assert_eq!(status, Some(0), "{stderr}");
+    push_insecure(&reference, &layout);
 
     let (status, _, stderr) =
         uniklink_status(&["run", &reference, "--insecure", "--publish", "9999:81"]);

@@ -189,16 +189,7 @@ impl Blobs {
 
     /// The digest of the index the layout's `index.json` tags `tag`.
     pub(crate) fn tagged(&self, tag: &str, layout: &Path) -> Result<String, OciError> {
-        let path = layout.join("index.json");
-        let text = std::fs::read(&path).map_err(|source| OciError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let index: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| OciError::BadLayout {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        let (path, index) = read_index(layout)?;
         index["manifests"]
             .as_array()
             .into_iter()
@@ -215,16 +206,7 @@ impl Blobs {
     /// The descriptors of the layout's `index.json` that have no tag: the manifests that refer
     /// to its images (OCI 1.1 referrers, such as SBOMs).
     pub(crate) fn referrers(layout: &Path) -> Result<Vec<serde_json::Value>, OciError> {
-        let path = layout.join("index.json");
-        let text = std::fs::read(&path).map_err(|source| OciError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let index: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| OciError::BadLayout {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        let (_, index) = read_index(layout)?;
         Ok(index["manifests"]
             .as_array()
             .into_iter()
@@ -276,6 +258,20 @@ impl Blobs {
     ) -> Result<Descriptor, OciError> {
         self.add(media_type, canonical_json(value))
     }
+}
+
+/// The layout's `index.json`, parsed, and its path.
+fn read_index(layout: &Path) -> Result<(PathBuf, serde_json::Value), OciError> {
+    let path = layout.join("index.json");
+    let text = std::fs::read(&path).map_err(|source| OciError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let index = serde_json::from_slice(&text).map_err(|e| OciError::BadLayout {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((path, index))
 }
 
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
