@@ -222,3 +222,33 @@ fn bad_images_are_refused_and_nothing_is_written() {
         }
     }
 }
+
+/// Images the `volume` fuzz target found (`fuzz/README.md`), in `fixtures/disk/`: littlefs
+/// volumes whose checksummed metadata makes littlefs loop. The command that meets the damage
+/// fails with status 1 and a message naming the image and the guest path, rather than hanging.
+#[test]
+fn fuzzed_images_fail_with_a_message_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/disk");
+    fs::write(root.join("file"), "x").unwrap();
+    // The global state claims orphans whose repair, before the first change, never ended
+    // (littlefs's `lfs_fs_deorphan`, now stopped by unik-lfs's budget of device accesses).
+    let image = "fuzz-orphan-loop.img";
+    fs::copy(fixtures.join(image), root.join(image)).unwrap();
+    // The volume mounts: the damage shows only when a change first repairs it.
+    disk(&["df", image], root)
+        .success()
+        .stdout(predicate::str::contains("of 16 blocks"));
+    uniklink()
+        .current_dir(root)
+        .args(["disk", "put", image, "file", "/new/file"])
+        // A hang fails the test rather than stalling the suite.
+        .timeout(std::time::Duration::from_secs(300))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(format!(
+            "{image}: /new: no valid littlefs"
+        )));
+}

@@ -150,6 +150,71 @@ struct Context<D> {
     device: D,
     /// The first device error behind a littlefs `LFS_ERR_IO`, handed back to the caller.
     io_error: Option<IoError>,
+    /// Device reads and writes the current littlefs call may still make (see [`Budget`]).
+    budget: u64,
+    /// The current call ran out of `budget`: its error means a damaged volume.
+    exhausted: bool,
+}
+
+impl<D> Context<D> {
+    /// Counts one device access; false once the call's budget is spent.
+    fn spend(&mut self) -> bool {
+        if self.budget == 0 {
+            self.exhausted = true;
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
+}
+
+/// How many device accesses one littlefs call may make before it is stopped as a damaged
+/// volume's endless loop. littlefs follows lists stored on the disk and does not bound every
+/// walk: a damaged volume made it repair orphans forever (`lfs_fs_deorphan`, found by the
+/// `volume` fuzz target), and a cycle of split-directory tails would make a lookup or a
+/// listing go round forever. Every such loop reads the device again, so the device callbacks
+/// are where all of them can be stopped.
+///
+/// The bound is one no valid volume reaches: littlefs's costliest call on metadata repairs
+/// orphans, fetching every metadata pair once for every metadata pair (each looking for its
+/// parent); a volume has at most `blocks / 2 + 1` pairs, and a fetch reads the two blocks of a
+/// pair at most sector by sector. Reads and writes of file data add their sectors and one
+/// full scan of the device for each window of the block allocator they may use up.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// Any call.
+    base: u64,
+    /// Per full scan of the device (the allocator's search for free blocks).
+    scan: u64,
+    /// Blocks one allocator window covers.
+    window: u64,
+}
+
+/// Headroom over the counts above.
+const BUDGET_FACTOR: u64 = 4;
+
+impl Budget {
+    fn new(block_count: u32, lookahead_size: u32) -> Budget {
+        let sectors_per_block = u64::from(BLOCK_SIZE / SECTOR_SIZE);
+        let blocks = u64::from(block_count);
+        let pairs = blocks / 2 + 1;
+        let fetch = 2 * sectors_per_block;
+        Budget {
+            base: BUDGET_FACTOR.saturating_mul(fetch.saturating_mul(pairs.saturating_mul(pairs))),
+            scan: BUDGET_FACTOR * blocks * sectors_per_block,
+            window: u64::from(lookahead_size) * 8,
+        }
+    }
+
+    /// For a call that reads or writes `len` bytes of file data.
+    fn for_transfer(&self, len: usize) -> u64 {
+        let len = len as u64;
+        let sectors = len / u64::from(SECTOR_SIZE) + 1;
+        let scans = len / u64::from(BLOCK_SIZE) / self.window.max(1) + 1;
+        self.base
+            .saturating_add(BUDGET_FACTOR.saturating_mul(sectors))
+            .saturating_add(scans.saturating_mul(self.scan))
+    }
 }
 
 /// A mounted littlefs.
@@ -157,6 +222,7 @@ pub struct Filesystem<D: BlockDevice> {
     lfs: Box<MaybeUninit<ll::lfs_t>>,
     config: Box<ll::lfs_config>,
     context: Box<Context<D>>,
+    budget: Budget,
     cache_size: usize,
     _buffers: [Box<[u8]>; 3],
     /// Open files by [`FileId`]; littlefs links each into its list until it is closed, so
@@ -184,6 +250,7 @@ impl<D: BlockDevice> Filesystem<D> {
     /// Writes an empty file system over the whole device and mounts it.
     pub fn format(device: D, config: Config) -> Result<Filesystem<D>, (Error, D)> {
         let mut fs = Filesystem::new(device, config)?;
+        fs.arm(0);
         // SAFETY: `lfs` and `config` are the pair `new` prepared; format leaves `lfs` unmounted.
         let code = unsafe { ll::lfs_format(fs.lfs.as_mut_ptr(), &*fs.config) };
         if let Err(e) = fs.check(code) {
@@ -199,6 +266,7 @@ impl<D: BlockDevice> Filesystem<D> {
     }
 
     fn mount_prepared(mut fs: Filesystem<D>) -> Result<Filesystem<D>, (Error, D)> {
+        fs.arm(0);
         // SAFETY: as in `format`; on success `lfs` is mounted and `Drop` unmounts it.
         let code = unsafe { ll::lfs_mount(fs.lfs.as_mut_ptr(), &*fs.config) };
         match fs.check(code) {
@@ -227,6 +295,8 @@ impl<D: BlockDevice> Filesystem<D> {
         let mut context = Box::new(Context {
             device,
             io_error: None,
+            budget: 0,
+            exhausted: false,
         });
         let raw_config = ll::lfs_config {
             context: (&raw mut *context).cast::<c_void>(),
@@ -254,6 +324,7 @@ impl<D: BlockDevice> Filesystem<D> {
             lfs: Box::new(MaybeUninit::zeroed()),
             config: Box::new(raw_config),
             context,
+            budget: Budget::new(block_count, config.lookahead_size),
             cache_size,
             _buffers: buffers,
             files: Vec::new(),
@@ -265,7 +336,7 @@ impl<D: BlockDevice> Filesystem<D> {
     pub fn unmount(mut self) -> Result<D, Error> {
         let closed = self.close_all();
         // SAFETY: `self` is mounted (constructors return only mounted file systems).
-        let code = unsafe { ll::lfs_unmount(self.lfs.as_mut_ptr()) };
+        let code = unsafe { ll::lfs_unmount(self.lfs()) };
         let result = closed.and(self.check(code).map(drop));
         let device = self.into_device();
         result.map(|_| device)
@@ -300,19 +371,31 @@ impl<D: BlockDevice> Filesystem<D> {
         &self.context.device
     }
 
-    /// A littlefs return code as a result, with the device's own error behind `LFS_ERR_IO`.
+    /// A littlefs return code as a result, with the device's own error behind `LFS_ERR_IO`;
+    /// a call stopped by its budget failed on a damaged volume.
     fn check(&mut self, code: c_int) -> Result<u32, Error> {
         let io = self.context.io_error.take();
+        let exhausted = core::mem::take(&mut self.context.exhausted);
         if code >= 0 {
             return Ok(code as u32);
         }
         Err(match (Error::from_code(code), io) {
+            _ if exhausted => Error::Corrupt,
             (Error::Io(_), Some(io)) => Error::Io(io),
             (e, _) => e,
         })
     }
 
+    /// Gives the next littlefs call its budget of device accesses, for a call that reads or
+    /// writes `transfer` bytes of file data.
+    fn arm(&mut self, transfer: usize) {
+        self.context.budget = self.budget.for_transfer(transfer);
+        self.context.exhausted = false;
+    }
+
+    /// littlefs's state, for one call with the budget of a call without file data.
     fn lfs(&mut self) -> *mut ll::lfs_t {
+        self.arm(0);
         self.lfs.as_mut_ptr()
     }
 
@@ -395,16 +478,20 @@ impl<D: BlockDevice> Filesystem<D> {
     pub fn read(&mut self, file: FileId, buf: &mut [u8]) -> Result<usize, Error> {
         let raw = self.file(file)?;
         let len = clamp_len(buf.len());
+        let lfs = self.lfs();
+        self.arm(len as usize);
         // SAFETY: `raw` is open here and `buf` has at least `len` bytes.
-        let code = unsafe { ll::lfs_file_read(self.lfs(), raw, buf.as_mut_ptr().cast(), len) };
+        let code = unsafe { ll::lfs_file_read(lfs, raw, buf.as_mut_ptr().cast(), len) };
         self.check(code).map(|n| n as usize)
     }
 
     pub fn write(&mut self, file: FileId, data: &[u8]) -> Result<usize, Error> {
         let raw = self.file(file)?;
         let len = clamp_len(data.len());
+        let lfs = self.lfs();
+        self.arm(len as usize);
         // SAFETY: `raw` is open here and `data` has at least `len` bytes.
-        let code = unsafe { ll::lfs_file_write(self.lfs(), raw, data.as_ptr().cast(), len) };
+        let code = unsafe { ll::lfs_file_write(lfs, raw, data.as_ptr().cast(), len) };
         self.check(code).map(|n| n as usize)
     }
 
@@ -554,7 +641,7 @@ impl<D: BlockDevice> Drop for Filesystem<D> {
     fn drop(&mut self) {
         let _ = self.close_all();
         // SAFETY: a `Filesystem` that is dropped (not turned back into its device) is mounted.
-        unsafe { ll::lfs_unmount(self.lfs.as_mut_ptr()) };
+        unsafe { ll::lfs_unmount(self.lfs()) };
     }
 }
 

@@ -45,6 +45,9 @@ pub(crate) unsafe extern "C" fn read<D: BlockDevice>(
             core::slice::from_raw_parts_mut(buffer.cast::<u8>(), size as usize),
         )
     };
+    if !context.spend() {
+        return ll::lfs_error_LFS_ERR_IO;
+    }
     let result = context.device.read(offset(block, off), buf);
     code(context, result)
 }
@@ -63,6 +66,9 @@ pub(crate) unsafe extern "C" fn prog<D: BlockDevice>(
             core::slice::from_raw_parts(buffer.cast::<u8>(), size as usize),
         )
     };
+    if !context.spend() {
+        return ll::lfs_error_LFS_ERR_IO;
+    }
     let result = context.device.write(offset(block, off), data);
     code(context, result)
 }

@@ -369,3 +369,23 @@ fn power_loss_at_any_write_keeps_every_synced_record() {
         }
     }
 }
+
+/// An image the `volume` fuzz target found (`fixtures/disk/fuzz-orphan-loop.img`, 16 blocks):
+/// valid commits whose global state claims orphans that littlefs's repair (`lfs_fs_deorphan`,
+/// run before the first change) never finishes fixing, so creating a directory went round
+/// forever. The per-call budget of device accesses stops it as a damaged volume.
+#[test]
+fn a_repair_that_never_ends_is_stopped_as_damage() {
+    let image = include_bytes!("../../../fixtures/disk/fuzz-orphan-loop.img");
+    // The host's configuration for a 16-block image (`cargo uniklink disk`), where it looped.
+    let host = Config {
+        cache_size: BLOCK_SIZE,
+        lookahead_size: 8,
+        block_cycles: 0,
+    };
+    let mut ram = Ram::new(image.len());
+    ram.bytes.copy_from_slice(image);
+    let mut fs = Filesystem::mount(ram, host).map_err(|(e, _)| e).unwrap();
+    assert_eq!(fs.create_dir("/new"), Err(Error::Corrupt));
+    assert!(fs.read_dir("/").is_ok(), "the volume still lists");
+}
