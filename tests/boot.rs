@@ -204,7 +204,7 @@ fn the_image_is_a_sound_pvh_kernel() {
     let base = loads[0].p_paddr;
     if std::env::var_os("UNIKLINK_RANDOMIZE_LAYOUT").is_some() {
         assert!(
-            base >= 0x10_0000 && base % 0x1000 == 0,
+            base >= 0x10_0000 && base.is_multiple_of(0x1000),
             "PVH images load at 1 MiB or whole pages above: {base:#x}"
         );
     } else {

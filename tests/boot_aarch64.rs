@@ -130,7 +130,7 @@ fn the_image_is_a_sound_virt_kernel() {
     // by whole pages.
     if std::env::var_os("UNIKLINK_RANDOMIZE_LAYOUT").is_some() {
         assert!(
-            base >= load_address && base % 0x1000 == 0,
+            base >= load_address && base.is_multiple_of(0x1000),
             "virt images load 2 MiB into RAM or whole pages above: {base:#x}"
         );
     } else {

@@ -170,14 +170,14 @@ fn many_sections(tiny: u32) -> Vec<u8> {
     };
     let shstrtab_at = place(shstrtab);
     let strtab_at = place(strtab);
-    while file.len() % 8 != 0 {
+    while !file.len().is_multiple_of(8) {
         file.push(0);
     }
     let symtab_at = file.len() as u64;
     file.extend_from_slice(&symtab);
     let text_at = file.len() as u64;
     file.extend_from_slice(&text);
-    while file.len() % 8 != 0 {
+    while !file.len().is_multiple_of(8) {
         file.push(0);
     }
     let shoff = file.len() as u64;
@@ -320,7 +320,6 @@ fn a_symbol_table_that_is_its_own_string_table() {
     let (symtab, _) = sections
         .iter()
         .enumerate()
-        .map(|(i, s)| (i, s))
         .find(|(_, s)| s.sh_type(object::LittleEndian) == elf::SHT_SYMTAB)
         .expect("a symbol table");
     let shoff = header.e_shoff(object::LittleEndian) as usize;

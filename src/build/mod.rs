@@ -156,8 +156,9 @@ pub enum BuildError {
     Volume {
         manifest: PathBuf,
         volume: String,
+        /// Boxed: a disk error is several times larger than every other build error.
         #[source]
-        source: crate::disk::DiskError,
+        source: Box<crate::disk::DiskError>,
     },
     #[error("cannot write {}: {source}", path.display())]
     Io {
@@ -244,7 +245,7 @@ pub fn built_profiles(manifest: &Manifest, arch: Arch, target_dir: &Path) -> Vec
             Some((std::fs::metadata(report).ok()?.modified().ok()?, profile))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     found.into_iter().map(|(_, profile)| profile).collect()
 }
 
@@ -464,7 +465,7 @@ fn create_missing_volumes(manifest: &Manifest, config: &ResolvedConfig) -> Resul
                 return Err(BuildError::Volume {
                     manifest: manifest.path.clone(),
                     volume: volume.name.clone(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
