@@ -393,7 +393,15 @@ pub fn apply<F: Field>(
             place: r
                 .place
                 .wrapping_add(then.offset.wrapping_sub(offset) as u64),
-            addend: r.addend + then.addend,
+            // A hostile addend next to the sequence's own adjustment must not overflow.
+            addend: r
+                .addend
+                .checked_add(then.addend)
+                .ok_or(RelocError::Overflow {
+                    value: i128::from(r.addend) + i128::from(then.addend),
+                    bits: 64,
+                    range: super::Range::Signed,
+                })?,
             ..*r
         };
         encode(

@@ -242,6 +242,11 @@ fn rewrite(
     };
     match relaxation {
         Relaxation::GotToDirect => {
+            // Layout decided on the section's original bytes; an overlapping relocation may
+            // have changed them since, and only the forms checked there may be rewritten.
+            if !gotpcrelx_relaxable(data, offset) {
+                return Err(RelocError::Instruction(name));
+            }
             let start = offset.checked_sub(2).ok_or(RelocError::OutOfBounds)?;
             let direct = |at| {
                 Encoding {
@@ -322,7 +327,7 @@ fn rewrite(
             // a nop filling the call sequence's length.
             r.tp_offset.ok_or(RelocError::NoTls)?;
             let mov = [0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0];
-            let start = offset - 3;
+            let start = offset.checked_sub(3).ok_or(RelocError::Instruction(name))?;
             match tls_call(data, offset, false) {
                 Some(TlsCall::Short) => {
                     write_bytes(data, start, &[0x66, 0x66, 0x66])?;
@@ -549,6 +554,25 @@ mod tests {
         // Kernels live in the top 2 GiB: 32S reaches them, 32 does not.
         assert!(apply(value(R_X86_64_32S, 0xffff_ffff_8000_1000, 0, 0), &[0; 4], 0).is_ok());
         assert!(apply(value(R_X86_64_32, 0xffff_ffff_8000_1000, 0, 0), &[0; 4], 0).is_err());
+    }
+
+    /// Hostile relocations next to the relaxed TLS sequences: an addend whose sum with the
+    /// sequence's own +4 overflows, and a local-dynamic one too near the section's start for
+    /// its `lea`. Errors, never an arithmetic panic.
+    #[test]
+    fn hostile_tls_relaxations_are_errors() {
+        // movq x@gottpoff(%rip), %rax
+        let ie = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
+        let err = apply(relaxed(R_X86_64_GOTTPOFF, 0x1000, i64::MAX - 3, 0), &ie, 3).unwrap_err();
+        assert!(matches!(err, RelocError::Overflow { .. }), "{err:?}");
+        for offset in 0..3 {
+            let err = apply(relaxed(R_X86_64_TLSLD, 0x1000, -4, 0), &[0; 16], offset).unwrap_err();
+            assert_eq!(
+                err,
+                RelocError::Instruction("R_X86_64_TLSLD"),
+                "offset {offset}"
+            );
+        }
     }
 
     #[test]
