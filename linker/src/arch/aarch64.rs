@@ -6,7 +6,7 @@ use object::elf::*;
 
 use super::table::{
     self, Addresses, Check, Data, Description, Encoding, Field, Kind, Relaxation, Relaxed,
-    RelocInfo, reloc,
+    RelocInfo, page, reloc,
 };
 use super::{
     Applied, Arch, GotUse, RelocError, RelocValue, TargetKind, ThunkShape, TlsSegment,
@@ -491,7 +491,7 @@ const TABLE: &[RelocInfo<Form>] = &[
     .relax(Relaxation::DescriptorToLocalExec),
 ];
 
-const INDEX: [u8; 1100] = table::index(TABLE);
+const INDEX: [u8; 572] = table::index(TABLE);
 
 /// Types only dynamic images carry, named for messages and never applied.
 const DYNAMIC: &[(u32, &str)] = &[
@@ -523,10 +523,6 @@ const ADD_X0_X1_X0: u32 = 0x8b00_0020;
 /// Range-extension thunk: `adrp x16, target; add x16, x16, :lo12:target; br x16`. x16 (IP0)
 /// is the register the procedure call standard leaves to veneers.
 const THUNK: [u32; 3] = [0x9000_0010, 0x9100_0210, 0xd61f_0200];
-
-fn page(x: i128) -> i128 {
-    x & !0xfff
-}
 
 fn read32(data: &[u8], offset: usize) -> Result<u32, RelocError> {
     let bytes = data

@@ -78,7 +78,8 @@ impl Kind {
     }
 }
 
-fn page(x: i128) -> i128 {
+/// The 4 KiB page of an address, as ADRP-style page-relative kinds count them.
+pub(super) fn page(x: i128) -> i128 {
     x & !0xfff
 }
 
