@@ -251,4 +251,21 @@ fn fuzzed_images_fail_with_a_message_instead_of_hanging() {
         .stderr(predicate::str::contains(format!(
             "{image}: /new: no valid littlefs"
         )));
+    // A directory whose chain of metadata pairs leads back to itself listed the same entries
+    // until the cap on entries, for minutes.
+    let image = "fuzz-listing-cycle.img";
+    fs::copy(fixtures.join(image), root.join(image)).unwrap();
+    disk(&["ls", image, "/var"], root)
+        .success()
+        .stdout(predicate::str::contains("empty"));
+    uniklink()
+        .current_dir(root)
+        .args(["disk", "ls", image, "/var/empty"])
+        .timeout(std::time::Duration::from_secs(300))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(format!(
+            "{image}: /var/empty: no valid littlefs"
+        )));
 }

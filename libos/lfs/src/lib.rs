@@ -19,6 +19,7 @@ mod error;
 mod raw;
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
 use alloc::ffi::CString;
 use alloc::string::String;
 use alloc::vec;
@@ -180,10 +181,18 @@ impl<D> Context<D> {
 /// parent); a volume has at most `blocks / 2 + 1` pairs, and a fetch reads the two blocks of a
 /// pair at most sector by sector. Reads and writes of file data add their sectors and one
 /// full scan of the device for each window of the block allocator they may use up.
+///
+/// A step of a directory listing gets less: it fetches each pair of the directory at most
+/// once and reads one entry. Between two device accesses littlefs may look up every id a
+/// pair claims (up to 1,023) by walking the pair's tags back (up to 1,023): a damaged pair can
+/// claim ids it has no entries for, so a listing step that went round a chain of such pairs
+/// on the full allowance would work for minutes with the device's blocks in its cache.
 #[derive(Debug, Clone, Copy)]
 struct Budget {
     /// Any call.
     base: u64,
+    /// One step of a directory listing.
+    listing: u64,
     /// Per full scan of the device (the allocator's search for free blocks).
     scan: u64,
     /// Blocks one allocator window covers.
@@ -201,6 +210,8 @@ impl Budget {
         let fetch = 2 * sectors_per_block;
         Budget {
             base: BUDGET_FACTOR.saturating_mul(fetch.saturating_mul(pairs.saturating_mul(pairs))),
+            listing: BUDGET_FACTOR
+                .saturating_mul(fetch.saturating_mul(pairs).saturating_add(fetch)),
             scan: BUDGET_FACTOR * blocks * sectors_per_block,
             window: u64::from(lookahead_size) * 8,
         }
@@ -396,6 +407,13 @@ impl<D: BlockDevice> Filesystem<D> {
     /// littlefs's state, for one call with the budget of a call without file data.
     fn lfs(&mut self) -> *mut ll::lfs_t {
         self.arm(0);
+        self.lfs.as_mut_ptr()
+    }
+
+    /// littlefs's state, for one step of a directory listing.
+    fn lfs_listing(&mut self) -> *mut ll::lfs_t {
+        self.context.budget = self.budget.listing;
+        self.context.exhausted = false;
         self.lfs.as_mut_ptr()
     }
 
@@ -596,14 +614,22 @@ impl<D: BlockDevice> Filesystem<D> {
         // A damaged directory whose entries link in a cycle would list forever: no real one
         // holds more entries than the disk has room for names.
         let most = u64::from(self.config.block_count) * u64::from(BLOCK_SIZE) / 8;
+        let mut pairs = SplitPairs::default();
         let result = loop {
             if entries.len() as u64 > most {
                 break Err(Error::Corrupt);
             }
             let mut info = MaybeUninit::<ll::lfs_info>::zeroed();
             // SAFETY: `dir` is open; `info` is written before it is read.
-            let code = unsafe { ll::lfs_dir_read(self.lfs(), dir.as_mut_ptr(), info.as_mut_ptr()) };
-            match self.check(code) {
+            let code = unsafe {
+                ll::lfs_dir_read(self.lfs_listing(), dir.as_mut_ptr(), info.as_mut_ptr())
+            };
+            let code = self.check(code);
+            // SAFETY: `dir` is open, so littlefs initialised it.
+            if let Err(e) = pairs.visit(unsafe { dir.assume_init_ref() }.m.pair) {
+                break Err(e);
+            }
+            match code {
                 Ok(0) => break Ok(()),
                 Ok(_) => {
                     // SAFETY: a positive result means `info` holds an entry.
@@ -645,6 +671,32 @@ impl<D: BlockDevice> Drop for Filesystem<D> {
     }
 }
 
+/// The metadata pairs a directory listing has been through. A directory too big for one
+/// pair continues in another (a split tail), and littlefs follows these tails as the disk
+/// says: a damaged chain that leads back to a pair already listed hands out the same entries
+/// forever, each call within its budget of device accesses (found by the `volume` fuzz target,
+/// whose listing ran until its cap on entries, 24 s on a 16-block disk). In a valid chain
+/// every pair is new and no block belongs to two pairs.
+#[derive(Default)]
+struct SplitPairs {
+    current: Option<[ll::lfs_block_t; 2]>,
+    blocks: BTreeSet<ll::lfs_block_t>,
+}
+
+impl SplitPairs {
+    fn visit(&mut self, pair: [ll::lfs_block_t; 2]) -> Result<(), Error> {
+        let same = |a: [ll::lfs_block_t; 2]| a == pair || a == [pair[1], pair[0]];
+        if self.current.is_some_and(same) {
+            return Ok(());
+        }
+        self.current = Some(pair);
+        if !self.blocks.insert(pair[0]) || !self.blocks.insert(pair[1]) {
+            return Err(Error::Corrupt);
+        }
+        Ok(())
+    }
+}
+
 /// littlefs takes sizes as `u32`; a longer buffer is read or written in part, as `read(2)`
 /// may.
 fn clamp_len(len: usize) -> u32 {
@@ -669,7 +721,7 @@ fn name(info: &ll::lfs_info) -> String {
 }
 
 fn metadata(info: &ll::lfs_info) -> Metadata {
-    if u32::from(info.type_) == ll::lfs_type_LFS_TYPE_DIR as u32 {
+    if u32::from(info.type_) == ll::lfs_type_LFS_TYPE_DIR {
         Metadata {
             file_type: FileType::Dir,
             len: 0,

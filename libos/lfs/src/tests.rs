@@ -6,10 +6,11 @@ use std::vec::Vec;
 
 use super::*;
 
-/// A disk in memory that can fail writes after a budget, and that records flushes.
+/// A disk in memory that can fail writes after a budget, and that records reads and flushes.
 struct Ram {
     bytes: Vec<u8>,
     writes_left: Option<usize>,
+    reads: usize,
     flushes: usize,
 }
 
@@ -18,6 +19,7 @@ impl Ram {
         Ram {
             bytes: vec![0; size],
             writes_left: None,
+            reads: 0,
             flushes: 0,
         }
     }
@@ -44,6 +46,7 @@ impl BlockDevice for Ram {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.reads += 1;
         let range = self.range(offset, buf.len())?;
         buf.copy_from_slice(&self.bytes[range]);
         Ok(())
@@ -388,4 +391,66 @@ fn a_repair_that_never_ends_is_stopped_as_damage() {
     let mut fs = Filesystem::mount(ram, host).map_err(|(e, _)| e).unwrap();
     assert_eq!(fs.create_dir("/new"), Err(Error::Corrupt));
     assert!(fs.read_dir("/").is_ok(), "the volume still lists");
+}
+
+/// An image the `volume` fuzz target found (`fixtures/disk/fuzz-listing-cycle.img`, 16
+/// blocks): `/var/empty`'s pair continues (a split tail) into a chain that leads back to
+/// itself, so its listing handed out the same entries again, each step within its budget of
+/// device accesses, until the cap on entries (24 s). The listing stops where the chain
+/// returns, with both the guest's cache and the host's.
+#[test]
+fn a_directory_whose_pairs_form_a_cycle_is_damage() {
+    let image = include_bytes!("../../../fixtures/disk/fuzz-listing-cycle.img");
+    let host = Config {
+        cache_size: BLOCK_SIZE,
+        lookahead_size: 8,
+        block_cycles: 0,
+    };
+    for config in [Config::default(), host] {
+        let mut ram = Ram::new(image.len());
+        ram.bytes.copy_from_slice(image);
+        let mut fs = Filesystem::mount(ram, config).map_err(|(e, _)| e).unwrap();
+        let names: Vec<String> = fs
+            .read_dir("/var")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["empty"]);
+        let before = fs.device().reads;
+        assert_eq!(fs.read_dir("/var/empty"), Err(Error::Corrupt));
+        // At most every sector of the disk twice (it read 16,395 and 32,792 sectors before).
+        let reads = fs.device().reads - before;
+        assert!(reads <= 2 * 16 * 8, "{reads} reads");
+    }
+}
+
+/// A directory of many entries spans a chain of pairs; listing it stays within the budget of
+/// a listing step with both caches, after the files are written and after a remount.
+#[test]
+fn a_directory_over_several_pairs_lists_completely() {
+    let small_cache = Config::default();
+    let host = Config {
+        cache_size: BLOCK_SIZE,
+        lookahead_size: 8,
+        block_cycles: 0,
+    };
+    for config in [small_cache, host] {
+        let mut fs = Filesystem::format(Ram::new(64 * BLOCK_SIZE as usize), config)
+            .map_err(|(e, _)| e)
+            .unwrap();
+        fs.create_dir("/many").unwrap();
+        let expected: Vec<String> = (0..400).map(|i| std::format!("entry-{i:04}")).collect();
+        for name in &expected {
+            write_file(&mut fs, &std::format!("/many/{name}"), name.as_bytes());
+        }
+        let listed = |fs: &mut Filesystem<Ram>| -> Vec<String> {
+            let entries = fs.read_dir("/many").unwrap();
+            entries.into_iter().map(|e| e.name).collect()
+        };
+        assert_eq!(listed(&mut fs), expected);
+        let ram = fs.unmount().unwrap();
+        let mut fs = Filesystem::mount(ram, config).map_err(|(e, _)| e).unwrap();
+        assert_eq!(listed(&mut fs), expected);
+    }
 }
