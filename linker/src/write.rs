@@ -42,12 +42,11 @@ pub struct FilePlan {
 impl FilePlan {
     pub fn new(layout: &Layout<'_>, opts: &WriteOptions) -> Result<FilePlan> {
         // The same tail without the symbols: a stripped copy's size without writing one.
-        let stripped_size =
-            layout.file_size + FileTail::new(layout, layout.file_size, None)?.bytes.len() as u64;
-        let symbols = (!opts.strip).then(|| symbol_table(layout));
-        let tail = FileTail::new(layout, layout.file_size, symbols.as_ref())?;
+        let stripped_size = FileTail::new(layout, layout.file_size, None)?.end;
+        let symbols = (!opts.strip).then(|| SymbolSizes::of(layout));
+        let tail = FileTail::new(layout, layout.file_size, symbols)?;
         Ok(FilePlan {
-            size: layout.file_size + tail.bytes.len() as u64,
+            size: tail.end,
             tail,
             stripped_size,
         })
@@ -58,12 +57,18 @@ impl FilePlan {
         self.size
     }
 
-    /// Writes the headers and the tail around the relocated image and puts the file in
-    /// place.
+    /// Writes the headers, the symbol table and the tail around the relocated image and puts
+    /// the file in place.
     pub fn write(self, layout: &Layout<'_>, mut output: OutputFile) -> Result<Written> {
-        let loaded = layout.file_size as usize;
         let bytes = output.bytes_mut();
-        bytes[loaded..].copy_from_slice(&self.tail.bytes);
+        if let Some(placed) = &self.tail.symbols {
+            let symtab = placed.symtab_offset as usize;
+            let strtab = placed.strtab_offset as usize;
+            let (symtab_bytes, rest) = bytes[symtab..].split_at_mut(strtab - symtab);
+            write_symbols(layout, symtab_bytes, &mut rest[..placed.sizes.strtab]);
+        }
+        let at = self.tail.bytes_offset as usize;
+        bytes[at..].copy_from_slice(&self.tail.bytes);
         let ehdr = file_header(
             layout,
             (EHDR_SIZE, layout.phnum as u16),
@@ -129,17 +134,34 @@ impl OutputFile {
 }
 
 /// What follows the loaded image in the file: the symbol table when there is one, the
-/// section names and the section headers.
+/// section names and the section headers. The symbol table is only planned here (its sizes
+/// and place), and written straight into the output once the image is relocated: built here,
+/// it would be held through relocation, at the link's peak of memory.
 struct FileTail {
+    symbols: Option<PlacedSymbols>,
+    /// The section names and headers, and where in the file they start.
     bytes: Vec<u8>,
+    bytes_offset: u64,
+    /// The end of the file.
+    end: u64,
     shoff: u64,
     shnum: u16,
     shstrndx: u16,
 }
 
+struct PlacedSymbols {
+    sizes: SymbolSizes,
+    symtab_offset: u64,
+    strtab_offset: u64,
+}
+
 impl FileTail {
     /// The tail of a file whose first `loaded_size` bytes are the loaded image.
-    fn new(layout: &Layout<'_>, loaded_size: u64, symbols: Option<&Symbols>) -> Result<FileTail> {
+    fn new(
+        layout: &Layout<'_>,
+        loaded_size: u64,
+        symbols: Option<SymbolSizes>,
+    ) -> Result<FileTail> {
         let mut shstrtab = vec![0u8];
         let mut name_of = |name: &[u8]| {
             let at = shstrtab.len() as u32;
@@ -151,32 +173,31 @@ impl FileTail {
         let symtab_names = symbols.map(|_| (name_of(b".symtab"), name_of(b".strtab")));
         let shstrtab_name = name_of(b".shstrtab");
 
-        let mut bytes = Vec::new();
-        let pad_to_8 = |bytes: &mut Vec<u8>| {
-            let offset = (loaded_size + bytes.len() as u64).next_multiple_of(8);
-            bytes.resize((offset - loaded_size) as usize, 0);
-            offset
-        };
         // Only the symbol table is aligned: without one the names follow the loaded bytes
         // directly, as `strip` leaves them.
-        let symbol_headers = symbols
-            .zip(symtab_names)
-            .map(|(symbols, (symtab, strtab))| {
-                let symtab_offset = pad_to_8(&mut bytes);
-                bytes.extend_from_slice(&symbols.symtab);
-                let strtab_offset = loaded_size + bytes.len() as u64;
-                bytes.extend_from_slice(&symbols.strtab);
-                // After the null header, the sections and this one.
-                let strtab_index = layout.sections.len() as u32 + 2;
-                symbols.headers(
-                    (symtab, strtab),
-                    (symtab_offset, strtab_offset),
-                    strtab_index,
-                )
-            });
-        let shstrtab_offset = loaded_size + bytes.len() as u64;
-        bytes.extend_from_slice(&shstrtab);
-        let shoff = pad_to_8(&mut bytes);
+        let placed = symbols.map(|sizes| {
+            let symtab_offset = loaded_size.next_multiple_of(8);
+            PlacedSymbols {
+                symtab_offset,
+                strtab_offset: symtab_offset + sizes.symtab as u64,
+                sizes,
+            }
+        });
+        let symbol_headers = placed.as_ref().zip(symtab_names).map(|(placed, names)| {
+            // After the null header, the sections and this one.
+            let strtab_index = layout.sections.len() as u32 + 2;
+            placed.sizes.headers(
+                names,
+                (placed.symtab_offset, placed.strtab_offset),
+                strtab_index,
+            )
+        });
+        let shstrtab_offset = placed
+            .as_ref()
+            .map_or(loaded_size, |p| p.strtab_offset + p.sizes.strtab as u64);
+        let mut bytes = shstrtab.clone();
+        let shoff = (shstrtab_offset + bytes.len() as u64).next_multiple_of(8);
+        bytes.resize((shoff - shstrtab_offset) as usize, 0);
 
         let shnum = 1 + layout.sections.len() + if symbols.is_some() { 3 } else { 1 };
         // Section indices from SHN_LORESERVE up are reserved; symbols could not name them.
@@ -208,7 +229,10 @@ impl FileTail {
             bytes.extend_from_slice(bytes_of(h));
         }
         Ok(FileTail {
+            symbols: placed,
+            end: shstrtab_offset + bytes.len() as u64,
             bytes,
+            bytes_offset: shstrtab_offset,
             shoff,
             shnum: shdrs.len() as u16,
             shstrndx,
@@ -243,7 +267,9 @@ pub fn write_debug_file(
     debug: &crate::debug::DebugSections,
     path: &Path,
 ) -> Result<u64> {
-    let symbols = symbol_table(layout);
+    let symbols = SymbolSizes::of(layout);
+    let (mut symtab, mut strtab) = (vec![0u8; symbols.symtab], vec![0u8; symbols.strtab]);
+    write_symbols(layout, &mut symtab, &mut strtab);
     let mut shstrtab = vec![0u8];
     let mut name_of = |name: &[u8]| {
         let at = shstrtab.len() as u32;
@@ -299,9 +325,9 @@ pub fn write_debug_file(
     let shstrtab_name = name_of(b".shstrtab");
     bytes.resize(bytes.len().next_multiple_of(8), 0);
     let symtab_offset = bytes.len() as u64;
-    bytes.extend_from_slice(&symbols.symtab);
+    bytes.extend_from_slice(&symtab);
     let strtab_offset = bytes.len() as u64;
-    bytes.extend_from_slice(&symbols.strtab);
+    bytes.extend_from_slice(&strtab);
     let strtab_index = shdrs.len() as u32 + 1;
     shdrs.extend(symbols.headers(
         (symtab_name, strtab_name),
@@ -475,16 +501,30 @@ fn section_header(
 }
 
 /// The symbol table and its strings.
-struct Symbols {
-    symtab: Vec<u8>,
-    strtab: Vec<u8>,
+/// The sizes of the symbol table and its strings: what the file reserves for them.
+#[derive(Debug, Clone, Copy)]
+struct SymbolSizes {
+    symtab: usize,
+    strtab: usize,
     /// The index of the first global symbol; locals come first.
     first_global: u32,
 }
 
-impl Symbols {
-    /// The `.symtab` and `.strtab` section headers: their names in `.shstrtab`, their file
-    /// offsets, and the string table's section index, which the symbol table links to.
+impl SymbolSizes {
+    fn of(layout: &Layout<'_>) -> SymbolSizes {
+        // The null symbol and the empty name.
+        let (mut count, mut strtab) = (1usize, 1usize);
+        let first_global = each_symbol(layout, |name, _| {
+            count += 1;
+            strtab += name.len() + 1;
+        });
+        SymbolSizes {
+            symtab: count * size_of::<elf::Sym64<LE>>(),
+            strtab,
+            first_global,
+        }
+    }
+
     fn headers(
         &self,
         (symtab_name, strtab_name): (u32, u32),
@@ -498,7 +538,7 @@ impl Symbols {
                 0,
                 0,
                 symtab_offset,
-                self.symtab.len() as u64,
+                self.symtab as u64,
                 strtab_index,
                 self.first_global,
                 8,
@@ -510,7 +550,7 @@ impl Symbols {
                 0,
                 0,
                 strtab_offset,
-                self.strtab.len() as u64,
+                self.strtab as u64,
                 0,
                 0,
                 1,
@@ -520,9 +560,103 @@ impl Symbols {
     }
 }
 
-/// Locals of kept sections, then every defined global.
-fn symbol_table(layout: &Layout<'_>) -> Symbols {
+/// Where a symbol's section index comes from.
+#[derive(Clone, Copy)]
+enum SymbolSection {
+    /// The output section that holds this input section, or else the one at the value.
+    Input(SectionId),
+    /// The output section at the value.
+    AtValue,
+    Absolute,
+}
+
+/// One entry of the symbol table but its name.
+#[derive(Clone, Copy)]
+struct SymbolEntry {
+    info: u8,
+    section: SymbolSection,
+    value: u64,
+    size: u64,
+}
+
+/// Calls `emit` for each symbol of the table in order, the null symbol left out: locals of
+/// kept sections, then every defined global. Returns the index of the first global.
+fn each_symbol(layout: &Layout<'_>, mut emit: impl FnMut(&[u8], SymbolEntry)) -> u32 {
     let db = layout.db;
+    let mut count = 1u32;
+    for &oid in &db.live {
+        let o = db.object(oid);
+        for (index, s) in o.symbols.iter_ids().take(o.first_global).skip(1) {
+            if s.is_section() || s.st_type == elf::STT_FILE || s.name.is_empty() {
+                continue;
+            }
+            let SymbolPlace::Section(sec) = s.place() else {
+                continue;
+            };
+            let Some(value) = layout.symbol_address(oid, index) else {
+                continue;
+            };
+            let id = SectionId {
+                object: oid,
+                index: sec,
+            };
+            count += 1;
+            emit(
+                s.name,
+                SymbolEntry {
+                    info: (elf::STB_LOCAL << 4) | s.st_type,
+                    section: SymbolSection::Input(id),
+                    value,
+                    size: s.size,
+                },
+            );
+        }
+    }
+    let first_global = count;
+    for (g, &value) in db.globals.iter().zip(&layout.global_addr) {
+        let (info, section, size) = match g.def {
+            Definition::Undefined => continue,
+            Definition::Defined { object, index } => {
+                let s = &db.object(object).symbols[index];
+                let section = match s.place() {
+                    SymbolPlace::Section(sec) => {
+                        let id = SectionId { object, index: sec };
+                        if layout.section_address(id).is_none() {
+                            continue;
+                        }
+                        SymbolSection::Input(id)
+                    }
+                    _ => SymbolSection::Absolute,
+                };
+                ((s.bind << 4) | s.st_type, section, s.size)
+            }
+            Definition::Common { object, index } => (
+                (elf::STB_GLOBAL << 4) | elf::STT_OBJECT,
+                SymbolSection::AtValue,
+                db.object(object).symbols[index].size,
+            ),
+            Definition::Linker => (
+                (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
+                SymbolSection::AtValue,
+                0,
+            ),
+        };
+        emit(
+            g.name,
+            SymbolEntry {
+                info,
+                section,
+                value,
+                size,
+            },
+        );
+    }
+    first_global
+}
+
+/// Writes the symbol table and its strings into `symtab` and `strtab`, which hold exactly
+/// [`SymbolSizes::of`] bytes.
+fn write_symbols(layout: &Layout<'_>, symtab: &mut [u8], strtab: &mut [u8]) {
     let mut shndx_of = rustc_hash::FxHashMap::default();
     for (i, s) in layout.sections.iter().enumerate() {
         for c in &s.chunks {
@@ -538,111 +672,31 @@ fn symbol_table(layout: &Layout<'_>) -> Symbols {
             .position(|s| s.addr <= addr && addr < s.addr + s.size.max(1))
             .map_or(elf::SHN_ABS, |i| (i + 1) as u16)
     };
-    let mut table = SymbolTable::default();
-    for &oid in &db.live {
-        let o = db.object(oid);
-        for (index, s) in o.symbols.iter_ids().take(o.first_global).skip(1) {
-            if s.is_section() || s.st_type == elf::STT_FILE || s.name.is_empty() {
-                continue;
-            }
-            let SymbolPlace::Section(sec) = s.place else {
-                continue;
-            };
-            let id = SectionId {
-                object: oid,
-                index: sec,
-            };
-            let Some(value) = layout.symbol_address(oid, index) else {
-                continue;
-            };
-            let shndx = shndx_of
+    let entry_size = size_of::<elf::Sym64<LE>>();
+    let mut symbols = symtab.chunks_exact_mut(entry_size);
+    let mut put = |name: u32, info: u8, shndx: u16, value: u64, size: u64| {
+        let slot = symbols
+            .next()
+            .expect("the symbol table sized by SymbolSizes");
+        slot.copy_from_slice(bytes_of(&sym(name, info, 0, shndx, value, size)));
+    };
+    put(0, 0, 0, 0, 0);
+    strtab[0] = 0;
+    let mut at = 1usize;
+    each_symbol(layout, |name, e| {
+        let shndx = match e.section {
+            SymbolSection::Input(id) => shndx_of
                 .get(&id)
                 .copied()
-                .unwrap_or_else(|| section_of_addr(value));
-            table.add(
-                s.name,
-                (elf::STB_LOCAL << 4) | s.st_type,
-                shndx,
-                value,
-                s.size,
-            );
-        }
-    }
-    let first_global = table.count;
-    for (g, &value) in db.globals.iter().zip(&layout.global_addr) {
-        let (info, shndx, size) = match g.def {
-            Definition::Undefined => continue,
-            Definition::Defined { object, index } => {
-                let s = &db.object(object).symbols[index];
-                let shndx = match s.place {
-                    SymbolPlace::Section(sec) => {
-                        let id = SectionId { object, index: sec };
-                        if layout.section_address(id).is_none() {
-                            continue;
-                        }
-                        shndx_of
-                            .get(&id)
-                            .copied()
-                            .unwrap_or_else(|| section_of_addr(value))
-                    }
-                    _ => elf::SHN_ABS,
-                };
-                ((s.bind << 4) | s.st_type, shndx, s.size)
-            }
-            Definition::Common { object, index } => {
-                let s = &db.object(object).symbols[index];
-                (
-                    (elf::STB_GLOBAL << 4) | elf::STT_OBJECT,
-                    section_of_addr(value),
-                    s.size,
-                )
-            }
-            Definition::Linker => (
-                (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
-                section_of_addr(value),
-                0,
-            ),
+                .unwrap_or_else(|| section_of_addr(e.value)),
+            SymbolSection::AtValue => section_of_addr(e.value),
+            SymbolSection::Absolute => elf::SHN_ABS,
         };
-        table.add(g.name, info, shndx, value, size);
-    }
-    Symbols {
-        symtab: table.symtab,
-        strtab: table.strtab,
-        first_global,
-    }
-}
-
-struct SymbolTable {
-    symtab: Vec<u8>,
-    strtab: Vec<u8>,
-    count: u32,
-}
-
-impl Default for SymbolTable {
-    fn default() -> Self {
-        let mut t = SymbolTable {
-            symtab: Vec::new(),
-            strtab: vec![0],
-            count: 0,
-        };
-        t.push(0, 0, 0, 0, 0);
-        t
-    }
-}
-
-impl SymbolTable {
-    fn add(&mut self, name: &[u8], info: u8, shndx: u16, value: u64, size: u64) {
-        let at = self.strtab.len() as u32;
-        self.strtab.extend_from_slice(name);
-        self.strtab.push(0);
-        self.push(at, info, shndx, value, size);
-    }
-
-    fn push(&mut self, name: u32, info: u8, shndx: u16, value: u64, size: u64) {
-        self.symtab
-            .extend_from_slice(bytes_of(&sym(name, info, 0, shndx, value, size)));
-        self.count += 1;
-    }
+        put(at as u32, e.info, shndx, e.value, e.size);
+        strtab[at..at + name.len()].copy_from_slice(name);
+        strtab[at + name.len()] = 0;
+        at += name.len() + 1;
+    });
 }
 
 fn sym(name: u32, info: u8, other: u8, shndx: u16, value: u64, size: u64) -> elf::Sym64<LE> {
