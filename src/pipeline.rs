@@ -71,7 +71,7 @@ pub struct LinkOptions {
 /// The parts of [`LinkOutput`] that are computed only on request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReportWanted {
-    /// [`LinkOutput::kept`] and [`LinkOutput::dropped`].
+    /// [`LinkOutput::kept`], [`LinkOutput::dropped`] and [`LinkOutput::symbols`].
     pub sections: bool,
     /// [`LinkOutput::sizes`]: sizes, retained sizes, owners and why-chains.
     pub sizes: bool,
@@ -212,7 +212,8 @@ pub struct LinkOutput {
     /// Empty unless [`ReportWanted::sections`].
     pub dropped: Vec<SectionInfo>,
     pub output_sections: Vec<OutputSectionInfo>,
-    /// Global symbols in the image and their addresses, sorted by name.
+    /// Global symbols in the image and their addresses, sorted by name; empty unless
+    /// [`ReportWanted::sections`].
     pub symbols: Vec<(String, u64)>,
     pub entry: u64,
     /// The architecture's name: `x86_64`, `aarch64`.
@@ -447,18 +448,25 @@ fn report(
 ) -> LinkOutput {
     let graph = layout.graph;
     let db = graph.db;
-    let mut symbols: Vec<(String, u64)> = db
-        .globals
-        .iter()
-        .zip(&layout.global_addr)
-        .filter(|(g, _)| match g.def {
-            Definition::Undefined => false,
-            // Symbols of garbage-collected sections have no address.
-            Definition::Defined { object, index } => layout.symbol_address(object, index).is_some(),
-            Definition::Common { .. } | Definition::Linker => true,
-        })
-        .map(|(g, &a)| (String::from_utf8_lossy(g.name).into_owned(), a))
-        .collect();
+    // A list of every global by name costs as much memory as the link's symbol table:
+    // only when asked.
+    let mut symbols: Vec<(String, u64)> = if opts.report.sections {
+        db.globals
+            .iter()
+            .zip(&layout.global_addr)
+            .filter(|(g, _)| match g.def {
+                Definition::Undefined => false,
+                // Symbols of garbage-collected sections have no address.
+                Definition::Defined { object, index } => {
+                    layout.symbol_address(object, index).is_some()
+                }
+                Definition::Common { .. } | Definition::Linker => true,
+            })
+            .map(|(g, &a)| (String::from_utf8_lossy(g.name).into_owned(), a))
+            .collect()
+    } else {
+        Vec::new()
+    };
     symbols.sort();
     let why = opts
         .why

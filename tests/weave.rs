@@ -133,6 +133,8 @@ impl LibOs {
         inputs.extend(tc.end_files().map(Path::to_path_buf));
         let mut opts = LinkOptions::new(inputs, out.to_path_buf());
         opts.weave = Some(WeaveOptions::new(self.registry(), manifest.resolve()));
+        // The tests look symbols up in the output's list.
+        opts.report.sections = true;
         link(&opts)
     }
 }
