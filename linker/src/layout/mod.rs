@@ -101,7 +101,6 @@ pub struct Chunk {
     /// Offset within the output section.
     pub offset: u64,
     pub size: u64,
-    pub align: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -313,7 +312,6 @@ impl<'a> Layout<'a> {
                     kind,
                     offset,
                     size: csize,
-                    align: calign,
                 });
             }
             let sh_type = match b.rank {
