@@ -324,7 +324,7 @@ impl Attribution {
             // defining none (anonymous constants, assembly stubs) take their referrers' owner.
             let mut named: IdVec<SectionIndex, bool> = IdVec::filled(false, o.sections.len());
             for sym in &o.symbols {
-                let SymbolPlace::Section(s) = sym.place else {
+                let SymbolPlace::Section(s) = sym.place() else {
                     continue;
                 };
                 // AArch64 mapping symbols ($x, $d) mark code and data, they name nothing.
@@ -399,7 +399,7 @@ pub(crate) fn inherit_from_referrers<T: Clone + PartialEq>(
             let Some(sym) = o.symbols.get(reloc.symbol) else {
                 continue;
             };
-            if let SymbolPlace::Section(target) = sym.place
+            if let SymbolPlace::Section(target) = sym.place()
                 && target != index
                 && owners.get(target).is_some_and(Option::is_none)
             {

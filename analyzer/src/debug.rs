@@ -51,7 +51,7 @@ pub fn source_line(o: &ObjectFile<'_>, section: SectionIndex, offset: u64) -> Op
             s.relocs()
                 .filter_map(|r| {
                     let sym = &o.symbols[r.symbol];
-                    let SymbolPlace::Section(target) = sym.place else {
+                    let SymbolPlace::Section(target) = sym.place() else {
                         return None;
                     };
                     let value = sym.value.wrapping_add(r.addend as u64);

@@ -415,7 +415,7 @@ impl<'a> SectionGraph<'a> {
             Definition::Defined { object, index } => {
                 Some(self.db.target_section(object, index).filter(|_| {
                     matches!(
-                        self.db.object(object).symbols[index].place,
+                        self.db.object(object).symbols[index].place(),
                         SymbolPlace::Section(_)
                     )
                 }))

@@ -113,10 +113,46 @@ pub struct Symbol<'data> {
     pub size: u64,
     pub st_type: u8,
     pub bind: u8,
-    pub place: SymbolPlace,
+    place: PackedPlace,
+}
+
+/// A [`SymbolPlace`] in four bytes, where the enum takes eight: a section index, or a value
+/// no section index reaches for the others. Objects hold a symbol table of these for every
+/// input (640,000 symbols are 5 MB less at the link's peak).
+#[derive(Debug, Clone, Copy)]
+struct PackedPlace(u32);
+
+impl PackedPlace {
+    const UNDEFINED: u32 = u32::MAX;
+    const ABSOLUTE: u32 = u32::MAX - 1;
+    const COMMON: u32 = u32::MAX - 2;
+
+    /// `None` for a section index too large to pack (no object has four billion sections).
+    fn pack(place: SymbolPlace) -> Option<PackedPlace> {
+        Some(PackedPlace(match place {
+            SymbolPlace::Undefined => Self::UNDEFINED,
+            SymbolPlace::Absolute => Self::ABSOLUTE,
+            SymbolPlace::Common => Self::COMMON,
+            SymbolPlace::Section(SectionIndex(i)) if i < Self::COMMON => i,
+            SymbolPlace::Section(_) => return None,
+        }))
+    }
+
+    fn unpack(self) -> SymbolPlace {
+        match self.0 {
+            Self::UNDEFINED => SymbolPlace::Undefined,
+            Self::ABSOLUTE => SymbolPlace::Absolute,
+            Self::COMMON => SymbolPlace::Common,
+            i => SymbolPlace::Section(SectionIndex(i)),
+        }
+    }
 }
 
 impl Symbol<'_> {
+    pub fn place(&self) -> SymbolPlace {
+        self.place.unpack()
+    }
+
     pub fn is_weak(&self) -> bool {
         self.bind == elf::STB_WEAK
     }
@@ -220,7 +256,7 @@ impl<'data> ObjectFile<'data> {
     pub fn symbols_by_section(&self) -> SectionSymbols {
         let mut starts = vec![0u32; self.sections.len() + 1];
         for s in &self.symbols {
-            if let SymbolPlace::Section(index) = s.place {
+            if let SymbolPlace::Section(index) = s.place() {
                 starts[index.index() + 1] += 1;
             }
         }
@@ -230,7 +266,7 @@ impl<'data> ObjectFile<'data> {
         let mut next = starts.clone();
         let mut symbols = vec![SymbolIndex(0); starts[self.sections.len()] as usize];
         for (i, s) in self.symbols.iter_ids() {
-            if let SymbolPlace::Section(index) = s.place {
+            if let SymbolPlace::Section(index) = s.place() {
                 let at = &mut next[index.index()];
                 symbols[*at as usize] = i;
                 *at += 1;
@@ -527,6 +563,8 @@ pub fn parse<'data>(
                 String::from_utf8_lossy(sym_name)
             )));
         }
+        let place = PackedPlace::pack(place)
+            .ok_or_else(|| malformed(format!("symbol #{} has section index {place:?}", index.0)))?;
         symbols.push(Symbol {
             name: sym_name,
             value: sym.st_value(LE),
@@ -619,7 +657,7 @@ pub fn parse<'data>(
                 }
                 // A group signature named by a section symbol takes the section's name.
                 let signature = if signature.is_section() {
-                    match signature.place {
+                    match signature.place() {
                         SymbolPlace::Section(s) => sections[s.index()].name,
                         _ => signature.name,
                     }
@@ -793,7 +831,7 @@ mod tests {
         let in_sections = parsed
             .symbols
             .iter()
-            .filter(|s| matches!(s.place, SymbolPlace::Section(_)))
+            .filter(|s| matches!(s.place(), SymbolPlace::Section(_)))
             .count();
         assert_eq!(seen, in_sections);
         assert!(

@@ -142,7 +142,7 @@ impl<'a> SymbolDb<'a> {
             for sym in o.global_symbols() {
                 // A common symbol in a member satisfies an undefined reference, as in the
                 // archive index ld and lld use; it never replaces another common, though.
-                let defines = sym.place != SymbolPlace::Undefined;
+                let defines = sym.place() != SymbolPlace::Undefined;
                 if defines && sym.bind != elf::STB_LOCAL {
                     lazy.entry(sym.name).or_insert(o.id);
                 }
@@ -256,7 +256,7 @@ impl<'a> SymbolDb<'a> {
             return Err(misplaced("attached after resolution out of order"));
         }
         if let Some(sym) = o.global_symbols().iter().find(|sym| {
-            sym.place != SymbolPlace::Undefined
+            sym.place() != SymbolPlace::Undefined
                 && self.lookup(sym.name).is_none_or(|g| !self.global(g).late)
         }) {
             return Err(misplaced(&format!(
@@ -300,8 +300,8 @@ impl<'a> SymbolDb<'a> {
             let sid = self.intern(sym.name);
             map.push(sid);
             let g = &mut self.globals[sid];
-            let in_discarded = matches!(sym.place, SymbolPlace::Section(s) if discarded.get(s.index()) == Some(&true));
-            match sym.place {
+            let in_discarded = matches!(sym.place(), SymbolPlace::Section(s) if discarded.get(s.index()) == Some(&true));
+            match sym.place() {
                 // A definition inside a losing COMDAT copy is satisfied by the winning copy.
                 _ if in_discarded => {}
                 SymbolPlace::Undefined => {
@@ -419,7 +419,7 @@ impl<'a> SymbolDb<'a> {
                 _ => return None,
             },
         };
-        match self.object(object).symbols[index].place {
+        match self.object(object).symbols[index].place() {
             SymbolPlace::Section(s) => Some(SectionId { object, index: s }),
             _ => None,
         }
@@ -429,7 +429,7 @@ impl<'a> SymbolDb<'a> {
     pub fn symbol_name(&self, object: ObjectId, index: SymbolIndex) -> String {
         let o = self.object(object);
         let sym = &o.symbols[index];
-        match sym.place {
+        match sym.place() {
             SymbolPlace::Section(s) if sym.is_section() => o.section_name(s),
             _ => display_name(sym.name),
         }
@@ -458,7 +458,7 @@ fn object_in<'a>(
 /// `object` or `object [file:line]` for the definition of symbol `index`.
 fn located(o: &ObjectFile<'_>, index: SymbolIndex) -> String {
     let sym = &o.symbols[index];
-    let source = match sym.place {
+    let source = match sym.place() {
         SymbolPlace::Section(section) => crate::debug::source_line(o, section, sym.value),
         _ => None,
     };

@@ -63,7 +63,7 @@ fn defined_at(db: &SymbolDb<'_>, name: &str) -> Option<(SectionId, u64)> {
         return None;
     };
     let sym = &db.object(object).symbols[index];
-    match sym.place {
+    match sym.place() {
         SymbolPlace::Section(s) => Some((SectionId { object, index: s }, sym.value)),
         _ => None,
     }
@@ -84,7 +84,7 @@ fn reloc_target(
         },
     };
     let sym = &db.object(object).symbols[index];
-    let SymbolPlace::Section(s) = sym.place else {
+    let SymbolPlace::Section(s) = sym.place() else {
         return None;
     };
     let offset = sym.value.checked_add_signed(addend)?;

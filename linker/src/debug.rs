@@ -149,7 +149,7 @@ fn defining_section(
         },
     };
     let symbol = db.object(object).symbols.get(index)?;
-    match symbol.place {
+    match symbol.place() {
         SymbolPlace::Section(section) => Some((
             SectionId {
                 object,

@@ -271,7 +271,7 @@ mod tests {
                 (start.bind, start.st_type),
                 (elf::STB_GLOBAL, elf::STT_FUNC)
             );
-            let SymbolPlace::Section(text) = start.place else {
+            let SymbolPlace::Section(text) = start.place() else {
                 panic!("{START_SYMBOL} is not defined in a section");
             };
             let mut calls: Vec<(u64, String)> = o
@@ -328,7 +328,7 @@ mod tests {
                     .find(|s| s.name == param.symbol.as_bytes())
                     .unwrap();
                 assert_eq!(sym.bind, elf::STB_GLOBAL);
-                let SymbolPlace::Section(s) = sym.place else {
+                let SymbolPlace::Section(s) = sym.place() else {
                     panic!("{} is not defined in a section", param.symbol);
                 };
                 let section = o.section(s);
@@ -343,7 +343,7 @@ mod tests {
                 .find(|s| s.name == b"__uniklink_reserve_rt_stack_size")
                 .unwrap();
             assert_eq!((stack.bind, stack.size), (elf::STB_GLOBAL, 0x8000));
-            let SymbolPlace::Section(s) = stack.place else {
+            let SymbolPlace::Section(s) = stack.place() else {
                 panic!("the reserve is not defined in a section");
             };
             let bss = o.section(s);

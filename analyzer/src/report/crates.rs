@@ -118,7 +118,7 @@ fn symbol_crates(o: &ObjectFile<'_>) -> SectionCrates {
     let mut crates = IdVec::filled(None, o.sections.len());
     let mut named = IdVec::filled(false, o.sections.len());
     for sym in &o.symbols {
-        let SymbolPlace::Section(s) = sym.place else {
+        let SymbolPlace::Section(s) = sym.place() else {
             continue;
         };
         // AArch64 mapping symbols ($x, $d) mark code and data, they name nothing.

@@ -455,7 +455,7 @@ impl<'a> Layout<'a> {
             size: sym.size,
             addend,
         };
-        match sym.place {
+        match sym.place() {
             SymbolPlace::Absolute => {
                 target.addr = sym.value;
                 target.kind = TargetKind::Absolute;
@@ -594,7 +594,7 @@ impl<'a> Layout<'a> {
     /// trimmed `.eh_frame`s. `None` if its section was not kept.
     pub fn symbol_address(&self, object: ObjectId, index: SymbolIndex) -> Option<u64> {
         let sym = &self.db.object(object).symbols[index];
-        if let SymbolPlace::Section(s) = sym.place {
+        if let SymbolPlace::Section(s) = sym.place() {
             self.section_address(SectionId { object, index: s })?;
         }
         self.local_target(object, index, 0, None)
@@ -626,9 +626,9 @@ impl<'a> Layout<'a> {
 /// Whether a relocation's target is image-relative or fixed, for GOT relaxation decisions.
 pub fn target_kind(db: &SymbolDb<'_>, object: ObjectId, index: SymbolIndex) -> TargetKind {
     let place = match db.symbol_ref(object, index) {
-        SymbolRef::Local { object, index } => db.object(object).symbols[index].place,
+        SymbolRef::Local { object, index } => db.object(object).symbols[index].place(),
         SymbolRef::Global(g) => match db.global(g).def {
-            Definition::Defined { object, index } => db.object(object).symbols[index].place,
+            Definition::Defined { object, index } => db.object(object).symbols[index].place(),
             Definition::Common { .. } | Definition::Linker => return TargetKind::ImageRelative,
             Definition::Undefined => return TargetKind::Absolute,
         },
