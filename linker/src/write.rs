@@ -4,12 +4,16 @@
 //! and renamed into place once complete, so a failed link never leaves a partial file.
 
 use std::io::Write as _;
+use std::num::NonZeroU16;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use object::elf;
 use object::endian::{LittleEndian as LE, U16, U32, U64};
 use object::pod::bytes_of;
-use uniklink_analyzer::object::{SectionId, SymbolPlace};
+use rayon::prelude::*;
+use uniklink_analyzer::id::{IdVec, Idx};
+use uniklink_analyzer::object::{ObjectId, SectionId, SymbolPlace};
 use uniklink_analyzer::resolve::Definition;
 
 use crate::error::{Error, Result};
@@ -65,7 +69,12 @@ impl FilePlan {
             let symtab = placed.symtab_offset as usize;
             let strtab = placed.strtab_offset as usize;
             let (symtab_bytes, rest) = bytes[symtab..].split_at_mut(strtab - symtab);
-            write_symbols(layout, symtab_bytes, &mut rest[..placed.sizes.strtab]);
+            write_symbols(
+                layout,
+                &placed.sizes,
+                symtab_bytes,
+                &mut rest[..placed.sizes.strtab],
+            );
         }
         let at = self.tail.bytes_offset as usize;
         bytes[at..].copy_from_slice(&self.tail.bytes);
@@ -170,7 +179,9 @@ impl FileTail {
             at
         };
         let section_names: Vec<u32> = layout.sections.iter().map(|s| name_of(&s.name)).collect();
-        let symtab_names = symbols.map(|_| (name_of(b".symtab"), name_of(b".strtab")));
+        let symtab_names = symbols
+            .as_ref()
+            .map(|_| (name_of(b".symtab"), name_of(b".strtab")));
         let shstrtab_name = name_of(b".shstrtab");
 
         // Only the symbol table is aligned: without one the names follow the loaded bytes
@@ -199,7 +210,7 @@ impl FileTail {
         let shoff = (shstrtab_offset + bytes.len() as u64).next_multiple_of(8);
         bytes.resize((shoff - shstrtab_offset) as usize, 0);
 
-        let shnum = 1 + layout.sections.len() + if symbols.is_some() { 3 } else { 1 };
+        let shnum = 1 + layout.sections.len() + if placed.is_some() { 3 } else { 1 };
         // Section indices from SHN_LORESERVE up are reserved; symbols could not name them.
         if shnum >= usize::from(elf::SHN_LORESERVE) {
             return Err(Error::TooManySections(shnum));
@@ -269,7 +280,7 @@ pub fn write_debug_file(
 ) -> Result<u64> {
     let symbols = SymbolSizes::of(layout);
     let (mut symtab, mut strtab) = (vec![0u8; symbols.symtab], vec![0u8; symbols.strtab]);
-    write_symbols(layout, &mut symtab, &mut strtab);
+    write_symbols(layout, &symbols, &mut symtab, &mut strtab);
     let mut shstrtab = vec![0u8];
     let mut name_of = |name: &[u8]| {
         let at = shstrtab.len() as u32;
@@ -500,28 +511,47 @@ fn section_header(
     }
 }
 
-/// The symbol table and its strings.
-/// The sizes of the symbol table and its strings: what the file reserves for them.
-#[derive(Debug, Clone, Copy)]
+/// The sizes of the symbol table and its strings: what the file reserves for them, and
+/// each run's share, so that the runs are written in parallel.
+#[derive(Debug, Clone)]
 struct SymbolSizes {
     symtab: usize,
     strtab: usize,
     /// The index of the first global symbol; locals come first.
     first_global: u32,
+    runs: Vec<Run>,
+    /// Symbols and name bytes of each run.
+    run_sizes: Vec<(usize, usize)>,
 }
 
 impl SymbolSizes {
     fn of(layout: &Layout<'_>) -> SymbolSizes {
-        // The null symbol and the empty name.
-        let (mut count, mut strtab) = (1usize, 1usize);
-        let first_global = each_symbol(layout, |name, _| {
-            count += 1;
-            strtab += name.len() + 1;
-        });
+        let runs = runs(layout);
+        let run_sizes: Vec<(usize, usize)> = runs
+            .par_iter()
+            .map(|run| {
+                let (mut count, mut bytes) = (0, 0);
+                run.each(layout, |name, _| {
+                    count += 1;
+                    bytes += name.len() + 1;
+                });
+                (count, bytes)
+            })
+            .collect();
+        let locals: usize = runs
+            .iter()
+            .zip(&run_sizes)
+            .filter(|(run, _)| matches!(run, Run::Locals { .. }))
+            .map(|(_, &(count, _))| count)
+            .sum();
+        // The null symbol and the empty name come first.
+        let count = 1 + run_sizes.iter().map(|&(count, _)| count).sum::<usize>();
         SymbolSizes {
-            symtab: count * size_of::<elf::Sym64<LE>>(),
-            strtab,
-            first_global,
+            symtab: count * SYM_SIZE,
+            strtab: 1 + run_sizes.iter().map(|&(_, bytes)| bytes).sum::<usize>(),
+            first_global: (1 + locals) as u32,
+            runs,
+            run_sizes,
         }
     }
 
@@ -560,6 +590,44 @@ impl SymbolSizes {
     }
 }
 
+const SYM_SIZE: usize = size_of::<elf::Sym64<LE>>();
+
+/// Symbols per run: enough to amortise a task; a large object's symbols are several runs.
+const RUN: usize = 16 * 1024;
+
+/// A stretch of the symbol table: some locals of one object, or some globals. Locals come
+/// first, object by object, then the globals.
+#[derive(Debug, Clone)]
+enum Run {
+    Locals {
+        object: ObjectId,
+        symbols: Range<usize>,
+    },
+    Globals(Range<usize>),
+}
+
+fn runs(layout: &Layout<'_>) -> Vec<Run> {
+    let db = layout.db;
+    let split = |range: Range<usize>| {
+        range
+            .clone()
+            .step_by(RUN)
+            .map(move |start| start..(start + RUN).min(range.end))
+    };
+    let mut runs: Vec<Run> = db
+        .live
+        .iter()
+        .flat_map(|&object| {
+            // Past the null symbol, up to the first global.
+            let o = db.object(object);
+            split(1.min(o.first_global)..o.first_global)
+                .map(move |symbols| Run::Locals { object, symbols })
+        })
+        .collect();
+    runs.extend(split(0..db.globals.len()).map(Run::Globals));
+    runs
+}
+
 /// Where a symbol's section index comes from.
 #[derive(Clone, Copy)]
 enum SymbolSection {
@@ -579,92 +647,110 @@ struct SymbolEntry {
     size: u64,
 }
 
-/// Calls `emit` for each symbol of the table in order, the null symbol left out: locals of
-/// kept sections, then every defined global. Returns the index of the first global.
-fn each_symbol(layout: &Layout<'_>, mut emit: impl FnMut(&[u8], SymbolEntry)) -> u32 {
-    let db = layout.db;
-    let mut count = 1u32;
-    for &oid in &db.live {
-        let o = db.object(oid);
-        for (index, s) in o.symbols.iter_ids().take(o.first_global).skip(1) {
-            if s.is_section() || s.st_type == elf::STT_FILE || s.name.is_empty() {
-                continue;
+impl Run {
+    /// Calls `emit` for each symbol of the run that the table holds, in order: locals of kept
+    /// sections, defined globals.
+    fn each(&self, layout: &Layout<'_>, mut emit: impl FnMut(&[u8], SymbolEntry)) {
+        let db = layout.db;
+        match self {
+            Run::Locals { object, symbols } => {
+                let o = db.object(*object);
+                for (index, s) in o.symbols.iter_ids().skip(symbols.start).take(symbols.len()) {
+                    if s.is_section() || s.st_type == elf::STT_FILE || s.name.is_empty() {
+                        continue;
+                    }
+                    let SymbolPlace::Section(sec) = s.place() else {
+                        continue;
+                    };
+                    let Some(value) = layout.symbol_address(*object, index) else {
+                        continue;
+                    };
+                    let id = SectionId {
+                        object: *object,
+                        index: sec,
+                    };
+                    emit(
+                        s.name,
+                        SymbolEntry {
+                            info: (elf::STB_LOCAL << 4) | s.st_type,
+                            section: SymbolSection::Input(id),
+                            value,
+                            size: s.size,
+                        },
+                    );
+                }
             }
-            let SymbolPlace::Section(sec) = s.place() else {
-                continue;
-            };
-            let Some(value) = layout.symbol_address(oid, index) else {
-                continue;
-            };
-            let id = SectionId {
-                object: oid,
-                index: sec,
-            };
-            count += 1;
-            emit(
-                s.name,
-                SymbolEntry {
-                    info: (elf::STB_LOCAL << 4) | s.st_type,
-                    section: SymbolSection::Input(id),
-                    value,
-                    size: s.size,
-                },
-            );
+            Run::Globals(range) => {
+                let globals = db.globals.as_slice()[range.clone()].iter();
+                for (g, &value) in globals.zip(&layout.global_addr.as_slice()[range.clone()]) {
+                    let (info, section, size) = match g.def {
+                        Definition::Undefined => continue,
+                        Definition::Defined { object, index } => {
+                            let s = &db.object(object).symbols[index];
+                            let section = match s.place() {
+                                SymbolPlace::Section(sec) => {
+                                    let id = SectionId { object, index: sec };
+                                    if layout.section_address(id).is_none() {
+                                        continue;
+                                    }
+                                    SymbolSection::Input(id)
+                                }
+                                _ => SymbolSection::Absolute,
+                            };
+                            ((s.bind << 4) | s.st_type, section, s.size)
+                        }
+                        Definition::Common { object, index } => (
+                            (elf::STB_GLOBAL << 4) | elf::STT_OBJECT,
+                            SymbolSection::AtValue,
+                            db.object(object).symbols[index].size,
+                        ),
+                        Definition::Linker => (
+                            (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
+                            SymbolSection::AtValue,
+                            0,
+                        ),
+                    };
+                    emit(
+                        g.name,
+                        SymbolEntry {
+                            info,
+                            section,
+                            value,
+                            size,
+                        },
+                    );
+                }
+            }
         }
     }
-    let first_global = count;
-    for (g, &value) in db.globals.iter().zip(&layout.global_addr) {
-        let (info, section, size) = match g.def {
-            Definition::Undefined => continue,
-            Definition::Defined { object, index } => {
-                let s = &db.object(object).symbols[index];
-                let section = match s.place() {
-                    SymbolPlace::Section(sec) => {
-                        let id = SectionId { object, index: sec };
-                        if layout.section_address(id).is_none() {
-                            continue;
-                        }
-                        SymbolSection::Input(id)
-                    }
-                    _ => SymbolSection::Absolute,
-                };
-                ((s.bind << 4) | s.st_type, section, s.size)
-            }
-            Definition::Common { object, index } => (
-                (elf::STB_GLOBAL << 4) | elf::STT_OBJECT,
-                SymbolSection::AtValue,
-                db.object(object).symbols[index].size,
-            ),
-            Definition::Linker => (
-                (elf::STB_GLOBAL << 4) | elf::STT_NOTYPE,
-                SymbolSection::AtValue,
-                0,
-            ),
-        };
-        emit(
-            g.name,
-            SymbolEntry {
-                info,
-                section,
-                value,
-                size,
-            },
-        );
+}
+
+/// The output section index of each input section placed as a chunk, per live object.
+fn output_indices(layout: &Layout<'_>) -> IdVec<ObjectId, Vec<Option<NonZeroU16>>> {
+    let db = layout.db;
+    let mut of: IdVec<ObjectId, Vec<Option<NonZeroU16>>> =
+        IdVec::filled(Vec::new(), db.object_count());
+    for &object in &db.live {
+        of[object] = vec![None; db.object(object).sections.len()];
     }
-    first_global
+    for (i, s) in layout.sections.iter().enumerate() {
+        // After the null section; layout refuses more sections than a u16 counts.
+        let index = NonZeroU16::new((i + 1) as u16);
+        for c in &s.chunks {
+            if let ChunkKind::Input(id) | ChunkKind::EhFrame(id) = c.kind
+                && let Some(slot) = of[id.object].get_mut(id.index.index())
+            {
+                *slot = index;
+            }
+        }
+    }
+    of
 }
 
 /// Writes the symbol table and its strings into `symtab` and `strtab`, which hold exactly
-/// [`SymbolSizes::of`] bytes.
-fn write_symbols(layout: &Layout<'_>, symtab: &mut [u8], strtab: &mut [u8]) {
-    let mut shndx_of = rustc_hash::FxHashMap::default();
-    for (i, s) in layout.sections.iter().enumerate() {
-        for c in &s.chunks {
-            if let ChunkKind::Input(id) | ChunkKind::EhFrame(id) = c.kind {
-                shndx_of.insert(id, (i + 1) as u16);
-            }
-        }
-    }
+/// what `sizes` counted, run by run in parallel.
+fn write_symbols(layout: &Layout<'_>, sizes: &SymbolSizes, symtab: &mut [u8], strtab: &mut [u8]) {
+    let output_index = output_indices(layout);
     let section_of_addr = |addr: u64| {
         layout
             .sections
@@ -672,31 +758,45 @@ fn write_symbols(layout: &Layout<'_>, symtab: &mut [u8], strtab: &mut [u8]) {
             .position(|s| s.addr <= addr && addr < s.addr + s.size.max(1))
             .map_or(elf::SHN_ABS, |i| (i + 1) as u16)
     };
-    let entry_size = size_of::<elf::Sym64<LE>>();
-    let mut symbols = symtab.chunks_exact_mut(entry_size);
-    let mut put = |name: u32, info: u8, shndx: u16, value: u64, size: u64| {
-        let slot = symbols
-            .next()
-            .expect("the symbol table sized by SymbolSizes");
-        slot.copy_from_slice(bytes_of(&sym(name, info, 0, shndx, value, size)));
-    };
-    put(0, 0, 0, 0, 0);
-    strtab[0] = 0;
-    let mut at = 1usize;
-    each_symbol(layout, |name, e| {
-        let shndx = match e.section {
-            SymbolSection::Input(id) => shndx_of
-                .get(&id)
-                .copied()
-                .unwrap_or_else(|| section_of_addr(e.value)),
-            SymbolSection::AtValue => section_of_addr(e.value),
-            SymbolSection::Absolute => elf::SHN_ABS,
-        };
-        put(at as u32, e.info, shndx, e.value, e.size);
-        strtab[at..at + name.len()].copy_from_slice(name);
-        strtab[at + name.len()] = 0;
-        at += name.len() + 1;
-    });
+    let (null, mut symtab) = symtab.split_at_mut(SYM_SIZE);
+    null.copy_from_slice(bytes_of(&sym(0, 0, 0, 0, 0, 0)));
+    let (empty, mut strtab) = strtab.split_at_mut(1);
+    empty[0] = 0;
+    // Each run's slices of the two tables, and where its names start in the strings.
+    let mut name_at = 1usize;
+    let mut jobs = Vec::with_capacity(sizes.runs.len());
+    for (run, &(count, bytes)) in sizes.runs.iter().zip(&sizes.run_sizes) {
+        let (run_symtab, rest) = std::mem::take(&mut symtab).split_at_mut(count * SYM_SIZE);
+        symtab = rest;
+        let (run_strtab, rest) = std::mem::take(&mut strtab).split_at_mut(bytes);
+        strtab = rest;
+        jobs.push((run, run_symtab, run_strtab, name_at));
+        name_at += bytes;
+    }
+    jobs.into_par_iter()
+        .for_each(|(run, run_symtab, run_strtab, name_at)| {
+            let mut slots = run_symtab.chunks_exact_mut(SYM_SIZE);
+            let mut at = 0usize;
+            run.each(layout, |name, e| {
+                let shndx = match e.section {
+                    SymbolSection::Input(id) => output_index[id.object]
+                        .get(id.index.index())
+                        .copied()
+                        .flatten()
+                        .map_or_else(|| section_of_addr(e.value), NonZeroU16::get),
+                    SymbolSection::AtValue => section_of_addr(e.value),
+                    SymbolSection::Absolute => elf::SHN_ABS,
+                };
+                let entry = sym((name_at + at) as u32, e.info, 0, shndx, e.value, e.size);
+                slots
+                    .next()
+                    .expect("a run's slots as SymbolSizes counted them")
+                    .copy_from_slice(bytes_of(&entry));
+                run_strtab[at..at + name.len()].copy_from_slice(name);
+                run_strtab[at + name.len()] = 0;
+                at += name.len() + 1;
+            });
+        });
 }
 
 fn sym(name: u32, info: u8, other: u8, shndx: u16, value: u64, size: u64) -> elf::Sym64<LE> {
