@@ -149,6 +149,16 @@ impl PackedPlace {
 }
 
 impl Symbol<'_> {
+    /// A placeholder, overwritten before any reader sees it.
+    const NULL: Symbol<'static> = Symbol {
+        name: &[],
+        value: 0,
+        size: 0,
+        st_type: 0,
+        bind: 0,
+        place: PackedPlace(PackedPlace::UNDEFINED),
+    };
+
     pub fn place(&self) -> SymbolPlace {
         self.place.unpack()
     }
@@ -308,6 +318,8 @@ impl std::fmt::Display for Lossy<'_> {
 /// The largest section alignment accepted: 1 GiB, the largest page size of x86_64 and
 /// aarch64. Nothing needs more, and each alignment step can pad the image by as much.
 const MAX_SECTION_ALIGN: u64 = 1 << 30;
+/// Symbols read per task: a large object's table is read by several threads.
+const SYMBOLS_PER_TASK: usize = 16 * 1024;
 const EI_CLASS: usize = 4;
 const EI_DATA: usize = 5;
 
@@ -515,20 +527,14 @@ pub fn parse<'data>(
         .symbols(LE, data, elf::SHT_SYMTAB)
         .map_err(|e| malformed(format!("symbol table: {e}")))?;
     let strings = symtab.strings();
-    let mut symbols = Vec::with_capacity(symtab.len());
-    let mut first_global = symtab.len();
-    for (index, sym) in symtab.enumerate() {
+    // One symbol, read and checked on its own, so that large tables are read in parallel.
+    let symbol = |index: usize, sym: &elf::Sym64<LE>| -> Result<Symbol<'data>> {
         let sym_name = sym.name(LE, strings).map_err(|e| {
             malformed(format!(
-                "symbol #{} name index {:#x}: {e}",
-                index.0,
+                "symbol #{index} name index {:#x}: {e}",
                 sym.st_name(LE)
             ))
         })?;
-        let bind = sym.st_bind();
-        if bind != elf::STB_LOCAL && first_global == symtab.len() && index.0 > 0 {
-            first_global = index.0;
-        }
         let shndx = sym.st_shndx(LE);
         let place = match shndx {
             elf::SHN_UNDEF => SymbolPlace::Undefined,
@@ -536,9 +542,11 @@ pub fn parse<'data>(
             elf::SHN_COMMON => SymbolPlace::Common,
             _ => {
                 let section = if shndx == elf::SHN_XINDEX {
-                    symtab.shndx(LE, index).ok_or_else(|| {
-                        malformed(format!("symbol #{} has no extended section index", index.0))
-                    })? as usize
+                    symtab
+                        .shndx(LE, object::SymbolIndex(index))
+                        .ok_or_else(|| {
+                            malformed(format!("symbol #{index} has no extended section index"))
+                        })? as usize
                 } else if shndx >= elf::SHN_LORESERVE {
                     return Err(unsupported(format!(
                         "symbol `{}` uses reserved section index {shndx:#x}",
@@ -549,9 +557,8 @@ pub fn parse<'data>(
                 };
                 if section >= count {
                     return Err(malformed(format!(
-                        "symbol `{}` (#{}) refers to section #{section}, but there are {count} sections",
+                        "symbol `{}` (#{index}) refers to section #{section}, but there are {count} sections",
                         String::from_utf8_lossy(sym_name),
-                        index.0
                     )));
                 }
                 SymbolPlace::Section(SectionIndex(section as u32))
@@ -564,19 +571,38 @@ pub fn parse<'data>(
             )));
         }
         let place = PackedPlace::pack(place)
-            .ok_or_else(|| malformed(format!("symbol #{} has section index {place:?}", index.0)))?;
-        symbols.push(Symbol {
+            .ok_or_else(|| malformed(format!("symbol #{index} has section index {place:?}")))?;
+        Ok(Symbol {
             name: sym_name,
             value: sym.st_value(LE),
             size: sym.st_size(LE),
             st_type: sym.st_type(),
-            bind,
+            bind: sym.st_bind(),
             place,
-        });
-    }
-    if first_global == symtab.len() {
-        first_global = symbols.len();
-    }
+        })
+    };
+    let raw = symtab.symbols();
+    let mut symbols = vec![Symbol::NULL; raw.len()];
+    symbols
+        .par_chunks_mut(SYMBOLS_PER_TASK)
+        .zip(raw.par_chunks(SYMBOLS_PER_TASK))
+        .enumerate()
+        .map(|(chunk, (out, raw))| {
+            let first = chunk * SYMBOLS_PER_TASK;
+            for (i, (slot, sym)) in out.iter_mut().zip(raw).enumerate() {
+                *slot = symbol(first + i, sym)?;
+            }
+            Ok(())
+        })
+        // In table order, so that of several bad symbols the first is reported.
+        .collect::<Vec<Result<()>>>()
+        .into_iter()
+        .collect::<Result<()>>()?;
+    let first_global = raw
+        .iter()
+        .skip(1)
+        .position(|sym| sym.st_bind() != elf::STB_LOCAL)
+        .map_or(raw.len(), |at| at + 1);
 
     let mut groups = Vec::new();
     for (index, sh) in table.enumerate() {
@@ -728,6 +754,36 @@ mod tests {
         let o = parse(ObjectId(0), InputId(0), "valid.o".into(), false, &data).unwrap();
         let text = o.sections.iter().find(|s| s.name == b".text").unwrap();
         assert_eq!(text.relocs().len(), 1);
+    }
+
+    /// A symbol table longer than a task's share is read in parallel; of several bad symbols
+    /// the first in the table is still the one reported, and the symbols come out in order.
+    #[test]
+    fn large_symbol_tables_read_in_order_and_report_the_first_bad_symbol() {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 16]);
+        let count = 2 * SYMBOLS_PER_TASK + 100;
+        for i in 0..count {
+            o.define(&format!("f{i}"), text, 0, false);
+        }
+        let data = o.bytes();
+        let parsed = parse(ObjectId(0), InputId(0), "big.o".into(), false, &data).unwrap();
+        let names: Vec<&[u8]> = parsed.global_symbols().iter().map(|s| s.name).collect();
+        let expected: Vec<String> = (0..count).map(|i| format!("f{i}")).collect();
+        assert_eq!(
+            names,
+            expected.iter().map(String::as_bytes).collect::<Vec<_>>()
+        );
+
+        let h = section_header(&data, b".symtab");
+        let symtab = u64_at(&data, h + 0x18) as usize;
+        let mut bad = data.clone();
+        for index in [SYMBOLS_PER_TASK + 7, 2 * SYMBOLS_PER_TASK + 3, 5] {
+            let at = symtab + index * 24;
+            bad[at..at + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+        }
+        let err = parse_err(&bad);
+        assert!(err.contains("symbol #5 name index 0x7fff0000"), "{err}");
     }
 
     #[test]
