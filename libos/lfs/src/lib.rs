@@ -616,6 +616,10 @@ impl<D: BlockDevice> Filesystem<D> {
         let most = u64::from(self.config.block_count) * u64::from(BLOCK_SIZE) / 8;
         let mut pairs = SplitPairs::default();
         let result = loop {
+            // SAFETY: `dir` is open, so littlefs initialised it.
+            if let Err(e) = pairs.visit(unsafe { dir.assume_init_ref() }) {
+                break Err(e);
+            }
             if entries.len() as u64 > most {
                 break Err(Error::Corrupt);
             }
@@ -624,12 +628,7 @@ impl<D: BlockDevice> Filesystem<D> {
             let code = unsafe {
                 ll::lfs_dir_read(self.lfs_listing(), dir.as_mut_ptr(), info.as_mut_ptr())
             };
-            let code = self.check(code);
-            // SAFETY: `dir` is open, so littlefs initialised it.
-            if let Err(e) = pairs.visit(unsafe { dir.assume_init_ref() }.m.pair) {
-                break Err(e);
-            }
-            match code {
+            match self.check(code) {
                 Ok(0) => break Ok(()),
                 Ok(_) => {
                     // SAFETY: a positive result means `info` holds an entry.
@@ -676,21 +675,41 @@ impl<D: BlockDevice> Drop for Filesystem<D> {
 /// says: a damaged chain that leads back to a pair already listed hands out the same entries
 /// forever, each call within its budget of device accesses (found by the `volume` fuzz target,
 /// whose listing ran until its cap on entries, 24 s on a 16-block disk). In a valid chain
-/// every pair is new and no block belongs to two pairs.
+/// every pair is new, its two blocks differ, no block belongs to two pairs, and the ids read
+/// in one pair only grow.
+///
+/// A chain that leads back is refused before the step that would follow it: a pair whose
+/// blocks are equal and whose tail is itself would go round inside one littlefs call without
+/// a device access (its blocks stay in littlefs's cache), where no budget stops it. What stays
+/// out of reach is a chain the call enters and leaves within itself (through pairs that list
+/// nothing), which only a pair of equal blocks makes free of device accesses.
 #[derive(Default)]
 struct SplitPairs {
-    current: Option<[ll::lfs_block_t; 2]>,
+    /// The pair the listing is in and the id it has read up to there.
+    current: Option<([ll::lfs_block_t; 2], u16)>,
     blocks: BTreeSet<ll::lfs_block_t>,
 }
 
 impl SplitPairs {
-    fn visit(&mut self, pair: [ll::lfs_block_t; 2]) -> Result<(), Error> {
-        let same = |a: [ll::lfs_block_t; 2]| a == pair || a == [pair[1], pair[0]];
-        if self.current.is_some_and(same) {
-            return Ok(());
+    /// Notes where the listing is, once the directory is open and after each step.
+    fn visit(&mut self, dir: &ll::lfs_dir_t) -> Result<(), Error> {
+        let (pair, id) = (dir.m.pair, dir.id);
+        match self.current {
+            Some((current, last)) if current == pair || current == [pair[1], pair[0]] => {
+                // "." and ".." leave the id at 0; an entry read moves it past the entry's.
+                if id != 0 && id <= last {
+                    return Err(Error::Corrupt);
+                }
+            }
+            _ => {
+                if !self.blocks.insert(pair[0]) || !self.blocks.insert(pair[1]) {
+                    return Err(Error::Corrupt);
+                }
+            }
         }
-        self.current = Some(pair);
-        if !self.blocks.insert(pair[0]) || !self.blocks.insert(pair[1]) {
+        self.current = Some((pair, id));
+        let tail = dir.m.tail;
+        if dir.m.split && (self.blocks.contains(&tail[0]) || self.blocks.contains(&tail[1])) {
             return Err(Error::Corrupt);
         }
         Ok(())
