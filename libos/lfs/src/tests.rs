@@ -373,6 +373,13 @@ fn power_loss_at_any_write_keeps_every_synced_record() {
     }
 }
 
+/// The configuration `cargo uniklink disk` gives a small image: a whole block of cache.
+const HOST_16_BLOCKS: Config = Config {
+    cache_size: BLOCK_SIZE,
+    lookahead_size: 8,
+    block_cycles: 0,
+};
+
 /// An image the `volume` fuzz target found (`fixtures/disk/fuzz-orphan-loop.img`, 16 blocks):
 /// valid commits whose global state claims orphans that littlefs's repair (`lfs_fs_deorphan`,
 /// run before the first change) never finishes fixing, so creating a directory went round
@@ -380,15 +387,12 @@ fn power_loss_at_any_write_keeps_every_synced_record() {
 #[test]
 fn a_repair_that_never_ends_is_stopped_as_damage() {
     let image = include_bytes!("../../../fixtures/disk/fuzz-orphan-loop.img");
-    // The host's configuration for a 16-block image (`cargo uniklink disk`), where it looped.
-    let host = Config {
-        cache_size: BLOCK_SIZE,
-        lookahead_size: 8,
-        block_cycles: 0,
-    };
     let mut ram = Ram::new(image.len());
     ram.bytes.copy_from_slice(image);
-    let mut fs = Filesystem::mount(ram, host).map_err(|(e, _)| e).unwrap();
+    // The host's configuration, where it looped.
+    let mut fs = Filesystem::mount(ram, HOST_16_BLOCKS)
+        .map_err(|(e, _)| e)
+        .unwrap();
     assert_eq!(fs.create_dir("/new"), Err(Error::Corrupt));
     assert!(fs.read_dir("/").is_ok(), "the volume still lists");
 }
@@ -401,12 +405,7 @@ fn a_repair_that_never_ends_is_stopped_as_damage() {
 #[test]
 fn a_directory_whose_pairs_form_a_cycle_is_damage() {
     let image = include_bytes!("../../../fixtures/disk/fuzz-listing-cycle.img");
-    let host = Config {
-        cache_size: BLOCK_SIZE,
-        lookahead_size: 8,
-        block_cycles: 0,
-    };
-    for config in [Config::default(), host] {
+    for config in [Config::default(), HOST_16_BLOCKS] {
         let mut ram = Ram::new(image.len());
         ram.bytes.copy_from_slice(image);
         let mut fs = Filesystem::mount(ram, config).map_err(|(e, _)| e).unwrap();
@@ -429,13 +428,7 @@ fn a_directory_whose_pairs_form_a_cycle_is_damage() {
 /// a listing step with both caches, after the files are written and after a remount.
 #[test]
 fn a_directory_over_several_pairs_lists_completely() {
-    let small_cache = Config::default();
-    let host = Config {
-        cache_size: BLOCK_SIZE,
-        lookahead_size: 8,
-        block_cycles: 0,
-    };
-    for config in [small_cache, host] {
+    for config in [Config::default(), HOST_16_BLOCKS] {
         let mut fs = Filesystem::format(Ram::new(64 * BLOCK_SIZE as usize), config)
             .map_err(|(e, _)| e)
             .unwrap();
