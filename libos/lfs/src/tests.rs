@@ -447,3 +447,57 @@ fn a_directory_over_several_pairs_lists_completely() {
         assert_eq!(listed(&mut fs), expected);
     }
 }
+
+/// Where a listing may go next, checked on littlefs's directory state as it stands between
+/// steps: a valid chain of pairs, then each way a damaged one goes round.
+#[test]
+fn a_listing_follows_a_chain_of_pairs_only_forwards() {
+    let at = |pair: [u32; 2], id: u16, tail: Option<[u32; 2]>| ll::lfs_dir_t {
+        id,
+        m: ll::lfs_mdir_t {
+            pair,
+            split: tail.is_some(),
+            tail: tail.unwrap_or([u32::MAX; 2]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let walk = |steps: &[ll::lfs_dir_t]| -> Result<(), Error> {
+        let mut pairs = SplitPairs::default();
+        steps.iter().try_for_each(|dir| pairs.visit(dir))
+    };
+    // Opened, ".", "..", two entries, on into the next pair (littlefs may swap a pair's
+    // blocks when it fetches it), one entry there, the end.
+    let valid = [
+        at([2, 3], 0, Some([5, 4])),
+        at([2, 3], 0, Some([5, 4])),
+        at([2, 3], 0, Some([5, 4])),
+        at([2, 3], 1, Some([5, 4])),
+        at([2, 3], 2, Some([5, 4])),
+        at([4, 5], 1, None),
+    ];
+    assert_eq!(walk(&valid), Ok(()));
+    // A pair that is its own tail, refused before littlefs follows it.
+    assert_eq!(walk(&[at([2, 3], 0, Some([3, 2]))]), Err(Error::Corrupt));
+    // A tail into a block of a pair listed before.
+    assert_eq!(
+        walk(&[at([2, 3], 0, Some([4, 5])), at([4, 5], 1, Some([6, 2]))]),
+        Err(Error::Corrupt)
+    );
+    // A pair of two equal blocks.
+    assert_eq!(walk(&[at([7, 7], 0, None)]), Err(Error::Corrupt));
+    // Back to a pair listed before (tails not split, as a later fetch may report).
+    assert_eq!(
+        walk(&[
+            at([2, 3], 1, None),
+            at([4, 5], 1, None),
+            at([3, 2], 1, None)
+        ]),
+        Err(Error::Corrupt)
+    );
+    // The same pair again from its start: the id went back.
+    assert_eq!(
+        walk(&[at([2, 3], 2, None), at([2, 3], 1, None)]),
+        Err(Error::Corrupt)
+    );
+}
