@@ -71,10 +71,12 @@ pub struct LinkOptions {
 /// The parts of [`LinkOutput`] that are computed only on request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReportWanted {
-    /// [`LinkOutput::kept`], [`LinkOutput::dropped`] and [`LinkOutput::symbols`].
+    /// [`LinkOutput::kept`] and [`LinkOutput::dropped`].
     pub sections: bool,
     /// [`LinkOutput::sizes`]: sizes, retained sizes, owners and why-chains.
     pub sizes: bool,
+    /// [`LinkOutput::symbols`], for callers of the library; no report prints it.
+    pub symbols: bool,
 }
 
 impl ReportWanted {
@@ -82,6 +84,7 @@ impl ReportWanted {
     pub const ALL: ReportWanted = ReportWanted {
         sections: true,
         sizes: true,
+        symbols: false,
     };
 }
 
@@ -213,7 +216,7 @@ pub struct LinkOutput {
     pub dropped: Vec<SectionInfo>,
     pub output_sections: Vec<OutputSectionInfo>,
     /// Global symbols in the image and their addresses, sorted by name; empty unless
-    /// [`ReportWanted::sections`].
+    /// [`ReportWanted::symbols`].
     pub symbols: Vec<(String, u64)>,
     pub entry: u64,
     /// The architecture's name: `x86_64`, `aarch64`.
@@ -450,7 +453,7 @@ fn report(
     let db = graph.db;
     // A list of every global by name costs as much memory as the link's symbol table:
     // only when asked.
-    let mut symbols: Vec<(String, u64)> = if opts.report.sections {
+    let mut symbols: Vec<(String, u64)> = if opts.report.symbols {
         db.globals
             .iter()
             .zip(&layout.global_addr)

@@ -245,6 +245,7 @@ fn library_call_reports_kept_dropped_and_symbols() {
         report: uniklink::pipeline::ReportWanted {
             sections: true,
             sizes: false,
+            symbols: true,
         },
         ..uniklink::pipeline::LinkOptions::new(inputs, out.clone())
     };

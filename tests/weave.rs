@@ -134,7 +134,7 @@ impl LibOs {
         let mut opts = LinkOptions::new(inputs, out.to_path_buf());
         opts.weave = Some(WeaveOptions::new(self.registry(), manifest.resolve()));
         // The tests look symbols up in the output's list.
-        opts.report.sections = true;
+        opts.report.symbols = true;
         link(&opts)
     }
 }

@@ -212,6 +212,7 @@ pub fn run(args: LinkArgs) -> miette::Result<ExitCode> {
         report: ReportWanted {
             sections: args.print_gc_sections || args.report.is_some(),
             sizes: args.report.is_some(),
+            symbols: false,
         },
         // The process ends after printing what was asked; the kernel takes the link's memory
         // back faster than freeing it would.
