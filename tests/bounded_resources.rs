@@ -301,6 +301,104 @@ fn a_million_tiny_sections() {
 
 /// A small object whose `.symtab` names itself, not `.strtab`, as its string table
 /// (`sh_link`): symbol names then index into symbol entries.
+/// `_start` taking the address of the first of `count` distinct strings in one mergeable
+/// string section (`SHF_MERGE | SHF_STRINGS`), every piece of which is aligned to `align`;
+/// through a local symbol, as assemblers write it, or the section's symbol, whose addend
+/// (-4 for the displacement's place) then falls before the section's start.
+fn mergeable_strings(count: u32, align: u64, section_symbol: bool) -> Vec<u8> {
+    let mut o = object();
+    let text = o.section_id(StandardSection::Text);
+    // lea strings(%rip), %rax; ret
+    o.append_section_data(text, &[0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xc3], 16);
+    define(&mut o, "_start", text, 0);
+    let strings = o.add_section(
+        Vec::new(),
+        b".rodata.str1.1".to_vec(),
+        SectionKind::ReadOnlyString,
+    );
+    let bytes: Vec<u8> = (0..count)
+        .flat_map(|i| format!("s{i}\0").into_bytes())
+        .collect();
+    o.append_section_data(strings, &bytes, align);
+    // A local symbol, as assemblers keep for a reference with an addend into a mergeable
+    // section.
+    let symbol = if section_symbol {
+        o.section_symbol(strings)
+    } else {
+        o.add_symbol(Symbol {
+            name: b"first".to_vec(),
+            value: 0,
+            size: 0,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Compilation,
+            weak: false,
+            section: SymbolSection::Section(strings),
+            flags: SymbolFlags::None,
+        })
+    };
+    o.add_relocation(
+        text,
+        Relocation {
+            offset: 3,
+            symbol,
+            addend: -4,
+            flags: RelocationFlags::Elf {
+                r_type: elf::R_X86_64_PC32,
+            },
+        },
+    )
+    .expect("relocation");
+    o.write().expect("object written")
+}
+
+/// Found by the `link` fuzz target: a mergeable string section aligned far beyond its pieces'
+/// size gives each piece that alignment, so kilobytes of strings at 1 MiB each asked for
+/// gigabytes (the fuzzer's object, 2.5 KB, reached a 2 GiB allocation). Refused before the
+/// merged bytes are allocated.
+#[test]
+fn mergeable_strings_aligned_far_beyond_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = write(
+        &dir.path().join("strings.o"),
+        &mergeable_strings(100_000, 1, false),
+    );
+    let hostile = write(
+        &dir.path().join("aligned.o"),
+        &mergeable_strings(100_000, 1 << 20, false),
+    );
+    let linked = check("merge", dir.path(), &[hostile], &[clean]);
+    assert_eq!(linked.status.code(), Some(1), "{}", linked.stderr);
+    assert!(
+        linked.stderr.contains("aligned.o") && linked.stderr.contains("mergeable"),
+        "{}",
+        linked.stderr
+    );
+    // Its section's symbol with the displacement's -4 names no string: once an overflow
+    // (a panic in a debug build), now an error naming the object and section.
+    let before = write(
+        &dir.path().join("before.o"),
+        &mergeable_strings(100_000, 1, true),
+    );
+    let linked = check(
+        "before",
+        dir.path(),
+        &[before],
+        &[dir.path().join("strings.o")],
+    );
+    assert_eq!(linked.status.code(), Some(1), "{}", linked.stderr);
+    // The message as one line: the terminal renderer wraps it where the path's length puts it.
+    let words: Vec<&str> = linked
+        .stderr
+        .split_whitespace()
+        .filter(|w| *w != "│")
+        .collect();
+    assert!(
+        linked.stderr.contains("before.o") && words.join(" ").contains("refers to offset -4"),
+        "{}",
+        linked.stderr
+    );
+}
+
 #[test]
 fn a_symbol_table_that_is_its_own_string_table() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,10 @@
 use object::elf;
 use rustc_hash::FxHashMap;
 use uniklink_analyzer::object::{Section, SectionId};
+use uniklink_analyzer::resolve::SymbolDb;
 
 use super::Layout;
+use crate::error::{Error, Result};
 
 /// How a mergeable input splits into pieces that can be shared across inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,18 +82,44 @@ impl Layout<'_> {
         inputs: &[SectionId],
         align: u64,
         index: usize,
-    ) -> MergedStrings {
+    ) -> Result<MergedStrings> {
         let db = self.db;
         let bytes = inputs
             .iter()
             .map(|id| db.object(id.object).section(id.index).data);
-        let (merged, pieces) = merge(kind, align, bytes);
+        let (merged, pieces) = merge(kind, align, bytes).map_err(|TooMuchPadding(size)| {
+            let first = inputs[0];
+            let o = db.object(first.object);
+            Error::Section {
+                object: o.name.clone(),
+                section: o.section_name(first.index),
+                reason: format!(
+                    "its mergeable pieces, each aligned to {align:#x}, would take {size:#x} bytes, more than twice the {:#x} bytes of the {} input section(s) merged with it",
+                    input_size(db, inputs),
+                    inputs.len()
+                ),
+            }
+        })?;
         for (&id, pieces) in inputs.iter().zip(pieces) {
             self.pieces.insert(id, (index, pieces));
         }
-        merged
+        Ok(merged)
     }
 }
+
+fn input_size(db: &SymbolDb<'_>, inputs: &[SectionId]) -> u64 {
+    inputs
+        .iter()
+        .map(|id| db.object(id.object).section(id.index).data.len() as u64)
+        .sum()
+}
+
+/// The merged size a mergeable input's alignment would give its pieces, when it is out of
+/// proportion to the inputs: pieces of a byte each aligned to a megabyte would make kilobytes
+/// of input gigabytes of output (found by the `link` fuzz target). Real inputs hold their
+/// pieces at that alignment already, so merging never more than doubles them.
+#[derive(Debug, PartialEq, Eq)]
+struct TooMuchPadding(u64);
 
 /// Deduplicates pieces across inputs, giving the merged bytes and each input's pieces in
 /// order. Every piece stays aligned as its section was, since code may rely on the alignment
@@ -101,11 +129,13 @@ fn merge<'d>(
     kind: MergeKind,
     align: u64,
     inputs: impl Iterator<Item = &'d [u8]>,
-) -> (MergedStrings, Vec<Vec<Piece>>) {
+) -> Result<(MergedStrings, Vec<Vec<Piece>>), TooMuchPadding> {
     let mut unique: Vec<&'d [u8]> = Vec::new();
     let mut seen: FxHashMap<&'d [u8], usize> = FxHashMap::default();
+    let mut input_bytes = 0u64;
     let per_input: Vec<Vec<(u64, usize)>> = inputs
         .map(|bytes| {
+            input_bytes += bytes.len() as u64;
             split_pieces(kind, bytes)
                 .into_iter()
                 .map(|(offset, piece)| {
@@ -133,14 +163,24 @@ fn merge<'d>(
             }
         }
     }
-    let mut data = Vec::new();
+    // Placed first, allocated once the size is known to be in proportion.
     let mut output = vec![0u64; unique.len()];
+    let mut size = 0u64;
     for (u, piece) in unique.iter().enumerate() {
         if host[u] == u {
-            let at = (data.len() as u64).next_multiple_of(align);
-            data.resize(at as usize, 0);
-            data.extend_from_slice(piece);
+            let at = size.saturating_add(align - 1) & !(align - 1);
             output[u] = at;
+            size = at.saturating_add(piece.len() as u64);
+        }
+    }
+    if size > input_bytes.saturating_mul(2) {
+        return Err(TooMuchPadding(size));
+    }
+    let mut data = vec![0u8; size as usize];
+    for (u, piece) in unique.iter().enumerate() {
+        if host[u] == u {
+            let at = output[u] as usize;
+            data[at..at + piece.len()].copy_from_slice(piece);
         }
     }
     for u in 0..unique.len() {
@@ -161,7 +201,7 @@ fn merge<'d>(
                 .collect()
         })
         .collect();
-    (MergedStrings { data, align }, pieces)
+    Ok((MergedStrings { data, align }, pieces))
 }
 
 #[cfg(test)]
@@ -183,7 +223,7 @@ mod tests {
     #[test]
     fn duplicates_and_suffixes_share_storage() {
         let inputs: [&[u8]; 2] = [b"hello\0lo\0", b"lo\0world\0hello\0"];
-        let (merged, pieces) = merge(MergeKind::Strings, 1, inputs.into_iter());
+        let (merged, pieces) = merge(MergeKind::Strings, 1, inputs.into_iter()).unwrap();
         assert_eq!(merged.data, b"hello\0world\0");
         // "lo" is the tail of "hello"; the second "hello" is the first.
         assert_eq!(outputs(&pieces[0]), [(0, 0), (6, 3)]);
@@ -193,13 +233,34 @@ mod tests {
     #[test]
     fn aligned_pieces_stay_aligned_and_whole() {
         let inputs: [&[u8]; 1] = [b"abc\0bc\0abc\0"];
-        let (merged, pieces) = merge(MergeKind::Strings, 4, inputs.into_iter());
+        let (merged, pieces) = merge(MergeKind::Strings, 4, inputs.into_iter()).unwrap();
         // No suffix sharing at alignment 4: "bc" gets its own aligned slot.
         assert_eq!(merged.data, b"abc\0bc\0");
         assert_eq!(outputs(&pieces[0]), [(0, 0), (4, 4), (7, 0)]);
         let constants: [&[u8]; 2] = [&[1, 0, 2, 0], &[2, 0, 3, 0]];
-        let (merged, pieces) = merge(MergeKind::Constants(2), 2, constants.into_iter());
+        let (merged, pieces) = merge(MergeKind::Constants(2), 2, constants.into_iter()).unwrap();
         assert_eq!(merged.data, [1, 0, 2, 0, 3, 0]);
         assert_eq!(outputs(&pieces[1]), [(0, 2), (2, 4)]);
+    }
+
+    #[test]
+    fn alignment_out_of_proportion_to_the_pieces_is_refused_before_allocating() {
+        // 2,000 distinct one-byte strings (as an attacker's object holds) at 1 MiB each
+        // would be 2 GB of output.
+        let input: Vec<u8> = (0..2000u32)
+            .flat_map(|i| {
+                [
+                    b'a' + (i % 26) as u8,
+                    b'A' + (i / 26 % 26) as u8,
+                    b'0' + (i / 676) as u8,
+                    0,
+                ]
+            })
+            .collect();
+        let result = merge(MergeKind::Strings, 1 << 20, [&input[..]].into_iter());
+        assert!(matches!(result, Err(TooMuchPadding(size)) if size > 1 << 30));
+        // The same strings each aligned to 4 are what the input holds: merged as before.
+        let (merged, _) = merge(MergeKind::Strings, 4, [&input[..]].into_iter()).unwrap();
+        assert_eq!(merged.data, input);
     }
 }

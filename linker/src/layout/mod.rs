@@ -411,7 +411,7 @@ impl<'a> Layout<'a> {
         for (chunk, kind, inputs) in merged_inputs {
             let align = chunks[chunk].2;
             let index = self.strings.len();
-            let strings = self.merge(kind, &inputs, align, index);
+            let strings = self.merge(kind, &inputs, align, index)?;
             chunks[chunk].1 = strings.data.len() as u64;
             self.strings.push(strings);
         }
@@ -486,6 +486,20 @@ impl<'a> Layout<'a> {
                     } else {
                         sym.value
                     };
+                    // Past the end (or before the start: a negative addend wraps) names no
+                    // string; compilers never write one.
+                    let size = o.section(s).size;
+                    if off > size {
+                        return Err(Error::Section {
+                            object: o.name.clone(),
+                            section: o.section_name(s),
+                            reason: format!(
+                                "symbol `{}` with addend {addend} refers to offset {} of this mergeable section, which is {size:#x} bytes",
+                                self.db.symbol_name(object, index),
+                                off as i64
+                            ),
+                        });
+                    }
                     let i = pieces.partition_point(|p| p.input <= off).saturating_sub(1);
                     let p = pieces.get(i).copied().unwrap_or(Piece {
                         input: 0,
