@@ -38,17 +38,32 @@ fn command(program: &Path) -> Command {
     }
 }
 
+/// Starts `cmd`, waiting out "text file busy": a program a test has just linked in this
+/// process was mapped writable there, and a child another test thread forked meanwhile holds
+/// that mapping until it execs its own program, a moment later (Linux refuses to execute a
+/// file open for writing anywhere).
+fn spawn(cmd: &mut Command) -> std::process::Child {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(error) if error.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => break result.unwrap_or_else(|error| panic!("cannot start {cmd:?}: {error}")),
+        }
+    }
+}
+
 pub fn run(program: &Path, stdin: &[u8]) -> Ran {
     run_command(command(program), stdin)
 }
 
 pub fn run_command(mut cmd: Command, stdin: &[u8]) -> Ran {
-    let mut child = cmd
-        .stdin(Stdio::piped())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {cmd:?}: {error}"));
+        .stderr(Stdio::piped());
+    let mut child = spawn(&mut cmd);
     let mut input = child.stdin.take().expect("stdin is piped");
     let stdin = stdin.to_vec();
     // A program that exits without reading its input closes the pipe; that is not an error.
