@@ -261,7 +261,7 @@ impl<D: BlockDevice> Filesystem<D> {
     /// Writes an empty file system over the whole device and mounts it.
     pub fn format(device: D, config: Config) -> Result<Filesystem<D>, (Error, D)> {
         let mut fs = Filesystem::new(device, config)?;
-        fs.arm(0);
+        fs.arm(fs.budget.for_transfer(0));
         // SAFETY: `lfs` and `config` are the pair `new` prepared; format leaves `lfs` unmounted.
         let code = unsafe { ll::lfs_format(fs.lfs.as_mut_ptr(), &*fs.config) };
         if let Err(e) = fs.check(code) {
@@ -277,7 +277,7 @@ impl<D: BlockDevice> Filesystem<D> {
     }
 
     fn mount_prepared(mut fs: Filesystem<D>) -> Result<Filesystem<D>, (Error, D)> {
-        fs.arm(0);
+        fs.arm(fs.budget.for_transfer(0));
         // SAFETY: as in `format`; on success `lfs` is mounted and `Drop` unmounts it.
         let code = unsafe { ll::lfs_mount(fs.lfs.as_mut_ptr(), &*fs.config) };
         match fs.check(code) {
@@ -397,23 +397,21 @@ impl<D: BlockDevice> Filesystem<D> {
         })
     }
 
-    /// Gives the next littlefs call its budget of device accesses, for a call that reads or
-    /// writes `transfer` bytes of file data.
-    fn arm(&mut self, transfer: usize) {
-        self.context.budget = self.budget.for_transfer(transfer);
+    /// Gives the next littlefs call (or calls, until armed again) `budget` device accesses.
+    fn arm(&mut self, budget: u64) {
+        self.context.budget = budget;
         self.context.exhausted = false;
     }
 
     /// littlefs's state, for one call with the budget of a call without file data.
     fn lfs(&mut self) -> *mut ll::lfs_t {
-        self.arm(0);
+        self.arm(self.budget.for_transfer(0));
         self.lfs.as_mut_ptr()
     }
 
     /// littlefs's state, for one step of a directory listing.
     fn lfs_listing(&mut self) -> *mut ll::lfs_t {
-        self.context.budget = self.budget.listing;
-        self.context.exhausted = false;
+        self.arm(self.budget.listing);
         self.lfs.as_mut_ptr()
     }
 
@@ -497,7 +495,7 @@ impl<D: BlockDevice> Filesystem<D> {
         let raw = self.file(file)?;
         let len = clamp_len(buf.len());
         let lfs = self.lfs();
-        self.arm(len as usize);
+        self.arm(self.budget.for_transfer(len as usize));
         // SAFETY: `raw` is open here and `buf` has at least `len` bytes.
         let code = unsafe { ll::lfs_file_read(lfs, raw, buf.as_mut_ptr().cast(), len) };
         self.check(code).map(|n| n as usize)
@@ -507,7 +505,7 @@ impl<D: BlockDevice> Filesystem<D> {
         let raw = self.file(file)?;
         let len = clamp_len(data.len());
         let lfs = self.lfs();
-        self.arm(len as usize);
+        self.arm(self.budget.for_transfer(len as usize));
         // SAFETY: `raw` is open here and `data` has at least `len` bytes.
         let code = unsafe { ll::lfs_file_write(lfs, raw, data.as_ptr().cast(), len) };
         self.check(code).map(|n| n as usize)

@@ -5,7 +5,6 @@
 use object::elf;
 use rustc_hash::FxHashMap;
 use uniklink_analyzer::object::{Section, SectionId};
-use uniklink_analyzer::resolve::SymbolDb;
 
 use super::Layout;
 use crate::error::{Error, Result};
@@ -87,15 +86,14 @@ impl Layout<'_> {
         let bytes = inputs
             .iter()
             .map(|id| db.object(id.object).section(id.index).data);
-        let (merged, pieces) = merge(kind, align, bytes).map_err(|TooMuchPadding(size)| {
+        let (merged, pieces) = merge(kind, align, bytes).map_err(|TooMuchPadding { size, inputs: input_bytes }| {
             let first = inputs[0];
             let o = db.object(first.object);
             Error::Section {
                 object: o.name.clone(),
                 section: o.section_name(first.index),
                 reason: format!(
-                    "its mergeable pieces, each aligned to {align:#x}, would take {size:#x} bytes, more than {MAX_GROWTH} times the {:#x} bytes of the {} input section(s) merged with it",
-                    input_size(db, inputs),
+                    "its mergeable pieces, each aligned to {align:#x}, would take {size:#x} bytes, more than {MAX_GROWTH} times the {input_bytes:#x} bytes of the {} input section(s) merged with it",
                     inputs.len()
                 ),
             }
@@ -107,18 +105,15 @@ impl Layout<'_> {
     }
 }
 
-fn input_size(db: &SymbolDb<'_>, inputs: &[SectionId]) -> u64 {
-    inputs
-        .iter()
-        .map(|id| db.object(id.object).section(id.index).data.len() as u64)
-        .sum()
-}
-
 /// The merged size a mergeable input's alignment would give its pieces, when it is out of
 /// proportion to the inputs: pieces of a byte each aligned to a megabyte would make kilobytes
 /// of input gigabytes of output (found by the `link` fuzz target).
 #[derive(Debug, PartialEq, Eq)]
-struct TooMuchPadding(u64);
+struct TooMuchPadding {
+    size: u64,
+    /// The bytes of the inputs merged.
+    inputs: u64,
+}
 
 /// How many times its inputs' bytes a merged chunk may grow by its pieces' alignment. Every
 /// piece takes at least a byte (a string's terminator), so the growth is at most the
@@ -180,7 +175,10 @@ fn merge<'d>(
         }
     }
     if size > input_bytes.saturating_mul(MAX_GROWTH) {
-        return Err(TooMuchPadding(size));
+        return Err(TooMuchPadding {
+            size,
+            inputs: input_bytes,
+        });
     }
     let mut data = vec![0u8; size as usize];
     for (u, piece) in unique.iter().enumerate() {
@@ -264,7 +262,7 @@ mod tests {
             })
             .collect();
         let result = merge(MergeKind::Strings, 1 << 20, [&input[..]].into_iter());
-        assert!(matches!(result, Err(TooMuchPadding(size)) if size > 1 << 30));
+        assert!(matches!(result, Err(TooMuchPadding { size, .. }) if size > 1 << 30));
         // The same strings each aligned to 4 are what the input holds: merged as before.
         let (merged, _) = merge(MergeKind::Strings, 4, [&input[..]].into_iter()).unwrap();
         assert_eq!(merged.data, input);
