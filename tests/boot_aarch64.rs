@@ -100,7 +100,7 @@ fn gdb_attaches_through_run_gdb_and_stops_at_main() {
 
 #[test]
 fn the_timeline_lists_the_boot_phases_in_woven_order() {
-    SUITE.assert_timeline_in_woven_order("clock");
+    SUITE.assert_timeline_in_woven_order("random");
 }
 
 #[test]

@@ -606,7 +606,7 @@ fn real_libos_profiles_change_net_parameters() {
         assert_eq!(net["params"]["max_sockets"], max_sockets, "{profile}");
         assert_eq!(
             report["weave"]["init_order"],
-            serde_json::json!(["unik_console_init", "unik_net_init"])
+            serde_json::json!(["unik_net_init"])
         );
 
         let image = std::fs::read(report["image"].as_str().unwrap()).unwrap();

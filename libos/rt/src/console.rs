@@ -6,25 +6,13 @@
 //! There is no lock: the runtime is single-core and never enables interrupts, so nothing
 //! can interleave with a write, and a panic in the middle of a line can still print.
 //!
-//! The UART works as the machine left it from the first byte on (a boot error can always be
-//! printed); the component's init sets it up for faster output.
+//! The console has no init: the UART works as the machine left it, and the first write turns
+//! its FIFOs on (a boot error can always be printed, and an app that prints nothing before
+//! `main` pays nothing for the console before it).
 
 use core::fmt::{self, Write};
 
 use crate::arch::serial;
-
-/// Sets the UART up: on x86_64 its FIFOs, so that the line status is polled once per 16
-/// bytes instead of before every byte; on aarch64 the same for QEMU's PL011.
-#[unsafe(no_mangle)]
-pub extern "C" fn unik_console_init() {
-    serial::init();
-}
-
-// The conventional registration, which GNU ld, lld and mold keep; uniklink's weaving calls
-// the init from its glue only when the console is live.
-#[used]
-#[unsafe(link_section = ".init_array")]
-static REGISTER: extern "C" fn() = unik_console_init;
 
 /// A handle to the console; `core::fmt::Write` for `write!`.
 pub struct Console;

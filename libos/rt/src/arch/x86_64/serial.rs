@@ -1,9 +1,11 @@
 //! The 16550 UART on COM1, polled.
 //!
-//! Until `init` turns the FIFOs on, the transmitter holds one byte and every byte waits for
-//! it to empty. With the FIFOs on, one wait for an empty FIFO is enough for 16 bytes: the
-//! line status is read once per 16 bytes instead of once per byte, and each read is a trip out
-//! of the guest.
+//! The first write turns the FIFOs on: without them the transmitter holds one byte and every
+//! byte waits for it to empty; with them one wait for an empty FIFO is enough for 16 bytes, so
+//! the line status (each read a trip out of the guest) is read once per 16 bytes. Doing it at
+//! the first write rather than in an init keeps the register write off the boot path of an
+//! app that prints nothing before `main`, and nothing can be lost by the FIFO reset: nothing
+//! was written before.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,18 +28,16 @@ static FIFO_ON: AtomicBool = AtomicBool::new(false);
 /// Turns the FIFOs on. The line settings (speed, word length) stay as the machine set them:
 /// the UARTs of QEMU and Firecracker pass every byte on whatever they are, and each register
 /// write is a trip out of the guest.
-pub(crate) fn init() {
+fn fifo_on() {
     outb(FIFO_CONTROL, FIFO_ON_CLEARED);
     FIFO_ON.store(true, Ordering::Relaxed);
 }
 
 pub(crate) fn write_bytes(bytes: &[u8]) {
-    let burst = if FIFO_ON.load(Ordering::Relaxed) {
-        FIFO_DEPTH
-    } else {
-        1
-    };
-    for chunk in bytes.chunks(burst) {
+    if !FIFO_ON.load(Ordering::Relaxed) {
+        fifo_on();
+    }
+    for chunk in bytes.chunks(FIFO_DEPTH) {
         let mut polls = 0;
         while inb(LINE_STATUS) & THR_EMPTY == 0 && polls < MAX_POLLS {
             polls += 1;
