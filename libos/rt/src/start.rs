@@ -51,7 +51,9 @@ impl Regions {
 }
 
 /// Runs once the architecture's boot is done: the component inits and the app
-/// (`uniklink_start`).
+/// (`uniklink_start`). Inlined into the entry: a call of its own would be one more block of
+/// code for an emulator to translate on the way to `main`.
+#[inline(always)]
 pub(crate) fn run() -> ! {
     timeline::stamp(Phase::Runtime);
     weave::start();

@@ -19,7 +19,7 @@ use unik_platform::memory::{CapacityError, Span, SpanSet, heap_spans as spans_of
 use unik_platform::pvh::{self, START_INFO_V1_SIZE, StartInfo};
 
 use super::exceptions;
-use super::gdt::{self, GDT, GDT_LIMIT, KERNEL_CODE};
+use super::gdt::{self, CODE_DESCRIPTOR, DATA_DESCRIPTOR, GDT, GDT_LIMIT, KERNEL_CODE};
 use super::paging::{
     self, ENTRIES, FIRST_PAGES, FIRST_PAGES_END, LOW_DIRECTORY, MAPPED_LIMIT, PAGE_SIZE, PDPT,
     PML4, TABLES_PAST_IMAGE, UPPER_GIBS,
@@ -49,37 +49,11 @@ _pvh_start:
     mov %edx, {entry_ticks} + 4
     mov %ebx, {start_info_paddr}
 
+    /* The first GiB's tables are in the image (see `paging`); only the links between the
+       tables, which are addresses, are written here. */
     movl ${pdpt} + 0x3, {pml4}
     movl ${low} + 0x3, {pdpt}
-
-    /* The first 2 MiB in 4 KiB pages, the rest of the first GiB in 2 MiB pages, four entries
-       of each per step (a step costs the emulator about as much as its stores); then the
-       first GiB's first entry pointed at the 4 KiB pages, and page 0 unmapped. */
-    mov $0x3, %eax
-    mov $0x83, %edx
-    xor %ecx, %ecx
-.Lunik_fill_low:
-    mov %eax, {first}(,%ecx,8)
-    mov %edx, {low}(,%ecx,8)
-    add $0x1000, %eax
-    add $0x200000, %edx
-    mov %eax, {first}+8(,%ecx,8)
-    mov %edx, {low}+8(,%ecx,8)
-    add $0x1000, %eax
-    add $0x200000, %edx
-    mov %eax, {first}+16(,%ecx,8)
-    mov %edx, {low}+16(,%ecx,8)
-    add $0x1000, %eax
-    add $0x200000, %edx
-    mov %eax, {first}+24(,%ecx,8)
-    mov %edx, {low}+24(,%ecx,8)
-    add $0x1000, %eax
-    add $0x200000, %edx
-    add $4, %ecx
-    cmp ${entries}, %ecx
-    jb .Lunik_fill_low
     movl ${first} + 0x3, {low}
-    movl $0, {first}
     /* Unmap the stack's guard page if it is in the first 2 MiB; otherwise the store goes to
        PML4's last entry, which is 0 anyway, and Rust splits the guard's 2 MiB page. */
     mov $__uniklink_reserve_rt_stack_size, %eax
@@ -117,6 +91,10 @@ _pvh_start:
     or $0x80000000, %eax
     mov %eax, %cr0
 
+    movl ${code_low}, {gdt} + 8
+    movl ${code_high}, {gdt} + 12
+    movl ${data_low}, {gdt} + 16
+    movl ${data_high}, {gdt} + 20
     lgdt .Lunik_boot_gdtr
     ljmp ${code}, $.Lunik_long_mode
 
@@ -168,10 +146,13 @@ _pvh_start:
     pdpt = sym PDPT,
     low = sym LOW_DIRECTORY,
     first = sym FIRST_PAGES,
-    entries = const ENTRIES,
     upper_entries = const UPPER_GIBS * ENTRIES,
     code = const KERNEL_CODE,
     gdt = sym GDT,
+    code_low = const CODE_DESCRIPTOR as u32,
+    code_high = const CODE_DESCRIPTOR >> 32,
+    data_low = const DATA_DESCRIPTOR as u32,
+    data_high = const DATA_DESCRIPTOR >> 32,
     gdt_limit = const GDT_LIMIT,
     entry = sym pvh_entry,
     options(att_syntax),

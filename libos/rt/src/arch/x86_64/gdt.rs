@@ -15,19 +15,17 @@ const EXCEPTION_STACK_SIZE: usize = 8 * 1024;
 pub(super) struct Gdt([u64; 5]);
 
 pub(super) const GDT_LIMIT: u16 = (size_of::<Gdt>() - 1) as u16;
+/// KERNEL_CODE's descriptor: present, ring 0, code, long mode.
+pub(super) const CODE_DESCRIPTOR: u64 = 0x00af_9a00_0000_ffff;
+/// Data: present, ring 0, writable. 64-bit mode ignores the data segment registers, so the
+/// loader's flat ones stay loaded and this one is for completeness only.
+pub(super) const DATA_DESCRIPTOR: u64 = 0x00cf_9200_0000_ffff;
 
-/// Loaded by the 32-bit entry code to enter long mode; the TSS descriptor (entries 3 and 4)
-/// needs the TSS address split across bit fields, which no relocation expresses, so
-/// `load_tss` fills it in at run time.
-pub(super) static mut GDT: Gdt = Gdt([
-    0,
-    0x00af_9a00_0000_ffff, // KERNEL_CODE: present, ring 0, code, long mode
-    // Data: present, ring 0, writable. 64-bit mode ignores the data segment registers, so the
-    // loader's flat ones stay loaded and this one is for completeness only.
-    0x00cf_9200_0000_ffff,
-    0,
-    0,
-]);
+/// Written whole at boot, so that it takes no room in the image: the code and data
+/// descriptors by the 32-bit entry code before it loads the GDT to enter long mode, the TSS
+/// descriptor (entries 3 and 4: the TSS address split across bit fields, which no relocation
+/// expresses) by `load_tss`.
+pub(super) static mut GDT: Gdt = Gdt([0; 5]);
 
 #[repr(C, packed(4))]
 struct Tss {
@@ -45,23 +43,15 @@ struct ExceptionStack([u8; EXCEPTION_STACK_SIZE]);
 
 static mut EXCEPTION_STACK: ExceptionStack = ExceptionStack([0; EXCEPTION_STACK_SIZE]);
 
-/// Complete in the image: the exception stack's top is a relocated address, so boot only
-/// writes the TSS's descriptor.
+/// Filled in by `load_tss`, like the GDT, to take no room in the image.
 static mut TSS: Tss = Tss {
     _reserved0: 0,
     privilege_stacks: [0; 3],
     _reserved1: 0,
-    interrupt_stacks: {
-        let mut stacks = [core::ptr::null(); 7];
-        stacks[EXCEPTION_IST as usize - 1] = (&raw const EXCEPTION_STACK)
-            .cast::<u8>()
-            .wrapping_add(EXCEPTION_STACK_SIZE);
-        stacks
-    },
+    interrupt_stacks: [core::ptr::null(); 7],
     _reserved2: 0,
     _reserved3: 0,
-    // Past the limit: no I/O permission bitmap, which ring 0 never consults.
-    io_map_base: size_of::<Tss>() as u16,
+    io_map_base: 0,
 };
 
 pub(super) fn load_tss() {
@@ -74,8 +64,15 @@ pub(super) fn load_tss() {
         | (((limit >> 16) & 0xf) << 48)
         | (((base >> 24) & 0xff) << 56);
     let gdt = &raw mut GDT;
-    // SAFETY: the GDT is loaded but its TSS entries are unused until `ltr` below.
+    let tss = &raw mut TSS;
+    // SAFETY: nothing uses the TSS before `ltr` below; the GDT is loaded but its TSS entries
+    // are unused until then.
     unsafe {
+        (*tss).interrupt_stacks[EXCEPTION_IST as usize - 1] = (&raw const EXCEPTION_STACK)
+            .cast::<u8>()
+            .wrapping_add(EXCEPTION_STACK_SIZE);
+        // Past the limit: no I/O permission bitmap, which ring 0 never consults.
+        (*tss).io_map_base = size_of::<Tss>() as u16;
         (*gdt).0[3] = low;
         (*gdt).0[4] = base >> 32;
         asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack, preserves_flags));
