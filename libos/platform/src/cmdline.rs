@@ -116,7 +116,7 @@ pub fn tsc_hz(cmdline: &[u8]) -> Option<u64> {
     let value = cmdline
         .split(u8::is_ascii_whitespace)
         .filter_map(|word| word.strip_prefix(TSC_HZ))
-        .last()?;
+        .next_back()?;
     if value.is_empty() || value.len() > 20 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
