@@ -250,7 +250,10 @@ impl Suite {
             .iter()
             .map(|init| format!("init {}", component_of(init.as_str().unwrap())))
             .collect();
-        assert!(!woven.is_empty(), "{app} runs at least one component's init");
+        assert!(
+            !woven.is_empty(),
+            "{app} runs at least one component's init"
+        );
         let expected: Vec<String> = ["entry", "paging", "runtime"]
             .into_iter()
             .map(str::to_owned)

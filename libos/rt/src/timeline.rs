@@ -3,7 +3,7 @@
 //! when printed, so that stamping needs no clock frequency. With `uniklink.timeline` on the
 //! command line the runtime prints them in one line after the ready marker:
 //!
-//! `uniklink:timeline ns entry=0 paging=21034 runtime=40112 init.console=41020 main=41577`
+//! `uniklink:timeline ns entry=0 paging=21034 runtime=40112 init.rng=41020 main=41577`
 //!
 //! Values count from entry, in nanoseconds (`ns`) when the platform states the counter's
 //! frequency, else in counter ticks (`ticks`). Inits are named by the glue object's list of

@@ -11,7 +11,7 @@
 //! nodes and reservations at the heap's first allocation, device windows by components, the
 //! PSCI conduit when the machine is powered off.
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 use core::slice;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -43,10 +43,10 @@ unsafe extern "C" {
 }
 
 // The counter is read first so `entry_to_main` covers all of boot. CPACR_EL1.FPEN turns
-// on FP/SIMD before any Rust code, which the target lets use NEON registers anywhere; the
-// ISBs of the MMU's switch make it (and VBAR_EL1) take effect, so there is no ISB of its
-// own, which an emulator would pay as one more block of code (`virt_entry` has one where the
-// MMU stays off).
+// on FP/SIMD before any Rust code, which the target lets use NEON registers anywhere. The
+// ISB that makes it and VBAR_EL1 take effect comes in `map_image_asm!`, where it ends no
+// block of code an emulator would not end anyway, and on the way out where the mapping gives
+// up (`.Lunik_map_unmapped`).
 // Reset leaves SPSel at 1, so the first stack set is SP_EL1, the exception stack; the
 // runtime then switches to SP_EL0 with the boot stack, whose top is the reserve's start plus
 // rt.stack_size, 16-byte aligned. Then the page tables and the MMU (`mmu::map_image_asm`),
@@ -84,6 +84,9 @@ _virt_start:
     mov x0, x20
     bl {entry}
     b .
+.Lunik_map_unmapped:
+    isb
+    b .Lunik_map_done
     .ltorg
     .size _virt_start, . - _virt_start
     .popsection
@@ -117,9 +120,6 @@ _virt_start:
 /// stack, interrupts masked.
 extern "C" fn virt_entry(device_tree: u64, unmapped: u64) -> ! {
     if unmapped != 0 {
-        // SAFETY: a barrier only: the entry code's writes to CPACR_EL1 and VBAR_EL1 take
-        // effect before the report uses FP/SIMD registers or can fault.
-        unsafe { asm!("isb", options(nomem, nostack, preserves_flags)) };
         let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
         if let Err(error) = mmu::check_image(image) {
             fatal(format_args!("{error}"));

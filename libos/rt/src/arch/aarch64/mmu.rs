@@ -90,13 +90,15 @@ pub(super) static mut IMAGE: [Table; IMAGE_BLOCKS] = [Table::EMPTY; IMAGE_BLOCKS
 /// headers at `__ehdr_start`, fills the tables for the image's 2 MiB blocks and the rest of
 /// the map, and turns the MMU on, leaving x0 = 0; or, when the image does not lie in the
 /// first GiB of RAM or touches more than `IMAGE_BLOCKS` blocks, writes nothing, leaves the
-/// MMU off and x0 = 1, for the Rust entry to report ([`check_image`]). Uses x0-x2, x9-x17 and
-/// x21-x25.
+/// MMU off and x0 = 1, for the Rust entry to report ([`check_image`]), by way of the
+/// caller's `.Lunik_map_unmapped`, out of the straight path (an ISB, then on to
+/// `.Lunik_map_done`). Uses x0-x2, x9-x17 and x21-x25.
 ///
-/// Every write to a system register ends QEMU's block of translated code, and so does a loop's
-/// branch back; the writes that can come early (the TLB invalidation, MAIR_EL1, TCR_EL1) sit
-/// right before a loop's first instruction, where a block starts anyway, instead of splitting
-/// a straight run in two: three blocks fewer to translate on the way to `main`.
+/// Every write to a system register and every ISB ends QEMU's block of translated code, and
+/// so does a loop's branch back; those that can come early (an ISB, the TLB invalidation,
+/// MAIR_EL1, TCR_EL1) sit right before a loop's first instruction, where a block starts
+/// anyway, instead of splitting a straight run in two: four blocks fewer to translate on the
+/// way to `main`.
 macro_rules! map_image_asm {
     () => {
         r#"
@@ -119,7 +121,7 @@ macro_rules! map_image_asm {
     ccmp x9, x11, #2, hs
     ccmp x22, x12, #2, ls
     mov x0, #1
-    b.hi .Lunik_map_done
+    b.hi .Lunik_map_unmapped
 
     /* Every page of those blocks read-write (RAM beside the image), two entries a step */
     adrp x23, {image}
@@ -131,8 +133,9 @@ macro_rules! map_image_asm {
     add x11, x10, #0x1, lsl #12
     mov x12, x23
     add x13, x23, x22, lsl #12
-    /* No stale translations once the MMU is on (the DSB before it waits for this) */
-    tlbi vmalle1
+    /* The entry code's CPACR_EL1 and VBAR_EL1 in effect before anything can fault: reading
+       the program headers with the MMU off is a Device access, which faults if unaligned */
+    isb
 .Lunik_map_rw:
     stp x10, x11, [x12], #16
     add x10, x10, #0x2, lsl #12
@@ -229,6 +232,8 @@ macro_rules! map_image_asm {
     add x12, x12, #{device_offset}
     ldr x10, ={device_first}
     mov x11, #{device_count}
+    /* No stale translations once the MMU is on (the DSB before it waits for this) */
+    tlbi vmalle1
 .Lunik_map_devices:
     str x10, [x12], #8
     add x10, x10, #0x200, lsl #12

@@ -21,10 +21,10 @@ pub(super) const CODE_DESCRIPTOR: u64 = 0x00af_9a00_0000_ffff;
 /// loader's flat ones stay loaded and this one is for completeness only.
 pub(super) const DATA_DESCRIPTOR: u64 = 0x00cf_9200_0000_ffff;
 
-/// Written whole at boot, so that it takes no room in the image: the code and data
-/// descriptors by the 32-bit entry code before it loads the GDT to enter long mode, the TSS
-/// descriptor (entries 3 and 4: the TSS address split across bit fields, which no relocation
-/// expresses) by `load_tss`.
+/// Zero in the image, so that it takes no room there (entry 0 stays the null descriptor): the
+/// 32-bit entry code writes the code and data descriptors before it loads the GDT to enter
+/// long mode, `load_tss` the TSS descriptor (entries 3 and 4: the TSS address split across
+/// bit fields, which no relocation expresses).
 pub(super) static mut GDT: Gdt = Gdt([0; 5]);
 
 #[repr(C, packed(4))]

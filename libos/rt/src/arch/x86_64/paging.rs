@@ -2,13 +2,13 @@
 //!
 //! The first GiB's tables are data in the image: the first 2 MiB in 4 KiB pages with page 0
 //! left out (null dereferences fault), the rest of the first GiB in 2 MiB pages. The 32-bit
-//! entry code only links them (their addresses are not constants Rust can put in a table),
+//! entry code only links them (a table of plain `u64` entries holds no address),
 //! unmaps the stack's guard page where that lies in the first 2 MiB, and maps the other three
 //! GiB (the RAM of larger guests, device windows such as microvm's virtio-mmio at 0xfeb00000)
 //! with 1 GiB pages, or on a CPU without them with three directories of 2 MiB pages that it
-//! fills in the RAM just past the image. Filling the two tables at boot instead cost a loop
-//! of 128 steps, about 45 µs of a 210-µs boot under TCG (the loop and the two blocks of code
-//! it takes the emulator to translate), against the 8 KiB they add to the file.
+//! fills in the RAM just past the image. Filling the two tables at boot instead took a loop
+//! of 128 steps and two more blocks of code for an emulator to translate, the largest part of
+//! boot under QEMU's TCG after the mode switches, against the 8 KiB they add to the file.
 
 use core::arch::asm;
 use core::fmt;
