@@ -5,12 +5,6 @@
 //! archives before anything is fetched, so command-line order does not matter (as in lld),
 //! and objects are added before any member is fetched, so a definition in a later object
 //! never loses to an archive member. COMDAT groups keep the first copy loaded.
-//!
-//! The command-line objects' symbols, most of a large link's, are resolved on all threads
-//! (`command_line`), with the outcome of resolving them one after the other; the members
-//! follow one at a time, as each fetch depends on what the ones before defined.
-
-mod command_line;
 
 use std::hash::BuildHasher as _;
 
@@ -72,11 +66,10 @@ pub struct SymbolDb<'a> {
     /// The object attached after resolution, whose id follows `objects`.
     attached: Option<&'a ObjectFile<'a>>,
     pub globals: IdVec<SymbolId, GlobalSymbol<'a>>,
-    /// The global symbols by name, in [`command_line::SHARDS`] tables by the name's hash (so
-    /// that threads fill them apart): ids only, each hashed and compared by its `globals`
-    /// entry's name, so a table of hundreds of thousands of names holds 4 bytes a slot, not a
-    /// copy of each name's slice.
-    names: Vec<HashTable<SymbolId>>,
+    /// The global symbols by name: ids only, each hashed and compared by its `globals` entry's
+    /// name, so a table of hundreds of thousands of names holds 4 bytes a slot, not a copy of
+    /// each name's slice.
+    names: HashTable<SymbolId>,
     /// Per object, the `SymbolId` of each global symbol index, offset by `first_global`.
     global_map: IdVec<ObjectId, Vec<SymbolId>>,
     /// Loaded objects in command-line order (members at their archive's position).
@@ -157,26 +150,22 @@ impl<'a> SymbolDb<'a> {
         }
 
         // Room for every name resolution can meet: the loaded objects', the archive members'
-        // (of which only some load) and the declared ones. Too few would double the tables.
+        // (of which only some load) and the declared ones. Too few would double the table.
         let capacity = globals_of(false) + globals_of(true) + late.len() + required.len();
-        let mut state = ResolveState::default();
-        let loaded = command_line::resolve(objects, capacity, &mut state.comdats);
         let mut db = SymbolDb {
             objects,
             attached: None,
-            globals: loaded.globals,
-            names: loaded.names,
-            global_map: loaded.global_map,
+            globals: IdVec::with_capacity(capacity),
+            names: HashTable::with_capacity(capacity),
+            global_map: IdVec::filled(Vec::new(), objects.len()),
             live: Vec::new(),
             is_live: IdVec::filled(false, objects.len()),
-            discarded: loaded.discarded,
+            discarded: IdVec::filled(Vec::new(), objects.len()),
         };
+        let mut state = ResolveState::default();
         for o in objects.iter().filter(|o| !o.from_archive) {
-            db.is_live[o.id] = true;
-            db.live.push(o.id);
+            db.add_object(o, &mut state);
         }
-        state.pending = loaded.pending;
-        state.duplicates = loaded.duplicates;
         for name in late {
             let id = db.intern(name);
             db.globals[id].late = true;
@@ -235,9 +224,8 @@ impl<'a> SymbolDb<'a> {
 
     fn intern(&mut self, name: &'a [u8]) -> SymbolId {
         let globals = &self.globals;
-        let hash = name_hash(name);
-        match self.names[command_line::shard_of(hash)].entry(
-            hash,
+        match self.names.entry(
+            name_hash(name),
             |&id| globals[id].name == name,
             |&id| name_hash(globals[id].name),
         ) {
@@ -295,15 +283,83 @@ impl<'a> SymbolDb<'a> {
         self.is_live[id] = true;
         self.live.push(id);
 
-        let discarded = discard_losing_comdats(o, &mut state.comdats);
+        let mut discarded = Vec::new();
+        for g in o.groups.iter().filter(|g| g.comdat) {
+            if state.comdats.entry(g.signature).or_insert(id) != &id {
+                if discarded.is_empty() {
+                    discarded = vec![false; o.sections.len()];
+                }
+                for &s in &g.sections {
+                    discarded[s.index()] = true;
+                }
+            }
+        }
+
         let mut map = Vec::with_capacity(o.symbols.len() - o.first_global);
         for (index, sym) in o.symbols.iter_ids().skip(o.first_global) {
             let sid = self.intern(sym.name);
             map.push(sid);
-            match resolve_symbol(&mut self.globals[sid], o, index, &discarded, object) {
-                Outcome::Nothing => {}
-                Outcome::Pending => state.pending.push(sid),
-                Outcome::Duplicate(duplicate) => state.duplicates.push(duplicate),
+            let g = &mut self.globals[sid];
+            let in_discarded = matches!(sym.place(), SymbolPlace::Section(s) if discarded.get(s.index()) == Some(&true));
+            match sym.place() {
+                // A definition inside a losing COMDAT copy is satisfied by the winning copy.
+                _ if in_discarded => {}
+                SymbolPlace::Undefined => {
+                    if !sym.is_weak() {
+                        g.strong_ref = true;
+                        if g.def == Definition::Undefined {
+                            state.pending.push(sid);
+                        }
+                    }
+                }
+                SymbolPlace::Section(_) | SymbolPlace::Absolute => match g.def {
+                    Definition::Undefined | Definition::Linker => {
+                        g.def = Definition::Defined { object: id, index };
+                    }
+                    Definition::Common { .. } => {
+                        if !sym.is_weak() {
+                            g.def = Definition::Defined { object: id, index };
+                        }
+                    }
+                    Definition::Defined {
+                        object: other,
+                        index: other_index,
+                    } => {
+                        let other_weak = object(other).symbols[other_index].is_weak();
+                        if sym.is_weak() {
+                        } else if other_weak {
+                            g.def = Definition::Defined { object: id, index };
+                        } else {
+                            let first = object(other);
+                            state.duplicates.push(Duplicate {
+                                name: display_name(sym.name),
+                                first: located(first, other_index),
+                                second: located(o, index),
+                            });
+                        }
+                    }
+                },
+                SymbolPlace::Common => match g.def {
+                    Definition::Undefined | Definition::Linker => {
+                        g.def = Definition::Common { object: id, index };
+                    }
+                    Definition::Common {
+                        object: other,
+                        index: other_index,
+                    } => {
+                        if sym.size > object(other).symbols[other_index].size {
+                            g.def = Definition::Common { object: id, index };
+                        }
+                    }
+                    Definition::Defined {
+                        object: other,
+                        index: other_index,
+                    } => {
+                        if object(other).symbols[other_index].is_weak() {
+                            g.def = Definition::Common { object: id, index };
+                        }
+                    }
+                },
             }
         }
         self.global_map[id] = map;
@@ -336,9 +392,8 @@ impl<'a> SymbolDb<'a> {
     }
 
     pub fn lookup(&self, name: &[u8]) -> Option<SymbolId> {
-        let hash = name_hash(name);
-        self.names[command_line::shard_of(hash)]
-            .find(hash, |&id| self.globals[id].name == name)
+        self.names
+            .find(name_hash(name), |&id| self.globals[id].name == name)
             .copied()
     }
 
@@ -381,115 +436,12 @@ impl<'a> SymbolDb<'a> {
     }
 }
 
-/// Marks the sections of `o`'s COMDAT groups that another object loaded before it already
-/// has (`comdats`: each signature's first object), and notes the signatures it is first with.
-/// Empty when it loses none.
-fn discard_losing_comdats<'a>(
-    o: &ObjectFile<'a>,
-    comdats: &mut FxHashMap<&'a [u8], ObjectId>,
-) -> Vec<bool> {
-    let mut discarded = Vec::new();
-    for g in o.groups.iter().filter(|g| g.comdat) {
-        if comdats.entry(g.signature).or_insert(o.id) != &o.id {
-            if discarded.is_empty() {
-                discarded = vec![false; o.sections.len()];
-            }
-            for &s in &g.sections {
-                discarded[s.index()] = true;
-            }
-        }
-    }
-    discarded
-}
-
-/// What resolving one symbol asks of the caller.
-enum Outcome {
-    Nothing,
-    /// A strong reference to a name nothing defines yet: an archive member may.
-    Pending,
-    Duplicate(Duplicate),
-}
-
-/// Applies global symbol `index` of the loaded object `o` to its name's resolution `g`: a
-/// strong definition beats a weak one and a common, the largest common wins, the first of
-/// equals stays. `discarded` marks `o`'s sections that lost their COMDAT group.
-fn resolve_symbol<'a>(
-    g: &mut GlobalSymbol<'a>,
-    o: &'a ObjectFile<'a>,
-    index: SymbolIndex,
-    discarded: &[bool],
-    object: impl Fn(ObjectId) -> &'a ObjectFile<'a>,
-) -> Outcome {
-    let id = o.id;
-    let sym = &o.symbols[index];
-    match sym.place() {
-        // A definition inside a losing COMDAT copy is satisfied by the winning copy.
-        SymbolPlace::Section(s) if discarded.get(s.index()) == Some(&true) => {}
-        SymbolPlace::Undefined => {
-            if !sym.is_weak() {
-                g.strong_ref = true;
-                if g.def == Definition::Undefined {
-                    return Outcome::Pending;
-                }
-            }
-        }
-        SymbolPlace::Section(_) | SymbolPlace::Absolute => match g.def {
-            Definition::Undefined | Definition::Linker => {
-                g.def = Definition::Defined { object: id, index };
-            }
-            Definition::Common { .. } => {
-                if !sym.is_weak() {
-                    g.def = Definition::Defined { object: id, index };
-                }
-            }
-            Definition::Defined {
-                object: other,
-                index: other_index,
-            } => {
-                let other_weak = object(other).symbols[other_index].is_weak();
-                if sym.is_weak() {
-                } else if other_weak {
-                    g.def = Definition::Defined { object: id, index };
-                } else {
-                    return Outcome::Duplicate(Duplicate {
-                        name: display_name(sym.name),
-                        first: located(object(other), other_index),
-                        second: located(o, index),
-                    });
-                }
-            }
-        },
-        SymbolPlace::Common => match g.def {
-            Definition::Undefined | Definition::Linker => {
-                g.def = Definition::Common { object: id, index };
-            }
-            Definition::Common {
-                object: other,
-                index: other_index,
-            } => {
-                if sym.size > object(other).symbols[other_index].size {
-                    g.def = Definition::Common { object: id, index };
-                }
-            }
-            Definition::Defined {
-                object: other,
-                index: other_index,
-            } => {
-                if object(other).symbols[other_index].is_weak() {
-                    g.def = Definition::Common { object: id, index };
-                }
-            }
-        },
-    }
-    Outcome::Nothing
-}
-
-/// The hash of a global symbol's name in [`SymbolDb`]'s tables.
+/// Object ids run through `objects`, then the attached object.
+/// The hash of a global symbol's name in [`SymbolDb`]'s table.
 fn name_hash(name: &[u8]) -> u64 {
     FxBuildHasher.hash_one(name)
 }
 
-/// Object ids run through `objects`, then the attached object.
 fn object_in<'a>(
     objects: &'a [ObjectFile<'a>],
     attached: Option<&'a ObjectFile<'a>>,
