@@ -319,3 +319,51 @@ fn output_is_deterministic_and_archives_may_come_first() {
     let ran = Command::new(&reordered).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello 5 3 42\n");
 }
+
+/// Found by the `link` fuzz target: a kept but empty section flagged TLS (here a `.tdata`
+/// that SHF_GNU_RETAIN keeps) whose writable segment holds nothing else is not laid out, so it
+/// gets no PT_TLS, but the headers were counted with one: the image promised one program
+/// header more than it wrote (a debug build stopped on the mismatch).
+#[test]
+fn an_empty_tls_section_alone_in_its_segment_gets_no_tls_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("empty_tls.s");
+    std::fs::write(
+        &source,
+        ".section .text._start,\"ax\",@progbits\n.globl _start\n_start:\n    ret\n\
+         .section .tdata,\"awTR\",@progbits\n",
+    )
+    .unwrap();
+    let object = dir.path().join("empty_tls.o");
+    let assembled = Command::new("as")
+        .arg("-o")
+        .arg(&object)
+        .arg(&source)
+        .output()
+        .expect("as runs");
+    assert!(assembled.status.success(), "{assembled:?}");
+    let out = dir.path().join("empty_tls");
+    let linked = Command::new(env!("CARGO_BIN_EXE_cargo-uniklink"))
+        .args(["link", "--entry", "_start", "-o"])
+        .arg(&out)
+        .arg(&object)
+        .output()
+        .expect("cargo-uniklink runs");
+    assert!(
+        linked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&linked.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    let elf = Elf::parse(&bytes).expect("goblin parses the image");
+    assert_eq!(usize::from(elf.header.e_phnum), elf.program_headers.len());
+    let types: Vec<u32> = elf.program_headers.iter().map(|p| p.p_type).collect();
+    assert!(
+        types
+            .iter()
+            .all(|&t| t != goblin::elf::program_header::PT_NULL && t != PT_TLS),
+        "{types:?}"
+    );
+    let phdrs_end = elf.header.e_phoff as usize + types.len() * 56;
+    assert!(phdrs_end <= bytes.len());
+}

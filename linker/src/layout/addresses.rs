@@ -19,20 +19,20 @@ impl Layout<'_> {
             SegmentKind::ReadOnly,
             SegmentKind::Writable,
         ];
-        let loads = kinds
-            .iter()
-            .filter(|&&k| {
-                k == SegmentKind::Headers
-                    || self
-                        .sections
-                        .iter()
-                        .any(|s| s.rank.segment() == k && s.size > 0)
-            })
-            .count();
+        // A segment of empty sections only is not laid out, and so neither is a TLS section
+        // in it: count the headers as they will be written.
+        let laid_out = |kind: SegmentKind| {
+            kind == SegmentKind::Headers
+                || self
+                    .sections
+                    .iter()
+                    .any(|s| s.rank.segment() == kind && s.size > 0)
+        };
+        let loads = kinds.iter().filter(|&&k| laid_out(k)).count();
         let has_tls = self
             .sections
             .iter()
-            .any(|s| matches!(s.rank, Rank::Tdata | Rank::Tbss));
+            .any(|s| matches!(s.rank, Rank::Tdata | Rank::Tbss) && laid_out(s.rank.segment()));
         // One PT_NOTE per note section: notes of different alignment cannot share one.
         let notes = self
             .sections
