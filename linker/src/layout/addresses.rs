@@ -20,19 +20,21 @@ impl Layout<'_> {
             SegmentKind::Writable,
         ];
         // A segment of empty sections only is not laid out, and so neither is a TLS section
-        // in it: count the headers as they will be written.
-        let laid_out = |kind: SegmentKind| {
-            kind == SegmentKind::Headers
-                || self
-                    .sections
-                    .iter()
-                    .any(|s| s.rank.segment() == kind && s.size > 0)
-        };
-        let loads = kinds.iter().filter(|&&k| laid_out(k)).count();
-        let has_tls = self
-            .sections
-            .iter()
-            .any(|s| matches!(s.rank, Rank::Tdata | Rank::Tbss) && laid_out(s.rank.segment()));
+        // in it: one decision for the headers counted here and the segments laid out below.
+        let laid_out: Vec<SegmentKind> = kinds
+            .into_iter()
+            .filter(|&kind| {
+                kind == SegmentKind::Headers
+                    || self
+                        .sections
+                        .iter()
+                        .any(|s| s.rank.segment() == kind && s.size > 0)
+            })
+            .collect();
+        let loads = laid_out.len();
+        let has_tls = self.sections.iter().any(|s| {
+            matches!(s.rank, Rank::Tdata | Rank::Tbss) && laid_out.contains(&s.rank.segment())
+        });
         // One PT_NOTE per note section: notes of different alignment cannot share one.
         let notes = self
             .sections
@@ -57,7 +59,7 @@ impl Layout<'_> {
             let members: Vec<usize> = (0..self.sections.len())
                 .filter(|&i| self.sections[i].rank.segment() == kind)
                 .collect();
-            if kind != SegmentKind::Headers && members.iter().all(|&i| self.sections[i].size == 0) {
+            if !laid_out.contains(&kind) {
                 for &i in &members {
                     self.sections[i].addr = addr;
                     self.sections[i].offset = offset;
