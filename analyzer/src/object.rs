@@ -46,6 +46,69 @@ pub struct SectionId {
     pub index: SectionIndex,
 }
 
+/// One input section among all objects' sections: the index space of the link's per-section
+/// tables, in which each object's sections are a range in object order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InputSectionId(pub u32);
+crate::id::u32_idx!(InputSectionId);
+
+/// Where each object's range of [`InputSectionId`]s starts.
+#[derive(Debug, Clone, Default)]
+pub struct InputSections {
+    first: IdVec<ObjectId, InputSectionId>,
+    len: usize,
+}
+
+impl InputSections {
+    /// The ranges of `objects`, whose ids run from 0 in order.
+    pub fn new<'o, 'data: 'o>(objects: impl IntoIterator<Item = &'o ObjectFile<'data>>) -> Self {
+        let mut this = InputSections::default();
+        for o in objects {
+            this.push(o);
+        }
+        this
+    }
+
+    /// Gives the object after the last a range.
+    pub fn push(&mut self, object: &ObjectFile<'_>) {
+        debug_assert_eq!(object.id.index(), self.first.len());
+        self.first.push(InputSectionId::from_index(self.len));
+        self.len += object.sections.len();
+    }
+
+    /// The id of `section`; `None` for an object outside the ranges or an index past its
+    /// object's sections.
+    pub fn get(&self, section: SectionId) -> Option<InputSectionId> {
+        let first = self.first.get(section.object)?.index();
+        let end = self
+            .first
+            .get(ObjectId(section.object.0 + 1))
+            .map_or(self.len, |next| next.index());
+        let at = first + section.index.index();
+        (at < end).then(|| InputSectionId::from_index(at))
+    }
+
+    /// The id of a section of an object in the ranges, as its `SectionId` came from parsing.
+    pub fn id(&self, section: SectionId) -> InputSectionId {
+        self.get(section)
+            .expect("a section of an object with a range")
+    }
+
+    /// The number of sections in all ranges.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A table with `value` for every section.
+    pub fn table<T: Clone>(&self, value: T) -> IdVec<InputSectionId, T> {
+        IdVec::filled(value, self.len)
+    }
+}
+
 /// A parsed relocatable object. Slices borrow the input mapping.
 pub struct ObjectFile<'data> {
     pub id: ObjectId,
@@ -728,6 +791,54 @@ mod tests {
         let ext = o.undefined("ext", false);
         o.refer(text, 8, ext);
         o.bytes()
+    }
+
+    #[test]
+    fn each_object_has_a_range_of_input_section_ids_in_order() {
+        let with = |sections: usize| {
+            let mut o = TestObject::new();
+            for i in 0..sections {
+                o.section(&format!(".text.{i}"), SectionKind::Text, &[0; 4]);
+            }
+            o.bytes()
+        };
+        let inputs = [
+            ("a.o", false, with(2)),
+            ("b.o", true, with(5)),
+            ("glue.o", false, with(1)),
+        ];
+        let objects = crate::test_objects::parse_all(&inputs);
+        let at = |object: u32, index: u32| SectionId {
+            object: ObjectId(object),
+            index: SectionIndex(index),
+        };
+        // The glue is attached after the others, as the weave attaches it.
+        let mut ids = InputSections::new(&objects[..2]);
+        assert_eq!(ids.get(at(2, 0)), None);
+        ids.push(&objects[2]);
+
+        let mut expected = 0;
+        for o in &objects {
+            for index in o.sections.ids() {
+                let id = ids.id(SectionId {
+                    object: o.id,
+                    index,
+                });
+                assert_eq!(id, InputSectionId(expected));
+                expected += 1;
+            }
+            let past = SectionIndex(o.sections.len() as u32);
+            assert_eq!(
+                ids.get(SectionId {
+                    object: o.id,
+                    index: past
+                }),
+                None
+            );
+        }
+        assert_eq!(ids.len(), expected as usize);
+        assert_eq!(ids.table(0u8).len(), ids.len());
+        assert_eq!(ids.get(at(3, 0)), None);
     }
 
     fn parse_err(data: &[u8]) -> String {

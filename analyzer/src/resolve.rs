@@ -15,7 +15,9 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::error::{Duplicate, Error, Result, display_name};
 use crate::id::{IdVec, Idx};
-use crate::object::{ObjectFile, ObjectId, SectionId, SymbolIndex, SymbolPlace};
+use crate::object::{
+    InputSectionId, InputSections, ObjectFile, ObjectId, SectionId, SymbolIndex, SymbolPlace,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SymbolId(pub u32);
@@ -75,8 +77,10 @@ pub struct SymbolDb<'a> {
     /// Loaded objects in command-line order (members at their archive's position).
     pub live: Vec<ObjectId>,
     is_live: IdVec<ObjectId, bool>,
-    /// Per object, sections dropped because another object's COMDAT group won.
-    discarded: IdVec<ObjectId, Vec<bool>>,
+    /// Each object's range of input section ids, the attached object's included.
+    sections: InputSections,
+    /// Sections dropped because another object's COMDAT group won.
+    discarded: IdVec<InputSectionId, bool>,
 }
 
 /// Names the linker defines when they are referenced but nobody else defines them.
@@ -160,8 +164,10 @@ impl<'a> SymbolDb<'a> {
             global_map: IdVec::filled(Vec::new(), objects.len()),
             live: Vec::new(),
             is_live: IdVec::filled(false, objects.len()),
-            discarded: IdVec::filled(Vec::new(), objects.len()),
+            sections: InputSections::new(objects),
+            discarded: IdVec::new(),
         };
+        db.discarded = db.sections.table(false);
         let mut state = ResolveState::default();
         for o in objects.iter().filter(|o| !o.from_archive) {
             db.add_object(o, &mut state);
@@ -267,7 +273,8 @@ impl<'a> SymbolDb<'a> {
         self.attached = Some(o);
         self.is_live.push(false);
         self.global_map.push(Vec::new());
-        self.discarded.push(Vec::new());
+        self.sections.push(o);
+        self.discarded.resize(self.sections.len(), false);
         let mut state = ResolveState::default();
         self.add_object(o, &mut state);
         if !state.duplicates.is_empty() {
@@ -283,24 +290,25 @@ impl<'a> SymbolDb<'a> {
         self.is_live[id] = true;
         self.live.push(id);
 
-        let mut discarded = Vec::new();
+        let mut any_discarded = false;
         for g in o.groups.iter().filter(|g| g.comdat) {
             if state.comdats.entry(g.signature).or_insert(id) != &id {
-                if discarded.is_empty() {
-                    discarded = vec![false; o.sections.len()];
-                }
-                for &s in &g.sections {
-                    discarded[s.index()] = true;
+                any_discarded = true;
+                for &index in &g.sections {
+                    let section = self.sections.id(SectionId { object: id, index });
+                    self.discarded[section] = true;
                 }
             }
         }
 
         let mut map = Vec::with_capacity(o.symbols.len() - o.first_global);
         for (index, sym) in o.symbols.iter_ids().skip(o.first_global) {
+            let in_discarded = any_discarded
+                && matches!(sym.place(), SymbolPlace::Section(index)
+                    if self.discarded[self.sections.id(SectionId { object: id, index })]);
             let sid = self.intern(sym.name);
             map.push(sid);
             let g = &mut self.globals[sid];
-            let in_discarded = matches!(sym.place(), SymbolPlace::Section(s) if discarded.get(s.index()) == Some(&true));
             match sym.place() {
                 // A definition inside a losing COMDAT copy is satisfied by the winning copy.
                 _ if in_discarded => {}
@@ -363,7 +371,6 @@ impl<'a> SymbolDb<'a> {
             }
         }
         self.global_map[id] = map;
-        self.discarded[id] = discarded;
     }
 
     pub fn is_live(&self, object: ObjectId) -> bool {
@@ -385,10 +392,14 @@ impl<'a> SymbolDb<'a> {
 
     /// True when the section lost its COMDAT group to another object's copy.
     pub fn is_discarded(&self, section: SectionId) -> bool {
-        self.discarded[section.object]
-            .get(section.index.index())
-            .copied()
-            .unwrap_or(false)
+        self.sections
+            .get(section)
+            .is_some_and(|section| self.discarded[section])
+    }
+
+    /// Each object's range of input section ids.
+    pub fn input_sections(&self) -> &InputSections {
+        &self.sections
     }
 
     pub fn lookup(&self, name: &[u8]) -> Option<SymbolId> {
@@ -436,12 +447,12 @@ impl<'a> SymbolDb<'a> {
     }
 }
 
-/// Object ids run through `objects`, then the attached object.
 /// The hash of a global symbol's name in [`SymbolDb`]'s table.
 fn name_hash(name: &[u8]) -> u64 {
     FxBuildHasher.hash_one(name)
 }
 
+/// Object ids run through `objects`, then the attached object.
 fn object_in<'a>(
     objects: &'a [ObjectFile<'a>],
     attached: Option<&'a ObjectFile<'a>>,

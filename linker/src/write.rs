@@ -12,8 +12,8 @@ use object::elf;
 use object::endian::{LittleEndian as LE, U16, U32, U64};
 use object::pod::bytes_of;
 use rayon::prelude::*;
-use uniklink_analyzer::id::{IdVec, Idx};
-use uniklink_analyzer::object::{ObjectId, SectionId, SymbolPlace};
+use uniklink_analyzer::id::IdVec;
+use uniklink_analyzer::object::{InputSectionId, ObjectId, SectionId, SymbolPlace};
 use uniklink_analyzer::resolve::Definition;
 
 use crate::error::{Error, Result};
@@ -725,22 +725,16 @@ impl Run {
     }
 }
 
-/// The output section index of each input section placed as a chunk, per live object.
-fn output_indices(layout: &Layout<'_>) -> IdVec<ObjectId, Vec<Option<NonZeroU16>>> {
-    let db = layout.db;
-    let mut of: IdVec<ObjectId, Vec<Option<NonZeroU16>>> =
-        IdVec::filled(Vec::new(), db.object_count());
-    for &object in &db.live {
-        of[object] = vec![None; db.object(object).sections.len()];
-    }
+/// The output section index of each input section placed as a chunk.
+fn output_indices(layout: &Layout<'_>) -> IdVec<InputSectionId, Option<NonZeroU16>> {
+    let sections = layout.db.input_sections();
+    let mut of = sections.table(None);
     for (i, s) in layout.sections.iter().enumerate() {
         // After the null section; layout refuses more sections than a u16 counts.
         let index = NonZeroU16::new((i + 1) as u16);
         for c in &s.chunks {
-            if let ChunkKind::Input(id) | ChunkKind::EhFrame(id) = c.kind
-                && let Some(slot) = of[id.object].get_mut(id.index.index())
-            {
-                *slot = index;
+            if let ChunkKind::Input(id) | ChunkKind::EhFrame(id) = c.kind {
+                of[sections.id(id)] = index;
             }
         }
     }
@@ -751,6 +745,7 @@ fn output_indices(layout: &Layout<'_>) -> IdVec<ObjectId, Vec<Option<NonZeroU16>
 /// what `sizes` counted, run by run in parallel.
 fn write_symbols(layout: &Layout<'_>, sizes: &SymbolSizes, symtab: &mut [u8], strtab: &mut [u8]) {
     let output_index = output_indices(layout);
+    let input_sections = layout.db.input_sections();
     let section_of_addr = |addr: u64| {
         layout
             .sections
@@ -779,10 +774,9 @@ fn write_symbols(layout: &Layout<'_>, sizes: &SymbolSizes, symtab: &mut [u8], st
             let mut at = 0usize;
             run.each(layout, |name, e| {
                 let shndx = match e.section {
-                    SymbolSection::Input(id) => output_index[id.object]
-                        .get(id.index.index())
-                        .copied()
-                        .flatten()
+                    SymbolSection::Input(id) => input_sections
+                        .get(id)
+                        .and_then(|id| output_index[id])
                         .map_or_else(|| section_of_addr(e.value), NonZeroU16::get),
                     SymbolSection::AtValue => section_of_addr(e.value),
                     SymbolSection::Absolute => elf::SHN_ABS,

@@ -24,9 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::component::{Attribution, Components, Owner};
 use crate::graph::{RootReason, SectionGraph};
-use crate::id::{IdVec, Idx};
+use crate::id::IdVec;
 use crate::input::Inputs;
-use crate::object::{ObjectId, SectionId, SectionSymbols, SymbolIndex};
+use crate::object::{
+    InputSectionId, InputSections, ObjectId, SectionId, SectionSymbols, SymbolIndex,
+};
 
 pub use diff::{Diff, DiffRow};
 pub use find::{Found, Match, Query};
@@ -210,7 +212,7 @@ impl SizeReport {
         let graph = r.graph;
         let db = graph.db;
         let ids: Vec<SectionId> = graph.kept_sections().collect();
-        let index = RowIndex::new(db.objects().map(|o| o.sections.len()), &ids);
+        let index = RowIndex::new(db.input_sections(), &ids);
 
         let mut by_section: IdVec<ObjectId, Option<SectionSymbols>> =
             IdVec::filled(None, db.object_count());
@@ -403,42 +405,24 @@ fn group_rows<'s>(
     rows
 }
 
-/// The row of each kept section: a flat table by object and section index rather than a hash
-/// map, as every placed chunk and every kept edge looks rows up.
-struct RowIndex {
-    /// Where each object's sections start in `rows`.
-    /// Where each object's sections start in `rows`.
-    starts: IdVec<ObjectId, usize>,
-    rows: Vec<Option<u32>>,
+/// The row of each kept section: a table by input section rather than a hash map, as every
+/// placed chunk and every kept edge looks rows up.
+struct RowIndex<'s> {
+    sections: &'s InputSections,
+    rows: IdVec<InputSectionId, Option<u32>>,
 }
 
-impl RowIndex {
-    /// `section_counts`: each object's, in id order.
-    fn new(section_counts: impl Iterator<Item = usize>, ids: &[SectionId]) -> RowIndex {
-        let mut starts = IdVec::new();
-        let mut total = 0;
-        for count in section_counts {
-            starts.push(total);
-            total += count;
+impl<'s> RowIndex<'s> {
+    fn new(sections: &'s InputSections, ids: &[SectionId]) -> Self {
+        let mut rows = sections.table(None);
+        for (row, &id) in ids.iter().enumerate() {
+            rows[sections.id(id)] = Some(row as u32);
         }
-        let mut rows = vec![None; total];
-        for (row, id) in ids.iter().enumerate() {
-            rows[starts[id.object] + id.index.index()] = Some(row as u32);
-        }
-        RowIndex { starts, rows }
+        RowIndex { sections, rows }
     }
 
     fn get(&self, id: SectionId) -> Option<usize> {
-        let start = *self.starts.get(id.object)?;
-        let next = self
-            .starts
-            .get(ObjectId(id.object.0 + 1))
-            .copied()
-            .unwrap_or(self.rows.len());
-        if id.index.index() >= next - start {
-            return None;
-        }
-        self.rows[start + id.index.index()].map(|row| row as usize)
+        self.rows[self.sections.get(id)?].map(|row| row as usize)
     }
 }
 
@@ -649,7 +633,8 @@ mod tests {
             index: crate::object::SectionIndex(index),
         };
         let kept = [id(1, 5), id(0, 1), id(2, 1), id(1, 39)];
-        let index = RowIndex::new(objects.iter().map(|o| o.sections.len()), &kept);
+        let sections = crate::object::InputSections::new(&objects);
+        let index = RowIndex::new(&sections, &kept);
         for (row, &section) in kept.iter().enumerate() {
             assert_eq!(index.get(section), Some(row), "{section:?}");
         }

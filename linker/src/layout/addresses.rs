@@ -3,7 +3,6 @@
 //! addresses read off the result.
 
 use object::elf;
-use uniklink_analyzer::id::Idx;
 
 use super::{ChunkKind, EHDR_SIZE, Layout, OutputSection, PHDR_SIZE, Rank, Segment, SegmentKind};
 use crate::arch::TlsSegment;
@@ -168,7 +167,7 @@ impl Layout<'_> {
                 let at = s.addr + c.offset;
                 match c.kind {
                     ChunkKind::Input(id) | ChunkKind::EhFrame(id) => {
-                        self.section_addr[id.object][id.index.index()] = Some(at);
+                        self.section_addr[self.db.input_sections().id(id)] = Some(at);
                     }
                     ChunkKind::Got => self.got_addr = at,
                     ChunkKind::Strings(_)
@@ -183,7 +182,7 @@ impl Layout<'_> {
                 if let ChunkKind::Strings(index) = c.kind {
                     for (sid, (i, _)) in &self.pieces {
                         if *i == index {
-                            self.section_addr[sid.object][sid.index.index()] =
+                            self.section_addr[self.db.input_sections().id(*sid)] =
                                 Some(s.addr + c.offset);
                         }
                     }

@@ -17,7 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use uniklink_analyzer::eh_frame::RecordKind;
 use uniklink_analyzer::graph::SectionGraph;
 use uniklink_analyzer::id::{IdVec, Idx};
-use uniklink_analyzer::object::{ObjectId, SectionId, SymbolIndex, SymbolPlace};
+use uniklink_analyzer::object::{InputSectionId, ObjectId, SectionId, SymbolIndex, SymbolPlace};
 use uniklink_analyzer::resolve::{Definition, SymbolDb, SymbolId, SymbolRef};
 
 mod addresses;
@@ -156,8 +156,8 @@ pub struct Layout<'a> {
     pub segments: Vec<Segment>,
     pub tls: Option<TlsSegment>,
     pub strings: Vec<MergedStrings>,
-    /// Per loaded object, the address of each input section placed in the image.
-    section_addr: IdVec<ObjectId, Vec<Option<u64>>>,
+    /// The address of each input section placed in the image.
+    section_addr: IdVec<InputSectionId, Option<u64>>,
     pieces: FxHashMap<SectionId, (usize, Vec<Piece>)>,
     /// `.ctors`/`.dtors` inputs stored word-reversed in an init array.
     reversed: FxHashSet<SectionId>,
@@ -259,16 +259,7 @@ impl<'a> Layout<'a> {
             segments: Vec::new(),
             tls: None,
             strings: Vec::new(),
-            section_addr: db
-                .objects()
-                .map(|o| {
-                    if db.is_live(o.id) {
-                        vec![None; o.sections.len()]
-                    } else {
-                        Vec::new()
-                    }
-                })
-                .collect(),
+            section_addr: db.input_sections().table(None),
             pieces: FxHashMap::default(),
             reversed,
             eh_offsets: FxHashMap::default(),
@@ -463,7 +454,7 @@ impl<'a> Layout<'a> {
             SymbolPlace::Undefined | SymbolPlace::Common => target.kind = TargetKind::Absolute,
             SymbolPlace::Section(s) => {
                 let id = SectionId { object, index: s };
-                let Some(base) = self.section_addr[object][s.index()] else {
+                let Some(base) = self.section_address(id) else {
                     let Some((from, offset)) = from else {
                         // A global defined in a section GC removed; nothing kept refers to it.
                         return Ok(target);
@@ -601,7 +592,7 @@ impl<'a> Layout<'a> {
 
     /// Output address of an input section, if placed.
     pub fn section_address(&self, id: SectionId) -> Option<u64> {
-        *self.section_addr.get(id.object)?.get(id.index.index())?
+        self.section_addr[self.db.input_sections().get(id)?]
     }
 
     /// Final address of symbol `index` as `object` defines it, following merged strings and
