@@ -81,16 +81,27 @@ pub struct SectionGraph<'a> {
     marks: Marks,
 }
 
+/// A section's node, whose index is the section's [`InputSectionId`]'s: the graph's per-node
+/// tables are indexed by it.
+impl Idx for NodeIndex {
+    fn from_index(index: usize) -> Self {
+        NodeIndex::new(index)
+    }
+    fn index(self) -> usize {
+        NodeIndex::index(self)
+    }
+}
+
 /// The graph and its marking, without the symbols: what a graph keeps while the object
 /// declared at resolution is [attached](SymbolDb::attach) (see [`SectionGraph::detach`]).
 pub struct Marks {
+    /// A node for every section of every object, loaded or not, in the order of their
+    /// [`InputSectionId`]s: a section's node has its id's index.
     graph: DiGraph<SectionId, Via>,
-    /// The node of each loaded object's section 0; its other sections follow in order.
-    first_node: IdVec<ObjectId, Option<NodeIndex>>,
-    eligible: Vec<bool>,
-    kept: Vec<bool>,
-    parent: Vec<Option<EdgeIndex>>,
-    root: Vec<Option<RootReason>>,
+    eligible: IdVec<NodeIndex, bool>,
+    kept: IdVec<NodeIndex, bool>,
+    parent: IdVec<NodeIndex, Option<EdgeIndex>>,
+    root: IdVec<NodeIndex, Option<RootReason>>,
     eh_frames: FxHashMap<SectionId, EhFrame>,
     /// The roots marked from, in the order found.
     roots: Vec<(SectionId, RootReason)>,
@@ -172,12 +183,11 @@ impl<'a> SectionGraph<'a> {
         let mut this = SectionGraph {
             db,
             marks: Marks {
-                graph: DiGraph::new(),
-                first_node: IdVec::filled(None, db.object_count()),
-                eligible: Vec::new(),
-                kept: Vec::new(),
-                parent: Vec::new(),
-                root: Vec::new(),
+                graph: DiGraph::with_capacity(db.input_sections().len(), 0),
+                eligible: IdVec::with_capacity(db.input_sections().len()),
+                kept: IdVec::with_capacity(db.input_sections().len()),
+                parent: IdVec::with_capacity(db.input_sections().len()),
+                root: IdVec::with_capacity(db.input_sections().len()),
                 eh_frames: FxHashMap::default(),
                 roots: Vec::new(),
                 late: Vec::new(),
@@ -185,8 +195,8 @@ impl<'a> SectionGraph<'a> {
                 retired: FxHashSet::default(),
             },
         };
-        for &oid in &db.live {
-            this.add_nodes(oid);
+        for o in db.objects() {
+            this.add_nodes(o.id);
         }
         let by_name = this.start_stop_sections(&db.live);
         let mut roots = this.scan(&db.live, opts, &by_name, Defer::Late)?;
@@ -230,7 +240,6 @@ impl<'a> SectionGraph<'a> {
         opts: &GraphOptions<'_>,
     ) -> Result<Self> {
         let mut this = SectionGraph { db, marks };
-        this.marks.first_node.resize(db.object_count(), None);
         this.add_nodes(object);
         let by_name = this.start_stop_sections(&db.live);
         let object_roots = this.scan(&[object], opts, &by_name, Defer::Nothing)?;
@@ -252,9 +261,9 @@ impl<'a> SectionGraph<'a> {
 
         let m = &mut this.marks;
         let n = m.graph.node_count();
-        let kept_before = std::mem::replace(&mut m.kept, vec![false; n]);
-        m.parent = vec![None; n];
-        m.root = vec![None; n];
+        let kept_before = std::mem::replace(&mut m.kept, IdVec::filled(false, n));
+        m.parent = IdVec::filled(None, n);
+        m.root = IdVec::filled(None, n);
         let mut roots = std::mem::take(&mut m.roots);
         roots.extend(object_roots);
         roots.extend(keep_roots);
@@ -270,9 +279,7 @@ impl<'a> SectionGraph<'a> {
             .marks
             .graph
             .node_indices()
-            .filter(|n| {
-                this.marks.kept[n.index()] && !kept_before.get(n.index()).copied().unwrap_or(false)
-            })
+            .filter(|n| this.marks.kept[*n] && !kept_before.get(*n).copied().unwrap_or(false))
             .map(|n| this.marks.graph[n]);
         let waited = waited.into_iter().filter(|&s| this.is_kept(s));
         this.check_undefined(
@@ -285,13 +292,15 @@ impl<'a> SectionGraph<'a> {
     fn add_nodes(&mut self, object: ObjectId) {
         let db = self.db;
         let o = db.object(object);
+        let live = db.is_live(object);
         let m = &mut self.marks;
-        m.first_node[object] = Some(NodeIndex::new(m.graph.node_count()));
         for (index, s) in o.sections.iter_ids() {
             let id = SectionId { object, index };
-            m.graph.add_node(id);
-            m.eligible
-                .push(index != SectionIndex(0) && !s.is_dropped_kind() && !db.is_discarded(id));
+            let node = m.graph.add_node(id);
+            debug_assert_eq!(node.index(), db.input_sections().id(id).index());
+            m.eligible.push(
+                live && index != SectionIndex(0) && !s.is_dropped_kind() && !db.is_discarded(id),
+            );
             m.kept.push(false);
             m.parent.push(None);
             m.root.push(None);
@@ -400,12 +409,11 @@ impl<'a> SectionGraph<'a> {
     }
 
     fn node(&self, id: SectionId) -> NodeIndex {
-        let first = self.marks.first_node[id.object].expect("sections of loaded objects only");
-        NodeIndex::new(first.index() + id.index.index())
+        NodeIndex::from_index(self.db.input_sections().id(id).index())
     }
 
     fn is_eligible(&self, id: SectionId) -> bool {
-        self.marks.eligible[self.node(id).index()]
+        self.marks.eligible[self.node(id)]
     }
 
     /// `None` if the symbol is undefined; `Some(None)` if defined outside any section.
@@ -559,9 +567,9 @@ impl<'a> SectionGraph<'a> {
             let mut queue = VecDeque::new();
             for (id, reason) in batch {
                 let n = self.node(id);
-                if !self.marks.kept[n.index()] {
-                    self.marks.kept[n.index()] = true;
-                    self.marks.root[n.index()] = Some(reason);
+                if !self.marks.kept[n] {
+                    self.marks.kept[n] = true;
+                    self.marks.root[n] = Some(reason);
                     queue.push_back(n);
                 }
             }
@@ -570,9 +578,9 @@ impl<'a> SectionGraph<'a> {
             while let Some(n) = queue.pop_front() {
                 for e in m.graph.edges(n) {
                     let t = e.target();
-                    if !m.kept[t.index()] && !retired(e.id()) {
-                        m.kept[t.index()] = true;
-                        m.parent[t.index()] = Some(e.id());
+                    if !m.kept[t] && !retired(e.id()) {
+                        m.kept[t] = true;
+                        m.parent[t] = Some(e.id());
                         queue.push_back(t);
                     }
                 }
@@ -689,7 +697,7 @@ impl<'a> SectionGraph<'a> {
     }
 
     pub fn is_kept(&self, id: SectionId) -> bool {
-        self.marks.kept[self.node(id).index()]
+        self.marks.kept[self.node(id)]
     }
 
     /// Kept sections in input order.
@@ -697,7 +705,7 @@ impl<'a> SectionGraph<'a> {
         self.marks
             .graph
             .node_indices()
-            .filter(|n| self.marks.kept[n.index()])
+            .filter(|n| self.marks.kept[*n])
             .map(|n| self.marks.graph[n])
     }
 
@@ -706,7 +714,7 @@ impl<'a> SectionGraph<'a> {
         self.marks
             .graph
             .node_indices()
-            .filter(|n| self.marks.eligible[n.index()] && !self.marks.kept[n.index()])
+            .filter(|n| self.marks.eligible[*n] && !self.marks.kept[*n])
             .map(|n| self.marks.graph[n])
     }
 
@@ -723,19 +731,19 @@ impl<'a> SectionGraph<'a> {
             .edge_indices()
             .filter(|e| !self.marks.retired.contains(e))
             .filter_map(|e| self.marks.graph.edge_endpoints(e))
-            .filter(|(a, b)| self.marks.kept[a.index()] && self.marks.kept[b.index()])
+            .filter(|(a, b)| self.marks.kept[*a] && self.marks.kept[*b])
             .map(|(a, b)| (self.marks.graph[a], self.marks.graph[b]))
     }
 
     /// Why a kept section is a root; `None` for sections kept by a reference.
     pub fn root_reason(&self, id: SectionId) -> Option<RootReason> {
-        self.marks.root[self.node(id).index()]
+        self.marks.root[self.node(id)]
     }
 
     /// The kept section whose reference marked `id` first (one step up its why-chain), with
     /// the symbol named by that reference; `None` for roots and sections not kept.
     pub fn parent(&self, id: SectionId) -> Option<(SectionId, String)> {
-        let e = self.marks.parent[self.node(id).index()]?;
+        let e = self.marks.parent[self.node(id)]?;
         let (from, _) = self.marks.graph.edge_endpoints(e)?;
         let via = self.marks.graph[e];
         Some((
@@ -747,14 +755,14 @@ impl<'a> SectionGraph<'a> {
     /// The chain of references from a root to `target`; `None` if it is not kept.
     pub fn why_section(&self, target: SectionId) -> Option<WhyChain> {
         let mut n = self.node(target);
-        if !self.marks.kept[n.index()] {
+        if !self.marks.kept[n] {
             return None;
         }
         let mut steps = vec![WhyStep {
             section: target,
             via: None,
         }];
-        while let Some(e) = self.marks.parent[n.index()] {
+        while let Some(e) = self.marks.parent[n] {
             let (from, _) = self.marks.graph.edge_endpoints(e).expect("edge exists");
             let via = self.marks.graph[e];
             steps.push(WhyStep {
@@ -765,7 +773,7 @@ impl<'a> SectionGraph<'a> {
         }
         steps.reverse();
         Some(WhyChain {
-            root: self.marks.root[n.index()].expect("chain starts at a root"),
+            root: self.marks.root[n].expect("chain starts at a root"),
             steps,
         })
     }
