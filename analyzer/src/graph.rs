@@ -81,8 +81,9 @@ pub struct SectionGraph<'a> {
     marks: Marks,
 }
 
-/// A section's node, whose index is the section's [`InputSectionId`]'s: the graph's per-node
-/// tables are indexed by it.
+/// A section's node, whose index is the section's
+/// [`InputSectionId`](crate::object::InputSectionId)'s: the graph's per-node tables are
+/// indexed by it.
 impl Idx for NodeIndex {
     fn from_index(index: usize) -> Self {
         NodeIndex::new(index)
@@ -96,7 +97,8 @@ impl Idx for NodeIndex {
 /// declared at resolution is [attached](SymbolDb::attach) (see [`SectionGraph::detach`]).
 pub struct Marks {
     /// A node for every section of every object, loaded or not, in the order of their
-    /// [`InputSectionId`]s: a section's node has its id's index.
+    /// [`InputSectionId`](crate::object::InputSectionId)s: a section's node has its id's
+    /// index.
     graph: DiGraph<SectionId, Via>,
     eligible: IdVec<NodeIndex, bool>,
     kept: IdVec<NodeIndex, bool>,
@@ -294,10 +296,18 @@ impl<'a> SectionGraph<'a> {
         let o = db.object(object);
         let live = db.is_live(object);
         let m = &mut self.marks;
+        // Nodes are added object after object in id order, the attached object last: marks
+        // detached from another database, or attached for another object, would misplace
+        // every node after this one.
+        assert_eq!(
+            db.input_sections().first(object).index(),
+            m.graph.node_count(),
+            "{}'s nodes at its input sections' place",
+            o.name
+        );
         for (index, s) in o.sections.iter_ids() {
             let id = SectionId { object, index };
-            let node = m.graph.add_node(id);
-            debug_assert_eq!(node.index(), db.input_sections().id(id).index());
+            m.graph.add_node(id);
             m.eligible.push(
                 live && index != SectionIndex(0) && !s.is_dropped_kind() && !db.is_discarded(id),
             );
@@ -886,8 +896,15 @@ mod tests {
         let glue_data = glue.section(".rodata.glue", SectionKind::ReadOnlyData, &[0; 8]);
         glue.define("param", glue_data, 0, false);
 
+        // An archive member nothing needs, between them: never loaded, so its sections are
+        // neither kept nor dropped.
+        let mut member = TestObject::new();
+        let unloaded = member.section(".text.member", SectionKind::Text, &[0; 8]);
+        member.define("member_function", unloaded, 0, false);
+
         let inputs = [
             ("app.o", false, app.bytes()),
+            ("lib.a(member.o)", true, member.bytes()),
             ("glue.o", false, glue.bytes()),
         ];
         let mut objects = parse_all(&inputs);
@@ -932,6 +949,12 @@ mod tests {
             ]
         );
         assert_eq!(dropped, [".rodata.param", ".text.default", ".text.unused"]);
+        let member = SectionId {
+            object: ObjectId(1),
+            index: SectionIndex(1),
+        };
+        assert!(!db.is_live(member.object) && !graph.is_kept(member));
+        assert!(graph.why_section(member).is_none());
         // The kept name roots its chains, as in one marking of all the inputs; the default's
         // edge leads nowhere any more.
         let chain = graph.why("enter").unwrap();

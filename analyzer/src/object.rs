@@ -88,6 +88,11 @@ impl InputSections {
         (at < end).then(|| InputSectionId::from_index(at))
     }
 
+    /// The first id of `object`'s range (its null section's).
+    pub fn first(&self, object: ObjectId) -> InputSectionId {
+        self.first[object]
+    }
+
     /// The id of a section of an object in the ranges, as its `SectionId` came from parsing.
     pub fn id(&self, section: SectionId) -> InputSectionId {
         self.get(section)

@@ -304,8 +304,8 @@ impl<'a> SymbolDb<'a> {
         let mut map = Vec::with_capacity(o.symbols.len() - o.first_global);
         for (index, sym) in o.symbols.iter_ids().skip(o.first_global) {
             let in_discarded = any_discarded
-                && matches!(sym.place(), SymbolPlace::Section(index)
-                    if self.discarded[self.sections.id(SectionId { object: id, index })]);
+                && matches!(sym.place(), SymbolPlace::Section(section)
+                    if self.discarded[self.sections.id(SectionId { object: id, index: section })]);
             let sid = self.intern(sym.name);
             map.push(sid);
             let g = &mut self.globals[sid];
