@@ -800,17 +800,11 @@ mod tests {
 
     #[test]
     fn each_object_has_a_range_of_input_section_ids_in_order() {
-        let with = |sections: usize| {
-            let mut o = TestObject::new();
-            for i in 0..sections {
-                o.section(&format!(".text.{i}"), SectionKind::Text, &[0; 4]);
-            }
-            o.bytes()
-        };
+        use crate::test_objects::text_sections;
         let inputs = [
-            ("a.o", false, with(2)),
-            ("b.o", true, with(5)),
-            ("glue.o", false, with(1)),
+            ("a.o", false, text_sections(2)),
+            ("b.o", true, text_sections(5)),
+            ("glue.o", false, text_sections(1)),
         ];
         let objects = crate::test_objects::parse_all(&inputs);
         let at = |object: u32, index: u32| SectionId {

@@ -128,6 +128,15 @@ impl TestObject {
     }
 }
 
+/// An object of `count` code sections of four bytes, `.text.0` on.
+pub fn text_sections(count: usize) -> Vec<u8> {
+    let mut o = TestObject::new();
+    for i in 0..count {
+        o.section(&format!(".text.{i}"), SectionKind::Text, &[0; 4]);
+    }
+    o.bytes()
+}
+
 /// Parses test objects: `(name, from_archive, bytes)`, ids in order.
 pub fn parse_all<'d>(inputs: &'d [(&str, bool, Vec<u8>)]) -> Vec<ObjectFile<'d>> {
     inputs

@@ -612,20 +612,12 @@ mod tests {
     #[test]
     fn row_index_finds_each_kept_section_and_nothing_else() {
         use crate::object::ObjectId;
-        use crate::test_objects::{TestObject, parse_all};
-        use object::SectionKind;
+        use crate::test_objects::{parse_all, text_sections};
 
-        let object = |sections: usize| {
-            let mut o = TestObject::new();
-            for i in 0..sections {
-                o.section(&format!(".text.{i}"), SectionKind::Text, &[0; 4]);
-            }
-            o.bytes()
-        };
         let inputs = [
-            ("a.o", false, object(3)),
-            ("b.o", false, object(40)),
-            ("c.o", false, object(1)),
+            ("a.o", false, text_sections(3)),
+            ("b.o", false, text_sections(40)),
+            ("c.o", false, text_sections(1)),
         ];
         let objects = parse_all(&inputs);
         let id = |object: u32, index: u32| SectionId {
