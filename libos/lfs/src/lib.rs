@@ -16,6 +16,7 @@
 extern crate alloc;
 
 mod error;
+mod pairs;
 mod raw;
 
 use alloc::boxed::Box;
@@ -277,6 +278,9 @@ impl<D: BlockDevice> Filesystem<D> {
     }
 
     fn mount_prepared(mut fs: Filesystem<D>) -> Result<Filesystem<D>, (Error, D)> {
+        if let Err(e) = pairs::check(&mut fs.context.device, fs.config.block_count) {
+            return Err((e, fs.into_device()));
+        }
         fs.arm(fs.budget.for_transfer(0));
         // SAFETY: as in `format`; on success `lfs` is mounted and `Drop` unmounts it.
         let code = unsafe { ll::lfs_mount(fs.lfs.as_mut_ptr(), &*fs.config) };
@@ -676,11 +680,10 @@ impl<D: BlockDevice> Drop for Filesystem<D> {
 /// every pair is new, its two blocks differ, no block belongs to two pairs, and the ids read
 /// in one pair only grow.
 ///
-/// A chain that leads back is refused before the step that would follow it: a pair whose
-/// blocks are equal and whose tail is itself would go round inside one littlefs call without
-/// a device access (its blocks stay in littlefs's cache), where no budget stops it. What stays
-/// out of reach is a chain the call enters and leaves within itself (through pairs that list
-/// nothing), which only a pair of equal blocks makes free of device accesses.
+/// A chain that leads back is refused before the step that would follow it. A chain one
+/// littlefs call enters and leaves within itself (through pairs that list nothing) is out of
+/// this walk's sight; it reads the device on each pair unless a pair's two blocks are one,
+/// and such pairs are refused at mount (`pairs.rs`).
 #[derive(Default)]
 struct SplitPairs {
     /// The pair the listing is in and the id it has read up to there.
