@@ -507,7 +507,7 @@ fn a_listing_follows_a_chain_of_pairs_only_forwards() {
 fn rename_pair(block: &mut [u8], from: [u32; 2], to: [u32; 2]) {
     let as_bytes = |pair: [u32; 2]| [pair[0].to_le_bytes(), pair[1].to_le_bytes()].concat();
     let naming: Vec<_> = pairs::tags(block)
-        .filter(|t| t.kind == pairs::TYPE_DIRSTRUCT || t.kind & !1 == pairs::TYPE_TAIL)
+        .filter(|t| t.kind == pairs::TYPE_DIRSTRUCT || t.kind & 0x700 == pairs::CLASS_TAIL)
         .map(|t| t.data)
         .collect();
     for data in naming {
@@ -537,6 +537,8 @@ fn a_pair_of_two_equal_blocks_does_not_mount() {
     let block = BLOCK_SIZE as usize;
     let named: Vec<[u32; 2]> = (0..2)
         .flat_map(|b| pairs::named_pairs(&ram.bytes[b * block..(b + 1) * block]))
+        .filter(|n| n.as_pair)
+        .map(|n| n.pair)
         .collect();
     let dir = *named
         .iter()
@@ -580,7 +582,7 @@ fn the_null_tail_a_removed_directory_leaves_is_no_pair() {
     let block = BLOCK_SIZE as usize;
     let null_tails = (0..ram.bytes.len() / block)
         .flat_map(|b| pairs::named_pairs(&ram.bytes[b * block..(b + 1) * block]))
-        .filter(|&pair| pair == [u32::MAX; 2])
+        .filter(|n| n.pair == [u32::MAX; 2])
         .count();
     assert!(null_tails > 0);
     let mut fs = Filesystem::mount(ram, Config::default())
@@ -593,4 +595,91 @@ fn the_null_tail_a_removed_directory_leaves_is_no_pair() {
         .map(|e| e.name)
         .collect();
     assert_eq!(names, ["b"]);
+}
+
+/// A commit's tags (type, data) and the size its CRC tag states.
+type Commit<'a> = (&'a [(u32, &'a [u8])], u32);
+
+/// A metadata block of `commits`, with every CRC right; the rest of the block zeros.
+fn metadata_block(commits: &[Commit<'_>]) -> Vec<u8> {
+    let mut block = 1u32.to_le_bytes().to_vec();
+    let mut crc = pairs::crc32(0xffff_ffff, &block);
+    let mut before = 0xffff_ffff;
+    for (tags, crc_size) in commits {
+        for (kind, data) in *tags {
+            let tag = (kind << 20) | data.len() as u32;
+            let raw = (tag ^ before).to_be_bytes();
+            crc = pairs::crc32(pairs::crc32(crc, &raw), data);
+            block.extend_from_slice(&raw);
+            block.extend_from_slice(data);
+            before = tag;
+        }
+        let tag = (pairs::TYPE_CCRC << 20) | crc_size;
+        let raw = (tag ^ before).to_be_bytes();
+        block.extend_from_slice(&raw);
+        block.extend_from_slice(&pairs::crc32(crc, &raw).to_le_bytes());
+        block.resize(block.len() - 4 + *crc_size as usize, 0);
+        crc = 0xffff_ffff;
+        before = tag;
+    }
+    block.resize(BLOCK_SIZE as usize, 0);
+    block
+}
+
+fn pair(a: u32, b: u32) -> [u8; 8] {
+    let mut bytes = [0; 8];
+    bytes[..4].copy_from_slice(&a.to_le_bytes());
+    bytes[4..].copy_from_slice(&b.to_le_bytes());
+    bytes
+}
+
+/// The walk reads tags as littlefs reads them, not only as it writes them: a hostile image
+/// hides a pair of equal blocks in a tail of another type of the class, a directory struct of
+/// another size, or a struct of another type that an entry names as a directory.
+#[test]
+fn pairs_of_equal_blocks_are_found_as_littlefs_reads_them() {
+    let check = |blocks: &[(u32, Vec<u8>)]| {
+        let mut ram = Ram::new(16 * BLOCK_SIZE as usize);
+        for (b, bytes) in blocks {
+            let at = *b as usize * BLOCK_SIZE as usize;
+            ram.bytes[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+        pairs::check(&mut ram, 16)
+    };
+    let equal = pair(5, 5);
+    let wide = [&equal[..], &[0; 4]].concat();
+    let tail_to_itself = metadata_block(&[(&[(0x601, &equal)], 4)]);
+    for (case, commits) in [
+        ("soft tail", &[(&[(0x600, &equal[..])][..], 4)][..]),
+        ("tail of another type", &[(&[(0x603, &equal[..])], 4)]),
+        (
+            "directory struct of 12 bytes",
+            &[(&[(0x200, &wide[..])], 4)],
+        ),
+        (
+            "directory struct of 4 bytes",
+            &[(&[(0x200, &equal[..4])], 4)],
+        ),
+        (
+            "in a second commit",
+            &[(&[(0x001, &b"f"[..])], 8), (&[(0x600, &equal)], 4)],
+        ),
+    ] {
+        let zero = matches!(case, "directory struct of 4 bytes");
+        let mut blocks = vec![(0, metadata_block(commits))];
+        if zero {
+            // Zero-filled, the struct names (5, 0): make block 0 the one named twice instead.
+            blocks[0].1 = metadata_block(&[(&[(0x200, &pair(0, 9)[..4])], 4)]);
+        }
+        assert_eq!(check(&blocks), Err(Error::Corrupt), "{case}");
+    }
+    // A file's CTZ list may have a head equal to its size: followed, not refused, unless what
+    // it leads to names itself as its tail.
+    let ctz = metadata_block(&[(&[(0x202, &equal)], 4)]);
+    assert_eq!(check(&[(0, ctz.clone())]), Ok(()));
+    assert_eq!(check(&[(0, ctz), (5, tail_to_itself)]), Err(Error::Corrupt));
+    // A commit whose CRC does not hold names nothing.
+    let mut damaged = metadata_block(&[(&[(0x600, &equal)], 4)]);
+    damaged[8] ^= 1;
+    assert_eq!(check(&[(0, damaged)]), Ok(()));
 }
