@@ -239,6 +239,10 @@ impl File {
         }
     }
 
+    pub fn is_empty(&self) -> Result<bool> {
+        self.len().map(|len| len == 0)
+    }
+
     pub fn metadata(&self) -> Result<Metadata> {
         let readonly = match &self.inner {
             Inner::Volume { mount, .. } => MOUNTS.lock()[*mount].volume.readonly(),

@@ -27,10 +27,10 @@ pub(crate) struct Params {
     pub config: Config,
     pub write_through: bool,
     /// Bytes a disk read fetches ahead of what littlefs asks for.
-    #[cfg_attr(not(target_os = "none"), expect(dead_code))]
+    #[cfg_attr(not(target_os = "none"), allow(dead_code))]
     pub read_ahead: usize,
     /// Bytes of disk blocks kept in memory.
-    #[cfg_attr(not(target_os = "none"), expect(dead_code))]
+    #[cfg_attr(not(target_os = "none"), allow(dead_code))]
     pub block_cache: usize,
 }
 
