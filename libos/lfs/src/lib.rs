@@ -735,7 +735,12 @@ fn name(info: &ll::lfs_info) -> String {
         .name
         .iter()
         .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
+        // `c_char` is `i8` on x86_64 and `u8` on aarch64.
+        .map(|&c| {
+            #[allow(clippy::unnecessary_cast)]
+            let byte = c as u8;
+            byte
+        })
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
