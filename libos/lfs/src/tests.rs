@@ -94,6 +94,12 @@ fn write_file(fs: &mut Filesystem<Ram>, path: &str, data: &[u8]) {
     fs.close(file).unwrap();
 }
 
+/// The names a listing of `path` gives.
+fn names(fs: &mut Filesystem<Ram>, path: &str) -> Vec<String> {
+    let entries = fs.read_dir(path).unwrap();
+    entries.into_iter().map(|e| e.name).collect()
+}
+
 fn read_file(fs: &mut Filesystem<Ram>, path: &str) -> Result<Vec<u8>, Error> {
     let file = fs.open(
         path,
@@ -409,13 +415,7 @@ fn a_directory_whose_pairs_form_a_cycle_is_damage() {
         let mut ram = Ram::new(image.len());
         ram.bytes.copy_from_slice(image);
         let mut fs = Filesystem::mount(ram, config).map_err(|(e, _)| e).unwrap();
-        let names: Vec<String> = fs
-            .read_dir("/var")
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
-        assert_eq!(names, ["empty"]);
+        assert_eq!(names(&mut fs, "/var"), ["empty"]);
         let before = fs.device().reads;
         assert_eq!(fs.read_dir("/var/empty"), Err(Error::Corrupt));
         // At most every sector of the disk twice (it read 16,395 and 32,792 sectors before).
@@ -437,14 +437,10 @@ fn a_directory_over_several_pairs_lists_completely() {
         for name in &expected {
             write_file(&mut fs, &std::format!("/many/{name}"), name.as_bytes());
         }
-        let listed = |fs: &mut Filesystem<Ram>| -> Vec<String> {
-            let entries = fs.read_dir("/many").unwrap();
-            entries.into_iter().map(|e| e.name).collect()
-        };
-        assert_eq!(listed(&mut fs), expected);
+        assert_eq!(names(&mut fs, "/many"), expected);
         let ram = fs.unmount().unwrap();
         let mut fs = Filesystem::mount(ram, config).map_err(|(e, _)| e).unwrap();
-        assert_eq!(listed(&mut fs), expected);
+        assert_eq!(names(&mut fs, "/many"), expected);
     }
 }
 
@@ -588,13 +584,7 @@ fn the_null_tail_a_removed_directory_leaves_is_no_pair() {
     let mut fs = Filesystem::mount(ram, Config::default())
         .map_err(|(e, _)| e)
         .unwrap();
-    let names: Vec<String> = fs
-        .read_dir("/")
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    assert_eq!(names, ["b"]);
+    assert_eq!(names(&mut fs, "/"), ["b"]);
 }
 
 /// A commit's tags (type, data) and the size its CRC tag states.
