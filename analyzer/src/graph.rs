@@ -182,14 +182,15 @@ pub fn is_init_array(s: &crate::object::Section<'_>) -> bool {
 
 impl<'a> SectionGraph<'a> {
     pub fn build(db: &'a SymbolDb<'a>, opts: &GraphOptions<'_>) -> Result<Self> {
+        let nodes = db.input_sections().len();
         let mut this = SectionGraph {
             db,
             marks: Marks {
-                graph: DiGraph::with_capacity(db.input_sections().len(), 0),
-                eligible: IdVec::with_capacity(db.input_sections().len()),
-                kept: IdVec::with_capacity(db.input_sections().len()),
-                parent: IdVec::with_capacity(db.input_sections().len()),
-                root: IdVec::with_capacity(db.input_sections().len()),
+                graph: DiGraph::with_capacity(nodes, 0),
+                eligible: IdVec::with_capacity(nodes),
+                kept: IdVec::with_capacity(nodes),
+                parent: IdVec::with_capacity(nodes),
+                root: IdVec::with_capacity(nodes),
                 eh_frames: FxHashMap::default(),
                 roots: Vec::new(),
                 late: Vec::new(),
