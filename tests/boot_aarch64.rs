@@ -113,6 +113,72 @@ fn allocating_more_than_the_guest_has_reports_the_memory() {
     alloc_app::assert_too_much_is_reported(&SUITE);
 }
 
+/// With a 3 MiB boot stack the image spans several 2 MiB blocks, each mapped through a page
+/// table of its own: running off the stack still crosses them all to fault on the guard page.
+#[test]
+fn a_stack_overflow_across_several_2_mib_blocks_faults_on_the_guard_page() {
+    let (report, console) = build_and_boot("stack_overflow", "3MiB");
+    assert_eq!(
+        report["guest_exit_code"].as_i64(),
+        Some(102),
+        "{report}\n{console}"
+    );
+    assert!(
+        console.lines().any(
+            |line| line.starts_with("uniklink:exception class=0x25 (data abort)")
+                && line.contains(" stack-overflow")
+        ),
+        "{console}"
+    );
+}
+
+/// An image the entry code cannot map, here because its boot stack takes it past the 8 blocks
+/// of 2 MiB the tables hold, boots with the MMU off only to say why, and exits with the
+/// runtime's boot failure status.
+#[test]
+fn an_image_too_large_to_map_says_why_and_exits_103() {
+    let (report, stderr) = build_and_boot("hello", "20MiB");
+    assert_eq!(
+        report["guest_exit_code"].as_i64(),
+        Some(103),
+        "{report}\n{stderr}"
+    );
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("uniklink:boot-error "))
+        .unwrap_or_else(|| panic!("no boot error:\n{stderr}"));
+    assert!(
+        error.starts_with("uniklink:boot-error the image 0x")
+            && error.ends_with(" spans more than 8 2 MiB blocks"),
+        "{error}"
+    );
+    assert!(!stderr.contains("uniklink:ready"), "{stderr}");
+}
+
+/// Builds `app` with a boot stack of `stack_size` and boots it: `run --json`'s report and
+/// what the run printed on stderr (the console among it).
+fn build_and_boot(app: &str, stack_size: &str) -> (serde_json::Value, String) {
+    let name = format!("{}-{app}-stack-{stack_size}", SUITE.prefix);
+    let manifest = SUITE.dir().join(format!("{name}.yaml"));
+    apps::write_manifest(
+        &manifest,
+        &name,
+        app,
+        SUITE.arches,
+        &format!("components:\n  params:\n    rt:\n      stack_size: {stack_size}\n"),
+    );
+    assert_success(&SUITE.build(&manifest), &format!("building {name}"));
+    let out = run_built(&manifest, "60")
+        .args(SUITE.arch_args)
+        .arg("--json")
+        .output()
+        .expect("cargo-uniklink run runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("run --json printed no JSON ({e}):\n{stderr}"));
+    (report, stderr)
+}
+
 #[test]
 fn a_rebuild_gives_the_same_bytes() {
     SUITE.assert_rebuild_gives_the_same_bytes();

@@ -46,7 +46,8 @@ unsafe extern "C" {
 // on FP/SIMD before any Rust code, which the target lets use NEON registers anywhere. The
 // ISB that makes it and VBAR_EL1 take effect comes in `map_image_asm!`, where it ends no
 // block of code an emulator would not end anyway, and on the way out where the mapping gives
-// up (`.Lunik_map_unmapped`).
+// up (`.Lunik_map_unmapped`, which enters `virt_entry_unmapped` instead of `virt_entry`, so
+// that the straight path has no branch on it).
 // Reset leaves SPSel at 1, so the first stack set is SP_EL1, the exception stack; the
 // runtime then switches to SP_EL0 with the boot stack, whose top is the reserve's start plus
 // rt.stack_size, 16-byte aligned. Then the page tables and the MMU (`mmu::map_image_asm`),
@@ -80,13 +81,13 @@ _virt_start:
 "#,
     mmu::map_image_asm!(),
     r#"
-    mov x1, x0
     mov x0, x20
     bl {entry}
     b .
 .Lunik_map_unmapped:
     isb
-    b .Lunik_map_done
+    bl {entry_unmapped}
+    b .
     .ltorg
     .size _virt_start, . - _virt_start
     .popsection
@@ -96,10 +97,13 @@ _virt_start:
     exception_stack = sym EXCEPTION_STACK,
     exception_stack_pages = const exceptions::STACK_SIZE / PAGE_SIZE,
     entry = sym virt_entry,
+    entry_unmapped = sym virt_entry_unmapped,
     ram_start = const RAM_START,
+    ram_end = const mmu::RAM_END,
     block_1g = const mmu::BLOCK_1G,
     image_blocks = const mmu::IMAGE_BLOCKS,
     image = sym mmu::IMAGE,
+    ram_page = const mmu::RAM_PAGE,
     page_access = sym mmu::PAGE_ACCESS,
     guard = sym __uniklink_reserve_rt_stack_size,
     ram = sym mmu::RAM,
@@ -116,15 +120,8 @@ _virt_start:
     sctlr = const mmu::SCTLR_SET,
 );
 
-/// First Rust code: EL1, MMU on unless the image could not be mapped (`unmapped`), boot
-/// stack, interrupts masked.
-extern "C" fn virt_entry(device_tree: u64, unmapped: u64) -> ! {
-    if unmapped != 0 {
-        let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
-        if let Err(error) = mmu::check_image(image) {
-            fatal(format_args!("{error}"));
-        }
-    }
+/// First Rust code: EL1, MMU on, boot stack, interrupts masked.
+extern "C" fn virt_entry(device_tree: u64) -> ! {
     timeline::stamp(Phase::Paging);
     let address = if device_tree == 0 {
         RAM_START
@@ -133,6 +130,18 @@ extern "C" fn virt_entry(device_tree: u64, unmapped: u64) -> ! {
     };
     DEVICE_TREE.store(address, Ordering::Relaxed);
     start::run()
+}
+
+/// First Rust code where the entry code could not map the image (MMU off): says why.
+extern "C" fn virt_entry_unmapped() -> ! {
+    let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
+    match mmu::check_image(image.clone()) {
+        Err(error) => fatal(format_args!("{error}")),
+        Ok(()) => fatal(format_args!(
+            "the entry code left the image {:#x}-{:#x} unmapped",
+            image.start, image.end
+        )),
+    }
 }
 
 /// The device tree, trimmed at the first call to its blocks (the free space after them is the

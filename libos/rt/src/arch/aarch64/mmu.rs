@@ -13,8 +13,9 @@
 //!
 //! The entry code builds the tables and turns the MMU on (`map_image_asm!`) before any Rust
 //! code runs, in a few straight runs of instructions: an emulator such as QEMU's TCG pays
-//! for every block of code the first time it runs (a few microseconds each), and the same
-//! work in Rust, with its checks, took some fifty blocks. The tables are written with the MMU
+//! for every block of code the first time it runs (a few microseconds each, and nearly one
+//! more for each instruction in it), and the same work in Rust, with its checks, took some
+//! fifty blocks. The tables are written with the MMU
 //! off, as plain stores to RAM; TCG models no caches, and on hardware the non-cacheable
 //! stores reach memory, which is what the walker reads.
 
@@ -30,6 +31,8 @@ pub(super) const MAPPED_LIMIT: u64 = 1 << 32;
 const DEVICES: Range<u64> = 0x0800_0000..0x0a20_0000;
 /// How many 2 MiB blocks of RAM the image (`.bss` included) may touch.
 pub(super) const IMAGE_BLOCKS: usize = 8;
+/// The end of the first GiB of RAM, where the image must end.
+pub(super) const RAM_END: u64 = RAM_START + BLOCK_1G;
 
 pub(super) const TABLE: u64 = 0b11;
 const BLOCK: u64 = 0b01;
@@ -52,14 +55,22 @@ pub(super) const DEVICE_FIRST: u64 = DEVICES.start | DEVICE_RW | BLOCK;
 pub(super) const DEVICE_OFFSET: u64 = DEVICES.start / BLOCK_2M * 8;
 pub(super) const DEVICE_COUNT: u64 = (DEVICES.end - DEVICES.start) / BLOCK_2M;
 const IMAGE_PAGE: u64 = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | UXN | PAGE_DESC;
-/// The image's pages by the segment's class, in the order the entry code applies them:
-/// read-only, read-execute, read-write, so that on a page two segments share the later,
-/// stronger access wins (W^X holds even for a layout that does not keep segments apart).
-pub(super) static PAGE_ACCESS: [u64; 3] = [
-    IMAGE_PAGE | READ_ONLY | PXN,
-    IMAGE_PAGE | READ_ONLY,
-    IMAGE_PAGE | PXN,
+/// The access of the image's pages, indexed by their segment's `p_flags & (PF_X | PF_W)`:
+/// read-only, read-execute, read-write, read-write. The software bits 55-56 rank them (RAM
+/// beside the image, [`RAM_PAGE`], lowest), so that on a page two segments share the entry
+/// code keeps the stronger whatever the order of the program headers: W^X holds even for a
+/// layout that does not keep segments apart. Hardware ignores those bits.
+pub(super) static PAGE_ACCESS: [u64; 4] = [
+    IMAGE_PAGE | READ_ONLY | PXN | RANK_READ_ONLY,
+    IMAGE_PAGE | READ_ONLY | RANK_EXECUTABLE,
+    IMAGE_PAGE | PXN | RANK_WRITABLE,
+    IMAGE_PAGE | PXN | RANK_WRITABLE,
 ];
+/// The pages of the image's blocks that no segment takes: RAM the heap may use.
+pub(super) const RAM_PAGE: u64 = IMAGE_PAGE | PXN;
+const RANK_READ_ONLY: u64 = 1 << 55;
+const RANK_EXECUTABLE: u64 = 2 << 55;
+const RANK_WRITABLE: u64 = 3 << 55;
 
 /// MAIR_EL1: attribute 0 normal write-back cacheable, attribute 1 Device-nGnRnE.
 pub(super) const MAIR: u64 = 0x00ff;
@@ -88,17 +99,16 @@ pub(super) static mut IMAGE: [Table; IMAGE_BLOCKS] = [Table::EMPTY; IMAGE_BLOCKS
 /// The entry code's mapping: assembly that `_virt_start` (`boot.rs`) runs with the MMU off
 /// and no stack in use, giving it the operands named in braces. It reads the image's program
 /// headers at `__ehdr_start`, fills the tables for the image's 2 MiB blocks and the rest of
-/// the map, and turns the MMU on, leaving x0 = 0; or, when the image does not lie in the
-/// first GiB of RAM or touches more than `IMAGE_BLOCKS` blocks, writes nothing, leaves the
-/// MMU off and x0 = 1, for the Rust entry to report ([`check_image`]), by way of the
-/// caller's `.Lunik_map_unmapped`, out of the straight path (an ISB, then on to
-/// `.Lunik_map_done`). Uses x0-x2, x9-x17 and x21-x25.
+/// the map, and turns the MMU on; or, when the image does not lie in the first GiB of RAM or
+/// touches more than `IMAGE_BLOCKS` blocks, writes nothing and branches to the caller's
+/// `.Lunik_map_unmapped` with the MMU off, out of the straight path. Uses x2, x9-x16 and
+/// x21-x24.
 ///
-/// Every write to a system register and every ISB ends QEMU's block of translated code, and
-/// so does a loop's branch back; those that can come early (an ISB, the TLB invalidation,
-/// MAIR_EL1, TCR_EL1) sit right before a loop's first instruction, where a block starts
-/// anyway, instead of splitting a straight run in two: four blocks fewer to translate on the
-/// way to `main`.
+/// Every write to a system register, every ISB and every branch ends QEMU's block of
+/// translated code. So the loops are few and each starts where a block starts anyway (the
+/// ISB, the TLB invalidation, MAIR_EL1 and TCR_EL1 sit right before one), and the segments'
+/// pages are written in one pass over the program headers, with an inner loop only for the
+/// pages.
 macro_rules! map_image_asm {
     () => {
         r#"
@@ -114,21 +124,16 @@ macro_rules! map_image_asm {
     lsr x22, x22, #21
     /* first block >= RAM, blocks' end <= RAM + 1 GiB, count <= IMAGE_BLOCKS; else no MMU */
     mov x10, #{ram_start}
-    mov x11, #{block_1g}
-    add x11, x10, x11
-    mov x12, #{image_blocks}
+    mov x11, #{ram_end}
     cmp x21, x10
     ccmp x9, x11, #2, hs
-    ccmp x22, x12, #2, ls
-    mov x0, #1
+    ccmp x22, #{image_blocks}, #2, ls
     b.hi .Lunik_map_unmapped
 
     /* Every page of those blocks read-write (RAM beside the image), two entries a step */
     adrp x23, {image}
     add x23, x23, :lo12:{image}
-    adrp x24, {page_access}
-    add x24, x24, :lo12:{page_access}
-    ldr x10, [x24, #16]
+    ldr x10, ={ram_page}
     orr x10, x10, x21
     add x11, x10, #0x1, lsl #12
     mov x12, x23
@@ -143,56 +148,52 @@ macro_rules! map_image_asm {
     cmp x12, x13
     b.lo .Lunik_map_rw
 
-    /* Each loaded segment's pages with its access: three passes over the program headers,
-       pass n taking the segments of class n (read-only 0, read-execute 1, read-write 2) */
+    /* Each loaded segment's pages with its access, one pass: x15 the next program header,
+       w16 how many are left (a table of none is read as one entry at its offset) */
     adrp x14, __ehdr_start
     ldr x15, [x14, #32]
     add x15, x14, x15
     ldrh w16, [x14, #56]
-    add x9, x21, x22, lsl #21
-    mov x25, #0
+    cmp w16, #0
+    csinc w16, w16, wzr, ne
+    adrp x24, {page_access}
+    add x24, x24, :lo12:{page_access}
     mov x10, #{mair}
     msr mair_el1, x10
-.Lunik_map_pass:
-    ldr x2, [x24, x25, lsl #3]
-    mov x13, x15
-    mov x17, x16
 .Lunik_map_phdr:
-    cbz x17, .Lunik_map_next_pass
-    ldp w10, w11, [x13]
-    ldr x12, [x13, #16]
-    ldr x14, [x13, #40]
-    add x13, x13, #56
-    sub x17, x17, #1
-    /* p_flags: PF_W makes class 2, else PF_X class 1 */
-    and w1, w11, #1
-    mov w0, #2
-    tst w11, #2
-    csel w1, w0, w1, ne
-    cmp w10, #1
-    ccmp w1, w25, #0, eq
-    b.ne .Lunik_map_phdr
-    /* p_vaddr..p_vaddr + p_memsz in whole pages, clamped to the blocks */
+    ldp w10, w11, [x15]
+    ldr x12, [x15, #16]
+    ldr x14, [x15, #40]
+    add x15, x15, #56
+    /* p_vaddr..p_vaddr + p_memsz in whole pages, clamped to the blocks, empty unless PT_LOAD */
     add x14, x12, x14
     and x12, x12, #~0xfff
     cmp x12, x21
     csel x12, x12, x21, hs
     cmp x14, x9
     csel x14, x14, x9, ls
+    cmp w10, #1
+    csel x14, x14, x12, eq
+    and w11, w11, #3
+    ldr x2, [x24, x11, lsl #3]
     sub x10, x12, x21
     add x10, x23, x10, lsr #9
     orr x11, x12, x2
-.Lunik_map_page:
     cmp x12, x14
-    b.hs .Lunik_map_phdr
-    str x11, [x10], #8
+    b.hs .Lunik_map_next
+    /* Each page keeps the higher-ranked of its entry and this segment's */
+.Lunik_map_page:
+    ldr x13, [x10]
+    cmp x11, x13
+    csel x13, x11, x13, hi
+    str x13, [x10], #8
     add x11, x11, #0x1, lsl #12
     add x12, x12, #0x1, lsl #12
-    b .Lunik_map_page
-.Lunik_map_next_pass:
-    add x25, x25, #1
-    cmp x25, #3
-    b.lo .Lunik_map_pass
+    cmp x12, x14
+    b.lo .Lunik_map_page
+.Lunik_map_next:
+    subs w16, w16, #1
+    b.ne .Lunik_map_phdr
 
     /* The stack's guard page, page-aligned inside the image, unmapped */
     adrp x10, {guard}
@@ -265,8 +266,6 @@ macro_rules! map_image_asm {
     orr x10, x10, x11
     msr sctlr_el1, x10
     isb
-    mov x0, #0
-.Lunik_map_done:
 "#
     };
 }
