@@ -16,6 +16,7 @@ mod boot;
 mod image_check;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use apps::{ROOT, app_dir, assert_success, build_release, run_built, uniklink};
 use boot::Suite;
@@ -117,7 +118,7 @@ fn allocating_more_than_the_guest_has_reports_the_memory() {
 /// table of its own: running off the stack still crosses them all to fault on the guard page.
 #[test]
 fn a_stack_overflow_across_several_2_mib_blocks_faults_on_the_guard_page() {
-    let (report, console) = build_and_boot("stack_overflow", "3MiB");
+    let (report, console, _) = build_and_boot("stack_overflow", "3MiB");
     assert_eq!(
         report["guest_exit_code"].as_i64(),
         Some(102),
@@ -134,10 +135,11 @@ fn a_stack_overflow_across_several_2_mib_blocks_faults_on_the_guard_page() {
 
 /// An image the entry code cannot map, here because its boot stack takes it past the 8 blocks
 /// of 2 MiB the tables hold, boots with the MMU off only to say why, and exits with the
-/// runtime's boot failure status.
+/// runtime's boot failure status; without semihosting it says so once and powers off
+/// through PSCI, which it finds in the device tree.
 #[test]
 fn an_image_too_large_to_map_says_why_and_exits_103() {
-    let (report, stderr) = build_and_boot("hello", "20MiB");
+    let (report, stderr, image) = build_and_boot("hello", "20MiB");
     assert_eq!(
         report["guest_exit_code"].as_i64(),
         Some(103),
@@ -153,11 +155,41 @@ fn an_image_too_large_to_map_says_why_and_exits_103() {
         "{error}"
     );
     assert!(!stderr.contains("uniklink:ready"), "{stderr}");
+
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "qemu-system-aarch64",
+            "-M",
+            "virt",
+            "-cpu",
+            "cortex-a57",
+        ])
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "64M",
+            "-nographic",
+            "-no-reboot",
+            "-kernel",
+        ])
+        .arg(&image)
+        .stdin(Stdio::null())
+        .output()
+        .expect("qemu-system-aarch64 runs");
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "PSCI SYSTEM_OFF:\n{console}");
+    let errors: Vec<&str> = console
+        .lines()
+        .filter(|line| line.starts_with("uniklink:boot-error "))
+        .collect();
+    assert_eq!(errors, [error], "{console}");
 }
 
-/// Builds `app` with a boot stack of `stack_size` and boots it: `run --json`'s report and
-/// what the run printed on stderr (the console among it).
-fn build_and_boot(app: &str, stack_size: &str) -> (serde_json::Value, String) {
+/// Builds `app` with a boot stack of `stack_size` and boots it: `run --json`'s report, what
+/// the run printed on stderr (the console among it) and the image.
+fn build_and_boot(app: &str, stack_size: &str) -> (serde_json::Value, String, PathBuf) {
     let name = format!("{}-{app}-stack-{stack_size}", SUITE.prefix);
     let manifest = SUITE.dir().join(format!("{name}.yaml"));
     apps::write_manifest(
@@ -176,7 +208,8 @@ fn build_and_boot(app: &str, stack_size: &str) -> (serde_json::Value, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("run --json printed no JSON ({e}):\n{stderr}"));
-    (report, stderr)
+    let image = app_dir(app).join(format!("target/uniklink/release/{name}-aarch64.elf"));
+    (report, stderr, image)
 }
 
 #[test]

@@ -86,6 +86,7 @@ _virt_start:
     b .
 .Lunik_map_unmapped:
     isb
+    mov x0, x20
     bl {entry_unmapped}
     b .
     .ltorg
@@ -123,17 +124,14 @@ _virt_start:
 /// First Rust code: EL1, MMU on, boot stack, interrupts masked.
 extern "C" fn virt_entry(device_tree: u64) -> ! {
     timeline::stamp(Phase::Paging);
-    let address = if device_tree == 0 {
-        RAM_START
-    } else {
-        device_tree
-    };
-    DEVICE_TREE.store(address, Ordering::Relaxed);
+    note_device_tree(device_tree);
     start::run()
 }
 
-/// First Rust code where the entry code could not map the image (MMU off): says why.
-extern "C" fn virt_entry_unmapped() -> ! {
+/// First Rust code where the entry code could not map the image (MMU off): says why. The
+/// device tree is noted first, as power-off without semihosting looks up PSCI in it.
+extern "C" fn virt_entry_unmapped(device_tree: u64) -> ! {
+    note_device_tree(device_tree);
     let image = (&raw const __ehdr_start) as u64..(&raw const _end) as u64;
     match mmu::check_image(image.clone()) {
         Err(error) => fatal(format_args!("{error}")),
@@ -142,6 +140,17 @@ extern "C" fn virt_entry_unmapped() -> ! {
             image.start, image.end
         )),
     }
+}
+
+/// Where the device tree is: `device_tree` as the loader passed it in x0, or the bottom of
+/// RAM where it passed 0 (an ELF kernel).
+fn note_device_tree(device_tree: u64) {
+    let address = if device_tree == 0 {
+        RAM_START
+    } else {
+        device_tree
+    };
+    DEVICE_TREE.store(address, Ordering::Relaxed);
 }
 
 /// The device tree, trimmed at the first call to its blocks (the free space after them is the

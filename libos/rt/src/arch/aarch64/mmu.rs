@@ -105,10 +105,10 @@ pub(super) static mut IMAGE: [Table; IMAGE_BLOCKS] = [Table::EMPTY; IMAGE_BLOCKS
 /// x21-x24.
 ///
 /// Every write to a system register, every ISB and every branch ends QEMU's block of
-/// translated code. So the loops are few and each starts where a block starts anyway (the
-/// ISB, the TLB invalidation, MAIR_EL1 and TCR_EL1 sit right before one), and the segments'
-/// pages are written in one pass over the program headers, with an inner loop only for the
-/// pages.
+/// translated code. So the loops are few, those of many steps start where a block starts
+/// anyway (the ISB, the TLB invalidation, MAIR_EL1 and TCR_EL1 sit right before one), and the
+/// segments' pages are written in one pass over the program headers, with an inner loop only
+/// for the pages.
 macro_rules! map_image_asm {
     () => {
         r#"

@@ -3,7 +3,8 @@
 //!
 //! Without `-semihosting` QEMU treats `hlt #0xf000` as an undefined instruction; the
 //! exception handler sees that an exit was under way and powers off through PSCI instead,
-//! and if that traps too (no PSCI), halts.
+//! and if that traps too (no PSCI), halts. An exit asked for while one is under way (finding
+//! PSCI in a broken device tree reports a boot error, which exits) halts as well.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -38,6 +39,12 @@ pub(super) fn after_failed_exit() -> ! {
 }
 
 pub(crate) fn power_off(code: u8) -> ! {
+    // Exiting again while an exit is under way: the way out itself failed and reported it
+    // (PSCI's conduit is read from the device tree, which may be broken), and trying the
+    // same ways again would only repeat that.
+    if exiting() {
+        halt()
+    }
     STAGE.store(SEMIHOSTING, Ordering::Relaxed);
     let block: [u64; 2] = [APPLICATION_EXIT, u64::from(code)];
     // SAFETY: a semihosting call reads the two-word parameter block and, for this operation,
