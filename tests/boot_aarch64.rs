@@ -22,7 +22,7 @@ use apps::{ROOT, app_dir, assert_success, build_release, run_built, uniklink};
 use boot::Suite;
 use goblin::elf::Elf;
 use goblin::elf::header::EM_AARCH64;
-use goblin::elf::program_header::{PF_W, PF_X};
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_LOAD};
 use uniklink_config::Arch;
 
 /// The manifests list both architectures, so `--arch aarch64` picks the second one.
@@ -185,6 +185,132 @@ fn an_image_too_large_to_map_says_why_and_exits_103() {
         .filter(|line| line.starts_with("uniklink:boot-error "))
         .collect();
     assert_eq!(errors, [error], "{console}");
+}
+
+/// The aarch64 GNU ld script of `segments_sharing_pages_get_the_stronger_access`: no page
+/// alignment between segments, so the ELF header's read-only segment (with the build id) shares
+/// its page with the code, the code with the read-only data, and that with the data (which
+/// starts with a word of its own, as hello has no `.data`, then the boot timeline's stamps,
+/// which the runtime writes as soon as the MMU is on; `.bss` starts on a page of its own, as
+/// it holds the page tables).
+const PACKED_VIRT_SCRIPT: &str = "\
+ENTRY(_virt_start)
+PHDRS
+{
+    headers PT_LOAD FILEHDR PHDRS FLAGS(4);
+    text PT_LOAD FLAGS(5);
+    rodata PT_LOAD FLAGS(4);
+    data PT_LOAD FLAGS(6);
+}
+SECTIONS
+{
+    . = 0x40200000 + SIZEOF_HEADERS;
+    .note.gnu.build-id : { *(.note.gnu.build-id) } :headers
+    .text : { *(.text .text.*) } :text
+    .rodata : { *(.rodata .rodata.*) } :rodata
+    .init_array : {
+        __init_array_start = .;
+        KEEP(*(SORT_BY_INIT_PRIORITY(.init_array.*) .init_array))
+        __init_array_end = .;
+    } :rodata
+    .data : { LONG(0) *(.data .data.*) *(.bss.*PHASE_TICKS*) } :data
+    .got : { *(.got .got.*) } :data
+    .bss : { *(.bss .bss.*) *(COMMON) } :data
+    _end = .;
+}
+";
+
+/// Where segments share a page, the entry code gives the page the stronger access: read-execute
+/// over read-only, read-write over both. hello's inputs linked by GNU ld with every segment
+/// packed against the one before boot only if it does: the entry point's page is also the ELF
+/// header's, and the data's first page also the read-only data's.
+#[test]
+fn segments_sharing_pages_get_the_stronger_access() {
+    let built = SUITE.built("hello");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(built.image.with_extension("json")).unwrap())
+            .unwrap();
+    let inputs: Vec<&str> = report["inputs"]
+        .as_array()
+        .expect("the build report lists its inputs")
+        .iter()
+        .map(|input| input.as_str().unwrap())
+        .collect();
+    let dir = SUITE.dir().join("packed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("packed.ld");
+    std::fs::write(&script, PACKED_VIRT_SCRIPT).unwrap();
+    let image = dir.join("hello-packed.elf");
+    let linked = Command::new("aarch64-linux-gnu-ld")
+        .args([
+            "-static",
+            "--gc-sections",
+            "--build-id",
+            "-z",
+            "max-page-size=0x1000",
+        ])
+        .args(["-z", "noexecstack", "-T"])
+        .arg(&script)
+        .arg("-o")
+        .arg(&image)
+        .args(&inputs)
+        .output()
+        .expect("aarch64-linux-gnu-ld runs");
+    assert_success(&linked, "linking hello packed with GNU ld");
+
+    let bytes = std::fs::read(&image).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let pages = |flags: u32| {
+        elf.program_headers
+            .iter()
+            .filter(|ph| ph.p_type == PT_LOAD && ph.p_flags == flags)
+            .map(|ph| (ph.p_vaddr / 4096, (ph.p_vaddr + ph.p_memsz - 1) / 4096))
+            .collect::<Vec<_>>()
+    };
+    let (read, code, data) = (pages(PF_R), pages(PF_R | PF_X), pages(PF_R | PF_W));
+    assert_eq!(
+        (read.len(), code.len(), data.len()),
+        (2, 1, 1),
+        "{:#?}",
+        elf.program_headers
+    );
+    assert_eq!(
+        read[0].1, code[0].0,
+        "the header's page is the code's first"
+    );
+    assert_eq!(
+        code[0].1, read[1].0,
+        "the code's last page is the read-only data's first"
+    );
+    assert_eq!(
+        read[1].1, data[0].0,
+        "the read-only data's last page is the data's first"
+    );
+    let stamps = elf
+        .syms
+        .iter()
+        .find(|sym| {
+            elf.strtab
+                .get_at(sym.st_name)
+                .is_some_and(|name| name.contains("PHASE_TICKS"))
+        })
+        .expect("the timeline's stamps");
+    assert_eq!(
+        stamps.st_value / 4096,
+        data[0].0,
+        "the stamps are on the shared page"
+    );
+
+    let out = uniklink()
+        .args(["run", "--accel", "tcg", "--json", "--timeout", "60"])
+        .arg(&image)
+        .output()
+        .expect("cargo-uniklink run runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("run --json printed no JSON ({e}):\n{stderr}"));
+    assert_eq!(run["guest_exit_code"].as_i64(), Some(0), "{run}\n{stderr}");
+    assert!(stderr.contains("Hello from uniklink!"), "{stderr}");
 }
 
 /// Builds `app` with a boot stack of `stack_size` and boots it: `run --json`'s report, what
