@@ -381,6 +381,26 @@ fn a_closed_stdout_does_not_cut_the_boot_short() {
     assert!(processes_mentioning(&image).is_empty(), "QEMU is gone");
 }
 
+/// A timeout past what the clock can count is no deadline, not a panic: the boot ends as
+/// the guest says.
+#[test]
+fn a_timeout_past_the_clocks_range_is_no_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = X86_64.build("hello_exit3", dir.path());
+    let out = uniklink()
+        .args(["--timeout", "1e19"])
+        .arg(&image)
+        .output()
+        .expect("cargo-uniklink run runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the guest's exit code:\n{stderr}"
+    );
+}
+
 #[test]
 fn missing_image_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -77,12 +77,15 @@ pub(crate) struct MarkerScanner {
     found: Option<ReadyMarker>,
     timeline: Option<GuestTimeline>,
     milestones: Vec<SeenMilestone>,
+    /// The milestone `run --until` waits for, kept even past `MAX_MILESTONES`.
+    watched: Option<String>,
     backtraces: Vec<Vec<Frame>>,
 }
 
 /// Longest line that can still be one of the runtime's: a timeline of many inits.
 const MAX_RUNTIME_LINE: usize = 4096;
-/// Milestones kept; a guest printing milestone lines forever costs no more memory.
+/// Milestones kept, the first of each name; a guest printing milestone lines forever costs no
+/// more memory.
 const MAX_MILESTONES: usize = 64;
 /// Backtraces kept: the runtime prints one before it exits, a guest more only by mistake.
 const MAX_BACKTRACES: usize = 4;
@@ -116,7 +119,10 @@ impl MarkerScanner {
             self.found =
                 parse_marker(&self.line).map(|entry_to_main| ReadyMarker { at, entry_to_main });
         } else if let Some((name, time)) = timeline::parse_milestone(&self.line) {
-            if self.milestones.len() < MAX_MILESTONES {
+            let seen = self.milestones.iter().any(|m| m.name == name);
+            let room = self.milestones.len() < MAX_MILESTONES
+                || self.watched.as_deref() == Some(name.as_str());
+            if !seen && room {
                 self.milestones.push(SeenMilestone { name, time, at });
             }
         } else if self.timeline.is_none() {
@@ -161,7 +167,13 @@ pub(crate) fn stream(
     mut on_stop: impl FnMut(),
 ) -> io::Result<ConsoleReport> {
     let mut report = ConsoleReport::default();
-    let mut scanner = MarkerScanner::default();
+    let mut scanner = MarkerScanner {
+        watched: match stop {
+            Some(StopPoint::Milestone(name)) => Some(name.clone()),
+            _ => None,
+        },
+        ..MarkerScanner::default()
+    };
     let mut out: Option<Box<dyn Write>> = match sink {
         ConsoleSink::Stdout => Some(Box::new(io::stdout())),
         ConsoleSink::Stderr => Some(Box::new(io::stderr())),
@@ -206,6 +218,37 @@ mod tests {
             scanner.feed(piece, at);
         }
         scanner.found().map(|m| m.entry_to_main)
+    }
+
+    /// The first of each milestone name is kept, up to `MAX_MILESTONES`, and the one `run
+    /// --until` waits for even past that: no number of other milestones hides it.
+    #[test]
+    fn the_milestone_waited_for_is_seen_past_the_cap() {
+        let until = StopPoint::Milestone("listening".to_owned());
+        let mut scanner = MarkerScanner {
+            watched: Some("listening".to_owned()),
+            ..MarkerScanner::default()
+        };
+        let at = Instant::now();
+        scanner.feed(b"uniklink:ready entry_to_main_ns=9\n", at);
+        for i in 0..MAX_MILESTONES + 10 {
+            scanner.feed(format!("uniklink:milestone ns m{i}=1\n").as_bytes(), at);
+            scanner.feed(b"uniklink:milestone ns m0=2\n", at);
+        }
+        assert_eq!(scanner.milestones.len(), MAX_MILESTONES);
+        assert!(!scanner.reached(&until));
+        scanner.feed(b"uniklink:milestone ns listening=3\n", at);
+        scanner.feed(b"uniklink:milestone ns listening=4\n", at);
+        assert!(scanner.reached(&until));
+        let listening: Vec<_> = scanner
+            .milestones
+            .iter()
+            .filter(|m| m.name == "listening")
+            .collect();
+        assert_eq!(listening.len(), 1);
+        assert_eq!(listening[0].time, GuestTime::Ns(3));
+        let m0 = scanner.milestones.iter().find(|m| m.name == "m0").unwrap();
+        assert_eq!(m0.time, GuestTime::Ns(1), "the first of a name is kept");
     }
 
     #[test]
@@ -305,10 +348,8 @@ mod tests {
             .collect();
         assert_eq!(
             seen,
-            [
-                ("listening", GuestTime::Ns(50)),
-                ("listening", GuestTime::Ticks(70))
-            ]
+            [("listening", GuestTime::Ns(50))],
+            "the first of a name"
         );
         assert!(report.timeline.is_some(), "a milestone is no timeline line");
     }

@@ -2,6 +2,7 @@
 //! and, on x86, whether it has the PVH entry note QEMU boots ELF kernels through. Checking
 //! here turns QEMU's terse "invalid kernel header" into an error that names the problem.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use object::elf;
@@ -10,6 +11,8 @@ use object::{Architecture, FileKind, Object};
 
 use uniklink_config::Arch;
 
+/// What is read of a file before it is known to be an ELF file: an ELF64 header.
+const HEADER_PREFIX: u64 = 64;
 /// Xen's note type for the 32-bit physical-address entry point (`XEN_ELFNOTE_PHYS32_ENTRY`).
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
@@ -61,7 +64,17 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, ImageError> {
             path: path.to_owned(),
         });
     }
-    let data = std::fs::read(path).map_err(read)?;
+    // The header first, so that a large file that is no ELF (a disk image given by mistake)
+    // is not read whole.
+    let mut file = std::fs::File::open(path).map_err(read)?;
+    let mut data = Vec::new();
+    (&mut file)
+        .take(HEADER_PREFIX)
+        .read_to_end(&mut data)
+        .map_err(read)?;
+    if data.starts_with(&elf::ELFMAG) {
+        file.read_to_end(&mut data).map_err(read)?;
+    }
     match FileKind::parse(&*data) {
         Ok(FileKind::Elf32) => inspect_elf::<elf::FileHeader32<object::Endianness>>(path, &data),
         Ok(FileKind::Elf64) => inspect_elf::<elf::FileHeader64<object::Endianness>>(path, &data),
@@ -140,6 +153,19 @@ mod tests {
         let err = inspect(&path).unwrap_err();
         assert!(matches!(err, ImageError::NotElf { .. }), "{err:?}");
         assert!(err.to_string().contains("the file is empty"), "{err}");
+    }
+
+    /// Only the header is read of a file that is no ELF: a sparse 64 GiB file (a disk image
+    /// given by mistake, say) is refused at once, not read whole.
+    #[test]
+    fn a_large_file_that_is_no_elf_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(64 << 30).unwrap();
+        let err = inspect(&path).unwrap_err();
+        assert!(matches!(err, ImageError::NotElf { .. }), "{err:?}");
+        assert!(err.to_string().contains("bytes 00 00 00 00"), "{err}");
     }
 
     #[test]

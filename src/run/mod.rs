@@ -331,7 +331,8 @@ pub fn boot(opts: &RunOptions) -> Result<BootOutcome, RunError> {
     });
     let stderr_thread = thread::spawn(move || read_capped(stderr, MAX_QEMU_MESSAGES));
 
-    let deadline = opts.timeout.map(|t| launch + t);
+    // A timeout past what the clock can count (`--timeout 1e19`) never comes.
+    let deadline = opts.timeout.and_then(|t| launch.checked_add(t));
     let mut console_open = true;
     let end = loop {
         // Waiting on the console wakes us the moment QEMU closes it on exit; once it has,

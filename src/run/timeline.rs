@@ -275,11 +275,21 @@ const COLOURS: [&str; 6] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948",
 ];
 
-/// Escapes text for SVG.
+/// Escapes text for SVG. Characters XML cannot hold even as references (control characters
+/// other than tab and line breaks, which a guest may print in a name) become U+FFFD.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '\t' | '\n' | '\r' => escaped.push(c),
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => escaped.push('\u{fffd}'),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// A self-contained SVG chart of a boot, like `systemd-analyze plot`: the host's view (QEMU's
@@ -336,9 +346,10 @@ pub fn svg(timeline: &Timeline, times: &BootTimes, title: &str) -> String {
         let y = host_top + BAR + 12.0 + i as f64 * 13.0;
         let _ = writeln!(
             svg,
-            r##"<line x1="{x:.2}" y1="{host_top}" x2="{x:.2}" y2="{:.2}" stroke="#333333"/><text x="{:.2}" y="{y:.2}" text-anchor="end">{label} {}</text>"##,
+            r##"<line x1="{x:.2}" y1="{host_top}" x2="{x:.2}" y2="{:.2}" stroke="#333333"/><text x="{:.2}" y="{y:.2}" text-anchor="end">{} {}</text>"##,
             y - 9.0,
             x - 3.0,
+            escape(label),
             short(*at)
         );
     }
@@ -500,6 +511,26 @@ mod tests {
             table.ends_with("host: launch → first byte 31.2 ms → ready 31.3 ms → exit 33.0 ms\n"),
             "{table}"
         );
+    }
+
+    /// Names come from the guest: a milestone's is escaped as a phase's is, and characters
+    /// XML cannot hold at all become U+FFFD, so the chart stays one well-formed document.
+    #[test]
+    fn names_from_the_guest_are_escaped_in_the_chart() {
+        let launch = Instant::now();
+        let seen = [SeenMilestone {
+            name: "a<b&c".to_owned(),
+            time: GuestTime::Ns(50_000),
+            at: launch + Duration::from_micros(32_000),
+        }];
+        let timeline = parse_line(b"uniklink:timeline ns entry=0 init.x\x01y=40000 main=41577")
+            .unwrap()
+            .convert(None, &seen, launch)
+            .unwrap();
+        let svg = svg(&timeline, &times(), "t");
+        assert!(svg.contains(">a&lt;b&amp;c 32.0 ms</text>"), "{svg}");
+        assert!(svg.contains("init x\u{fffd}y ends at"), "{svg}");
+        assert!(!svg.contains('\u{1}'), "{svg}");
     }
 
     #[test]
