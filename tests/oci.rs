@@ -325,6 +325,64 @@ fn a_bad_tag_is_refused_before_anything_builds() {
     assert!(!dir.path().join("x").exists());
 }
 
+/// `-o` replaces only what a layout may replace: a directory holding anything but an image
+/// layout, or a file, is refused before anything builds or is written, and nothing is left
+/// beside it; an image layout is replaced.
+#[test]
+fn pkg_replaces_a_layout_but_no_other_directory_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("src");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("main.rs"), "fn main() {}\n").unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "keep me\n").unwrap();
+    for (out, what) in [
+        (
+            &tree,
+            "a directory that is neither empty nor an image layout",
+        ),
+        (&file, "not a directory"),
+    ] {
+        let output = uniklink()
+            .args(["pkg", "-m", "manifests/hello.yaml", "--output"])
+            .arg(out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        // The report's words, without the line breaks and margins it is wrapped with.
+        let words = stderr
+            .split_whitespace()
+            .filter(|word| *word != "│")
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            words.contains("not replaced") && words.contains(what),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(tree.join("main.rs")).unwrap(),
+        b"fn main() {}\n"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me\n");
+
+    let layout = dir.path().join("hello.oci");
+    pkg(&layout, "v1");
+    pkg(&layout, "v2");
+    let index = std::fs::read_to_string(layout.join("index.json")).unwrap();
+    assert!(
+        index.contains("\"v2\"") && !index.contains("\"v1\""),
+        "{index}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hello.oci", "notes.txt", "src"]);
+}
+
 /// A CNCF distribution registry (Debian's `docker-registry`) on 127.0.0.1, with its storage
 /// in a temporary directory; dropping it stops it.
 struct Registry {

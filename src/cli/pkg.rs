@@ -41,6 +41,9 @@ pub struct PkgArgs {
 
 pub fn run(args: PkgArgs) -> miette::Result<ExitCode> {
     oci::check_tag(&args.tag).map_err(|e| miette!("--tag: {e}"))?;
+    if let Some(out) = &args.output {
+        oci::check_output(out).map_err(|e| miette!("{}", super::build::chain(&e)))?;
+    }
     let manifest = args.manifest.load()?;
     let mut cargo_args = args.cargo.to_cargo(&args.output_args);
     cargo_args.extend(args.cargo_args);

@@ -54,6 +54,7 @@ pub fn pull(args: PullArgs) -> miette::Result<ExitCode> {
         let name = reference.repository.rsplit('/').next().unwrap_or("image");
         PathBuf::from(format!("{name}.oci"))
     });
+    oci::check_output(&out).map_err(|e| miette!("{}", super::build::chain(&e)))?;
     let digest = oci::registry::pull(&reference, &out, oci::DEFAULT_TAG, args.insecure)
         .map_err(|e| miette!("{}", super::build::chain(&e)))?;
     eprintln!(

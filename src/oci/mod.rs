@@ -65,6 +65,12 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{}: not replaced, as it is {what}; give a new path, an empty directory or an image \
+         layout to replace",
+        path.display()
+    )]
+    NotReplaceable { path: PathBuf, what: &'static str },
     #[error("{0}")]
     Spec(#[from] oci_spec::OciSpecError),
     #[error("the manifest's `files`: {source}")]
@@ -800,12 +806,15 @@ pub fn runnable(layout: &Path, tag: &str, arch: Arch) -> Result<Runnable, OciErr
 }
 
 /// Writes the layout into a fresh directory beside `out` and renames it over `out`, so a
-/// failure leaves no half-written layout.
+/// failure leaves no half-written layout and the layout it replaces stays until the new one
+/// is in place. `out` must be new, an empty directory or an image layout (its `oci-layout`
+/// file): `-o` naming anything else, a source tree say, is refused before anything is written.
 pub(crate) fn write_layout(out: &Path, blobs: &Blobs, index: &[u8]) -> Result<(), OciError> {
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| OciError::Write { path, source }
     };
+    let replaces = replaceable(out)?;
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -815,7 +824,7 @@ pub(crate) fn write_layout(out: &Path, blobs: &Blobs, index: &[u8]) -> Result<()
         .prefix(".uniklink-oci-")
         .tempdir_in(parent)
         .map_err(write_error(parent))?;
-    let root = staging.path();
+    let root = staging.path().join("layout");
     let blob_dir = root.join("blobs/sha256");
     std::fs::create_dir_all(&blob_dir).map_err(write_error(&blob_dir))?;
     for (hex, bytes) in &blobs.0 {
@@ -826,12 +835,63 @@ pub(crate) fn write_layout(out: &Path, blobs: &Blobs, index: &[u8]) -> Result<()
     std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(write_error(&layout))?;
     let index_path = root.join("index.json");
     std::fs::write(&index_path, index).map_err(write_error(&index_path))?;
-    if out.is_dir() {
-        std::fs::remove_dir_all(out).map_err(write_error(out))?;
+    // The old layout moves into the staging directory, which is removed with whatever it
+    // holds when this returns: the old layout once the new one is in place, the new one if
+    // the swap failed and the old one went back.
+    let old = staging.path().join("replaced");
+    if replaces {
+        std::fs::rename(out, &old).map_err(write_error(out))?;
     }
-    let staged = staging.keep();
-    std::fs::rename(&staged, out).map_err(write_error(out))?;
+    if let Err(source) = std::fs::rename(&root, out) {
+        if replaces {
+            std::fs::rename(&old, out).map_err(write_error(out))?;
+        }
+        return Err(OciError::Write {
+            path: out.to_path_buf(),
+            source,
+        });
+    }
     Ok(())
+}
+
+/// Checks, before any work, that a layout may be written at `out` (see [`write_layout`]).
+pub fn check_output(out: &Path) -> Result<(), OciError> {
+    replaceable(out).map(|_| ())
+}
+
+/// Whether `out` exists and may be replaced by a layout (an empty directory or an image
+/// layout); an error for anything else that exists.
+fn replaceable(out: &Path) -> Result<bool, OciError> {
+    let refuse = |what| {
+        Err(OciError::NotReplaceable {
+            path: out.to_path_buf(),
+            what,
+        })
+    };
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(OciError::Read {
+                path: out.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if !meta.is_dir() {
+        return refuse("not a directory");
+    }
+    if out.join("oci-layout").is_file() {
+        return Ok(true);
+    }
+    let mut entries = std::fs::read_dir(out).map_err(|source| OciError::Read {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    match entries.next() {
+        None => Ok(true),
+        Some(_) => refuse("a directory that is neither empty nor an image layout"),
+    }
 }
 
 #[cfg(test)]
