@@ -31,6 +31,15 @@ fn pkg_manifest(manifest: &Path, out: &Path, tag: &str) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("pkg --json prints JSON")
 }
 
+/// An error report's words, without the line breaks and margins it is wrapped with.
+fn words(report: &str) -> String {
+    report
+        .split_whitespace()
+        .filter(|word| *word != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The blob `digest` of the layout at `layout`.
 fn blob(layout: &Path, digest: &serde_json::Value) -> Vec<u8> {
     let hex = digest
@@ -350,12 +359,7 @@ fn pkg_replaces_a_layout_but_no_other_directory_or_file() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{stderr}");
-        // The report's words, without the line breaks and margins it is wrapped with.
-        let words = stderr
-            .split_whitespace()
-            .filter(|word| *word != "│")
-            .collect::<Vec<_>>()
-            .join(" ");
+        let words = words(&stderr);
         assert!(
             words.contains("not replaced") && words.contains(what),
             "{stderr}"
@@ -381,6 +385,63 @@ fn pkg_replaces_a_layout_but_no_other_directory_or_file() {
         .collect();
     names.sort();
     assert_eq!(names, ["hello.oci", "notes.txt", "src"]);
+}
+
+/// A layout's blobs are read only when they are regular files named by their digest: a FIFO
+/// there would block the read forever, a link to /dev/zero would fill memory.
+#[test]
+fn a_layout_with_a_fifo_or_link_among_its_blobs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("hello.oci");
+    pkg(&layout, "latest");
+    let blobs = layout.join("blobs/sha256");
+    let odd = blobs.join("a".repeat(64));
+    let status = Command::new("mkfifo").arg(&odd).status().unwrap();
+    assert!(status.success());
+    let refused = |what: &str| {
+        let output = Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_cargo-uniklink"))
+            .args(["uniklink", "run", "--accel", "tcg"])
+            .arg(&layout)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.contains(what), "{stderr}");
+    };
+    refused("not a regular file");
+    std::fs::remove_file(&odd).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &odd).unwrap();
+    refused("not a regular file");
+    std::fs::remove_file(&odd).unwrap();
+    std::fs::write(blobs.join("README"), "hi\n").unwrap();
+    refused("no SHA-256 digest");
+}
+
+/// A Docker config file that is there but broken is an error naming it, before any request:
+/// going on without its credentials would only end in the registry's refusal.
+#[test]
+fn a_broken_docker_config_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, "{\"auths\": ").unwrap();
+    let output = uniklink()
+        .env("DOCKER_CONFIG", dir.path())
+        .env_remove("UNIKLINK_REGISTRY_USERNAME")
+        .env_remove("UNIKLINK_REGISTRY_PASSWORD")
+        .args(["pull", "--insecure", "127.0.0.1:9/app:latest", "-o"])
+        .arg(dir.path().join("app.oci"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("config.json"), "{stderr}");
+    assert!(
+        words(&stderr).contains("the Docker config file"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("app.oci").exists());
 }
 
 /// A CNCF distribution registry (Debian's `docker-registry`) on 127.0.0.1, with its storage
@@ -548,6 +609,23 @@ fn push_pull_and_run_from_a_real_registry() {
         &json_blob(&sbom_copy, &amd64["sbom_digest"]),
         &amd64["manifest_digest"],
     );
+
+    // A reference to one architecture's manifest is no image index: refused, nothing written.
+    let by_manifest = registry.reference(&format!(
+        "apps/hello@{}",
+        amd64["manifest_digest"].as_str().unwrap()
+    ));
+    let one = dir.path().join("one.oci");
+    let (status, _, stderr) = uniklink_status(&[
+        "pull",
+        &by_manifest,
+        "--insecure",
+        "-o",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(words(&stderr).contains("not an image index"), "{stderr}");
+    assert!(!one.exists());
 
     // pull gives back the same index, and the SBOMs.
     let pulled = dir.path().join("pulled.oci");

@@ -65,6 +65,8 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: {message} (the Docker config file, read for registry credentials)", path.display())]
+    DockerConfig { path: PathBuf, message: String },
     #[error(
         "{}: not replaced, as it is {what}; give a new path, an empty directory or an image \
          layout to replace",
@@ -173,14 +175,17 @@ impl Blobs {
                     source,
                 })?
                 .path();
-            let bytes = std::fs::read(&path).map_err(|source| OciError::Read {
-                path: path.clone(),
-                source,
-            })?;
             let name = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
+            if !is_sha256_hex(name) {
+                return Err(OciError::BadLayout {
+                    path,
+                    message: "a blob whose name is no SHA-256 digest".to_owned(),
+                });
+            }
+            let bytes = read_file(&path, registry::MAX_BLOB)?;
             if hex_sha256(&bytes) != name {
                 return Err(OciError::DigestMismatch {
                     reference: layout.display().to_string(),
@@ -269,15 +274,38 @@ impl Blobs {
 /// The layout's `index.json`, parsed, and its path.
 fn read_index(layout: &Path) -> Result<(PathBuf, serde_json::Value), OciError> {
     let path = layout.join("index.json");
-    let text = std::fs::read(&path).map_err(|source| OciError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = read_file(&path, registry::MAX_MANIFEST)?;
     let index = serde_json::from_slice(&text).map_err(|e| OciError::BadLayout {
         path: path.clone(),
         message: e.to_string(),
     })?;
     Ok((path, index))
+}
+
+/// Whether `hex` is the hex of a SHA-256 digest as OCI spells it: 64 lowercase digits.
+pub(crate) fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The bytes of the layout's file at `path`: a regular file (not a link, which could lead
+/// anywhere, nor a FIFO, which would block) of at most `max` bytes.
+fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, OciError> {
+    let read_error = |source| OciError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::symlink_metadata(path).map_err(read_error)?;
+    let bad = |message: String| OciError::BadLayout {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !meta.is_file() {
+        return Err(bad("not a regular file".to_owned()));
+    }
+    if meta.len() > max {
+        return Err(bad(format!("{} bytes, more than {max}", meta.len())));
+    }
+    std::fs::read(path).map_err(read_error)
 }
 
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {

@@ -18,14 +18,17 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use super::{Blobs, OciError, check_tag, hex_sha256};
+use super::{Blobs, OciError, check_tag, hex_sha256, is_sha256_hex};
 
 /// How long one request may take, a connect and a transfer of the largest image included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest manifest or index read; the spec suggests registries accept at least 4 MiB.
-const MAX_MANIFEST: u64 = 4 << 20;
-/// Largest blob read: an image PVH can load, below 4 GiB.
-const MAX_BLOB: u64 = 4 << 30;
+pub(super) const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest blob read: an image PVH can load, below 4 GiB. Also the most a pull holds in all:
+/// its blobs stay in memory until the layout is written.
+pub(super) const MAX_BLOB: u64 = 4 << 30;
+/// Most manifests an index may list for a pull, and most referrers per manifest.
+const MAX_MANIFESTS: usize = 64;
 
 const MANIFEST_TYPES: &str =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json";
@@ -202,14 +205,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(reference: &Reference, insecure: bool, access: Access) -> Registry {
+    pub fn new(
+        reference: &Reference,
+        insecure: bool,
+        access: Access,
+    ) -> Result<Registry, OciError> {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(REQUEST_TIMEOUT))
             .build()
             .new_agent();
         let scheme = if insecure { "http" } else { "https" };
-        Registry {
+        Ok(Registry {
             agent,
             base: format!(
                 "{scheme}://{}/v2/{}",
@@ -217,16 +224,27 @@ impl Registry {
             ),
             insecure,
             access,
-            basic: credentials(&reference.registry),
+            basic: credentials(&reference.registry)?,
             bearer: std::cell::RefCell::new(None),
             reference: reference.clone(),
-        }
+        })
     }
 
     fn failed(&self, what: &str, detail: impl fmt::Display) -> OciError {
         OciError::Registry {
             reference: self.reference.to_string(),
             message: format!("{what}: {detail}"),
+        }
+    }
+
+    /// The digest a descriptor from the registry names, checked to be a SHA-256 digest
+    /// before it goes into a URL or a file name.
+    fn digest_of(&self, descriptor: &serde_json::Value, what: &str) -> Result<String, OciError> {
+        let digest = descriptor["digest"].as_str().unwrap_or_default();
+        if digest.strip_prefix("sha256:").is_some_and(is_sha256_hex) {
+            Ok(digest.to_owned())
+        } else {
+            Err(self.failed(what, format!("`{digest}` is no SHA-256 digest")))
         }
     }
 
@@ -383,12 +401,13 @@ impl Registry {
             .get("location")
             .and_then(|l| l.to_str().ok())
             .ok_or_else(|| self.failed("starting an upload", "no Location header"))?;
-        let location = if location.starts_with("http") {
-            location.to_owned()
-        } else {
-            let origin = self.base.split("/v2/").next().unwrap_or_default();
-            format!("{origin}{location}")
-        };
+        let origin = self.base.split("/v2/").next().unwrap_or_default();
+        let location = upload_url(origin, location).ok_or_else(|| {
+            self.failed(
+                "starting an upload",
+                format!("the upload location `{location}` is not on {origin}"),
+            )
+        })?;
         let sep = if location.contains('?') { '&' } else { '?' };
         let response = self.send(
             ureq::http::Method::PUT,
@@ -567,8 +586,10 @@ fn verify(reference: &Reference, digest: &str, bytes: &[u8]) -> Result<(), OciEr
     }
 }
 
-/// `Basic <base64>` from the environment or the Docker config file, for `registry`.
-fn credentials(registry: &str) -> Option<String> {
+/// `Basic <base64>` from the environment or the Docker config file, for `registry`; none
+/// where neither has any. A config file that is there but cannot be read or parsed is an
+/// error naming it, not a silent anonymous request the registry then refuses.
+fn credentials(registry: &str) -> Result<Option<String>, OciError> {
     let basic = |pair: &str| {
         format!(
             "Basic {}",
@@ -579,15 +600,28 @@ fn credentials(registry: &str) -> Option<String> {
         std::env::var("UNIKLINK_REGISTRY_USERNAME"),
         std::env::var("UNIKLINK_REGISTRY_PASSWORD"),
     ) {
-        return Some(basic(&format!("{user}:{password}")));
+        return Ok(Some(basic(&format!("{user}:{password}"))));
     }
-    let dir = std::env::var_os("DOCKER_CONFIG")
+    let Some(dir) = std::env::var_os("DOCKER_CONFIG")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")))?;
-    let text = std::fs::read(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    let auth = config["auths"][registry]["auth"].as_str()?;
-    Some(format!("Basic {auth}"))
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")))
+    else {
+        return Ok(None);
+    };
+    let path = dir.join("config.json");
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(OciError::Read { path, source }),
+    };
+    let config: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| OciError::DockerConfig {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(config["auths"][registry]["auth"]
+        .as_str()
+        .map(|auth| format!("Basic {auth}")))
 }
 
 /// Pushes the manifest `digest` of the layout and the blobs it references; returns whether
@@ -608,11 +642,30 @@ fn push_manifest(
     Ok((parsed, indexed))
 }
 
+/// Where an upload the registry at `origin` (`scheme://host[:port]`) started goes on: its
+/// `Location`, a path on the registry or a URL on the same origin. The upload carries the
+/// registry's credentials, so a URL elsewhere is `None`.
+fn upload_url(origin: &str, location: &str) -> Option<String> {
+    if location.starts_with('/') {
+        Some(format!("{origin}{location}"))
+    } else {
+        location
+            .strip_prefix(origin)
+            .is_some_and(|path| path.starts_with('/'))
+            .then(|| location.to_owned())
+    }
+}
+
+/// The descriptors of a manifest's config and layers.
+fn referenced_descriptors(
+    manifest: &serde_json::Value,
+) -> impl Iterator<Item = &serde_json::Value> {
+    std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().into_iter().flatten())
+}
+
 /// The digests of a manifest's config and layers.
 fn referenced_blobs(manifest: &serde_json::Value) -> impl Iterator<Item = &str> {
-    std::iter::once(&manifest["config"])
-        .chain(manifest["layers"].as_array().into_iter().flatten())
-        .map(|blob| blob["digest"].as_str().unwrap_or_default())
+    referenced_descriptors(manifest).map(|blob| blob["digest"].as_str().unwrap_or_default())
 }
 
 /// Pushes the layout at `layout` (its index tagged `tag`) to `reference`, and the manifests
@@ -624,7 +677,7 @@ pub fn push(
     reference: &Reference,
     insecure: bool,
 ) -> Result<String, OciError> {
-    let registry = Registry::new(reference, insecure, Access::Push);
+    let registry = Registry::new(reference, insecure, Access::Push)?;
     let blobs = Blobs::read_layout(layout)?;
     let index_digest = blobs.tagged(tag, layout)?;
     let index_bytes = blobs.get(&index_digest, layout)?;
@@ -692,7 +745,7 @@ pub fn pull(
     tag: &str,
     insecure: bool,
 ) -> Result<String, OciError> {
-    let registry = Registry::new(reference, insecure, Access::Pull);
+    let registry = Registry::new(reference, insecure, Access::Pull)?;
     let expected = reference
         .reference
         .starts_with("sha256:")
@@ -701,25 +754,49 @@ pub fn pull(
     let top_digest = format!("sha256:{}", hex_sha256(&top));
     let parsed: serde_json::Value = parse_json(&top, out)?;
     let mut blobs = Blobs::default();
-    let manifests: Vec<(String, Vec<u8>)> = match parsed["mediaType"].as_str() {
-        Some(super::INDEX_MEDIA_TYPE) => parsed["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| {
-                let digest = m["digest"].as_str().unwrap_or_default().to_owned();
-                let bytes = registry.get_manifest(&digest, Some(&digest))?;
-                Ok((digest, bytes))
-            })
-            .collect::<Result<_, OciError>>()?,
-        _ => vec![(top_digest.clone(), top.clone())],
-    };
+    // A uniklink image is an index of one manifest per architecture; a reference to one of
+    // those manifests (its digest) would make a layout whose index.json calls it an index.
+    if parsed["mediaType"].as_str() != Some(super::INDEX_MEDIA_TYPE) {
+        return Err(registry.failed(
+            "pulling",
+            format!(
+                "it names a {}, not an image index: pull a tag or the index's digest",
+                parsed["mediaType"]
+                    .as_str()
+                    .unwrap_or("document without a media type")
+            ),
+        ));
+    }
+    let listed = parsed["manifests"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    if listed.len() > MAX_MANIFESTS {
+        return Err(registry.failed(
+            "the index",
+            format!("{} manifests, more than {MAX_MANIFESTS}", listed.len()),
+        ));
+    }
+    let manifests: Vec<(String, Vec<u8>)> = listed
+        .iter()
+        .map(|m| {
+            let digest = registry.digest_of(m, "a manifest of the index")?;
+            let bytes = registry.get_manifest(&digest, Some(&digest))?;
+            Ok((digest, bytes))
+        })
+        .collect::<Result<_, OciError>>()?;
     let mut referrers = Vec::new();
     let mut pulled = Vec::new();
     for (digest, bytes) in &manifests {
         pulled.push((digest.clone(), bytes.clone()));
-        for descriptor in registry.referrers(digest)? {
-            let referrer = descriptor["digest"].as_str().unwrap_or_default().to_owned();
+        let listed = registry.referrers(digest)?;
+        if listed.len() > MAX_MANIFESTS {
+            return Err(registry.failed(
+                &format!("the referrers of {digest}"),
+                format!("{}, more than {MAX_MANIFESTS}", listed.len()),
+            ));
+        }
+        for descriptor in listed {
+            let referrer = registry.digest_of(&descriptor, "a referrer")?;
             let bytes = registry.get_manifest(&referrer, Some(&referrer))?;
             let manifest: serde_json::Value = parse_json(&bytes, out)?;
             // A referrers list is the registry's word; the manifest itself must name the
@@ -745,10 +822,38 @@ pub fn pull(
             pulled.push((referrer, bytes));
         }
     }
-    for (_, bytes) in &pulled {
+    // Each blob once, however many manifests name it, its stated size checked before it is
+    // fetched and against what arrives, and all of them together within MAX_BLOB.
+    let mut total = 0u64;
+    for (digest, bytes) in &pulled {
         let manifest: serde_json::Value = parse_json(bytes, out)?;
-        for blob in referenced_blobs(&manifest) {
-            blobs.insert(blob, registry.get_blob(blob)?);
+        let what = format!("a blob of {digest}");
+        for descriptor in referenced_descriptors(&manifest) {
+            let blob = registry.digest_of(descriptor, &what)?;
+            if blobs.size(&blob) > 0 {
+                continue;
+            }
+            let size = descriptor["size"]
+                .as_u64()
+                .filter(|size| total.saturating_add(*size) <= MAX_BLOB)
+                .ok_or_else(|| {
+                    registry.failed(
+                        &format!("blob {blob}"),
+                        format!(
+                            "its size {} is no size, or takes the pull past {MAX_BLOB} bytes",
+                            descriptor["size"]
+                        ),
+                    )
+                })?;
+            let fetched = registry.get_blob(&blob)?;
+            if fetched.len() as u64 != size {
+                return Err(registry.failed(
+                    &format!("blob {blob}"),
+                    format!("{} bytes where its manifest says {size}", fetched.len()),
+                ));
+            }
+            total += size;
+            blobs.insert(&blob, fetched);
         }
     }
     for (digest, bytes) in pulled {
@@ -770,6 +875,29 @@ fn parse_json(bytes: &[u8], path: &Path) -> Result<serde_json::Value, OciError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_stay_on_the_registry() {
+        let origin = "http://127.0.0.1:5000";
+        let on = |location| upload_url(origin, location);
+        assert_eq!(
+            on("/v2/app/blobs/uploads/1?_state=x").as_deref(),
+            Some("http://127.0.0.1:5000/v2/app/blobs/uploads/1?_state=x")
+        );
+        assert_eq!(
+            on("http://127.0.0.1:5000/v2/app/blobs/uploads/1").as_deref(),
+            Some("http://127.0.0.1:5000/v2/app/blobs/uploads/1")
+        );
+        for elsewhere in [
+            "http://evil.example/v2/app/blobs/uploads/1",
+            "http://127.0.0.1:50000/v2/app/blobs/uploads/1",
+            "http://127.0.0.1:5000.evil.example/v2/x",
+            "https://127.0.0.1:5000/v2/x",
+            "v2/app/blobs/uploads/1",
+        ] {
+            assert_eq!(on(elsewhere), None, "{elsewhere}");
+        }
+    }
 
     #[test]
     fn references_parse_as_registries_write_them() {
