@@ -345,12 +345,14 @@ fn pkg_replaces_a_layout_but_no_other_directory_or_file() {
     std::fs::write(tree.join("main.rs"), "fn main() {}\n").unwrap();
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, "keep me\n").unwrap();
+    let here = dir.path().join("src/.");
     for (out, what) in [
         (
             &tree,
             "a directory that is neither empty nor an image layout",
         ),
         (&file, "not a directory"),
+        (&here, "a path without a name of its own"),
     ] {
         let output = uniklink()
             .args(["pkg", "-m", "manifests/hello.yaml", "--output"])
@@ -442,6 +444,160 @@ fn a_broken_docker_config_is_named() {
         "{stderr}"
     );
     assert!(!dir.path().join("app.oci").exists());
+}
+
+/// A registry that lies, which the real one (it checks what it stores) cannot be made to:
+/// on 127.0.0.1, it answers each `GET /v2/app/<path>` with the body `routes` gives `<path>`,
+/// 404 for anything else, and records the paths asked for.
+fn lying_registry(
+    routes: std::collections::HashMap<String, Vec<u8>>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).map_or(true, |n| n == 0) || header == "\r\n" {
+                    break;
+                }
+            }
+            let path = request.split(' ').nth(1).unwrap_or_default();
+            record.lock().unwrap().push(path.to_owned());
+            let reply = match path.strip_prefix("/v2/app/").and_then(|p| routes.get(p)) {
+                Some(body) => {
+                    let mut reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    reply.extend_from_slice(body);
+                    reply
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    (port, asked)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// A pull is held to what the manifests state and to fixed bounds: an index of more than 64
+/// manifests is refused; a blob longer than its descriptor's size is refused as it arrives;
+/// a blob named by several manifests is fetched once. Nothing is written for a refused pull.
+#[test]
+fn a_pull_from_a_lying_registry_is_bounded() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let pull = |port: u16, out: &Path| {
+        let output = uniklink()
+            .env_remove("DOCKER_CONFIG")
+            .env("HOME", dir.path())
+            .args([
+                "pull",
+                "--insecure",
+                &format!("127.0.0.1:{port}/app:latest"),
+                "-o",
+            ])
+            .arg(out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), words(&stderr))
+    };
+    let index_of = |manifests: Vec<serde_json::Value>| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        }))
+        .unwrap()
+    };
+    let manifest_of = |config: &[u8], layers: &[(&[u8], usize)]| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": sha256(config), "size": config.len()},
+            "layers": layers.iter().map(|(bytes, size)| serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": sha256(bytes), "size": size,
+            })).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    };
+    let descriptor = |bytes: &[u8]| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha256(bytes), "size": bytes.len(),
+        })
+    };
+
+    // 65 manifests in the index.
+    let config = b"{}".to_vec();
+    let manifest = manifest_of(&config, &[]);
+    let index = index_of(vec![descriptor(&manifest); 65]);
+    let out = dir.path().join("many.oci");
+    let (port, _) = lying_registry(HashMap::from([("manifests/latest".to_owned(), index)]));
+    let (code, stderr) = pull(port, &out);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("65 manifests, more than 64"), "{stderr}");
+    assert!(!out.exists());
+
+    // A layer of 100 bytes whose descriptor says 10.
+    let layer = vec![7u8; 100];
+    let manifest = manifest_of(&config, &[(&layer, 10)]);
+    let index = index_of(vec![descriptor(&manifest)]);
+    let mut routes = HashMap::from([
+        ("manifests/latest".to_owned(), index.clone()),
+        (format!("manifests/{}", sha256(&manifest)), manifest.clone()),
+        (format!("blobs/{}", sha256(&config)), config.clone()),
+        (format!("blobs/{}", sha256(&layer)), layer.clone()),
+    ]);
+    let out = dir.path().join("long.oci");
+    let (code, stderr) = pull(lying_registry(routes.clone()).0, &out);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("reading a blob"), "{stderr}");
+    assert!(!out.exists());
+
+    // Told the truth, the same layer named twice and by two manifests is one blob.
+    let manifest = manifest_of(&config, &[(&layer, 100), (&layer, 100)]);
+    let other = manifest_of(b"{ }", &[(&layer, 100)]);
+    routes.insert(
+        "manifests/latest".to_owned(),
+        index_of(vec![descriptor(&manifest), descriptor(&other)]),
+    );
+    routes.insert(format!("manifests/{}", sha256(&manifest)), manifest.clone());
+    routes.insert(format!("manifests/{}", sha256(&other)), other.clone());
+    routes.insert(format!("blobs/{}", sha256(b"{ }")), b"{ }".to_vec());
+    let out = dir.path().join("shared.oci");
+    let (port, asked) = lying_registry(routes);
+    let (code, stderr) = pull(port, &out);
+    assert_eq!(code, Some(0), "{stderr}");
+    let blobs = std::fs::read_dir(out.join("blobs/sha256")).unwrap().count();
+    assert_eq!(blobs, 6, "index, two manifests, two configs, one layer");
+    let layer_path = format!("/v2/app/blobs/{}", sha256(&layer));
+    let asked = asked.lock().unwrap();
+    assert_eq!(
+        asked.iter().filter(|p| **p == layer_path).count(),
+        1,
+        "{asked:#?}"
+    );
 }
 
 /// A CNCF distribution registry (Debian's `docker-registry`) on 127.0.0.1, with its storage

@@ -16,6 +16,7 @@
 //! have sorted keys and no timestamps, so the same images give the same digests.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
@@ -62,6 +63,17 @@ pub enum OciError {
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot put the new layout at {} (and the old one could not go back: it is at {})",
+        path.display(),
+        kept.display()
+    )]
+    OldLayoutKept {
+        path: PathBuf,
+        kept: PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -287,14 +299,14 @@ pub(crate) fn is_sha256_hex(hex: &str) -> bool {
     hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The bytes of the layout's file at `path`: a regular file (not a link, which could lead
-/// anywhere, nor a FIFO, which would block) of at most `max` bytes.
+/// The bytes of the layout's file at `path`: a regular file, or a link to one (not a FIFO,
+/// which would block, nor a device such as /dev/zero), of at most `max` bytes.
 fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, OciError> {
     let read_error = |source| OciError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::symlink_metadata(path).map_err(read_error)?;
+    let meta = std::fs::metadata(path).map_err(read_error)?;
     let bad = |message: String| OciError::BadLayout {
         path: path.to_path_buf(),
         message,
@@ -302,10 +314,14 @@ fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, OciError> {
     if !meta.is_file() {
         return Err(bad("not a regular file".to_owned()));
     }
-    if meta.len() > max {
-        return Err(bad(format!("{} bytes, more than {max}", meta.len())));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(max.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > max {
+        return Err(bad(format!("more than {max} bytes")));
     }
-    std::fs::read(path).map_err(read_error)
+    Ok(bytes)
 }
 
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
@@ -871,8 +887,12 @@ pub(crate) fn write_layout(out: &Path, blobs: &Blobs, index: &[u8]) -> Result<()
         std::fs::rename(out, &old).map_err(write_error(out))?;
     }
     if let Err(source) = std::fs::rename(&root, out) {
-        if replaces {
-            std::fs::rename(&old, out).map_err(write_error(out))?;
+        if replaces && std::fs::rename(&old, out).is_err() {
+            return Err(OciError::OldLayoutKept {
+                path: out.to_path_buf(),
+                kept: staging.keep().join("replaced"),
+                source,
+            });
         }
         return Err(OciError::Write {
             path: out.to_path_buf(),
@@ -896,6 +916,14 @@ fn replaceable(out: &Path) -> Result<bool, OciError> {
             what,
         })
     };
+    // `x/.` has a file name to Path (`x`), but nothing can be renamed onto it.
+    let raw = out.as_os_str().as_encoded_bytes();
+    let dots = [&b"."[..], b".."]
+        .iter()
+        .any(|dot| raw == *dot || raw.ends_with(&[b"/", *dot].concat()));
+    if out.file_name().is_none() || dots {
+        return refuse("a path without a name of its own (`.`, `..`, a root)");
+    }
     let meta = match std::fs::symlink_metadata(out) {
         Ok(meta) => meta,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -906,6 +934,9 @@ fn replaceable(out: &Path) -> Result<bool, OciError> {
             });
         }
     };
+    if meta.is_symlink() {
+        return refuse("a symbolic link");
+    }
     if !meta.is_dir() {
         return refuse("not a directory");
     }

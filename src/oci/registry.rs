@@ -27,8 +27,10 @@ pub(super) const MAX_MANIFEST: u64 = 4 << 20;
 /// Largest blob read: an image PVH can load, below 4 GiB. Also the most a pull holds in all:
 /// its blobs stay in memory until the layout is written.
 pub(super) const MAX_BLOB: u64 = 4 << 30;
-/// Most manifests an index may list for a pull, and most referrers per manifest.
+/// Most manifests an index may list for a pull.
 const MAX_MANIFESTS: usize = 64;
+/// Most referrers (SBOMs, signatures, attestations) a pull takes of one manifest.
+const MAX_REFERRERS: usize = 1024;
 
 const MANIFEST_TYPES: &str =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json";
@@ -481,7 +483,8 @@ impl Registry {
             .ok_or_else(|| self.failed(&format!("no manifest `{reference}`"), "not found"))
     }
 
-    fn get_blob(&self, digest: &str) -> Result<Vec<u8>, OciError> {
+    /// The blob `digest`, of at most `limit` bytes (its descriptor's size).
+    fn get_blob(&self, digest: &str, limit: u64) -> Result<Vec<u8>, OciError> {
         let mut response = self.send(
             ureq::http::Method::GET,
             &format!("{}/blobs/{digest}", self.base),
@@ -495,7 +498,7 @@ impl Registry {
         response
             .body_mut()
             .with_config()
-            .limit(MAX_BLOB)
+            .limit(limit)
             .reader()
             .read_to_end(&mut bytes)
             .map_err(|e| self.failed("reading a blob", e))?;
@@ -612,7 +615,12 @@ fn credentials(registry: &str) -> Result<Option<String>, OciError> {
     let text = match std::fs::read(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(OciError::Read { path, source }),
+        Err(error) => {
+            return Err(OciError::DockerConfig {
+                path,
+                message: format!("cannot be read: {error}"),
+            });
+        }
     };
     let config: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| OciError::DockerConfig {
@@ -646,14 +654,18 @@ fn push_manifest(
 /// `Location`, a path on the registry or a URL on the same origin. The upload carries the
 /// registry's credentials, so a URL elsewhere is `None`.
 fn upload_url(origin: &str, location: &str) -> Option<String> {
-    if location.starts_with('/') {
-        Some(format!("{origin}{location}"))
-    } else {
-        location
-            .strip_prefix(origin)
-            .is_some_and(|path| path.starts_with('/'))
-            .then(|| location.to_owned())
+    if location.starts_with('/') && !location.starts_with("//") {
+        return Some(format!("{origin}{location}"));
     }
+    // scheme, host and port, the port spelled out or the scheme's default
+    let parts = |url: &str| {
+        let uri: ureq::http::Uri = url.parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let default = if scheme == "https" { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default);
+        Some((scheme, uri.host()?.to_ascii_lowercase(), port))
+    };
+    (parts(location)? == parts(origin)?).then(|| location.to_owned())
 }
 
 /// The descriptors of a manifest's config and layers.
@@ -756,7 +768,12 @@ pub fn pull(
     let mut blobs = Blobs::default();
     // A uniklink image is an index of one manifest per architecture; a reference to one of
     // those manifests (its digest) would make a layout whose index.json calls it an index.
-    if parsed["mediaType"].as_str() != Some(super::INDEX_MEDIA_TYPE) {
+    // The media type is optional in an index; its `manifests` and no `config` make one.
+    let is_index = match parsed["mediaType"].as_str() {
+        Some(media_type) => media_type == super::INDEX_MEDIA_TYPE,
+        None => parsed["manifests"].is_array() && parsed["config"].is_null(),
+    };
+    if !is_index {
         return Err(registry.failed(
             "pulling",
             format!(
@@ -789,10 +806,10 @@ pub fn pull(
     for (digest, bytes) in &manifests {
         pulled.push((digest.clone(), bytes.clone()));
         let listed = registry.referrers(digest)?;
-        if listed.len() > MAX_MANIFESTS {
+        if listed.len() > MAX_REFERRERS {
             return Err(registry.failed(
                 &format!("the referrers of {digest}"),
-                format!("{}, more than {MAX_MANIFESTS}", listed.len()),
+                format!("{}, more than {MAX_REFERRERS}", listed.len()),
             ));
         }
         for descriptor in listed {
@@ -824,7 +841,7 @@ pub fn pull(
     }
     // Each blob once, however many manifests name it, its stated size checked before it is
     // fetched and against what arrives, and all of them together within MAX_BLOB.
-    let mut total = 0u64;
+    let mut total: u64 = pulled.iter().map(|(_, bytes)| bytes.len() as u64).sum();
     for (digest, bytes) in &pulled {
         let manifest: serde_json::Value = parse_json(bytes, out)?;
         let what = format!("a blob of {digest}");
@@ -845,7 +862,7 @@ pub fn pull(
                         ),
                     )
                 })?;
-            let fetched = registry.get_blob(&blob)?;
+            let fetched = registry.get_blob(&blob, size)?;
             if fetched.len() as u64 != size {
                 return Err(registry.failed(
                     &format!("blob {blob}"),
@@ -888,11 +905,20 @@ mod tests {
             on("http://127.0.0.1:5000/v2/app/blobs/uploads/1").as_deref(),
             Some("http://127.0.0.1:5000/v2/app/blobs/uploads/1")
         );
+        assert_eq!(
+            upload_url(
+                "https://registry.example",
+                "HTTPS://Registry.example:443/v2/x"
+            )
+            .as_deref(),
+            Some("HTTPS://Registry.example:443/v2/x")
+        );
         for elsewhere in [
             "http://evil.example/v2/app/blobs/uploads/1",
             "http://127.0.0.1:50000/v2/app/blobs/uploads/1",
             "http://127.0.0.1:5000.evil.example/v2/x",
             "https://127.0.0.1:5000/v2/x",
+            "//evil.example/v2/x",
             "v2/app/blobs/uploads/1",
         ] {
             assert_eq!(on(elsewhere), None, "{elsewhere}");
