@@ -803,6 +803,8 @@ pub fn pull(
         .collect::<Result<_, OciError>>()?;
     let mut referrers = Vec::new();
     let mut pulled = Vec::new();
+    // Everything the pull holds, counted as it arrives: manifests, referrers, then blobs.
+    let mut total: u64 = manifests.iter().map(|(_, bytes)| bytes.len() as u64).sum();
     for (digest, bytes) in &manifests {
         pulled.push((digest.clone(), bytes.clone()));
         let listed = registry.referrers(digest)?;
@@ -815,6 +817,13 @@ pub fn pull(
         for descriptor in listed {
             let referrer = registry.digest_of(&descriptor, "a referrer")?;
             let bytes = registry.get_manifest(&referrer, Some(&referrer))?;
+            total += bytes.len() as u64;
+            if total > MAX_BLOB {
+                return Err(registry.failed(
+                    &format!("referrer {referrer}"),
+                    format!("it takes the pull past {MAX_BLOB} bytes"),
+                ));
+            }
             let manifest: serde_json::Value = parse_json(&bytes, out)?;
             // A referrers list is the registry's word; the manifest itself must name the
             // image as its subject.
@@ -841,7 +850,6 @@ pub fn pull(
     }
     // Each blob once, however many manifests name it, its stated size checked before it is
     // fetched and against what arrives, and all of them together within MAX_BLOB.
-    let mut total: u64 = pulled.iter().map(|(_, bytes)| bytes.len() as u64).sum();
     for (digest, bytes) in &pulled {
         let manifest: serde_json::Value = parse_json(bytes, out)?;
         let what = format!("a blob of {digest}");
