@@ -917,11 +917,7 @@ fn replaceable(out: &Path) -> Result<bool, OciError> {
         })
     };
     // `x/.` has a file name to Path (`x`), but nothing can be renamed onto it.
-    let raw = out.as_os_str().as_encoded_bytes();
-    let dots = [&b"."[..], b".."]
-        .iter()
-        .any(|dot| raw == *dot || raw.ends_with(&[b"/", *dot].concat()));
-    if out.file_name().is_none() || dots {
+    if out.file_name().is_none() || out.as_os_str().as_encoded_bytes().ends_with(b"/.") {
         return refuse("a path without a name of its own (`.`, `..`, a root)");
     }
     let meta = match std::fs::symlink_metadata(out) {

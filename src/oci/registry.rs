@@ -77,9 +77,10 @@ impl FromStr for Reference {
             Some((repository, digest)) => {
                 let hex = digest
                     .strip_prefix("sha256:")
-                    .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(str::to_ascii_lowercase)
+                    .filter(|hex| is_sha256_hex(hex))
                     .ok_or_else(|| bad("a digest is sha256: and 64 hex digits"))?;
-                (repository, format!("sha256:{}", hex.to_ascii_lowercase()))
+                (repository, format!("sha256:{hex}"))
             }
             None => match rest.rsplit_once(':') {
                 Some((repository, tag)) if !tag.contains('/') => {
@@ -805,9 +806,8 @@ pub fn pull(
     let mut pulled = Vec::new();
     // Everything the pull holds, counted as it arrives: manifests, referrers, then blobs.
     let mut total: u64 = manifests.iter().map(|(_, bytes)| bytes.len() as u64).sum();
-    for (digest, bytes) in &manifests {
-        pulled.push((digest.clone(), bytes.clone()));
-        let listed = registry.referrers(digest)?;
+    for (digest, bytes) in manifests {
+        let listed = registry.referrers(&digest)?;
         if listed.len() > MAX_REFERRERS {
             return Err(registry.failed(
                 &format!("the referrers of {digest}"),
@@ -847,6 +847,7 @@ pub fn pull(
             );
             pulled.push((referrer, bytes));
         }
+        pulled.push((digest, bytes));
     }
     // Each blob once, however many manifests name it, its stated size checked before it is
     // fetched and against what arrives, and all of them together within MAX_BLOB.
