@@ -362,6 +362,7 @@ pub fn link(opts: &LinkOptions) -> Result<LinkOutput, LinkError> {
             base: opts.base.or(opts.image.base()),
             randomize: opts.randomize_layout,
             eh_frame_hdr: opts.eh_frame_hdr,
+            page_tables: opts.image.page_tables(),
         },
     )?;
     opts.image

@@ -46,6 +46,7 @@ pub fn placement(layout: &Layout<'_>) -> Placement {
                                 ChunkKind::EhFrameHdr(_) => Content::EhFrameHdr,
                                 ChunkKind::Commons => Content::Commons,
                                 ChunkKind::Thunks(_) => Content::Thunks,
+                                ChunkKind::PageTables(_) => Content::PageTables,
                             },
                             size: c.size,
                         })

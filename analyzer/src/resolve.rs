@@ -103,6 +103,8 @@ pub fn is_linker_defined(name: &[u8]) -> bool {
         b"__preinit_array_start",
         b"__preinit_array_end",
         b"_GLOBAL_OFFSET_TABLE_",
+        // The page tables a virt image's runtime asks the linker for (0 where none are made).
+        b"__uniklink_page_tables",
     ];
     FIXED.contains(&name) || start_stop_section(name).is_some()
 }

@@ -11,6 +11,7 @@ use uniklink_analyzer::id::Idx;
 use crate::arch::{Applied, RelocValue};
 use crate::eh_frame_hdr;
 use crate::error::{Error, RelocFailure, Result};
+use crate::image::virt;
 use crate::layout::{Chunk, ChunkKind, Layout, OutputSection, Rank, Recorded, RelocIndex};
 
 /// The largest image file built: PVH loads images below 4 GiB, and a size past it comes from
@@ -183,6 +184,10 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
         // Filled once every .eh_frame record is in place: see `fill_eh_frame_hdr`.
         ChunkKind::EhFrameHdr(_) | ChunkKind::Commons => Ok(()),
         ChunkKind::Thunks(index) => layout.write_thunks(index, addr, buf),
+        ChunkKind::PageTables(_) => {
+            virt::write_page_tables(&virt::mapped_image(layout), addr, buf);
+            Ok(())
+        }
     }
 }
 

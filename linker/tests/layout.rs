@@ -146,6 +146,7 @@ fn with_link(
             base,
             randomize: None,
             eh_frame_hdr: false,
+            page_tables: false,
         },
     )
     .unwrap();

@@ -46,6 +46,8 @@ pub enum Content {
     EhFrameHdr,
     Commons,
     Thunks,
+    /// The translation tables the linker writes for a virt image.
+    PageTables,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,6 +301,7 @@ impl SizeReport {
                         Content::EhFrameHdr => "unwind table index (.eh_frame_hdr)".to_owned(),
                         Content::Commons => "common symbols".to_owned(),
                         Content::Thunks => "range-extension thunks".to_owned(),
+                        Content::PageTables => "page tables".to_owned(),
                     };
                     *remainder.entry(what).or_default() += chunk.size;
                 }

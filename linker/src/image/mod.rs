@@ -1,6 +1,8 @@
-//! What kind of image a link produces. A kind is data the pipeline consults at three points:
-//! the base address, the objects it generates before resolution (notes), and the checks the
-//! finished layout must pass. Layout, relocation and the ELF writer stay kind-agnostic.
+//! What kind of image a link produces. A kind is data the pipeline consults at four points:
+//! the base address, the objects it generates before resolution (notes), whether layout
+//! reserves the image's page tables (filled by [`virt::write_page_tables`]), and the checks
+//! the finished layout must pass. Layout, relocation and the ELF writer know the tables only
+//! as a synthetic chunk.
 
 mod notes;
 pub mod pvh;
@@ -71,6 +73,10 @@ pub enum ImageError {
         virt::LOAD_ADDRESS
     )]
     OverlapsDeviceTree { start: u64 },
+    #[error(
+        "the image ends at {end:#x}, past {limit:#x}: its page tables map it only in the first GiB of RAM"
+    )]
+    BeyondMappedRam { end: u64, limit: u64 },
     #[error("cannot generate the {what} object: {source}")]
     Generate {
         what: &'static str,
@@ -87,6 +93,12 @@ impl ImageKind {
             ImageKind::Pvh => Some(pvh::LOAD_ADDRESS),
             ImageKind::Virt => Some(virt::LOAD_ADDRESS),
         }
+    }
+
+    /// Whether the linker writes the image's page tables (see [`virt`]) when its runtime
+    /// asks for them.
+    pub fn page_tables(self) -> bool {
+        self == ImageKind::Virt
     }
 
     /// Objects to link beside the inputs: for PVH, the entry note and the build id; for virt,

@@ -173,7 +173,8 @@ impl Layout<'_> {
                     ChunkKind::Strings(_)
                     | ChunkKind::EhFrameHdr(_)
                     | ChunkKind::Commons
-                    | ChunkKind::Thunks(_) => {}
+                    | ChunkKind::Thunks(_)
+                    | ChunkKind::PageTables(_) => {}
                 }
             }
         }

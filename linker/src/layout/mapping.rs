@@ -19,6 +19,8 @@ pub enum Rank {
     EhFrameHdr,
     EhFrame,
     GccExceptTable,
+    /// The image's translation tables, which the linker writes (virt images).
+    PageTables,
     Tdata,
     Tbss,
     PreinitArray,
@@ -51,7 +53,8 @@ impl Rank {
             | Rank::OtherRo
             | Rank::EhFrameHdr
             | Rank::EhFrame
-            | Rank::GccExceptTable => SegmentKind::ReadOnly,
+            | Rank::GccExceptTable
+            | Rank::PageTables => SegmentKind::ReadOnly,
             _ => SegmentKind::Writable,
         }
     }

@@ -38,6 +38,7 @@ use merge::{MergeKind, Piece, merge_kind};
 use crate::arch::{Arch, GotUse, TargetKind, TlsSegment};
 use crate::eh_frame_hdr;
 use crate::error::{DiscardedTarget, Error, Result};
+use crate::image::virt;
 use crate::thunks::{ThunkGroup, ThunkPlan, insert_islands};
 
 pub struct LayoutOptions<'s> {
@@ -51,6 +52,9 @@ pub struct LayoutOptions<'s> {
     /// Write `.eh_frame_hdr` and its `PT_GNU_EH_FRAME` (ld's `--eh-frame-hdr`) when there is
     /// an `.eh_frame`; see [`crate::eh_frame_hdr`].
     pub eh_frame_hdr: bool,
+    /// Reserve the image's page tables ([`crate::image::virt`]) when an input refers to
+    /// their symbol, sized for the 2 MiB blocks the image ends up touching.
+    pub page_tables: bool,
 }
 
 /// The base moves up by fewer pages than this under [`LayoutOptions::randomize`]: up to
@@ -93,6 +97,9 @@ pub enum ChunkKind {
     Commons,
     /// The range-extension thunks of [`Layout::thunk_groups`]`[i]`.
     Thunks(usize),
+    /// The image's page tables for this many 2 MiB blocks, written after layout by
+    /// [`crate::image::virt::write_page_tables`].
+    PageTables(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -190,11 +197,24 @@ impl<'a> Layout<'a> {
     ) -> Result<Self> {
         let mut got = Got::decide(graph, arch);
         let mut plan = ThunkPlan::default();
+        let db = graph.db;
+        let wants_tables = opts.page_tables
+            && db
+                .lookup(virt::PAGE_TABLES_SYMBOL)
+                .is_some_and(|g| db.global(g).def == Definition::Linker);
+        // The tables lie inside the image they map, so their size follows the image's: one
+        // more block's table can move the image's end into one more block.
+        let mut table_blocks = wants_tables.then_some(1);
         loop {
-            let mut layout = Self::build_with(graph, arch, opts, &plan, got)?;
-            if !plan.extend(&mut layout)? {
+            let mut layout = Self::build_with(graph, arch, opts, &plan, got, table_blocks)?;
+            let more_thunks = plan.extend(&mut layout)?;
+            let more_tables = table_blocks
+                .map(|_| virt::blocks_of(layout.base..layout.end()))
+                .filter(|&needed| Some(needed) > table_blocks);
+            if !more_thunks && more_tables.is_none() {
                 return Ok(layout);
             }
+            table_blocks = more_tables.or(table_blocks);
             got = layout.got;
         }
     }
@@ -206,6 +226,7 @@ impl<'a> Layout<'a> {
         opts: &LayoutOptions<'_>,
         plan: &ThunkPlan,
         got: Got,
+        table_blocks: Option<u64>,
     ) -> Result<Self> {
         let db = graph.db;
         let Mapping {
@@ -227,6 +248,13 @@ impl<'a> Layout<'a> {
             builders.push(Builder {
                 name: b".eh_frame_hdr",
                 rank: Rank::EhFrameHdr,
+                inputs: Vec::new(),
+            });
+        }
+        if table_blocks.is_some() {
+            builders.push(Builder {
+                name: virt::PAGE_TABLES_SECTION,
+                rank: Rank::PageTables,
                 inputs: Vec::new(),
             });
         }
@@ -280,7 +308,7 @@ impl<'a> Layout<'a> {
             size,
         })?;
         for b in &builders {
-            let mut chunks = layout.chunks_for(b, &commons)?;
+            let mut chunks = layout.chunks_for(b, &commons, table_blocks)?;
             if let Some(shape) = arch.thunk_shape()
                 && b.rank.segment() == SegmentKind::Exec
             {
@@ -362,6 +390,7 @@ impl<'a> Layout<'a> {
         &mut self,
         b: &Builder<'a>,
         commons: &Commons,
+        table_blocks: Option<u64>,
     ) -> Result<Vec<(ChunkKind, u64, u64)>> {
         let db = self.db;
         let mut chunks = Vec::with_capacity(b.inputs.len());
@@ -420,6 +449,14 @@ impl<'a> Layout<'a> {
                     })
                     .count() as u64;
                 chunks.push((ChunkKind::EhFrameHdr(fdes), eh_frame_hdr::size(fdes), 4));
+            }
+            Rank::PageTables => {
+                let blocks = table_blocks.unwrap_or(0);
+                chunks.push((
+                    ChunkKind::PageTables(blocks),
+                    virt::page_tables_size(blocks),
+                    PAGE,
+                ));
             }
             Rank::Bss if !commons.is_empty() => {
                 chunks.push((ChunkKind::Commons, commons.size, commons.align));

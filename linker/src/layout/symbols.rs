@@ -8,6 +8,7 @@ use uniklink_analyzer::resolve::{Definition, SymbolId, start_stop_section};
 
 use super::{Layout, OutputSection, Segment, SegmentKind};
 use crate::error::Result;
+use crate::image::virt;
 
 impl Layout<'_> {
     /// The end of the last segment in memory, `.bss` included.
@@ -112,6 +113,9 @@ fn linker_symbol(name: &[u8], image: &Placed<'_>) -> u64 {
         b"__preinit_array_start" => array(b".preinit_array", false),
         b"__preinit_array_end" => array(b".preinit_array", true),
         b"_GLOBAL_OFFSET_TABLE_" => image.got_addr,
+        virt::PAGE_TABLES_SYMBOL => image
+            .section_bounds(virt::PAGE_TABLES_SECTION)
+            .map_or(0, |(start, end)| virt::level1_address(start..end)),
         _ => match start_stop_section(name) {
             Some(sec) => {
                 let (start, end) = image.section_bounds(sec).unwrap_or((0, 0));
