@@ -23,6 +23,7 @@ use boot::Suite;
 use goblin::elf::Elf;
 use goblin::elf::header::EM_AARCH64;
 use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_LOAD};
+use goblin::elf::section_header::SectionHeader;
 use uniklink_config::Arch;
 
 /// The manifests list both architectures, so `--arch aarch64` picks the second one.
@@ -133,13 +134,38 @@ fn a_stack_overflow_across_several_2_mib_blocks_faults_on_the_guard_page() {
     );
 }
 
-/// An image the entry code cannot map, here because its boot stack takes it past the 8 blocks
-/// of 2 MiB the tables hold, boots with the MMU off only to say why, and exits with the
-/// runtime's boot failure status; without semihosting it says so once and powers off
-/// through PSCI, which it finds in the device tree.
+/// uniklink writes an image's page tables for however many 2 MiB blocks it spans: with a
+/// 20 MiB boot stack, 11 blocks, past the 8 the entry code's own tables hold. The same inputs
+/// linked by GNU ld, which writes no tables, leave the entry code to map the image: it
+/// cannot, so it boots with the MMU off only to say why, and exits with the runtime's boot
+/// failure status; without semihosting it says so once and powers off through PSCI, which
+/// it finds in the device tree.
 #[test]
-fn an_image_too_large_to_map_says_why_and_exits_103() {
+fn an_image_too_large_for_the_entry_codes_tables_says_why_and_exits_103() {
     let (report, stderr, image) = build_and_boot("hello", "20MiB");
+    assert_eq!(
+        report["guest_exit_code"].as_i64(),
+        Some(0),
+        "{report}\n{stderr}"
+    );
+    let bytes = std::fs::read(&image).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let tables = section(&elf, ".unik.page_tables");
+    assert_eq!(
+        tables.sh_size,
+        (11 + 2) * 4096 + 32,
+        "a page table per block"
+    );
+
+    let linked = link_with_gnu_ld(&image, "hello-20MiB", 20 << 20);
+    let out = uniklink()
+        .args(["run", "--accel", "tcg", "--json", "--timeout", "60"])
+        .arg(&linked)
+        .output()
+        .expect("cargo-uniklink run runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("run --json printed no JSON ({e}):\n{stderr}"));
     assert_eq!(
         report["guest_exit_code"].as_i64(),
         Some(103),
@@ -174,7 +200,7 @@ fn an_image_too_large_to_map_says_why_and_exits_103() {
             "-no-reboot",
             "-kernel",
         ])
-        .arg(&image)
+        .arg(&linked)
         .stdin(Stdio::null())
         .output()
         .expect("qemu-system-aarch64 runs");
@@ -192,7 +218,7 @@ fn an_image_too_large_to_map_says_why_and_exits_103() {
 /// its page with the code, the code with the read-only data, and that with the data (which
 /// starts with a word of its own, as hello has no `.data`, then the boot timeline's stamps,
 /// which the runtime writes as soon as the MMU is on; `.bss` starts on a page of its own, as
-/// it holds the page tables).
+/// it holds the page tables). `BSS_PADDING` bytes of `.bss` follow the inputs'.
 const PACKED_VIRT_SCRIPT: &str = "\
 ENTRY(_virt_start)
 PHDRS
@@ -215,7 +241,7 @@ SECTIONS
     } :rodata
     .data : { LONG(0) *(.data .data.*) *(.bss.*PHASE_TICKS*) } :data
     .got : { *(.got .got.*) } :data
-    .bss : { *(.bss .bss.*) *(COMMON) } :data
+    .bss : { *(.bss .bss.*) *(COMMON) . += BSS_PADDING; } :data
     _end = .;
 }
 ";
@@ -226,38 +252,7 @@ SECTIONS
 /// header's, and the data's first page also the read-only data's.
 #[test]
 fn segments_sharing_pages_get_the_stronger_access() {
-    let built = SUITE.built("hello");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(built.image.with_extension("json")).unwrap())
-            .unwrap();
-    let inputs: Vec<&str> = report["inputs"]
-        .as_array()
-        .expect("the build report lists its inputs")
-        .iter()
-        .map(|input| input.as_str().unwrap())
-        .collect();
-    let dir = SUITE.dir().join("packed");
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("packed.ld");
-    std::fs::write(&script, PACKED_VIRT_SCRIPT).unwrap();
-    let image = dir.join("hello-packed.elf");
-    let linked = Command::new("aarch64-linux-gnu-ld")
-        .args([
-            "-static",
-            "--gc-sections",
-            "--build-id",
-            "-z",
-            "max-page-size=0x1000",
-        ])
-        .args(["-z", "noexecstack", "-T"])
-        .arg(&script)
-        .arg("-o")
-        .arg(&image)
-        .args(&inputs)
-        .output()
-        .expect("aarch64-linux-gnu-ld runs");
-    assert_success(&linked, "linking hello packed with GNU ld");
-
+    let image = link_with_gnu_ld(&SUITE.built("hello").image, "hello-packed", 0);
     let bytes = std::fs::read(&image).unwrap();
     let elf = Elf::parse(&bytes).unwrap();
     let pages = |flags: u32| {
@@ -311,6 +306,51 @@ fn segments_sharing_pages_get_the_stronger_access() {
         .unwrap_or_else(|e| panic!("run --json printed no JSON ({e}):\n{stderr}"));
     assert_eq!(run["guest_exit_code"].as_i64(), Some(0), "{run}\n{stderr}");
     assert!(stderr.contains("Hello from uniklink!"), "{stderr}");
+}
+
+/// The inputs uniklink linked into `image` (from its build report; the generated glue aside,
+/// so the runtime's default boot stack), linked by GNU ld with [`PACKED_VIRT_SCRIPT`] and
+/// `bss_padding` into `<name>.elf`: an image without the linker's page tables.
+fn link_with_gnu_ld(image: &Path, name: &str, bss_padding: u64) -> PathBuf {
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.with_extension("json")).unwrap()).unwrap();
+    let inputs: Vec<&str> = report["inputs"]
+        .as_array()
+        .expect("the build report lists its inputs")
+        .iter()
+        .map(|input| input.as_str().unwrap())
+        .collect();
+    let dir = SUITE.dir().join("gnu-ld");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join(format!("{name}.ld"));
+    let padding = format!("{bss_padding:#x}");
+    std::fs::write(&script, PACKED_VIRT_SCRIPT.replace("BSS_PADDING", &padding)).unwrap();
+    let linked = dir.join(format!("{name}.elf"));
+    let out = Command::new("aarch64-linux-gnu-ld")
+        .args([
+            "-static",
+            "--gc-sections",
+            "--build-id",
+            "-z",
+            "max-page-size=0x1000",
+        ])
+        .args(["-z", "noexecstack", "-T"])
+        .arg(&script)
+        .arg("-o")
+        .arg(&linked)
+        .args(&inputs)
+        .output()
+        .expect("aarch64-linux-gnu-ld runs");
+    assert_success(&out, &format!("linking {name} with GNU ld"));
+    linked
+}
+
+/// The section header named `name`.
+pub fn section<'e>(elf: &'e Elf<'_>, name: &str) -> &'e SectionHeader {
+    elf.section_headers
+        .iter()
+        .find(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(name))
+        .unwrap_or_else(|| panic!("no section {name}"))
 }
 
 /// Builds `app` with a boot stack of `stack_size` and boots it: `run --json`'s report, what
@@ -393,6 +433,123 @@ fn the_image_is_a_sound_virt_kernel() {
         boot::symbol(&elf, "_virt_start"),
         "the entry is the libos's"
     );
+}
+
+/// The page tables uniklink writes into the image, walked as the MMU walks them from
+/// `__uniklink_page_tables` (TTBR0_EL1, T0SZ = 32, 4 KiB granule): null and the flash
+/// unmapped, the UART device memory, the image's pages with their segments' access, the stack's
+/// guard page unmapped, RAM around the image and up to 4 GiB read-write and never executable,
+/// and the tables themselves read-only in a read-only segment.
+#[test]
+fn the_linker_maps_the_image_as_the_entry_code_would() {
+    let bytes = std::fs::read(&SUITE.built("hello").image).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let tables = section(&elf, ".unik.page_tables");
+    let root = boot::symbol(&elf, "__uniklink_page_tables");
+    assert_eq!(
+        root,
+        tables.sh_addr + tables.sh_size - 32,
+        "the first level comes last"
+    );
+    let holder = boot::loads(&elf)
+        .into_iter()
+        .find(|ph| ph.p_vaddr <= root && root < ph.p_vaddr + ph.p_filesz)
+        .expect("the tables are loaded");
+    assert_eq!(holder.p_flags, PF_R, "the tables are read-only");
+
+    const VALID: u64 = 0b1;
+    const READ_ONLY: u64 = 1 << 7;
+    const PXN: u64 = 1 << 53;
+    const UXN: u64 = 1 << 54;
+    let device = |d: u64| (d >> 2) & 0b111 == 1;
+    let read = |address: u64| -> u64 {
+        let ph = boot::loads(&elf)
+            .into_iter()
+            .find(|ph| ph.p_vaddr <= address && address + 8 <= ph.p_vaddr + ph.p_filesz)
+            .unwrap_or_else(|| panic!("a table entry at {address:#x} outside the file"));
+        let at = (ph.p_offset + address - ph.p_vaddr) as usize;
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    };
+    // The descriptor that maps `va` and its level, or None where a level has no entry.
+    let walk = |va: u64| -> Option<(u32, u64)> {
+        let mut table = root;
+        for (level, shift) in [(1, 30), (2, 21), (3, 12)] {
+            let index = if level == 1 {
+                va >> 30
+            } else {
+                (va >> shift) & 511
+            };
+            assert!(index < if level == 1 { 4 } else { 512 });
+            let descriptor = read(table + index * 8);
+            if descriptor & VALID == 0 {
+                return None;
+            }
+            if level == 3 || descriptor & 0b10 == 0 {
+                assert!(level < 3 || descriptor & 0b11 == 0b11, "a page at {va:#x}");
+                return Some((level, descriptor));
+            }
+            table = descriptor & 0x0000_ffff_ffff_f000;
+        }
+        unreachable!()
+    };
+    let maps = |va: u64, d: u64, level: u32| {
+        let size = [0, 1 << 30, 1 << 21, 1 << 12][level as usize];
+        assert_eq!(
+            d & 0x0000_ffff_ffff_f000 & !(size - 1),
+            va & !(size - 1),
+            "identity at {va:#x}"
+        );
+    };
+
+    assert_eq!(walk(0), None, "null is unmapped");
+    assert_eq!(walk(0x0400_0000), None, "the flash is unmapped");
+    let (level, uart) = walk(0x0900_0000).expect("the UART is mapped");
+    assert!(
+        level == 2 && device(uart) && uart & PXN != 0 && uart & UXN != 0,
+        "{uart:#x}"
+    );
+    maps(0x0900_0000, uart, level);
+
+    let entry = elf.entry;
+    let (level, code) = walk(entry).expect("the entry is mapped");
+    assert!(level == 3 && !device(code), "{code:#x}");
+    assert!(
+        code & READ_ONLY != 0 && code & PXN == 0,
+        "code is read-only and executable"
+    );
+    maps(entry, code, level);
+    let rodata = section(&elf, ".rodata").sh_addr;
+    let (_, constant) = walk(rodata).expect("the read-only data is mapped");
+    assert!(
+        constant & READ_ONLY != 0 && constant & PXN != 0,
+        "{constant:#x}"
+    );
+    let (_, table) = walk(root).expect("the tables are mapped");
+    assert!(table & READ_ONLY != 0 && table & PXN != 0, "{table:#x}");
+    let bss = section(&elf, ".bss").sh_addr;
+    let (_, data) = walk(bss).expect(".bss is mapped");
+    assert!(data & READ_ONLY == 0 && data & PXN != 0, "{data:#x}");
+    let guard = boot::symbol(&elf, "__uniklink_reserve_rt_stack_size");
+    assert_eq!(walk(guard), None, "the stack's guard page is unmapped");
+    let (_, above_guard) = walk(guard + 0x1000).expect("the stack is mapped");
+    assert!(above_guard & READ_ONLY == 0, "{above_guard:#x}");
+
+    let image_end = boot::symbol(&elf, "_end").next_multiple_of(0x1000);
+    for ram in [
+        0x4000_0000,
+        image_end,
+        0x4100_0000,
+        0x8000_0000,
+        0xffff_f000,
+    ] {
+        let (level, d) = walk(ram).unwrap_or_else(|| panic!("RAM at {ram:#x} is mapped"));
+        assert!(
+            !device(d) && d & READ_ONLY == 0 && d & PXN != 0 && d & UXN != 0,
+            "RAM at {ram:#x}: {d:#x}"
+        );
+        maps(ram, d, level);
+    }
+    assert_eq!(walk(0x0a20_0000), None, "past the devices");
 }
 
 #[test]

@@ -44,14 +44,15 @@ unsafe extern "C" {
 
 // The counter is read first so `entry_to_main` covers all of boot. CPACR_EL1.FPEN turns
 // on FP/SIMD before any Rust code, which the target lets use NEON registers anywhere. The
-// ISB that makes it and VBAR_EL1 take effect comes in `map_image_asm!`, where it ends no
+// ISB that makes it and VBAR_EL1 take effect comes with the mapping, where it ends no
 // block of code an emulator would not end anyway, and on the way out where the mapping gives
 // up (`.Lunik_map_unmapped`, which enters `virt_entry_unmapped` instead of `virt_entry`, so
 // that the straight path has no branch on it).
 // Reset leaves SPSel at 1, so the first stack set is SP_EL1, the exception stack; the
 // runtime then switches to SP_EL0 with the boot stack, whose top is the reserve's start plus
-// rt.stack_size, 16-byte aligned. Then the page tables and the MMU (`mmu::map_image_asm`),
-// so that all Rust code runs with the MMU and caches on.
+// rt.stack_size, 16-byte aligned. Then the MMU, on the tables the linker wrote or, for
+// another linker's image, tables built here (`mmu::map_image_asm`), so that all Rust code
+// runs with the MMU and caches on.
 global_asm!(
     r#"
     .pushsection .text.unik_virt_start, "ax", %progbits
@@ -84,6 +85,9 @@ _virt_start:
     mov x0, x20
     bl {entry}
     b .
+"#,
+    mmu::build_tables_asm!(),
+    r#"
 .Lunik_map_unmapped:
     isb
     mov x0, x20

@@ -1,4 +1,4 @@
-//! The identity mapping, with W^X: 4 KiB granule, 39-bit addresses, tables in `.bss`.
+//! The identity mapping, with W^X: 4 KiB granule, 32-bit addresses (4 GiB).
 //!
 //! | range | mapping |
 //! | --- | --- |
@@ -7,17 +7,20 @@
 //! | 0x40000000 … 4 GiB | normal memory, read-write, never executable, 2 MiB and 1 GiB blocks |
 //! | the image | 4 KiB pages with its segments' permissions: code read-only and executable, read-only data read-only, data and `.bss` read-write; the stack guard page unmapped |
 //!
-//! The permissions of the image come from its own program headers (`__ehdr_start`), so they
-//! match what the linker laid out, page by page: uniklink and GNU ld start each segment on a
-//! page of its own. SCTLR_EL1.WXN additionally makes every writable page non-executable.
+//! uniklink writes these tables into a virt image, read-only, and gives their first level to
+//! the weak `__uniklink_page_tables` (`linker/src/image/virt.rs`, which must agree with the
+//! encodings here); the entry code then only turns the MMU on (`map_image_asm!`). Under an
+//! emulator such as QEMU's TCG that is most of boot's cost saved: it pays for every block of
+//! code the first time it runs (a few microseconds each, and nearly one more for each
+//! instruction in it), and building the tables is eight blocks and a hundred instructions.
 //!
-//! The entry code builds the tables and turns the MMU on (`map_image_asm!`) before any Rust
-//! code runs, in a few straight runs of instructions: an emulator such as QEMU's TCG pays
-//! for every block of code the first time it runs (a few microseconds each, and nearly one
-//! more for each instruction in it), and the same work in Rust, with its checks, took some
-//! fifty blocks. The tables are written with the MMU
-//! off, as plain stores to RAM; TCG models no caches, and on hardware the non-cacheable
-//! stores reach memory, which is what the walker reads.
+//! Images from other linkers leave that symbol 0, and the entry code builds the same map in
+//! `.bss` (`build_tables_asm!`), with the permissions from the image's own program headers
+//! (`__ehdr_start`), page by page: uniklink and GNU ld start each segment on a page of its
+//! own. SCTLR_EL1.WXN additionally makes every writable page non-executable. It does so in
+//! a few straight runs of instructions, with the MMU off, as plain stores to RAM; TCG models
+//! no caches, and on hardware the non-cacheable stores reach memory, which is what the
+//! walker reads.
 
 use core::ops::Range;
 
@@ -74,10 +77,11 @@ const RANK_WRITABLE: u64 = 3 << 55;
 
 /// MAIR_EL1: attribute 0 normal write-back cacheable, attribute 1 Device-nGnRnE.
 pub(super) const MAIR: u64 = 0x00ff;
-/// TCR_EL1: T0SZ=25 (39-bit), walks cacheable write-back and inner shareable, 4 KiB granule,
-/// TTBR1 walks off (EPD1), 40-bit physical addresses.
+/// TCR_EL1: T0SZ=32 (32-bit: the first level has four 1 GiB entries), walks cacheable
+/// write-back and inner shareable, 4 KiB granule, TTBR1 walks off (EPD1), 40-bit physical
+/// addresses.
 pub(super) const TCR: u64 =
-    25 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (1 << 23) | (0b010 << 32);
+    32 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (1 << 23) | (0b010 << 32);
 /// SCTLR_EL1: MMU, data cache, stack alignment check, instruction cache, WXN.
 pub(super) const SCTLR_SET: u64 = 1 | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);
 
@@ -91,27 +95,64 @@ impl Table {
     const EMPTY: Table = Table([0; ENTRIES]);
 }
 
-pub(super) static mut LEVEL1: Table = Table::EMPTY;
+/// The first level: four entries, which TTBR0_EL1 needs aligned to 64 bytes.
+#[repr(C, align(64))]
+pub(super) struct Level1([u64; 4]);
+
+pub(super) static mut LEVEL1: Level1 = Level1([0; 4]);
 pub(super) static mut LOW: Table = Table::EMPTY;
 pub(super) static mut RAM: Table = Table::EMPTY;
 pub(super) static mut IMAGE: [Table; IMAGE_BLOCKS] = [Table::EMPTY; IMAGE_BLOCKS];
 
 /// The entry code's mapping: assembly that `_virt_start` (`boot.rs`) runs with the MMU off
-/// and no stack in use, giving it the operands named in braces. It reads the image's program
-/// headers at `__ehdr_start`, fills the tables for the image's 2 MiB blocks and the rest of
-/// the map, and turns the MMU on; or, when the image does not lie in the first GiB of RAM or
-/// touches more than `IMAGE_BLOCKS` blocks, writes nothing and branches to the caller's
-/// `.Lunik_map_unmapped` with the MMU off, out of the straight path. Uses x2, x9-x16 and
-/// x21-x24.
+/// and no stack in use, giving it the operands named in braces. With the linker's tables it
+/// only programs the MMU's registers and turns it on; without them it branches to
+/// `build_tables_asm!` (out of the straight path), which comes back to `.Lunik_map_on` with
+/// the tables' first level in x12. Uses x2, x9-x16 and x21-x24.
 ///
 /// Every write to a system register, every ISB and every branch ends QEMU's block of
-/// translated code. So the loops are few, those of many steps start where a block starts
-/// anyway (the ISB, the TLB invalidation, MAIR_EL1 and TCR_EL1 sit right before one), and the
-/// segments' pages are written in one pass over the program headers, with an inner loop only
-/// for the pages.
+/// translated code, so the straight path is those writes and little else.
 macro_rules! map_image_asm {
     () => {
         r#"
+    .weak __uniklink_page_tables
+    ldr x12, =__uniklink_page_tables
+    cbz x12, .Lunik_map_build
+    mov x10, #{mair}
+    msr mair_el1, x10
+    ldr x14, ={tcr}
+    msr tcr_el1, x14
+    /* No stale translations once the MMU is on (the DSB before it waits for this) */
+    tlbi vmalle1
+.Lunik_map_on:
+    /* MMU on: the tables' stores and the TLB invalidation complete before the walker uses
+       them */
+    dsb ish
+    msr ttbr0_el1, x12
+    isb
+    mrs x10, sctlr_el1
+    ldr x11, ={sctlr}
+    orr x10, x10, x11
+    msr sctlr_el1, x10
+    isb
+"#
+    };
+}
+pub(super) use map_image_asm;
+
+/// The tables built at boot, for images whose linker did not write them: it reads the
+/// image's program headers at `__ehdr_start`, fills the tables for the image's 2 MiB blocks
+/// and the rest of the map, and goes on at `.Lunik_map_on` with the first level in x12; or,
+/// when the image does not lie in the first GiB of RAM or touches more than `IMAGE_BLOCKS`
+/// blocks, writes nothing and branches to the caller's `.Lunik_map_unmapped` with the MMU off.
+///
+/// The loops are few, those of many steps start where a block starts anyway (the ISB, the
+/// TLB invalidation, MAIR_EL1 and TCR_EL1 sit right before one), and the segments' pages are
+/// written in one pass over the program headers, with an inner loop only for the pages.
+macro_rules! build_tables_asm {
+    () => {
+        r#"
+.Lunik_map_build:
     /* x21: the image's first 2 MiB block, x22: how many blocks it touches, x9: their end */
     adrp x21, __ehdr_start
     and x21, x21, #~0x1fffff
@@ -256,20 +297,11 @@ macro_rules! map_image_asm {
     add x11, x10, x11
     stp x10, x11, [x12, #16]
 
-    /* MMU on: the tables' stores and the TLB invalidation complete before the walker uses
-       them */
-    dsb ish
-    msr ttbr0_el1, x12
-    isb
-    mrs x10, sctlr_el1
-    ldr x11, ={sctlr}
-    orr x10, x10, x11
-    msr sctlr_el1, x10
-    isb
+    b .Lunik_map_on
 "#
     };
 }
-pub(super) use map_image_asm;
+pub(super) use build_tables_asm;
 
 /// Why the entry code left the MMU off: the image's place in memory, `image`.
 pub(super) fn check_image(image: Range<u64>) -> Result<(), MapError> {
