@@ -213,6 +213,36 @@ fn an_image_too_large_for_the_entry_codes_tables_says_why_and_exits_103() {
     assert_eq!(errors, [error], "{console}");
 }
 
+/// The linker's tables map the image in pages only within the first GiB of RAM: an image
+/// that would end past it (here by a 1 GiB boot stack) is refused when linked, naming why.
+#[test]
+fn an_image_past_the_first_gib_of_ram_is_refused_when_linked() {
+    let name = format!("{}-hello-stack-1GiB", SUITE.prefix);
+    let manifest = SUITE.dir().join(format!("{name}.yaml"));
+    apps::write_manifest(
+        &manifest,
+        &name,
+        "hello",
+        "aarch64",
+        "components:\n  params:\n    rt:\n      stack_size: 1GiB\n",
+    );
+    let out = SUITE.build(&manifest);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The message as words, without the report's wrapping.
+    let words = stderr
+        .split_whitespace()
+        .filter(|word| *word != "│")
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("past 0x80000000: its page tables map it only in the first GiB of RAM"),
+        "{stderr}"
+    );
+    let image = app_dir("hello").join(format!("target/uniklink/release/{name}-aarch64.elf"));
+    assert!(!image.exists(), "no image is left");
+}
+
 /// The aarch64 GNU ld script of `segments_sharing_pages_get_the_stronger_access`: no page
 /// alignment between segments, so the ELF header's read-only segment (with the build id) shares
 /// its page with the code, the code with the read-only data, and that with the data (which
@@ -461,7 +491,11 @@ fn the_linker_maps_the_image_as_the_entry_code_would() {
     const READ_ONLY: u64 = 1 << 7;
     const PXN: u64 = 1 << 53;
     const UXN: u64 = 1 << 54;
-    let device = |d: u64| (d >> 2) & 0b111 == 1;
+    const ACCESSED: u64 = 1 << 10;
+    // MAIR_EL1's attribute 1 (Device-nGnRnE) or attribute 0 (normal write-back, inner
+    // shareable), accessed: a missing access flag would fault on first use.
+    let device = |d: u64| (d >> 2) & 0b111 == 1 && d & ACCESSED != 0;
+    let normal = |d: u64| (d >> 2) & 0b111 == 0 && (d >> 8) & 0b11 == 0b11 && d & ACCESSED != 0;
     let read = |address: u64| -> u64 {
         let ph = boot::loads(&elf)
             .into_iter()
@@ -512,12 +546,17 @@ fn the_linker_maps_the_image_as_the_entry_code_would() {
 
     let entry = elf.entry;
     let (level, code) = walk(entry).expect("the entry is mapped");
-    assert!(level == 3 && !device(code), "{code:#x}");
+    assert!(level == 3 && normal(code), "{code:#x}");
     assert!(
         code & READ_ONLY != 0 && code & PXN == 0,
         "code is read-only and executable"
     );
     maps(entry, code, level);
+    let (_, header) = walk(boot::loads(&elf)[0].p_vaddr).expect("the ELF header is mapped");
+    assert!(
+        normal(header) && header & READ_ONLY != 0 && header & PXN != 0,
+        "{header:#x}"
+    );
     let rodata = section(&elf, ".rodata").sh_addr;
     let (_, constant) = walk(rodata).expect("the read-only data is mapped");
     assert!(
@@ -528,7 +567,10 @@ fn the_linker_maps_the_image_as_the_entry_code_would() {
     assert!(table & READ_ONLY != 0 && table & PXN != 0, "{table:#x}");
     let bss = section(&elf, ".bss").sh_addr;
     let (_, data) = walk(bss).expect(".bss is mapped");
-    assert!(data & READ_ONLY == 0 && data & PXN != 0, "{data:#x}");
+    assert!(
+        normal(data) && data & READ_ONLY == 0 && data & PXN != 0,
+        "{data:#x}"
+    );
     let guard = boot::symbol(&elf, "__uniklink_reserve_rt_stack_size");
     assert_eq!(walk(guard), None, "the stack's guard page is unmapped");
     let (_, above_guard) = walk(guard + 0x1000).expect("the stack is mapped");
@@ -544,7 +586,7 @@ fn the_linker_maps_the_image_as_the_entry_code_would() {
     ] {
         let (level, d) = walk(ram).unwrap_or_else(|| panic!("RAM at {ram:#x} is mapped"));
         assert!(
-            !device(d) && d & READ_ONLY == 0 && d & PXN != 0 && d & UXN != 0,
+            normal(d) && d & READ_ONLY == 0 && d & PXN != 0 && d & UXN != 0,
             "RAM at {ram:#x}: {d:#x}"
         );
         maps(ram, d, level);

@@ -125,6 +125,16 @@ fn with_link(
     base: Option<u64>,
     check: impl FnOnce(&Layout<'_>, &[u8]),
 ) {
+    with_link_tables(inputs, base, false, check)
+}
+
+/// [`with_link`], with layout reserving page tables when `page_tables` and an input asks.
+fn with_link_tables(
+    inputs: &[(&str, Vec<u8>)],
+    base: Option<u64>,
+    page_tables: bool,
+    check: impl FnOnce(&Layout<'_>, &[u8]),
+) {
     let objects = parse_all(inputs);
     let db = SymbolDb::resolve(&objects, &[b"_start"]).unwrap();
     let graph = SectionGraph::build(
@@ -146,7 +156,7 @@ fn with_link(
             base,
             randomize: None,
             eh_frame_hdr: false,
-            page_tables: false,
+            page_tables,
         },
     )
     .unwrap();
@@ -602,4 +612,91 @@ fn ctors_join_init_array_by_priority_and_reversed() {
             symbol(layout, "crt_sentinel")
         );
     });
+}
+
+/// An object whose `.data` refers to `__uniklink_page_tables` and whose `.bss` is `bss` bytes.
+fn asking_for_page_tables(bss: u64) -> Vec<u8> {
+    let mut o = Builder::new();
+    // ret, then a word pointing at .data, which keeps it; .data points at the tables and
+    // at .bss, which keeps that
+    let text = o.section(
+        ".text",
+        SectionKind::Text,
+        &[0xc3, 0, 0, 0, 0, 0, 0, 0, 0],
+        16,
+    );
+    o.define("_start", text, 0);
+    let data = o.section(".data", SectionKind::Data, &[0; 16], 8);
+    let words = o.define("words", data, 0);
+    o.reloc(text, 1, words, elf::R_X86_64_64, 0);
+    let tables = o.symbol("__uniklink_page_tables", SymbolSection::Undefined, 0, 0);
+    o.reloc(data, 0, tables, elf::R_X86_64_64, 0);
+    let bss = o.section(
+        ".bss",
+        SectionKind::UninitializedData,
+        &vec![0; bss as usize],
+        4096,
+    );
+    let buffer = o.define("buffer", bss, 0);
+    o.reloc(data, 8, buffer, elf::R_X86_64_64, 0);
+    o.bytes()
+}
+
+/// The page tables lie in the image they map, so adding a block's table can move the image's
+/// end into one more block: layout repeats until the tables cover the image. Here the image
+/// ends 2 KiB short of its second block's end with one block's table in, so it needs two,
+/// and with two it ends 2 KiB past it and needs three.
+#[test]
+fn page_tables_grow_until_they_cover_the_image_they_are_part_of() {
+    use uniklink_linker::image::virt::{blocks_of, page_tables_size};
+    let base = 0x4020_0000;
+    let mut bss_start = 0;
+    with_link_tables(
+        &[("probe.o", asking_for_page_tables(4096))],
+        Some(base),
+        true,
+        |layout, _| {
+            let tables = layout
+                .sections
+                .iter()
+                .find(|s| s.rank == Rank::PageTables)
+                .unwrap();
+            assert_eq!(tables.size, page_tables_size(1));
+            bss_start = symbol(layout, "buffer");
+        },
+    );
+    let bss = base + 2 * 0x20_0000 - 2048 - bss_start;
+    with_link_tables(
+        &[("big.o", asking_for_page_tables(bss))],
+        Some(base),
+        true,
+        |layout, image| {
+            let tables = layout
+                .sections
+                .iter()
+                .find(|s| s.rank == Rank::PageTables)
+                .unwrap();
+            assert_eq!(tables.size, page_tables_size(3));
+            assert_eq!(layout.end(), base + 2 * 0x20_0000 + 4096 + 2048);
+            assert_eq!(blocks_of(base..layout.end()), 3);
+            let first_level = tables.addr + tables.size - 32;
+            assert_eq!(symbol(layout, "__uniklink_page_tables"), first_level);
+            let data = layout.sections.iter().find(|s| s.name == b".data").unwrap();
+            assert_eq!(read_u64(layout, image, data.addr), first_level);
+        },
+    );
+    with_link_tables(
+        &[("no.o", asking_for_page_tables(4096))],
+        Some(base),
+        false,
+        |layout, image| {
+            assert!(layout.sections.iter().all(|s| s.rank != Rank::PageTables));
+            let data = layout.sections.iter().find(|s| s.name == b".data").unwrap();
+            assert_eq!(
+                read_u64(layout, image, data.addr),
+                0,
+                "no tables: the symbol is 0"
+            );
+        },
+    );
 }

@@ -21,7 +21,7 @@ use uniklink_analyzer::input::GeneratedObject;
 
 use super::notes;
 use super::{BuildId, ImageError, entry_is_code};
-use crate::layout::Layout;
+use crate::layout::{Layout, Rank};
 
 /// Start of RAM on QEMU virt.
 pub const RAM_START: u64 = 0x4000_0000;
@@ -233,10 +233,7 @@ pub(super) fn check(layout: &Layout<'_>, entry: &str) -> Result<(), ImageError> 
     if start < LOAD_ADDRESS {
         return Err(ImageError::OverlapsDeviceTree { start });
     }
-    let has_tables = layout
-        .sections
-        .iter()
-        .any(|s| s.name == PAGE_TABLES_SECTION);
+    let has_tables = layout.sections.iter().any(|s| s.rank == Rank::PageTables);
     if has_tables && layout.end() > RAM_END {
         return Err(ImageError::BeyondMappedRam {
             end: layout.end(),

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use uniklink_analyzer::id::Idx;
 use uniklink_analyzer::resolve::{Definition, SymbolId, start_stop_section};
 
-use super::{Layout, OutputSection, Segment, SegmentKind};
+use super::{Layout, OutputSection, Rank, Segment, SegmentKind};
 use crate::error::Result;
 use crate::image::virt;
 
@@ -113,9 +113,12 @@ fn linker_symbol(name: &[u8], image: &Placed<'_>) -> u64 {
         b"__preinit_array_start" => array(b".preinit_array", false),
         b"__preinit_array_end" => array(b".preinit_array", true),
         b"_GLOBAL_OFFSET_TABLE_" => image.got_addr,
+        // By rank, not name: an input section may be called anything.
         virt::PAGE_TABLES_SYMBOL => image
-            .section_bounds(virt::PAGE_TABLES_SECTION)
-            .map_or(0, |(start, end)| virt::level1_address(start..end)),
+            .sections
+            .iter()
+            .find(|s| s.rank == Rank::PageTables)
+            .map_or(0, |s| virt::level1_address(s.addr..s.addr + s.size)),
         _ => match start_stop_section(name) {
             Some(sec) => {
                 let (start, end) = image.section_bounds(sec).unwrap_or((0, 0));
@@ -133,7 +136,6 @@ fn linker_symbol(name: &[u8], image: &Placed<'_>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Rank;
 
     fn section(name: &[u8], rank: Rank, addr: u64, size: u64) -> OutputSection {
         OutputSection {
@@ -163,7 +165,10 @@ mod tests {
     #[test]
     fn linker_symbols_bound_sections_and_segments() {
         let sections = [
+            // An input note may take the tables' name; the symbol follows the rank.
+            section(b".unik.page_tables", Rank::Note, 0x40_00b0, 0x40),
             section(b".text", Rank::Text, 0x40_1000, 0x100),
+            section(b".unik.page_tables", Rank::PageTables, 0x40_2000, 0x3020),
             section(b".init_array", Rank::InitArray, 0x40_3000, 0x10),
             section(b"my_set", Rank::OtherData, 0x40_3010, 0x20),
             section(b".bss", Rank::Bss, 0x40_3040, 0x400),
@@ -194,6 +199,12 @@ mod tests {
         assert_eq!(value(b"__start_my_set"), 0x40_3010);
         assert_eq!(value(b"__stop_my_set"), 0x40_3030);
         assert_eq!(value(b"_GLOBAL_OFFSET_TABLE_"), 0x40_3030);
+        assert_eq!(value(b"__uniklink_page_tables"), 0x40_5000);
         assert_eq!(value(b"unknown"), 0);
+        let without_tables = Placed {
+            sections: &sections[..2],
+            ..image
+        };
+        assert_eq!(linker_symbol(b"__uniklink_page_tables", &without_tables), 0);
     }
 }

@@ -47,7 +47,7 @@ unsafe extern "C" {
 // ISB that makes it and VBAR_EL1 take effect comes with the mapping, where it ends no
 // block of code an emulator would not end anyway, and on the way out where the mapping gives
 // up (`.Lunik_map_unmapped`, which enters `virt_entry_unmapped` instead of `virt_entry`, so
-// that the straight path has no branch on it).
+// that `virt_entry` has no branch on it).
 // Reset leaves SPSel at 1, so the first stack set is SP_EL1, the exception stack; the
 // runtime then switches to SP_EL0 with the boot stack, whose top is the reserve's start plus
 // rt.stack_size, 16-byte aligned. Then the MMU, on the tables the linker wrote or, for
