@@ -185,7 +185,7 @@ fn fill_chunk(layout: &Layout<'_>, addr: u64, chunk: &Chunk, buf: &mut [u8]) -> 
         ChunkKind::EhFrameHdr(_) | ChunkKind::Commons => Ok(()),
         ChunkKind::Thunks(index) => layout.write_thunks(index, addr, buf),
         ChunkKind::PageTables(_) => {
-            virt::write_page_tables(&virt::mapped_image(layout), addr, buf);
+            virt::write_page_tables(layout, addr, buf);
             Ok(())
         }
     }

@@ -648,7 +648,7 @@ fn asking_for_page_tables(bss: u64) -> Vec<u8> {
 /// and with two it ends 2 KiB past it and needs three.
 #[test]
 fn page_tables_grow_until_they_cover_the_image_they_are_part_of() {
-    use uniklink_linker::image::virt::{blocks_of, page_tables_size};
+    use unik_platform::virt_map::{blocks_of, tables_size as page_tables_size};
     let base = 0x4020_0000;
     let mut bss_start = 0;
     with_link_tables(

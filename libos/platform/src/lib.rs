@@ -14,3 +14,4 @@ pub mod memory;
 pub mod oom;
 pub mod pvh;
 pub mod rtc;
+pub mod virt_map;

@@ -40,6 +40,7 @@ use crate::eh_frame_hdr;
 use crate::error::{DiscardedTarget, Error, Result};
 use crate::image::virt;
 use crate::thunks::{ThunkGroup, ThunkPlan, insert_islands};
+use unik_platform::virt_map;
 
 pub struct LayoutOptions<'s> {
     pub entry: &'s str,
@@ -209,7 +210,7 @@ impl<'a> Layout<'a> {
             let mut layout = Self::build_with(graph, arch, opts, &plan, got, table_blocks)?;
             let more_thunks = plan.extend(&mut layout)?;
             let more_tables = table_blocks
-                .map(|_| virt::blocks_of(layout.base..layout.end()))
+                .map(|_| virt_map::blocks_of(layout.base..layout.end()))
                 .filter(|&needed| Some(needed) > table_blocks);
             if !more_thunks && more_tables.is_none() {
                 return Ok(layout);
@@ -454,7 +455,7 @@ impl<'a> Layout<'a> {
                 let blocks = table_blocks.unwrap_or(0);
                 chunks.push((
                     ChunkKind::PageTables(blocks),
-                    virt::page_tables_size(blocks),
+                    virt_map::tables_size(blocks),
                     PAGE,
                 ));
             }

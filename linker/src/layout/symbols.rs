@@ -9,6 +9,7 @@ use uniklink_analyzer::resolve::{Definition, SymbolId, start_stop_section};
 use super::{Layout, OutputSection, Rank, Segment, SegmentKind};
 use crate::error::Result;
 use crate::image::virt;
+use unik_platform::virt_map;
 
 impl Layout<'_> {
     /// The end of the last segment in memory, `.bss` included.
@@ -118,7 +119,7 @@ fn linker_symbol(name: &[u8], image: &Placed<'_>) -> u64 {
             .sections
             .iter()
             .find(|s| s.rank == Rank::PageTables)
-            .map_or(0, |s| virt::level1_address(s.addr..s.addr + s.size)),
+            .map_or(0, |s| s.addr + s.size - virt_map::LEVEL1_ENTRIES * 8),
         _ => match start_stop_section(name) {
             Some(sec) => {
                 let (start, end) = image.section_bounds(sec).unwrap_or((0, 0));

@@ -1,19 +1,12 @@
-//! The identity mapping, with W^X: 4 KiB granule, 32-bit addresses (4 GiB).
+//! The identity mapping of `unik_platform::virt_map`, with W^X, turned on at boot.
 //!
-//! | range | mapping |
-//! | --- | --- |
-//! | 0 … 0x08000000 | unmapped: null dereferences fault, and the flash holds nothing of ours |
-//! | 0x08000000 … 0x0a200000 | device memory (GIC, PL011 at 0x09000000, RTC, GPIO, virtio-mmio at 0x0a000000), 2 MiB blocks |
-//! | 0x40000000 … 4 GiB | normal memory, read-write, never executable, 2 MiB and 1 GiB blocks |
-//! | the image | 4 KiB pages with its segments' permissions: code read-only and executable, read-only data read-only, data and `.bss` read-write; the stack guard page unmapped |
-//!
-//! uniklink writes these tables into a virt image, read-only, and gives their first level to
-//! the weak `__uniklink_page_tables` (`linker/src/image/virt.rs`, which must agree with the
-//! encodings here); the entry code then only turns the MMU on (`map_image_asm!`). Under an
-//! emulator such as QEMU's TCG that is most of boot's cost saved: it pays for every block of
-//! code the first time it runs (a few microseconds each, and nearly one more for each
-//! instruction in it), and building the tables is seven blocks and over a hundred
-//! instructions more than turning the MMU on (22 and 163 to `main`, against 15 and 54).
+//! uniklink writes its tables into a virt image, read-only, and gives their first level to
+//! the weak `__uniklink_page_tables` (`linker/src/image/virt.rs`); the entry code then only
+//! turns the MMU on (`map_image_asm!`). Under an emulator such as QEMU's TCG that is most of
+//! boot's cost saved: it pays for every block of code the first time it runs (a few
+//! microseconds each, and nearly one more for each instruction in it), and building the
+//! tables is seven blocks and over a hundred instructions more than turning the MMU on (22
+//! and 163 to `main`, against 15 and 54).
 //!
 //! Images from other linkers leave that symbol 0, and the entry code builds the same map in
 //! `.bss` (`build_tables_asm!`), with the permissions from the image's own program headers
@@ -27,32 +20,17 @@
 
 use core::ops::Range;
 
-const BLOCK_2M: u64 = 0x20_0000;
-pub(super) const BLOCK_1G: u64 = 0x4000_0000;
-const ENTRIES: usize = 512;
+use unik_platform::virt_map::{
+    BLOCK, BLOCK_2M, DEVICE_RW, DEVICES, ENTRIES, EXECUTABLE_PAGE, LEVEL1_ENTRIES, NORMAL_RW,
+    READ_ONLY_PAGE, WRITABLE_PAGE,
+};
+pub(super) use unik_platform::virt_map::{
+    BLOCK_1G, MAIR, MAPPED_LIMIT, RAM_END, RAM_PAGE, RAM_START, TABLE, TCR,
+};
 
-pub(super) const RAM_START: u64 = 0x4000_0000;
-/// The end of what is mapped: RAM above it is not used.
-pub(super) const MAPPED_LIMIT: u64 = 1 << 32;
-const DEVICES: Range<u64> = 0x0800_0000..0x0a20_0000;
 /// How many 2 MiB blocks of RAM the image (`.bss` included) may touch.
 pub(super) const IMAGE_BLOCKS: usize = 8;
-/// The end of the first GiB of RAM, where the image must end.
-pub(super) const RAM_END: u64 = RAM_START + BLOCK_1G;
 
-pub(super) const TABLE: u64 = 0b11;
-const BLOCK: u64 = 0b01;
-const PAGE_DESC: u64 = 0b11;
-const ATTR_NORMAL: u64 = 0 << 2;
-const ATTR_DEVICE: u64 = 1 << 2;
-const READ_ONLY: u64 = 1 << 7;
-const INNER_SHAREABLE: u64 = 0b11 << 8;
-const ACCESSED: u64 = 1 << 10;
-const PXN: u64 = 1 << 53;
-const UXN: u64 = 1 << 54;
-
-const NORMAL_RW: u64 = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | PXN | UXN;
-const DEVICE_RW: u64 = ATTR_DEVICE | ACCESSED | PXN | UXN;
 /// The first entries of the runs the entry code writes.
 pub(super) const RAM_FIRST: u64 = RAM_START | NORMAL_RW | BLOCK;
 pub(super) const UPPER_FIRST: u64 = (2 * BLOCK_1G) | NORMAL_RW | BLOCK;
@@ -60,49 +38,39 @@ pub(super) const DEVICE_FIRST: u64 = DEVICES.start | DEVICE_RW | BLOCK;
 /// Where the devices' entries start in `LOW`, in bytes, and how many there are.
 pub(super) const DEVICE_OFFSET: u64 = DEVICES.start / BLOCK_2M * 8;
 pub(super) const DEVICE_COUNT: u64 = (DEVICES.end - DEVICES.start) / BLOCK_2M;
-const IMAGE_PAGE: u64 = ATTR_NORMAL | INNER_SHAREABLE | ACCESSED | UXN | PAGE_DESC;
 /// The access of the image's pages, indexed by their segment's `p_flags & (PF_X | PF_W)`:
 /// read-only, read-execute, read-write, read-write. The software bits 55-56 rank them (RAM
 /// beside the image, [`RAM_PAGE`], lowest), so that on a page two segments share the entry
 /// code keeps the stronger whatever the order of the program headers: W^X holds even for a
 /// layout that does not keep segments apart. Hardware ignores those bits.
 pub(super) static PAGE_ACCESS: [u64; 4] = [
-    IMAGE_PAGE | READ_ONLY | PXN | RANK_READ_ONLY,
-    IMAGE_PAGE | READ_ONLY | RANK_EXECUTABLE,
-    IMAGE_PAGE | PXN | RANK_WRITABLE,
-    IMAGE_PAGE | PXN | RANK_WRITABLE,
+    READ_ONLY_PAGE | RANK_READ_ONLY,
+    EXECUTABLE_PAGE | RANK_EXECUTABLE,
+    WRITABLE_PAGE | RANK_WRITABLE,
+    WRITABLE_PAGE | RANK_WRITABLE,
 ];
-/// The pages of the image's blocks that no segment takes: RAM the heap may use.
-pub(super) const RAM_PAGE: u64 = IMAGE_PAGE | PXN;
 const RANK_READ_ONLY: u64 = 1 << 55;
 const RANK_EXECUTABLE: u64 = 2 << 55;
 const RANK_WRITABLE: u64 = 3 << 55;
 
-/// MAIR_EL1: attribute 0 normal write-back cacheable, attribute 1 Device-nGnRnE.
-pub(super) const MAIR: u64 = 0x00ff;
-/// TCR_EL1: T0SZ=32 (32-bit: the first level has four 1 GiB entries), walks cacheable
-/// write-back and inner shareable, 4 KiB granule, TTBR1 walks off (EPD1), 40-bit physical
-/// addresses.
-pub(super) const TCR: u64 =
-    32 | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (1 << 23) | (0b010 << 32);
 /// SCTLR_EL1: MMU, data cache, stack alignment check, instruction cache, WXN.
 pub(super) const SCTLR_SET: u64 = 1 | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 19);
 
 // The level-1 table's four entries are written one by one below.
-const _: () = assert!(MAPPED_LIMIT / BLOCK_1G == 4 && DEVICES.end <= BLOCK_1G);
+const _: () = assert!(LEVEL1_ENTRIES == 4 && DEVICES.end <= BLOCK_1G);
 
 #[repr(C, align(4096))]
-pub(super) struct Table([u64; ENTRIES]);
+pub(super) struct Table([u64; ENTRIES as usize]);
 
 impl Table {
-    const EMPTY: Table = Table([0; ENTRIES]);
+    const EMPTY: Table = Table([0; ENTRIES as usize]);
 }
 
 /// The first level: four entries, which TTBR0_EL1 needs aligned to 64 bytes.
 #[repr(C, align(64))]
-pub(super) struct Level1([u64; 4]);
+pub(super) struct Level1([u64; LEVEL1_ENTRIES as usize]);
 
-pub(super) static mut LEVEL1: Level1 = Level1([0; 4]);
+pub(super) static mut LEVEL1: Level1 = Level1([0; LEVEL1_ENTRIES as usize]);
 pub(super) static mut LOW: Table = Table::EMPTY;
 pub(super) static mut RAM: Table = Table::EMPTY;
 pub(super) static mut IMAGE: [Table; IMAGE_BLOCKS] = [Table::EMPTY; IMAGE_BLOCKS];
