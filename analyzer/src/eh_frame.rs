@@ -72,6 +72,11 @@ pub fn parse(data: &[u8]) -> Result<Vec<Record>, String> {
         } else {
             (pos + 4, u64::from(len32))
         };
+        if body_len < 4 {
+            return Err(format!(
+                "record at offset {pos:#x} with length {body_len:#x} is too short to hold its CIE id or CIE pointer"
+            ));
+        }
         let end = usize::try_from(body_len)
             .ok()
             .and_then(|l| body_start.checked_add(l))
@@ -152,5 +157,17 @@ mod tests {
         data.extend_from_slice(&[0; 8]);
         let err = parse(&data).unwrap_err();
         assert!(err.contains("offset 0x10"), "{err}");
+    }
+
+    /// A record of 1 to 3 bytes holds no id: the 4 bytes after its length belong to the next
+    /// record (here a terminator), which a reader of its id would run into.
+    #[test]
+    fn a_record_too_short_for_its_id_is_an_error() {
+        for len in 1u32..4 {
+            let mut data = len.to_le_bytes().to_vec();
+            data.extend_from_slice(&[0; 8]);
+            let err = parse(&data).unwrap_err();
+            assert!(err.contains("too short to hold its CIE id"), "{len}: {err}");
+        }
     }
 }

@@ -280,10 +280,12 @@ impl<'data> Section<'data> {
             Compression::Zstd => {
                 let mut decoder = ruzstd::decoding::StreamingDecoder::new(self.data)
                     .map_err(|e| format!("zstd stream: {e}"))?;
-                let mut bytes = Vec::with_capacity(size);
+                // The stream, not its header, makes the buffer grow past what a stream of
+                // this length plausibly holds.
+                let mut bytes = Vec::with_capacity(size.min(self.data.len().saturating_mul(64)));
                 // One byte past the promised size is enough to tell that it lied.
                 (&mut decoder)
-                    .take(self.size + 1)
+                    .take(self.size.saturating_add(1))
                     .read_to_end(&mut bytes)
                     .map_err(|e| format!("zstd stream: {e}"))?;
                 bytes
@@ -386,6 +388,8 @@ impl std::fmt::Display for Lossy<'_> {
 /// The largest section alignment accepted: 1 GiB, the largest page size of x86_64 and
 /// aarch64. Nothing needs more, and each alignment step can pad the image by as much.
 const MAX_SECTION_ALIGN: u64 = 1 << 30;
+/// The most a compressed section may decompress to: 4 GiB, as for any one input file.
+const MAX_DECOMPRESSED_SIZE: u64 = 1 << 32;
 /// Symbols read per task: a large object's table is read by several threads.
 const SYMBOLS_PER_TASK: usize = 16 * 1024;
 const EI_CLASS: usize = 4;
@@ -562,6 +566,12 @@ pub fn parse<'data>(
                 )));
             }
             size = u64_at(8);
+            if size > MAX_DECOMPRESSED_SIZE {
+                return Err(malformed(format!(
+                    "compressed section {name} (#{}) claims {size:#x} bytes decompressed, more than {MAX_DECOMPRESSED_SIZE:#x}",
+                    index.0
+                )));
+            }
             section_data = stream;
         }
         if !align.is_power_of_two() {
@@ -607,7 +617,18 @@ pub fn parse<'data>(
         let place = match shndx {
             elf::SHN_UNDEF => SymbolPlace::Undefined,
             elf::SHN_ABS => SymbolPlace::Absolute,
-            elf::SHN_COMMON => SymbolPlace::Common,
+            elf::SHN_COMMON => {
+                // A common symbol's value is its alignment, which pads .bss as a section's
+                // would.
+                if sym.st_value(LE) > MAX_SECTION_ALIGN {
+                    return Err(malformed(format!(
+                        "common symbol `{}` (#{index}) has alignment {:#x} (st_value), more than {MAX_SECTION_ALIGN:#x}, the largest page size",
+                        String::from_utf8_lossy(sym_name),
+                        sym.st_value(LE)
+                    )));
+                }
+                SymbolPlace::Common
+            }
             _ => {
                 let section = if shndx == elf::SHN_XINDEX {
                     symtab
@@ -673,6 +694,9 @@ pub fn parse<'data>(
         .map_or(raw.len(), |at| at + 1);
 
     let mut groups = Vec::new();
+    // The sections a relocation section applies to: a second one for a section would replace
+    // the first's relocations.
+    let mut relocated = std::collections::HashSet::new();
     for (index, sh) in table.enumerate() {
         let sh_type = sh.sh_type(LE);
         // Formatted only into an error: most objects' section names are never printed.
@@ -693,6 +717,11 @@ pub fn parse<'data>(
                 if target == 0 || target >= count {
                     return Err(malformed(format!(
                         "relocation section {section_name} applies to section #{target}, but there are {count} sections"
+                    )));
+                }
+                if !relocated.insert(target) {
+                    return Err(malformed(format!(
+                        "relocation section {section_name} applies to section #{target}, which an earlier relocation section already does"
                     )));
                 }
                 let target_section = &sections[target];
@@ -936,6 +965,43 @@ mod tests {
     }
 
     #[test]
+    fn a_common_symbol_aligned_past_the_largest_page_is_an_error() {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 16]);
+        o.define("_start", text, 0, false);
+        o.common("huge", 8, 1 << 62);
+        let err = parse_err(&o.bytes());
+        assert!(
+            err.contains("common symbol `huge` (#") && err.contains("alignment 0x4000000000000000"),
+            "{err}"
+        );
+    }
+
+    /// Two relocation sections for one section: the second would replace the first's
+    /// relocations, so the object is refused (as lld refuses it).
+    #[test]
+    fn a_second_relocation_section_for_one_section_is_an_error() {
+        let mut o = TestObject::new();
+        let text = o.section(".text", SectionKind::Text, &[0; 16]);
+        o.define("_start", text, 0, false);
+        let data_section = o.section(".data", SectionKind::Data, &[0; 16]);
+        let ext = o.undefined("ext", false);
+        o.refer(text, 8, ext);
+        o.refer(data_section, 8, ext);
+        let mut data = o.bytes();
+        let text_rela = section_header(&data, b".rela.text");
+        let data_rela = section_header(&data, b".rela.data");
+        let target = data[text_rela + 0x2c..text_rela + 0x30].to_vec();
+        data[data_rela + 0x2c..data_rela + 0x30].copy_from_slice(&target);
+        let err = parse_err(&data);
+        assert!(
+            err.contains("relocation section .rela.data applies to section #")
+                && err.contains("which an earlier relocation section already does"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn relocation_offset_outside_section() {
         let mut data = valid();
         let h = section_header(&data, b".rela.text");
@@ -1086,13 +1152,22 @@ mod tests {
     #[test]
     fn compressed_section_that_decompresses_to_another_size_is_an_error() {
         let contents = debug_bytes();
-        let stream = miniz_oxide::deflate::compress_to_vec_zlib(&contents, 6);
-        for claimed in [contents.len() as u64 - 1, contents.len() as u64 + 1] {
-            let data = compressed_debug(
-                &chdr(elf::ELFCOMPRESS_ZLIB, claimed, 1),
-                &stream,
-                compressed(0),
-            );
+        let zlib = miniz_oxide::deflate::compress_to_vec_zlib(&contents, 6);
+        let zstd = ruzstd::encoding::compress_to_vec(
+            &contents[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let cases = [
+            (elf::ELFCOMPRESS_ZLIB, &zlib),
+            (elf::ELFCOMPRESS_ZSTD, &zstd),
+        ];
+        for ((kind, stream), claimed) in cases.iter().flat_map(|c| {
+            [
+                (c, contents.len() as u64 - 1),
+                (c, contents.len() as u64 + 1),
+            ]
+        }) {
+            let data = compressed_debug(&chdr(*kind, claimed, 1), stream, compressed(0));
             let o = parse(ObjectId(0), InputId(0), "gz.o".into(), false, &data).unwrap();
             let debug = o
                 .sections
@@ -1129,6 +1204,13 @@ mod tests {
                 &stream,
                 compressed(0),
                 "decompressed alignment 0x3",
+            ),
+            (
+                "larger than any input",
+                chdr(elf::ELFCOMPRESS_ZSTD, u64::MAX, 1),
+                &stream,
+                compressed(0),
+                "claims 0xffffffffffffffff bytes decompressed, more than 0x100000000",
             ),
             (
                 "allocated",

@@ -86,6 +86,11 @@ fn fde_starts(frame: &[u8], frame_addr: u64) -> Result<Vec<(u64, u64)>> {
                     "record at .eh_frame offset {pos:#x} runs past the end"
                 ))
             })?;
+        if end < body + 4 {
+            return Err(error(format!(
+                "record at .eh_frame offset {pos:#x} is too short for its id"
+            )));
+        }
         let id = u32::from_le_bytes(read(frame, body, 4, pos)?.try_into().expect("4 bytes"));
         if id == 0 {
             encodings.push((pos, cie_fde_encoding(&frame[body + 4..end], pos)?));
