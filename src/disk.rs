@@ -117,6 +117,18 @@ pub enum DiskError {
         host: PathBuf,
         reason: &'static str,
     },
+    #[error(
+        "{}: {guest}: {}: {len} bytes do not fit: the image holds at most {limit} bytes in a file",
+        image.display(),
+        host.display()
+    )]
+    HostTooLarge {
+        image: PathBuf,
+        guest: String,
+        host: PathBuf,
+        len: u64,
+        limit: u64,
+    },
 }
 
 /// A disk image file as littlefs's block device.
@@ -406,9 +418,60 @@ impl Disk {
     pub fn put_file(&mut self, host_path: &Path, guest_path: &str) -> Result<(), DiskError> {
         self.check_writable()?;
         let guest = self.guest_path(guest_path)?;
-        let bytes = fs::read(host_path)
-            .map_err(|source| self.host_error(&guest, host_path, "read", source))?;
+        let bytes = self.read_host_file(&guest, host_path)?;
         self.put(&guest, &bytes)
+    }
+
+    /// The bytes of the regular file `host`, for `guest`: a device, FIFO or socket is refused
+    /// before it is opened (reading one may never end), and a file larger than a file on this
+    /// image can be before it is read.
+    fn read_host_file(&self, guest: &str, host: &Path) -> Result<Vec<u8>, DiskError> {
+        use std::io::Read as _;
+        let special = || {
+            self.host_path_error(
+                guest,
+                host,
+                "neither a file nor a directory (a device, socket or FIFO)",
+            )
+        };
+        let read_error = |source| self.host_error(guest, host, "read", source);
+        if !fs::metadata(host).map_err(read_error)?.is_file() {
+            return Err(special());
+        }
+        let file = File::open(host).map_err(read_error)?;
+        let metadata = file.metadata().map_err(read_error)?;
+        if !metadata.is_file() {
+            return Err(special());
+        }
+        let limit = self.file_limit();
+        if metadata.len() > limit {
+            return Err(DiskError::HostTooLarge {
+                image: self.image.clone(),
+                guest: guest.to_owned(),
+                host: host.to_owned(),
+                len: metadata.len(),
+                limit,
+            });
+        }
+        let mut bytes = Vec::with_capacity(metadata.len() as usize);
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > limit {
+            return Err(DiskError::HostTooLarge {
+                image: self.image.clone(),
+                guest: guest.to_owned(),
+                host: host.to_owned(),
+                len: bytes.len() as u64,
+                limit,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The most a file on this image can hold: littlefs's limit, or the image's size.
+    fn file_limit(&self) -> u64 {
+        u64::from(unik_lfs::FILE_MAX).min(self.fs.device().size)
     }
 
     /// Copies the files and directories in `host_dir` into `guest_dir` (created if missing),
@@ -461,8 +524,7 @@ impl Disk {
                 self.put_dir(&host, &guest, ancestors)?;
                 ancestors.pop();
             } else if metadata.is_file() {
-                let bytes = fs::read(&host)
-                    .map_err(|source| self.host_error(&guest, &host, "read", source))?;
+                let bytes = self.read_host_file(&guest, &host)?;
                 self.write_file(&guest, &bytes)?;
             } else {
                 return Err(self.host_path_error(
@@ -1111,6 +1173,37 @@ mod tests {
         fs::write(src.join("file"), "x").unwrap();
         let e = disk.put_tree(&src.join("file"), "/").unwrap_err();
         assert!(e.to_string().ends_with("file: not a directory"), "{e}");
+    }
+
+    /// `put` reads only regular files, and only those a file on the image can hold: a FIFO
+    /// (reading it would wait for a writer forever) and a file larger than the image are
+    /// refused before anything is read or written.
+    #[test]
+    fn put_file_refuses_special_files_and_files_larger_than_the_image() {
+        let host = tempfile::tempdir().unwrap();
+        let fifo = host.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (_dir, path) = image(MIB);
+        let mut disk = Disk::open(&path, true).unwrap();
+        let e = disk.put_file(&fifo, "/f").unwrap_err();
+        assert!(e.to_string().ends_with("(a device, socket or FIFO)"), "{e}");
+        let e = disk.put_file(Path::new("/dev/zero"), "/z").unwrap_err();
+        assert!(e.to_string().ends_with("(a device, socket or FIFO)"), "{e}");
+
+        let big = host.path().join("big");
+        File::create(&big).unwrap().set_len(MIB + 1).unwrap();
+        let e = disk.put_file(&big, "/big").unwrap_err();
+        assert!(
+            e.to_string().ends_with(&format!(
+                "1048577 bytes do not fit: the image holds at most {MIB} bytes in a file"
+            )),
+            "{e}"
+        );
+        assert!(disk.list("/").unwrap().is_empty(), "nothing written");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! images refused with exit status 1, a message naming the file and nothing written.
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -153,6 +154,21 @@ fn wrong_paths_are_errors_that_name_them() {
         .stderr(predicate::str::contains(
             "disk.img: relative: guest paths are absolute",
         ));
+    // Into a directory, the file keeps its name, which must be one a guest can have.
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    fs::write(root.join(latin1), "x").unwrap();
+    uniklink()
+        .current_dir(root)
+        .args(["disk", "put", "disk.img"])
+        .arg(latin1)
+        .arg("/docs/")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("its name is not UTF-8"));
+    disk(&["ls", "disk.img", "/"], root)
+        .success()
+        .stdout(predicate::str::is_empty());
+    fs::remove_file(root.join(latin1)).unwrap();
     assert_eq!(names_in(root), ["disk.img", "f"]);
 }
 

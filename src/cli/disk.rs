@@ -197,9 +197,26 @@ fn put(image: &Path, host: &Path, guest: &str, recursive: bool) -> miette::Resul
             || disk
                 .metadata(guest)
                 .is_ok_and(|entry| entry.kind == FileType::Dir);
-        let target = match host.file_name().and_then(|name| name.to_str()) {
-            Some(name) if into_dir => format!("{}/{name}", guest.trim_end_matches('/')),
-            _ => guest.to_owned(),
+        let target = if into_dir {
+            let name = host.file_name().ok_or_else(|| {
+                miette!(
+                    help =
+                        "name the guest file: cargo uniklink disk put IMAGE HOST_FILE GUEST_FILE",
+                    "{} names no file to put in {guest}",
+                    host.display()
+                )
+            })?;
+            let name = name.to_str().ok_or_else(|| {
+                miette!(
+                    help =
+                        "name the guest file: cargo uniklink disk put IMAGE HOST_FILE GUEST_FILE",
+                    "{}: its name is not UTF-8, as guest names must be",
+                    host.display()
+                )
+            })?;
+            format!("{}/{name}", guest.trim_end_matches('/'))
+        } else {
+            guest.to_owned()
         };
         disk.put_file(host, &target).map_err(report)?;
     }

@@ -38,6 +38,8 @@ pub const BLOCK_SIZE: u32 = 4096;
 pub const SECTOR_SIZE: u32 = 512;
 /// The longest file or directory name, in bytes.
 pub const NAME_MAX: usize = ll::LFS_NAME_MAX as usize;
+/// The most bytes a file holds.
+pub const FILE_MAX: u32 = ll::LFS_FILE_MAX;
 /// The smallest device littlefs can use: two blocks for the superblock pair, one for the root
 /// directory's data, and room to copy on write.
 pub const MIN_BLOCKS: u64 = 16;
