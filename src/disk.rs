@@ -378,6 +378,15 @@ impl Disk {
 
     /// The entries of `dir` with their paths, last name first, ready to pop in order.
     fn children(&mut self, dir: &str) -> Result<Vec<(String, Entry)>, DiskError> {
+        // A directory that contains itself makes its paths longer at every level: the limit
+        // on paths ends the walk long before their lengths add up.
+        if dir.len() > MAX_GUEST_PATH {
+            return Err(DiskError::GuestPath {
+                image: self.image.clone(),
+                guest: format!("{}…", &dir[..dir.floor_char_boundary(64)]),
+                reason: TOO_LONG,
+            });
+        }
         let entries = self.list_at(dir)?;
         Ok(entries
             .into_iter()
@@ -435,7 +444,11 @@ impl Disk {
             )
         };
         let read_error = |source| self.host_error(guest, host, "read", source);
-        if !fs::metadata(host).map_err(read_error)?.is_file() {
+        let kind = fs::metadata(host).map_err(read_error)?.file_type();
+        if kind.is_dir() {
+            return Err(self.host_path_error(guest, host, "a directory, not a file"));
+        }
+        if !kind.is_file() {
             return Err(special());
         }
         let file = File::open(host).map_err(read_error)?;
@@ -796,6 +809,11 @@ fn image_error(image: &Path, device: &ImageDevice, e: LfsError) -> DiskError {
 }
 
 /// A guest path with single slashes and no trailing one, or why it is not one.
+/// The longest guest path: Linux's `PATH_MAX`, so that whatever is on a disk fits on the host.
+const MAX_GUEST_PATH: usize = 4096;
+const TOO_LONG: &str =
+    "a guest path longer than 4096 bytes, more than a host path holds (a directory in itself?)";
+
 fn normalize(path: &str) -> Result<String, &'static str> {
     if !path.starts_with('/') {
         return Err("guest paths are absolute inside the volume: start it with /");
@@ -816,6 +834,9 @@ fn normalize(path: &str) -> Result<String, &'static str> {
     }
     if normal.is_empty() {
         normal.push('/');
+    }
+    if normal.len() > MAX_GUEST_PATH {
+        return Err(TOO_LONG);
     }
     Ok(normal)
 }
@@ -994,7 +1015,7 @@ mod tests {
         let e = disk.get_file("/d", &out).unwrap_err();
         assert!(e.to_string().ends_with(": /d: is a directory"), "{e}");
         let e = disk.put_file(dir.path(), "/x").unwrap_err();
-        assert!(matches!(e, DiskError::Host { .. }), "{e}");
+        assert!(e.to_string().ends_with("a directory, not a file"), "{e}");
         assert_eq!(fs::read(&out).unwrap(), noise(10_000, 1));
         assert_eq!(files_in(dir.path()), ["disk.img", "in.bin", "out.bin"]);
     }
@@ -1204,6 +1225,29 @@ mod tests {
             "{e}"
         );
         assert!(disk.list("/").unwrap().is_empty(), "nothing written");
+    }
+
+    /// A directory that contains itself (a damaged image) makes ever longer paths; a walk
+    /// stops at paths longer than a host path can be. Made here by the guest's own means: a
+    /// tree deeper than that, which the host side cannot name.
+    #[test]
+    fn a_walk_stops_at_paths_no_host_can_hold() {
+        let (_dir, path) = image(MIB);
+        let mut disk = Disk::open(&path, true).unwrap();
+        let name = "d".repeat(255);
+        let mut deep = String::new();
+        for _ in 0..17 {
+            deep = format!("{deep}/{name}");
+            disk.fs.create_dir(&deep).unwrap();
+        }
+        assert!(deep.len() > MAX_GUEST_PATH);
+        let e = disk.walk("/").unwrap_err();
+        assert!(
+            e.to_string().ends_with("a guest path longer than 4096 bytes, more than a host path holds (a directory in itself?)"),
+            "{e}"
+        );
+        let e = disk.list(&deep).unwrap_err();
+        assert!(matches!(e, DiskError::GuestPath { .. }), "{e}");
     }
 
     #[test]

@@ -185,8 +185,9 @@ impl<D> Context<D> {
 /// pair at most sector by sector. Reads and writes of file data add their sectors and one
 /// full scan of the device for each window of the block allocator they may use up.
 ///
-/// A step of a directory listing gets less: it fetches each pair of the directory at most
-/// once and reads one entry. Between two device accesses littlefs may look up every id a
+/// A lookup, or a step of a directory listing, gets less: a path's directories have chains
+/// of pairs of their own, so walking it fetches each pair of the volume at most once, and a
+/// listing step fetches each pair of the directory at most once and reads one entry. Between two device accesses littlefs may look up every id a
 /// pair claims (up to 1,023) by walking the pair's tags back (up to 1,023): a damaged pair can
 /// claim ids it has no entries for, so a listing step that went round a chain of such pairs
 /// on the full allowance would work for minutes with the device's blocks in its cache.
@@ -194,7 +195,7 @@ impl<D> Context<D> {
 struct Budget {
     /// Any call.
     base: u64,
-    /// One step of a directory listing.
+    /// A lookup, or one step of a directory listing.
     listing: u64,
     /// Per full scan of the device (the allocator's search for free blocks).
     scan: u64,
@@ -415,10 +416,26 @@ impl<D: BlockDevice> Filesystem<D> {
         self.lfs.as_mut_ptr()
     }
 
-    /// littlefs's state, for one step of a directory listing.
-    fn lfs_listing(&mut self) -> *mut ll::lfs_t {
+    /// littlefs's state, for a call that only looks up: a path walked, a directory opened, a
+    /// step of a directory listing, a file opened to read. None repairs anything, so none
+    /// needs the allowance of a repair, which grows with the square of the volume: a chain
+    /// of pairs that goes round (a damaged volume) runs out the smaller one in seconds.
+    fn lfs_lookup(&mut self) -> *mut ll::lfs_t {
         self.arm(self.budget.listing);
         self.lfs.as_mut_ptr()
+    }
+
+    /// Walks to `path` on the lookup allowance before a call that may change the volume and
+    /// gets the larger one: a damaged chain on the way fails here, quickly. Whether `path`
+    /// exists is the call's business.
+    fn look_up_first(&mut self, path: &core::ffi::CStr) -> Result<(), Error> {
+        let mut info = MaybeUninit::<ll::lfs_info>::zeroed();
+        // SAFETY: `path` is NUL-terminated; `info` is only written.
+        let code = unsafe { ll::lfs_stat(self.lfs_lookup(), path.as_ptr(), info.as_mut_ptr()) };
+        match self.check(code) {
+            Err(e @ (Error::Corrupt | Error::Io(_))) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     pub fn open(&mut self, path: &str, flags: OpenFlags) -> Result<FileId, Error> {
@@ -452,10 +469,16 @@ impl<D: BlockDevice> Filesystem<D> {
             attr_count: 0,
         });
         let mut raw = Box::new(MaybeUninit::<ll::lfs_file_t>::zeroed());
+        let lfs = if bits == ll::lfs_open_flags_LFS_O_RDONLY {
+            self.lfs_lookup()
+        } else {
+            self.look_up_first(&path)?;
+            self.lfs()
+        };
         // SAFETY: the file and its configuration are boxed and stay in `files` until closed.
         let code = unsafe {
             ll::lfs_file_opencfg(
-                self.lfs(),
+                lfs,
                 raw.as_mut_ptr(),
                 path.as_ptr(),
                 bits as c_int,
@@ -577,7 +600,7 @@ impl<D: BlockDevice> Filesystem<D> {
         let path = c_path(path)?;
         let mut info = MaybeUninit::<ll::lfs_info>::zeroed();
         // SAFETY: `info` is written by littlefs before it is read.
-        let code = unsafe { ll::lfs_stat(self.lfs(), path.as_ptr(), info.as_mut_ptr()) };
+        let code = unsafe { ll::lfs_stat(self.lfs_lookup(), path.as_ptr(), info.as_mut_ptr()) };
         self.check(code)?;
         // SAFETY: `lfs_stat` succeeded, so it filled `info`.
         let info = unsafe { info.assume_init() };
@@ -586,6 +609,7 @@ impl<D: BlockDevice> Filesystem<D> {
 
     pub fn create_dir(&mut self, path: &str) -> Result<(), Error> {
         let path = c_path(path)?;
+        self.look_up_first(&path)?;
         // SAFETY: `path` is a NUL-terminated string.
         let code = unsafe { ll::lfs_mkdir(self.lfs(), path.as_ptr()) };
         self.check(code).map(drop)
@@ -594,6 +618,7 @@ impl<D: BlockDevice> Filesystem<D> {
     /// Removes a file or an empty directory.
     pub fn remove(&mut self, path: &str) -> Result<(), Error> {
         let path = c_path(path)?;
+        self.look_up_first(&path)?;
         // SAFETY: `path` is a NUL-terminated string.
         let code = unsafe { ll::lfs_remove(self.lfs(), path.as_ptr()) };
         self.check(code).map(drop)
@@ -602,6 +627,8 @@ impl<D: BlockDevice> Filesystem<D> {
     /// Renames atomically, replacing `to` if it is a file or an empty directory.
     pub fn rename(&mut self, from: &str, to: &str) -> Result<(), Error> {
         let (from, to) = (c_path(from)?, c_path(to)?);
+        self.look_up_first(&from)?;
+        self.look_up_first(&to)?;
         // SAFETY: both are NUL-terminated strings.
         let code = unsafe { ll::lfs_rename(self.lfs(), from.as_ptr(), to.as_ptr()) };
         self.check(code).map(drop)
@@ -612,7 +639,7 @@ impl<D: BlockDevice> Filesystem<D> {
         let path = c_path(path)?;
         let mut dir = Box::new(MaybeUninit::<ll::lfs_dir_t>::zeroed());
         // SAFETY: `dir` is boxed and closed below before it is freed.
-        let code = unsafe { ll::lfs_dir_open(self.lfs(), dir.as_mut_ptr(), path.as_ptr()) };
+        let code = unsafe { ll::lfs_dir_open(self.lfs_lookup(), dir.as_mut_ptr(), path.as_ptr()) };
         self.check(code)?;
         let mut entries = Vec::new();
         // A damaged directory whose entries link in a cycle would list forever: no real one
@@ -629,9 +656,8 @@ impl<D: BlockDevice> Filesystem<D> {
             }
             let mut info = MaybeUninit::<ll::lfs_info>::zeroed();
             // SAFETY: `dir` is open; `info` is written before it is read.
-            let code = unsafe {
-                ll::lfs_dir_read(self.lfs_listing(), dir.as_mut_ptr(), info.as_mut_ptr())
-            };
+            let code =
+                unsafe { ll::lfs_dir_read(self.lfs_lookup(), dir.as_mut_ptr(), info.as_mut_ptr()) };
             match self.check(code) {
                 Ok(0) => break Ok(()),
                 Ok(_) => {

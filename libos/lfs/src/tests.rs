@@ -424,6 +424,57 @@ fn a_directory_whose_pairs_form_a_cycle_is_damage() {
     }
 }
 
+/// A lookup walks each directory's chain of pairs, and in the cycling directory of
+/// `fuzz-listing-cycle.img` it goes round until its allowance runs out. Looking up, opening
+/// to read, and the walk before a change get a listing step's allowance, which grows with
+/// the volume, not a repair's, which grows with its square (about an hour on a 64 MiB image,
+/// weeks on 1 GiB): each stops within the smaller one.
+#[test]
+fn a_lookup_round_a_cycle_of_pairs_stops_within_the_lookup_allowance() {
+    let image = include_bytes!("../../../fixtures/disk/fuzz-listing-cycle.img");
+    let mut ram = Ram::new(image.len());
+    ram.bytes.copy_from_slice(image);
+    let mut fs = Filesystem::mount(ram, HOST_16_BLOCKS)
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let allowance = fs.budget.listing;
+    assert!(allowance < fs.budget.base / 4, "{:?}", fs.budget);
+    const READ: OpenFlags = OpenFlags {
+        read: true,
+        write: false,
+        append: false,
+        truncate: false,
+        create: false,
+        create_new: false,
+    };
+    const CREATE: OpenFlags = OpenFlags {
+        write: true,
+        create: true,
+        read: false,
+        ..READ
+    };
+    let calls: [(&str, fn(&mut Filesystem<Ram>) -> Result<(), Error>); 5] = [
+        ("metadata", |fs| fs.metadata("/var/empty/missing").map(drop)),
+        ("open to read", |fs| {
+            fs.open("/var/empty/missing", READ).map(drop)
+        }),
+        ("open to create", |fs| {
+            fs.open("/var/empty/new", CREATE).map(drop)
+        }),
+        ("create_dir", |fs| fs.create_dir("/var/empty/new")),
+        ("remove", |fs| fs.remove("/var/empty/missing")),
+    ];
+    for (what, call) in calls {
+        let before = fs.device().reads;
+        assert_eq!(call(&mut fs), Err(Error::Corrupt), "{what}");
+        let reads = fs.device().reads - before;
+        assert!(
+            reads as u64 <= allowance,
+            "{what}: {reads} reads, allowance {allowance}"
+        );
+    }
+}
+
 /// A directory of many entries spans a chain of pairs; listing it stays within the budget of
 /// a listing step with both caches, after the files are written and after a remount.
 #[test]
