@@ -30,6 +30,8 @@ pub enum DataError {
     Special { path: PathBuf },
     #[error("{}: file names baked into the image must be UTF-8", path.display())]
     NotUtf8 { path: PathBuf },
+    #[error("{}: a symbolic link to a directory it is in (a loop)", path.display())]
+    Loop { path: PathBuf },
     #[error("{}: {len} bytes is more than a baked file can hold (4 GiB)", path.display())]
     TooLarge { path: PathBuf, len: u64 },
     #[error("`{to}` is baked from both {} and {}", first.display(), second.display())]
@@ -61,7 +63,7 @@ pub fn pack(files: &[FileMapping]) -> Result<Vec<u8>, DataError> {
     for mapping in files {
         let to = mapping.to.trim_start_matches('/');
         add_parents(&mut tree, to, &mapping.from);
-        add(&mut tree, to, &mapping.from)?;
+        add(&mut tree, to, &mapping.from, &mut Vec::new())?;
     }
     if tree.is_empty() {
         return Ok(Vec::new());
@@ -122,11 +124,16 @@ fn add_parents(tree: &mut BTreeMap<String, (Node, PathBuf)>, to: &str, from: &Pa
 }
 
 /// `from` (a file, or a directory with everything below it) at relative path `to`.
+/// Symbolic links are followed; `ancestors` are the directories (device, inode) being added,
+/// to catch a link back to one of them, which would add the tree inside itself again and
+/// again.
 fn add(
     tree: &mut BTreeMap<String, (Node, PathBuf)>,
     to: &str,
     from: &Path,
+    ancestors: &mut Vec<(u64, u64)>,
 ) -> Result<(), DataError> {
+    use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(from).map_err(|source| DataError::Read {
         path: from.to_path_buf(),
         source,
@@ -168,6 +175,12 @@ fn add(
         }
     }
     if is_dir {
+        let id = (meta.dev(), meta.ino());
+        if ancestors.contains(&id) {
+            return Err(DataError::Loop {
+                path: from.to_path_buf(),
+            });
+        }
         let mut children: Vec<PathBuf> = std::fs::read_dir(from)
             .and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect())
             .map_err(|source| DataError::Read {
@@ -188,7 +201,10 @@ fn add(
             } else {
                 format!("{to}/{name}")
             };
-            add(tree, &child_to, &child)?;
+            ancestors.push(id);
+            let added = add(tree, &child_to, &child, ancestors);
+            ancestors.pop();
+            added?;
         }
     }
     Ok(())
@@ -340,6 +356,21 @@ mod tests {
 
         let err = pack(&[mapping(Path::new("/dev/null"), "/null")]).unwrap_err();
         assert!(matches!(err, DataError::Special { .. }), "{err}");
+
+        // Two links back up: followed, they made 2^40 entries before the kernel's limit on
+        // nested links stopped the walk.
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        std::os::unix::fs::symlink("..", tree.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink(".", tree.join("here")).unwrap();
+        let err = pack(&[mapping(&tree, "/tree")]).unwrap_err();
+        assert!(
+            matches!(err, DataError::Loop { .. })
+                && err
+                    .to_string()
+                    .ends_with("a symbolic link to a directory it is in (a loop)"),
+            "{err}"
+        );
 
         std::fs::write(dir.path().join("a"), "a").unwrap();
         std::fs::write(dir.path().join("b"), "b").unwrap();
