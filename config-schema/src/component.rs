@@ -12,7 +12,7 @@
 //! owns: [ports]             # manifest keys that are this component's: setting one requires it
 //! params:
 //!   rx_ring: { type: u32, default: { minimal: 16, network: 256, filesystem: 16 } }
-//!   stack_size: { type: u32, kind: size, reserve: true, default: { ... } }
+//!   stack_size: { type: u32, kind: size, reserve: true, min: 8KiB, default: { ... } }
 //! ```
 //!
 //! A parameter's `type` is how the glue object stores it (`u32`, `u64`, `bool` as one byte);
@@ -20,7 +20,8 @@
 //! `duration`, `bool`; integers default to `count`). A `size` parameter with `reserve: true`
 //! also sizes memory: the glue object reserves that many zero bytes, page-aligned, in `.bss`
 //! as `__uniklink_reserve_<component>_<param>`, which the component defines weakly for a link
-//! without the glue.
+//! without the glue. A size, count or duration may have a `min`, the least value the
+//! component works with: defaults and manifests' values below it are errors.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -194,6 +195,9 @@ struct ParamFile {
     default: DefaultsFile,
     #[serde(default)]
     reserve: bool,
+    /// The least value the component works with, for sizes, counts and durations.
+    #[serde(default)]
+    min: Option<Spanned<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +206,16 @@ struct DefaultsFile {
     minimal: Spanned<RawValue>,
     network: Spanned<RawValue>,
     filesystem: Spanned<RawValue>,
+}
+
+/// `value`, or why it is less than `min`.
+pub(crate) fn check_min(value: ParamValue, min: Option<ParamValue>) -> Result<ParamValue, String> {
+    match min {
+        Some(min) if value.as_u64() < min.as_u64() => {
+            Err(format!("{value} is less than the least it can be, {min}"))
+        }
+        _ => Ok(value),
+    }
 }
 
 /// Reads and validates one `component.yaml`. A relative `archive` is taken relative to the
@@ -302,10 +316,36 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
             ));
             continue;
         }
+        let min = match (&decl.min, kind) {
+            (None, _) => None,
+            (Some(min), ParamKind::Size | ParamKind::Count | ParamKind::Duration) => {
+                match kind.convert(&min.value) {
+                    Ok(value) => Some(value),
+                    Err(message) => {
+                        errors.push(source.error_at(
+                            min.referenced,
+                            format!("`{name}.{param_name}` min: {message}"),
+                        ));
+                        continue;
+                    }
+                }
+            }
+            (Some(min), _) => {
+                errors.push(source.error_at(
+                    min.referenced,
+                    format!(
+                        "`{name}.{param_name}`: only sizes, counts and durations have a min, not {}",
+                        kind.a()
+                    ),
+                ));
+                continue;
+            }
+        };
         let mut default = |profile: &str, raw: &Spanned<RawValue>| {
             let value = kind
                 .convert(&raw.value)
-                .and_then(|value| decl.ty.encode(value).map(|_| value));
+                .and_then(|value| decl.ty.encode(value).map(|_| value))
+                .and_then(|value| check_min(value, min));
             value
                 .map_err(|message| {
                     errors.push(source.error_at(
@@ -333,6 +373,7 @@ fn check_component(path: &Path, source: &Source) -> Result<ComponentSpec, Manife
                 filesystem,
             },
             reserve: decl.reserve,
+            min,
         };
         params.insert(param_name, spec);
     }
@@ -548,6 +589,40 @@ mod tests {
         assert_eq!(
             err,
             "component.yaml:3:3: `net.gateway`: an ipv4 parameter cannot have type u64"
+        );
+    }
+
+    /// A `min` holds for the defaults here and for what a manifest sets (`manifest.rs`);
+    /// only quantities have one.
+    #[test]
+    fn defaults_below_the_min_and_a_min_on_an_address_are_errors() {
+        let spec = load(
+            "name: rt\nparams:\n  stack_size: { type: u32, kind: size, min: 8KiB, default: { minimal: 8KiB, network: 1MiB, filesystem: 1MiB } }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            spec.params["stack_size"].min.map(|m| m.as_u64()),
+            Some(8192)
+        );
+        let err = load(
+            "name: rt\nparams:\n  stack_size: { type: u32, kind: size, min: 8KiB, default: { minimal: 4KiB, network: 1MiB, filesystem: 1MiB } }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.ends_with(
+                "`rt.stack_size` default for minimal: 4KiB is less than the least it can be, 8KiB"
+            ),
+            "{err}"
+        );
+        let err = load(
+            "name: net\nparams:\n  gateway: { type: u32, kind: ipv4, min: 1, default: { minimal: none, network: none, filesystem: none } }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.ends_with(
+                "`net.gateway`: only sizes, counts and durations have a min, not an ipv4"
+            ),
+            "{err}"
         );
     }
 

@@ -629,7 +629,11 @@ impl Checker<'_> {
                     self.push(error);
                     continue;
                 };
-                match param.kind.convert(&value.value) {
+                let checked = param
+                    .kind
+                    .convert(&value.value)
+                    .and_then(|value| crate::component::check_min(value, param.min));
+                match checked {
                     Ok(converted) => {
                         values.insert(param_name.to_owned(), converted);
                     }

@@ -328,6 +328,9 @@ pub struct ParamSpec {
     /// `__uniklink_reserve_<component>_<param>` (the runtime's boot stack).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reserve: bool,
+    /// The least value the component works with (its `component.yaml`'s `min`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<ParamValue>,
 }
 
 /// A parameter's value in each built-in profile.
