@@ -692,6 +692,18 @@ pub fn parse<'data>(
         .skip(1)
         .position(|sym| sym.st_bind() != elf::STB_LOCAL)
         .map_or(raw.len(), |at| at + 1);
+    // Resolution takes everything from the first global on as global: a local among them
+    // would answer other objects' references (lld refuses such tables too).
+    if let Some(at) = raw[first_global..]
+        .iter()
+        .position(|sym| sym.st_bind() == elf::STB_LOCAL)
+    {
+        let index = first_global + at;
+        return Err(malformed(format!(
+            "symbol `{}` (#{index}) is local but follows global symbol #{first_global}: a symbol table lists its locals first",
+            String::from_utf8_lossy(symbols[index].name)
+        )));
+    }
 
     let mut groups = Vec::new();
     // The sections a relocation section applies to: a second one for a section would replace
@@ -960,6 +972,22 @@ mod tests {
         let err = parse_err(&data);
         assert!(
             err.contains("in .rela.text at offset 0x8 uses symbol #65535"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_local_symbol_after_a_global_is_an_error() {
+        let mut data = valid();
+        let h = section_header(&data, b".symtab");
+        let symtab = u64_at(&data, h + 0x18) as usize;
+        let count = u64_at(&data, h + 0x20) as usize / 24;
+        // The last symbol is global (`ext` or `_start`): make it local.
+        let info = symtab + (count - 1) * 24 + 4;
+        data[info] &= 0x0f;
+        let err = parse_err(&data);
+        assert!(
+            err.contains("is local but follows global symbol #"),
             "{err}"
         );
     }

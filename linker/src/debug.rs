@@ -115,9 +115,12 @@ pub fn collect(layout: &Layout<'_>) -> Result<DebugSections> {
                 }
             };
             let data = &mut out.sections[slot].data;
-            let start = base + reloc.offset;
-            let field = usize::try_from(start)
-                .ok()
+            // Within this input's bytes, not only the output's: the next input follows.
+            let field = reloc
+                .offset
+                .checked_add(width as u64)
+                .filter(|&end| end <= section.size)
+                .and_then(|_| usize::try_from(base + reloc.offset).ok())
                 .and_then(|start| data.get_mut(start..start.checked_add(width)?))
                 .ok_or_else(|| Error::Section {
                     object: object.name.clone(),

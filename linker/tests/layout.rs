@@ -700,3 +700,27 @@ fn page_tables_grow_until_they_cover_the_image_they_are_part_of() {
         },
     );
 }
+
+/// A relocation whose field runs past the end of its debug section is an error naming the
+/// object, not a write into the next object's debug bytes (which follow it in the output).
+#[test]
+fn a_debug_relocation_past_its_section_end_is_an_error() {
+    let object = |name: &str, offset: u64| {
+        let mut o = Builder::new();
+        let text = o.section(".text", SectionKind::Text, &[0xc3], 16);
+        let start = o.define(name, text, 0);
+        let debug = o.section(".debug_info", SectionKind::Debug, &[0; 16], 1);
+        o.reloc(debug, offset, start, elf::R_X86_64_64, 0);
+        o.bytes()
+    };
+    let inputs = [("a.o", object("_start", 12)), ("b.o", object("other", 8))];
+    with_link(&inputs, Some(0x20_0000), |layout, _| {
+        let err = uniklink_linker::debug::collect(layout)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.o") && err.contains("relocation at 0xc runs past the section's end"),
+            "{err}"
+        );
+    });
+}
