@@ -489,7 +489,9 @@ impl Disk {
 
     /// Copies the files and directories in `host_dir` into `guest_dir` (created if missing),
     /// following symbolic links and replacing files that exist. Entries go in by name, so
-    /// that the same tree makes the same image.
+    /// that the same tree makes the same image. The whole tree is checked first (names a
+    /// guest can have, files and directories only, no link back up, each file small enough),
+    /// so that a tree that cannot go in leaves the image as it was.
     pub fn put_tree(&mut self, host_dir: &Path, guest_dir: &str) -> Result<(), DiskError> {
         self.check_writable()?;
         let guest = self.guest_path(guest_dir)?;
@@ -498,18 +500,30 @@ impl Disk {
         if !metadata.is_dir() {
             return Err(self.host_path_error(&guest, host_dir, "not a directory"));
         }
-        self.create_dir_all(&guest)?;
+        let mut plan = Vec::new();
         let mut ancestors = vec![(metadata.dev(), metadata.ino())];
-        self.put_dir(host_dir, &guest, &mut ancestors)
+        self.plan_dir(host_dir, &guest, &mut ancestors, &mut plan)?;
+        self.create_dir_all(&guest)?;
+        for (guest, host, is_dir) in plan {
+            if is_dir {
+                self.create_dir(&guest)?;
+            } else {
+                let bytes = self.read_host_file(&guest, &host)?;
+                self.write_file(&guest, &bytes)?;
+            }
+        }
+        Ok(())
     }
 
-    /// `ancestors` are the directories (device, inode) being copied, to catch a symbolic link
-    /// back to one of them.
-    fn put_dir(
-        &mut self,
+    /// Adds to `plan` what copying `host_dir` into `guest_dir` makes, in order: (guest path,
+    /// host path, whether a directory). `ancestors` are the directories (device, inode) being
+    /// planned, to catch a symbolic link back to one of them.
+    fn plan_dir(
+        &self,
         host_dir: &Path,
         guest_dir: &str,
         ancestors: &mut Vec<(u64, u64)>,
+        plan: &mut Vec<(String, PathBuf, bool)>,
     ) -> Result<(), DiskError> {
         let mut names: Vec<_> = fs::read_dir(host_dir)
             .and_then(|dir| dir.map(|entry| entry.map(|e| e.file_name())).collect())
@@ -532,13 +546,21 @@ impl Disk {
                 if ancestors.contains(&id) {
                     return Err(self.host_path_error(&guest, &host, "a symbolic link loop"));
                 }
-                self.create_dir(&guest)?;
+                plan.push((guest.clone(), host.clone(), true));
                 ancestors.push(id);
-                self.put_dir(&host, &guest, ancestors)?;
+                self.plan_dir(&host, &guest, ancestors, plan)?;
                 ancestors.pop();
             } else if metadata.is_file() {
-                let bytes = self.read_host_file(&guest, &host)?;
-                self.write_file(&guest, &bytes)?;
+                if metadata.len() > self.file_limit() {
+                    return Err(DiskError::HostTooLarge {
+                        image: self.image.clone(),
+                        guest,
+                        host,
+                        len: metadata.len(),
+                        limit: self.file_limit(),
+                    });
+                }
+                plan.push((guest, host, false));
             } else {
                 return Err(self.host_path_error(
                     &guest,
@@ -1182,12 +1204,25 @@ mod tests {
         let host = tempfile::tempdir().unwrap();
         let src = host.path().join("src");
         fs::create_dir_all(src.join("d")).unwrap();
+        // Before the loop in name order: a tree that cannot go in writes nothing.
+        fs::write(src.join("a.txt"), "a").unwrap();
         std::os::unix::fs::symlink("..", src.join("d/up")).unwrap();
         let (_dir, path) = image(MIB);
         let mut disk = Disk::open(&path, true).unwrap();
         let e = disk.put_tree(&src, "/").unwrap_err();
         assert!(e.to_string().ends_with("a symbolic link loop"), "{e}");
         assert!(e.to_string().contains("/d/up"), "{e}");
+        assert!(disk.list("/").unwrap().is_empty(), "nothing went in");
+        fs::remove_file(src.join("d/up")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(src.join("z"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        let e = disk.put_tree(&src, "/").unwrap_err();
+        assert!(e.to_string().ends_with("(a device, socket or FIFO)"), "{e}");
+        assert!(disk.list("/").unwrap().is_empty(), "nothing went in");
+        fs::remove_file(src.join("z")).unwrap();
 
         let e = disk.put_tree(&src.join("d/missing"), "/").unwrap_err();
         assert!(matches!(e, DiskError::Host { .. }), "{e}");
