@@ -36,6 +36,18 @@ pub enum DiskError {
     #[error("{}: not a disk image (not a regular file)", image.display())]
     NotAFile { image: PathBuf },
     #[error(
+        "{}: in use: a running QEMU (or another disk command) {}",
+        image.display(),
+        if *writable { "uses it" } else { "may be writing it" }
+    )]
+    InUse { image: PathBuf, writable: bool },
+    #[error("{}: cannot lock it: {source}", image.display())]
+    Lock {
+        image: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
         "{}: {size} bytes is not a disk size: a disk is a multiple of 4 KiB, at least 64 KiB and under 16 TiB",
         image.display()
     )]
@@ -131,6 +143,73 @@ pub enum DiskError {
     },
 }
 
+/// QEMU's image locking (`block/file-posix.c`), which `disk` takes part in so that it never
+/// changes an image a running guest uses, nor reads one a guest is writing: whoever uses an
+/// image holds a shared lock on byte 100 + i for each permission i it has, and on 200 + i
+/// for each it does not let others have (i: 0 consistent read, 1 write), as open file
+/// description locks, released when the file is closed.
+const LOCK_PERM_BASE: i64 = 100;
+const LOCK_SHARED_BASE: i64 = 200;
+const PERM_CONSISTENT_READ: i64 = 0;
+const PERM_WRITE: i64 = 1;
+
+/// Refuses an image someone writes (or, to write it, one someone lets nobody write), then
+/// locks it as a user that reads, writes when `writable`, and lets nobody else write.
+fn lock_like_qemu(file: &File, path: &Path, writable: bool) -> Result<(), DiskError> {
+    use std::os::fd::AsRawFd as _;
+    let fd = file.as_raw_fd();
+    let lock_error = |source| DiskError::Lock {
+        image: path.to_owned(),
+        source,
+    };
+    let range = |l_type: i32, start: i64| libc::flock {
+        l_type: l_type as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: start,
+        l_len: 1,
+        l_pid: 0,
+    };
+    let mut busy = vec![LOCK_PERM_BASE + PERM_WRITE];
+    if writable {
+        busy.push(LOCK_SHARED_BASE + PERM_WRITE);
+    }
+    for byte in busy {
+        let mut probe = range(libc::F_WRLCK, byte);
+        // SAFETY: `fd` is open for as long as `file`; `probe` is a valid flock to fill in.
+        if unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut probe) } != 0 {
+            return Err(lock_error(io::Error::last_os_error()));
+        }
+        if i32::from(probe.l_type) != libc::F_UNLCK {
+            return Err(DiskError::InUse {
+                image: path.to_owned(),
+                writable,
+            });
+        }
+    }
+    let mut held = vec![
+        LOCK_PERM_BASE + PERM_CONSISTENT_READ,
+        LOCK_SHARED_BASE + PERM_WRITE,
+    ];
+    if writable {
+        held.push(LOCK_PERM_BASE + PERM_WRITE);
+    }
+    for byte in held {
+        let lock = range(libc::F_RDLCK, byte);
+        // SAFETY: as above; a shared lock on one byte of the file.
+        if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &lock) } != 0 {
+            let error = io::Error::last_os_error();
+            return Err(match error.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::PermissionDenied => DiskError::InUse {
+                    image: path.to_owned(),
+                    writable,
+                },
+                _ => lock_error(error),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A disk image file as littlefs's block device.
 pub struct ImageDevice {
     file: File,
@@ -151,7 +230,9 @@ impl ImageDevice {
                 image: path.to_owned(),
                 source,
             })?;
-        ImageDevice::new(file, path, writable)
+        let device = ImageDevice::new(file, path, writable)?;
+        lock_like_qemu(&device.file, path, writable)?;
+        Ok(device)
     }
 
     fn new(file: File, path: &Path, writable: bool) -> Result<ImageDevice, DiskError> {

@@ -285,3 +285,56 @@ fn fuzzed_images_fail_with_a_message_instead_of_hanging() {
             "{image}: /var/empty: no valid littlefs"
         )));
 }
+
+/// While a QEMU uses an image (here one stopped before its first instruction, with a virtio
+/// disk on it), `disk` takes part in QEMU's image locking: it neither writes the image nor
+/// reads it, and says why; once QEMU is gone it does both.
+#[test]
+fn an_image_a_running_qemu_uses_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    disk(&["create", "disk.img", "--size", "64KiB"], root).success();
+    fs::write(root.join("f"), "x").unwrap();
+    let mut qemu = std::process::Command::new("qemu-system-x86_64")
+        .current_dir(root)
+        .args(["-machine", "q35", "-accel", "tcg", "-nodefaults", "-S"])
+        .args(["-display", "none", "-monitor", "none", "-serial", "none"])
+        .args(["-drive", "file=disk.img,format=raw,if=none,id=d"])
+        .args(["-device", "virtio-blk-pci,drive=d"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 runs");
+    // QEMU locks the image as it opens it, early in its start-up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let in_use = loop {
+        let out = uniklink()
+            .current_dir(root)
+            .args(["disk", "put", "disk.img", "f", "/f"])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "QEMU never locked the image"
+        );
+        // Until QEMU has it, the put goes in, harmlessly.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let stderr = String::from_utf8_lossy(&in_use.stderr);
+    assert_eq!(in_use.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("disk.img: in use: a running QEMU"),
+        "{stderr}"
+    );
+    disk(&["ls", "disk.img", "/"], root)
+        .code(1)
+        .stderr(predicate::str::contains("disk.img: in use: a running QEMU"));
+    qemu.kill().unwrap();
+    qemu.wait().unwrap();
+    disk(&["put", "disk.img", "f", "/g"], root).success();
+    disk(&["get", "disk.img", "/g"], root).success().stdout("x");
+}
