@@ -1366,6 +1366,33 @@ mod tests {
         assert!(matches!(e, DiskError::GuestPath { .. }), "{e}");
     }
 
+    /// While a disk is open, QEMU cannot start on its image: the locks `disk` holds are the
+    /// ones QEMU's own image locking checks.
+    #[test]
+    fn qemu_cannot_start_on_an_open_disk() {
+        let (dir, path) = image(MIB);
+        let _disk = Disk::open(&path, false).unwrap();
+        let out = std::process::Command::new("timeout")
+            .current_dir(dir.path())
+            .args([
+                "30",
+                "qemu-system-x86_64",
+                "-machine",
+                "q35",
+                "-accel",
+                "tcg",
+            ])
+            .args(["-nodefaults", "-S", "-display", "none", "-monitor", "none"])
+            .args(["-drive", "file=disk.img,format=raw,if=none,id=d"])
+            .args(["-device", "virtio-blk-pci,drive=d"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("Failed to get \"write\" lock"), "{stderr}");
+    }
+
     #[test]
     fn guest_paths_are_absolute_without_dots_nul_or_long_names() {
         let (_dir, path) = image(MIB);
