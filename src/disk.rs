@@ -674,14 +674,23 @@ impl Disk {
                 FileType::Dir => fs::create_dir(&target),
                 FileType::File => {
                     let bytes = self.read_file(path)?;
-                    fs::write(&target, bytes)
+                    // A new file each: on a host that folds case, `A` and `a` collide
+                    // instead of one replacing the other.
+                    File::options()
+                        .write(true)
+                        .create_new(true)
+                        .open(&target)
+                        .and_then(|mut file| {
+                            file.write_all(&bytes)?;
+                            file.sync_all()
+                        })
                 }
             };
             written.map_err(|source| {
                 self.host_error(path, &host_dir.join(relative), "write", source)
             })?;
         }
-        fs::rename(staging.path(), host_dir)
+        rename_new(staging.path(), host_dir)
             .map_err(|source| self.host_error(&guest, host_dir, "create", source))?;
         staging.disable_cleanup(true);
         Ok(())
@@ -960,8 +969,35 @@ fn write_host_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .permissions(Permissions::from_mode(0o666))
         .tempfile_in(parent_dir(path))?;
     staging.write_all(bytes)?;
+    staging.as_file().sync_all()?;
     staging.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Renames `from` to `to` unless `to` exists, atomically: a directory made there since it
+/// was checked is not replaced.
+fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = |path: &Path| {
+        std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated paths, relative to the working directory.
+    let done = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The directory a new `path` goes in, where its staging copy is made.
@@ -1364,6 +1400,20 @@ mod tests {
         );
         let e = disk.list(&deep).unwrap_err();
         assert!(matches!(e, DiskError::GuestPath { .. }), "{e}");
+    }
+
+    /// `get -r`'s final rename does not replace a directory made in its place meanwhile.
+    #[test]
+    fn rename_new_does_not_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+        fs::create_dir(&from).unwrap();
+        fs::create_dir(&to).unwrap();
+        let e = rename_new(&from, &to).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        fs::remove_dir(&to).unwrap();
+        rename_new(&from, &to).unwrap();
+        assert!(to.is_dir() && !from.exists());
     }
 
     /// While a disk is open, QEMU cannot start on its image: the locks `disk` holds are the

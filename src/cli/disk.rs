@@ -129,9 +129,23 @@ fn ls(image: &Path, path: &str, recursive: bool) -> miette::Result<()> {
             FileType::Dir => ("dir", "-".to_owned()),
             FileType::File => ("file", entry.len.to_string()),
         };
-        text.push_str(&format!("{kind:<4} {len:>12} {name}\n"));
+        text.push_str(&format!("{kind:<4} {len:>12} {}\n", printable(&name)));
     }
     write_stdout(text.as_bytes())
+}
+
+/// `name` with control characters escaped (`\n`, `\u{1b}`): names come from the image, and a
+/// terminal would act on them, or a newline would make one entry look like two.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '\\' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn df(image: &Path) -> miette::Result<()> {
@@ -229,5 +243,18 @@ fn write_stdout(bytes: &[u8]) -> miette::Result<()> {
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).into_diagnostic(),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn listed_names_show_control_characters_escaped() {
+        assert_eq!(printable("plain näme"), "plain näme");
+        assert_eq!(printable("a\nb"), "a\\nb");
+        assert_eq!(printable("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(printable("back\\slash"), "back\\\\slash");
     }
 }
