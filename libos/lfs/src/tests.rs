@@ -439,30 +439,28 @@ fn a_lookup_round_a_cycle_of_pairs_stops_within_the_lookup_allowance() {
         .unwrap();
     let allowance = fs.budget.listing;
     assert!(allowance < fs.budget.base / 4, "{:?}", fs.budget);
-    const READ: OpenFlags = OpenFlags {
+    let read = OpenFlags {
         read: true,
-        write: false,
-        append: false,
-        truncate: false,
-        create: false,
-        create_new: false,
+        ..OpenFlags::default()
     };
-    const CREATE: OpenFlags = OpenFlags {
+    let create = OpenFlags {
         write: true,
         create: true,
-        read: false,
-        ..READ
+        ..OpenFlags::default()
     };
-    let calls: [(&str, fn(&mut Filesystem<Ram>) -> Result<(), Error>); 5] = [
-        ("metadata", |fs| fs.metadata("/var/empty/missing").map(drop)),
-        ("open to read", |fs| {
-            fs.open("/var/empty/missing", READ).map(drop)
+    type Call<'a> = &'a dyn Fn(&mut Filesystem<Ram>) -> Result<(), Error>;
+    let calls: [(&str, Call); 5] = [
+        ("metadata", &|fs| {
+            fs.metadata("/var/empty/missing").map(drop)
         }),
-        ("open to create", |fs| {
-            fs.open("/var/empty/new", CREATE).map(drop)
+        ("open to read", &|fs| {
+            fs.open("/var/empty/missing", read).map(drop)
         }),
-        ("create_dir", |fs| fs.create_dir("/var/empty/new")),
-        ("remove", |fs| fs.remove("/var/empty/missing")),
+        ("open to create", &|fs| {
+            fs.open("/var/empty/new", create).map(drop)
+        }),
+        ("create_dir", &|fs| fs.create_dir("/var/empty/new")),
+        ("remove", &|fs| fs.remove("/var/empty/missing")),
     ];
     for (what, call) in calls {
         let before = fs.device().reads;
