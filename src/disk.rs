@@ -153,8 +153,8 @@ const LOCK_SHARED_BASE: i64 = 200;
 const PERM_CONSISTENT_READ: i64 = 0;
 const PERM_WRITE: i64 = 1;
 
-/// Refuses an image someone writes (or, to write it, one someone lets nobody write), then
-/// locks it as a user that reads, writes when `writable`, and lets nobody else write.
+/// Locks the image as a user that reads, writes when `writable`, and lets nobody else
+/// write; then refuses it if someone else writes it (or, to write it, lets nobody write).
 fn lock_like_qemu(file: &File, path: &Path, writable: bool) -> Result<(), DiskError> {
     use std::os::fd::AsRawFd as _;
     let fd = file.as_raw_fd();
@@ -169,23 +169,9 @@ fn lock_like_qemu(file: &File, path: &Path, writable: bool) -> Result<(), DiskEr
         l_len: 1,
         l_pid: 0,
     };
-    let mut busy = vec![LOCK_PERM_BASE + PERM_WRITE];
-    if writable {
-        busy.push(LOCK_SHARED_BASE + PERM_WRITE);
-    }
-    for byte in busy {
-        let mut probe = range(libc::F_WRLCK, byte);
-        // SAFETY: `fd` is open for as long as `file`; `probe` is a valid flock to fill in.
-        if unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut probe) } != 0 {
-            return Err(lock_error(io::Error::last_os_error()));
-        }
-        if i32::from(probe.l_type) != libc::F_UNLCK {
-            return Err(DiskError::InUse {
-                image: path.to_owned(),
-                writable,
-            });
-        }
-    }
+    // Locks first, then the check, as QEMU does: two users that start together both see
+    // each other and both refuse, where checking first could let both in. A check ignores
+    // the locks of the caller's own open file description.
     let mut held = vec![
         LOCK_PERM_BASE + PERM_CONSISTENT_READ,
         LOCK_SHARED_BASE + PERM_WRITE,
@@ -195,7 +181,7 @@ fn lock_like_qemu(file: &File, path: &Path, writable: bool) -> Result<(), DiskEr
     }
     for byte in held {
         let lock = range(libc::F_RDLCK, byte);
-        // SAFETY: as above; a shared lock on one byte of the file.
+        // SAFETY: `fd` is open for as long as `file`; a shared lock on one byte of it.
         if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &lock) } != 0 {
             let error = io::Error::last_os_error();
             return Err(match error.kind() {
@@ -204,6 +190,23 @@ fn lock_like_qemu(file: &File, path: &Path, writable: bool) -> Result<(), DiskEr
                     writable,
                 },
                 _ => lock_error(error),
+            });
+        }
+    }
+    let mut busy = vec![LOCK_PERM_BASE + PERM_WRITE];
+    if writable {
+        busy.push(LOCK_SHARED_BASE + PERM_WRITE);
+    }
+    for byte in busy {
+        let mut probe = range(libc::F_WRLCK, byte);
+        // SAFETY: as above; `probe` is a valid flock for the kernel to fill in.
+        if unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut probe) } != 0 {
+            return Err(lock_error(io::Error::last_os_error()));
+        }
+        if i32::from(probe.l_type) != libc::F_UNLCK {
+            return Err(DiskError::InUse {
+                image: path.to_owned(),
+                writable,
             });
         }
     }
@@ -465,7 +468,7 @@ impl Disk {
             return Err(DiskError::GuestPath {
                 image: self.image.clone(),
                 guest: format!("{}…", &dir[..dir.floor_char_boundary(64)]),
-                reason: TOO_LONG,
+                reason: TOO_DEEP,
             });
         }
         let entries = self.list_at(dir)?;
@@ -571,8 +574,10 @@ impl Disk {
     /// Copies the files and directories in `host_dir` into `guest_dir` (created if missing),
     /// following symbolic links and replacing files that exist. Entries go in by name, so
     /// that the same tree makes the same image. The whole tree is checked first (names a
-    /// guest can have, files and directories only, no link back up, each file small enough),
-    /// so that a tree that cannot go in leaves the image as it was.
+    /// guest can have, files and directories only, no link back up, no file larger than the
+    /// image holds), so that a tree refused for any of those leaves the image as it was; the
+    /// image filling up, or a guest file where the tree has a directory, can still stop the
+    /// copy part way.
     pub fn put_tree(&mut self, host_dir: &Path, guest_dir: &str) -> Result<(), DiskError> {
         self.check_writable()?;
         let guest = self.guest_path(guest_dir)?;
@@ -920,12 +925,14 @@ fn image_error(image: &Path, device: &ImageDevice, e: LfsError) -> DiskError {
     }
 }
 
-/// A guest path with single slashes and no trailing one, or why it is not one.
 /// The longest guest path: Linux's `PATH_MAX`, so that whatever is on a disk fits on the host.
 const MAX_GUEST_PATH: usize = 4096;
-const TOO_LONG: &str =
+const TOO_LONG: &str = "a guest path longer than 4096 bytes, more than a host path holds";
+/// [`TOO_LONG`], met in a walk of the image.
+const TOO_DEEP: &str =
     "a guest path longer than 4096 bytes, more than a host path holds (a directory in itself?)";
 
+/// A guest path with single slashes and no trailing one, or why it is not one.
 fn normalize(path: &str) -> Result<String, &'static str> {
     if !path.starts_with('/') {
         return Err("guest paths are absolute inside the volume: start it with /");
@@ -975,29 +982,36 @@ fn write_host_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Renames `from` to `to` unless `to` exists, atomically: a directory made there since it
-/// was checked is not replaced.
+/// was checked is not replaced. Where the file system cannot (NFS, some FUSE), it checks, then
+/// renames.
 fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt as _;
     let c = |path: &Path| {
         std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     };
-    let (from, to) = (c(from)?, c(to)?);
+    let (c_from, c_to) = (c(from)?, c(to)?);
     // SAFETY: both are NUL-terminated paths, relative to the working directory.
     let done = unsafe {
         libc::renameat2(
             libc::AT_FDCWD,
-            from.as_ptr(),
+            c_from.as_ptr(),
             libc::AT_FDCWD,
-            to.as_ptr(),
+            c_to.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
     };
     if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+        return Ok(());
     }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::EINVAL) {
+        return Err(error);
+    }
+    if to.symlink_metadata().is_ok() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    fs::rename(from, to)
 }
 
 /// The directory a new `path` goes in, where its staging copy is made.

@@ -209,7 +209,7 @@ struct DefaultsFile {
 }
 
 /// `value`, or why it is less than `min`.
-pub(crate) fn check_min(value: ParamValue, min: Option<ParamValue>) -> Result<ParamValue, String> {
+pub fn check_min(value: ParamValue, min: Option<ParamValue>) -> Result<ParamValue, String> {
     match min {
         Some(min) if value.as_u64() < min.as_u64() => {
             Err(format!("{value} is less than the least it can be, {min}"))

@@ -24,7 +24,7 @@ mod target;
 mod units;
 
 pub use component::{
-    COMPONENT_FILE, ComponentSetError, DeviceKind, OwnedKey, ParamType, load_component,
+    COMPONENT_FILE, ComponentSetError, DeviceKind, OwnedKey, ParamType, check_min, load_component,
     parse_component,
 };
 pub use error::{Located, ManifestError};

@@ -234,11 +234,15 @@ pub(super) fn decide(
         if live && let Some(spec) = w.registry.get(&def.name) {
             for param in spec.params.values() {
                 let value = w.resolved(&def.name, param);
-                let bytes = param.ty.encode(value).map_err(|message| LinkError::Param {
-                    component: def.name.clone(),
-                    param: param.name.clone(),
-                    message: format!("{message} (type {})", param.ty),
-                })?;
+                // The manifest was checked against the built-in components; these may be
+                // another library OS's, with mins of their own.
+                let bytes = uniklink_config::check_min(value, param.min)
+                    .and_then(|value| param.ty.encode(value))
+                    .map_err(|message| LinkError::Param {
+                        component: def.name.clone(),
+                        param: param.name.clone(),
+                        message: format!("{message} (type {})", param.ty),
+                    })?;
                 values.insert(param.name.clone(), value.as_u64());
                 if param.reserve {
                     reserves.push(GlueReserve {
