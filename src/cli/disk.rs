@@ -195,6 +195,9 @@ fn get(image: &Path, guest: &str, host: Option<&Path>, recursive: bool) -> miett
     disk.close().map_err(report)
 }
 
+const NAME_THE_GUEST_FILE: &str =
+    "name the guest file: cargo uniklink disk put IMAGE HOST_FILE GUEST_FILE";
+
 fn put(image: &Path, host: &Path, guest: &str, recursive: bool) -> miette::Result<()> {
     if !recursive && host.is_dir() {
         return Err(miette!(
@@ -214,16 +217,14 @@ fn put(image: &Path, host: &Path, guest: &str, recursive: bool) -> miette::Resul
         let target = if into_dir {
             let name = host.file_name().ok_or_else(|| {
                 miette!(
-                    help =
-                        "name the guest file: cargo uniklink disk put IMAGE HOST_FILE GUEST_FILE",
+                    help = NAME_THE_GUEST_FILE,
                     "{} names no file to put in {guest}",
                     host.display()
                 )
             })?;
             let name = name.to_str().ok_or_else(|| {
                 miette!(
-                    help =
-                        "name the guest file: cargo uniklink disk put IMAGE HOST_FILE GUEST_FILE",
+                    help = NAME_THE_GUEST_FILE,
                     "{}: its name is not UTF-8, as guest names must be",
                     host.display()
                 )

@@ -68,7 +68,10 @@ impl Error {
             ll::lfs_error_LFS_ERR_NOSPC => Error::NoSpace,
             ll::lfs_error_LFS_ERR_NOMEM => Error::OutOfMemory,
             ll::lfs_error_LFS_ERR_NAMETOOLONG => Error::NameTooLong,
-            _ => Error::Io(IoError::Device),
+            ll::lfs_error_LFS_ERR_IO => Error::Io(IoError::Device),
+            // No error of littlefs's: a size or count it returns as a signed value that a
+            // damaged volume made negative (a file's recorded size of 2 GiB or more).
+            _ => Error::Corrupt,
         }
     }
 }
@@ -98,3 +101,22 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_result_that_is_no_error_code_is_damage() {
+        assert_eq!(Error::from_code(i32::MIN), Error::Corrupt);
+        assert_eq!(Error::from_code(-0x7fff_0000), Error::Corrupt);
+        assert_eq!(
+            Error::from_code(ll::lfs_error_LFS_ERR_IO),
+            Error::Io(IoError::Device)
+        );
+        assert_eq!(
+            Error::from_code(ll::lfs_error_LFS_ERR_NOENT),
+            Error::NotFound
+        );
+    }
+}
