@@ -520,13 +520,7 @@ impl Disk {
     /// image can be before it is read.
     fn read_host_file(&self, guest: &str, host: &Path) -> Result<Vec<u8>, DiskError> {
         use std::io::Read as _;
-        let special = || {
-            self.host_path_error(
-                guest,
-                host,
-                "neither a file nor a directory (a device, socket or FIFO)",
-            )
-        };
+        let special = || self.host_path_error(guest, host, NOT_FILE_OR_DIRECTORY);
         let read_error = |source| self.host_error(guest, host, "read", source);
         let kind = fs::metadata(host).map_err(read_error)?.file_type();
         if kind.is_dir() {
@@ -540,30 +534,28 @@ impl Disk {
         if !metadata.is_file() {
             return Err(special());
         }
-        let limit = self.file_limit();
-        if metadata.len() > limit {
-            return Err(DiskError::HostTooLarge {
-                image: self.image.clone(),
-                guest: guest.to_owned(),
-                host: host.to_owned(),
-                len: metadata.len(),
-                limit,
-            });
-        }
+        self.check_fits(guest, host, metadata.len())?;
         let mut bytes = Vec::with_capacity(metadata.len() as usize);
-        file.take(limit + 1)
+        file.take(self.file_limit() + 1)
             .read_to_end(&mut bytes)
             .map_err(read_error)?;
-        if bytes.len() as u64 > limit {
+        self.check_fits(guest, host, bytes.len() as u64)?;
+        Ok(bytes)
+    }
+
+    /// Whether `len` bytes from `host` fit in a file on this image.
+    fn check_fits(&self, guest: &str, host: &Path, len: u64) -> Result<(), DiskError> {
+        let limit = self.file_limit();
+        if len > limit {
             return Err(DiskError::HostTooLarge {
                 image: self.image.clone(),
                 guest: guest.to_owned(),
                 host: host.to_owned(),
-                len: bytes.len() as u64,
+                len,
                 limit,
             });
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// The most a file on this image can hold: littlefs's limit, or the image's size.
@@ -637,22 +629,10 @@ impl Disk {
                 self.plan_dir(&host, &guest, ancestors, plan)?;
                 ancestors.pop();
             } else if metadata.is_file() {
-                if metadata.len() > self.file_limit() {
-                    return Err(DiskError::HostTooLarge {
-                        image: self.image.clone(),
-                        guest,
-                        host,
-                        len: metadata.len(),
-                        limit: self.file_limit(),
-                    });
-                }
+                self.check_fits(&guest, &host, metadata.len())?;
                 plan.push((guest, host, false));
             } else {
-                return Err(self.host_path_error(
-                    &guest,
-                    &host,
-                    "neither a file nor a directory (a device, socket or FIFO)",
-                ));
+                return Err(self.host_path_error(&guest, &host, NOT_FILE_OR_DIRECTORY));
             }
         }
         Ok(())
@@ -924,6 +904,9 @@ fn image_error(image: &Path, device: &ImageDevice, e: LfsError) -> DiskError {
         },
     }
 }
+
+/// Why a host entry is neither copied nor descended into.
+const NOT_FILE_OR_DIRECTORY: &str = "neither a file nor a directory (a device, socket or FIFO)";
 
 /// The longest guest path: Linux's `PATH_MAX`, so that whatever is on a disk fits on the host.
 const MAX_GUEST_PATH: usize = 4096;

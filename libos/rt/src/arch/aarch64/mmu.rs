@@ -22,7 +22,7 @@ use core::ops::Range;
 
 use unik_platform::virt_map::{
     BLOCK, BLOCK_2M, DEVICE_RW, DEVICES, ENTRIES, EXECUTABLE_PAGE, LEVEL1_ENTRIES, NORMAL_RW,
-    READ_ONLY_PAGE, WRITABLE_PAGE,
+    READ_ONLY_PAGE, WRITABLE_PAGE, blocks_of,
 };
 pub(super) use unik_platform::virt_map::{
     BLOCK_1G, MAIR, MAPPED_LIMIT, RAM_END, RAM_PAGE, RAM_START, TABLE, TCR,
@@ -276,16 +276,10 @@ pub(super) use build_tables_asm;
 
 /// Why the entry code left the MMU off: the image's place in memory, `image`.
 pub(super) fn check_image(image: Range<u64>) -> Result<(), MapError> {
-    let first_block = image.start & !(BLOCK_2M - 1);
-    let blocks = image
-        .end
-        .next_multiple_of(BLOCK_2M)
-        .saturating_sub(first_block)
-        / BLOCK_2M;
-    if first_block < RAM_START || image.end > RAM_START + BLOCK_1G {
+    if image.start & !(BLOCK_2M - 1) < RAM_START || image.end > RAM_END {
         return Err(MapError::ImageOutsideRam(image));
     }
-    if blocks as usize > IMAGE_BLOCKS {
+    if blocks_of(image.clone()) > IMAGE_BLOCKS as u64 {
         return Err(MapError::ImageTooLarge(image));
     }
     Ok(())
